@@ -1,0 +1,101 @@
+"""Stat-level walk of a catalog's source folders: names, sizes and mtimes, never contents."""
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import polars as pl
+
+IMAGE_EXTENSIONS = frozenset(
+    b"jpg jpeg jpe png gif bmp tif tiff webp heic heif avif jxl".split()
+)
+RAW_EXTENSIONS = frozenset(b"dng cr2 cr3 nef nrw arw orf rw2 raf pef srw".split())
+VIDEO_EXTENSIONS = frozenset(b"mov mp4 m4v avi mts m2ts 3gp mkv wmv mpg mpeg".split())
+SIDECAR_EXTENSIONS = frozenset(b"xmp aae thm".split())
+SYSTEM_NAMES = frozenset({b".DS_Store", b"Thumbs.db", b"desktop.ini", b".picasa.ini"})
+
+WALK_SCHEMA = {
+    "source_root": pl.String,
+    "path": pl.Binary,
+    "size_bytes": pl.Int64,
+    "mtime_ns": pl.Int64,
+    "kind": pl.String,
+}
+
+
+@dataclass(frozen=True)
+class Walk:
+    """What a walk found: one row per file, and the folders it could not list."""
+
+    files: pl.DataFrame
+    unreadable: list[tuple[str, bytes]]  # (source_root, relative folder) pairs
+
+
+def classify(name: bytes) -> str:
+    """Kind of a file from its name alone: image, raw, video, sidecar, system or other.
+
+    `raw` is a camera RAW file: an image whose readable part, if any, is an embedded preview.
+    AppleDouble files (`._name`) hold macOS resource forks, not photos, whatever their extension.
+    """
+    if name in SYSTEM_NAMES or name.startswith(b"._"):
+        return "system"
+    extension = name.rpartition(b".")[2].lower()
+    if extension in IMAGE_EXTENSIONS:
+        return "image"
+    if extension in RAW_EXTENSIONS:
+        return "raw"
+    if extension in VIDEO_EXTENSIONS:
+        return "video"
+    if extension in SIDECAR_EXTENSIONS:
+        return "sidecar"
+    return "other"
+
+
+def walk_sources(roots: Sequence[str]) -> Walk:
+    """List every file below `roots` with os.scandir, keeping names as raw bytes.
+
+    A symlink is followed only when its target lies inside one of the roots, so a link
+    to `/` or to another disk never pulls foreign files into a catalog; folders are
+    visited once by (device, inode), which also ends symlink loops.
+    """
+    real_roots = [os.fsencode(os.path.realpath(root)) for root in roots]
+    columns: dict[str, list] = {name: [] for name in WALK_SCHEMA}
+    unreadable: list[tuple[str, bytes]] = []
+    seen: set[tuple[int, int]] = set()
+    for root, real_root in zip(roots, real_roots):
+        stack = [(real_root, b"")]
+        while stack:
+            folder, relative = stack.pop()
+            try:
+                info = os.stat(folder)
+                if (info.st_dev, info.st_ino) in seen:
+                    continue
+                seen.add((info.st_dev, info.st_ino))
+                entries = list(os.scandir(folder))
+            except OSError:
+                unreadable.append((root, relative))
+                continue
+            for entry in entries:
+                path = relative + b"/" + entry.name if relative else entry.name
+                if entry.is_symlink() and not _inside(entry.path, real_roots):
+                    continue
+                try:
+                    if entry.is_dir():
+                        stack.append((entry.path, path))
+                        continue
+                    if not entry.is_file():
+                        continue  # sockets, fifos, devices
+                    stat = entry.stat()
+                except OSError:  # vanished or unreadable between listing and stat
+                    continue
+                columns["source_root"].append(root)
+                columns["path"].append(path)
+                columns["size_bytes"].append(stat.st_size)
+                columns["mtime_ns"].append(stat.st_mtime_ns)
+                columns["kind"].append(classify(entry.name))
+    return Walk(pl.DataFrame(columns, schema=WALK_SCHEMA), unreadable)
+
+
+def _inside(link: bytes, real_roots: Sequence[bytes]) -> bool:
+    target = os.path.realpath(link)
+    return any(target == root or target.startswith(root + b"/") for root in real_roots)

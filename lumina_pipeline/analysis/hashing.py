@@ -1,0 +1,58 @@
+"""Perceptual hashes with imagehash's definitions (dhash, average_hash, whash; hash_size 8).
+
+imagehash is the field's reference and our test oracle. These functions repeat its
+definitions on an image that imaging.py has already decoded once, so all three hashes
+(and the thumbnail) come from one read and one reduced-scale decode of each file.
+Hashes are 16 hex digits: the 64 bits row-major, most significant first, as imagehash prints.
+"""
+
+import numpy as np
+import pywt
+from numpy.typing import NDArray
+from PIL import Image
+
+HASH_SIZE = 8
+# Recorded with every hash: a change here or a Pillow release that shifts resampling
+# can move bits, so hashes of two versions are recomputed rather than compared.
+HASH_ALGORITHM = "imagehash-4.3-defs/v1"
+
+
+def hash_version() -> str:
+    return f"{HASH_ALGORITHM}; pillow {Image.__version__}; pywavelets {pywt.__version__}"
+
+
+def _to_hex(bits: NDArray[np.bool_]) -> str:
+    return np.packbits(bits.ravel()).tobytes().hex()
+
+
+def compute_dhash(image: Image.Image, hash_size: int = HASH_SIZE) -> str:
+    """Difference hash: is each pixel brighter than its left neighbour (imagehash.dhash)."""
+    small = np.asarray(image.convert("L").resize((hash_size + 1, hash_size), Image.LANCZOS))
+    return _to_hex(small[:, 1:] > small[:, :-1])
+
+
+def compute_ahash(image: Image.Image, hash_size: int = HASH_SIZE) -> str:
+    """Average hash: is each pixel brighter than the mean (imagehash.average_hash)."""
+    small = np.asarray(image.convert("L").resize((hash_size, hash_size), Image.LANCZOS))
+    return _to_hex(small > small.mean())
+
+
+def compute_whash(image: Image.Image, hash_size: int = HASH_SIZE) -> str:
+    """Wavelet hash: Haar low band above its median, DC removed (imagehash.whash defaults).
+
+    The image is resized to the largest power of two not above its short side, so the
+    result depends on the decoded size: a reduced decode can differ by a bit or two from
+    a full-size one.
+    """
+    scale = max(2 ** int(np.log2(min(image.size))), hash_size)
+    max_level = int(np.log2(scale))
+    pixels = np.asarray(image.convert("L").resize((scale, scale), Image.LANCZOS)) / 255.0
+    coefficients = pywt.wavedec2(pixels, "haar", level=max_level)
+    coefficients[0] *= 0  # drop the lowest frequency (overall brightness), as imagehash does
+    pixels = pywt.waverec2(coefficients, "haar")
+    low_band = pywt.wavedec2(pixels, "haar", level=max_level - int(np.log2(hash_size)))[0]
+    return _to_hex(low_band > np.median(low_band))
+
+
+def hamming_distance(a: str, b: str) -> int:
+    return (int(a, 16) ^ int(b, 16)).bit_count()

@@ -1,0 +1,105 @@
+"""Diff a fresh walk against the stored inventory and give new files their batches."""
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from lumina_pipeline.analysis.files import Walk
+
+BATCH_KEY_DIGITS = 5
+KEY = ["source_root", "path"]
+
+# What the inventory already knows about a file from its kind, before anything reads it.
+INITIAL_STATUS = {
+    "image": "pending",
+    "raw": "pending",
+    "video": "pending",
+    "sidecar": "skipped",
+    "other": "skipped",
+    "system": "ignored",
+}
+INITIAL_REASON = {
+    "sidecar": "sidecar file, not a photo",
+    "other": "not a photo or video",
+    "system": "operating-system file",
+}
+
+
+@dataclass(frozen=True)
+class InventoryChanges:
+    """What a rescan changes: rows to insert, rows to update, rows to mark deleted."""
+
+    new: pl.DataFrame  # walk columns + batch, status, error
+    changed: pl.DataFrame  # id, batch, size_bytes, mtime_ns, status, error
+    deleted: pl.DataFrame  # id
+    unchanged: int
+
+    def batches_to_process(self) -> list[str]:
+        """Batches holding a new or changed file that still has to be read."""
+        touched = pl.concat([self.new.select("batch", "status"), self.changed.select("batch", "status")])
+        return sorted(touched.filter(pl.col("status") == "pending")["batch"].unique().to_list())
+
+
+def batch_key(ordinal: int) -> str:
+    return str(ordinal).zfill(BATCH_KEY_DIGITS)
+
+
+def diff_inventory(stored: pl.DataFrame, walk: Walk, *, batch_size: int) -> InventoryChanges:
+    """Compare by (source_root, path) then (size, mtime): new, changed, deleted, unchanged.
+
+    `stored` has the columns id, source_root, path, size_bytes, mtime_ns, batch, status.
+    A file that reappears after being marked deleted counts as changed and keeps its batch.
+    Files under a folder the walk could not list are neither compared nor marked deleted:
+    an unmounted share must not look like an emptied one.
+    """
+    present = walk.files.join(
+        stored.select(*KEY, "id", "batch", "status", "size_bytes", "mtime_ns"),
+        on=KEY,
+        how="left",
+        suffix="_stored",
+    )
+    known = pl.col("id").is_not_null()
+    differs = (
+        (pl.col("size_bytes") != pl.col("size_bytes_stored"))
+        | (pl.col("mtime_ns") != pl.col("mtime_ns_stored"))
+        | (pl.col("status") == "deleted")
+    )
+    new = present.filter(~known).sort(KEY).select(walk.files.columns)
+    changed = present.filter(known & differs)
+    gone = (
+        stored.filter(pl.col("status") != "deleted")
+        .join(walk.files.select(KEY), on=KEY, how="anti")
+        .filter(~_under_any(walk.unreadable))
+    )
+    return InventoryChanges(
+        new=_with_initial_status(new.with_columns(batch=_new_batches(stored, len(new), batch_size))),
+        changed=_with_initial_status(changed).select(
+            "id", "batch", "size_bytes", "mtime_ns", "status", "error"
+        ),
+        deleted=gone.select("id"),
+        unchanged=len(present) - len(new) - len(changed),
+    )
+
+
+def _new_batches(stored: pl.DataFrame, count: int, batch_size: int) -> pl.Series:
+    """Fill the open (last, not yet full) batch first, then open new ones. Append-only."""
+    last = stored["batch"].max()
+    ordinal = int(last) if last is not None else 0
+    filled = int((stored["batch"] == last).sum()) if last is not None else 0
+    positions = pl.int_range(filled, filled + count, eager=True)
+    return ((positions // batch_size) + ordinal).cast(pl.String).str.zfill(BATCH_KEY_DIGITS)
+
+
+def _with_initial_status(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.with_columns(
+        status=pl.col("kind").replace_strict(INITIAL_STATUS, return_dtype=pl.String),
+        error=pl.col("kind").replace_strict(INITIAL_REASON, default=None, return_dtype=pl.String),
+    )
+
+
+def _under_any(folders: list[tuple[str, bytes]]) -> pl.Expr:
+    under = pl.lit(False)
+    for root, folder in folders:
+        inside = pl.lit(True) if not folder else pl.col("path").bin.starts_with(folder + b"/")
+        under = under | ((pl.col("source_root") == root) & inside)
+    return under

@@ -1,0 +1,27 @@
+"""A 0-100 quality score for choosing the best frame of a burst or the keeper of a group."""
+
+import numpy as np
+from PIL import Image
+
+SHARPNESS_FULL_SCALE = 1000.0  # Laplacian variance of crisp detail at thumbnail scale
+
+
+def quality_score(thumbnail: Image.Image) -> int:
+    """Sharpness and exposure of a thumbnail (short side 256 px), so sizes compare fairly.
+
+    sharpness = min(1, log(1 + v) / log(1 + 1000)), v the variance of the 4-neighbour
+                Laplacian of the grey image (Pech-Pacheco et al., 2000): blur lowers it;
+    exposure  = (1 - |mean - 127.5| / 127.5) * (1 - clipped), clipped the share of pixels
+                at 0-3 or 252-255: dark, washed-out and blown images lose;
+    score     = round(100 * (0.7 * sharpness + 0.3 * exposure)).
+    """
+    grey = np.asarray(thumbnail.convert("L"), dtype=np.float32)
+    if min(grey.shape) < 3:
+        return 0
+    laplacian = (
+        grey[:-2, 1:-1] + grey[2:, 1:-1] + grey[1:-1, :-2] + grey[1:-1, 2:] - 4 * grey[1:-1, 1:-1]
+    )
+    sharpness = min(1.0, np.log1p(laplacian.var()) / np.log1p(SHARPNESS_FULL_SCALE))
+    clipped = np.mean((grey <= 3) | (grey >= 252))
+    exposure = (1 - abs(grey.mean() - 127.5) / 127.5) * (1 - clipped)
+    return int(round(100 * (0.7 * sharpness + 0.3 * exposure)))
