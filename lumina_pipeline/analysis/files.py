@@ -96,6 +96,20 @@ def walk_sources(roots: Sequence[str]) -> Walk:
     return Walk(pl.DataFrame(columns, schema=WALK_SCHEMA), unreadable)
 
 
+def absolute_paths(roots: Sequence[str], paths: Sequence[bytes]) -> list[bytes]:
+    """Join stored (source_root, relative path) pairs back into paths to open."""
+    return [os.path.join(os.fsencode(root), path) for root, path in zip(roots, paths)]
+
+
+def display_path(path: bytes) -> tuple[str, str | None]:
+    """A path as text, and its bytes in hex when they are not valid UTF-8 (then the text
+    shows each undecodable byte as \\xNN)."""
+    try:
+        return path.decode("utf-8"), None
+    except UnicodeDecodeError:
+        return path.decode("utf-8", "backslashreplace"), path.hex()
+
+
 def _inside(link: bytes, real_roots: Sequence[bytes]) -> bool:
     target = os.path.realpath(link)
     return any(target == root or target.startswith(root + b"/") for root in real_roots)

@@ -31,10 +31,11 @@ def read_exif_metadata(exif: Image.Exif) -> dict:
     longitude = _gps_degrees(gps.get(GPS.GPSLongitude), gps.get(GPS.GPSLongitudeRef), "W")
     if latitude is None or longitude is None or abs(latitude) > 90 or abs(longitude) > 180:
         latitude = longitude = None
+    subsec = subsec if subsec and _SUBSEC.match(subsec) else None
     return {
-        "captured_at": original or fallback,
+        "captured_at": f"{original}.{subsec}" if original and subsec else original or fallback,
         "captured_at_source": "DateTimeOriginal" if original else ("DateTime" if fallback else None),
-        "capture_subsec": subsec if subsec and _SUBSEC.match(subsec) else None,
+        "capture_subsec": subsec,
         "capture_offset": offset if offset and _OFFSET.match(offset) else None,
         "camera_make": _text(ifd0.get(TAG.Make)),
         "camera_model": _text(ifd0.get(TAG.Model)),

@@ -1,0 +1,184 @@
+"""`lumina`: manage catalogs, run the pipeline, export results, open the Dagster UI."""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+
+from lumina_pipeline import home
+from lumina_pipeline.defs.partitions import catalogs as catalog_partitions
+from lumina_pipeline.export import export_catalog
+from lumina_pipeline.sample import make_sample
+from lumina_pipeline.storage import catalogs as catalog_store
+from lumina_pipeline.storage.database import make_engine
+from lumina_pipeline.storage.images import pending_batches, status_counts
+from sqlalchemy.orm import Session
+
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.command(args) or 0
+    except catalog_store.CatalogError as error:
+        print(f"lumina: {error}", file=sys.stderr)
+        return 2
+
+
+def catalog_add(args: argparse.Namespace) -> None:
+    folders = _source_folders(args.folders)
+    place = home.prepare()
+    with _session(place) as session, session.begin():
+        catalog_store.add_catalog(session, args.name, folders, args.batch_size)
+    dg.DagsterInstance.get().add_dynamic_partitions(catalog_partitions.name, [args.name])
+    print(f"catalog {args.name}: {', '.join(folders)}")
+
+
+def catalog_list(args: argparse.Namespace) -> None:
+    place = home.prepare()
+    with _session(place) as session:
+        for catalog in catalog_store.list_catalogs(session):
+            counts = status_counts(session.connection(), catalog.id)
+            print(f"{catalog.name}\t{sum(counts.values())} files\t{', '.join(catalog.source_directories)}")
+
+
+def catalog_remove(args: argparse.Namespace) -> None:
+    place = home.prepare()
+    with _session(place) as session, session.begin():
+        catalog_store.remove_catalog(session, args.name)
+    dg.DagsterInstance.get().delete_dynamic_partition(catalog_partitions.name, args.name)
+    shutil.rmtree(place.thumbnail_dir / args.name, ignore_errors=True)
+    print(f"removed catalog {args.name} (the photos themselves are untouched)")
+
+
+def run(args: argparse.Namespace) -> None:
+    """Inventory a catalog, then analyze every batch with pending files, in this process."""
+    place = home.prepare()
+    name = _catalog_for_run(args, place)
+    from lumina_pipeline.definitions import defs  # loads the code location only when running
+
+    definitions, instance = defs(), dg.DagsterInstance.get()
+    instance.add_dynamic_partitions(catalog_partitions.name, [name])
+    started = time.perf_counter()
+    inventory = definitions.resolve_job_def("inventory_job").execute_in_process(
+        partition_key=name, instance=instance, run_config=QUIET_LOGS
+    )
+    print(f"inventory: {_metadata_line(inventory, 'file_inventory', ('files', 'new', 'changed', 'deleted'))}")
+    with _session(place) as session:
+        catalog_id = catalog_store.get_catalog(session, name).id
+        todo = pending_batches(session.connection(), catalog_id)
+    for number, batch in enumerate(todo, 1):
+        key = dg.MultiPartitionKey({"catalog": name, "batch": batch})
+        result = definitions.resolve_job_def("batch_job").execute_in_process(
+            partition_key=key, instance=instance, run_config=QUIET_LOGS
+        )
+        line = _metadata_line(result, "photo_analysis", ("files_read", "ok", "error", "skipped", "files_per_second"))
+        print(f"batch {batch} ({number}/{len(todo)}): {line}")
+    with _session(place) as session:
+        counts = status_counts(session.connection(), catalog_id)
+    summary = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
+    print(f"catalog {name}: {sum(counts.values())} files ({summary}) in {time.perf_counter() - started:.1f} s")
+    print(f"see it with `lumina export {name}` or in the Dagster UI (`make dev`)")
+
+
+def export(args: argparse.Namespace) -> None:
+    place = home.prepare()
+    with _session(place) as session:
+        document = export_catalog(session, args.catalog)
+    text = json.dumps(document, ensure_ascii=False, indent=1)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"wrote {len(document['files'])} files to {args.out}")
+    else:
+        print(text)
+
+
+def dev(args: argparse.Namespace) -> None:
+    """`dagster dev` (webserver + daemon) on the same instance and database as the CLI."""
+    home.prepare()
+    workspace = Path(__file__).resolve().parent.parent / "workspace.yaml"
+    command = ["dagster", "dev", "-w", str(workspace), "--host", args.host, "--port", str(args.port)]
+    os.execvp(command[0], command)
+
+
+def _catalog_for_run(args: argparse.Namespace, place: home.Home) -> str:
+    """The catalog to run; with --photos (or nothing at all) register it first if needed."""
+    photos = args.photos
+    if not photos and not args.catalog:
+        photos = str(make_sample(place.root / "sample"))
+    if not photos:
+        return args.catalog
+    folders = _source_folders([photos])
+    name = args.catalog or catalog_store.slugify(Path(folders[0]).name)
+    with _session(place) as session, session.begin():
+        try:
+            existing = catalog_store.get_catalog(session, name)
+        except catalog_store.CatalogError:
+            catalog_store.add_catalog(session, name, folders)
+            return name
+        if existing.source_directories != folders:
+            raise catalog_store.CatalogError(
+                f"catalog {name!r} already holds {', '.join(existing.source_directories)}; "
+                "choose another name with CATALOG=..."
+            )
+    return name
+
+
+def _source_folders(folders: list[str]) -> list[str]:
+    resolved = []
+    for folder in folders:
+        path = Path(folder).expanduser().resolve()
+        if not path.is_dir():
+            raise catalog_store.CatalogError(f"not a folder: {folder}")
+        resolved.append(str(path))
+    return resolved
+
+
+def _session(place: home.Home) -> Session:
+    return Session(make_engine(place.database_url))
+
+
+def _metadata_line(result: dg.ExecuteInProcessResult, node: str, fields: tuple[str, ...]) -> str:
+    materialization = result.asset_materializations_for_node(node)[0]
+    values = {key: value.value for key, value in materialization.metadata.items()}
+    return ", ".join(f"{values[field]} {field.replace('_', ' ')}" for field in fields)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lumina", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    catalog = commands.add_parser("catalog", help="add, list or remove catalogs").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    add = catalog.add_parser("add", help="register a named set of photo folders")
+    add.add_argument("name")
+    add.add_argument("folders", nargs="+")
+    add.add_argument("--batch-size", type=int, default=catalog_store.DEFAULT_BATCH_SIZE)
+    add.set_defaults(command=catalog_add)
+    catalog.add_parser("list", help="list catalogs").set_defaults(command=catalog_list)
+    remove = catalog.add_parser("remove", help="forget a catalog (photos stay on disk)")
+    remove.add_argument("name")
+    remove.set_defaults(command=catalog_remove)
+
+    run_parser = commands.add_parser("run", help="inventory a catalog and analyze its new files")
+    run_parser.add_argument("catalog", nargs="?")
+    run_parser.add_argument("--photos", help="folder to catalog (registered on first use)")
+    run_parser.set_defaults(command=run)
+
+    export_parser = commands.add_parser("export", help="write a catalog as JSON")
+    export_parser.add_argument("catalog")
+    export_parser.add_argument("--out", help="file to write (default: standard output)")
+    export_parser.set_defaults(command=export)
+
+    dev_parser = commands.add_parser("dev", help="open the Dagster UI on the same data")
+    dev_parser.add_argument("--host", default="127.0.0.1")
+    dev_parser.add_argument("--port", type=int, default=3000)
+    dev_parser.set_defaults(command=dev)
+    return parser

@@ -1,0 +1,54 @@
+"""`file_inventory`: what files each catalog holds, and which batch each belongs to."""
+
+import time
+
+import dagster as dg
+import polars as pl
+
+from lumina_pipeline.analysis.files import walk_sources
+from lumina_pipeline.analysis.inventory import diff_inventory
+from lumina_pipeline.defs.markdown import markdown_table
+from lumina_pipeline.defs.partitions import batches, catalogs
+from lumina_pipeline.defs.resources import CatalogDatabase
+from lumina_pipeline.storage.catalogs import get_catalog
+from lumina_pipeline.storage.images import apply_inventory, load_inventory
+
+
+@dg.asset(partitions_def=catalogs, kinds={"python", "postgres"}, group_name="inventory")
+def file_inventory(context: dg.AssetExecutionContext, database: CatalogDatabase) -> dg.MaterializeResult:
+    """Every file under the catalog's folders, diffed against the last scan by (path, size, mtime).
+
+    Reads no file content. New files fill the open batch, then new batches; changed files
+    re-mark their own batch; files gone from disk are marked `deleted`, never dropped.
+    """
+    started = time.perf_counter()
+    with database.transaction() as session:
+        catalog = get_catalog(session, context.partition_key)
+        stored = load_inventory(session.connection(), catalog.id)
+        source_directories, batch_size, catalog_id = catalog.source_directories, catalog.batch_size, catalog.id
+    walk = walk_sources(source_directories)
+    changes = diff_inventory(stored, walk, batch_size=batch_size)
+    with database.transaction() as session:
+        apply_inventory(session.connection(), catalog_id, changes)
+    context.instance.add_dynamic_partitions(batches.name, changes.new["batch"].unique().sort().to_list())
+    for root, folder in walk.unreadable:
+        context.log.warning(f"could not list {root}/{folder.decode(errors='replace')}: its files are kept as they were")
+    return dg.MaterializeResult(
+        metadata={
+            "files": len(walk.files),
+            "new": len(changes.new),
+            "changed": len(changes.changed),
+            "deleted": len(changes.deleted),
+            "unchanged": changes.unchanged,
+            "unreadable_folders": len(walk.unreadable),
+            "bytes": int(walk.files["size_bytes"].sum()),
+            "batches_to_process": dg.MetadataValue.json(changes.batches_to_process()),
+            "elapsed_seconds": round(time.perf_counter() - started, 3),
+            "preview": dg.MetadataValue.md(_kinds_table(walk.files)),
+        }
+    )
+
+
+def _kinds_table(files: pl.DataFrame) -> str:
+    megabytes = (pl.col("size_bytes").sum() / 1e6).round(1)
+    return markdown_table(files.group_by("kind").agg(files=pl.len(), MB=megabytes).sort("kind"))

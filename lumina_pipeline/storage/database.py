@@ -1,0 +1,41 @@
+"""Where the catalog database lives (external or embedded PostgreSQL) and its schema."""
+
+from pathlib import Path
+
+import alembic.command
+import alembic.config
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def normalize_url(url: str) -> str:
+    """Name the psycopg2 driver in the scheme: SQLAlchemy and dagster-postgres both want it."""
+    parsed = make_url(url)
+    return parsed.set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
+
+
+def start_embedded_server(data_directory: Path) -> str:
+    """Start (or join) the PostgreSQL + pgvector that `pgserver` ships; return its URL.
+
+    The server outlives this process, so the CLI, the Dagster webserver, the daemon and
+    run workers all share it; `pgserver` reattaches to it on the next call.
+    """
+    import pgserver  # only the embedded set-up needs it
+
+    server = pgserver.get_server(data_directory, cleanup_mode=None)
+    return normalize_url(server.get_uri())
+
+
+def make_engine(url: str) -> Engine:
+    return create_engine(normalize_url(url), pool_pre_ping=True)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision (idempotent, safe to call on start)."""
+    config = alembic.config.Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        alembic.command.upgrade(config, "head")

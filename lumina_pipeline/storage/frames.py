@@ -1,0 +1,60 @@
+"""Move polars frames in and out of PostgreSQL with COPY: one round trip, any row count."""
+
+import io
+
+import polars as pl
+from sqlalchemy import Connection
+
+POSTGRES_TYPES = {
+    pl.String: "text",
+    pl.Binary: "bytea",
+    pl.Boolean: "boolean",
+    pl.Float64: "double precision",
+    pl.Float32: "real",
+}
+
+
+def copy_into(connection: Connection, table: str, frame: pl.DataFrame) -> None:
+    """Append `frame` to `table`, matching columns by name (CSV COPY; bytea as \\x hex)."""
+    encoded = frame.with_columns(
+        pl.concat_str(pl.lit("\\x"), pl.col(name).bin.encode("hex")).alias(name)
+        for name, dtype in frame.schema.items()
+        if dtype == pl.Binary
+    )
+    buffer = io.BytesIO()
+    encoded.write_csv(buffer, include_header=False)
+    buffer.seek(0)
+    columns = ", ".join(f'"{name}"' for name in frame.columns)
+    _cursor(connection).copy_expert(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)
+
+
+def stage(connection: Connection, table: str, frame: pl.DataFrame) -> None:
+    """Load `frame` into a temporary table that lives until the transaction ends."""
+    columns = ", ".join(
+        f'"{name}" {POSTGRES_TYPES.get(dtype.base_type(), "bigint")}' for name, dtype in frame.schema.items()
+    )
+    _cursor(connection).execute(f"CREATE TEMP TABLE {table} ({columns}) ON COMMIT DROP")
+    copy_into(connection, table, frame)
+
+
+def read_frame(connection: Connection, query: str, params: dict, schema: dict) -> pl.DataFrame:
+    """Run `query` through COPY TO and read the result with `schema` (names and types)."""
+    cursor = _cursor(connection)
+    sql = cursor.mogrify(query, params).decode()
+    buffer = io.BytesIO()
+    cursor.copy_expert(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", buffer)
+    if not buffer.getbuffer().nbytes:
+        return pl.DataFrame(schema=schema)
+    text_schema = {name: pl.String if dtype == pl.Binary else dtype for name, dtype in schema.items()}
+    frame = pl.read_csv(buffer.getvalue(), has_header=False, new_columns=list(schema), schema=text_schema)
+    return frame.with_columns(
+        pl.col(name).str.strip_prefix("\\x").str.decode("hex")
+        for name, dtype in schema.items()
+        if dtype == pl.Binary
+    )
+
+
+def _cursor(connection: Connection):
+    # psycopg2's copy_expert is reached through the DBAPI connection; the SQLAlchemy
+    # transaction around it still decides commit or rollback.
+    return connection.connection.dbapi_connection.cursor()

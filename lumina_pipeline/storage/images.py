@@ -1,0 +1,115 @@
+"""The images table: inventory rows in, analysis results in, rows out for export."""
+
+import uuid
+
+import polars as pl
+from sqlalchemy import Connection, text
+
+from lumina_pipeline.analysis.inventory import InventoryChanges
+from lumina_pipeline.storage.frames import copy_into, read_frame, stage
+
+INVENTORY_SCHEMA = {
+    "id": pl.Int64,
+    "source_root": pl.String,
+    "path": pl.Binary,
+    "size_bytes": pl.Int64,
+    "mtime_ns": pl.Int64,
+    "batch": pl.String,
+    "status": pl.String,
+}
+PENDING_SCHEMA = {
+    "id": pl.Int64,
+    "source_root": pl.String,
+    "path": pl.Binary,
+    "kind": pl.String,
+    "size_bytes": pl.Int64,
+}
+
+
+def load_inventory(connection: Connection, catalog_id: uuid.UUID) -> pl.DataFrame:
+    query = """SELECT id, source_root, path, size_bytes, mtime_ns, batch, status
+               FROM images WHERE catalog_id = %(catalog)s"""
+    return read_frame(connection, query, {"catalog": str(catalog_id)}, INVENTORY_SCHEMA)
+
+
+def apply_inventory(connection: Connection, catalog_id: uuid.UUID, changes: InventoryChanges) -> None:
+    """Insert new files, update changed ones, mark vanished ones deleted (caller's transaction)."""
+    copy_into(
+        connection,
+        "images",
+        changes.new.select(
+            pl.lit(str(catalog_id)).alias("catalog_id"),
+            "source_root", "path", "kind", "size_bytes", "mtime_ns", "batch", "status", "error",
+        ),
+    )
+    stage(connection, "changed_files", changes.changed)
+    connection.execute(text("""
+        UPDATE images SET size_bytes = c.size_bytes, mtime_ns = c.mtime_ns,
+                          status = c.status, error = c.error, updated_at = now()
+        FROM changed_files c WHERE images.id = c.id"""))
+    stage(connection, "deleted_files", changes.deleted)
+    connection.execute(text("""
+        UPDATE images SET status = 'deleted', updated_at = now()
+        FROM deleted_files d WHERE images.id = d.id"""))
+
+
+def pending_files(connection: Connection, catalog_id: uuid.UUID, batch: str) -> pl.DataFrame:
+    """Files of one batch that are new or changed since they were last read."""
+    query = """SELECT id, source_root, path, kind, size_bytes FROM images
+               WHERE catalog_id = %(catalog)s AND batch = %(batch)s AND status = 'pending'
+               ORDER BY id"""
+    return read_frame(connection, query, {"catalog": str(catalog_id), "batch": batch}, PENDING_SCHEMA)
+
+
+def pending_batches(connection: Connection, catalog_id: uuid.UUID) -> list[str]:
+    rows = connection.execute(
+        text("SELECT DISTINCT batch FROM images WHERE catalog_id = :c AND status = 'pending' ORDER BY batch"),
+        {"c": catalog_id},
+    )
+    return list(rows.scalars())
+
+
+def write_analysis(connection: Connection, analysis: pl.DataFrame, hash_version: str) -> None:
+    """Store one batch's analysis (an `id` column plus photos.ANALYSIS_SCHEMA without the
+    thumbnail bytes, plus `thumbnail_path`) in the caller's transaction."""
+    stage(connection, "analysis", analysis)
+    connection.execute(
+        text("""
+        UPDATE images SET
+            status = a.status, error = a.error, checksum = a.checksum,
+            dates = jsonb_strip_nulls(jsonb_build_object(
+                'captured_at', a.captured_at, 'captured_at_source', a.captured_at_source,
+                'subsec', a.capture_subsec, 'offset', a.capture_offset)),
+            metadata = jsonb_strip_nulls(jsonb_build_object(
+                'format', a.format, 'width', a.width, 'height', a.height,
+                'display_width', a.display_width, 'display_height', a.display_height,
+                'orientation', a.orientation, 'camera_make', a.camera_make,
+                'camera_model', a.camera_model, 'camera_serial', a.camera_serial, 'lens', a.lens,
+                'latitude', a.latitude, 'longitude', a.longitude)),
+            dhash = a.dhash, ahash = a.ahash, whash = a.whash,
+            hash_version = CASE WHEN a.dhash IS NULL THEN NULL ELSE :hash_version END,
+            geohash_4 = left(a.geohash, 4), geohash_6 = left(a.geohash, 6), geohash_8 = a.geohash,
+            quality_score = a.quality_score, thumbnail_path = a.thumbnail_path,
+            processing_flags = jsonb_strip_nulls(jsonb_build_object('exif_error', a.exif_error)),
+            updated_at = now()
+        FROM analysis a WHERE images.id = a.id"""),
+        {"hash_version": hash_version},
+    )
+
+
+def catalog_files(connection: Connection, catalog_id: uuid.UUID) -> list[dict]:
+    """Every file of a catalog with what the pipeline knows of it, in path order."""
+    rows = connection.execute(
+        text("""SELECT source_root, path, size_bytes, kind, status, error, checksum, batch,
+                       dates, metadata, quality_score, dhash, ahash, whash, geohash_6, geohash_8
+                FROM images WHERE catalog_id = :c ORDER BY source_root, path"""),
+        {"c": catalog_id},
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+def status_counts(connection: Connection, catalog_id: uuid.UUID) -> dict[str, int]:
+    rows = connection.execute(
+        text("SELECT status, count(*) FROM images WHERE catalog_id = :c GROUP BY status"), {"c": catalog_id}
+    )
+    return dict(rows.all())

@@ -1,0 +1,159 @@
+"""The catalog tables (DESIGN.md), as SQLAlchemy 2.0 typed models. Alembic migrates them."""
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def _created() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+def _updated() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
+
+
+def _catalog_fk() -> Mapped[uuid.UUID]:
+    return mapped_column(ForeignKey("catalogs.id", ondelete="CASCADE"), index=True)
+
+
+class Catalog(Base):
+    __tablename__ = "catalogs"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    source_directories: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    organized_directory: Mapped[str | None] = mapped_column(Text)
+    batch_size: Mapped[int] = mapped_column(Integer)  # fixed at creation: batches are append-only
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+class Image(Base):
+    """One file of a catalog, from the inventory on; analysis fills in the rest."""
+
+    __tablename__ = "images"
+    __table_args__ = (
+        UniqueConstraint("catalog_id", "source_root", "path"),
+        Index("ix_images_catalog_batch", "catalog_id", "batch"),
+        Index("ix_images_catalog_checksum", "catalog_id", "checksum"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    catalog_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("catalogs.id", ondelete="CASCADE"))
+    source_root: Mapped[str] = mapped_column(Text)
+    path: Mapped[bytes] = mapped_column(LargeBinary)  # relative to source_root, raw bytes
+    kind: Mapped[str] = mapped_column(String(16))  # image / raw / video / sidecar / system / other
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    batch: Mapped[str] = mapped_column(String(8))
+    checksum: Mapped[str | None] = mapped_column(String(64))  # SHA-256, hex
+    # pending (not read yet) / ok / error / skipped / ignored / deleted
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    dates: Mapped[dict | None] = mapped_column(JSONB)
+    image_metadata: Mapped[dict | None] = mapped_column("metadata", JSONB)
+    dhash: Mapped[str | None] = mapped_column(String(16))
+    ahash: Mapped[str | None] = mapped_column(String(16))
+    whash: Mapped[str | None] = mapped_column(String(16))
+    hash_version: Mapped[str | None] = mapped_column(Text)
+    geohash_4: Mapped[str | None] = mapped_column(String(4))
+    geohash_6: Mapped[str | None] = mapped_column(String(6))
+    geohash_8: Mapped[str | None] = mapped_column(String(8))
+    quality_score: Mapped[int | None] = mapped_column(SmallInteger)
+    thumbnail_path: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    processing_flags: Mapped[dict | None] = mapped_column(JSONB)
+    burst_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("bursts.id", ondelete="SET NULL", use_alter=True)  # bursts point back at images
+    )
+    burst_sequence: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+class DuplicateGroup(Base):
+    __tablename__ = "duplicate_groups"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4)
+    catalog_id: Mapped[uuid.UUID] = _catalog_fk()
+    primary_image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"))
+    similarity_type: Mapped[str] = mapped_column(String(16))  # exact / perceptual
+    confidence: Mapped[int] = mapped_column(SmallInteger)  # 0-100
+    reviewed: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    created_at: Mapped[datetime] = _created()
+
+
+class DuplicateMember(Base):
+    __tablename__ = "duplicate_members"
+
+    group_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("duplicate_groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    similarity_score: Mapped[int] = mapped_column(SmallInteger)  # 0-100
+
+
+class Burst(Base):
+    __tablename__ = "bursts"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4)
+    catalog_id: Mapped[uuid.UUID] = _catalog_fk()
+    image_count: Mapped[int] = mapped_column(Integer)
+    start_time: Mapped[datetime | None] = mapped_column(DateTime)
+    end_time: Mapped[datetime | None] = mapped_column(DateTime)
+    duration_seconds: Mapped[float | None] = mapped_column(Float)
+    camera_make: Mapped[str | None] = mapped_column(Text)
+    camera_model: Mapped[str | None] = mapped_column(Text)
+    best_image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"))
+    selection_method: Mapped[str | None] = mapped_column(String(32))
+    reviewed: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    created_at: Mapped[datetime] = _created()
+
+
+class Tag(Base):
+    __tablename__ = "tags"
+    __table_args__ = (UniqueConstraint("catalog_id", "name"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    catalog_id: Mapped[uuid.UUID] = _catalog_fk()
+    name: Mapped[str] = mapped_column(Text)
+    category: Mapped[str | None] = mapped_column(Text)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("tags.id", ondelete="SET NULL"))
+    synonyms: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    description: Mapped[str | None] = mapped_column(Text)
+
+
+class ImageTag(Base):
+    __tablename__ = "image_tags"
+
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(16))  # manual / openclip / ollama / combined / model
+    source_confidences: Mapped[dict | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = _created()
