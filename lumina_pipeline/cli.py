@@ -182,3 +182,7 @@ def _parser() -> argparse.ArgumentParser:
     dev_parser.add_argument("--port", type=int, default=3000)
     dev_parser.set_defaults(command=dev)
     return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

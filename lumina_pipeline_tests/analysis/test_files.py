@@ -1,0 +1,56 @@
+import os
+
+import pytest
+
+from lumina_pipeline.analysis.files import classify, display_path, walk_sources
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        (b"IMG_0001.JPG", "image"),
+        (b"photo.heic", "image"),
+        (b"NZ9_0001.dng", "raw"),
+        (b"clip.MOV", "video"),
+        (b"IMG_0001.xmp", "sidecar"),
+        (b".DS_Store", "system"),
+        (b"._IMG_0001.jpg", "system"),
+        (b"notes.txt", "other"),
+        (b"no-extension", "other"),
+    ],
+)
+def test_classify_by_name(name, kind):
+    assert classify(name) == kind
+
+
+def test_walk_lists_every_file_with_size_and_raw_name(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "one.jpg").write_bytes(b"12345")
+    latin1 = os.fsencode(tmp_path) + b"/a/Gr\xfc\xdfe.jpg"
+    with open(latin1, "wb") as file:
+        file.write(b"xy")
+    walk = walk_sources([str(tmp_path)])
+    rows = {row["path"]: row for row in walk.files.iter_rows(named=True)}
+    assert set(rows) == {b"a/b/one.jpg", b"a/Gr\xfc\xdfe.jpg"}
+    assert rows[b"a/b/one.jpg"]["size_bytes"] == 5
+    assert rows[b"a/Gr\xfc\xdfe.jpg"]["source_root"] == str(tmp_path)
+    assert walk.unreadable == []
+
+
+def test_walk_never_follows_a_symlink_out_of_the_roots(tmp_path):
+    library, outside = tmp_path / "library", tmp_path / "outside"
+    (library / "album").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "secret.jpg").write_bytes(b"x")
+    (library / "album" / "kept.jpg").write_bytes(b"x")
+    (library / "escape").symlink_to(outside)
+    (library / "escape.jpg").symlink_to(outside / "secret.jpg")
+    (library / "loop").symlink_to(library)
+    (library / "inside.jpg").symlink_to(library / "album" / "kept.jpg")
+    paths = set(walk_sources([str(library)]).files["path"].to_list())
+    assert paths == {b"album/kept.jpg", b"inside.jpg"}
+
+
+def test_display_path_keeps_undecodable_bytes_in_hex():
+    assert display_path("Café.jpg".encode()) == ("Café.jpg", None)
+    assert display_path(b"Gr\xfc\xdfe.jpg") == ("Gr\\xfc\\xdfe.jpg", "4772fcdf652e6a7067")

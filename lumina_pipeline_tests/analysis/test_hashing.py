@@ -1,0 +1,58 @@
+import imagehash
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from PIL import Image
+
+from lumina_pipeline.analysis.hashing import compute_ahash, compute_dhash, compute_whash, hamming_distance
+from lumina_pipeline.analysis.imaging import decode_photo
+
+OURS_AND_REFERENCE = [
+    (compute_dhash, imagehash.dhash),
+    (compute_ahash, imagehash.average_hash),
+    (compute_whash, imagehash.whash),
+]
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.uint8, st.tuples(st.integers(8, 70), st.integers(8, 70), st.just(3))))
+def test_hashes_equal_imagehash_on_the_same_image(pixels):
+    image = Image.fromarray(pixels)
+    for ours, reference in OURS_AND_REFERENCE:
+        assert ours(image) == str(reference(image))
+
+
+def test_hashes_equal_imagehash_on_every_decoded_corpus_photo(corpus):
+    for record in corpus.files(expected_status="ok"):
+        image = decode_photo(open(corpus.real_path(record), "rb").read()).image
+        for ours, reference in OURS_AND_REFERENCE:
+            assert ours(image) == str(reference(image)), (record["path"], ours.__name__)
+
+
+def test_reduced_decode_stays_within_one_bit_of_full_size_reference(corpus):
+    for record in corpus.files(expected_status="ok"):
+        image = decode_photo(open(corpus.real_path(record), "rb").read()).image
+        ours = {"dhash": compute_dhash(image), "ahash": compute_ahash(image), "whash": compute_whash(image)}
+        for name, reference in record["reference_hashes"].items():
+            assert hamming_distance(ours[name], reference) <= 1, (record["path"], name)
+
+
+def test_small_rotation_keeps_dhash_close_and_a_quarter_turn_does_not(corpus):
+    record = corpus.files(path="Misc/CIMG0017.JPG")[0]
+    image = decode_photo(open(corpus.real_path(record), "rb").read()).image
+    assert hamming_distance(compute_dhash(image), compute_dhash(image.rotate(1))) <= 10
+    assert hamming_distance(compute_dhash(image), compute_dhash(image.rotate(90, expand=True))) > 10
+
+
+def test_hashes_are_sixteen_hex_digits():
+    image = Image.linear_gradient("L").resize((40, 30))
+    for ours, _ in OURS_AND_REFERENCE:
+        value = ours(image)
+        assert len(value) == 16 and int(value, 16) >= 0
+
+
+@pytest.mark.parametrize(("a", "b", "distance"), [("0" * 16, "f" * 16, 64), ("00ff", "00fe", 1), ("ab", "ab", 0)])
+def test_hamming_distance_counts_differing_bits(a, b, distance):
+    assert hamming_distance(a, b) == distance

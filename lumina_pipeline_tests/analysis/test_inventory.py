@@ -1,0 +1,70 @@
+import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lumina_pipeline.analysis.files import WALK_SCHEMA, Walk
+from lumina_pipeline.analysis.inventory import diff_inventory
+from lumina_pipeline.storage.images import INVENTORY_SCHEMA
+
+
+def walk(*files: tuple[bytes, int], unreadable=()) -> Walk:
+    rows = [("/photos", path, size, 1000, "image") for path, size in files]
+    return Walk(pl.DataFrame(rows, schema=WALK_SCHEMA, orient="row"), list(unreadable))
+
+
+def stored_after(changes, stored: pl.DataFrame) -> pl.DataFrame:
+    """What the table holds after applying `changes` (ids for new rows continue upwards)."""
+    start = (stored["id"].max() or 0) + 1
+    new = changes.new.with_columns(id=pl.int_range(start, start + len(changes.new), dtype=pl.Int64))
+    return pl.concat([stored, new.select(list(INVENTORY_SCHEMA))])
+
+
+EMPTY = pl.DataFrame(schema=INVENTORY_SCHEMA)
+
+
+def test_new_files_fill_the_open_batch_then_open_new_ones():
+    first = diff_inventory(EMPTY, walk((b"a.jpg", 1), (b"b.jpg", 1), (b"c.jpg", 1)), batch_size=2)
+    assert first.new["batch"].to_list() == ["00000", "00000", "00001"]
+    stored = stored_after(first, EMPTY)
+    second = diff_inventory(stored, walk((b"a.jpg", 1), (b"b.jpg", 1), (b"c.jpg", 1), (b"d.jpg", 1)), batch_size=2)
+    assert second.new["batch"].to_list() == ["00001"]
+    assert second.batches_to_process() == ["00001"]
+    assert second.unchanged == 3
+
+
+def test_changed_file_re_marks_only_its_own_batch():
+    stored = stored_after(diff_inventory(EMPTY, walk((b"a.jpg", 1), (b"b.jpg", 1), (b"c.jpg", 1)), batch_size=2), EMPTY)
+    changes = diff_inventory(stored, walk((b"a.jpg", 1), (b"b.jpg", 1), (b"c.jpg", 9)), batch_size=2)
+    assert changes.changed.select("batch", "size_bytes", "status").rows() == [("00001", 9, "pending")]
+    assert changes.new.is_empty() and changes.deleted.is_empty()
+    assert changes.batches_to_process() == ["00001"]
+
+
+def test_vanished_files_are_marked_deleted_and_come_back_as_changed():
+    stored = stored_after(diff_inventory(EMPTY, walk((b"a.jpg", 1), (b"b.jpg", 1)), batch_size=5), EMPTY)
+    gone = diff_inventory(stored, walk((b"a.jpg", 1)), batch_size=5)
+    assert gone.deleted["id"].to_list() == [2]
+    stored = stored.with_columns(status=pl.when(pl.col("id") == 2).then(pl.lit("deleted")).otherwise("status"))
+    back = diff_inventory(stored, walk((b"a.jpg", 1), (b"b.jpg", 1)), batch_size=5)
+    assert back.changed.select("id", "batch", "status").rows() == [(2, "00000", "pending")]
+
+
+def test_files_under_an_unreadable_folder_are_not_marked_deleted():
+    stored = stored_after(diff_inventory(EMPTY, walk((b"nas/a.jpg", 1), (b"b.jpg", 1)), batch_size=5), EMPTY)
+    changes = diff_inventory(stored, walk((b"b.jpg", 1), unreadable=[("/photos", b"nas")]), batch_size=5)
+    assert changes.deleted.is_empty()
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(0, 30), min_size=1, max_size=6), st.integers(1, 7))
+def test_batches_never_overflow_and_assignments_never_move(additions, batch_size):
+    stored, names = EMPTY, []
+    for count in additions:
+        names += [f"{len(names) + i:04d}.jpg".encode() for i in range(count)]
+        changes = diff_inventory(stored, walk(*[(n, 1) for n in names]), batch_size=batch_size)
+        assert changes.changed.is_empty() and changes.deleted.is_empty()
+        stored = stored_after(changes, stored)
+        sizes = stored.group_by("batch").len().sort("batch")["len"].to_list()
+        assert all(size == batch_size for size in sizes[:-1])  # only the last batch is open
+        assert all(size <= batch_size for size in sizes[-1:])
+    assert stored["path"].n_unique() == len(names)

@@ -1,0 +1,102 @@
+"""The whole corpus through `file_inventory`, `metadata` and `hashes`, checked against its manifest."""
+
+import pytest
+from sqlalchemy import text
+
+from lumina_pipeline.analysis.files import display_path
+from lumina_pipeline.analysis.hashing import hamming_distance
+
+CATALOG = "corpus"
+
+
+@pytest.fixture(scope="module")
+def cataloged(corpus, database_url, engine, tmp_path_factory):
+    import dagster as dg
+
+    from lumina_pipeline_tests.defs.conftest import Pipeline
+
+    with dg.instance_for_test() as instance:
+        pipeline = Pipeline(instance, database_url, str(tmp_path_factory.mktemp("thumbs")), engine)
+        pipeline.add_catalog(CATALOG, str(corpus.photos))
+        inventory = pipeline.inventory(CATALOG)
+        analysis = pipeline.analyze(CATALOG, "00000")
+        yield pipeline, inventory, analysis
+
+
+def rows_by_path(pipeline) -> dict[str, dict]:
+    return {display_path(bytes(row["path"]))[0]: row for row in pipeline.rows(CATALOG)}
+
+
+def test_inventory_and_analysis_report_what_they_did(cataloged, corpus):
+    _, inventory, analysis = cataloged
+    assert inventory["files"] == inventory["new"] == len(corpus.manifest["files"])
+    assert inventory["batches_to_process"] == ["00000"]
+    assert analysis["files_read"] == len(corpus.manifest["files"]) - 2  # .DS_Store and ._ file are not read
+    assert analysis["error"] == 4 and analysis["skipped"] == 2
+
+
+def test_every_file_is_listed_with_its_checksum_and_an_acceptable_status(cataloged, corpus):
+    rows = rows_by_path(cataloged[0])
+    for record in corpus.manifest["files"]:
+        row = rows[record["path"]]
+        assert row["status"] in record["acceptable_status"], record["path"]
+        assert row["size_bytes"] == record["size"]
+        if row["status"] not in ("ignored", "skipped") or row["kind"] == "video":
+            assert row["checksum"] == record["sha256"], record["path"]
+        assert (row["error"] is None) == (row["status"] == "ok"), record["path"]
+
+
+def test_a_non_utf8_name_is_stored_byte_for_byte(cataloged, corpus):
+    record = next(r for r in corpus.manifest["files"] if "path_hex" in r)
+    row = rows_by_path(cataloged[0])[record["path"]]
+    assert bytes(row["path"]).hex() == record["path_hex"] and row["status"] == "ok"
+
+
+def test_stored_hashes_are_within_one_bit_of_the_reference_and_carry_their_version(cataloged, corpus):
+    rows = rows_by_path(cataloged[0])
+    for record in corpus.files(expected_status="ok"):
+        row = rows[record["path"]]
+        assert "imagehash" in row["hash_version"] and "pillow" in row["hash_version"]
+        for name, reference in record["reference_hashes"].items():
+            assert hamming_distance(row[name], reference) <= 1, (record["path"], name)
+
+
+def test_stored_metadata_matches_the_manifest(cataloged, corpus):
+    rows = rows_by_path(cataloged[0])
+    for expected in corpus.manifest["expected_metadata"]:
+        row = rows[expected["path"]]
+        metadata, dates = row["metadata"], row["dates"]
+        assert metadata.get("camera_model") == expected["model"]
+        assert metadata.get("display_width") == expected["display_width"]
+        assert row["geohash_8"] == expected["geohash"]
+        assert row["geohash_6"] == (expected["geohash"][:6] if expected["geohash"] else None)
+        if expected["capture_time"]:
+            assert dates["captured_at"].startswith(expected["capture_time"])
+            assert dates["captured_at_source"] == "DateTimeOriginal"
+
+
+def test_every_ok_photo_has_a_thumbnail_and_a_quality_score(cataloged):
+    for row in cataloged[0].rows(CATALOG):
+        if row["status"] == "ok":
+            assert row["thumbnail_path"].endswith(f"{row['checksum']}.jpg")
+            assert 0 <= row["quality_score"] <= 100
+
+
+def test_materializing_the_batch_again_reads_nothing_and_changes_no_row(cataloged, corpus):
+    pipeline = cataloged[0]
+    before = pipeline.rows(CATALOG, "id, status, checksum, dhash, updated_at")
+    again = pipeline.analyze(CATALOG, "00000")
+    assert again["files_read"] == 0
+    assert pipeline.rows(CATALOG, "id, status, checksum, dhash, updated_at") == before
+
+
+def test_a_run_killed_before_it_wrote_is_redone_with_one_row_per_file(cataloged, corpus):
+    pipeline = cataloged[0]
+    with pipeline.engine.begin() as connection:  # as if the last run died before its commit
+        connection.execute(text("UPDATE images SET status = 'pending' WHERE kind = 'image'"))
+    redone = pipeline.analyze(CATALOG, "00000")
+    rows = pipeline.rows(CATALOG)
+    assert redone["files_read"] == sum(row["kind"] == "image" for row in rows)
+    assert len(rows) == len(corpus.manifest["files"])
+    assert len({(row["source_root"], bytes(row["path"])) for row in rows}) == len(rows)
+    assert sum(row["status"] == "ok" for row in rows) == len(corpus.files(expected_status="ok"))

@@ -1,0 +1,87 @@
+"""`lumina` as a user runs it: embedded PostgreSQL under a fresh LUMINA_HOME, real subprocesses."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import text
+
+from lumina_pipeline.storage.database import make_engine
+
+EXPORT_FIELDS = [
+    ("camera_make", "make"), ("camera_model", "model"), ("orientation", "orientation"),
+    ("width", "width"), ("height", "height"), ("display_width", "display_width"),
+    ("display_height", "display_height"), ("geohash", "geohash"),
+]
+
+
+@pytest.fixture(scope="module")
+def lumina_home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    yield home
+    import pgserver  # the CLI leaves its server running for the next command; stop it
+
+    pgserver.get_server(home / "pgdata", cleanup_mode="stop").cleanup()
+
+
+def lumina(home, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LUMINA_", "DAGSTER_"))}
+    env["LUMINA_HOME"] = str(home)
+    command = [sys.executable, "-m", "lumina_pipeline.cli", *args]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    if check:
+        assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_bad_catalog_requests_get_a_clear_error(lumina_home, tmp_path):
+    bad_name = lumina(lumina_home, "catalog", "add", "My Photos!", str(tmp_path), check=False)
+    assert bad_name.returncode == 2 and "bad catalog name" in bad_name.stderr
+    missing = lumina(lumina_home, "catalog", "add", "trip", str(tmp_path / "nowhere"), check=False)
+    assert missing.returncode == 2 and "not a folder" in missing.stderr
+
+
+def test_run_then_export_gives_the_corpus_answers(lumina_home, corpus, tmp_path):
+    run = lumina(lumina_home, "run", "--photos", str(corpus.photos), "corpus")
+    assert "catalog corpus: 86 files" in run.stdout
+    out = tmp_path / "export.json"
+    lumina(lumina_home, "export", "corpus", "--out", str(out))
+    document = json.loads(out.read_text(encoding="utf-8"))
+    files = {f["path"]: f for f in document["files"]}
+    assert document["catalog"] == "corpus" and len(files) == len(corpus.manifest["files"])
+    for record in corpus.manifest["files"]:
+        exported = files[record["path"]]
+        assert exported["status"] in record["acceptable_status"]
+        assert exported.get("path_hex") == record.get("path_hex")
+        if exported["status"] == "ok":
+            assert exported["checksum"] == record["sha256"]
+            assert set(exported["hashes"]) == {"dhash", "ahash", "whash"}
+    for expected in corpus.manifest["expected_metadata"]:
+        metadata = files[expected["path"]]["metadata"]
+        for ours, theirs in EXPORT_FIELDS:
+            assert metadata[ours] == expected[theirs], (expected["path"], ours)
+        if expected["capture_time"]:
+            subsec = f".{expected['capture_time_subsec']}" if expected["capture_time_subsec"] else ""
+            assert metadata["captured_at"] == expected["capture_time"] + subsec
+            assert metadata["capture_offset"] == expected["capture_time_offset"]
+
+
+def test_runs_are_recorded_in_the_instance_the_ui_reads(lumina_home, corpus):
+    import pgserver
+
+    url = pgserver.get_server(lumina_home / "pgdata", cleanup_mode=None).get_uri()
+    with make_engine(url).connect() as connection:
+        jobs = connection.execute(text("SELECT DISTINCT pipeline_name FROM runs")).scalars().all()
+    assert set(jobs) == {"inventory_job", "batch_job"}
+
+
+def test_a_second_run_finds_nothing_new(lumina_home, corpus):
+    assert "0 new, 0 changed, 0 deleted" in lumina(lumina_home, "run", "corpus").stdout
+
+
+def test_catalogs_are_listed_and_removed(lumina_home, corpus):
+    assert lumina(lumina_home, "catalog", "list").stdout.startswith("corpus\t86 files")
+    lumina(lumina_home, "catalog", "remove", "corpus")
+    assert lumina(lumina_home, "catalog", "list").stdout == ""
