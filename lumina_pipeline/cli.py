@@ -11,6 +11,7 @@ from pathlib import Path
 import dagster as dg
 
 from lumina_pipeline import home
+from lumina_pipeline.defs.jobs import QUIET_RUN_CONFIG
 from lumina_pipeline.defs.partitions import catalogs as catalog_partitions
 from lumina_pipeline.export import export_catalog
 from lumina_pipeline.sample import make_sample
@@ -18,9 +19,6 @@ from lumina_pipeline.storage import catalogs as catalog_store
 from lumina_pipeline.storage.database import make_engine
 from lumina_pipeline.storage.images import pending_batches, status_counts
 from sqlalchemy.orm import Session
-
-QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
@@ -67,7 +65,7 @@ def run(args: argparse.Namespace) -> None:
     instance.add_dynamic_partitions(catalog_partitions.name, [name])
     started = time.perf_counter()
     inventory = definitions.resolve_job_def("inventory_job").execute_in_process(
-        partition_key=name, instance=instance, run_config=QUIET_LOGS
+        partition_key=name, instance=instance, run_config=QUIET_RUN_CONFIG
     )
     print(f"inventory: {_metadata_line(inventory, 'file_inventory', ('files', 'new', 'changed', 'deleted'))}")
     with _session(place) as session:
@@ -76,7 +74,7 @@ def run(args: argparse.Namespace) -> None:
     for number, batch in enumerate(todo, 1):
         key = dg.MultiPartitionKey({"catalog": name, "batch": batch})
         result = definitions.resolve_job_def("batch_job").execute_in_process(
-            partition_key=key, instance=instance, run_config=QUIET_LOGS
+            partition_key=key, instance=instance, run_config=QUIET_RUN_CONFIG
         )
         line = _metadata_line(result, "photo_analysis", ("files_read", "ok", "error", "skipped", "files_per_second"))
         print(f"batch {batch} ({number}/{len(todo)}): {line}")

@@ -15,10 +15,10 @@ SCENES = 8
 SIZE = (1200, 800)
 
 
-def draw_scene(seed: int, shift: int = 0) -> Image.Image:
+def draw_scene(seed: int, shift: int = 0, size: tuple[int, int] = SIZE) -> Image.Image:
     """Sky, hills and a sun: smooth, photo-like structure that perceptual hashes can see."""
     rng = np.random.default_rng(seed)
-    height, width = SIZE[1], SIZE[0]
+    width, height = size
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
     sky = np.stack([90 + 80 * y / height, 140 + 60 * y / height, 230 - 40 * y / height], axis=-1)
     horizon = height * (0.55 + 0.15 * np.sin(x / width * rng.uniform(2, 9) + rng.uniform(0, 6)))

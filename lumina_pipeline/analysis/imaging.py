@@ -12,12 +12,13 @@ pillow_heif.register_heif_opener()
 
 THUMBNAIL_SHORT_SIDE = 256
 ORIENTATION_TAG = ExifTags.Base.Orientation
+REDUCIBLE_MODES = frozenset({"L", "RGB", "RGBA", "I", "F"})
 SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
 
 
 @dataclass(frozen=True)
 class DecodedPhoto:
-    image: Image.Image  # upright (orientation applied), short side >= 256 px where the file has it
+    image: Image.Image  # upright (orientation applied), short side 256-511 px where the file has it
     format: str
     width: int  # as the file stores it; for HEIF as decoded, container rotation applied
     height: int
@@ -33,28 +34,34 @@ class DecodedPhoto:
 
 
 def decode_photo(data: bytes, *, min_side: int = THUMBNAIL_SHORT_SIDE) -> DecodedPhoto:
-    """Decode the bytes of one photo at reduced scale (JPEG DCT scaling via `Image.draft`).
+    """Decode the bytes of one photo at reduced scale: short side in [min_side, 2 * min_side)
+    when the photo is that large (JPEG DCT scaling via `Image.draft`, else a box reduce).
+
+    That one image serves the hashes, the quality score and, as it is, the thumbnail.
 
     Raises what Pillow raises for files it cannot decode: unknown formats, truncated data,
     and images over its decompression-bomb limit.
     """
     image = Image.open(io.BytesIO(data))
-    width, height = image.size
+    width, height, photo_format = *image.size, image.format
     try:
         exif, exif_error = image.getexif(), None
     except Exception as error:  # malformed APP1 blocks raise from several places in Pillow
         exif, exif_error = Image.Exif(), f"{type(error).__name__}: {error}"
     orientation = exif.get(ORIENTATION_TAG)
-    if image.format == "HEIF":  # pillow-heif rotates and resets the tag to 1; keep the original
+    if photo_format == "HEIF":  # pillow-heif rotates and resets the tag to 1; keep the original
         orientation = image.info.get("original_orientation") or orientation
     scale = min_side / min(width, height)
     if scale < 1:
         image.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
     image.load()
-    upright = image if image.format == "HEIF" else ImageOps.exif_transpose(image)
+    if photo_format != "HEIF" and orientation not in (None, 1):
+        image = ImageOps.exif_transpose(image)
+    if (factor := min(image.size) // min_side) >= 2:  # formats without DCT scaling: box-reduce
+        image = (image if image.mode in REDUCIBLE_MODES else image.convert("RGB")).reduce(factor)
     return DecodedPhoto(
-        image=upright,
-        format=image.format or "",
+        image=image,
+        format=photo_format,
         width=width,
         height=height,
         orientation=orientation if isinstance(orientation, int) and 1 <= orientation <= 8 else None,
@@ -63,18 +70,9 @@ def decode_photo(data: bytes, *, min_side: int = THUMBNAIL_SHORT_SIDE) -> Decode
     )
 
 
-def make_thumbnail(image: Image.Image, short_side: int = THUMBNAIL_SHORT_SIDE) -> Image.Image:
-    """An RGB copy whose short side is `short_side` px (or the image's own, if smaller)."""
-    rgb = image if image.mode == "RGB" else image.convert("RGB")
-    scale = short_side / min(rgb.size)
-    if scale >= 1:
-        return rgb.copy() if rgb is image else rgb
-    size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
-    return rgb.resize(size, Image.BICUBIC)
-
-
-def encode_jpeg(image: Image.Image, quality: int = 85) -> bytes:
+def encode_thumbnail(image: Image.Image, quality: int = 85) -> bytes:
+    """The reduced decode as a JPEG thumbnail: its short side is already 256-511 px."""
     buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=quality)
+    (image if image.mode in ("RGB", "L") else image.convert("RGB")).save(buffer, "JPEG", quality=quality)
     return buffer.getvalue()
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from lumina_pipeline.analysis.hashing import compute_ahash, compute_dhash, compute_whash
-from lumina_pipeline.analysis.imaging import decode_photo, encode_jpeg, make_thumbnail
+from lumina_pipeline.analysis.imaging import decode_photo, encode_thumbnail
 from lumina_pipeline.analysis.metadata import encode_geohash, read_exif_metadata
 from lumina_pipeline.analysis.quality import quality_score
 
@@ -79,7 +79,7 @@ def analyze_file(path: bytes, kind: str) -> tuple:
 def _describe_image(data: bytes) -> dict:
     photo = decode_photo(data)
     exif = read_exif_metadata(photo.exif)
-    thumbnail = make_thumbnail(photo.image)
+    grey = photo.image.convert("L")  # what each imagehash definition starts from
     has_position = exif["latitude"] is not None
     return {
         **exif,
@@ -90,12 +90,12 @@ def _describe_image(data: bytes) -> dict:
         "display_height": photo.display_size[1],
         "orientation": photo.orientation,
         "geohash": encode_geohash(exif["latitude"], exif["longitude"]) if has_position else None,
-        "dhash": compute_dhash(photo.image),
-        "ahash": compute_ahash(photo.image),
-        "whash": compute_whash(photo.image),
-        "quality_score": quality_score(thumbnail),
+        "dhash": compute_dhash(grey),
+        "ahash": compute_ahash(grey),
+        "whash": compute_whash(grey),
+        "quality_score": quality_score(grey),
         "exif_error": photo.exif_error,
-        "thumbnail": encode_jpeg(thumbnail),
+        "thumbnail": encode_thumbnail(photo.image),
     }
 
 

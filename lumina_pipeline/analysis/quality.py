@@ -3,11 +3,13 @@
 import numpy as np
 from PIL import Image
 
-SHARPNESS_FULL_SCALE = 1000.0  # Laplacian variance of crisp detail at thumbnail scale
+SHARPNESS_FULL_SCALE = 1000.0  # Laplacian variance of crisp detail at 256 px scale
+SCALE_SHORT_SIDE = 256
 
 
-def quality_score(thumbnail: Image.Image) -> int:
-    """Sharpness and exposure of a thumbnail (short side 256 px), so sizes compare fairly.
+def quality_score(grey: Image.Image) -> int:
+    """Sharpness and exposure of a greyscale image, measured at a short side of 256 px so
+    that photos of different sizes compare fairly.
 
     sharpness = min(1, log(1 + v) / log(1 + 1000)), v the variance of the 4-neighbour
                 Laplacian of the grey image (Pech-Pacheco et al., 2000): blur lowers it;
@@ -15,7 +17,10 @@ def quality_score(thumbnail: Image.Image) -> int:
                 at 0-3 or 252-255: dark, washed-out and blown images lose;
     score     = round(100 * (0.7 * sharpness + 0.3 * exposure)).
     """
-    grey = np.asarray(thumbnail.convert("L"), dtype=np.float32)
+    scale = SCALE_SHORT_SIDE / min(grey.size)
+    if scale < 1:
+        grey = grey.resize((round(grey.width * scale), round(grey.height * scale)), Image.BILINEAR)
+    grey = np.asarray(grey, dtype=np.float32)
     if min(grey.shape) < 3:
         return 0
     laplacian = (

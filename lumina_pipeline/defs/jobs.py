@@ -7,3 +7,6 @@ from lumina_pipeline.defs.assets.inventory import file_inventory
 
 inventory_job = dg.define_asset_job("inventory_job", selection=[file_inventory])
 batch_job = dg.define_asset_job("batch_job", selection=[photo_analysis])
+
+# For runs started from a terminal (`lumina run`, benchmarks): warnings and errors only.
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}

@@ -89,11 +89,16 @@ def test_an_unreadable_file_is_an_error_not_a_crash(tmp_path):
     assert os.read(reader, 1000).decode() == "('error', 'cannot read file: Permission denied')"
 
 
-def test_thumbnail_keeps_a_short_side_of_256_and_the_photo_upright(corpus):
-    record = corpus.files(path="Orientierung/landscape_6.jpg")[0]
-    got = analyze(corpus.real_path(record))
+@pytest.mark.parametrize(
+    ("path", "short_side"),
+    [("Orientierung/landscape_6.jpg", range(450, 451)), ("Phone/2022/IMG_0001.HEIC", range(256, 512)),
+     ("Misc/CIMG0017.JPG", range(256, 512)), ("Misc/mountains.avif", range(256, 512))],
+)
+def test_thumbnail_is_upright_with_a_short_side_of_at_least_256(corpus, path, short_side):
+    got = analyze(corpus.real_path(corpus.files(path=path)[0]))
     thumbnail = Image.open(io.BytesIO(got["thumbnail"]))
-    assert min(thumbnail.size) == min(256, got["display_height"]) and thumbnail.width > thumbnail.height
+    assert min(thumbnail.size) in short_side
+    assert (thumbnail.width > thumbnail.height) == (got["display_width"] > got["display_height"])
 
 
 def test_raw_without_a_readable_preview_is_skipped_with_a_reason(tmp_path):

@@ -39,11 +39,11 @@ from_inventory = [dg.AssetDep(file_inventory, partition_mapping=by_catalog)]
 )
 def photo_analysis(context: dg.AssetExecutionContext, database: CatalogDatabase, thumbnails: ThumbnailStore):
     """Read each new or changed file of the batch once and decode it once, for both assets."""
+    started = time.perf_counter()
     keys = context.partition_key.keys_by_dimension
     with database.transaction() as session:
         catalog_id = get_catalog(session, keys["catalog"]).id
         pending = pending_files(session.connection(), catalog_id, keys["batch"])
-    started = time.perf_counter()
     analysis = analyze_files(absolute_paths(pending["source_root"], pending["path"]), pending["kind"])
     saved = thumbnails.save_all(keys["catalog"], analysis["checksum"], analysis["thumbnail"])
     rows = analysis.drop("thumbnail").with_columns(id=pending["id"], thumbnail_path=pl.Series(saved, dtype=pl.String))
