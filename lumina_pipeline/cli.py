@@ -101,8 +101,8 @@ def dev(args: argparse.Namespace) -> None:
     """`dagster dev` (webserver + daemon) on the same instance and database as the CLI."""
     home.prepare()
     workspace = Path(__file__).resolve().parent.parent / "workspace.yaml"
-    command = ["dagster", "dev", "-w", str(workspace), "--host", args.host, "--port", str(args.port)]
-    os.execvp(command[0], command)
+    command = [sys.executable, "-m", "dagster", "dev", "-w", str(workspace), "--host", args.host, "--port", str(args.port)]
+    os.execv(command[0], command)
 
 
 def _catalog_for_run(args: argparse.Namespace, place: home.Home) -> str:
