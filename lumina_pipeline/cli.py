@@ -20,6 +20,9 @@ from lumina_pipeline.storage.database import make_engine
 from lumina_pipeline.storage.images import pending_batches, status_counts
 from sqlalchemy.orm import Session
 
+DUPLICATE_FIGURES = ("exact_groups", "near_duplicate_groups", "files_in_groups", "reclaimable_bytes")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -78,6 +81,11 @@ def run(args: argparse.Namespace) -> None:
         )
         line = _metadata_line(result, "photo_analysis", ("files_read", "ok", "error", "skipped", "files_per_second"))
         print(f"batch {batch} ({number}/{len(todo)}): {line}")
+    grouping = definitions.resolve_job_def("catalog_job").execute_in_process(
+        partition_key=name, instance=instance, run_config=QUIET_RUN_CONFIG
+    )
+    print(f"duplicates: {_metadata_line(grouping, 'duplicate_groups', DUPLICATE_FIGURES)}")
+    print(f"bursts: {_metadata_line(grouping, 'bursts', ('bursts', 'frames_in_bursts'))}")
     with _session(place) as session:
         counts = status_counts(session.connection(), catalog_id)
     summary = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
@@ -95,6 +103,31 @@ def export(args: argparse.Namespace) -> None:
         print(f"wrote {len(document['files'])} files to {args.out}")
     else:
         print(text)
+
+
+def duplicates(args: argparse.Namespace) -> None:
+    place = home.prepare()
+    with _session(place) as session:
+        groups = export_catalog(session, args.catalog)["duplicate_groups"]
+    for group in groups:
+        state = "reviewed" if group["reviewed"] else "not reviewed"
+        print(f"{group['similarity_type']} group {group['id'][:8]} "
+              f"(confidence {group['confidence']}, {len(group['members'])} files, {state})")
+        for member in group["members"]:
+            print(f"  {'*' if member == group['primary'] else ' '} {member}")
+    print(f"{len(groups)} groups; * marks the primary, the copy to keep")
+
+
+def bursts(args: argparse.Namespace) -> None:
+    place = home.prepare()
+    with _session(place) as session:
+        found = export_catalog(session, args.catalog)["bursts"]
+    for burst in found:
+        print(f"{burst['camera']}, {burst['start_time']} to {burst['end_time'][11:]} "
+              f"({burst['duration_seconds']} s, {len(burst['members'])} frames)")
+        for member in burst["members"]:
+            print(f"  {'*' if member == burst['best'] else ' '} {member}")
+    print(f"{len(found)} bursts; * marks the best frame")
 
 
 def dev(args: argparse.Namespace) -> None:
@@ -174,6 +207,11 @@ def _parser() -> argparse.ArgumentParser:
     export_parser.add_argument("catalog")
     export_parser.add_argument("--out", help="file to write (default: standard output)")
     export_parser.set_defaults(command=export)
+
+    for name, command, text in (("duplicates", duplicates, "list duplicate groups"), ("bursts", bursts, "list bursts")):
+        listing = commands.add_parser(name, help=text)
+        listing.add_argument("catalog")
+        listing.set_defaults(command=command)
 
     dev_parser = commands.add_parser("dev", help="open the Dagster UI on the same data")
     dev_parser.add_argument("--host", default="127.0.0.1")

@@ -4,6 +4,7 @@ from sqlalchemy.orm import Session
 
 from lumina_pipeline.analysis.files import display_path
 from lumina_pipeline.storage.catalogs import get_catalog
+from lumina_pipeline.storage.groups import catalog_bursts, catalog_groups
 from lumina_pipeline.storage.images import catalog_files
 
 METADATA_FIELDS = (
@@ -13,9 +14,40 @@ METADATA_FIELDS = (
 
 
 def export_catalog(session: Session, name: str) -> dict:
-    catalog = get_catalog(session, name)
-    files = [_file_record(row) for row in catalog_files(session.connection(), catalog.id)]
-    return {"catalog": name, "files": files, "duplicate_groups": [], "bursts": []}
+    connection, catalog_id = session.connection(), get_catalog(session, name).id
+    return {
+        "catalog": name,
+        "files": [_file_record(row) for row in catalog_files(connection, catalog_id)],
+        "duplicate_groups": [_group_record(row) for row in catalog_groups(connection, catalog_id)],
+        "bursts": [_burst_record(row) for row in catalog_bursts(connection, catalog_id)],
+    }
+
+
+def _text(path: bytes | None) -> str | None:
+    return None if path is None else display_path(bytes(path))[0]
+
+
+def _group_record(row: dict) -> dict:
+    return {
+        "id": row["id"],
+        "similarity_type": row["similarity_type"],
+        "confidence": row["confidence"],
+        "primary": _text(row["primary_path"]),
+        "members": [_text(path) for path in row["paths"]],
+        "reviewed": row["reviewed"],
+    }
+
+
+def _burst_record(row: dict) -> dict:
+    return {
+        "id": row["id"],
+        "camera": " ".join(part for part in (row["camera_make"], row["camera_model"]) if part),
+        "start_time": row["start_time"].isoformat(),
+        "end_time": row["end_time"].isoformat(),
+        "duration_seconds": row["duration_seconds"],
+        "best": _text(row["best_path"]),
+        "members": [_text(path) for path in row["paths"]],
+    }
 
 
 def _file_record(row: dict) -> dict:

@@ -105,6 +105,7 @@ class DuplicateGroup(Base):
     similarity_type: Mapped[str] = mapped_column(String(16))  # exact / perceptual
     confidence: Mapped[int] = mapped_column(SmallInteger)  # 0-100
     reviewed: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    primary_chosen: Mapped[bool] = mapped_column(Boolean, server_default=false())  # by a person
     created_at: Mapped[datetime] = _created()
 
 
@@ -132,6 +133,7 @@ class Burst(Base):
     best_image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"))
     selection_method: Mapped[str | None] = mapped_column(String(32))
     reviewed: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    best_chosen: Mapped[bool] = mapped_column(Boolean, server_default=false())  # by a person
     created_at: Mapped[datetime] = _created()
 
 

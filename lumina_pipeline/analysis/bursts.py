@@ -1,0 +1,71 @@
+"""Bursts: runs of shots from one camera, each within a short gap of the previous one."""
+
+from dataclasses import dataclass
+
+import polars as pl
+
+SHOTS_SCHEMA = {
+    "id": pl.Int64,
+    "path": pl.String,
+    "checksum": pl.String,
+    "kind": pl.String,
+    "captured_at": pl.String,  # DateTimeOriginal with sub-seconds, camera local time
+    "camera_make": pl.String,
+    "camera_model": pl.String,
+    "camera_serial": pl.String,
+    "quality_score": pl.Int64,
+}
+CAMERA = ["camera_make", "camera_model", "camera_serial"]
+
+
+@dataclass(frozen=True)
+class BurstRule:
+    """At least `min_shots` distinct shots from one camera (make, model and, when the camera
+    records it, body serial), each at most `max_gap_seconds` after the previous one."""
+
+    max_gap_seconds: float = 2.0
+    min_shots: int = 3
+
+
+def find_bursts(shots: pl.DataFrame, rule: BurstRule) -> pl.DataFrame:
+    """One row per frame of a burst: `burst_key`, `id`, `sequence` (1 = first) and
+    `best` (the frame with the highest quality score, the earliest on ties).
+
+    Byte-identical copies are one shot, and so are a RAW file and its JPEG twin (same
+    folder and name stem, same capture time): the JPEG stands for both. Files without a
+    capture time or camera never join a burst.
+    """
+    timed = shots.filter(pl.col("camera_model").is_not_null()).with_columns(
+        taken=pl.col("captured_at").str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False),
+        stem=pl.col("path").str.replace(r"\.[^./]*$", "").str.to_lowercase(),
+    )
+    distinct = (
+        timed.filter(pl.col("taken").is_not_null())
+        .sort(["taken", pl.col("kind") == "raw", "path"])
+        .unique("checksum", keep="first", maintain_order=True)
+        .unique([*CAMERA, "taken", "stem"], keep="first", maintain_order=True)
+        .sort([*CAMERA, "taken", "path"], nulls_last=True)
+    )
+    gap = pl.col("taken").diff().over(CAMERA).dt.total_microseconds() / 1e6
+    starts = gap.is_null() | (gap > rule.max_gap_seconds)
+    runs = distinct.with_columns(run=starts.cum_sum())
+    frames = runs.filter(pl.len().over("run") >= rule.min_shots)
+    best = pl.col("quality_score").fill_null(-1).arg_max().over("run")
+    return frames.with_columns(
+        burst_key=pl.concat_str(pl.lit("burst:"), pl.col("checksum").first().over("run")),
+        sequence=pl.int_range(1, pl.len() + 1).over("run"),
+        best=pl.int_range(pl.len()).over("run") == best,
+    ).select("burst_key", "id", "sequence", "best", "taken")
+
+
+def summarize_bursts(frames: pl.DataFrame) -> pl.DataFrame:
+    """One row per burst from its frames (find_bursts output with camera_make/model)."""
+    return frames.sort("sequence").group_by("burst_key", maintain_order=True).agg(
+        image_count=pl.len(),
+        start_time=pl.col("taken").first(),
+        end_time=pl.col("taken").last(),
+        duration_seconds=((pl.col("taken").last() - pl.col("taken").first()).dt.total_microseconds() / 1e6).round(3),
+        camera_make=pl.col("camera_make").first(),
+        camera_model=pl.col("camera_model").first(),
+        best_id=pl.col("id").filter("best").first(),
+    ).rename({"burst_key": "group_key"})

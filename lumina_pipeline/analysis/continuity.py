@@ -1,0 +1,78 @@
+"""Carry ids and user decisions over from the previous run's groups (or bursts).
+
+A group is identified by its members' checksums, counted with multiplicity: a file moved or
+renamed keeps its checksum and so its place, while a new copy adds one. A new group takes
+the id of the previous group from which most members carried over (more than half of that
+group's members, the largest overlap winning); it keeps `reviewed` only if its members are
+the same, and keeps a chosen primary (or best frame) only if that file is still a member.
+"""
+
+import uuid
+
+import polars as pl
+
+PREVIOUS_SCHEMA = {
+    "group_id": pl.String,
+    "reviewed": pl.Boolean,
+    "chosen_id": pl.Int64,  # primary / best frame a user chose; null if the rule chose
+    "chosen_checksum": pl.String,
+}
+PREVIOUS_MEMBERS_SCHEMA = {"group_id": pl.String, "kind": pl.String, "checksum": pl.String}
+
+
+def carry_over(
+    members: pl.DataFrame, previous: pl.DataFrame, previous_members: pl.DataFrame
+) -> pl.DataFrame:
+    """`members` has group_key ("<kind>:..."), id, checksum. Returns one row per group_key
+    with `group_id` (kept or new), `reviewed` and `chosen_id` (null: let the rule choose).
+    Groups only inherit from previous groups of their own kind (exact, perceptual, burst)."""
+    kind = pl.col("group_key").str.split(":").list.first().alias("kind")
+    new_counts = members.group_by("group_key", "checksum").agg(new=pl.len()).with_columns(kind)
+    old_counts = previous_members.group_by("group_id", "kind", "checksum").agg(old=pl.len())
+    old_sizes = old_counts.group_by("group_id").agg(old_size=pl.col("old").sum())
+    new_sizes = new_counts.group_by("group_key").agg(new_size=pl.col("new").sum())
+    overlap = (
+        new_counts.join(old_counts, on=["kind", "checksum"])
+        .group_by("group_key", "group_id")
+        .agg(shared=pl.min_horizontal("new", "old").sum())
+        .join(old_sizes, on="group_id")
+        .join(new_sizes, on="group_key")
+        .filter(pl.col("shared") * 2 > pl.col("old_size"))
+        .sort(["shared", "group_key", "group_id"], descending=[True, False, False])
+        .unique("group_id", keep="first", maintain_order=True)
+        .unique("group_key", keep="first", maintain_order=True)
+    )
+    keys = members.select("group_key").unique(maintain_order=True)
+    keys = keys.with_columns(fresh_id=pl.Series([str(uuid.uuid4()) for _ in range(len(keys))], dtype=pl.String))
+    matched = keys.join(overlap, on="group_key", how="left").join(previous, on="group_id", how="left")
+    same_members = (pl.col("shared") == pl.col("old_size")) & (pl.col("shared") == pl.col("new_size"))
+    chosen = _still_member(matched, members)
+    return matched.join(chosen, on="group_key", how="left").select(
+        "group_key",
+        group_id=pl.col("group_id").fill_null(pl.col("fresh_id")),
+        reviewed=(same_members & pl.col("reviewed")).fill_null(False),
+        chosen_id="kept_choice",
+    )
+
+
+def _still_member(matched: pl.DataFrame, members: pl.DataFrame) -> pl.DataFrame:
+    """The chosen file if it is still a member, else a member with its checksum (moved)."""
+    candidates = matched.filter(pl.col("chosen_id").is_not_null()).join(
+        members.select("group_key", "id", "checksum"), on="group_key"
+    )
+    same_file = candidates.filter(pl.col("id") == pl.col("chosen_id"))
+    moved = candidates.filter(pl.col("checksum") == pl.col("chosen_checksum"))
+    return (
+        pl.concat([same_file.with_columns(order=0), moved.with_columns(order=1)])
+        .sort("order", "id")
+        .unique("group_key", keep="first")
+        .select("group_key", kept_choice="id")
+    )
+
+
+def with_decisions(groups: pl.DataFrame, carried: pl.DataFrame, rule_choice: str) -> pl.DataFrame:
+    """Attach id, reviewed flag and final choice to one row per group: a person's kept
+    choice wins over the rule's (`rule_choice` column); `chosen` says which it was."""
+    return groups.join(carried, on="group_key").with_columns(
+        choice=pl.coalesce("chosen_id", rule_choice), chosen=pl.col("chosen_id").is_not_null()
+    )

@@ -1,0 +1,79 @@
+"""`duplicate_groups`: which files of a catalog are copies or the same picture saved again."""
+
+import time
+
+import dagster as dg
+import polars as pl
+
+from lumina_pipeline.analysis.continuity import carry_over, with_decisions
+from lumina_pipeline.analysis.duplicates import (
+    DEFAULT_AVOIDED_FOLDERS,
+    NearDuplicateRule,
+    group_catalog,
+    reclaimable_bytes,
+)
+from lumina_pipeline.defs.markdown import markdown_table
+from lumina_pipeline.defs.partitions import by_catalog, catalogs
+from lumina_pipeline.defs.resources import CatalogDatabase
+from lumina_pipeline.storage.catalogs import get_catalog
+from lumina_pipeline.storage.groups import load_catalog_rows, load_previous_groups, replace_groups
+
+
+class DuplicatesConfig(dg.Config):
+    """The near-duplicate rule (see NearDuplicateRule) and the folders whose files should
+    not be chosen as a group's primary when a copy elsewhere is as good."""
+
+    ahash_bits: int = 5
+    dhash_bits: int = 10
+    whash_bits: int = 8
+    avoided_folders: list[str] = list(DEFAULT_AVOIDED_FOLDERS)
+
+
+@dg.asset(
+    partitions_def=catalogs,
+    deps=[dg.AssetDep("metadata", partition_mapping=by_catalog), dg.AssetDep("hashes", partition_mapping=by_catalog)],
+    kinds={"polars", "postgres"},
+    group_name="catalog",
+)
+def duplicate_groups(
+    context: dg.AssetExecutionContext, config: DuplicatesConfig, database: CatalogDatabase
+) -> dg.MaterializeResult:
+    """Exact groups (same SHA-256) and near-duplicate groups (perceptual hashes) of the
+    catalog, each with a primary image; ids, reviews and chosen primaries carry over."""
+    started = time.perf_counter()
+    rule = NearDuplicateRule(ahash=config.ahash_bits, dhash=config.dhash_bits, whash=config.whash_bits)
+    with database.transaction() as session:  # read, regroup and replace in one transaction
+        connection = session.connection()
+        catalog_id = get_catalog(session, context.partition_key).id
+        rows = load_catalog_rows(connection, catalog_id)
+        members, groups, flat = group_catalog(rows, rule, tuple(config.avoided_folders))
+        members = members.join(rows.select("id", "checksum"), on="id")
+        carried = carry_over(members, *load_previous_groups(connection, catalog_id))
+        decided = with_decisions(groups, carried, "primary_id")
+        replace_groups(
+            connection,
+            catalog_id,
+            decided.select(
+                id="group_id", primary_image_id="choice", similarity_type="similarity_type",
+                confidence="confidence", reviewed="reviewed", primary_chosen="chosen",
+            ),
+            members.join(carried, on="group_key").select(group_id="group_id", image_id="id", similarity_score="similarity_score"),
+        )
+    final = decided.rename({"choice": "primary_image_id"})
+    largest = final.sort("size", descending=True).join(
+        rows.select(primary_image_id="id", primary="path"), on="primary_image_id"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "exact_groups": int((groups["similarity_type"] == "exact").sum()),
+            "near_duplicate_groups": int((groups["similarity_type"] == "perceptual").sum()),
+            "files_in_groups": members["id"].n_unique(),
+            "reclaimable_bytes": reclaimable_bytes(members, final, rows.select("id", "size_bytes")),
+            "too_flat_to_compare": flat,
+            "kept_decisions": int(carried["reviewed"].sum() + carried["chosen_id"].is_not_null().sum()),
+            "elapsed_seconds": round(time.perf_counter() - started, 3),
+            "largest_groups": dg.MetadataValue.md(
+                markdown_table(largest.select("similarity_type", "size", "confidence", "reviewed", "primary"))
+            ),
+        }
+    )
