@@ -74,7 +74,7 @@ def test_runs_are_recorded_in_the_instance_the_ui_reads(lumina_home, corpus):
     url = pgserver.get_server(lumina_home / "pgdata", cleanup_mode=None).get_uri()
     with make_engine(url).connect() as connection:
         jobs = connection.execute(text("SELECT DISTINCT pipeline_name FROM runs")).scalars().all()
-    assert set(jobs) == {"inventory_job", "batch_job"}
+    assert set(jobs) == {"inventory_job", "batch_job", "catalog_job"}
 
 
 def test_a_second_run_finds_nothing_new(lumina_home, corpus):

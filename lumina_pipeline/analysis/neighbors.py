@@ -3,7 +3,7 @@
 Multi-index hashing (Norouzi, Punjani and Fleet, "Fast Search in Hamming Space with
 Multi-Index Hashing", CVPR 2012): split the 64 bits into m chunks. If two hashes differ in
 at most t bits, then by pigeonhole some chunk differs in at most floor(t / m) bits; with
-m = t // 2 + 1 chunks that is at most 1 bit. So each hash looks up, in every chunk, the
+m = t // 2 + 1 chunks (at least 3) that is at most 1 bit. So each hash looks up, in every chunk, the
 bucket of its own chunk value and of the values one bit away, and only those candidates
 are verified with a vectorized popcount. Written here because no maintained Python
 library does Hamming-radius joins over millions of 64-bit keys.
@@ -13,8 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 
-def hex_to_uint64(values: list[str]) -> NDArray[np.uint64]:
-    return np.array([int(value, 16) for value in values], dtype=np.uint64)
+MIN_CHUNKS = 3  # chunks of at most 22 bits: bucket tables of at most 4M entries
 
 
 def hamming(a: NDArray[np.uint64], b: NDArray[np.uint64]) -> NDArray[np.uint8]:
@@ -24,7 +23,7 @@ def hamming(a: NDArray[np.uint64], b: NDArray[np.uint64]) -> NDArray[np.uint8]:
 def pairs_within(keys: NDArray[np.uint64], max_distance: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """Index pairs (i < j) whose keys differ in at most `max_distance` bits, each once."""
     count = len(keys)
-    chunk_count = max_distance // 2 + 1
+    chunk_count = max(max_distance // 2 + 1, MIN_CHUNKS)
     bounds = np.linspace(0, 64, chunk_count + 1).astype(int)
     found = [np.empty(0, dtype=np.int64)]
     for low, high in zip(bounds[:-1], bounds[1:]):

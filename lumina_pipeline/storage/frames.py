@@ -45,12 +45,14 @@ def read_frame(connection: Connection, query: str, params: dict, schema: dict) -
     cursor.copy_expert(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", buffer)
     if not buffer.getbuffer().nbytes:
         return pl.DataFrame(schema=schema)
-    text_schema = {name: pl.String if dtype == pl.Binary else dtype for name, dtype in schema.items()}
+    # CSV carries bytea as \x hex and booleans as t/f: read both as text, then convert
+    as_text = {name for name, dtype in schema.items() if dtype in (pl.Binary, pl.Boolean)}
+    text_schema = {name: pl.String if name in as_text else dtype for name, dtype in schema.items()}
     frame = pl.read_csv(buffer.getvalue(), has_header=False, new_columns=list(schema), schema=text_schema)
     return frame.with_columns(
-        pl.col(name).str.strip_prefix("\\x").str.decode("hex")
+        pl.col(name).str.strip_prefix("\\x").str.decode("hex") if dtype == pl.Binary else pl.col(name) == "t"
         for name, dtype in schema.items()
-        if dtype == pl.Binary
+        if name in as_text
     )
 
 

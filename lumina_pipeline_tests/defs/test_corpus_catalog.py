@@ -21,6 +21,7 @@ def cataloged(corpus, database_url, engine, tmp_path_factory):
         inventory = pipeline.inventory(CATALOG)
         analysis = pipeline.analyze(CATALOG, "00000")
         yield pipeline, inventory, analysis
+        pipeline.remove_catalogs()
 
 
 def rows_by_path(pipeline) -> dict[str, dict]:

@@ -2,12 +2,12 @@ import polars as pl
 
 from lumina_pipeline.storage.frames import read_frame, stage
 
-SCHEMA = {"id": pl.Int64, "name": pl.String, "raw": pl.Binary, "score": pl.Float64}
+SCHEMA = {"id": pl.Int64, "name": pl.String, "raw": pl.Binary, "score": pl.Float64, "kept": pl.Boolean}
 
 
 def test_a_frame_survives_copy_in_and_out_byte_for_byte(engine):
     frame = pl.DataFrame(
-        [(1, "Café, \"quoted\"", b"Gr\xfc\xdfe\x00.jpg", 0.5), (2, None, b"", None), (3, "x\ny", b"\xff", -1.25)],
+        [(1, "Café, \"quoted\"", b"Gr\xfc\xdfe\x00.jpg", 0.5, True), (2, None, b"", None, None), (3, "x\ny", b"\xff", -1.25, False)],
         schema=SCHEMA,
         orient="row",
     )

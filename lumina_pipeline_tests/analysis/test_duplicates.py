@@ -1,0 +1,108 @@
+import itertools
+
+import numpy as np
+import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lumina_pipeline.analysis.duplicates import GROUPING_SCHEMA, NearDuplicateRule, group_catalog, reclaimable_bytes
+from lumina_pipeline.analysis.neighbors import hamming
+
+RULE = NearDuplicateRule()
+
+
+def image(id_, ahash, dhash=None, whash=None, *, checksum=None, pixels=100, quality=50, path=None, size=10):
+    dhash = ahash if dhash is None else dhash
+    whash = ahash if whash is None else whash
+    return {
+        "id": id_, "path": path or f"photos/{id_:03d}.jpg", "checksum": checksum or f"c{id_}",
+        "size_bytes": size, "pixels": pixels, "quality_score": quality, "richness": 3, "captured_at": None,
+        "dhash": f"{dhash:016x}", "ahash": f"{ahash:016x}", "whash": f"{whash:016x}",
+    }
+
+
+def frame(rows):
+    return pl.DataFrame(rows, schema=GROUPING_SCHEMA)
+
+
+def groups_as_sets(rows, rule=RULE):
+    members, groups, _ = group_catalog(frame(rows), rule)
+    by_key = members.group_by("group_key").agg(pl.col("id").sort())
+    primary = dict(groups.select("group_key", "primary_id").iter_rows())
+    return {(tuple(ids), primary[key]) for key, ids in by_key.iter_rows()}
+
+
+def flip(value, *bits):
+    for bit in bits:
+        value ^= 1 << bit
+    return value
+
+
+BASE = 0x0F0F_3C3C_A5A5_7E7E
+
+
+def test_exact_copies_form_an_exact_group_with_the_avoided_folder_losing():
+    rows = [image(1, BASE, checksum="same", path="Backup/a.jpg"), image(2, BASE, checksum="same", path="Library/a.jpg")]
+    members, groups, _ = group_catalog(frame(rows), RULE)
+    exact = groups.filter(pl.col("similarity_type") == "exact")
+    assert exact["primary_id"].to_list() == [2] and exact["confidence"].to_list() == [100]
+
+
+def test_near_copy_joins_and_the_bigger_image_is_primary():
+    rows = [image(1, BASE, pixels=100), image(2, flip(BASE, 1, 2), pixels=400), image(3, ~BASE & (2**64 - 1))]
+    assert groups_as_sets(rows) == {((1, 2), 2)}
+
+
+def test_photos_are_never_chained_through_a_middle_one():
+    a, b, c = BASE, flip(BASE, 1, 2, 3, 4), flip(BASE, 1, 2, 3, 4, 5, 6, 7, 8)  # a~b, b~c, a far from c
+    groups = groups_as_sets([image(1, a, quality=90), image(2, b, quality=80), image(3, c, quality=70)])
+    assert groups == {((1, 2), 1)}
+
+
+def test_flat_images_are_left_out_and_counted():
+    rows = [image(1, 0), image(2, 0), image(3, BASE)]
+    members, _, flat = group_catalog(frame(rows), RULE)
+    assert members.is_empty() and flat == 2
+
+
+def test_keeping_only_primaries_frees_the_other_copies():
+    rows = [image(1, BASE, checksum="x", size=5), image(2, BASE, checksum="x", size=5, path="Backup/x.jpg"),
+            image(3, flip(BASE, 3), pixels=50, size=7)]
+    members, groups, _ = group_catalog(frame(rows), RULE)
+    sizes = frame(rows).select("id", "size_bytes")
+    assert reclaimable_bytes(members, groups.rename({"primary_id": "primary_image_id"}), sizes) == 5 + 7
+
+
+hashes = st.integers(0, 2**64 - 1)
+
+
+@st.composite
+def catalogs(draw):
+    seeds = draw(st.lists(hashes, min_size=1, max_size=6))
+    rows = []
+    for seed in seeds:
+        for _ in range(draw(st.integers(1, 4))):
+            bits = draw(st.lists(st.integers(0, 63), max_size=8))
+            dbits = draw(st.lists(st.integers(0, 63), max_size=12))
+            rows.append(image(len(rows) + 1, flip(seed, *bits), flip(seed, *dbits), flip(seed, *bits[:3]),
+                              quality=draw(st.integers(0, 100))))
+    return rows
+
+
+@settings(max_examples=60, deadline=None)
+@given(catalogs(), st.randoms())
+def test_grouping_does_not_depend_on_input_order(rows, random):
+    shuffled = list(rows)
+    random.shuffle(shuffled)
+    assert groups_as_sets(rows) == groups_as_sets(shuffled)
+
+
+@settings(max_examples=60, deadline=None)
+@given(catalogs())
+def test_every_pair_inside_a_near_group_satisfies_the_rule(rows):
+    members, _, _ = group_catalog(frame(rows), RULE)
+    by_id = {row["id"]: row for row in rows}
+    for _, ids in members.group_by("group_key").agg("id").iter_rows():
+        for a, b in itertools.combinations(ids, 2):
+            pair = np.array([[int(by_id[x][name], 16) for name in ("dhash", "ahash", "whash")] for x in (a, b)], dtype=np.uint64)
+            assert RULE.matches(hamming(pair[:1], pair[1:]))[0], (a, b)

@@ -1,0 +1,124 @@
+"""`duplicate_groups` and `bursts` on a copy of the corpus, and decisions across re-runs."""
+
+import itertools
+import shutil
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from lumina_pipeline.export import export_catalog
+
+CATALOG = "groups"
+
+
+@pytest.fixture
+def library(corpus, tmp_path):
+    copy = tmp_path / "photos"
+    shutil.copytree(corpus.photos, copy)
+    return copy
+
+
+@pytest.fixture
+def grouped(pipeline, library):
+    pipeline.add_catalog(CATALOG, str(library))
+    return pipeline.catalog_everything(CATALOG)
+
+
+def exported(pipeline) -> dict:
+    with Session(pipeline.engine) as session:
+        return export_catalog(session, CATALOG)
+
+
+def group_of(document, path, kind="perceptual") -> dict:
+    return next(g for g in document["duplicate_groups"] if path in g["members"] and g["similarity_type"] == kind)
+
+
+def test_exact_groups_are_the_manifests(grouped, pipeline, corpus):
+    found = {frozenset(g["members"]) for g in exported(pipeline)["duplicate_groups"] if g["similarity_type"] == "exact"}
+    assert found == {frozenset(g["members"]) for g in corpus.manifest["exact_duplicate_groups"]}
+
+
+def test_every_edited_copy_is_grouped_with_its_original(grouped, pipeline, corpus):
+    document = exported(pipeline)
+    for group in corpus.manifest["near_duplicate_groups"]:
+        for member in group["members"]:
+            assert member["path"] in group_of(document, group["original"])["members"], (group["id"], member["path"])
+
+
+def test_no_two_scenes_share_a_group_unless_the_manifest_tolerates_them(grouped, pipeline, corpus):
+    scene = {f["path"]: f["scene"] for f in corpus.manifest["files"]}
+    tolerated = {frozenset((p["a"], p["b"])) for p in corpus.manifest["tolerated_similar_pairs"]}
+    for group in exported(pipeline)["duplicate_groups"]:
+        for a, b in itertools.combinations(group["members"], 2):
+            assert scene[a] == scene[b] or frozenset((a, b)) in tolerated, (a, b)
+
+
+def test_bursts_are_the_manifests_and_decoys_stay_out(grouped, pipeline, corpus):
+    document = exported(pipeline)
+    found = [burst["members"] for burst in document["bursts"]]
+    assert sorted(found) == sorted([frame["path"] for frame in burst["frames"]] for burst in corpus.manifest["bursts"])
+    in_bursts = {path for members in found for path in members}
+    for decoy in corpus.manifest["non_bursts"]:
+        assert in_bursts.isdisjoint(decoy["files"]), decoy["id"]
+    numbered = pipeline.rows(CATALOG, "burst_sequence")
+    assert sorted(row["burst_sequence"] for row in numbered if row["burst_sequence"]) == [1, 1, 2, 2, 3, 3, 4, 4, 5]
+
+
+def test_the_ui_figures_add_up(grouped, corpus):
+    duplicates, bursts = grouped
+    assert duplicates["exact_groups"] == len(corpus.manifest["exact_duplicate_groups"])
+    assert duplicates["too_flat_to_compare"] == 2  # the 10x10 thumbnail and the flat DNG preview
+    assert duplicates["reclaimable_bytes"] > 0
+    assert (bursts["bursts"], bursts["frames_in_bursts"]) == (2, 9)
+
+
+def mark_reviewed(pipeline, path):
+    with pipeline.engine.begin() as connection:
+        connection.execute(text("""
+            UPDATE duplicate_groups SET reviewed = true WHERE id IN (
+                SELECT m.group_id FROM duplicate_members m JOIN images i ON i.id = m.image_id
+                WHERE i.path = :p AND i.status <> 'deleted')"""), {"p": path.encode()})
+
+
+def test_a_review_survives_a_rerun(grouped, pipeline):
+    mark_reviewed(pipeline, "Toscana 2008/Tag 2/DSCN0021.jpg")
+    before = group_of(exported(pipeline), "Toscana 2008/Tag 2/DSCN0021.jpg")
+    pipeline.catalog_everything(CATALOG)
+    after = group_of(exported(pipeline), "Toscana 2008/Tag 2/DSCN0021.jpg")
+    assert after == before and after["reviewed"]
+
+
+def test_a_new_copy_extends_the_group_keeps_id_and_primary_and_asks_for_review(grouped, pipeline, library):
+    original = "exif.org samples/fujifilm-dx10.jpg"
+    mark_reviewed(pipeline, original)
+    before = group_of(exported(pipeline), original)
+    (library / "Backup (alter Laptop)" / "fujifilm-dx10 Kopie.jpg").write_bytes((library / original).read_bytes())
+    pipeline.catalog_everything(CATALOG)
+    after = group_of(exported(pipeline), original)
+    assert (after["id"], after["primary"]) == (before["id"], before["primary"])
+    assert set(after["members"]) == set(before["members"]) | {"Backup (alter Laptop)/fujifilm-dx10 Kopie.jpg"}
+    assert not after["reviewed"]
+
+
+def test_moving_a_file_keeps_its_group_and_the_review(grouped, pipeline, library):
+    moved = "Exports/web/DSCN0021_small.jpg"
+    mark_reviewed(pipeline, moved)
+    before = group_of(exported(pipeline), moved)
+    (library / "Archiv").mkdir()
+    (library / moved).rename(library / "Archiv" / "DSCN0021_small.jpg")
+    pipeline.catalog_everything(CATALOG)
+    after = group_of(exported(pipeline), "Archiv/DSCN0021_small.jpg")
+    assert after["id"] == before["id"] and after["reviewed"]
+    assert moved not in after["members"]
+
+
+def test_a_chosen_primary_survives_a_rerun(grouped, pipeline):
+    choice = "Chats/WhatsApp Images/IMG-20000531-WA0001.jpg"
+    with pipeline.engine.begin() as connection:
+        connection.execute(text("""
+            UPDATE duplicate_groups g SET primary_image_id = i.id, primary_chosen = true
+            FROM duplicate_members m JOIN images i ON i.id = m.image_id
+            WHERE m.group_id = g.id AND i.path = :p AND g.similarity_type = 'perceptual'"""), {"p": choice.encode()})
+    pipeline.catalog_everything(CATALOG)
+    assert group_of(exported(pipeline), choice)["primary"] == choice
