@@ -11,6 +11,7 @@ from pathlib import Path
 import dagster as dg
 
 from lumina_pipeline import home
+from lumina_pipeline.analysis.photos import ANALYSIS_VERSION
 from lumina_pipeline.defs.jobs import QUIET_RUN_CONFIG
 from lumina_pipeline.defs.partitions import catalogs as catalog_partitions
 from lumina_pipeline.export import export_catalog
@@ -73,7 +74,7 @@ def run(args: argparse.Namespace) -> None:
     print(f"inventory: {_metadata_line(inventory, 'file_inventory', ('files', 'new', 'changed', 'deleted'))}")
     with _session(place) as session:
         catalog_id = catalog_store.get_catalog(session, name).id
-        todo = pending_batches(session.connection(), catalog_id)
+        todo = pending_batches(session.connection(), catalog_id, ANALYSIS_VERSION)
     for number, batch in enumerate(todo, 1):
         key = dg.MultiPartitionKey({"catalog": name, "batch": batch})
         result = definitions.resolve_job_def("batch_job").execute_in_process(

@@ -6,10 +6,14 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from lumina_pipeline.analysis.hashing import compute_ahash, compute_dhash, compute_whash
+from lumina_pipeline.analysis.hashing import compute_ahash, compute_dhash, compute_whash, hash_version
 from lumina_pipeline.analysis.imaging import decode_photo, encode_thumbnail
 from lumina_pipeline.analysis.metadata import encode_geohash, read_exif_metadata
 from lumina_pipeline.analysis.quality import quality_score
+
+# Bump the first part when what a file's analysis stores changes; with the libraries' versions
+# it decides which files a batch reads again (and is the assets' Dagster code version).
+ANALYSIS_VERSION = f"photos-v1; {hash_version()}"
 
 ANALYSIS_SCHEMA = {
     "status": pl.String,

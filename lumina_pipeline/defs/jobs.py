@@ -1,5 +1,10 @@
-"""Jobs: the inventory of one catalog, the analysis of one (catalog, batch), and the
-catalog-wide grouping that follows them."""
+"""Jobs: the inventory of one catalog, the analysis of one (catalog, batch), the
+catalog-wide grouping that follows them, and the nightly checksum verification.
+
+Runs of the inventory and batch jobs are tagged with their catalog, whoever launches them
+(UI, sensor, schedule, backfill), so that the run queue's tag limits in dagster.yaml can
+allow one inventory per catalog at a time and a bounded number of its batches.
+"""
 
 import dagster as dg
 
@@ -7,10 +12,36 @@ from lumina_pipeline.defs.assets.bursts import bursts
 from lumina_pipeline.defs.assets.duplicates import duplicate_groups
 from lumina_pipeline.defs.assets.images import photo_analysis
 from lumina_pipeline.defs.assets.inventory import file_inventory
+from lumina_pipeline.defs.checks import checksums_unchanged
+from lumina_pipeline.defs.partitions import catalog_batches, catalogs
 
-inventory_job = dg.define_asset_job("inventory_job", selection=[file_inventory])
-batch_job = dg.define_asset_job("batch_job", selection=[photo_analysis])
-catalog_job = dg.define_asset_job("catalog_job", selection=[duplicate_groups, bursts])
+INVENTORY_TAG = "lumina/inventory"  # value: catalog; dagster.yaml allows one run per value
+BATCH_TAG = "lumina/batches"  # value: catalog; dagster.yaml bounds the runs per value
+CHANGE_TAG = "lumina/change"  # what a batch run belongs to: grouping follows once all are done
+
+
+def batch_catalog(partition_key: str) -> str:
+    return catalog_batches.get_partition_key_from_str(partition_key).keys_by_dimension["catalog"]
+
+
+inventory_job = dg.define_asset_job(
+    "inventory_job",
+    selection=dg.AssetSelection.assets(file_inventory).without_checks(),
+    config=dg.PartitionedConfig(
+        catalogs, run_config_for_partition_key_fn=lambda key: {}, tags_for_partition_key_fn=lambda key: {INVENTORY_TAG: key}
+    ),
+)
+batch_job = dg.define_asset_job(
+    "batch_job",
+    selection=[photo_analysis],
+    config=dg.PartitionedConfig(
+        catalog_batches,
+        run_config_for_partition_key_fn=lambda key: {},
+        tags_for_partition_key_fn=lambda key: {BATCH_TAG: batch_catalog(key)},
+    ),
+)
+catalog_job = dg.define_asset_job("catalog_job", selection=[duplicate_groups, bursts], partitions_def=catalogs)
+verification_job = dg.define_asset_job("verification_job", selection=dg.AssetSelection.checks(checksums_unchanged))
 
 # For runs started from a terminal (`lumina run`, benchmarks): warnings and errors only.
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}

@@ -53,23 +53,32 @@ def apply_inventory(connection: Connection, catalog_id: uuid.UUID, changes: Inve
         FROM deleted_files d WHERE images.id = d.id"""))
 
 
-def pending_files(connection: Connection, catalog_id: uuid.UUID, batch: str) -> pl.DataFrame:
-    """Files of one batch that are new or changed since they were last read."""
-    query = """SELECT id, source_root, path, kind, size_bytes FROM images
-               WHERE catalog_id = %(catalog)s AND batch = %(batch)s AND status = 'pending'
-               ORDER BY id"""
-    return read_frame(connection, query, {"catalog": str(catalog_id), "batch": batch}, PENDING_SCHEMA)
+# A file is to be read when it is new or changed (pending), or when another analysis
+# version read it (an algorithm or library upgrade): old and new hashes never mix.
+TO_READ = """(status = 'pending' OR (kind IN ('image', 'raw', 'video') AND status <> 'deleted'
+              AND analysis_version IS DISTINCT FROM %(version)s))"""
 
 
-def pending_batches(connection: Connection, catalog_id: uuid.UUID) -> list[str]:
-    rows = connection.execute(
-        text("SELECT DISTINCT batch FROM images WHERE catalog_id = :c AND status = 'pending' ORDER BY batch"),
-        {"c": catalog_id},
+def pending_files(connection: Connection, catalog_id: uuid.UUID, batch: str, version: str) -> pl.DataFrame:
+    """Files of one batch that are new or changed since they were last read, or were read
+    by another analysis version."""
+    query = f"""SELECT id, source_root, path, kind, size_bytes FROM images
+                WHERE catalog_id = %(catalog)s AND batch = %(batch)s AND {TO_READ} ORDER BY id"""
+    params = {"catalog": str(catalog_id), "batch": batch, "version": version}
+    return read_frame(connection, query, params, PENDING_SCHEMA)
+
+
+def pending_batches(connection: Connection, catalog_id: uuid.UUID, version: str) -> list[str]:
+    """The catalog's batches holding a file to read: missing or stale partitions."""
+    cursor = connection.connection.dbapi_connection.cursor()
+    cursor.execute(
+        f"SELECT DISTINCT batch FROM images WHERE catalog_id = %(catalog)s AND {TO_READ} ORDER BY batch",
+        {"catalog": str(catalog_id), "version": version},
     )
-    return list(rows.scalars())
+    return [batch for (batch,) in cursor.fetchall()]
 
 
-def write_analysis(connection: Connection, analysis: pl.DataFrame, hash_version: str) -> None:
+def write_analysis(connection: Connection, analysis: pl.DataFrame, hash_version: str, analysis_version: str) -> None:
     """Store one batch's analysis (an `id` column plus photos.ANALYSIS_SCHEMA without the
     thumbnail bytes, plus `thumbnail_path`) in the caller's transaction."""
     stage(connection, "analysis", analysis)
@@ -91,9 +100,9 @@ def write_analysis(connection: Connection, analysis: pl.DataFrame, hash_version:
             geohash_4 = left(a.geohash, 4), geohash_6 = left(a.geohash, 6), geohash_8 = a.geohash,
             quality_score = a.quality_score, thumbnail_path = a.thumbnail_path,
             processing_flags = jsonb_strip_nulls(jsonb_build_object('exif_error', a.exif_error)),
-            updated_at = now()
+            analysis_version = :analysis_version, updated_at = now()
         FROM analysis a WHERE images.id = a.id"""),
-        {"hash_version": hash_version},
+        {"hash_version": hash_version, "analysis_version": analysis_version},
     )
 
 
@@ -113,3 +122,49 @@ def status_counts(connection: Connection, catalog_id: uuid.UUID) -> dict[str, in
         text("SELECT status, count(*) FROM images WHERE catalog_id = :c GROUP BY status"), {"c": catalog_id}
     )
     return dict(rows.all())
+
+
+VERIFY_SCHEMA = {
+    "id": pl.Int64,
+    "source_root": pl.String,
+    "path": pl.Binary,
+    "size_bytes": pl.Int64,
+    "mtime_ns": pl.Int64,
+    "checksum": pl.String,
+}
+
+
+def files_to_verify(connection: Connection, catalog_id: uuid.UUID, share: float) -> pl.DataFrame:
+    """The `share` of the catalog's read files whose checksum was verified longest ago."""
+    query = """
+        WITH readable AS (
+            SELECT id, source_root, path, size_bytes, mtime_ns, checksum, verified_at FROM images
+            WHERE catalog_id = %(catalog)s AND checksum IS NOT NULL AND status IN ('ok', 'skipped'))
+        SELECT id, source_root, path, size_bytes, mtime_ns, checksum FROM readable
+        ORDER BY verified_at NULLS FIRST, id
+        LIMIT (SELECT ceil(count(*) * %(share)s) FROM readable)"""
+    return read_frame(connection, query, {"catalog": str(catalog_id), "share": share}, VERIFY_SCHEMA)
+
+
+def mark_verified(connection: Connection, ids: pl.Series) -> None:
+    stage(connection, "verified", ids.to_frame("id"))
+    connection.execute(text("UPDATE images SET verified_at = now() FROM verified v WHERE images.id = v.id"))
+
+
+def unfinished_images(connection: Connection, catalog_id: uuid.UUID) -> dict[str, int]:
+    """Photos read as ok but missing metadata or hashes, and files not read yet."""
+    row = connection.execute(text("""
+        SELECT count(*) FILTER (WHERE status = 'ok' AND kind IN ('image', 'raw')
+                                AND (metadata IS NULL OR dhash IS NULL OR checksum IS NULL)),
+               count(*) FILTER (WHERE status = 'pending')
+        FROM images WHERE catalog_id = :c"""), {"c": catalog_id}).one()
+    return {"incomplete": row[0], "pending": row[1]}
+
+
+def orphaned_references(connection: Connection, catalog_id: uuid.UUID) -> int:
+    """Group members and burst frames whose file the inventory no longer lists."""
+    return connection.execute(text("""
+        SELECT count(*) FROM images i
+        WHERE i.catalog_id = :c AND i.status IN ('deleted', 'pending', 'ignored')
+          AND (i.burst_id IS NOT NULL OR EXISTS (SELECT 1 FROM duplicate_members m WHERE m.image_id = i.id))"""),
+        {"c": catalog_id}).scalar_one()

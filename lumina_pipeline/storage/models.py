@@ -81,6 +81,8 @@ class Image(Base):
     ahash: Mapped[str | None] = mapped_column(String(16))
     whash: Mapped[str | None] = mapped_column(String(16))
     hash_version: Mapped[str | None] = mapped_column(Text)
+    analysis_version: Mapped[str | None] = mapped_column(Text)  # what last read the file
+    verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # checksum re-read
     geohash_4: Mapped[str | None] = mapped_column(String(4))
     geohash_6: Mapped[str | None] = mapped_column(String(6))
     geohash_8: Mapped[str | None] = mapped_column(String(8))

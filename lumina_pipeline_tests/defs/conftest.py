@@ -40,6 +40,8 @@ class Pipeline:
         result = dg.materialize([photo_analysis], partition_key=key, instance=self.instance, resources=self.resources)
         return _metadata(result, "photo_analysis")
 
+    assets = (file_inventory, photo_analysis, duplicate_groups, bursts)
+
     def catalog_everything(self, catalog: str) -> tuple[dict, dict]:
         """Inventory, every batch to process, then duplicate groups and bursts."""
         for batch in self.inventory(catalog)["batches_to_process"]:

@@ -7,7 +7,7 @@ import polars as pl
 
 from lumina_pipeline.analysis.files import absolute_paths, display_path
 from lumina_pipeline.analysis.hashing import hash_version
-from lumina_pipeline.analysis.photos import analyze_files
+from lumina_pipeline.analysis.photos import ANALYSIS_VERSION, analyze_files
 from lumina_pipeline.defs.assets.inventory import file_inventory
 from lumina_pipeline.defs.markdown import markdown_table
 from lumina_pipeline.defs.partitions import by_catalog, catalog_batches
@@ -24,6 +24,7 @@ from_inventory = [dg.AssetDep(file_inventory, partition_mapping=by_catalog)]
             "metadata",
             deps=from_inventory,
             kinds={"python", "postgres"},
+            code_version=ANALYSIS_VERSION,
             description="SHA-256, EXIF (capture time, camera, lens, GPS, orientation), "
             "dimensions and quality score of each file in the batch.",
         ),
@@ -31,6 +32,7 @@ from_inventory = [dg.AssetDep(file_inventory, partition_mapping=by_catalog)]
             "hashes",
             deps=from_inventory,
             kinds={"python", "postgres"},
+            code_version=ANALYSIS_VERSION,
             description="dhash, ahash and whash (imagehash definitions) and a thumbnail of each photo.",
         ),
     ],
@@ -43,12 +45,12 @@ def photo_analysis(context: dg.AssetExecutionContext, database: CatalogDatabase,
     keys = context.partition_key.keys_by_dimension
     with database.transaction() as session:
         catalog_id = get_catalog(session, keys["catalog"]).id
-        pending = pending_files(session.connection(), catalog_id, keys["batch"])
+        pending = pending_files(session.connection(), catalog_id, keys["batch"], ANALYSIS_VERSION)
     analysis = analyze_files(absolute_paths(pending["source_root"], pending["path"]), pending["kind"])
     saved = thumbnails.save_all(keys["catalog"], analysis["checksum"], analysis["thumbnail"])
     rows = analysis.drop("thumbnail").with_columns(id=pending["id"], thumbnail_path=pl.Series(saved, dtype=pl.String))
     with database.transaction() as session:
-        write_analysis(session.connection(), rows, hash_version())
+        write_analysis(session.connection(), rows, hash_version(), ANALYSIS_VERSION)
     elapsed = time.perf_counter() - started
     counts = {status: int((analysis["status"] == status).sum()) for status in ("ok", "error", "skipped")}
     common = {

@@ -1,0 +1,78 @@
+"""A cheap digest of a catalog's folders (names, sizes, mtimes), walked in resumable units.
+
+Sensors use it to notice that a catalog changed without reading any file and without
+keeping per-file state in their cursor: only a 64-bit digest per catalog. Each top-level
+folder of a root is one unit (the root's own files are another), so a catalog too big for
+one sensor tick is walked over several, resuming at the next unit.
+"""
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from lumina_pipeline.analysis.files import walk_sources
+
+DIGEST_MASK = (1 << 64) - 1
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a fingerprint got: digest of units [0, next_unit), and whether that is all."""
+
+    digest: int
+    next_unit: int
+    done: bool
+
+
+def fingerprint_units(roots: Sequence[str]) -> list[tuple[str, str | None]]:
+    """(root, top-level folder) pairs in a stable order; (root, None) stands for the root's
+    own files. A root that cannot be listed is one unit that digests as empty."""
+    units: list[tuple[str, str | None]] = []
+    for root in roots:
+        units.append((root, None))
+        try:
+            folders = sorted(entry.name for entry in os.scandir(root) if entry.is_dir(follow_symlinks=False))
+        except OSError:
+            folders = []
+        units.extend((root, folder) for folder in folders)
+    return units
+
+
+def fingerprint(roots: Sequence[str], *, start: Progress | None = None, budget_seconds: float = float("inf")) -> Progress:
+    """Walk units from `start` on until done or the time budget is spent.
+
+    The digest is the wrapping sum of one hash per file (its unit, path, size and mtime),
+    so units can be added in any number of steps and the order of files never matters.
+    """
+    units = fingerprint_units(roots)
+    digest, index = (start.digest, start.next_unit) if start else (0, 0)
+    deadline = time.monotonic() + budget_seconds
+    while index < len(units) and time.monotonic() < deadline:
+        digest = (digest + _unit_digest(*units[index])) & DIGEST_MASK
+        index += 1
+    return Progress(digest, index, index >= len(units))
+
+
+def _unit_digest(root: str, folder: str | None) -> int:
+    if folder is None:
+        files = _own_files(root)
+    else:
+        files = walk_sources([os.path.join(root, folder)]).files.select("source_root", "path", "size_bytes", "mtime_ns")
+    return int(files.hash_rows(seed=0).to_numpy().sum(dtype=np.uint64)) if len(files) else 0
+
+
+def _own_files(root: str):
+    import polars as pl
+
+    rows = []
+    try:
+        for entry in os.scandir(root):
+            if entry.is_file(follow_symlinks=False):
+                stat = entry.stat(follow_symlinks=False)
+                rows.append((root, os.fsencode(entry.name), stat.st_size, stat.st_mtime_ns))
+    except OSError:
+        pass
+    return pl.DataFrame(rows, schema=["source_root", "path", "size_bytes", "mtime_ns"], orient="row")

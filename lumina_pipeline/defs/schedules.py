@@ -1,0 +1,38 @@
+"""Schedules: each night, read what is missing or stale, then verify a share of checksums."""
+
+import dagster as dg
+
+from lumina_pipeline.analysis.photos import ANALYSIS_VERSION
+from lumina_pipeline.defs.jobs import CHANGE_TAG, batch_job, verification_job
+from lumina_pipeline.defs.resources import CatalogDatabase
+from lumina_pipeline.storage.catalogs import list_catalogs
+from lumina_pipeline.storage.images import pending_batches
+
+RUNNING = dg.DefaultScheduleStatus.RUNNING
+
+
+@dg.schedule(job=batch_job, cron_schedule="0 2 * * *", default_status=RUNNING)
+def nightly_backfill_schedule(context: dg.ScheduleEvaluationContext, database: CatalogDatabase):
+    """Every real (catalog, batch) holding a file that is unread or was read by another
+    analysis version; never the empty cells of the catalog x batch cross product."""
+    night = context.scheduled_execution_time.strftime("%Y-%m-%d")
+    with database.transaction() as session:
+        todo = [
+            (catalog.name, batch)
+            for catalog in list_catalogs(session)
+            for batch in pending_batches(session.connection(), catalog.id, ANALYSIS_VERSION)
+        ]
+    return [
+        dg.RunRequest(
+            partition_key=dg.MultiPartitionKey({"catalog": name, "batch": batch}),
+            run_key=f"nightly:{night}:{name}:{batch}",
+            tags={CHANGE_TAG: f"nightly:{night}:{name}"},
+        )
+        for name, batch in todo
+    ] or dg.SkipReason("every batch is read and current")
+
+
+@dg.schedule(job=verification_job, cron_schedule="0 4 * * *", default_status=RUNNING)
+def nightly_verification_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """Re-read a share of every catalog's files against their checksums (bit rot)."""
+    return dg.RunRequest(run_key=f"verify:{context.scheduled_execution_time:%Y-%m-%d}")

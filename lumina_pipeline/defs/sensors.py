@@ -1,0 +1,107 @@
+"""Sensors: catalogs become partitions, changed folders get an inventory, an inventory gets
+its batches, and finished batches get one regrouping of their catalog."""
+
+import json
+import time
+
+import dagster as dg
+
+from lumina_pipeline.analysis.fingerprint import Progress, fingerprint
+from lumina_pipeline.defs.assets.inventory import file_inventory
+from lumina_pipeline.defs.jobs import CHANGE_TAG, batch_job, catalog_job, inventory_job
+from lumina_pipeline.defs.partitions import catalogs
+from lumina_pipeline.defs.resources import CatalogDatabase
+from lumina_pipeline.storage.catalogs import list_catalogs
+
+RUNNING = dg.DefaultSensorStatus.RUNNING
+TICK_BUDGET_SECONDS = 40.0  # Dagster cancels a tick at 60 s; what is left resumes next tick
+IN_PROGRESS = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+@dg.sensor(minimum_interval_seconds=30, default_status=RUNNING)
+def catalog_sensor(context: dg.SensorEvaluationContext, database: CatalogDatabase) -> dg.SensorResult:
+    """Keep the `catalogs` partitions equal to the catalogs `lumina catalog` registered."""
+    with database.transaction() as session:
+        names = {catalog.name for catalog in list_catalogs(session)}
+    known = set(context.instance.get_dynamic_partitions(catalogs.name))
+    return dg.SensorResult(
+        dynamic_partitions_requests=[
+            catalogs.build_add_request(sorted(names - known)),
+            catalogs.build_delete_request(sorted(known - names)),
+        ]
+    )
+
+
+@dg.sensor(job=inventory_job, minimum_interval_seconds=60, default_status=RUNNING)
+def folder_change_sensor(context: dg.SensorEvaluationContext, database: CatalogDatabase) -> dg.SensorResult:
+    """Request a `file_inventory` run for each catalog whose folders changed.
+
+    The cursor keeps one digest per catalog (names, sizes, mtimes folded together) and, for
+    a catalog not finished within the tick's budget, how far its walk got. Files are never
+    opened, and no per-file state goes into the cursor Dagster stores with every tick.
+    """
+    state = json.loads(context.cursor or "{}")
+    deadline = time.monotonic() + TICK_BUDGET_SECONDS
+    with database.transaction() as session:
+        current = {catalog.name: list(catalog.source_directories) for catalog in list_catalogs(session)}
+    requests, cursor = [], {}
+    for name, folders in current.items():
+        entry = dict(state.get(name, {"changes": 0}))
+        start = Progress(*entry.pop("partial"), done=False) if "partial" in entry else None
+        progress = fingerprint(folders, start=start, budget_seconds=max(0.0, deadline - time.monotonic()))
+        if not progress.done:
+            cursor[name] = {**entry, "partial": [progress.digest, progress.next_unit]}
+            continue
+        digest = f"{progress.digest:016x}"
+        if entry.get("digest") != digest:
+            entry = {"digest": digest, "changes": entry["changes"] + 1}
+            run_key = f"{name}:{entry['changes']}:{digest}"  # a folder can return to an old state
+            requests.append(dg.RunRequest(partition_key=name, run_key=run_key))
+        cursor[name] = entry
+    return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))
+
+
+@dg.sensor(jobs=[batch_job, catalog_job], minimum_interval_seconds=30, default_status=RUNNING)
+def inventory_followup_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    """After each `file_inventory` materialization, run exactly the batches it marked new or
+    changed; a change without batches to read (only deletions) regroups the catalog at once."""
+    records = context.instance.fetch_materializations(file_inventory.key, limit=100, cursor=context.cursor, ascending=True)
+    requests = []
+    for record in records.records:
+        materialization = record.asset_materialization
+        catalog, change = materialization.partition, record.run_id
+        batches = materialization.metadata["batches_to_process"].value
+        tags = {CHANGE_TAG: change}
+        requests += [
+            dg.RunRequest(
+                job_name=batch_job.name,
+                partition_key=dg.MultiPartitionKey({"catalog": catalog, "batch": batch}),
+                run_key=f"{change}:{batch}",
+                tags=tags,
+            )
+            for batch in batches
+        ]
+        if not batches and materialization.metadata["deleted"].value:
+            requests.append(dg.RunRequest(job_name=catalog_job.name, partition_key=catalog, run_key=f"{change}:catalog"))
+    return dg.SensorResult(run_requests=requests, cursor=records.cursor)
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS, monitored_jobs=[batch_job], request_job=catalog_job, default_status=RUNNING
+)
+def grouping_after_batches_sensor(context: dg.RunStatusSensorContext):
+    """Once the last batch run of a change finishes, regroup its catalog: one run per
+    change, not one per batch (run keys make the request once, however many see it)."""
+    change = context.dagster_run.tags.get(CHANGE_TAG)
+    if change is None:
+        return dg.SkipReason("batch run launched by hand: nothing to follow up")
+    unfinished = context.instance.get_runs_count(dg.RunsFilter(tags={CHANGE_TAG: change}, statuses=IN_PROGRESS))
+    if unfinished:
+        return dg.SkipReason(f"{unfinished} batch runs of this change still to finish")
+    catalog = context.dagster_run.tags["dagster/partition/catalog"]
+    return dg.RunRequest(partition_key=catalog, run_key=f"{change}:catalog")

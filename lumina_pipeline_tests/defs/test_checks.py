@@ -1,0 +1,58 @@
+"""Asset checks against the embedded database: complete analysis, live references, bit rot."""
+
+import os
+import shutil
+
+import dagster as dg
+
+from lumina_pipeline.defs.assets.duplicates import duplicate_groups
+from lumina_pipeline.defs.assets.inventory import file_inventory
+from lumina_pipeline.defs.checks import checksums_unchanged, every_photo_is_analyzed, groups_point_at_listed_files
+
+
+def evaluations(result: dg.ExecuteInProcessResult) -> dict:
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def verify(pipeline):
+    config = {"ops": {"file_inventory_checksums_unchanged": {"config": {"share_per_run": 1.0}}}}
+    result = dg.materialize(
+        [file_inventory, checksums_unchanged], selection=dg.AssetSelection.checks(checksums_unchanged),
+        instance=pipeline.instance, resources=pipeline.resources, run_config=config,
+    )
+    return evaluations(result)["checksums_unchanged"]
+
+
+def test_a_silently_changed_file_fails_the_check_and_keeps_its_checksum(pipeline, corpus, tmp_path):
+    library = tmp_path / "library"
+    shutil.copytree(corpus.photos / "Toscana 2008", library)
+    pipeline.add_catalog("rot", str(library))
+    pipeline.catalog_everything("rot")
+    assert verify(pipeline).passed
+
+    victim = library / "DSCN0010.jpg"
+    stat = victim.stat()
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte, same size
+    victim.write_bytes(bytes(data))
+    os.utime(victim, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # and the same mtime
+    before = {bytes(r["path"]): r["checksum"] for r in pipeline.rows("rot", "path, checksum")}
+
+    check = verify(pipeline)
+
+    assert not check.passed
+    assert check.metadata["corrupted_files"].value == ["rot: DSCN0010.jpg"]
+    assert {bytes(r["path"]): r["checksum"] for r in pipeline.rows("rot", "path, checksum")} == before
+
+
+def test_grouping_checks_pass_on_a_complete_catalog(pipeline, corpus, tmp_path):
+    library = tmp_path / "library"
+    shutil.copytree(corpus.photos / "Weihnachten 2021", library)
+    pipeline.add_catalog("complete", str(library))
+    pipeline.catalog_everything("complete")
+    result = dg.materialize(
+        [duplicate_groups, every_photo_is_analyzed, groups_point_at_listed_files],
+        partition_key="complete", instance=pipeline.instance, resources=pipeline.resources,
+    )
+    checks = evaluations(result)
+    assert checks["every_photo_is_analyzed"].passed and checks["groups_point_at_listed_files"].passed

@@ -1,0 +1,129 @@
+"""Sensors and schedules with Dagster's test contexts, a real instance and the embedded database."""
+
+import shutil
+from datetime import datetime
+
+import dagster as dg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from lumina_pipeline.defs.jobs import CHANGE_TAG, batch_job
+from lumina_pipeline.defs.schedules import nightly_backfill_schedule
+from lumina_pipeline.defs.sensors import (
+    catalog_sensor,
+    folder_change_sensor,
+    grouping_after_batches_sensor,
+    inventory_followup_sensor,
+)
+from lumina_pipeline.storage.catalogs import add_catalog
+
+
+def photos(corpus, count, skip=0):
+    jpegs = [corpus.photos / r["path"] for r in corpus.files(expected_status="ok") if r["format"] == "JPEG"]
+    return jpegs[skip : skip + count]
+
+
+@pytest.fixture
+def library(corpus, tmp_path):
+    folder = tmp_path / "library"
+    folder.mkdir()
+    for index, photo in enumerate(photos(corpus, 5)):
+        shutil.copy(photo, folder / f"{index}.jpg")
+    return folder
+
+
+def tick(sensor, pipeline, cursor=None):
+    with dg.build_sensor_context(instance=pipeline.instance, cursor=cursor, resources=pipeline.resources) as context:
+        return sensor(context)
+
+
+def test_a_new_catalog_becomes_a_partition_and_a_removed_one_goes(pipeline, library):
+    with Session(pipeline.engine) as session, session.begin():
+        add_catalog(session, "fresh", [str(library)])
+    pipeline.catalogs.append("fresh")
+    pipeline.instance.add_dynamic_partitions("catalogs", ["gone"])
+    result = tick(catalog_sensor, pipeline)
+    added, removed = result.dynamic_partitions_requests
+    assert "fresh" in added.partition_keys and "gone" not in added.partition_keys
+    assert removed.partition_keys == ["gone"]
+
+
+def test_changed_folders_get_one_inventory_run_then_runs_for_the_touched_batch_only(pipeline, library, corpus):
+    pipeline.add_catalog("watched", str(library), batch_size=5)
+    first = tick(folder_change_sensor, pipeline)
+    assert [r.partition_key for r in first.run_requests] == ["watched"]
+    pipeline.catalog_everything("watched")
+    quiet = tick(folder_change_sensor, pipeline, first.cursor)
+    assert quiet.run_requests == []
+
+    for index, photo in enumerate(photos(corpus, 2, skip=5)):
+        shutil.copy(photo, library / f"new-{index}.jpg")
+    changed = tick(folder_change_sensor, pipeline, quiet.cursor)
+    assert [r.partition_key for r in changed.run_requests] == ["watched"]
+    assert tick(folder_change_sensor, pipeline, changed.cursor).run_requests == []
+
+    seen = tick(inventory_followup_sensor, pipeline).cursor  # everything before this change
+    pipeline.inventory("watched")
+    followup = tick(inventory_followup_sensor, pipeline, seen)
+    assert [r.partition_key.keys_by_dimension for r in followup.run_requests] == [{"batch": "00001", "catalog": "watched"}]
+    assert tick(inventory_followup_sensor, pipeline, followup.cursor).run_requests == []
+
+
+def test_a_deleted_photo_is_marked_deleted_and_the_catalog_regrouped(pipeline, library):
+    pipeline.add_catalog("shrinking", str(library))
+    pipeline.catalog_everything("shrinking")
+    seen = tick(inventory_followup_sensor, pipeline).cursor
+    (library / "0.jpg").unlink()
+    pipeline.inventory("shrinking")
+    followup = tick(inventory_followup_sensor, pipeline, seen)
+    assert [(r.job_name, r.partition_key) for r in followup.run_requests] == [("catalog_job", "shrinking")]
+    statuses = {bytes(row["path"]): row["status"] for row in pipeline.rows("shrinking", "path, status")}
+    assert statuses[b"0.jpg"] == "deleted"
+
+
+def test_grouping_follows_once_the_last_batch_of_a_change_is_done(pipeline, library):
+    pipeline.add_catalog("followed", str(library), batch_size=3)
+    pipeline.inventory("followed")
+    definitions = dg.Definitions(assets=pipeline.assets, jobs=[batch_job], resources=pipeline.resources)
+    job = definitions.resolve_job_def(batch_job.name)
+    results = [
+        job.execute_in_process(
+            partition_key=dg.MultiPartitionKey({"catalog": "followed", "batch": batch}),
+            instance=pipeline.instance, tags={CHANGE_TAG: "change-1"},
+        )
+        for batch in ("00000", "00001")
+    ]
+    context = dg.build_run_status_sensor_context(
+        sensor_name=grouping_after_batches_sensor.name, dagster_instance=pipeline.instance,
+        dagster_run=results[-1].dagster_run, dagster_event=results[-1].get_run_success_event(),
+    )
+    request = grouping_after_batches_sensor(context)
+    assert (request.partition_key, request.run_key) == ("followed", "change-1:catalog")
+
+
+def test_the_nightly_schedule_requests_only_real_batches_that_are_missing_or_stale(pipeline, library, corpus, tmp_path):
+    small = tmp_path / "small"
+    small.mkdir()
+    shutil.copy(photos(corpus, 1)[0], small / "one.jpg")
+    pipeline.add_catalog("big", str(library), batch_size=2)  # batches 00000-00002
+    pipeline.add_catalog("small", str(small), batch_size=2)  # batch 00000 only
+    pipeline.inventory("big")
+    pipeline.inventory("small")
+
+    def requested():
+        with dg.build_schedule_context(
+            instance=pipeline.instance, resources=pipeline.resources, scheduled_execution_time=datetime(2026, 1, 2, 2)
+        ) as context:
+            result = nightly_backfill_schedule(context)
+        return [] if isinstance(result, dg.SkipReason) else sorted(r.partition_key for r in result)
+
+    assert requested() == ["00000|big", "00000|small", "00001|big", "00002|big"]
+    for name, batches in (("big", ["00000", "00001", "00002"]), ("small", ["00000"])):
+        for batch in batches:
+            pipeline.analyze(name, batch)
+    assert requested() == []
+    with pipeline.engine.begin() as connection:  # as after an upgrade of the hashing code
+        connection.execute(text("UPDATE images SET analysis_version = 'photos-v0' WHERE batch = '00001'"))
+    assert requested() == ["00001|big"]
+    assert pipeline.analyze("big", "00001")["files_read"] == 2
