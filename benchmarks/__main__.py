@@ -1,8 +1,9 @@
 """`make bench`: every performance target, each as a ratio to a baseline measured in the
 same run on this machine. Numbers are printed, never asserted."""
 
-from benchmarks import foundation, grouping
+from benchmarks import automation, foundation, grouping
 
 if __name__ == "__main__":
     foundation.run()
     grouping.run()
+    automation.run()

@@ -121,16 +121,21 @@ def bare_walk(root: str) -> int:
     return count
 
 
-def inventory_rescan(root: Path) -> None:
-    tree = root / "tiny"
-    for index in range(INVENTORY_FILES):
+def make_tiny_tree(tree: Path, count: int) -> Path:
+    """`count` one-byte files, a thousand per folder."""
+    for index in range(count):
         folder = tree / f"{index // 1000:03d}"
         if index % 1000 == 0:
-            folder.mkdir(parents=True)
+            folder.mkdir(parents=True, exist_ok=True)
         (folder / f"IMG_{index:06d}.jpg").write_bytes(b"x")
+    return tree
+
+
+def inventory_rescan(root: Path) -> None:
+    tree = make_tiny_tree(root / "tiny", INVENTORY_FILES)
     first = walk_sources([str(tree)])
     stored = first.files.with_columns(
-        id=pl.int_range(len(first.files), dtype=pl.Int64), batch=pl.lit("00000"), status=pl.lit("ok")
+        id=pl.int_range(len(first.files), dtype=pl.Int64), batch=pl.lit("00000"), kind=pl.lit("image"), status=pl.lit("ok")
     )
     baseline = min(timed(bare_walk, str(tree)) for _ in range(3))
     ours = min(timed(lambda: diff_inventory(stored, walk_sources([str(tree)]), batch_size=500)) for _ in range(3))

@@ -19,7 +19,6 @@ WALK_SCHEMA = {
     "path": pl.Binary,
     "size_bytes": pl.Int64,
     "mtime_ns": pl.Int64,
-    "kind": pl.String,
 }
 
 
@@ -31,12 +30,13 @@ class Walk:
     unreadable: list[tuple[str, bytes]]  # (source_root, relative folder) pairs
 
 
-def classify(name: bytes) -> str:
-    """Kind of a file from its name alone: image, raw, video, sidecar, system or other.
+def classify(path: bytes) -> str:
+    """Kind of a file from its name alone (the last part of `path`): image, raw, video, sidecar, system or other.
 
     `raw` is a camera RAW file: an image whose readable part, if any, is an embedded preview.
     AppleDouble files (`._name`) hold macOS resource forks, not photos, whatever their extension.
     """
+    name = path.rpartition(b"/")[2]
     if name in SYSTEM_NAMES or name.startswith(b"._"):
         return "system"
     extension = name.rpartition(b".")[2].lower()
@@ -92,7 +92,6 @@ def walk_sources(roots: Sequence[str]) -> Walk:
                 columns["path"].append(path)
                 columns["size_bytes"].append(stat.st_size)
                 columns["mtime_ns"].append(stat.st_mtime_ns)
-                columns["kind"].append(classify(entry.name))
     return Walk(pl.DataFrame(columns, schema=WALK_SCHEMA), unreadable)
 
 

@@ -60,7 +60,7 @@ def _unit_digest(root: str, folder: str | None) -> int:
     if folder is None:
         files = _own_files(root)
     else:
-        files = walk_sources([os.path.join(root, folder)]).files.select("source_root", "path", "size_bytes", "mtime_ns")
+        files = walk_sources([os.path.join(root, folder)]).files
     return int(files.hash_rows(seed=0).to_numpy().sum(dtype=np.uint64)) if len(files) else 0
 
 

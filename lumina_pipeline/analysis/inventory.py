@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from lumina_pipeline.analysis.files import Walk
+from lumina_pipeline.analysis.files import Walk, classify
 
 BATCH_KEY_DIGITS = 5
 KEY = ["source_root", "path"]
@@ -47,13 +47,13 @@ def batch_key(ordinal: int) -> str:
 def diff_inventory(stored: pl.DataFrame, walk: Walk, *, batch_size: int) -> InventoryChanges:
     """Compare by (source_root, path) then (size, mtime): new, changed, deleted, unchanged.
 
-    `stored` has the columns id, source_root, path, size_bytes, mtime_ns, batch, status.
+    `stored` has the columns id, source_root, path, size_bytes, mtime_ns, batch, kind, status.
     A file that reappears after being marked deleted counts as changed and keeps its batch.
     Files under a folder the walk could not list are neither compared nor marked deleted:
     an unmounted share must not look like an emptied one.
     """
     present = walk.files.join(
-        stored.select(*KEY, "id", "batch", "status", "size_bytes", "mtime_ns"),
+        stored.select(*KEY, "id", "batch", "kind", "status", "size_bytes", "mtime_ns"),
         on=KEY,
         how="left",
         suffix="_stored",
@@ -65,6 +65,8 @@ def diff_inventory(stored: pl.DataFrame, walk: Walk, *, batch_size: int) -> Inve
         | (pl.col("status") == "deleted")
     )
     new = present.filter(~known).sort(KEY).select(walk.files.columns)
+    # only new files need a kind: classifying every file of every rescan costs a third of the walk
+    new = new.with_columns(kind=pl.Series([classify(path) for path in new["path"]], dtype=pl.String))
     changed = present.filter(known & differs)
     gone = (
         stored.filter(pl.col("status") != "deleted")

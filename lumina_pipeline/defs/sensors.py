@@ -37,7 +37,7 @@ def catalog_sensor(context: dg.SensorEvaluationContext, database: CatalogDatabas
     )
 
 
-@dg.sensor(job=inventory_job, minimum_interval_seconds=60, default_status=RUNNING)
+@dg.sensor(job=inventory_job, minimum_interval_seconds=30, default_status=RUNNING)
 def folder_change_sensor(context: dg.SensorEvaluationContext, database: CatalogDatabase) -> dg.SensorResult:
     """Request a `file_inventory` run for each catalog whose folders changed.
 
@@ -66,7 +66,7 @@ def folder_change_sensor(context: dg.SensorEvaluationContext, database: CatalogD
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))
 
 
-@dg.sensor(jobs=[batch_job, catalog_job], minimum_interval_seconds=30, default_status=RUNNING)
+@dg.sensor(jobs=[batch_job, catalog_job], minimum_interval_seconds=15, default_status=RUNNING)
 def inventory_followup_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     """After each `file_inventory` materialization, run exactly the batches it marked new or
     changed; a change without batches to read (only deletions) regroups the catalog at once."""

@@ -15,6 +15,7 @@ INVENTORY_SCHEMA = {
     "size_bytes": pl.Int64,
     "mtime_ns": pl.Int64,
     "batch": pl.String,
+    "kind": pl.String,
     "status": pl.String,
 }
 PENDING_SCHEMA = {
@@ -27,7 +28,7 @@ PENDING_SCHEMA = {
 
 
 def load_inventory(connection: Connection, catalog_id: uuid.UUID) -> pl.DataFrame:
-    query = """SELECT id, source_root, path, size_bytes, mtime_ns, batch, status
+    query = """SELECT id, source_root, path, size_bytes, mtime_ns, batch, kind, status
                FROM images WHERE catalog_id = %(catalog)s"""
     return read_frame(connection, query, {"catalog": str(catalog_id)}, INVENTORY_SCHEMA)
 

@@ -8,7 +8,7 @@ from lumina_pipeline.storage.images import INVENTORY_SCHEMA
 
 
 def walk(*files: tuple[bytes, int], unreadable=()) -> Walk:
-    rows = [("/photos", path, size, 1000, "image") for path, size in files]
+    rows = [("/photos", path, size, 1000) for path, size in files]
     return Walk(pl.DataFrame(rows, schema=WALK_SCHEMA, orient="row"), list(unreadable))
 
 

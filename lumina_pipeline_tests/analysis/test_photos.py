@@ -15,7 +15,7 @@ def analyze(path: bytes, kind: str = "image") -> dict:
 
 
 def corpus_kind(record: dict) -> str:
-    return classify(record["path"].rsplit("/", 1)[-1].encode())
+    return classify(record["path"].encode())
 
 
 def test_every_expected_metadata_field_matches_the_manifest(corpus):

@@ -4,6 +4,7 @@ import os
 import shutil
 
 import dagster as dg
+from sqlalchemy import text
 
 from lumina_pipeline.defs.assets.duplicates import duplicate_groups
 from lumina_pipeline.defs.assets.inventory import file_inventory
@@ -45,14 +46,25 @@ def test_a_silently_changed_file_fails_the_check_and_keeps_its_checksum(pipeline
     assert {bytes(r["path"]): r["checksum"] for r in pipeline.rows("rot", "path, checksum")} == before
 
 
-def test_grouping_checks_pass_on_a_complete_catalog(pipeline, corpus, tmp_path):
+def grouping_checks(pipeline) -> dict:
+    result = dg.materialize(
+        [duplicate_groups, every_photo_is_analyzed, groups_point_at_listed_files],
+        selection=dg.AssetSelection.checks(every_photo_is_analyzed, groups_point_at_listed_files),
+        instance=pipeline.instance, resources=pipeline.resources,
+    )
+    return evaluations(result)
+
+
+def test_grouping_checks_pass_on_a_complete_catalog_and_fail_on_a_stale_one(pipeline, corpus, tmp_path):
     library = tmp_path / "library"
     shutil.copytree(corpus.photos / "Weihnachten 2021", library)
     pipeline.add_catalog("complete", str(library))
     pipeline.catalog_everything("complete")
-    result = dg.materialize(
-        [duplicate_groups, every_photo_is_analyzed, groups_point_at_listed_files],
-        partition_key="complete", instance=pipeline.instance, resources=pipeline.resources,
-    )
-    checks = evaluations(result)
+    checks = grouping_checks(pipeline)
     assert checks["every_photo_is_analyzed"].passed and checks["groups_point_at_listed_files"].passed
+    (library / "IMG_2201.JPG").unlink()  # a burst frame leaves; the inventory notices, no regrouping yet
+    pipeline.inventory("complete")
+    with pipeline.engine.begin() as connection:
+        connection.execute(text("UPDATE images SET dhash = NULL WHERE path = 'IMG_2202.JPG'"))
+    checks = grouping_checks(pipeline)
+    assert not checks["every_photo_is_analyzed"].passed and not checks["groups_point_at_listed_files"].passed

@@ -44,11 +44,11 @@ def file_inventory(context: dg.AssetExecutionContext, database: CatalogDatabase)
             "bytes": int(walk.files["size_bytes"].sum()),
             "batches_to_process": dg.MetadataValue.json(changes.batches_to_process()),
             "elapsed_seconds": round(time.perf_counter() - started, 3),
-            "preview": dg.MetadataValue.md(_kinds_table(walk.files)),
+            "preview": dg.MetadataValue.md(_kinds_table(changes.new)),
         }
     )
 
 
-def _kinds_table(files: pl.DataFrame) -> str:
+def _kinds_table(new: pl.DataFrame) -> str:
     megabytes = (pl.col("size_bytes").sum() / 1e6).round(1)
-    return markdown_table(files.group_by("kind").agg(files=pl.len(), MB=megabytes).sort("kind"))
+    return markdown_table(new.group_by("kind").agg(new_files=pl.len(), MB=megabytes).sort("kind"))

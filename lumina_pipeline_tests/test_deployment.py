@@ -1,0 +1,113 @@
+"""The real thing: dagster-daemon and dagster-webserver on the embedded PostgreSQL, sensors
+noticing photos copied into a watched folder, and their hashes landing in the database."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from lumina_pipeline.storage.database import make_engine
+
+PROJECT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+ASSETS = {"file_inventory", "metadata", "hashes", "duplicate_groups", "bursts"}
+WAIT_SECONDS = 300
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def graphql(port: int, query: str) -> dict:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql", json.dumps({"query": query}).encode(), {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())["data"]
+
+
+def wait_for(condition, what: str, seconds: float = WAIT_SECONDS):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if result := condition():
+                return result
+        except OSError:
+            pass  # the webserver is not listening yet
+        time.sleep(2)
+    pytest.fail(f"gave up after {seconds} s waiting for {what}")
+
+
+@pytest.fixture
+def deployment(tmp_path):
+    """A Lumina home with one catalog, plus the daemon and the webserver, stopped afterwards."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LUMINA_", "DAGSTER_"))}
+    env["LUMINA_HOME"] = str(tmp_path / "home")
+    library = tmp_path / "library"
+    library.mkdir()
+    lumina = [sys.executable, "-m", "lumina_pipeline.cli"]
+    subprocess.run([*lumina, "catalog", "add", "watched", str(library)], env=env, check=True, capture_output=True)
+    prepared = subprocess.run(
+        [sys.executable, "-c", "import json, os; from lumina_pipeline import home; home.prepare(); "
+         "print(json.dumps({k: v for k, v in os.environ.items() if k.startswith(('LUMINA_', 'DAGSTER_'))}))"],
+        env=env, check=True, capture_output=True, text=True,
+    )
+    env.update(json.loads(prepared.stdout.strip().splitlines()[-1]))
+    port, workspace = free_port(), str(PROJECT / "workspace.yaml")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    processes = [
+        subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", workspace], env=env, cwd=PROJECT,
+                         stdout=open(logs / "daemon.log", "w"), stderr=subprocess.STDOUT, start_new_session=True),
+        subprocess.Popen([str(BIN / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(port)],
+                         env=env, cwd=PROJECT, stdout=open(logs / "webserver.log", "w"), stderr=subprocess.STDOUT,
+                         start_new_session=True),
+    ]
+    try:
+        yield library, port, make_engine(env["LUMINA_DATABASE_URL"])
+    finally:
+        for process in processes:
+            os.killpg(process.pid, signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+        import pgserver
+
+        pgserver.get_server(Path(env["LUMINA_HOME"]) / "pgdata", cleanup_mode="stop").cleanup()
+
+
+def hashed(engine, names: list[str]) -> bool:
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT path FROM images WHERE dhash IS NOT NULL AND status = 'ok'")).scalars()
+        return set(names) <= {bytes(path).decode() for path in rows}
+
+
+def test_photos_copied_into_a_watched_folder_are_cataloged_by_the_daemon(deployment, corpus):
+    library, port, engine = deployment
+    nodes = wait_for(lambda: graphql(port, "{ assetNodes { assetKey { path } } }")["assetNodes"], "the code location")
+    assert {node["assetKey"]["path"][0] for node in nodes} == ASSETS
+
+    photos = [corpus.photos / r["path"] for r in corpus.files(expected_status="ok") if r["format"] == "JPEG"][:5]
+    for photo in photos[:2]:
+        shutil.copy(photo, library / photo.name)
+    wait_for(lambda: hashed(engine, [p.name for p in photos[:2]]), "the first photos' hashes")
+    for photo in photos[2:]:
+        shutil.copy(photo, library / photo.name)
+    wait_for(lambda: hashed(engine, [p.name for p in photos]), "the new photos' hashes")
+
+    runs = graphql(port, "{ runsOrError { ... on Runs { results { jobName status } } } }")["runsOrError"]["results"]
+    launched = {(run["jobName"], run["status"]) for run in runs}
+    assert {("inventory_job", "SUCCESS"), ("batch_job", "SUCCESS")} <= launched
