@@ -9,7 +9,7 @@ import dagster as dg
 from sqlalchemy.orm import Session
 
 from benchmarks.foundation import bare_walk, make_tiny_tree, timed
-from lumina_pipeline.defs.resources import CatalogDatabase
+from lumina_pipeline.defs.resources import CatalogDatabase, FolderWatch
 from lumina_pipeline.defs.sensors import folder_change_sensor
 from lumina_pipeline.storage.catalogs import add_catalog
 from lumina_pipeline.storage.database import make_engine, migrate
@@ -19,7 +19,7 @@ FILES = 100_000
 
 def tick(instance, database, cursor):
     started = time.perf_counter()
-    with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"database": database}) as context:
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"database": database, "folder_watch": FolderWatch()}) as context:
         result = folder_change_sensor(context)
     return time.perf_counter() - started, result
 

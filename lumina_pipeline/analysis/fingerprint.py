@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 
-from lumina_pipeline.analysis.files import walk_sources
+from lumina_pipeline.analysis.files import WALK_SCHEMA, walk_sources
 
 DIGEST_MASK = (1 << 64) - 1
 
@@ -42,7 +43,7 @@ def fingerprint_units(roots: Sequence[str]) -> list[tuple[str, str | None]]:
 
 
 def fingerprint(roots: Sequence[str], *, start: Progress | None = None, budget_seconds: float = float("inf")) -> Progress:
-    """Walk units from `start` on until done or the time budget is spent.
+    """Walk units from `start` on until done or the time budget is spent (at least one unit).
 
     The digest is the wrapping sum of one hash per file (its unit, path, size and mtime),
     so units can be added in any number of steps and the order of files never matters.
@@ -50,7 +51,8 @@ def fingerprint(roots: Sequence[str], *, start: Progress | None = None, budget_s
     units = fingerprint_units(roots)
     digest, index = (start.digest, start.next_unit) if start else (0, 0)
     deadline = time.monotonic() + budget_seconds
-    while index < len(units) and time.monotonic() < deadline:
+    first = index
+    while index < len(units) and (index == first or time.monotonic() < deadline):  # always progress
         digest = (digest + _unit_digest(*units[index])) & DIGEST_MASK
         index += 1
     return Progress(digest, index, index >= len(units))
@@ -64,9 +66,7 @@ def _unit_digest(root: str, folder: str | None) -> int:
     return int(files.hash_rows(seed=0).to_numpy().sum(dtype=np.uint64)) if len(files) else 0
 
 
-def _own_files(root: str):
-    import polars as pl
-
+def _own_files(root: str) -> pl.DataFrame:
     rows = []
     try:
         for entry in os.scandir(root):
@@ -75,4 +75,4 @@ def _own_files(root: str):
                 rows.append((root, os.fsencode(entry.name), stat.st_size, stat.st_mtime_ns))
     except OSError:
         pass
-    return pl.DataFrame(rows, schema=["source_root", "path", "size_bytes", "mtime_ns"], orient="row")
+    return pl.DataFrame(rows, schema=WALK_SCHEMA, orient="row")

@@ -53,6 +53,13 @@ class ThumbnailStore(dg.ConfigurableResource):
         return relative.as_posix()
 
 
+class FolderWatch(dg.ConfigurableResource):
+    """How long one tick of the folder-change sensor may walk before the rest of the walk
+    waits for the next tick (Dagster cancels a tick at 60 s)."""
+
+    tick_budget_seconds: float = 40.0
+
+
 @dg.definitions
 def resources() -> dg.Definitions:
     # `lumina` sets both variables (embedded server and `$LUMINA_HOME/thumbnails` by default).
@@ -60,5 +67,6 @@ def resources() -> dg.Definitions:
         resources={
             "database": CatalogDatabase(url=dg.EnvVar("LUMINA_DATABASE_URL")),
             "thumbnails": ThumbnailStore(root=dg.EnvVar("LUMINA_THUMBNAIL_DIR")),
+            "folder_watch": FolderWatch(),
         }
     )

@@ -10,11 +10,15 @@ from lumina_pipeline.analysis.fingerprint import Progress, fingerprint
 from lumina_pipeline.defs.assets.inventory import file_inventory
 from lumina_pipeline.defs.jobs import CHANGE_TAG, batch_job, catalog_job, inventory_job
 from lumina_pipeline.defs.partitions import catalogs
-from lumina_pipeline.defs.resources import CatalogDatabase
+from lumina_pipeline.defs.resources import CatalogDatabase, FolderWatch
 from lumina_pipeline.storage.catalogs import list_catalogs
 
 RUNNING = dg.DefaultSensorStatus.RUNNING
-TICK_BUDGET_SECONDS = 40.0  # Dagster cancels a tick at 60 s; what is left resumes next tick
+class FolderWatchConfig(dg.ConfigurableResource):
+    """How long one tick of the folder sensor may walk before it resumes on the next tick
+    (Dagster cancels a tick at 60 s)."""
+
+    tick_budget_seconds: float = 40.0
 IN_PROGRESS = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -38,7 +42,9 @@ def catalog_sensor(context: dg.SensorEvaluationContext, database: CatalogDatabas
 
 
 @dg.sensor(job=inventory_job, minimum_interval_seconds=30, default_status=RUNNING)
-def folder_change_sensor(context: dg.SensorEvaluationContext, database: CatalogDatabase) -> dg.SensorResult:
+def folder_change_sensor(
+    context: dg.SensorEvaluationContext, database: CatalogDatabase, folder_watch: FolderWatch
+) -> dg.SensorResult:
     """Request a `file_inventory` run for each catalog whose folders changed.
 
     The cursor keeps one digest per catalog (names, sizes, mtimes folded together) and, for
@@ -46,7 +52,7 @@ def folder_change_sensor(context: dg.SensorEvaluationContext, database: CatalogD
     opened, and no per-file state goes into the cursor Dagster stores with every tick.
     """
     state = json.loads(context.cursor or "{}")
-    deadline = time.monotonic() + TICK_BUDGET_SECONDS
+    deadline = time.monotonic() + folder_watch.tick_budget_seconds
     with database.transaction() as session:
         current = {catalog.name: list(catalog.source_directories) for catalog in list_catalogs(session)}
     requests, cursor = [], {}

@@ -9,6 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from lumina_pipeline.defs.jobs import CHANGE_TAG, batch_job
+from lumina_pipeline.defs.resources import FolderWatch
 from lumina_pipeline.defs.schedules import nightly_backfill_schedule
 from lumina_pipeline.defs.sensors import (
     catalog_sensor,
@@ -33,8 +34,9 @@ def library(corpus, tmp_path):
     return folder
 
 
-def tick(sensor, pipeline, cursor=None):
-    with dg.build_sensor_context(instance=pipeline.instance, cursor=cursor, resources=pipeline.resources) as context:
+def tick(sensor, pipeline, cursor=None, budget=40.0):
+    resources = {**pipeline.resources, "folder_watch": FolderWatch(tick_budget_seconds=budget)}
+    with dg.build_sensor_context(instance=pipeline.instance, cursor=cursor, resources=resources) as context:
         return sensor(context)
 
 
@@ -68,6 +70,19 @@ def test_changed_folders_get_one_inventory_run_then_runs_for_the_touched_batch_o
     followup = tick(inventory_followup_sensor, pipeline, seen)
     assert [r.partition_key.keys_by_dimension for r in followup.run_requests] == [{"batch": "00001", "catalog": "watched"}]
     assert tick(inventory_followup_sensor, pipeline, followup.cursor).run_requests == []
+
+
+def test_a_catalog_too_big_for_one_tick_is_walked_over_several(pipeline, library):
+    for folder in ("a", "b"):
+        (library / folder).mkdir()
+        shutil.copy(library / "0.jpg", library / folder / "x.jpg")
+    pipeline.add_catalog("huge", str(library))
+    cursors = [None]
+    for _ in range(2):  # with no time budget a tick walks one unit: own files, then a, then b
+        result = tick(folder_change_sensor, pipeline, cursors[-1], budget=0)
+        assert result.run_requests == []
+        cursors.append(result.cursor)
+    assert [r.partition_key for r in tick(folder_change_sensor, pipeline, cursors[-1], budget=0).run_requests] == ["huge"]
 
 
 def test_a_deleted_photo_is_marked_deleted_and_the_catalog_regrouped(pipeline, library):

@@ -34,6 +34,7 @@ class DuplicatesConfig(dg.Config):
     deps=[dg.AssetDep("metadata", partition_mapping=by_catalog), dg.AssetDep("hashes", partition_mapping=by_catalog)],
     kinds={"polars", "postgres"},
     group_name="catalog",
+    code_version="duplicates-v1",  # bump when the rule or the stored result changes
 )
 def duplicate_groups(
     context: dg.AssetExecutionContext, config: DuplicatesConfig, database: CatalogDatabase

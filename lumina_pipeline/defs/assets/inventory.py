@@ -14,7 +14,7 @@ from lumina_pipeline.storage.catalogs import get_catalog
 from lumina_pipeline.storage.images import apply_inventory, load_inventory
 
 
-@dg.asset(partitions_def=catalogs, kinds={"python", "postgres"}, group_name="inventory")
+@dg.asset(partitions_def=catalogs, kinds={"python", "postgres"}, group_name="inventory", code_version="inventory-v1")
 def file_inventory(context: dg.AssetExecutionContext, database: CatalogDatabase) -> dg.MaterializeResult:
     """Every file under the catalog's folders, diffed against the last scan by (path, size, mtime).
 
