@@ -1,18 +1,16 @@
 """The folder-change sensor's tick on a catalog of 100,000 files, against a bare walk."""
 
-import shutil
-import tempfile
 import time
-from pathlib import Path
 
 import dagster as dg
 from sqlalchemy.orm import Session
 
+from benchmarks import scratch_database
 from benchmarks.foundation import bare_walk, make_tiny_tree, timed
 from lumina_pipeline.defs.resources import CatalogDatabase, FolderWatch
 from lumina_pipeline.defs.sensors import folder_change_sensor
 from lumina_pipeline.storage.catalogs import add_catalog
-from lumina_pipeline.storage.database import make_engine, migrate
+from lumina_pipeline.storage.database import make_engine
 
 FILES = 100_000
 
@@ -25,13 +23,7 @@ def tick(instance, database, cursor):
 
 
 def run() -> None:
-    import pgserver
-
-    root = Path(tempfile.mkdtemp(prefix="lumina-bench-"))
-    server = pgserver.get_server(root / "pg", cleanup_mode="stop")
-    try:
-        url = server.get_uri()
-        migrate(make_engine(url))
+    with scratch_database() as (root, url):
         tree = make_tiny_tree(root / "library", FILES)
         with Session(make_engine(url)) as session, session.begin():
             add_catalog(session, "bench", [str(tree)])
@@ -48,6 +40,3 @@ def run() -> None:
         print(f"  bare os.scandir walk with stat {bare:.2f} s")
         print(f"  no change: {quiet:.2f} s = {quiet / bare:.2f}x the walk (target <= 1.5x)")
         print(f"  100 new files: {changed:.2f} s = {changed / bare:.2f}x, {len(result.run_requests)} inventory run requested")
-    finally:
-        server.cleanup()
-        shutil.rmtree(root, ignore_errors=True)

@@ -2,8 +2,6 @@
 batch run, and the inventory rescan."""
 
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import polars as pl
 from PIL import Image
 from sqlalchemy.orm import Session
 
+from benchmarks import scratch_database
 from lumina_pipeline.analysis.files import walk_sources
 from lumina_pipeline.analysis.imaging import THUMBNAIL_SHORT_SIDE
 from lumina_pipeline.analysis.inventory import diff_inventory
@@ -20,10 +19,10 @@ from lumina_pipeline.analysis.photos import analyze_file
 from lumina_pipeline.defs.assets.images import photo_analysis
 from lumina_pipeline.defs.assets.inventory import file_inventory
 from lumina_pipeline.defs.jobs import QUIET_RUN_CONFIG
-from lumina_pipeline.defs.resources import CatalogDatabase, ThumbnailStore
+from lumina_pipeline.defs.resources import CatalogDatabase, Embedder, ThumbnailStore
 from lumina_pipeline.sample import camera_exif, draw_scene
 from lumina_pipeline.storage.catalogs import add_catalog
-from lumina_pipeline.storage.database import make_engine, migrate
+from lumina_pipeline.storage.database import make_engine
 
 PHOTO_SIZE = (4000, 3000)  # 12 megapixels
 THROUGHPUT_PHOTOS = 16
@@ -93,7 +92,11 @@ def orchestration_overhead(root: Path, database_url: str) -> None:
     engine = make_engine(database_url)
     with Session(engine) as session, session.begin():
         add_catalog(session, "bench", [str(library)])
-    resources = {"database": CatalogDatabase(url=database_url), "thumbnails": ThumbnailStore(root=str(root / "thumbs"))}
+    resources = {
+        "database": CatalogDatabase(url=database_url),
+        "thumbnails": ThumbnailStore(root=str(root / "thumbs")),
+        "embedder": Embedder(cache_dir=str(root / "models")),
+    }
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("catalogs", ["bench"])
         dg.materialize([file_inventory], partition_key="bench", instance=instance, resources=resources, run_config=QUIET_RUN_CONFIG)
@@ -145,16 +148,7 @@ def inventory_rescan(root: Path) -> None:
 
 
 def run() -> None:
-    import pgserver
-
-    root = Path(tempfile.mkdtemp(prefix="lumina-bench-"))
-    server = pgserver.get_server(root / "pg", cleanup_mode="stop")
-    try:
-        migrate(make_engine(server.get_uri()))
+    with scratch_database() as (root, url):
         per_file_throughput(make_photos(root / "throughput", THROUGHPUT_PHOTOS, distinct=THROUGHPUT_PHOTOS))
-        orchestration_overhead(root, server.get_uri())
+        orchestration_overhead(root, url)
         inventory_rescan(root)
-    finally:
-        server.cleanup()
-        shutil.rmtree(root, ignore_errors=True)
-

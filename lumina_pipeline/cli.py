@@ -16,6 +16,7 @@ from lumina_pipeline.defs.jobs import QUIET_RUN_CONFIG
 from lumina_pipeline.defs.partitions import catalogs as catalog_partitions
 from lumina_pipeline.export import export_catalog
 from lumina_pipeline.sample import make_sample
+from lumina_pipeline.search import search_similar, search_text
 from lumina_pipeline.storage import catalogs as catalog_store
 from lumina_pipeline.storage.database import make_engine
 from lumina_pipeline.storage.images import pending_batches, status_counts
@@ -82,6 +83,9 @@ def run(args: argparse.Namespace) -> None:
         )
         line = _metadata_line(result, "photo_analysis", ("files_read", "ok", "error", "skipped", "files_per_second"))
         print(f"batch {batch} ({number}/{len(todo)}): {line}")
+        embedded = _figures(result, "photo_analysis", "embeddings")
+        print(f"  embeddings: {embedded['images_embedded']} photos by {embedded['model_id']}, "
+              f"{embedded['zero_shot_tags']} zero-shot tags, {embedded['images_per_second']} images per second")
     grouping = definitions.resolve_job_def("catalog_job").execute_in_process(
         partition_key=name, instance=instance, run_config=QUIET_RUN_CONFIG
     )
@@ -131,6 +135,19 @@ def bursts(args: argparse.Namespace) -> None:
     print(f"{len(found)} bursts; * marks the best frame")
 
 
+def search(args: argparse.Namespace) -> None:
+    place = home.prepare()
+    with _session(place) as session:
+        find = search_text if args.mode == "search" else search_similar
+        results = find(session, args.catalog, args.query, args.k, cache_dir=Path(os.environ["LUMINA_MODEL_CACHE"]),
+                       clip_path=os.environ["LUMINA_CLIP_MODEL"])
+    if args.json:
+        print(json.dumps(results, ensure_ascii=False, indent=1))
+        return
+    for result in results:
+        print(f"{result['score']:.3f}  {result['path']}  ({result['reason']})")
+
+
 def dev(args: argparse.Namespace) -> None:
     """`dagster dev` (webserver + daemon) on the same instance and database as the CLI."""
     home.prepare()
@@ -176,9 +193,15 @@ def _session(place: home.Home) -> Session:
     return Session(make_engine(place.database_url))
 
 
+def _figures(result: dg.ExecuteInProcessResult, node: str, asset: str = "") -> dict:
+    """The metadata of the materialization of `asset` (default: the node's first)."""
+    materializations = result.asset_materializations_for_node(node)
+    materialization = next(m for m in materializations if asset in ("", m.asset_key.to_user_string()))
+    return {key: value.value for key, value in materialization.metadata.items()}
+
+
 def _metadata_line(result: dg.ExecuteInProcessResult, node: str, fields: tuple[str, ...]) -> str:
-    materialization = result.asset_materializations_for_node(node)[0]
-    values = {key: value.value for key, value in materialization.metadata.items()}
+    values = _figures(result, node)
     return ", ".join(f"{values[field]} {field.replace('_', ' ')}" for field in fields)
 
 
@@ -213,6 +236,17 @@ def _parser() -> argparse.ArgumentParser:
         listing = commands.add_parser(name, help=text)
         listing.add_argument("catalog")
         listing.set_defaults(command=command)
+
+    for name, command, text, query in (
+        ("search", search, "photos that match a text", "text"),
+        ("similar", search, "photos that look like one of the catalog's", "path"),
+    ):
+        finder = commands.add_parser(name, help=text)
+        finder.add_argument("catalog")
+        finder.add_argument("query", metavar=query.upper())
+        finder.add_argument("-k", type=int, default=10, help="how many results (default 10)")
+        finder.add_argument("--json", action="store_true", help="a JSON list of {path, score, reason}")
+        finder.set_defaults(command=search, mode=name)
 
     dev_parser = commands.add_parser("dev", help="open the Dagster UI on the same data")
     dev_parser.add_argument("--host", default="127.0.0.1")

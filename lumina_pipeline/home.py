@@ -41,5 +41,7 @@ def prepare() -> Home:
         LUMINA_DATABASE_URL=url,
         DAGSTER_HOME=str(dagster_home),
         LUMINA_THUMBNAIL_DIR=str(thumbnail_dir),
+        LUMINA_MODEL_CACHE=os.environ.get("LUMINA_MODEL_CACHE", str(root / "models")),
+        LUMINA_CLIP_MODEL=os.environ.get("LUMINA_CLIP_MODEL", ""),
     )
     return Home(root, url, dagster_home, thumbnail_dir)

@@ -19,7 +19,7 @@ from lumina_pipeline.storage.database import make_engine
 
 PROJECT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-ASSETS = {"file_inventory", "metadata", "hashes", "duplicate_groups", "bursts"}
+ASSETS = {"file_inventory", "metadata", "hashes", "embeddings", "duplicate_groups", "bursts"}
 WAIT_SECONDS = 300
 
 
@@ -107,6 +107,8 @@ def test_photos_copied_into_a_watched_folder_are_cataloged_by_the_daemon(deploym
     for photo in photos[2:]:
         shutil.copy(photo, library / photo.name)
     wait_for(lambda: hashed(engine, [p.name for p in photos]), "the new photos' hashes")
+    with engine.connect() as connection:  # vectors are written in the hashes' transaction
+        assert connection.execute(text("SELECT count(*) FROM embeddings_efficientnet_lite0_imagenet")).scalar() == 5
 
     runs = graphql(port, "{ runsOrError { ... on Runs { results { jobName status } } } }")["runsOrError"]["results"]
     launched = {(run["jobName"], run["status"]) for run in runs}

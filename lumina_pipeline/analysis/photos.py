@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from lumina_pipeline.analysis.embedding import model_input
 from lumina_pipeline.analysis.hashing import compute_ahash, compute_dhash, compute_whash, hash_version
 from lumina_pipeline.analysis.imaging import decode_photo, encode_thumbnail
 from lumina_pipeline.analysis.metadata import encode_geohash, read_exif_metadata
@@ -42,21 +43,23 @@ ANALYSIS_SCHEMA = {
     "quality_score": pl.Int16,
     "exif_error": pl.String,
     "thumbnail": pl.Binary,
+    "model_input": pl.Binary,  # 224 x 224 RGB for the image model, raw bytes (see embedding.py)
 }
 
 
-def analyze_files(paths: Sequence[bytes], kinds: Sequence[str]) -> pl.DataFrame:
+def analyze_files(paths: Sequence[bytes], kinds: Sequence[str], *, model_inputs: bool = False) -> pl.DataFrame:
     """One row per file, in order, with the columns of ANALYSIS_SCHEMA.
 
     A file that cannot be read or decoded becomes a row with a status and a reason;
     nothing raised by one file reaches the others.
     """
-    rows = [analyze_file(path, kind) for path, kind in zip(paths, kinds)]
+    rows = [analyze_file(path, kind, model_inputs=model_inputs) for path, kind in zip(paths, kinds)]
     return pl.DataFrame(rows, schema=ANALYSIS_SCHEMA, orient="row") if rows else pl.DataFrame(schema=ANALYSIS_SCHEMA)
 
 
-def analyze_file(path: bytes, kind: str) -> tuple:
-    """Read `path` once; decode it once if it is an image (`kind` image or raw)."""
+def analyze_file(path: bytes, kind: str, *, model_inputs: bool = False) -> tuple:
+    """Read `path` once; decode it once if it is an image (`kind` image or raw). With
+    `model_inputs`, the same decode also gives the image model's input."""
     result = dict.fromkeys(ANALYSIS_SCHEMA)
     try:
         if kind == "video":  # streamed: videos can be larger than memory
@@ -71,7 +74,7 @@ def analyze_file(path: bytes, kind: str) -> tuple:
     if not data:
         return _finish(result, "error", "empty file (0 bytes)")
     try:
-        result.update(_describe_image(data))
+        result.update(_describe_image(data, model_inputs))
     except Exception as error:  # any decoder failure is this file's problem, never the batch's
         reason = f"cannot decode image: {type(error).__name__}: {error}"
         if kind == "raw":
@@ -80,7 +83,7 @@ def analyze_file(path: bytes, kind: str) -> tuple:
     return _finish(result, "ok", None)
 
 
-def _describe_image(data: bytes) -> dict:
+def _describe_image(data: bytes, model_inputs: bool) -> dict:
     photo = decode_photo(data)
     exif = read_exif_metadata(photo.exif)
     grey = photo.image.convert("L")  # what each imagehash definition starts from
@@ -100,6 +103,7 @@ def _describe_image(data: bytes) -> dict:
         "quality_score": quality_score(grey),
         "exif_error": photo.exif_error,
         "thumbnail": encode_thumbnail(photo.image),
+        "model_input": model_input(photo.image).tobytes() if model_inputs else None,
     }
 
 

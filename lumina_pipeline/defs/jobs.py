@@ -40,7 +40,7 @@ batch_job = dg.define_asset_job(
         tags_for_partition_key_fn=lambda key: {BATCH_TAG: batch_catalog(key)},
     ),
 )
-catalog_job = dg.define_asset_job("catalog_job", selection=[duplicate_groups, bursts], partitions_def=catalogs)
+catalog_job = dg.define_asset_job("catalog_job", selection=[duplicate_groups, bursts])
 verification_job = dg.define_asset_job("verification_job", selection=dg.AssetSelection.checks(checksums_unchanged))
 
 # For runs started from a terminal (`lumina run`, benchmarks): warnings and errors only.

@@ -6,11 +6,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
+from numpy.typing import NDArray
 from pydantic import PrivateAttr
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Table
 from sqlalchemy.orm import Session
 
+from lumina_pipeline.analysis.embedding import top_labels
+from lumina_pipeline.models import load_image_model
 from lumina_pipeline.storage.database import make_engine
+from lumina_pipeline.storage.embeddings import embeddings_table
 
 
 class CatalogDatabase(dg.ConfigurableResource):
@@ -53,6 +58,45 @@ class ThumbnailStore(dg.ConfigurableResource):
         return relative.as_posix()
 
 
+class Embedder(dg.ConfigurableResource):
+    """The image model: EfficientNet-Lite0 with packaged ImageNet weights (offline, the
+    default) or CLIP from a local folder or Hugging Face cache (`clip_path`). Every vector is
+    stored with its model id, in that model's own table."""
+
+    cache_dir: str  # where the exported ONNX network is kept
+    clip_path: str = ""
+    allow_download: bool = False
+    batch_size: int = 64
+    _model: object = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._model = load_image_model(Path(self.cache_dir), self.clip_path, self.allow_download)
+
+    @property
+    def model_id(self) -> str:
+        return self._model.model_id
+
+    @property
+    def dimensions(self) -> int:
+        return self._model.dimensions
+
+    def table(self) -> Table:
+        return embeddings_table(self.model_id, self.dimensions)
+
+    def embed(self, inputs: NDArray[np.uint8]) -> tuple[NDArray[np.float32], list[dict] | None]:
+        """Unit vectors for (N, 224, 224, 3) inputs, in batches; plus each image's top
+        labels when the model has labels."""
+        parts = [self._model.embed_images(inputs[i : i + self.batch_size]) for i in range(0, len(inputs), self.batch_size)]
+        vectors = np.concatenate([v for v, _ in parts]) if parts else np.empty((0, self._model.dimensions), np.float32)
+        if self._model.labels is None:
+            return vectors, None
+        probabilities = np.concatenate([p for _, p in parts]) if parts else np.empty((0, len(self._model.labels)))
+        return vectors, top_labels(probabilities, self._model.labels)
+
+    def embed_text(self, texts: list[str]) -> NDArray[np.float32]:
+        return self._model.embed_text(texts)
+
+
 class FolderWatch(dg.ConfigurableResource):
     """How long one tick of the folder-change sensor may walk before the rest of the walk
     waits for the next tick (Dagster cancels a tick at 60 s)."""
@@ -62,11 +106,12 @@ class FolderWatch(dg.ConfigurableResource):
 
 @dg.definitions
 def resources() -> dg.Definitions:
-    # `lumina` sets both variables (embedded server and `$LUMINA_HOME/thumbnails` by default).
+    # `lumina` sets these variables (embedded server, folders under `$LUMINA_HOME`, no CLIP).
     return dg.Definitions(
         resources={
             "database": CatalogDatabase(url=dg.EnvVar("LUMINA_DATABASE_URL")),
             "thumbnails": ThumbnailStore(root=dg.EnvVar("LUMINA_THUMBNAIL_DIR")),
             "folder_watch": FolderWatch(),
+            "embedder": Embedder(cache_dir=dg.EnvVar("LUMINA_MODEL_CACHE"), clip_path=dg.EnvVar("LUMINA_CLIP_MODEL")),
         }
     )

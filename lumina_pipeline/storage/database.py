@@ -1,5 +1,6 @@
 """Where the catalog database lives (external or embedded PostgreSQL) and its schema."""
 
+import warnings
 from pathlib import Path
 
 import alembic.command
@@ -22,7 +23,11 @@ def start_embedded_server(data_directory: Path) -> str:
     The server outlives this process, so the CLI, the Dagster webserver, the daemon and
     run workers all share it; `pgserver` reattaches to it on the next call.
     """
-    import pgserver  # only the embedded set-up needs it
+    # pgserver keeps its lock in the user's runtime folder; where XDG_RUNTIME_DIR is unset
+    # (containers, cron) platformdirs falls back to one under /tmp, fine, but warns every time.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver  # only the embedded set-up needs it
 
     server = pgserver.get_server(data_directory, cleanup_mode=None)
     return normalize_url(server.get_uri())

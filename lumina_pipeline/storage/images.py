@@ -60,12 +60,15 @@ TO_READ = """(status = 'pending' OR (kind IN ('image', 'raw', 'video') AND statu
               AND analysis_version IS DISTINCT FROM %(version)s))"""
 
 
-def pending_files(connection: Connection, catalog_id: uuid.UUID, batch: str, version: str) -> pl.DataFrame:
+def pending_files(
+    connection: Connection, catalog_id: uuid.UUID, batch: str, version: str, also: list[int] = ()
+) -> pl.DataFrame:
     """Files of one batch that are new or changed since they were last read, or were read
-    by another analysis version."""
+    by another analysis version, and the files `also` asks for (photos without a vector)."""
     query = f"""SELECT id, source_root, path, kind, size_bytes FROM images
-                WHERE catalog_id = %(catalog)s AND batch = %(batch)s AND {TO_READ} ORDER BY id"""
-    params = {"catalog": str(catalog_id), "batch": batch, "version": version}
+                WHERE catalog_id = %(catalog)s AND batch = %(batch)s AND ({TO_READ} OR id = ANY(%(also)s))
+                ORDER BY id"""
+    params = {"catalog": str(catalog_id), "batch": batch, "version": version, "also": list(also)}
     return read_frame(connection, query, params, PENDING_SCHEMA)
 
 

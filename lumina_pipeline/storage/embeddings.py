@@ -1,0 +1,117 @@
+"""Image vectors: one pgvector table per model (vectors of two models never mix), each with
+an HNSW index for cosine distance; and the zero-shot tags drawn from the labels."""
+
+import json
+import re
+import uuid
+
+import polars as pl
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import BigInteger, Column, Connection, ForeignKey, Index, MetaData, Table, Text, text
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+from lumina_pipeline.storage.frames import copy_into, stage
+from lumina_pipeline.storage.models import Image
+
+SOURCE = "model"  # image_tags.source of zero-shot tags; manual tags have "manual"
+
+
+def embeddings_table(model_id: str, dimensions: int) -> Table:
+    """`embeddings_<model>`: image_id, catalog_id, vector, the model's top labels."""
+    name = "embeddings_" + re.sub(r"[^a-z0-9]+", "_", model_id.lower()).strip("_")
+    return Table(
+        name[:63],
+        MetaData(),
+        Column("image_id", BigInteger, ForeignKey(Image.__table__.c.id, ondelete="CASCADE"), primary_key=True),
+        Column("catalog_id", UUID, nullable=False, index=True),
+        Column("model_id", Text, nullable=False),
+        Column("embedding", Vector(dimensions), nullable=False),
+        Column("labels", JSONB),  # {label: probability} for models with labels
+        Index(
+            f"{name[:50]}_hnsw",
+            "embedding",
+            postgresql_using="hnsw",
+            postgresql_ops={"embedding": "vector_cosine_ops"},
+        ),
+    )
+
+
+def vector_rows(ids: pl.Series, catalog_id: uuid.UUID, model_id: str, vectors, labels: list[dict] | None) -> pl.DataFrame:
+    """Rows for `write_embeddings`, vectors in pgvector's text form '[x,y,...]' (formatted by
+    polars: a Python loop over 1280 floats per photo would cost more than the model)."""
+    as_text = pl.Series(vectors).cast(pl.List(pl.Float32)).list.eval(pl.element().cast(pl.String)).list.join(",")
+    return pl.DataFrame({
+        "image_id": ids,
+        "catalog_id": str(catalog_id),
+        "model_id": model_id,
+        "embedding": "[" + as_text + "]",
+        "labels": [json.dumps(item) for item in labels] if labels is not None else None,
+    }, schema_overrides={"labels": pl.String})
+
+
+def write_embeddings(connection: Connection, table: Table, rows: pl.DataFrame) -> None:
+    """Replace the vectors of these images (`vector_rows`), in the caller's transaction."""
+    table.create(connection, checkfirst=True)
+    stage(connection, "new_vectors", rows.select("image_id"))
+    connection.execute(text(f"DELETE FROM {table.name} USING new_vectors n WHERE {table.name}.image_id = n.image_id"))
+    copy_into(connection, table.name, rows)
+
+
+def missing_vectors(connection: Connection, table: Table, catalog_id: uuid.UUID, batch: str) -> list[int]:
+    """Photos of a batch read as ok that have no vector from this model yet."""
+    table.create(connection, checkfirst=True)
+    rows = connection.execute(
+        text(f"""SELECT i.id FROM images i LEFT JOIN {table.name} e ON e.image_id = i.id
+                 WHERE i.catalog_id = :c AND i.batch = :b AND i.status = 'ok' AND e.image_id IS NULL"""),
+        {"c": catalog_id, "b": batch},
+    )
+    return list(rows.scalars())
+
+
+def nearest(connection: Connection, table: Table, catalog_id: uuid.UUID, vector: str, k: int) -> list[dict]:
+    """The k images closest to `vector` (pgvector text) by cosine, through the HNSW index."""
+    rows = connection.execute(
+        text(f"""SELECT i.path, 1 - (e.embedding <=> CAST(:v AS vector)) AS score, e.labels
+                 FROM {table.name} e JOIN images i ON i.id = e.image_id
+                 WHERE e.catalog_id = :c AND i.status = 'ok'
+                 ORDER BY e.embedding <=> CAST(:v AS vector) LIMIT :k"""),
+        {"v": vector, "c": catalog_id, "k": k},
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+def vector_of(connection: Connection, table: Table, catalog_id: uuid.UUID, path: bytes) -> str | None:
+    return connection.execute(
+        text(f"""SELECT e.embedding::text FROM {table.name} e JOIN images i ON i.id = e.image_id
+                 WHERE e.catalog_id = :c AND i.path = :p AND i.status = 'ok'"""),
+        {"c": catalog_id, "p": path},
+    ).scalar()
+
+
+def catalog_labels(connection: Connection, table: Table, catalog_id: uuid.UUID) -> list[dict]:
+    rows = connection.execute(
+        text(f"""SELECT i.path, e.labels FROM {table.name} e JOIN images i ON i.id = e.image_id
+                 WHERE e.catalog_id = :c AND i.status = 'ok' AND e.labels IS NOT NULL"""),
+        {"c": catalog_id},
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+def replace_model_tags(connection: Connection, catalog_id: uuid.UUID, model_id: str, tags: pl.DataFrame) -> None:
+    """Zero-shot tags (`image_id`, `name`, `confidence`, for every image just embedded, with a
+    null name where an image has none) replace those images' earlier model tags; a tag a
+    person set on an image is never touched."""
+    stage(connection, "model_tags", tags)
+    params = {"c": catalog_id, "source": SOURCE, "model": model_id}
+    connection.execute(text("""
+        DELETE FROM image_tags t USING (SELECT DISTINCT image_id FROM model_tags) m
+        WHERE t.image_id = m.image_id AND t.source = :source"""), params)
+    connection.execute(text("""
+        INSERT INTO tags (catalog_id, name, category)
+        SELECT DISTINCT CAST(:c AS uuid), name, 'imagenet' FROM model_tags WHERE name IS NOT NULL
+        ON CONFLICT (catalog_id, name) DO NOTHING"""), params)
+    connection.execute(text("""
+        INSERT INTO image_tags (image_id, tag_id, confidence, source, source_confidences)
+        SELECT m.image_id, t.id, m.confidence, :source, jsonb_build_object(CAST(:model AS text), m.confidence)
+        FROM model_tags m JOIN tags t ON t.catalog_id = CAST(:c AS uuid) AND t.name = m.name
+        ON CONFLICT (image_id, tag_id) DO NOTHING"""), params)

@@ -1,0 +1,166 @@
+"""`embeddings` on a copy of the corpus: vectors per model, search by text and by example,
+zero-shot tags beside manual ones, and CLIP loaded from weights on disk."""
+
+import itertools
+import json
+import string
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from lumina_pipeline.analysis.files import display_path
+from lumina_pipeline.models.efficientnet import EfficientNetModel
+from lumina_pipeline.search import search_similar, search_text
+
+CATALOG = "search"
+DEFAULT_TABLE = "embeddings_efficientnet_lite0_imagenet"
+
+
+@pytest.fixture(scope="module")
+def searchable(corpus_pipeline):
+    pipeline, _ = corpus_pipeline
+    return pipeline, pipeline.analyze(CATALOG, "00000", "embeddings")
+
+
+def vectors_by_path(engine, table: str = DEFAULT_TABLE) -> dict[str, np.ndarray]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(f"""SELECT i.path, e.embedding::text FROM {table} e JOIN images i ON i.id = e.image_id
+                     WHERE e.catalog_id = (SELECT id FROM catalogs WHERE name = :n)"""),
+            {"n": CATALOG},
+        )
+        return {display_path(bytes(path))[0]: np.array(json.loads(vector)) for path, vector in rows}
+
+
+def search(pipeline, finder, query: str, k: int, **model) -> list[dict]:
+    with Session(pipeline.engine) as session:
+        return finder(session, CATALOG, query, k, cache_dir=Path(pipeline.resources["embedder"].cache_dir), **model)
+
+
+def test_every_photo_read_as_ok_has_one_unit_vector_of_the_default_model(searchable, corpus):
+    pipeline, metadata = searchable
+    vectors = vectors_by_path(pipeline.engine)
+    ok = {record["path"] for record in corpus.files() if record["expected_status"] == "ok"}
+    assert set(vectors) == ok
+    assert all(vector.shape == (1280,) and abs(np.linalg.norm(vector) - 1) < 1e-5 for vector in vectors.values())
+    assert metadata["images_embedded"] == len(ok) and metadata["model_id"] == EfficientNetModel.model_id
+
+
+def test_near_duplicates_are_closer_than_photos_of_different_scenes(searchable, corpus):
+    vectors = vectors_by_path(searchable[0].engine)
+    scene = {record["path"]: record["scene"] for record in corpus.files()}
+    near = [
+        float(vectors[group["original"]] @ vectors[member["path"]])
+        for group in corpus.manifest["near_duplicate_groups"]
+        for member in group["members"]
+    ]
+    different = [float(vectors[a] @ vectors[b]) for a, b in itertools.combinations(vectors, 2) if scene[a] != scene[b]]
+    print(f"\ncosine, near-duplicate pairs:  {_distribution(near)}")
+    print(f"cosine, different scenes:      {_distribution(different)}")
+    assert min(near) > np.percentile(different, 95)
+
+
+def _distribution(values: list[float]) -> str:
+    low, median, high = np.percentile(values, [5, 50, 95])
+    return f"n={len(values)} min {min(values):.2f} p5 {low:.2f} median {median:.2f} p95 {high:.2f} max {max(values):.2f}"
+
+
+def test_text_search_finds_the_manifests_photos_through_the_labels(searchable, corpus):
+    found = []
+    for query in corpus.manifest["search_queries"]:
+        results = search(searchable[0], search_text, query["text"], len(query["expected"]) + 3)
+        paths = [result["path"] for result in results]
+        found.append(all(expected in paths for expected in query["expected"]))
+        assert all(result["reason"].startswith("labels: ") for result in results)
+    print(f"\nsearch queries answered: {sum(found)}/{len(found)}")
+    assert sum(found) >= 6
+
+
+def test_similar_photos_of_an_original_are_its_edited_copies(searchable, corpus):
+    for group in corpus.manifest["near_duplicate_groups"]:
+        copies = {member["path"] for member in group["members"]}
+        results = search(searchable[0], search_similar, group["original"], len(copies) + 2)
+        assert copies <= {result["path"] for result in results}, group["id"]
+        assert group["original"] not in {result["path"] for result in results}
+
+
+def model_tags(pipeline) -> set[tuple[str, str, str]]:
+    with pipeline.engine.connect() as connection:
+        rows = connection.execute(text("""
+            SELECT i.path, t.name, it.source FROM image_tags it JOIN tags t ON t.id = it.tag_id
+            JOIN images i ON i.id = it.image_id WHERE t.catalog_id = (SELECT id FROM catalogs WHERE name = :n)"""),
+            {"n": CATALOG},
+        )
+        return {(display_path(bytes(path))[0], name, source) for path, name, source in rows}
+
+
+def test_zero_shot_tags_are_rewritten_by_a_rerun_and_manual_tags_are_kept(searchable):
+    pipeline, _ = searchable
+    before = model_tags(pipeline)
+    assert ("Reisen/Leuchtturm 🌅 Abend.jpg", "beacon", "model") in before  # a lighthouse photo
+    with pipeline.engine.begin() as connection:
+        connection.execute(text("""
+            INSERT INTO tags (catalog_id, name, category) SELECT id, 'holiday', 'manual' FROM catalogs WHERE name = :n;
+            INSERT INTO image_tags (image_id, tag_id, source)
+            SELECT i.id, t.id, 'manual' FROM images i JOIN tags t ON t.name = 'holiday' AND t.catalog_id = i.catalog_id
+            WHERE i.catalog_id = (SELECT id FROM catalogs WHERE name = :n) AND i.status = 'ok';
+            UPDATE image_tags SET source = 'manual' WHERE tag_id = (
+                SELECT id FROM tags WHERE name = 'beacon' AND catalog_id = (SELECT id FROM catalogs WHERE name = :n));
+            DELETE FROM embeddings_efficientnet_lite0_imagenet;"""), {"n": CATALOG})
+
+    rerun = pipeline.analyze(CATALOG, "00000", "embeddings")
+
+    after = model_tags(pipeline)
+    assert rerun["images_embedded"] == len(vectors_by_path(pipeline.engine)) > 0
+    assert ("Reisen/Leuchtturm 🌅 Abend.jpg", "beacon", "manual") in after  # confirmed by a person: stays manual
+    assert ("Reisen/Leuchtturm 🌅 Abend.jpg", "beacon", "model") not in after
+    every_photo = vectors_by_path(pipeline.engine)
+    assert {tag for tag in after if tag[1] == "holiday"} == {(path, "holiday", "manual") for path in every_photo}
+    assert {tag for tag in after if tag[2] == "model"} == {tag for tag in before if tag[1] != "beacon"}
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory) -> str:
+    """A randomly initialised CLIP with a letters-only tokenizer, saved the way Hugging Face
+    models are: the folder a user would point `clip_path` at."""
+    from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
+
+    folder = tmp_path_factory.mktemp("clip") / "clip-tiny-test"
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for character in string.ascii_lowercase + string.digits:
+        vocab.update({character: len(vocab), f"{character}</w>": len(vocab) + 1})
+    layers = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
+    config = CLIPConfig(
+        text_config={**layers, "vocab_size": len(vocab), "bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 1},
+        vision_config={**layers, "image_size": 32, "patch_size": 8},
+        projection_dim=16,
+    )
+    CLIPModel(config).save_pretrained(folder)
+    CLIPTokenizer(vocab=vocab, merges=[]).save_pretrained(folder)
+    return str(folder)
+
+
+def test_clip_from_a_local_folder_embeds_into_its_own_table_and_searches_by_text(searchable, tiny_clip, monkeypatch):
+    from lumina_pipeline.defs.resources import Embedder
+
+    pipeline, _ = searchable
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # as on a machine without a network: nothing may be fetched
+    default_vectors = vectors_by_path(pipeline.engine)
+    monkeypatch.setitem(
+        pipeline.resources, "embedder", Embedder(cache_dir=pipeline.resources["embedder"].cache_dir, clip_path=tiny_clip)
+    )
+
+    metadata = pipeline.analyze(CATALOG, "00000", "embeddings")
+
+    clip_vectors = vectors_by_path(pipeline.engine, "embeddings_clip_tiny_test")
+    assert metadata["model_id"] == "clip-tiny-test" and metadata["dimensions"] == 16
+    assert set(clip_vectors) == set(default_vectors) and metadata["images_embedded"] == len(clip_vectors)
+    assert vectors_by_path(pipeline.engine).keys() == default_vectors.keys()  # the default model's table is untouched
+    results = search(pipeline, search_text, "a lighthouse at dusk", 5, clip_path=tiny_clip)
+    assert len(results) == 5 and [r["score"] for r in results] == sorted((r["score"] for r in results), reverse=True)
+    assert {r["reason"] for r in results} == {"CLIP text-to-image similarity"}
+    copies = search(pipeline, search_similar, "Toscana 2008/DSCN0038.jpg", 1, clip_path=tiny_clip)
+    assert copies[0]["score"] > 0.999  # an identical copy has the same vector, random weights or not
