@@ -56,6 +56,16 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     server.cleanup()
 
 
+def stop_embedded_server(pgdata: Path) -> None:
+    """Stop the server `lumina` started under a test's LUMINA_HOME. The CLI leaves it running
+    for the next command, by design, and pgserver's own clean-up skips a server that other
+    processes joined."""
+    import pgserver
+
+    owner = "pgserver" if os.geteuid() == 0 else None  # pgserver runs the server as this user under root
+    pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=owner)
+
+
 @pytest.fixture(scope="session")
 def engine(database_url: str):
     engine = make_engine(database_url)

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from lumina_pipeline.storage.database import make_engine
+from lumina_pipeline_tests.conftest import stop_embedded_server
 
 EXPORT_FIELDS = [
     ("camera_make", "make"), ("camera_model", "model"), ("orientation", "orientation"),
@@ -21,9 +22,7 @@ EXPORT_FIELDS = [
 def lumina_home(tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
     yield home
-    import pgserver  # the CLI leaves its server running for the next command; stop it
-
-    pgserver.get_server(home / "pgdata", cleanup_mode="stop").cleanup()
+    stop_embedded_server(home / "pgdata")
 
 
 def lumina(home, *args: str, check: bool = True) -> subprocess.CompletedProcess:

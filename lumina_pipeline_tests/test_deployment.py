@@ -1,6 +1,7 @@
 """The real thing: dagster-daemon and dagster-webserver on the embedded PostgreSQL, sensors
 noticing photos copied into a watched folder, and their hashes landing in the database."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ import pytest
 from sqlalchemy import text
 
 from lumina_pipeline.storage.database import make_engine
+from lumina_pipeline_tests.conftest import stop_embedded_server
 
 PROJECT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -80,13 +82,11 @@ def deployment(tmp_path):
         for process in processes:
             os.killpg(process.pid, signal.SIGTERM)
         for process in processes:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):  # code servers the daemon started may outlive it
                 os.killpg(process.pid, signal.SIGKILL)
-        import pgserver
-
-        pgserver.get_server(Path(env["LUMINA_HOME"]) / "pgdata", cleanup_mode="stop").cleanup()
+        stop_embedded_server(Path(env["LUMINA_HOME"]) / "pgdata")
 
 
 def hashed(engine, names: list[str]) -> bool:
