@@ -1,6 +1,8 @@
-"""`lumina`: manage catalogs, run the pipeline, export results, open the Dagster UI."""
+"""`lumina`: manage catalogs, run the pipeline, export and search results, open the Dagster UI
+and the review page."""
 
 import argparse
+import ipaddress
 import json
 import os
 import shutil
@@ -16,7 +18,7 @@ from lumina_pipeline.defs.jobs import QUIET_RUN_CONFIG
 from lumina_pipeline.defs.partitions import catalogs as catalog_partitions
 from lumina_pipeline.export import export_catalog
 from lumina_pipeline.sample import make_sample
-from lumina_pipeline.search import search_similar, search_text
+from lumina_pipeline.search import SearchModels, search_similar, search_text
 from lumina_pipeline.storage import catalogs as catalog_store
 from lumina_pipeline.storage.database import make_engine
 from lumina_pipeline.storage.images import pending_batches, status_counts
@@ -139,10 +141,11 @@ def search(args: argparse.Namespace) -> None:
     place = home.prepare()
     with _session(place) as session:
         find = search_text if args.mode == "search" else search_similar
-        results = find(session, args.catalog, args.query, args.k, cache_dir=Path(os.environ["LUMINA_MODEL_CACHE"]),
-                       clip_path=os.environ["LUMINA_CLIP_MODEL"])
+        models = SearchModels(Path(os.environ["LUMINA_MODEL_CACHE"]), os.environ["LUMINA_CLIP_MODEL"])
+        results = find(session, args.catalog, args.query, args.k, models)
     if args.json:
-        print(json.dumps(results, ensure_ascii=False, indent=1))
+        shown = [{key: result[key] for key in ("path", "score", "reason")} for result in results]
+        print(json.dumps(shown, ensure_ascii=False, indent=1))
         return
     for result in results:
         print(f"{result['score']:.3f}  {result['path']}  ({result['reason']})")
@@ -154,6 +157,37 @@ def dev(args: argparse.Namespace) -> None:
     workspace = Path(__file__).resolve().parent.parent / "workspace.yaml"
     command = [sys.executable, "-m", "dagster", "dev", "-w", str(workspace), "--host", args.host, "--port", str(args.port)]
     os.execv(command[0], command)
+
+
+def serve(args: argparse.Namespace) -> int:
+    """The images API and the review page. Loopback only, unless a token guards it."""
+    token = args.token or os.environ.get("LUMINA_API_TOKEN", "")
+    if not _is_loopback(args.host) and not token:
+        print(f"lumina: refusing to serve on {args.host} without a token: anyone on the network could "
+              "see your photos; pass --token or set LUMINA_API_TOKEN", file=sys.stderr)
+        return 2
+    import uvicorn
+
+    from lumina_pipeline.api.app import ApiSettings, create_app
+
+    place = home.prepare()
+    settings = ApiSettings(
+        database_url=place.database_url,
+        thumbnail_dir=str(place.thumbnail_dir),
+        model_cache=os.environ["LUMINA_MODEL_CACHE"],
+        clip_model=os.environ["LUMINA_CLIP_MODEL"],
+        token=token,
+    )
+    print(f"review page and API on http://{args.host}:{args.port}/ (API schema at /docs)")
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _catalog_for_run(args: argparse.Namespace, place: home.Home) -> str:
@@ -252,6 +286,12 @@ def _parser() -> argparse.ArgumentParser:
     dev_parser.add_argument("--host", default="127.0.0.1")
     dev_parser.add_argument("--port", type=int, default=3000)
     dev_parser.set_defaults(command=dev)
+
+    serve_parser = commands.add_parser("serve", help="the images API and the duplicate/burst review page")
+    serve_parser.add_argument("--host", default="127.0.0.1", help="default loopback; any other needs a token")
+    serve_parser.add_argument("--port", type=int, default=8765)
+    serve_parser.add_argument("--token", default="", help="required by every request (or LUMINA_API_TOKEN)")
+    serve_parser.set_defaults(command=serve)
     return parser
 
 

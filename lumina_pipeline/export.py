@@ -3,6 +3,7 @@
 from sqlalchemy.orm import Session
 
 from lumina_pipeline.analysis.files import display_path
+from lumina_pipeline.storage.browse import removable_files
 from lumina_pipeline.storage.catalogs import get_catalog
 from lumina_pipeline.storage.groups import catalog_bursts, catalog_groups
 from lumina_pipeline.storage.images import catalog_files
@@ -20,6 +21,7 @@ def export_catalog(session: Session, name: str) -> dict:
         "files": [_file_record(row) for row in catalog_files(connection, catalog_id)],
         "duplicate_groups": [_group_record(row) for row in catalog_groups(connection, catalog_id)],
         "bursts": [_burst_record(row) for row in catalog_bursts(connection, catalog_id)],
+        "removable": [_removable_record(row) for row in removable_files(connection, catalog_id)],
     }
 
 
@@ -48,6 +50,11 @@ def _burst_record(row: dict) -> dict:
         "best": _text(row["best_path"]),
         "members": [_text(path) for path in row["paths"]],
     }
+
+
+def _removable_record(row: dict) -> dict:
+    return {"path": _text(row["path"]), "size_bytes": row["size_bytes"], "reason": row["reason"],
+            "keep": _text(row["keep_path"])}
 
 
 def _file_record(row: dict) -> dict:

@@ -67,6 +67,12 @@ def stop_embedded_server(pgdata: Path) -> None:
 
 
 @pytest.fixture(scope="session")
+def model_cache(tmp_path_factory) -> str:
+    """The exported image model, shared by every test (the export takes a few seconds)."""
+    return str(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
 def engine(database_url: str):
     engine = make_engine(database_url)
     yield engine

@@ -77,7 +77,7 @@ def walk_sources(roots: Sequence[str]) -> Walk:
                 continue
             for entry in entries:
                 path = relative + b"/" + entry.name if relative else entry.name
-                if entry.is_symlink() and not _inside(entry.path, real_roots):
+                if entry.is_symlink() and not resolves_inside(entry.path, real_roots):
                     continue
                 try:
                     if entry.is_dir():
@@ -109,6 +109,7 @@ def display_path(path: bytes) -> tuple[str, str | None]:
         return path.decode("utf-8", "backslashreplace"), path.hex()
 
 
-def _inside(link: bytes, real_roots: Sequence[bytes]) -> bool:
-    target = os.path.realpath(link)
+def resolves_inside(path: bytes, real_roots: Sequence[bytes]) -> bool:
+    """Whether `path`, every symlink resolved, is one of `real_roots` or lies below one."""
+    target = os.path.realpath(path)
     return any(target == root or target.startswith(root + b"/") for root in real_roots)

@@ -70,8 +70,10 @@ def missing_vectors(connection: Connection, table: Table, catalog_id: uuid.UUID,
 
 def nearest(connection: Connection, table: Table, catalog_id: uuid.UUID, vector: str, k: int) -> list[dict]:
     """The k images closest to `vector` (pgvector text) by cosine, through the HNSW index."""
+    if not _exists(connection, table):
+        return []
     rows = connection.execute(
-        text(f"""SELECT i.path, 1 - (e.embedding <=> CAST(:v AS vector)) AS score, e.labels
+        text(f"""SELECT i.id, i.path, 1 - (e.embedding <=> CAST(:v AS vector)) AS score, e.labels
                  FROM {table.name} e JOIN images i ON i.id = e.image_id
                  WHERE e.catalog_id = :c AND i.status = 'ok'
                  ORDER BY e.embedding <=> CAST(:v AS vector) LIMIT :k"""),
@@ -80,17 +82,42 @@ def nearest(connection: Connection, table: Table, catalog_id: uuid.UUID, vector:
     return [dict(row._mapping) for row in rows]
 
 
-def vector_of(connection: Connection, table: Table, catalog_id: uuid.UUID, path: bytes) -> str | None:
-    return connection.execute(
-        text(f"""SELECT e.embedding::text FROM {table.name} e JOIN images i ON i.id = e.image_id
-                 WHERE e.catalog_id = :c AND i.path = :p AND i.status = 'ok'"""),
-        {"c": catalog_id, "p": path},
-    ).scalar()
+def vector_of(
+    connection: Connection, table: Table, catalog_id: uuid.UUID | None, *, path: bytes = b"", image_id: int = 0
+) -> tuple[int, str] | None:
+    """(image id, vector) of the photo at `path` in a catalog, or of the image `image_id`."""
+    if not _exists(connection, table):
+        return None
+    row = connection.execute(
+        text(f"""SELECT i.id, e.embedding::text FROM {table.name} e JOIN images i ON i.id = e.image_id
+                 WHERE i.status = 'ok' AND (i.id = :i OR (e.catalog_id = :c AND i.path = :p))"""),
+        {"c": catalog_id, "p": path, "i": image_id},
+    ).first()
+    return None if row is None else tuple(row)
+
+
+def similarities_to(connection: Connection, table: Table, image_id: int, others: list[int]) -> dict[int, float]:
+    """Cosine similarity of each of `others` to `image_id`, for images that have vectors."""
+    if not _exists(connection, table):
+        return {}
+    rows = connection.execute(
+        text(f"""SELECT o.image_id, 1 - (o.embedding <=> a.embedding) FROM {table.name} a
+                 JOIN {table.name} o ON o.image_id = ANY(:others) WHERE a.image_id = :i"""),
+        {"i": image_id, "others": others},
+    )
+    return {image: round(float(score), 4) for image, score in rows}
+
+
+def _exists(connection: Connection, table: Table) -> bool:
+    """Vector tables appear with their model's first batch; a read before that finds none."""
+    return connection.execute(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": table.name}).scalar_one()
 
 
 def catalog_labels(connection: Connection, table: Table, catalog_id: uuid.UUID) -> list[dict]:
+    if not _exists(connection, table):
+        return []
     rows = connection.execute(
-        text(f"""SELECT i.path, e.labels FROM {table.name} e JOIN images i ON i.id = e.image_id
+        text(f"""SELECT i.id, i.path, e.labels FROM {table.name} e JOIN images i ON i.id = e.image_id
                  WHERE e.catalog_id = :c AND i.status = 'ok' AND e.labels IS NOT NULL"""),
         {"c": catalog_id},
     )

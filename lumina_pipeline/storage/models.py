@@ -7,6 +7,7 @@ from sqlalchemy import (
     ARRAY,
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     Float,
     ForeignKey,
@@ -61,6 +62,7 @@ class Image(Base):
         UniqueConstraint("catalog_id", "source_root", "path"),
         Index("ix_images_catalog_batch", "catalog_id", "batch"),
         Index("ix_images_catalog_checksum", "catalog_id", "checksum"),
+        CheckConstraint("rating BETWEEN 0 AND 5", name="ck_images_rating"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -87,6 +89,7 @@ class Image(Base):
     geohash_6: Mapped[str | None] = mapped_column(String(6))
     geohash_8: Mapped[str | None] = mapped_column(String(8))
     quality_score: Mapped[int | None] = mapped_column(SmallInteger)
+    rating: Mapped[int | None] = mapped_column(SmallInteger)  # a person's stars, 0-5
     thumbnail_path: Mapped[str | None] = mapped_column(Text)
     description: Mapped[str | None] = mapped_column(Text)
     processing_flags: Mapped[dict | None] = mapped_column(JSONB)

@@ -70,12 +70,6 @@ def _metadata(result: dg.ExecuteInProcessResult, node: str, asset: str | None = 
     return {key: value.value for key, value in materialization.metadata.items()}
 
 
-@pytest.fixture(scope="session")
-def model_cache(tmp_path_factory) -> str:
-    """The exported image model, shared by every test (the export takes a few seconds)."""
-    return str(tmp_path_factory.mktemp("models"))
-
-
 @contextmanager
 def pipeline_for_test(database_url: str, engine, model_cache: str, thumbnails: str) -> Iterator[Pipeline]:
     with dg.instance_for_test() as instance:

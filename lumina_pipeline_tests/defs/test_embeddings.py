@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from lumina_pipeline.analysis.files import display_path
 from lumina_pipeline.models.efficientnet import EfficientNetModel
-from lumina_pipeline.search import search_similar, search_text
+from lumina_pipeline.search import SearchModels, search_similar, search_text
 
 CATALOG = "search"
 DEFAULT_TABLE = "embeddings_efficientnet_lite0_imagenet"
@@ -35,9 +35,10 @@ def vectors_by_path(engine, table: str = DEFAULT_TABLE) -> dict[str, np.ndarray]
         return {display_path(bytes(path))[0]: np.array(json.loads(vector)) for path, vector in rows}
 
 
-def search(pipeline, finder, query: str, k: int, **model) -> list[dict]:
+def search(pipeline, finder, query: str, k: int, clip_path: str = "") -> list[dict]:
+    models = SearchModels(Path(pipeline.resources["embedder"].cache_dir), clip_path)
     with Session(pipeline.engine) as session:
-        return finder(session, CATALOG, query, k, cache_dir=Path(pipeline.resources["embedder"].cache_dir), **model)
+        return finder(session, CATALOG, query, k, models)
 
 
 def test_every_photo_read_as_ok_has_one_unit_vector_of_the_default_model(searchable, corpus):

@@ -1,0 +1,1 @@
+"""`lumina serve`: the images API and the duplicate/burst review page (FastAPI)."""

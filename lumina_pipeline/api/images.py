@@ -1,0 +1,219 @@
+"""Catalogs and their images: filtered pages, one image, its thumbnail and file, its rating
+and tags, and search by example or by text."""
+
+import os
+import posixpath
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import Path as PathParameter
+from sqlalchemy.orm import Session
+
+from lumina_pipeline.analysis.files import display_path
+from lumina_pipeline.api import schemas
+from lumina_pipeline.api.dependencies import Database, Models, ThumbnailDir
+from lumina_pipeline.api.files import browser_image, file_inside
+from lumina_pipeline.search import search_text, similar_to_image
+from lumina_pipeline.storage.browse import (
+    ImageFilters,
+    catalog_summaries,
+    find_images,
+    get_burst,
+    get_image,
+    get_group,
+    group_of_image,
+    image_tags,
+)
+from lumina_pipeline.storage.catalogs import get_catalog
+from lumina_pipeline.storage.decisions import add_manual_tag, remove_tag, set_rating
+from lumina_pipeline.storage.models import Catalog
+
+router = APIRouter(prefix="/api", responses={404: {"model": schemas.Problem}})
+
+ImageId = Annotated[int, PathParameter(ge=1, le=2**63 - 1)]
+CatalogName = Annotated[str, PathParameter(max_length=64, pattern=schemas.TEXT)]
+Limit = Annotated[int, Query(ge=1, le=500, description="page size")]
+IMAGE_RESPONSES = {200: {"content": {"image/jpeg": {}, "image/png": {}, "image/gif": {}, "image/webp": {}}}}
+CACHE = "private, max-age=86400"
+
+
+def summary(row: dict) -> schemas.ImageSummary:
+    path, path_hex = display_path(bytes(row["path"]))
+    metadata, dates = row["image_metadata"] or {}, row["dates"] or {}
+    return schemas.ImageSummary(
+        id=row["id"],
+        catalog_id=row["catalog_id"],
+        path=path,
+        path_hex=path_hex,
+        folder=posixpath.dirname(path),
+        source_root=row["source_root"],
+        kind=row["kind"],
+        status=row["status"],
+        size_bytes=row["size_bytes"],
+        checksum=row["checksum"],
+        captured_at=dates.get("captured_at"),
+        camera=camera_name(metadata.get("camera_make"), metadata.get("camera_model")) or None,
+        width=metadata.get("display_width", metadata.get("width")),
+        height=metadata.get("display_height", metadata.get("height")),
+        quality_score=row["quality_score"],
+        rating=row["rating"],
+        burst_id=row["burst_id"],
+        burst_sequence=row["burst_sequence"],
+        thumbnail_url=f"/api/images/{row['id']}/thumbnail" if row["thumbnail_path"] else None,
+        file_url=f"/api/images/{row['id']}/file",
+    )
+
+
+def camera_name(make: str | None, model: str | None) -> str:
+    """'Canon EOS 40D', not 'Canon Canon EOS 40D': many models repeat their make."""
+    make, model = (make or "").strip(), (model or "").strip()
+    return model if make and model.lower().startswith(make.lower().split()[0]) else f"{make} {model}".strip()
+
+
+def image_or_404(session: Session, image_id: int) -> dict:
+    row = get_image(session.connection(), image_id)
+    if row is None:
+        raise HTTPException(404, f"no image {image_id}")
+    return row
+
+
+@router.get("/catalogs", response_model=list[schemas.Catalog])
+def list_catalogs(session: Database):
+    return catalog_summaries(session.connection())
+
+
+@router.get("/catalogs/{catalog}/images", response_model=schemas.ImagePage)
+def list_images(
+    session: Database,
+    catalog: CatalogName,
+    status: schemas.Status | None = None,
+    kind: schemas.Kind | None = None,
+    camera: Annotated[str | None, Query(max_length=100, pattern=schemas.TEXT, description="part of make and model")] = None,
+    captured_from: Annotated[date | None, Query(description="first capture date, inclusive")] = None,
+    captured_to: Annotated[date | None, Query(description="last capture date, inclusive")] = None,
+    tag: Annotated[str | None, Query(max_length=100, pattern=schemas.TEXT)] = None,
+    geohash: Annotated[str | None, Query(pattern=r"^[0-9b-hjkmnp-z]{1,8}$", description="prefix")] = None,
+    in_group: bool | None = None,
+    in_burst: bool | None = None,
+    after: Annotated[int, Query(ge=0, le=2**63 - 1, description="the last id of the previous page")] = 0,
+    limit: Limit = 100,
+):
+    filters = ImageFilters(status, kind, camera, captured_from, captured_to, tag, geohash, in_group, in_burst)
+    catalog_id = get_catalog(session, catalog).id
+    rows = find_images(session.connection(), catalog_id, filters, after, limit + 1)
+    items = [summary(row) for row in rows[:limit]]
+    return schemas.ImagePage(items=items, next_after=items[-1].id if len(rows) > limit else None)
+
+
+@router.get("/images/{image_id}", response_model=schemas.ImageDetail)
+def image_detail(session: Database, image_id: ImageId):
+    return detail(session, image_or_404(session, image_id))
+
+
+def detail(session: Session, row: dict) -> schemas.ImageDetail:
+    connection = session.connection()
+    group_id = group_of_image(connection, row["id"])
+    group = get_group(connection, group_id) if group_id else None
+    burst = get_burst(connection, row["burst_id"]) if row["burst_id"] else None
+    return schemas.ImageDetail(
+        **summary(row).model_dump(),
+        error=row["error"],
+        dates=row["dates"],
+        metadata=row["image_metadata"],
+        geohash=row["geohash_8"],
+        hashes=schemas.Hashes(dhash=row["dhash"], ahash=row["ahash"], whash=row["whash"], hash_version=row["hash_version"]),
+        tags=image_tags(connection, row["id"]),
+        group=group and schemas.Membership(
+            group_id=group["id"], similarity_type=group["similarity_type"],
+            is_primary=group["primary_image_id"] == row["id"], reviewed=group["reviewed"],
+        ),
+        is_best_frame=burst["best_image_id"] == row["id"] if burst else None,
+    )
+
+
+@router.get("/images/{image_id}/thumbnail", response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
+def thumbnail(session: Database, thumbnail_dir: ThumbnailDir, image_id: ImageId, request: Request):
+    row = image_or_404(session, image_id)
+    if not row["thumbnail_path"]:
+        raise HTTPException(404, f"image {image_id} has no thumbnail ({row['status']})")
+    found = file_inside([thumbnail_dir], thumbnail_dir, row["thumbnail_path"].encode())
+    if found is None:
+        raise HTTPException(404, f"the thumbnail of image {image_id} is missing; re-run its batch")
+    return _send(request, found, lambda data: (data, "image/jpeg"))
+
+
+@router.get("/images/{image_id}/file", response_class=Response, responses=IMAGE_RESPONSES)
+def image_file(session: Database, image_id: ImageId, request: Request):
+    """The photo itself: JPEG, PNG, GIF and WebP as stored; HEIC/HEIF, TIFF, RAW previews,
+    AVIF and the like converted to JPEG."""
+    row = image_or_404(session, image_id)
+    if row["kind"] not in ("image", "raw") or row["status"] != "ok":
+        raise HTTPException(404, f"image {image_id} is a {row['kind']} file ({row['status']}): nothing to show")
+    roots = session.get(Catalog, row["catalog_id"]).source_directories
+    found = file_inside(roots, row["source_root"], bytes(row["path"]))
+    if found is None:
+        raise HTTPException(404, f"the file of image {image_id} is not inside its catalog's folders (moved or gone?)")
+    return _send(request, found, browser_image)
+
+
+def _send(request: Request, path: bytes, convert) -> Response:
+    """The file's bytes, as `convert` makes them, with an ETag from its size and mtime."""
+    stat = os.stat(path)
+    tag = f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"'
+    headers = {"ETag": tag, "Cache-Control": CACHE}
+    if request.headers.get("if-none-match") == tag:
+        return Response(status_code=304, headers=headers)
+    try:
+        with open(path, "rb") as file:
+            data, media_type = convert(file.read())
+    except Exception as error:  # a file that no longer decodes is that file's problem
+        raise HTTPException(422, f"cannot show this file: {type(error).__name__}: {error}") from error
+    return Response(data, media_type=media_type, headers=headers)
+
+
+@router.put("/images/{image_id}/rating", response_model=schemas.ImageDetail)
+def rate(session: Database, image_id: ImageId, rating: schemas.Rating):
+    image_or_404(session, image_id)
+    set_rating(session.connection(), image_id, rating.rating)
+    session.commit()
+    return detail(session, image_or_404(session, image_id))
+
+
+@router.post("/images/{image_id}/tags", response_model=list[schemas.ImageTag])
+def tag(session: Database, image_id: ImageId, new: schemas.NewTag):
+    image_or_404(session, image_id)
+    add_manual_tag(session.connection(), image_id, new.name)
+    session.commit()
+    return image_tags(session.connection(), image_id)
+
+
+@router.delete("/images/{image_id}/tags/{name}", response_model=list[schemas.ImageTag])
+def untag(session: Database, image_id: ImageId, name: Annotated[str, PathParameter(max_length=100, pattern=schemas.TEXT)]):
+    image_or_404(session, image_id)
+    if not remove_tag(session.connection(), image_id, name):
+        raise HTTPException(404, f"image {image_id} has no tag {name!r}")
+    session.commit()
+    return image_tags(session.connection(), image_id)
+
+
+@router.get("/images/{image_id}/similar", response_model=list[schemas.SearchResult])
+def similar(session: Database, models: Models, image_id: ImageId, k: Annotated[int, Query(ge=1, le=100)] = 10):
+    """The k photos of the same catalog nearest to this one by cosine of the image vectors."""
+    image_or_404(session, image_id)
+    found = similar_to_image(session, image_id, k, models)
+    if found is None:
+        raise HTTPException(404, f"image {image_id} has no vector from {models.image.model_id}: run `embeddings`")
+    return found
+
+
+@router.get("/catalogs/{catalog}/search", response_model=list[schemas.SearchResult])
+def search(
+    session: Database,
+    models: Models,
+    catalog: CatalogName,
+    q: Annotated[str, Query(min_length=1, max_length=200, pattern=schemas.TEXT, description="what to look for")],
+    k: Annotated[int, Query(ge=1, le=100)] = 10,
+):
+    """Photos matching a text: with CLIP directly, with the default model through its labels."""
+    return search_text(session, catalog, q, k, models)

@@ -1,0 +1,70 @@
+"""The review page: one duplicate group or burst at a time, the keeper picked with the
+keyboard, decisions sent to the API. Server-rendered; `static/review.js` adds the keys."""
+
+import uuid
+from pathlib import Path
+from typing import Literal
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+
+from lumina_pipeline.api.dependencies import Database, Models
+from lumina_pipeline.api.groups import burst_view, group_view
+from lumina_pipeline.api.images import CatalogName
+from lumina_pipeline.storage.browse import catalog_summaries, review_queue
+from lumina_pipeline.storage.catalogs import get_catalog
+
+router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+Kind = Literal["groups", "bursts"]
+
+
+@router.get("/")
+def index(request: Request, session: Database):
+    return templates.TemplateResponse(request, "index.html", {"catalogs": catalog_summaries(session.connection())})
+
+
+@router.get("/review/{catalog}/{kind}")
+def next_to_review(session: Database, catalog: CatalogName, kind: Kind, request: Request, after: uuid.UUID | None = None):
+    """The first unreviewed group (or burst) after `after` in review order, wrapping round."""
+    queue = review_queue(session.connection(), get_catalog(session, catalog).id, kind)
+    start = next((i + 1 for i, item in enumerate(queue) if item["id"] == str(after)), 0)
+    waiting = [item for item in queue[start:] + queue[:start] if not item["reviewed"] and item["id"] != str(after)]
+    if not waiting:
+        context = {"catalog": catalog, "kind": kind, "total": len(queue)}
+        return templates.TemplateResponse(request, "done.html", context)
+    return RedirectResponse(f"/review/{catalog}/{kind}/{waiting[0]['id']}", status_code=303)
+
+
+@router.get("/review/{catalog}/{kind}/{item_id}")
+def review_item(session: Database, models: Models, catalog: CatalogName, kind: Kind, item_id: uuid.UUID, request: Request):
+    catalog_id = get_catalog(session, catalog).id
+    queue = review_queue(session.connection(), catalog_id, kind)
+    if str(item_id) not in {item["id"] for item in queue}:
+        raise HTTPException(404, f"no {kind[:-1]} {item_id} in catalog {catalog!r}")
+    if kind == "groups":
+        group = group_view(session, models, item_id)
+        cards = [{"image": m.image, "keep": m.is_primary, "reason": None if m.is_primary else m.reason, "score": m.similarity_score}
+                 for m in group.members]
+        title, reviewed = f"{group.similarity_type} duplicates, confidence {group.confidence}", group.reviewed
+    else:
+        burst = burst_view(session, item_id)
+        cards = [{"image": frame, "keep": frame.id == burst.best_image_id} for frame in burst.frames]
+        title, reviewed = f"burst of {burst.image_count} frames, {burst.camera}", burst.reviewed
+    context = {
+        "catalog": catalog,
+        "kind": kind,
+        "item_id": item_id,
+        "title": title,
+        "reviewed": reviewed,
+        "cards": cards,
+        "position": [item["id"] for item in queue].index(str(item_id)) + 1,
+        "total": len(queue),
+        "done": sum(item["reviewed"] for item in queue),
+        "decision_url": f"/api/{kind}/{item_id}/decision",
+        "keeper_field": "primary_image_id" if kind == "groups" else "best_image_id",
+        "next_url": f"/review/{catalog}/{kind}?after={item_id}",
+    }
+    return templates.TemplateResponse(request, "review.html", context)

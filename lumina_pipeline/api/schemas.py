@@ -1,0 +1,186 @@
+"""The API's request and response bodies: every endpoint answers one of these, so the
+OpenAPI schema says exactly what comes back."""
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Status = Literal["pending", "ok", "error", "skipped", "ignored", "deleted"]
+Kind = Literal["image", "raw", "video", "sidecar", "system", "other"]
+TEXT = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+class Catalog(BaseModel):
+    id: uuid.UUID
+    name: str
+    source_directories: list[str]
+    files: int
+    duplicate_groups: int
+    groups_reviewed: int
+    bursts: int
+    bursts_reviewed: int
+
+
+class ImageSummary(BaseModel):
+    id: int
+    catalog_id: uuid.UUID
+    path: str = Field(description="relative to source_root, '/'-separated; undecodable bytes as \\xNN")
+    path_hex: str | None = Field(description="the path's exact bytes in hex when they are not UTF-8")
+    folder: str
+    source_root: str
+    kind: Kind
+    status: Status
+    size_bytes: int
+    checksum: str | None
+    captured_at: str | None = Field(description="the camera's local time, ISO 8601")
+    camera: str | None
+    width: int | None = Field(description="as displayed (EXIF orientation applied)")
+    height: int | None
+    quality_score: int | None
+    rating: int | None
+    burst_id: uuid.UUID | None
+    burst_sequence: int | None
+    thumbnail_url: str | None
+    file_url: str
+
+
+class ImagePage(BaseModel):
+    items: list[ImageSummary]
+    next_after: int | None = Field(description="pass as `after` for the next page; null on the last")
+
+
+class Hashes(BaseModel):
+    dhash: str | None
+    ahash: str | None
+    whash: str | None
+    hash_version: str | None
+
+
+class ImageTag(BaseModel):
+    name: str
+    source: str
+    confidence: float | None
+
+
+class Membership(BaseModel):
+    group_id: uuid.UUID
+    similarity_type: Literal["exact", "perceptual"]
+    is_primary: bool
+    reviewed: bool
+
+
+class ImageDetail(ImageSummary):
+    error: str | None
+    dates: dict[str, Any] | None
+    metadata: dict[str, Any] | None
+    geohash: str | None
+    hashes: Hashes
+    tags: list[ImageTag]
+    group: Membership | None
+    is_best_frame: bool | None
+
+
+class MemberReason(BaseModel):
+    """Why a member is in its group, measured against the group's primary."""
+
+    same_checksum: bool
+    dhash_distance: int | None
+    ahash_distance: int | None
+    whash_distance: int | None
+    embedding_similarity: float | None = Field(description="cosine of the image vectors, when embedded")
+
+
+class GroupMember(BaseModel):
+    image: ImageSummary
+    similarity_score: int
+    is_primary: bool
+    reason: MemberReason
+
+
+class Group(BaseModel):
+    id: uuid.UUID
+    catalog_id: uuid.UUID
+    similarity_type: Literal["exact", "perceptual"]
+    confidence: int
+    reviewed: bool
+    primary_chosen: bool = Field(description="the primary was chosen by a person")
+    primary_image_id: int | None
+    member_count: int
+
+
+class GroupDetail(Group):
+    members: list[GroupMember]
+
+
+class GroupPage(BaseModel):
+    items: list[Group]
+    next_after: uuid.UUID | None
+
+
+class Burst(BaseModel):
+    id: uuid.UUID
+    catalog_id: uuid.UUID
+    image_count: int
+    start_time: datetime | None
+    end_time: datetime | None
+    duration_seconds: float | None
+    camera: str
+    best_image_id: int | None
+    selection_method: str | None
+    reviewed: bool
+    best_chosen: bool = Field(description="the best frame was chosen by a person")
+
+
+class BurstDetail(Burst):
+    frames: list[ImageSummary]
+
+
+class BurstPage(BaseModel):
+    items: list[Burst]
+    next_after: uuid.UUID | None
+
+
+class GroupDecision(BaseModel):
+    primary_image_id: int | None = Field(None, ge=1, le=2**63 - 1, description="a member to keep; omit to keep the current one")
+    reviewed: bool = True
+
+
+class BurstDecision(BaseModel):
+    best_image_id: int | None = Field(None, ge=1, le=2**63 - 1, description="a frame to keep; omit to keep the current one")
+    reviewed: bool = True
+
+
+class Rating(BaseModel):
+    rating: int | None = Field(ge=0, le=5, description="stars; null clears")
+
+
+class NewTag(BaseModel):
+    name: str = Field(min_length=1, max_length=100, pattern=TEXT)
+
+
+class RemovableFile(BaseModel):
+    image_id: int
+    path: str
+    source_root: str
+    size_bytes: int
+    reason: Literal["duplicate", "burst"]
+    decided_by: uuid.UUID = Field(description="the reviewed group or burst")
+    keep: str = Field(description="the file kept in its place")
+
+
+class Removable(BaseModel):
+    files: list[RemovableFile]
+    total_bytes: int
+
+
+class SearchResult(BaseModel):
+    image_id: int
+    path: str
+    score: float
+    reason: str

@@ -1,0 +1,174 @@
+"""What the images API reads: images by filters in keyset pages, one image with its group,
+burst and tags, duplicate groups and bursts with their members, and review progress."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from sqlalchemy import Connection, exists, func, select, text
+
+from lumina_pipeline.storage.models import DuplicateMember, Image, ImageTag, Tag
+
+SUMMARY_COLUMNS = (
+    Image.id, Image.catalog_id, Image.source_root, Image.path, Image.kind, Image.status, Image.size_bytes,
+    Image.checksum, Image.quality_score, Image.rating, Image.dates, Image.image_metadata.label("image_metadata"),
+    Image.burst_id,
+    Image.burst_sequence, Image.thumbnail_path,
+)
+
+
+@dataclass(frozen=True)
+class ImageFilters:
+    status: str | None = None
+    kind: str | None = None
+    camera: str | None = None  # part of "make model", any case
+    captured_from: date | None = None  # inclusive, the camera's local date
+    captured_to: date | None = None  # inclusive
+    tag: str | None = None
+    geohash: str | None = None  # prefix
+    in_group: bool | None = None
+    in_burst: bool | None = None
+
+
+def find_images(connection: Connection, catalog_id: uuid.UUID, filters: ImageFilters, after: int, limit: int) -> list[dict]:
+    """Images matching every filter given, by id, those after `after` (keyset pages)."""
+    captured = Image.dates["captured_at"].astext
+    camera = func.lower(func.concat_ws(" ", Image.image_metadata["camera_make"].astext,
+                                       Image.image_metadata["camera_model"].astext))
+    in_group = exists().where(DuplicateMember.image_id == Image.id)
+    tagged = exists().where(ImageTag.image_id == Image.id, ImageTag.tag_id == Tag.id, Tag.name == filters.tag)
+    conditions = [
+        (filters.status is not None, Image.status == filters.status),
+        (filters.kind is not None, Image.kind == filters.kind),
+        (filters.camera is not None, func.strpos(camera, func.lower(filters.camera or "")) > 0),
+        (filters.captured_from is not None, captured >= str(filters.captured_from)),
+        (filters.captured_to is not None, captured < str((filters.captured_to or date.min) + timedelta(days=1))),
+        (filters.tag is not None, tagged),
+        (filters.geohash is not None, Image.geohash_8.startswith(filters.geohash or "", autoescape=True)),
+        (filters.in_group is not None, in_group if filters.in_group else ~in_group),
+        (filters.in_burst is not None, Image.burst_id.isnot(None) if filters.in_burst else Image.burst_id.is_(None)),
+    ]
+    query = (
+        select(*SUMMARY_COLUMNS)
+        .where(Image.catalog_id == catalog_id, Image.id > after, *(clause for given, clause in conditions if given))
+        .order_by(Image.id)
+        .limit(limit)
+    )
+    return [dict(row._mapping) for row in connection.execute(query)]
+
+
+def get_image(connection: Connection, image_id: int) -> dict | None:
+    columns = (*SUMMARY_COLUMNS, Image.dhash, Image.ahash, Image.whash, Image.hash_version, Image.error,
+               Image.geohash_8, Image.mtime_ns, Image.batch)
+    row = connection.execute(select(*columns).where(Image.id == image_id)).first()
+    return None if row is None else dict(row._mapping)
+
+
+def image_tags(connection: Connection, image_id: int) -> list[dict]:
+    rows = connection.execute(
+        select(Tag.name, ImageTag.source, ImageTag.confidence)
+        .join(Tag, Tag.id == ImageTag.tag_id)
+        .where(ImageTag.image_id == image_id)
+        .order_by(ImageTag.source, Tag.name)
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+def group_of_image(connection: Connection, image_id: int) -> uuid.UUID | None:
+    return connection.execute(
+        select(DuplicateMember.group_id).where(DuplicateMember.image_id == image_id)
+    ).scalar()
+
+
+GROUPS = """
+    SELECT g.id, g.catalog_id, g.similarity_type, g.confidence, g.reviewed, g.primary_chosen,
+           g.primary_image_id, count(*) AS member_count
+    FROM duplicate_groups g JOIN duplicate_members m ON m.group_id = g.id"""
+BURSTS = """
+    SELECT b.id, b.catalog_id, b.image_count, b.start_time, b.end_time, b.duration_seconds, b.camera_make,
+           b.camera_model, b.best_image_id, b.selection_method, b.reviewed, b.best_chosen
+    FROM bursts b"""
+
+
+def find_groups(connection: Connection, catalog_id: uuid.UUID, reviewed: bool | None, after: str, limit: int) -> list[dict]:
+    """Duplicate groups by id, those after `after` (keyset pages)."""
+    rows = connection.execute(text(f"""{GROUPS}
+        WHERE g.catalog_id = :c AND g.id::text > :after AND (CAST(:reviewed AS boolean) IS NULL OR g.reviewed = :reviewed)
+        GROUP BY g.id ORDER BY g.id LIMIT :limit"""), {"c": catalog_id, "after": after, "reviewed": reviewed, "limit": limit})
+    return [dict(row._mapping) for row in rows]
+
+
+def get_group(connection: Connection, group_id: uuid.UUID) -> dict | None:
+    row = connection.execute(text(f"{GROUPS} WHERE g.id = :g GROUP BY g.id"), {"g": group_id}).first()
+    return None if row is None else dict(row._mapping)
+
+
+def group_members(connection: Connection, group_id: uuid.UUID) -> list[dict]:
+    """Members with their similarity score, the primary first, then by score."""
+    rows = connection.execute(
+        select(*SUMMARY_COLUMNS, Image.dhash, Image.ahash, Image.whash, DuplicateMember.similarity_score)
+        .join(DuplicateMember, DuplicateMember.image_id == Image.id)
+        .where(DuplicateMember.group_id == group_id)
+        .order_by(DuplicateMember.similarity_score.desc(), Image.id)
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+def find_bursts(connection: Connection, catalog_id: uuid.UUID, reviewed: bool | None, after: str, limit: int) -> list[dict]:
+    rows = connection.execute(text(f"""{BURSTS}
+        WHERE b.catalog_id = :c AND b.id::text > :after AND (CAST(:reviewed AS boolean) IS NULL OR b.reviewed = :reviewed)
+        ORDER BY b.id LIMIT :limit"""), {"c": catalog_id, "after": after, "reviewed": reviewed, "limit": limit})
+    return [dict(row._mapping) for row in rows]
+
+
+def get_burst(connection: Connection, burst_id: uuid.UUID) -> dict | None:
+    row = connection.execute(text(f"{BURSTS} WHERE b.id = :b"), {"b": burst_id}).first()
+    return None if row is None else dict(row._mapping)
+
+
+def burst_frames(connection: Connection, burst_id: uuid.UUID) -> list[dict]:
+    rows = connection.execute(select(*SUMMARY_COLUMNS).where(Image.burst_id == burst_id).order_by(Image.burst_sequence))
+    return [dict(row._mapping) for row in rows]
+
+
+REVIEW_ORDER = {
+    # largest groups first: they free the most
+    "groups": f"""WITH queue AS ({GROUPS} WHERE g.catalog_id = :c GROUP BY g.id)
+                  SELECT id::text AS id, reviewed FROM queue ORDER BY member_count DESC, id""",
+    "bursts": f"""WITH queue AS ({BURSTS} WHERE b.catalog_id = :c)
+                  SELECT id::text AS id, reviewed FROM queue ORDER BY start_time, id""",
+}
+
+
+def review_queue(connection: Connection, catalog_id: uuid.UUID, kind: str) -> list[dict]:
+    """Every group (or burst) of a catalog, in the order the review page shows them."""
+    return [dict(row._mapping) for row in connection.execute(text(REVIEW_ORDER[kind]), {"c": catalog_id})]
+
+
+def removable_files(connection: Connection, catalog_id: uuid.UUID) -> list[dict]:
+    """Files a person has reviewed away: members of reviewed duplicate groups other than the
+    primary, and frames of reviewed bursts other than the best. Nothing is deleted here."""
+    rows = connection.execute(text("""
+        SELECT i.id, i.source_root, i.path, i.size_bytes, 'duplicate' AS reason, g.id AS decided_by,
+               keep.path AS keep_path
+        FROM duplicate_groups g JOIN duplicate_members m ON m.group_id = g.id JOIN images i ON i.id = m.image_id
+        JOIN images keep ON keep.id = g.primary_image_id
+        WHERE g.catalog_id = :c AND g.reviewed AND i.id <> g.primary_image_id
+        UNION ALL
+        SELECT i.id, i.source_root, i.path, i.size_bytes, 'burst', b.id, keep.path
+        FROM bursts b JOIN images i ON i.burst_id = b.id JOIN images keep ON keep.id = b.best_image_id
+        WHERE b.catalog_id = :c AND b.reviewed AND i.id <> b.best_image_id
+        ORDER BY path"""), {"c": catalog_id})
+    return [dict(row._mapping) for row in rows]
+
+
+def catalog_summaries(connection: Connection) -> list[dict]:
+    rows = connection.execute(text("""
+        SELECT c.id, c.name, c.source_directories,
+               (SELECT count(*) FROM images i WHERE i.catalog_id = c.id AND i.status <> 'deleted') AS files,
+               (SELECT count(*) FROM duplicate_groups g WHERE g.catalog_id = c.id) AS duplicate_groups,
+               (SELECT count(*) FROM duplicate_groups g WHERE g.catalog_id = c.id AND g.reviewed) AS groups_reviewed,
+               (SELECT count(*) FROM bursts b WHERE b.catalog_id = c.id) AS bursts,
+               (SELECT count(*) FROM bursts b WHERE b.catalog_id = c.id AND b.reviewed) AS bursts_reviewed
+        FROM catalogs c ORDER BY c.name"""))
+    return [dict(row._mapping) for row in rows]

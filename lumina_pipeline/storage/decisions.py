@@ -1,0 +1,65 @@
+"""What people decide: star ratings, manual tags, a group's primary, a burst's best frame,
+and that a group or burst has been reviewed. The pipeline keeps all of these across
+re-runs (`analysis/continuity.py` for groups and bursts; the rest it never writes)."""
+
+import uuid
+
+from sqlalchemy import Connection, text
+
+MANUAL = "manual"  # image_tags.source of a tag a person set
+
+
+def set_rating(connection: Connection, image_id: int, rating: int | None) -> bool:
+    changed = connection.execute(text("UPDATE images SET rating = :r WHERE id = :i"), {"r": rating, "i": image_id})
+    return changed.rowcount == 1
+
+
+def add_manual_tag(connection: Connection, image_id: int, name: str) -> None:
+    """Tag an image by hand; a model's tag of the same name becomes the person's."""
+    connection.execute(text("""
+        INSERT INTO tags (catalog_id, name, category)
+        SELECT catalog_id, :name, 'manual' FROM images WHERE id = :i
+        ON CONFLICT (catalog_id, name) DO NOTHING"""), {"name": name, "i": image_id})
+    connection.execute(text("""
+        INSERT INTO image_tags (image_id, tag_id, source)
+        SELECT i.id, t.id, :manual FROM images i JOIN tags t ON t.catalog_id = i.catalog_id AND t.name = :name
+        WHERE i.id = :i
+        ON CONFLICT (image_id, tag_id) DO UPDATE SET source = :manual, confidence = NULL"""),
+        {"name": name, "i": image_id, "manual": MANUAL})
+
+
+def remove_tag(connection: Connection, image_id: int, name: str) -> bool:
+    """Take a tag off an image, whoever set it (a model's tag comes back only if the image is
+    embedded again)."""
+    removed = connection.execute(text("""
+        DELETE FROM image_tags it USING tags t, images i
+        WHERE it.image_id = :i AND it.tag_id = t.id AND t.name = :name AND i.id = it.image_id
+          AND t.catalog_id = i.catalog_id"""), {"name": name, "i": image_id})
+    return removed.rowcount > 0
+
+
+def decide_group(connection: Connection, group_id: uuid.UUID, primary_image_id: int | None, reviewed: bool) -> bool:
+    """Record a person's choice of primary (when given: it must be a member) and whether the
+    group is reviewed. False when the primary is not a member of the group."""
+    if primary_image_id is not None:
+        chosen = connection.execute(text("""
+            UPDATE duplicate_groups g SET primary_image_id = :p, primary_chosen = true
+            WHERE g.id = :g AND EXISTS (SELECT 1 FROM duplicate_members m WHERE m.group_id = g.id AND m.image_id = :p)"""),
+            {"g": group_id, "p": primary_image_id})
+        if chosen.rowcount != 1:
+            return False
+    connection.execute(text("UPDATE duplicate_groups SET reviewed = :r WHERE id = :g"), {"g": group_id, "r": reviewed})
+    return True
+
+
+def decide_burst(connection: Connection, burst_id: uuid.UUID, best_image_id: int | None, reviewed: bool) -> bool:
+    """The same for a burst's best frame (it must be one of its frames)."""
+    if best_image_id is not None:
+        chosen = connection.execute(text("""
+            UPDATE bursts b SET best_image_id = :f, best_chosen = true, selection_method = 'user'
+            WHERE b.id = :b AND EXISTS (SELECT 1 FROM images i WHERE i.id = :f AND i.burst_id = b.id)"""),
+            {"b": burst_id, "f": best_image_id})
+        if chosen.rowcount != 1:
+            return False
+    connection.execute(text("UPDATE bursts SET reviewed = :r WHERE id = :b"), {"b": burst_id, "r": reviewed})
+    return True

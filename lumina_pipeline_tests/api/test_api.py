@@ -1,0 +1,184 @@
+"""The images API on the corpus catalog: filters and pages, files as browsers need them,
+decisions that survive re-runs, and requests it must refuse."""
+
+import io
+import os
+
+import dagster as dg
+from PIL import Image
+from sqlalchemy.orm import Session
+
+from lumina_pipeline.api.app import ApiSettings, create_app
+from lumina_pipeline.cli import main
+from lumina_pipeline.defs.assets.bursts import bursts
+from lumina_pipeline.defs.assets.duplicates import duplicate_groups
+from lumina_pipeline.export import export_catalog
+from lumina_pipeline_tests.api.conftest import CATALOG
+
+IMAGES = f"/api/catalogs/{CATALOG}/images"
+
+
+def every_page(client, limit: int, **filters) -> list[dict]:
+    items, after = [], 0
+    while after is not None:
+        page = client.get(IMAGES, params={**filters, "after": after, "limit": limit}).json()
+        items += page["items"]
+        after = page["next_after"]
+    return items
+
+
+def test_pages_walk_every_file_once_in_id_order(served):
+    ids = [item["id"] for item in every_page(served.client, limit=7)]
+    assert ids == sorted(set(ids))
+    assert len(ids) == served.query("SELECT count(*) FROM images WHERE catalog_id = (SELECT id FROM catalogs WHERE name = :c)")[0][0]
+
+
+def test_filters_select_what_they_say(served, corpus):
+    client = served.client
+    errors = {item["path"] for item in every_page(client, 100, status="error")}
+    assert errors == {f["path"] for f in corpus.files(expected_status="error")}
+    nikon = every_page(client, 100, camera="e950")
+    assert nikon and all(item["camera"] == "NIKON E950" for item in nikon)
+    christmas = every_page(client, 100, captured_from="2021-12-24", captured_to="2021-12-24")
+    assert {item["path"] for item in christmas} >= {f["path"] for f in corpus.manifest["bursts"][1]["frames"]}
+    assert all(item["captured_at"].startswith("2021-12-24") for item in christmas)
+    in_bursts = every_page(client, 100, in_burst="true")
+    assert {item["path"] for item in in_bursts} == {f["path"] for b in corpus.manifest["bursts"] for f in b["frames"]}
+    grouped = every_page(client, 100, in_group="true")
+    members = served.query("SELECT count(*) FROM duplicate_members m JOIN duplicate_groups g ON g.id = m.group_id "
+                           "WHERE g.catalog_id = (SELECT id FROM catalogs WHERE name = :c)")[0][0]
+    assert len(grouped) == members > 0
+    assert not {i["id"] for i in grouped} & {i["id"] for i in every_page(client, 100, in_group="false")}
+    located = client.get(f"/api/images/{served.image_id('Toscana 2008/DSCN0038.jpg')}").json()
+    near = every_page(client, 100, geohash=located["geohash"][:5])
+    assert located["id"] in {item["id"] for item in near}
+    assert all(client.get(f"/api/images/{item['id']}").json()["geohash"].startswith(located["geohash"][:5]) for item in near)
+
+
+def test_one_image_has_its_metadata_hashes_group_and_burst(served):
+    frame = served.client.get(f"/api/images/{served.image_id('Zoo 2019/DSCN1202.JPG')}").json()
+    assert frame["camera"] == "NIKON E950" and frame["captured_at"] == "2019-07-14T10:15:03.480"
+    assert len(frame["hashes"]["dhash"]) == 16 and frame["hashes"]["hash_version"]
+    assert frame["burst_id"] and frame["burst_sequence"] == 2 and frame["is_best_frame"] is not None
+    assert frame["group"]["similarity_type"] == "perceptual"
+
+
+def test_thumbnails_and_files_are_served_in_formats_browsers_show(served, corpus):
+    client = served.client
+    jpeg_id = served.image_id("Toscana 2008/DSCN0038.jpg")
+    thumbnail = client.get(f"/api/images/{jpeg_id}/thumbnail")
+    assert thumbnail.headers["content-type"] == "image/jpeg" and "max-age" in thumbnail.headers["cache-control"]
+    assert min(Image.open(io.BytesIO(thumbnail.content)).size) >= 256
+    again = client.get(f"/api/images/{jpeg_id}/thumbnail", headers={"If-None-Match": thumbnail.headers["etag"]})
+    assert again.status_code == 304 and not again.content
+    original = client.get(f"/api/images/{jpeg_id}/file")
+    assert original.content == (corpus.photos / "Toscana 2008/DSCN0038.jpg").read_bytes()
+    heif = client.get(f"/api/images/{served.image_id('Phone/2022/IMG_20220112_073014.heif')}/file")
+    assert heif.status_code == 200 and heif.headers["content-type"] == "image/jpeg"
+    detail = client.get(f"/api/images/{served.image_id('Phone/2022/IMG_20220112_073014.heif')}").json()
+    assert Image.open(io.BytesIO(heif.content)).size == (detail["width"], detail["height"])
+
+
+def test_decisions_are_stored_and_survive_a_rerun_of_the_catalog_assets(served):
+    client, pipeline = served.client, served.pipeline
+    zoo = client.get(f"/api/images/{served.image_id('Zoo 2019/DSCN1204.JPG')}").json()
+    group = client.get(f"/api/groups/{zoo['group']['group_id']}").json()
+    keeper = next(m["image"]["id"] for m in group["members"] if not m["is_primary"])
+    decided = client.post(f"/api/groups/{group['id']}/decision", json={"primary_image_id": keeper}).json()
+    assert decided["reviewed"] and decided["primary_chosen"] and decided["primary_image_id"] == keeper
+    burst = client.get(f"/api/bursts/{zoo['burst_id']}").json()
+    best = burst["frames"][-1]["id"]
+    assert client.post(f"/api/bursts/{burst['id']}/decision", json={"best_image_id": best}).status_code == 200
+    assert client.put(f"/api/images/{keeper}/rating", json={"rating": 4}).json()["rating"] == 4
+
+    dg.materialize([duplicate_groups, bursts], partition_key=CATALOG, instance=pipeline.instance, resources=pipeline.resources)
+
+    group_after = client.get(f"/api/groups/{group['id']}").json()
+    assert group_after["reviewed"] and group_after["primary_image_id"] == keeper
+    burst_after = client.get(f"/api/bursts/{burst['id']}").json()
+    assert burst_after["reviewed"] and burst_after["best_image_id"] == best
+    assert client.get(f"/api/images/{keeper}").json()["rating"] == 4
+    removable = client.get(f"/api/catalogs/{CATALOG}/removable").json()
+    listed = {(f["reason"], f["image_id"]) for f in removable["files"]}
+    assert {("duplicate", m["image"]["id"]) for m in group["members"] if m["image"]["id"] != keeper} <= listed
+    assert {("burst", f["id"]) for f in burst["frames"] if f["id"] != best} <= listed
+    assert removable["total_bytes"] == sum(f["size_bytes"] for f in removable["files"])
+    with Session(pipeline.engine) as session:
+        exported = export_catalog(session, CATALOG)["removable"]
+    assert {f["path"] for f in exported} == {f["path"] for f in removable["files"]}
+
+
+def test_manual_tags_are_added_found_and_removed(served):
+    client, image_id = served.client, served.image_id("Reisen/Leuchtturm 🌅 Abend.jpg")
+    tags = client.post(f"/api/images/{image_id}/tags", json={"name": "Urlaub"}).json()
+    assert {"name": "Urlaub", "source": "manual", "confidence": None} in tags
+    assert [item["id"] for item in every_page(client, 100, tag="Urlaub")] == [image_id]
+    remaining = client.delete(f"/api/images/{image_id}/tags/Urlaub").json()
+    assert "Urlaub" not in {tag["name"] for tag in remaining}
+    assert client.delete(f"/api/images/{image_id}/tags/Urlaub").status_code == 404
+
+
+def test_similar_and_text_search_use_the_embeddings(served):
+    client = served.client
+    original = served.image_id("Toscana 2008/DSCN0038.jpg")
+    similar = client.get(f"/api/images/{original}/similar", params={"k": 3}).json()
+    assert similar[0]["score"] > 0.99 and similar[0]["path"].endswith("DSCN0038.jpg")
+    found = client.get(f"/api/catalogs/{CATALOG}/search", params={"q": "lighthouse", "k": 3}).json()
+    assert found[0]["path"] == "Reisen/Leuchtturm 🌅 Abend.jpg" and "beacon" in found[0]["reason"]
+
+
+def test_bad_requests_get_clear_json_errors(served):
+    client = served.client
+    for url, status in [
+        ("/api/images/999999999", 404),
+        ("/api/images/abc", 422),
+        ("/api/images/0", 422),
+        (f"{IMAGES}?limit=501", 422),
+        (f"{IMAGES}?status=lost", 422),
+        (f"{IMAGES}?geohash=a!", 422),
+        ("/api/catalogs/nowhere/images", 404),
+        ("/api/groups/not-a-uuid", 422),
+        ("/api/groups/00000000-0000-0000-0000-000000000000", 404),
+    ]:
+        response = client.get(url)
+        assert response.status_code == status and response.json()["detail"], url
+    group = client.get(f"/api/catalogs/{CATALOG}/groups", params={"limit": 1}).json()["items"][0]
+    stranger = served.image_id("Alte Kameras/Canon_40D.jpg")
+    refused = client.post(f"/api/groups/{group['id']}/decision", json={"primary_image_id": stranger})
+    assert refused.status_code == 422 and "not a member" in refused.json()["detail"]
+    assert client.put(f"/api/images/{stranger}/rating", json={"rating": 6}).status_code == 422
+
+
+def test_files_are_served_only_from_inside_the_catalogs_folders(served, corpus, tmp_path):
+    client = served.client
+    assert client.get("/api/images/..%2F..%2Fetc%2Fpasswd/file").status_code in (404, 422)
+    climbing = served.image_id("Alte Kameras/Canon_40D.jpg")
+    served.query("UPDATE images SET path = :p WHERE id = :i", p=b"../../../../../../etc/passwd", i=climbing)
+    outside = tmp_path / "secret.jpg"
+    Image.new("RGB", (8, 8)).save(outside)
+    link = corpus.photos / "Alte Kameras" / "link.jpg"
+    os.symlink(outside, link)
+    try:
+        served.query("UPDATE images SET path = :p WHERE id = :i",
+                     p=b"Alte Kameras/link.jpg", i=served.image_id("Alte Kameras/Canon_DIGITAL_IXUS_400.jpg"))
+        for path in ("../../../../../../etc/passwd", "Alte Kameras/link.jpg"):
+            response = client.get(f"/api/images/{served.image_id(path)}/file")
+            assert response.status_code == 404 and "not inside" in response.json()["detail"]
+    finally:
+        link.unlink()
+        served.query("UPDATE images SET path = :p WHERE id = :i", p=b"Alte Kameras/Canon_40D.jpg", i=climbing)
+        served.query("UPDATE images SET path = :p WHERE path = :q", p=b"Alte Kameras/Canon_DIGITAL_IXUS_400.jpg",
+                     q=b"Alte Kameras/link.jpg")
+
+
+def test_a_token_guards_the_app_and_a_public_host_needs_one(served):
+    from fastapi.testclient import TestClient
+
+    settings = ApiSettings(**{**served.settings.__dict__, "token": "s3cret"})
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/api/catalogs").status_code == 401
+        assert client.get("/api/catalogs", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert client.get("/api/catalogs", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert client.get("/", params={"token": "s3cret"}).status_code == 200
+        assert client.get("/api/catalogs").status_code == 200  # the cookie the link set
+    assert main(["serve", "--host", "0.0.0.0"]) == 2

@@ -1,0 +1,96 @@
+"""The review page in a real browser (Debian's chromium, driven by selenium): two groups
+decided with the keyboard, the decisions found in the database."""
+
+import os
+import shutil
+import socket
+import threading
+import time
+import uuid
+
+import pytest
+import uvicorn
+
+from lumina_pipeline_tests.api.conftest import CATALOG
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+@pytest.fixture
+def browser():
+    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
+        reason = "the real-browser test needs Debian's chromium and chromium-driver (.ci/run installs them)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; under CI it must run")
+        pytest.skip(reason)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,1000"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def server(served):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(served.client.app, host="127.0.0.1", port=port, log_level="warning")
+    running = uvicorn.Server(config)
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    while not running.started:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    running.should_exit = True
+    thread.join(timeout=10)
+
+
+def shown_group(driver) -> uuid.UUID:
+    return uuid.UUID(driver.current_url.rsplit("/", 1)[-1])
+
+
+def wait_for_new_page(driver, previous_url: str) -> None:
+    deadline = time.monotonic() + 15
+    while driver.current_url == previous_url and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert driver.current_url != previous_url, "the page did not move on"
+
+
+def test_two_groups_are_decided_with_the_keyboard(served, server, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    browser.get(f"{server}/review/{CATALOG}/groups")
+    first = shown_group(browser)
+    cards = browser.find_elements(By.CSS_SELECTOR, ".card")
+    second_card = int(cards[1].get_attribute("data-image-id"))
+    assert "reviewed" in browser.find_element(By.ID, "progress").text
+    browser.save_screenshot(str(tmp_path / "review-page.png"))
+
+    body = browser.find_element(By.TAG_NAME, "body")
+    body.send_keys("2")
+    assert "keeper" in cards[1].get_attribute("class") and "keeper" not in cards[0].get_attribute("class")
+    url = browser.current_url
+    body.send_keys(Keys.ENTER)
+    wait_for_new_page(browser, url)
+
+    second = shown_group(browser)
+    kept = int(browser.find_element(By.CSS_SELECTOR, ".card.keeper").get_attribute("data-image-id"))
+    url = browser.current_url
+    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ENTER)
+    wait_for_new_page(browser, url)
+
+    decided = dict((group, (primary, reviewed, chosen)) for group, primary, reviewed, chosen in served.query(
+        "SELECT id, primary_image_id, reviewed, primary_chosen FROM duplicate_groups WHERE id IN (:a, :b)",
+        a=first, b=second))
+    assert first != second
+    assert decided[first] == (second_card, True, True)
+    assert decided[second] == (kept, True, True)
+    assert (tmp_path / "review-page.png").stat().st_size > 10_000
