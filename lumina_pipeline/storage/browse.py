@@ -147,17 +147,26 @@ def review_queue(connection: Connection, catalog_id: uuid.UUID, kind: str) -> li
 
 def removable_files(connection: Connection, catalog_id: uuid.UUID) -> list[dict]:
     """Files a person has reviewed away: members of reviewed duplicate groups other than the
-    primary, and frames of reviewed bursts other than the best. Nothing is deleted here."""
+    primary, and frames of reviewed bursts other than the best; never a file kept anywhere
+    (a burst's extra frame can be a group's primary), each listed once. Nothing is deleted."""
     rows = connection.execute(text("""
-        SELECT i.id, i.source_root, i.path, i.size_bytes, 'duplicate' AS reason, g.id AS decided_by,
-               keep.path AS keep_path
-        FROM duplicate_groups g JOIN duplicate_members m ON m.group_id = g.id JOIN images i ON i.id = m.image_id
-        JOIN images keep ON keep.id = g.primary_image_id
-        WHERE g.catalog_id = :c AND g.reviewed AND i.id <> g.primary_image_id
-        UNION ALL
-        SELECT i.id, i.source_root, i.path, i.size_bytes, 'burst', b.id, keep.path
-        FROM bursts b JOIN images i ON i.burst_id = b.id JOIN images keep ON keep.id = b.best_image_id
-        WHERE b.catalog_id = :c AND b.reviewed AND i.id <> b.best_image_id
+        WITH left_over AS (
+            SELECT i.id, i.source_root, i.path, i.size_bytes, 'duplicate' AS reason, g.id AS decided_by,
+                   keep.path AS keep_path
+            FROM duplicate_groups g JOIN duplicate_members m ON m.group_id = g.id JOIN images i ON i.id = m.image_id
+            JOIN images keep ON keep.id = g.primary_image_id
+            WHERE g.catalog_id = :c AND g.reviewed AND i.id <> g.primary_image_id
+            UNION ALL
+            SELECT i.id, i.source_root, i.path, i.size_bytes, 'burst', b.id, keep.path
+            FROM bursts b JOIN images i ON i.burst_id = b.id JOIN images keep ON keep.id = b.best_image_id
+            WHERE b.catalog_id = :c AND b.reviewed AND i.id <> b.best_image_id
+        ),
+        kept AS (
+            SELECT primary_image_id AS id FROM duplicate_groups WHERE catalog_id = :c
+            UNION SELECT best_image_id FROM bursts WHERE catalog_id = :c
+        )
+        SELECT * FROM (SELECT DISTINCT ON (id) * FROM left_over WHERE id NOT IN (SELECT id FROM kept WHERE id IS NOT NULL)
+                       ORDER BY id, reason DESC) once
         ORDER BY path"""), {"c": catalog_id})
     return [dict(row._mapping) for row in rows]
 
