@@ -145,7 +145,11 @@ def test_bad_requests_get_clear_json_errors(served):
         response = client.get(url)
         assert response.status_code == status and response.json()["detail"], url
     group = client.get(f"/api/catalogs/{CATALOG}/groups", params={"limit": 1}).json()["items"][0]
-    stranger = served.image_id("Alte Kameras/Canon_40D.jpg")
+    [(stranger,)] = served.query(
+        """SELECT min(id) FROM images WHERE status = 'ok' AND catalog_id = (SELECT id FROM catalogs WHERE name = :c)
+           AND id NOT IN (SELECT image_id FROM duplicate_members WHERE group_id = :g)""",
+        g=group["id"],
+    )
     refused = client.post(f"/api/groups/{group['id']}/decision", json={"primary_image_id": stranger})
     assert refused.status_code == 422 and "not a member" in refused.json()["detail"]
     assert client.put(f"/api/images/{stranger}/rating", json={"rating": 6}).status_code == 422
