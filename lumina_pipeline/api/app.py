@@ -1,12 +1,17 @@
 """The FastAPI app of `lumina serve`: the images API under /api and the review page, over
 the catalog database through the storage layer's queries."""
 
+import math
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security.utils import get_authorization_scheme_param
 from fastapi.staticfiles import StaticFiles
 
 from lumina_pipeline.api import groups, images, review
@@ -16,6 +21,8 @@ from lumina_pipeline.storage.database import make_engine
 
 HERE = Path(__file__).parent
 TOKEN_COOKIE = "lumina_token"
+LOOPBACK_HOST = re.compile(r"(127\.0\.0\.1|localhost|\[::1\])(:[0-9]{1,5})?", re.IGNORECASE)
+WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 @dataclass(frozen=True)
@@ -41,8 +48,13 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(review.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_exception_handler(CatalogError, _not_found)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    # The middleware added last runs first: the host name (or the token), then the origin.
+    app.middleware("http")(_same_origin_writes)
     if settings.token:
         app.middleware("http")(_token_check(settings.token))
+    else:
+        app.middleware("http")(_loopback_host_only)
     return app
 
 
@@ -50,13 +62,49 @@ async def _not_found(request: Request, error: CatalogError) -> JSONResponse:
     return JSONResponse({"detail": str(error)}, status_code=404)
 
 
+async def _invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+    """FastAPI's own 422 answer, except that each error's input is echoed as JSON can carry
+    it: `1e400` decodes to infinity (and `NaN` to NaN), which JSON cannot encode, so echoing
+    it was a 500."""
+    finite = {float: lambda number: number if math.isfinite(number) else str(number)}
+    return JSONResponse({"detail": jsonable_encoder(error.errors(), custom_encoder=finite)}, status_code=422)
+
+
+async def _loopback_host_only(request: Request, call_next):
+    """Without a token, answer only to loopback names: a web page whose own domain its owner
+    re-points at 127.0.0.1 (DNS rebinding) would otherwise be this server's own origin, and
+    read and write the catalog. By hand rather than with Starlette's TrustedHostMiddleware,
+    which refuses in plain text where every other refusal of this API is JSON."""
+    host = request.headers.get("host", "")
+    if not LOOPBACK_HOST.fullmatch(host):
+        detail = (f"without a token this server answers only to loopback names (127.0.0.1, localhost, [::1]), "
+                  f"not {host!r}; start it with a token to reach it by other names")
+        return JSONResponse({"detail": detail}, 400)
+    return await call_next(request)
+
+
+async def _same_origin_writes(request: Request, call_next):
+    """Writes only from this server's own pages: browsers send `Origin` with every POST, PUT,
+    PATCH and DELETE, and a page of another site can send those to a loopback server too (a
+    form, or a fetch without CORS). By hand: Starlette's CORSMiddleware only answers
+    preflights and adds headers, it lets such requests through. The scheme is not compared:
+    behind a TLS proxy the page is https while this server sees http."""
+    origin = request.headers.get("origin")
+    if request.method in WRITES and origin is not None:
+        if origin.partition("://")[2].lower() != request.headers.get("host", "").lower():
+            detail = f"writes are accepted only from this server's own pages, not from {origin!r}"
+            return JSONResponse({"detail": detail}, 403)
+    return await call_next(request)
+
+
 def _token_check(token: str):
     """Require the token as `Authorization: Bearer`, as the review page's cookie, or once as
     `?token=` (which sets that cookie, so a link opens the page in a browser)."""
 
     async def check(request: Request, call_next):
+        scheme, credentials = get_authorization_scheme_param(request.headers.get("authorization"))
         offered = (
-            request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            (credentials if scheme.lower() == "bearer" else "")  # RFC 7235: the scheme is case-insensitive
             or request.cookies.get(TOKEN_COOKIE, "")
             or request.query_params.get("token", "")
         )

@@ -3,13 +3,25 @@ OpenAPI schema says exactly what comes back."""
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 Status = Literal["pending", "ok", "error", "skipped", "ignored", "deleted"]
 Kind = Literal["image", "raw", "video", "sidecar", "system", "other"]
 TEXT = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
+# Request bodies take JSON types as they are: `true` or `"5"` is no rating and `"yes"` no
+# decision, where pydantic's lax mode would make them 1, 5 and True.
+STRICT = ConfigDict(strict=True)
+
+
+def _whole_number(value: Any) -> Any:
+    """JSON has one kind of number, and 4.0 is the integer 4 (JSON Schema's `integer` accepts
+    it too), which strict mode alone would refuse."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+IntegerOrNull = Annotated[int | None, BeforeValidator(_whole_number)]
 
 
 class Problem(BaseModel):
@@ -147,20 +159,28 @@ class BurstPage(BaseModel):
 
 
 class GroupDecision(BaseModel):
-    primary_image_id: int | None = Field(None, ge=1, le=2**63 - 1, description="a member to keep; omit to keep the current one")
+    model_config = STRICT
+
+    primary_image_id: IntegerOrNull = Field(None, ge=1, le=2**63 - 1, description="a member to keep; omit to keep the current one")
     reviewed: bool = True
 
 
 class BurstDecision(BaseModel):
-    best_image_id: int | None = Field(None, ge=1, le=2**63 - 1, description="a frame to keep; omit to keep the current one")
+    model_config = STRICT
+
+    best_image_id: IntegerOrNull = Field(None, ge=1, le=2**63 - 1, description="a frame to keep; omit to keep the current one")
     reviewed: bool = True
 
 
 class Rating(BaseModel):
-    rating: int | None = Field(ge=0, le=5, description="stars; null clears")
+    model_config = STRICT
+
+    rating: IntegerOrNull = Field(ge=0, le=5, description="stars; null clears")
 
 
 class NewTag(BaseModel):
+    model_config = STRICT
+
     name: str = Field(min_length=1, max_length=100, pattern=TEXT)
 
 

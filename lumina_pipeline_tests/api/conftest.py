@@ -38,5 +38,6 @@ def served(corpus, database_url, engine, model_cache, tmp_path_factory) -> Serve
         pipeline.add_catalog(CATALOG, str(corpus.photos))
         pipeline.catalog_everything(CATALOG)
         settings = ApiSettings(database_url=database_url, thumbnail_dir=thumbnails, model_cache=model_cache)
-        with TestClient(create_app(settings)) as client:
+        # A loopback name, as without a token the app answers no other (TestClient's is `testserver`).
+        with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
             yield Served(pipeline, settings, client)
