@@ -1,9 +1,11 @@
 """Jobs: the inventory of one catalog, the analysis of one (catalog, batch), the
 catalog-wide grouping that follows them, and the nightly checksum verification.
 
-Runs of the inventory and batch jobs are tagged with their catalog, whoever launches them
-(UI, sensor, schedule, backfill), so that the run queue's tag limits in dagster.yaml can
-allow one inventory per catalog at a time and a bounded number of its batches.
+Runs are tagged with their catalog, whoever launches them (UI, sensor, schedule, backfill),
+so that the run queue's tag limits in dagster.yaml can allow one inventory and one regrouping
+per catalog at a time and a bounded number of its batches. The queue is a courtesy; what keeps
+the rows right is the catalog lock in the database (storage/catalogs.py), which holds for
+runs launched by any means.
 """
 
 import dagster as dg
@@ -17,6 +19,7 @@ from lumina_pipeline.defs.partitions import catalog_batches, catalogs
 
 INVENTORY_TAG = "lumina/inventory"  # value: catalog; dagster.yaml allows one run per value
 BATCH_TAG = "lumina/batches"  # value: catalog; dagster.yaml bounds the runs per value
+REGROUP_TAG = "lumina/regroup"  # value: catalog; dagster.yaml allows one run per value
 CHANGE_TAG = "lumina/change"  # what a batch run belongs to: grouping follows once all are done
 
 
@@ -40,7 +43,13 @@ batch_job = dg.define_asset_job(
         tags_for_partition_key_fn=lambda key: {BATCH_TAG: batch_catalog(key)},
     ),
 )
-catalog_job = dg.define_asset_job("catalog_job", selection=[duplicate_groups, bursts])
+catalog_job = dg.define_asset_job(
+    "catalog_job",
+    selection=[duplicate_groups, bursts],
+    config=dg.PartitionedConfig(
+        catalogs, run_config_for_partition_key_fn=lambda key: {}, tags_for_partition_key_fn=lambda key: {REGROUP_TAG: key}
+    ),
+)
 verification_job = dg.define_asset_job("verification_job", selection=dg.AssetSelection.checks(checksums_unchanged))
 
 # For runs started from a terminal (`lumina run`, benchmarks): warnings and errors only.

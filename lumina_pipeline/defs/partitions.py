@@ -1,8 +1,12 @@
 """Partitions: one key per catalog, batches as ordinals shared by all catalogs (DESIGN.md)."""
 
+import uuid
 import warnings
 
 import dagster as dg
+from sqlalchemy import Connection
+
+from lumina_pipeline.storage.catalogs import batch_keys
 
 catalogs = dg.DynamicPartitionsDefinition(name="catalogs")
 batches = dg.DynamicPartitionsDefinition(name="batches")
@@ -13,3 +17,9 @@ catalog_batches = dg.MultiPartitionsDefinition({"catalog": catalogs, "batch": ba
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", dg.BetaWarning)
     by_catalog = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="catalog")
+
+
+def unregistered_batches(instance: dg.DagsterInstance, connection: Connection, catalog_id: uuid.UUID) -> list[str]:
+    """The catalog's batches that hold rows but are not yet `batches` partitions."""
+    known = set(instance.get_dynamic_partitions(batches.name))
+    return [batch for batch in batch_keys(connection, catalog_id) if batch not in known]

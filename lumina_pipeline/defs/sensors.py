@@ -7,18 +7,15 @@ import time
 import dagster as dg
 
 from lumina_pipeline.analysis.fingerprint import Progress, fingerprint
+from lumina_pipeline.analysis.photos import ANALYSIS_VERSION
 from lumina_pipeline.defs.assets.inventory import file_inventory
 from lumina_pipeline.defs.jobs import CHANGE_TAG, batch_job, catalog_job, inventory_job
-from lumina_pipeline.defs.partitions import catalogs
+from lumina_pipeline.defs.partitions import batches, catalogs, unregistered_batches
 from lumina_pipeline.defs.resources import CatalogDatabase, FolderWatch
 from lumina_pipeline.storage.catalogs import list_catalogs
+from lumina_pipeline.storage.images import pending_batches
 
 RUNNING = dg.DefaultSensorStatus.RUNNING
-class FolderWatchConfig(dg.ConfigurableResource):
-    """How long one tick of the folder sensor may walk before it resumes on the next tick
-    (Dagster cancels a tick at 60 s)."""
-
-    tick_budget_seconds: float = 40.0
 IN_PROGRESS = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -29,14 +26,19 @@ IN_PROGRESS = [
 
 @dg.sensor(minimum_interval_seconds=30, default_status=RUNNING)
 def catalog_sensor(context: dg.SensorEvaluationContext, database: CatalogDatabase) -> dg.SensorResult:
-    """Keep the `catalogs` partitions equal to the catalogs `lumina catalog` registered."""
+    """Keep the `catalogs` partitions equal to the catalogs `lumina catalog` registered, and
+    register every batch that holds rows (an inventory killed before registering its new
+    batches would otherwise leave them unknown to Dagster for good)."""
     with database.transaction() as session:
-        names = {catalog.name for catalog in list_catalogs(session)}
+        found = list_catalogs(session)
+        names = {catalog.name for catalog in found}
+        missing = {b for c in found for b in unregistered_batches(context.instance, session.connection(), c.id)}
     known = set(context.instance.get_dynamic_partitions(catalogs.name))
     return dg.SensorResult(
         dynamic_partitions_requests=[
             catalogs.build_add_request(sorted(names - known)),
             catalogs.build_delete_request(sorted(known - names)),
+            batches.build_add_request(sorted(missing)),
         ]
     )
 
@@ -73,15 +75,17 @@ def folder_change_sensor(
 
 
 @dg.sensor(jobs=[batch_job, catalog_job], minimum_interval_seconds=15, default_status=RUNNING)
-def inventory_followup_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    """After each `file_inventory` materialization, run exactly the batches it marked new or
-    changed; a change without batches to read (only deletions) regroups the catalog at once."""
+def inventory_followup_sensor(context: dg.SensorEvaluationContext, database: CatalogDatabase) -> dg.SensorResult:
+    """After each `file_inventory` materialization, run the batches it marked new or changed
+    that still hold files to read (after downtime, earlier runs may have read them already);
+    a change without batches to read (only deletions) regroups the catalog at once."""
     records = context.instance.fetch_materializations(file_inventory.key, limit=100, cursor=context.cursor, ascending=True)
     requests = []
     for record in records.records:
         materialization = record.asset_materialization
         catalog, change = materialization.partition, record.run_id
-        batches = materialization.metadata["batches_to_process"].value
+        to_read = _batches_to_read(database, catalog)
+        todo = [b for b in materialization.metadata["batches_to_process"].value if b in to_read]
         tags = {CHANGE_TAG: change}
         requests += [
             dg.RunRequest(
@@ -90,11 +94,17 @@ def inventory_followup_sensor(context: dg.SensorEvaluationContext) -> dg.SensorR
                 run_key=f"{change}:{batch}",
                 tags=tags,
             )
-            for batch in batches
+            for batch in todo
         ]
-        if not batches and materialization.metadata["deleted"].value:
+        if not todo and materialization.metadata["deleted"].value:
             requests.append(dg.RunRequest(job_name=catalog_job.name, partition_key=catalog, run_key=f"{change}:catalog"))
     return dg.SensorResult(run_requests=requests, cursor=records.cursor)
+
+
+def _batches_to_read(database: CatalogDatabase, catalog: str) -> set[str]:
+    with database.transaction() as session:
+        found = [c for c in list_catalogs(session) if c.name == catalog]  # it may have been removed since
+        return {b for c in found for b in pending_batches(session.connection(), c.id, ANALYSIS_VERSION)}
 
 
 @dg.run_status_sensor(

@@ -5,6 +5,7 @@ The network is exported once from those weights to ONNX and cached (onnxruntime 
 1280-dimensional features, L2-normalised; labels come from the classifier's softmax.
 """
 
+import os
 import warnings
 from pathlib import Path
 
@@ -61,7 +62,7 @@ def exported_network(cache_dir: Path) -> Path:
             return pooled, self.network._fc(pooled)  # _fc is the classifier (dropout is off in eval)
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".part")
+    partial = path.with_suffix(f".{os.getpid()}.part")  # two first runs at once each write their own
     with warnings.catch_warnings():  # the exporter's deprecation notes are for torch's developers, not our users
         warnings.simplefilter("ignore")
         torch.onnx.export(

@@ -1,14 +1,18 @@
 """The catalogs table: named sets of source folders."""
 
 import re
+import uuid
 
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, delete, select, text
 from sqlalchemy.orm import Session
 
 from lumina_pipeline.storage.models import Catalog
 
 CATALOG_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 DEFAULT_BATCH_SIZE = 500
+# The first key of Lumina's advisory locks (PostgreSQL's two-key form), so that they never meet
+# another application's locks in a shared database; the second is the catalog's.
+CATALOG_LOCK_SPACE = 0x4C554D  # "LUM"
 
 
 class CatalogError(ValueError):
@@ -53,3 +57,25 @@ def list_catalogs(session: Session) -> list[Catalog]:
 def remove_catalog(session: Session, name: str) -> None:
     """Delete a catalog and, by cascade, every row that belongs to it."""
     session.execute(delete(Catalog).where(Catalog.id == get_catalog(session, name).id))
+
+
+def lock_catalog(connection: Connection, catalog_id: uuid.UUID) -> None:
+    """Wait for, then hold until the transaction ends, the catalog's lock.
+
+    Inventories, regroupings and people's decisions on groups and bursts of one catalog take
+    it, whoever started them (CLI, daemon, API), so each reads what the one before wrote.
+    Batch analysis does not: its writes are optimistic (storage/images.py).
+    """
+    connection.execute(
+        text("SELECT pg_advisory_xact_lock(:space, hashtext(CAST(:catalog AS text)))"),
+        {"space": CATALOG_LOCK_SPACE, "catalog": str(catalog_id)},
+    )
+
+
+def batch_keys(connection: Connection, catalog_id: uuid.UUID) -> list[str]:
+    """Every batch key of the catalog. Batches are ordinals filled in order, so they run from
+    the first key to the catalog's highest (one index look-up, however large the catalog)."""
+    highest = connection.execute(
+        text("SELECT max(batch) FROM images WHERE catalog_id = :c"), {"c": catalog_id}
+    ).scalar_one()
+    return [] if highest is None else [str(n).zfill(len(highest)) for n in range(int(highest) + 1)]

@@ -6,6 +6,8 @@ import uuid
 
 from sqlalchemy import Connection, text
 
+from lumina_pipeline.storage.catalogs import lock_catalog
+
 MANUAL = "manual"  # image_tags.source of a tag a person set
 
 
@@ -41,6 +43,7 @@ def remove_tag(connection: Connection, image_id: int, name: str) -> bool:
 def decide_group(connection: Connection, group_id: uuid.UUID, primary_image_id: int | None, reviewed: bool) -> bool:
     """Record a person's choice of primary (when given: it must be a member) and whether the
     group is reviewed. False when the primary is not a member of the group."""
+    _lock_catalog_of(connection, "duplicate_groups", group_id)
     if primary_image_id is not None:
         chosen = connection.execute(text("""
             UPDATE duplicate_groups g SET primary_image_id = :p, primary_chosen = true
@@ -54,6 +57,7 @@ def decide_group(connection: Connection, group_id: uuid.UUID, primary_image_id: 
 
 def decide_burst(connection: Connection, burst_id: uuid.UUID, best_image_id: int | None, reviewed: bool) -> bool:
     """The same for a burst's best frame (it must be one of its frames)."""
+    _lock_catalog_of(connection, "bursts", burst_id)
     if best_image_id is not None:
         chosen = connection.execute(text("""
             UPDATE bursts b SET best_image_id = :f, best_chosen = true, selection_method = 'user'
@@ -63,3 +67,12 @@ def decide_burst(connection: Connection, burst_id: uuid.UUID, best_image_id: int
             return False
     connection.execute(text("UPDATE bursts SET reviewed = :r WHERE id = :b"), {"b": burst_id, "r": reviewed})
     return True
+
+
+def _lock_catalog_of(connection: Connection, table: str, row_id: uuid.UUID) -> None:
+    """Wait until a regrouping of the row's catalog has committed: a decision saved while it
+    ran would otherwise be overwritten by the previous state it read. Group and burst ids
+    carry over, so the decision then lands on the regrouped row."""
+    catalog_id = connection.execute(text(f"SELECT catalog_id FROM {table} WHERE id = :i"), {"i": row_id}).scalar()
+    if catalog_id is not None:
+        lock_catalog(connection, catalog_id)

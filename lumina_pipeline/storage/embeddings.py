@@ -10,7 +10,7 @@ from pgvector.sqlalchemy import Vector
 from sqlalchemy import BigInteger, Column, Connection, ForeignKey, Index, MetaData, Table, Text, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
-from lumina_pipeline.storage.frames import copy_into, stage
+from lumina_pipeline.storage.frames import stage
 from lumina_pipeline.storage.models import Image
 
 SOURCE = "model"  # image_tags.source of zero-shot tags; manual tags have "manual"
@@ -50,11 +50,20 @@ def vector_rows(ids: pl.Series, catalog_id: uuid.UUID, model_id: str, vectors, l
 
 
 def write_embeddings(connection: Connection, table: Table, rows: pl.DataFrame) -> None:
-    """Replace the vectors of these images (`vector_rows`), in the caller's transaction."""
-    table.create(connection, checkfirst=True)
-    stage(connection, "new_vectors", rows.select("image_id"))
-    connection.execute(text(f"DELETE FROM {table.name} USING new_vectors n WHERE {table.name}.image_id = n.image_id"))
-    copy_into(connection, table.name, rows)
+    """Replace the vectors of these images (`vector_rows`), in the caller's transaction.
+
+    An upsert, so two runs writing one batch at once both succeed (the later one wins)."""
+    if not _exists(connection, table):
+        # two first batches of a new model would both create the table: one at a time
+        connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:t))"), {"t": table.name})
+        table.create(connection, checkfirst=True)
+    stage(connection, "new_vectors", rows)
+    connection.execute(text(f"""
+        INSERT INTO {table.name} (image_id, catalog_id, model_id, embedding, labels)
+        SELECT image_id, CAST(catalog_id AS uuid), model_id, CAST(embedding AS vector), CAST(labels AS jsonb)
+        FROM new_vectors
+        ON CONFLICT (image_id) DO UPDATE SET catalog_id = excluded.catalog_id, model_id = excluded.model_id,
+            embedding = excluded.embedding, labels = excluded.labels"""))
 
 
 def missing_vectors(connection: Connection, table: Table, catalog_id: uuid.UUID, batch: str) -> list[int]:

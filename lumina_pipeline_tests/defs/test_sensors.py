@@ -46,9 +46,28 @@ def test_a_new_catalog_becomes_a_partition_and_a_removed_one_goes(pipeline, libr
     pipeline.catalogs.append("fresh")
     pipeline.instance.add_dynamic_partitions("catalogs", ["gone"])
     result = tick(catalog_sensor, pipeline)
-    added, removed = result.dynamic_partitions_requests
+    added, removed, _ = result.dynamic_partitions_requests
     assert "fresh" in added.partition_keys and "gone" not in added.partition_keys
     assert removed.partition_keys == ["gone"]
+
+
+def test_batches_an_interrupted_inventory_left_unregistered_are_registered_from_the_database(pipeline, library):
+    pipeline.add_catalog("interrupted", str(library), batch_size=2)
+    pipeline.inventory("interrupted")
+    for batch in ("00000", "00001", "00002"):  # as if the run was killed before registering them
+        pipeline.instance.delete_dynamic_partition("batches", batch)
+    assert tick(catalog_sensor, pipeline).dynamic_partitions_requests[2].partition_keys == ["00000", "00001", "00002"]
+    assert pipeline.inventory("interrupted")["new"] == 0
+    assert pipeline.instance.get_dynamic_partitions("batches") == ["00000", "00001", "00002"]
+
+
+def test_catching_up_requests_only_the_batches_that_still_have_files_to_read(pipeline, library):
+    pipeline.add_catalog("behind", str(library), batch_size=2)
+    pipeline.inventory("behind")
+    for batch in ("00000", "00001"):  # read by other runs while the daemon was down
+        pipeline.analyze("behind", batch)
+    requests = tick(inventory_followup_sensor, pipeline).run_requests
+    assert [r.partition_key.keys_by_dimension["batch"] for r in requests] == ["00002"]
 
 
 def test_changed_folders_get_one_inventory_run_then_runs_for_the_touched_batch_only(pipeline, library, corpus):

@@ -10,7 +10,7 @@ from lumina_pipeline.analysis.continuity import carry_over, with_decisions
 from lumina_pipeline.defs.markdown import markdown_table
 from lumina_pipeline.defs.partitions import by_catalog, catalogs
 from lumina_pipeline.defs.resources import CatalogDatabase
-from lumina_pipeline.storage.catalogs import get_catalog
+from lumina_pipeline.storage.catalogs import get_catalog, lock_catalog
 from lumina_pipeline.storage.groups import load_catalog_rows, load_previous_bursts, replace_bursts
 
 
@@ -33,6 +33,7 @@ def bursts(context: dg.AssetExecutionContext, config: BurstsConfig, database: Ca
     with database.transaction() as session:
         connection = session.connection()
         catalog_id = get_catalog(session, context.partition_key).id
+        lock_catalog(connection, catalog_id)  # people's decisions and other regroupings wait
         shots = load_catalog_rows(connection, catalog_id).filter(
             (pl.col("status") == "ok") & (pl.col("captured_at_source") == "DateTimeOriginal")
         )

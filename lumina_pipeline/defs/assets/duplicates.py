@@ -15,7 +15,7 @@ from lumina_pipeline.analysis.duplicates import (
 from lumina_pipeline.defs.markdown import markdown_table
 from lumina_pipeline.defs.partitions import by_catalog, catalogs
 from lumina_pipeline.defs.resources import CatalogDatabase
-from lumina_pipeline.storage.catalogs import get_catalog
+from lumina_pipeline.storage.catalogs import get_catalog, lock_catalog
 from lumina_pipeline.storage.groups import load_catalog_rows, load_previous_groups, replace_groups
 
 
@@ -46,6 +46,7 @@ def duplicate_groups(
     with database.transaction() as session:  # read, regroup and replace in one transaction
         connection = session.connection()
         catalog_id = get_catalog(session, context.partition_key).id
+        lock_catalog(connection, catalog_id)  # people's decisions and other regroupings wait
         rows = load_catalog_rows(connection, catalog_id)
         members, groups, flat = group_catalog(rows, rule, tuple(config.avoided_folders))
         members = members.join(rows.select("id", "checksum"), on="id")

@@ -8,9 +8,9 @@ import polars as pl
 from lumina_pipeline.analysis.files import walk_sources
 from lumina_pipeline.analysis.inventory import diff_inventory
 from lumina_pipeline.defs.markdown import markdown_table
-from lumina_pipeline.defs.partitions import batches, catalogs
+from lumina_pipeline.defs.partitions import batches, catalogs, unregistered_batches
 from lumina_pipeline.defs.resources import CatalogDatabase
-from lumina_pipeline.storage.catalogs import get_catalog
+from lumina_pipeline.storage.catalogs import get_catalog, lock_catalog
 from lumina_pipeline.storage.images import apply_inventory, load_inventory
 
 
@@ -24,13 +24,17 @@ def file_inventory(context: dg.AssetExecutionContext, database: CatalogDatabase)
     started = time.perf_counter()
     with database.transaction() as session:
         catalog = get_catalog(session, context.partition_key)
-        stored = load_inventory(session.connection(), catalog.id)
-        source_directories, batch_size, catalog_id = catalog.source_directories, catalog.batch_size, catalog.id
-    walk = walk_sources(source_directories)
-    changes = diff_inventory(stored, walk, batch_size=batch_size)
+        catalog_id, folders, batch_size = catalog.id, catalog.source_directories, catalog.batch_size
+    walk = walk_sources(folders)
+    with database.transaction() as session:  # diff against what the last inventory wrote, under its lock
+        connection = session.connection()
+        lock_catalog(connection, catalog_id)
+        changes = diff_inventory(load_inventory(connection, catalog_id), walk, batch_size=batch_size)
+        apply_inventory(connection, catalog_id, changes)
     with database.transaction() as session:
-        apply_inventory(session.connection(), catalog_id, changes)
-    context.instance.add_dynamic_partitions(batches.name, changes.new["batch"].unique().sort().to_list())
+        # from the database, not from this run's changes: a run killed before this line
+        # left batches that only the next inventory can register
+        context.instance.add_dynamic_partitions(batches.name, unregistered_batches(context.instance, session.connection(), catalog_id))
     for root, folder in walk.unreadable:
         context.log.warning(f"could not list {root}/{folder.decode(errors='replace')}: its files are kept as they were")
     return dg.MaterializeResult(

@@ -1,0 +1,115 @@
+"""What the daemon allows at once on one catalog: two inventories, two regroupings, a decision
+during a regrouping, two writes of one batch's vectors. Each test starts real processes and
+makes them collide (racing.py), then checks the rows."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+from sqlalchemy import text
+
+from lumina_pipeline.models.efficientnet import EfficientNetModel
+from lumina_pipeline.storage.embeddings import embeddings_table, write_embeddings
+from lumina_pipeline_tests.defs.racing import finish, stalled, start, wait_until_waiting
+
+
+@pytest.fixture
+def library(corpus, tmp_path) -> Path:
+    """A dozen corpus photos with two exact copies: enough for a group and a few batches' worth of rows."""
+    folder = tmp_path / "library"
+    folder.mkdir()
+    jpegs = [corpus.photos / r["path"] for r in corpus.files(expected_status="ok") if r["format"] == "JPEG"][:12]
+    for index, photo in enumerate(jpegs):
+        shutil.copy(photo, folder / f"{index:02}.jpg")
+    shutil.copy(jpegs[0], folder / "copy-a.jpg")
+    shutil.copy(jpegs[0], folder / "copy-b.jpg")
+    return folder
+
+
+def race(pipeline, table: str, *steps: tuple[str, ...]) -> list[tuple[int, str]]:
+    """Start every step while writes to `table` are held off; let go once all of them wait."""
+    with stalled(pipeline.engine, table):
+        processes = []
+        for step in steps:
+            processes.append(start(step[0], pipeline, *step[1:]))
+            wait_until_waiting(pipeline.engine, len(processes))
+    return [finish(process) for process in processes]
+
+
+def count(pipeline, sql: str, catalog: str) -> int:
+    with pipeline.engine.connect() as connection:
+        return connection.execute(text(sql), {"c": catalog}).scalar_one()
+
+
+CATALOG_ID = "(SELECT id FROM catalogs WHERE name = :c)"
+
+
+def test_two_inventories_at_once_list_every_file_once(pipeline, library):
+    pipeline.add_catalog("twice", str(library))
+    outcomes = race(pipeline, "images", ("inventory", "twice"), ("inventory", "twice"))
+    assert [code for code, _ in outcomes] == [0, 0], outcomes
+    files = count(pipeline, f"SELECT count(*) FROM images WHERE catalog_id = {CATALOG_ID}", "twice")
+    assert files == len(list(library.iterdir()))
+
+
+def test_two_regroupings_at_once_leave_one_set_of_groups(pipeline, library):
+    pipeline.add_catalog("regrouped", str(library))
+    single, _ = pipeline.catalog_everything("regrouped")
+    with pipeline.engine.begin() as connection:  # as before the first regrouping
+        connection.execute(text(f"DELETE FROM duplicate_groups WHERE catalog_id = {CATALOG_ID}"), {"c": "regrouped"})
+    outcomes = race(pipeline, "duplicate_groups", ("regroup", "regrouped"), ("regroup", "regrouped"))
+    assert [code for code, _ in outcomes] == [0, 0], outcomes
+    groups = count(pipeline, f"SELECT count(*) FROM duplicate_groups WHERE catalog_id = {CATALOG_ID}", "regrouped")
+    assert groups == single["exact_groups"] + single["near_duplicate_groups"] >= 1
+
+
+def test_a_decision_saved_during_a_regrouping_is_kept(pipeline, library):
+    pipeline.add_catalog("decided", str(library))
+    pipeline.catalog_everything("decided")
+    with pipeline.engine.connect() as connection:
+        group = connection.execute(
+            text(f"SELECT id FROM duplicate_groups WHERE catalog_id = {CATALOG_ID} AND NOT reviewed"), {"c": "decided"}
+        ).scalars().first()
+    # the regrouping reads the groups, then waits to write; the decision comes in meanwhile
+    outcomes = race(pipeline, "duplicate_groups", ("regroup", "decided"), ("decide", "decided", str(group)))
+    assert [code for code, _ in outcomes] == [0, 0], outcomes
+    with pipeline.engine.connect() as connection:
+        reviewed = connection.execute(text("SELECT reviewed FROM duplicate_groups WHERE id = :g"), {"g": group}).scalar()
+    assert reviewed is True
+
+
+def test_two_writes_of_one_batchs_vectors_at_once_leave_one_vector_per_photo(pipeline, library):
+    pipeline.add_catalog("embedded", str(library))
+    pipeline.catalog_everything("embedded")
+    table = embeddings_table(EfficientNetModel.model_id, EfficientNetModel.dimensions)
+    with pipeline.engine.begin() as connection:
+        rows = pl.DataFrame(
+            connection.execute(text(f"SELECT image_id, CAST(catalog_id AS text) AS catalog_id, model_id, "
+                                    f"CAST(embedding AS text) AS embedding, CAST(labels AS text) AS labels "
+                                    f"FROM {table.name} WHERE catalog_id = {CATALOG_ID}"), {"c": "embedded"}).all(),
+            orient="row", schema=["image_id", "catalog_id", "model_id", "embedding", "labels"],
+        )
+        connection.execute(text(f"DELETE FROM {table.name} WHERE catalog_id = {CATALOG_ID}"), {"c": "embedded"})
+    rows.write_parquet(parquet := library.parent / "vectors.parquet")
+    with pipeline.engine.begin() as connection:  # one run's write, not committed yet ...
+        write_embeddings(connection, table, rows)
+        other = subprocess.Popen([sys.executable, "-c", WRITE, pipeline.resources["database"].url, str(parquet)])
+        wait_until_waiting(pipeline.engine, 1)  # ... when the other run's write of the same rows comes in
+    assert other.wait(timeout=120) == 0
+    vectors = count(pipeline, f"SELECT count(*) FROM {table.name} WHERE catalog_id = {CATALOG_ID}", "embedded")
+    assert vectors == len(rows) == len(list(library.iterdir()))
+
+
+WRITE = """
+import sys
+import polars as pl
+from lumina_pipeline.models.efficientnet import EfficientNetModel
+from lumina_pipeline.storage.database import make_engine
+from lumina_pipeline.storage.embeddings import embeddings_table, write_embeddings
+with make_engine(sys.argv[1]).begin() as connection:
+    table = embeddings_table(EfficientNetModel.model_id, EfficientNetModel.dimensions)
+    write_embeddings(connection, table, pl.read_parquet(sys.argv[2]))
+"""
