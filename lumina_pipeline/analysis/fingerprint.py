@@ -58,6 +58,26 @@ def fingerprint(roots: Sequence[str], *, start: Progress | None = None, budget_s
     return Progress(digest, index, index >= len(units))
 
 
+def inventory_digest(stored: pl.DataFrame) -> int:
+    """The digest `fingerprint` gives for folders holding exactly `stored`'s files (walk
+    columns, paths relative to their root), so a sensor without a cursor can tell whether
+    the folders still are as the last inventory saw them.
+
+    Each file is hashed as its unit's walk lists it: below a top-level folder, relative to
+    that folder."""
+    units = [_as_unit_row(root, path) for root, path in zip(stored["source_root"], stored["path"])]
+    files = stored.with_columns(
+        source_root=pl.Series([root for root, _ in units], dtype=pl.String),
+        path=pl.Series([path for _, path in units], dtype=pl.Binary),
+    ).select(list(WALK_SCHEMA))
+    return int(files.hash_rows(seed=0).to_numpy().sum(dtype=np.uint64)) & DIGEST_MASK if len(files) else 0
+
+
+def _as_unit_row(root: str, path: bytes) -> tuple[str, bytes]:
+    folder, _, rest = path.partition(b"/")
+    return (os.path.join(root, os.fsdecode(folder)), rest) if rest else (root, path)
+
+
 def _unit_digest(root: str, folder: str | None) -> int:
     if folder is None:
         files = _own_files(root)

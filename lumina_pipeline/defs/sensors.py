@@ -5,15 +5,16 @@ import json
 import time
 
 import dagster as dg
+import polars as pl
 
-from lumina_pipeline.analysis.fingerprint import Progress, fingerprint
+from lumina_pipeline.analysis.fingerprint import Progress, fingerprint, inventory_digest
 from lumina_pipeline.analysis.photos import ANALYSIS_VERSION
 from lumina_pipeline.defs.assets.inventory import file_inventory
 from lumina_pipeline.defs.jobs import CHANGE_TAG, batch_job, catalog_job, inventory_job
 from lumina_pipeline.defs.partitions import batches, catalogs, unregistered_batches
 from lumina_pipeline.defs.resources import CatalogDatabase, FolderWatch
-from lumina_pipeline.storage.catalogs import list_catalogs
-from lumina_pipeline.storage.images import pending_batches
+from lumina_pipeline.storage.catalogs import get_catalog, list_catalogs
+from lumina_pipeline.storage.images import load_inventory, pending_batches
 
 RUNNING = dg.DefaultSensorStatus.RUNNING
 IN_PROGRESS = [
@@ -51,7 +52,9 @@ def folder_change_sensor(
 
     The cursor keeps one digest per catalog (names, sizes, mtimes folded together) and, for
     a catalog not finished within the tick's budget, how far its walk got. Files are never
-    opened, and no per-file state goes into the cursor Dagster stores with every tick.
+    opened, and no per-file state goes into the cursor Dagster stores with every tick. A
+    catalog the cursor does not know yet is compared with its stored inventory, so a library
+    `lumina run` has just cataloged starts no run when the daemon starts.
     """
     state = json.loads(context.cursor or "{}")
     deadline = time.monotonic() + folder_watch.tick_budget_seconds
@@ -66,7 +69,9 @@ def folder_change_sensor(
             cursor[name] = {**entry, "partial": [progress.digest, progress.next_unit]}
             continue
         digest = f"{progress.digest:016x}"
-        if entry.get("digest") != digest:
+        if "digest" not in entry:  # a catalog seen for the first time starts from its last inventory
+            entry["digest"] = f"{_inventoried_digest(database, name):016x}"
+        if entry["digest"] != digest:
             entry = {"digest": digest, "changes": entry["changes"] + 1}
             run_key = f"{name}:{entry['changes']}:{digest}"  # a folder can return to an old state
             requests.append(dg.RunRequest(partition_key=name, run_key=run_key))
@@ -99,6 +104,12 @@ def inventory_followup_sensor(context: dg.SensorEvaluationContext, database: Cat
         if not todo and materialization.metadata["deleted"].value:
             requests.append(dg.RunRequest(job_name=catalog_job.name, partition_key=catalog, run_key=f"{change}:catalog"))
     return dg.SensorResult(run_requests=requests, cursor=records.cursor)
+
+
+def _inventoried_digest(database: CatalogDatabase, catalog: str) -> int:
+    with database.transaction() as session:
+        stored = load_inventory(session.connection(), get_catalog(session, catalog).id)
+    return inventory_digest(stored.filter(pl.col("status") != "deleted"))
 
 
 def _batches_to_read(database: CatalogDatabase, catalog: str) -> set[str]:

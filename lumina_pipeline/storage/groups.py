@@ -1,11 +1,13 @@
 """Duplicate groups and bursts: the catalog's rows in, the previous result, atomic replace."""
 
+import codecs
 import uuid
 
 import polars as pl
 from sqlalchemy import Connection, text
 
 from lumina_pipeline.analysis.continuity import PREVIOUS_MEMBERS_SCHEMA, PREVIOUS_SCHEMA
+from lumina_pipeline.analysis.files import display_path
 from lumina_pipeline.storage.frames import copy_into, read_frame, stage
 
 CATALOG_ROWS_SCHEMA = {
@@ -27,6 +29,12 @@ CATALOG_ROWS_SCHEMA = {
     "ahash": pl.String,
     "whash": pl.String,
 }
+
+
+def readable_path(escaped: str) -> str:
+    """A `load_catalog_rows` path as a person reads it (UTF-8 names as text). PostgreSQL's
+    escape format writes only `\\\\` and `\\ooo`, which Python's escape decoding reads alike."""
+    return display_path(codecs.escape_decode(escaped.encode())[0])[0]
 
 
 def load_catalog_rows(connection: Connection, catalog_id: uuid.UUID) -> pl.DataFrame:

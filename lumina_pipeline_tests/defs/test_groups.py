@@ -72,7 +72,15 @@ def test_the_ui_figures_add_up(grouped, corpus):
     flat = [f for f in corpus.manifest["files"] if sum(h in constant for h in f.get("reference_hashes", {}).values()) >= 2]
     assert duplicates["too_flat_to_compare"] == len(flat)  # a tiny thumbnail, flat RAW previews
     assert duplicates["reclaimable_bytes"] > 0
+    table = [line.split(" | ") for line in duplicates["largest_groups"].splitlines()[2:]]
+    sizes = [int(row[1]) for row in table]
+    assert sizes == sorted(sizes, reverse=True) and len(table) == min(10, len(grouped_paths(corpus)))
+    assert all(row[-1].rstrip(" |") in {f["path"] for f in corpus.manifest["files"]} for row in table)  # paths as text
     assert (bursts["bursts"], bursts["frames_in_bursts"]) == (2, 9)
+
+
+def grouped_paths(corpus) -> list:
+    return corpus.manifest["exact_duplicate_groups"] + corpus.manifest["near_duplicate_groups"]
 
 
 def mark_reviewed(pipeline, path):

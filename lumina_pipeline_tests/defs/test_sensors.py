@@ -91,6 +91,18 @@ def test_changed_folders_get_one_inventory_run_then_runs_for_the_touched_batch_o
     assert tick(inventory_followup_sensor, pipeline, followup.cursor).run_requests == []
 
 
+def test_a_library_already_cataloged_starts_no_run_when_the_sensor_first_sees_it(pipeline, library, corpus):
+    pipeline.add_catalog("known", str(library))
+    pipeline.catalog_everything("known")
+    (library / "sub").mkdir()
+    shutil.copy(library / "0.jpg", library / "sub" / "copy.jpg")  # files below a top-level folder count too
+    pipeline.catalog_everything("known")
+    first = tick(folder_change_sensor, pipeline)
+    assert first.run_requests == []
+    (library / "1.jpg").unlink()
+    assert [r.partition_key for r in tick(folder_change_sensor, pipeline, first.cursor).run_requests] == ["known"]
+
+
 def test_a_catalog_too_big_for_one_tick_is_walked_over_several(pipeline, library):
     for folder in ("a", "b"):
         (library / folder).mkdir()

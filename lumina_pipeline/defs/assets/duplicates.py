@@ -16,7 +16,7 @@ from lumina_pipeline.defs.markdown import markdown_table
 from lumina_pipeline.defs.partitions import by_catalog, catalogs
 from lumina_pipeline.defs.resources import CatalogDatabase
 from lumina_pipeline.storage.catalogs import get_catalog, lock_catalog
-from lumina_pipeline.storage.groups import load_catalog_rows, load_previous_groups, replace_groups
+from lumina_pipeline.storage.groups import load_catalog_rows, load_previous_groups, readable_path, replace_groups
 
 
 class DuplicatesConfig(dg.Config):
@@ -62,9 +62,9 @@ def duplicate_groups(
             members.join(carried, on="group_key").select(group_id="group_id", image_id="id", similarity_score="similarity_score"),
         )
     final = decided.rename({"choice": "primary_image_id"})
-    largest = final.sort("size", descending=True).join(
-        rows.select(primary_image_id="id", primary="path"), on="primary_image_id"
-    )
+    largest = final.join(rows.select(primary_image_id="id", primary="path"), on="primary_image_id").sort(
+        "size", "confidence", descending=[True, False]
+    ).head(10).with_columns(primary=pl.col("primary").map_elements(readable_path, return_dtype=pl.String))
     return dg.MaterializeResult(
         metadata={
             "exact_groups": int((groups["similarity_type"] == "exact").sum()),
