@@ -6,19 +6,29 @@ definitions on an image that imaging.py has already decoded once, so all three h
 Hashes are 16 hex digits: the 64 bits row-major, most significant first, as imagehash prints.
 """
 
+import hashlib
+from collections.abc import Sequence
+
 import numpy as np
 import pywt
 from numpy.typing import NDArray
 from PIL import Image
 
 HASH_SIZE = 8
-# Recorded with every hash: a change here or a Pillow release that shifts resampling
-# can move bits, so hashes of two versions are recomputed rather than compared.
+# Bump when these definitions change: hashes of two versions are recomputed, never compared.
 HASH_ALGORITHM = "imagehash-4.3-defs/v1"
 
 
-def hash_version() -> str:
-    return f"{HASH_ALGORITHM}; pillow {Image.__version__}; pywavelets {pywt.__version__}"
+def hash_version(fixtures: Sequence[Image.Image]) -> str:
+    """HASH_ALGORITHM plus a short digest of the three hashes of `fixtures`, recorded with
+    every hash.
+
+    A Pillow or PyWavelets release can shift resampling or decoding and so move bits; the
+    fixtures' hashes show whether this one does, so only a release that changes results
+    changes the version (and has the library's hashes recomputed).
+    """
+    hashes = " ".join(compute(image) for image in fixtures for compute in (compute_dhash, compute_ahash, compute_whash))
+    return f"{HASH_ALGORITHM}; fixtures {hashlib.sha256(hashes.encode()).hexdigest()[:12]}"
 
 
 def _to_hex(bits: NDArray[np.bool_]) -> str:

@@ -2,8 +2,10 @@
 
 import io
 import math
+import re
 from dataclasses import dataclass
 
+import numpy as np
 import pillow_heif
 from PIL import ExifTags, Image, ImageOps
 
@@ -11,9 +13,21 @@ from PIL import ExifTags, Image, ImageOps
 pillow_heif.register_heif_opener()
 
 THUMBNAIL_SHORT_SIDE = 256
+# Above the largest camera sensors (102 megapixels, medium format); a 144-megapixel PNG took
+# 648 MB to decode. Baseline JPEGs decode reduced and may be larger (see decode_photo).
+MAX_PIXELS = 120_000_000
 ORIENTATION_TAG = ExifTags.Base.Orientation
-REDUCIBLE_MODES = frozenset({"L", "RGB", "RGBA", "I", "F"})
+REDUCIBLE_MODES = frozenset({"L", "RGB", "RGBA", "F"})
 SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
+# Greyscale with 16 bits per sample: 16-bit PNGs and TIFFs load as `I;16*`, 32-bit integer
+# TIFFs (which hold 16-bit values in practice) as `I`.
+SIXTEEN_BIT_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})
+# Python's default repr of an object: its address differs on every run.
+OBJECT_REPR = re.compile(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>")
+
+
+class ImageTooLarge(ValueError):
+    """The photo would need more pixels in memory than the `max_pixels` it was decoded with."""
 
 
 @dataclass(frozen=True)
@@ -33,11 +47,20 @@ class DecodedPhoto:
         return (self.height, self.width) if rotated else (self.width, self.height)
 
 
-def decode_photo(data: bytes, *, min_side: int = THUMBNAIL_SHORT_SIDE) -> DecodedPhoto:
+def decode_photo(data: bytes, *, max_pixels: int = MAX_PIXELS, min_side: int = THUMBNAIL_SHORT_SIDE) -> DecodedPhoto:
     """Decode the bytes of one photo at reduced scale: short side in [min_side, 2 * min_side)
     when the photo is that large (JPEG DCT scaling via `Image.draft`, else a box reduce).
 
     That one image serves the hashes, the quality score and, as it is, the thumbnail.
+    16-bit greyscale becomes 8-bit by keeping the high byte of each value.
+
+    `max_pixels` bounds the memory a decode takes, checked on the header before any pixel is
+    decoded: a photo is refused (ImageTooLarge) when what the decoder holds is larger. That is
+    the full size, except for baseline JPEGs, which stream through DCT scaling (at most 1/8 of
+    each side), so their reduced size counts; progressive JPEGs buffer every coefficient of the
+    full size (a 96-megapixel one took 300 MB at 1/8 scale), so their full size counts.
+    Pillow's own decompression-bomb limit (about 179 megapixels) still applies first, to every
+    format.
 
     Raises what Pillow raises for files it cannot decode: unknown formats, truncated data,
     and images over its decompression-bomb limit.
@@ -47,16 +70,24 @@ def decode_photo(data: bytes, *, min_side: int = THUMBNAIL_SHORT_SIDE) -> Decode
     try:
         exif, exif_error = image.getexif(), None
     except Exception as error:  # malformed APP1 blocks raise from several places in Pillow
-        exif, exif_error = Image.Exif(), f"{type(error).__name__}: {error}"
+        exif, exif_error = Image.Exif(), describe_error(error)
     orientation = exif.get(ORIENTATION_TAG)
     if photo_format == "HEIF":  # pillow-heif rotates and resets the tag to 1; keep the original
         orientation = image.info.get("original_orientation") or orientation
     scale = min_side / min(width, height)
     if scale < 1:
         image.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
+    held = (width, height) if image.info.get("progressive") else image.size  # draft reduced baseline JPEGs only
+    if held[0] * held[1] > max_pixels:
+        raise ImageTooLarge(
+            f"image too large: {width} x {height} pixels ({width * height / 1e6:.1f} megapixels) "
+            f"is over the limit of {max_pixels / 1e6:g} megapixels (max_megapixels)"
+        )
     image.load()
     if photo_format != "HEIF" and orientation not in (None, 1):
         image = ImageOps.exif_transpose(image)
+    if image.mode in SIXTEEN_BIT_MODES:  # Pillow's own conversion clips every value above 255 to white
+        image = Image.fromarray((np.asarray(image).clip(0, 65535) >> 8).astype(np.uint8))
     if (factor := min(image.size) // min_side) >= 2:  # formats without DCT scaling: box-reduce
         image = (image if image.mode in REDUCIBLE_MODES else image.convert("RGB")).reduce(factor)
     return DecodedPhoto(
@@ -68,6 +99,12 @@ def decode_photo(data: bytes, *, min_side: int = THUMBNAIL_SHORT_SIDE) -> Decode
         exif=exif,
         exif_error=exif_error,
     )
+
+
+def describe_error(error: BaseException) -> str:
+    """An exception as stable, readable text: its type and message without object reprs
+    (Pillow names the file object it could not identify, at a new address on every run)."""
+    return OBJECT_REPR.sub("", f"{type(error).__name__}: {error}")
 
 
 def encode_thumbnail(image: Image.Image, quality: int = 85) -> bytes:

@@ -2,19 +2,52 @@
 
 import hashlib
 import os
-from collections.abc import Sequence
+import stat
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from functools import partial
+from pathlib import Path
+from typing import BinaryIO
 
 import polars as pl
 
 from lumina_pipeline.analysis.embedding import model_input
 from lumina_pipeline.analysis.hashing import compute_ahash, compute_dhash, compute_whash, hash_version
-from lumina_pipeline.analysis.imaging import decode_photo, encode_thumbnail
+from lumina_pipeline.analysis.imaging import MAX_PIXELS, ImageTooLarge, decode_photo, describe_error, encode_thumbnail
 from lumina_pipeline.analysis.metadata import encode_geohash, read_exif_metadata
 from lumina_pipeline.analysis.quality import quality_score
 
-# Bump the first part when what a file's analysis stores changes; with the libraries' versions
-# it decides which files a batch reads again (and is the assets' Dagster code version).
-ANALYSIS_VERSION = f"photos-v1; {hash_version()}"
+# Long enough to checksum a 10 GB video from a slow disk; a hung share costs this per file.
+FILE_TIMEOUT_SECONDS = 300.0
+FIXTURES = Path(__file__).parent / "fixtures"
+CHANGED_SINCE_INVENTORY = "changed since the inventory listed it; it will be read again"
+CHANGED_WHILE_READ = "changed while being read; it will be read again"
+SPECIAL_FILES = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFDIR: "a folder",
+}
+
+
+def _versions() -> tuple[str, str]:
+    """The hash version and the analysis version, from what the packaged fixtures give.
+
+    Library releases change results only now and then, so the fixtures' hashes and quality
+    scores stand for the libraries' version strings: a release re-reads a library only when
+    it changes them. Bump the first part of the analysis version when what a file's analysis
+    stores changes: it decides which files a batch reads again (and is the assets' Dagster
+    code version).
+    """
+    fixtures = [decode_photo(path.read_bytes()).image for path in sorted(FIXTURES.iterdir())]
+    hashes = hash_version(fixtures)
+    qualities = " ".join(str(quality_score(image.convert("L"))) for image in fixtures)
+    return hashes, f"photos-v2; {hashes}; quality {qualities}"
+
+
+HASH_VERSION, ANALYSIS_VERSION = _versions()
 
 ANALYSIS_SCHEMA = {
     "status": pl.String,
@@ -47,44 +80,133 @@ ANALYSIS_SCHEMA = {
 }
 
 
-def analyze_files(paths: Sequence[bytes], kinds: Sequence[str], *, model_inputs: bool = False) -> pl.DataFrame:
+def analyze_files(
+    paths: Sequence[bytes],
+    kinds: Sequence[str],
+    recorded: Sequence[tuple[int, int]] | None = None,
+    *,
+    model_inputs: bool = False,
+    max_pixels: int = MAX_PIXELS,
+    timeout_seconds: float = FILE_TIMEOUT_SECONDS,
+) -> pl.DataFrame:
     """One row per file, in order, with the columns of ANALYSIS_SCHEMA.
 
-    A file that cannot be read or decoded becomes a row with a status and a reason;
-    nothing raised by one file reaches the others.
+    `recorded` holds each file's (size_bytes, mtime_ns) as the inventory saw it (see
+    analyze_file). A file that cannot be read or decoded becomes a row with a status and a
+    reason; nothing raised by one file reaches the others, and a file that takes longer than
+    `timeout_seconds` (a hung network share) is abandoned as an error.
     """
-    rows = [analyze_file(path, kind, model_inputs=model_inputs) for path, kind in zip(paths, kinds)]
+    analyze = partial(analyze_file, model_inputs=model_inputs, max_pixels=max_pixels)
+    rows = [
+        _within(timeout_seconds, partial(analyze, path, kind, seen))
+        for path, kind, seen in zip(paths, kinds, recorded or [None] * len(paths))
+    ]
     return pl.DataFrame(rows, schema=ANALYSIS_SCHEMA, orient="row") if rows else pl.DataFrame(schema=ANALYSIS_SCHEMA)
 
 
-def analyze_file(path: bytes, kind: str, *, model_inputs: bool = False) -> tuple:
+def analyze_file(
+    path: bytes,
+    kind: str,
+    recorded: tuple[int, int] | None = None,
+    *,
+    model_inputs: bool = False,
+    max_pixels: int = MAX_PIXELS,
+) -> tuple:
     """Read `path` once; decode it once if it is an image (`kind` image or raw). With
-    `model_inputs`, the same decode also gives the image model's input."""
+    `model_inputs`, the same decode also gives the image model's input.
+
+    A file that no longer has the (size_bytes, mtime_ns) the inventory `recorded`, or that
+    changes while it is read, stays `pending`: what was read would not match its row. Images
+    needing more than `max_pixels` in memory are errors (decode_photo).
+    """
     result = dict.fromkeys(ANALYSIS_SCHEMA)
     try:
         if kind == "video":  # streamed: videos can be larger than memory
-            with open(path, "rb") as file:
-                result["checksum"] = hashlib.file_digest(file, "sha256").hexdigest()
+            result["checksum"] = _read(path, recorded, lambda file: hashlib.file_digest(file, "sha256").hexdigest())
             return _finish(result, "skipped", "video: checksum only, frames are not analyzed")
-        with open(path, "rb") as file:
-            data = file.read()
-    except OSError as error:
-        return _finish(result, "error", f"cannot read file: {os.strerror(error.errno or 0) or error}")
+        data = _read(path, recorded, lambda file: file.read())
+    except _Unread as unread:
+        return _finish(result, unread.status, unread.reason)
     result["checksum"] = hashlib.sha256(data).hexdigest()
     if not data:
         return _finish(result, "error", "empty file (0 bytes)")
     try:
-        result.update(_describe_image(data, model_inputs))
+        result.update(_describe_image(data, model_inputs, max_pixels))
+    except ImageTooLarge as error:
+        return _finish(result, "error", str(error))
     except Exception as error:  # any decoder failure is this file's problem, never the batch's
-        reason = f"cannot decode image: {type(error).__name__}: {error}"
+        reason = f"cannot decode image: {describe_error(error)}"
         if kind == "raw":
             return _finish(result, "skipped", f"RAW file without a preview Pillow can read ({reason})")
         return _finish(result, "error", reason)
     return _finish(result, "ok", None)
 
 
-def _describe_image(data: bytes, model_inputs: bool) -> dict:
-    photo = decode_photo(data)
+class _Unread(Exception):
+    """A file left unread, with the status and reason its row gets instead."""
+
+    def __init__(self, status: str, reason: str):
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+def _read(path: bytes, recorded: tuple[int, int] | None, read: Callable[[BinaryIO], bytes | str]) -> bytes | str:
+    """`read` applied to the file at `path`, which must be a regular file that has the
+    (size_bytes, mtime_ns) `recorded` (when given) and keeps them while it is read.
+
+    Opened non-blocking: a FIFO or a device swapped in after the inventory would block a
+    plain open until someone writes to it. Raises _Unread instead of reading anything else.
+    """
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as error:
+        raise _Unread("error", _cannot_read(error)) from None
+    with open(descriptor, "rb") as file:
+        before = os.fstat(descriptor)
+        if not stat.S_ISREG(before.st_mode):
+            special = SPECIAL_FILES.get(stat.S_IFMT(before.st_mode), "a special file")
+            raise _Unread("error", f"not a regular file but {special}: not read")
+        if recorded is not None and (before.st_size, before.st_mtime_ns) != tuple(recorded):
+            raise _Unread("pending", CHANGED_SINCE_INVENTORY)
+        os.set_blocking(descriptor, True)  # a regular file is read as by a plain open
+        try:
+            contents = read(file)
+        except OSError as error:
+            raise _Unread("error", _cannot_read(error)) from None
+        after = os.fstat(descriptor)
+    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+        raise _Unread("pending", CHANGED_WHILE_READ)
+    return contents
+
+
+def _cannot_read(error: OSError) -> str:
+    return f"cannot read file: {os.strerror(error.errno or 0) or error}"
+
+
+def _within(timeout_seconds: float, analyze: Callable[[], tuple]) -> tuple:
+    """`analyze()`, run in a thread of its own for at most `timeout_seconds`.
+
+    A thread that overruns is abandoned, not stopped (Python cannot stop a thread blocked in
+    a system call): it may stay blocked on a hung share, but the batch goes on without it.
+    """
+    outcome: Future = Future()
+    threading.Thread(target=_settle, args=(outcome, analyze), daemon=True).start()
+    try:
+        return outcome.result(timeout_seconds)
+    except TimeoutError:
+        reason = f"not read and decoded within {timeout_seconds:g} s (file_timeout_seconds): abandoned"
+        return _finish(dict.fromkeys(ANALYSIS_SCHEMA), "error", reason)
+
+
+def _settle(outcome: Future, work: Callable[[], tuple]) -> None:
+    try:
+        outcome.set_result(work())
+    except BaseException as error:  # raised again in the batch's thread, as if called there
+        outcome.set_exception(error)
+
+
+def _describe_image(data: bytes, model_inputs: bool, max_pixels: int) -> dict:
+    photo = decode_photo(data, max_pixels=max_pixels)
     exif = read_exif_metadata(photo.exif)
     grey = photo.image.convert("L")  # what each imagehash definition starts from
     has_position = exif["latitude"] is not None

@@ -24,6 +24,8 @@ PENDING_SCHEMA = {
     "path": pl.Binary,
     "kind": pl.String,
     "size_bytes": pl.Int64,
+    "mtime_ns": pl.Int64,
+    "change_stamp": pl.Int64,
 }
 
 
@@ -34,7 +36,10 @@ def load_inventory(connection: Connection, catalog_id: uuid.UUID) -> pl.DataFram
 
 
 def apply_inventory(connection: Connection, catalog_id: uuid.UUID, changes: InventoryChanges) -> None:
-    """Insert new files, update changed ones, mark vanished ones deleted (caller's transaction)."""
+    """Insert new files, update changed ones, mark vanished ones deleted (caller's transaction).
+
+    Every row changed or marked deleted gets a new `change_stamp`, so that a batch that read
+    the row before does not write over it (write_analysis)."""
     copy_into(
         connection,
         "images",
@@ -46,11 +51,12 @@ def apply_inventory(connection: Connection, catalog_id: uuid.UUID, changes: Inve
     stage(connection, "changed_files", changes.changed)
     connection.execute(text("""
         UPDATE images SET size_bytes = c.size_bytes, mtime_ns = c.mtime_ns,
-                          status = c.status, error = c.error, updated_at = now()
+                          status = c.status, error = c.error, change_stamp = images.change_stamp + 1,
+                          updated_at = now()
         FROM changed_files c WHERE images.id = c.id"""))
     stage(connection, "deleted_files", changes.deleted)
     connection.execute(text("""
-        UPDATE images SET status = 'deleted', updated_at = now()
+        UPDATE images SET status = 'deleted', change_stamp = images.change_stamp + 1, updated_at = now()
         FROM deleted_files d WHERE images.id = d.id"""))
 
 
@@ -64,8 +70,9 @@ def pending_files(
     connection: Connection, catalog_id: uuid.UUID, batch: str, version: str, also: list[int] = ()
 ) -> pl.DataFrame:
     """Files of one batch that are new or changed since they were last read, or were read
-    by another analysis version, and the files `also` asks for (photos without a vector)."""
-    query = f"""SELECT id, source_root, path, kind, size_bytes FROM images
+    by another analysis version, and the files `also` asks for (photos without a vector);
+    with the row's version (size_bytes, mtime_ns, change_stamp) for write_analysis."""
+    query = f"""SELECT id, source_root, path, kind, size_bytes, mtime_ns, change_stamp FROM images
                 WHERE catalog_id = %(catalog)s AND batch = %(batch)s AND ({TO_READ} OR id = ANY(%(also)s))
                 ORDER BY id"""
     params = {"catalog": str(catalog_id), "batch": batch, "version": version, "also": list(also)}
@@ -82,12 +89,23 @@ def pending_batches(connection: Connection, catalog_id: uuid.UUID, version: str)
     return [batch for (batch,) in cursor.fetchall()]
 
 
-def write_analysis(connection: Connection, analysis: pl.DataFrame, hash_version: str, analysis_version: str) -> None:
+def write_analysis(
+    connection: Connection, analysis: pl.DataFrame, hash_version: str, analysis_version: str
+) -> pl.Series:
     """Store one batch's analysis (an `id` column plus photos.ANALYSIS_SCHEMA without the
-    thumbnail bytes, plus `thumbnail_path`) in the caller's transaction."""
+    thumbnail bytes, plus `thumbnail_path`, plus the `size_bytes`, `mtime_ns` and
+    `change_stamp` pending_files gave) in the caller's transaction; return the ids written.
+
+    Only rows still as the batch read them are written: a row the inventory changed or marked
+    deleted meanwhile keeps what the inventory gave it (pending, to be read again). A file
+    that changed while it was read (status `pending`) gets only its status and reason, and no
+    analysis version, so the next batch reads it again.
+    """
     stage(connection, "analysis", analysis)
-    connection.execute(
-        text("""
+    unchanged = """images.id = a.id AND images.size_bytes = a.size_bytes
+                   AND images.mtime_ns = a.mtime_ns AND images.change_stamp = a.change_stamp"""
+    read = connection.execute(
+        text(f"""
         UPDATE images SET
             status = a.status, error = a.error, checksum = a.checksum,
             dates = jsonb_strip_nulls(jsonb_build_object(
@@ -105,9 +123,15 @@ def write_analysis(connection: Connection, analysis: pl.DataFrame, hash_version:
             quality_score = a.quality_score, thumbnail_path = a.thumbnail_path,
             processing_flags = jsonb_strip_nulls(jsonb_build_object('exif_error', a.exif_error)),
             analysis_version = :analysis_version, updated_at = now()
-        FROM analysis a WHERE images.id = a.id"""),
+        FROM analysis a WHERE {unchanged} AND a.status <> 'pending'
+        RETURNING images.id"""),
         {"hash_version": hash_version, "analysis_version": analysis_version},
-    )
+    ).scalars().all()
+    changed = connection.execute(
+        text(f"""UPDATE images SET status = a.status, error = a.error, updated_at = now()
+                 FROM analysis a WHERE {unchanged} AND a.status = 'pending' RETURNING images.id""")
+    ).scalars().all()
+    return pl.Series("id", [*read, *changed], dtype=pl.Int64)
 
 
 def catalog_files(connection: Connection, catalog_id: uuid.UUID) -> list[dict]:

@@ -72,6 +72,8 @@ class Image(Base):
     kind: Mapped[str] = mapped_column(String(16))  # image / raw / video / sidecar / system / other
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    # bumped by every change the inventory applies: a batch writes only rows still as it read them
+    change_stamp: Mapped[int] = mapped_column(BigInteger, server_default="0")
     batch: Mapped[str] = mapped_column(String(8))
     checksum: Mapped[str | None] = mapped_column(String(64))  # SHA-256, hex
     # pending (not read yet) / ok / error / skipped / ignored / deleted

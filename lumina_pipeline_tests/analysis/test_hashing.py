@@ -1,13 +1,25 @@
+import subprocess
+import sys
+
 import imagehash
 import numpy as np
 import pytest
+import pywt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image
 
-from lumina_pipeline.analysis.hashing import compute_ahash, compute_dhash, compute_whash, hamming_distance
+from lumina_pipeline.analysis.hashing import (
+    HASH_ALGORITHM,
+    compute_ahash,
+    compute_dhash,
+    compute_whash,
+    hamming_distance,
+    hash_version,
+)
 from lumina_pipeline.analysis.imaging import decode_photo
+from lumina_pipeline.analysis.photos import ANALYSIS_VERSION, FIXTURES, HASH_VERSION
 
 OURS_AND_REFERENCE = [
     (compute_dhash, imagehash.dhash),
@@ -56,3 +68,23 @@ def test_hashes_are_sixteen_hex_digits():
 @pytest.mark.parametrize(("a", "b", "distance"), [("0" * 16, "f" * 16, 64), ("00ff", "00fe", 1), ("ab", "ab", 0)])
 def test_hamming_distance_counts_differing_bits(a, b, distance):
     assert hamming_distance(a, b) == distance
+
+
+def fixture_images() -> list[Image.Image]:
+    return [decode_photo(path.read_bytes()).image for path in sorted(FIXTURES.iterdir())]
+
+
+def test_versions_name_no_library_release_and_are_the_same_in_every_process():
+    printed = "from lumina_pipeline.analysis.photos import ANALYSIS_VERSION; print(ANALYSIS_VERSION)"
+    again = subprocess.run([sys.executable, "-c", printed], capture_output=True, text=True, check=True).stdout.strip()
+    assert again == ANALYSIS_VERSION
+    assert HASH_VERSION in ANALYSIS_VERSION and HASH_VERSION.startswith(HASH_ALGORITHM)
+    for release in (Image.__version__, pywt.__version__):
+        assert release not in ANALYSIS_VERSION
+
+
+def test_the_hash_version_follows_what_the_fixtures_hash_to():
+    fixtures = fixture_images()
+    assert hash_version(fixtures) == hash_version(fixture_images()) == HASH_VERSION
+    mirrored = [fixtures[0].transpose(Image.Transpose.FLIP_LEFT_RIGHT), *fixtures[1:]]  # as if a release moved bits
+    assert hash_version(mirrored) != HASH_VERSION

@@ -1,8 +1,13 @@
 import io
+import json
 import os
+import subprocess
+import sys
 
+import imagehash
+import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from lumina_pipeline.analysis.files import classify
 from lumina_pipeline.analysis.photos import ANALYSIS_SCHEMA, analyze_file, analyze_files
@@ -10,8 +15,8 @@ from lumina_pipeline.analysis.photos import ANALYSIS_SCHEMA, analyze_file, analy
 FIELDS = list(ANALYSIS_SCHEMA)
 
 
-def analyze(path: bytes, kind: str = "image") -> dict:
-    return dict(zip(FIELDS, analyze_file(path, kind)))
+def analyze(path: bytes, kind: str = "image", **options) -> dict:
+    return dict(zip(FIELDS, analyze_file(path, kind, **options)))
 
 
 def corpus_kind(record: dict) -> str:
@@ -106,3 +111,131 @@ def test_raw_without_a_readable_preview_is_skipped_with_a_reason(tmp_path):
     raw.write_bytes(b"\x00\x00\x00\x18ftypcrx " + bytes(64))
     got = analyze(os.fsencode(raw), "raw")
     assert got["status"] == "skipped" and "RAW" in got["error"] and got["checksum"]
+
+
+def test_error_reasons_are_the_same_text_on_every_run(corpus, tmp_path):
+    raw = tmp_path / "IMG_0001.CR3"  # Pillow's own message for an unknown format names a Python object
+    raw.write_bytes(b"\x00\x00\x00\x18ftypcrx " + bytes(64))
+    records = [corpus.files(path=bad["path"])[0] for bad in corpus.manifest["bad_inputs"]]
+    readable = [r for r in records if corpus_kind(r) in ("image", "raw", "video")]
+    paths = [corpus.real_path(r) for r in readable] + [os.fsencode(raw)]
+    kinds = [corpus_kind(r) for r in readable] + ["raw"]
+
+    first, second = (analyze_files(paths, kinds)["error"].to_list() for _ in range(2))
+
+    assert first == second
+    assert not [reason for reason in first if reason and " at 0x" in reason]
+    assert "cannot decode image: UnidentifiedImageError: cannot identify image file" in first
+    assert first[-1] == (
+        "RAW file without a preview Pillow can read "
+        "(cannot decode image: UnidentifiedImageError: cannot identify image file)"
+    )
+
+
+SIXTEEN_BIT_FILES = [("png", "I;16"), ("tif", "I;16"), ("tif", "I;16B"), ("tif", "I")]
+
+
+@pytest.mark.parametrize(("suffix", "mode"), SIXTEEN_BIT_FILES)
+def test_sixteen_bit_greyscale_is_scaled_to_eight_bits_not_clipped(tmp_path, suffix, mode):
+    y, x = np.mgrid[0:300, 0:400]
+    pixels = (x * 65535 // 399).astype(np.uint16)  # black to white, left to right
+    pixels[60:160, 80:200] = 9000  # a dark block and a bright disc give the hashes some structure
+    pixels[(y - 200) ** 2 + (x - 300) ** 2 < 50**2] = 60000
+    stored = {"I": np.int32, "I;16": "<u2", "I;16B": ">u2"}[mode]  # Pillow's convert between these clips
+    image = Image.frombytes(mode, (400, 300), pixels.astype(stored).tobytes())
+    path = tmp_path / f"grey16.{suffix}"
+    image.save(path)
+    assert Image.open(path).mode == mode
+    eight_bits = Image.fromarray((pixels >> 8).astype(np.uint8))  # the reference conversion
+
+    got = analyze(os.fsencode(path))
+
+    thumbnail = np.asarray(Image.open(io.BytesIO(got["thumbnail"])).convert("L"), dtype=np.float64)
+    assert thumbnail.mean() == pytest.approx(np.asarray(eight_bits).mean(), abs=1)
+    assert got["dhash"] == str(imagehash.dhash(eight_bits))
+    assert got["ahash"] == str(imagehash.average_hash(eight_bits))
+    assert got["whash"] == str(imagehash.whash(eight_bits))
+
+
+FIFO_SCRIPT = """
+import json, sys
+from lumina_pipeline.analysis.photos import analyze_files
+frame = analyze_files([path.encode() for path in sys.argv[1:]], ["image"] * (len(sys.argv) - 1))
+print(json.dumps(frame.select("status", "error").rows()))
+"""
+
+
+def test_a_fifo_or_device_in_place_of_a_photo_is_an_error_and_the_others_are_read(tmp_path):
+    photo, fifo = tmp_path / "photo.jpg", tmp_path / "swapped.jpg"
+    Image.new("RGB", (64, 48), "red").save(photo)
+    os.mkfifo(fifo)  # nobody ever writes to it: a plain open would wait for ever
+    paths = [str(photo), str(fifo), os.devnull, str(photo)]
+
+    # in a process of its own, so that a batch that hangs fails the test instead of hanging the suite
+    done = subprocess.run([sys.executable, "-c", FIFO_SCRIPT, *paths], capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [
+        ["ok", None],
+        ["error", "not a regular file but a FIFO: not read"],
+        ["error", "not a regular file but a character device: not read"],
+        ["ok", None],
+    ]
+
+
+def test_a_file_over_the_time_limit_is_abandoned_as_an_error_and_the_batch_goes_on(tmp_path):
+    big = tmp_path / "big.png"
+    Image.linear_gradient("L").resize((4000, 3000)).save(big)  # decoding takes far longer than a millisecond
+    paths = [os.fsencode(big)] * 2
+
+    frame = analyze_files(paths, ["image"] * 2, timeout_seconds=0.001)
+
+    assert frame.select("status", "error").rows() == [
+        ("error", "not read and decoded within 0.001 s (file_timeout_seconds): abandoned")
+    ] * 2
+
+
+def test_a_file_that_changed_since_the_inventory_stays_pending(tmp_path):
+    photo = tmp_path / "photo.jpg"
+    Image.new("RGB", (64, 48), "red").save(photo)
+    info = photo.stat()
+
+    as_listed = analyze(os.fsencode(photo), recorded=(info.st_size, info.st_mtime_ns))
+    changed = analyze(os.fsencode(photo), recorded=(info.st_size - 1, info.st_mtime_ns))
+    touched = analyze(os.fsencode(photo), recorded=(info.st_size, info.st_mtime_ns - 1))
+
+    assert as_listed["status"] == "ok"
+    for got in (changed, touched):
+        assert (got["status"], got["checksum"]) == ("pending", None)
+        assert got["error"] == "changed since the inventory listed it; it will be read again"
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow warns from 89 megapixels
+def test_an_image_over_the_pixel_limit_is_an_error_with_the_limit_named(tmp_path):
+    panorama = tmp_path / "panorama.png"  # 126 megapixels, between Pillow's warning and its refusal
+    image = Image.new("L", (12000, 10500), 90)  # mostly flat: a small file
+    ImageDraw.Draw(image).ellipse((2000, 2000, 9000, 8000), fill=200)
+    image.save(panorama)
+
+    got = analyze(os.fsencode(panorama))
+
+    assert (got["status"], got["thumbnail"]) == ("error", None)
+    assert got["error"] == (
+        "image too large: 12000 x 10500 pixels (126.0 megapixels) is over the limit of 120 megapixels (max_megapixels)"
+    )
+
+
+TOO_LARGE = "image too large: 2400 x 1600 pixels (3.8 megapixels) is over the limit of 1 megapixels (max_megapixels)"
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "error"),
+    [("baseline.jpg", {}, None), ("progressive.jpg", {"progressive": True}, TOO_LARGE), ("photo.png", {}, TOO_LARGE)],
+)
+def test_only_baseline_jpegs_count_at_their_reduced_size_against_the_limit(tmp_path, name, options, error):
+    path = tmp_path / name
+    Image.linear_gradient("L").resize((2400, 1600)).convert("RGB").save(path, **options)
+
+    got = analyze(os.fsencode(path), max_pixels=1_000_000)  # a baseline JPEG decodes at 1/4 scale: 0.24 megapixels
+
+    assert (got["status"], got["error"]) == ("ok" if error is None else "error", error)

@@ -6,11 +6,12 @@ from dataclasses import dataclass
 
 import dagster as dg
 import polars as pl
+from pydantic import Field
 
 from lumina_pipeline.analysis.embedding import stack_inputs, zero_shot_tags
 from lumina_pipeline.analysis.files import absolute_paths, display_path
-from lumina_pipeline.analysis.hashing import hash_version
-from lumina_pipeline.analysis.photos import ANALYSIS_VERSION, analyze_files
+from lumina_pipeline.analysis.imaging import MAX_PIXELS
+from lumina_pipeline.analysis.photos import ANALYSIS_VERSION, FILE_TIMEOUT_SECONDS, HASH_VERSION, analyze_files
 from lumina_pipeline.defs.assets.inventory import file_inventory
 from lumina_pipeline.defs.markdown import markdown_table
 from lumina_pipeline.defs.partitions import by_catalog, catalog_batches
@@ -20,6 +21,19 @@ from lumina_pipeline.storage.embeddings import missing_vectors, replace_model_ta
 from lumina_pipeline.storage.images import pending_files, write_analysis
 
 from_inventory = [dg.AssetDep(file_inventory, partition_mapping=by_catalog)]
+
+
+class AnalysisConfig(dg.Config):
+    """Bounds on reading one file, so that no file can take a batch's memory or time."""
+
+    max_megapixels: float = Field(
+        default=MAX_PIXELS / 1e6,
+        description="Larger images are errors, refused before decoding (baseline JPEGs: reduced size)",
+    )
+    file_timeout_seconds: float = Field(
+        default=FILE_TIMEOUT_SECONDS,
+        description="A file not read and decoded within this time (a hung share) is an error; the batch goes on",
+    )
 
 
 def _spec(key: str, description: str) -> dg.AssetSpec:
@@ -38,9 +52,16 @@ def _spec(key: str, description: str) -> dg.AssetSpec:
     group_name="images",
 )
 def photo_analysis(
-    context: dg.AssetExecutionContext, database: CatalogDatabase, thumbnails: ThumbnailStore, embedder: Embedder
+    context: dg.AssetExecutionContext,
+    config: AnalysisConfig,
+    database: CatalogDatabase,
+    thumbnails: ThumbnailStore,
+    embedder: Embedder,
 ):
-    """Read each new or changed file of the batch once and decode it once, for all three assets."""
+    """Read each new or changed file of the batch once and decode it once, for all three assets.
+
+    Results are written only for rows still as they were read: a file the inventory saw
+    change meanwhile stays pending for the next run (counted as `stale_skipped`)."""
     started = time.perf_counter()
     keys = context.partition_key.keys_by_dimension
     vectors = embedder.table()
@@ -49,21 +70,32 @@ def photo_analysis(
         catalog_id = get_catalog(session, keys["catalog"]).id
         unembedded = missing_vectors(connection, vectors, catalog_id, keys["batch"])
         pending = pending_files(connection, catalog_id, keys["batch"], ANALYSIS_VERSION, unembedded)
-    analysis = analyze_files(absolute_paths(pending["source_root"], pending["path"]), pending["kind"], model_inputs=True)
+    analysis = analyze_files(
+        absolute_paths(pending["source_root"], pending["path"]),
+        pending["kind"],
+        pending.select("size_bytes", "mtime_ns").rows(),
+        model_inputs=True,
+        max_pixels=round(config.max_megapixels * 1e6),
+        timeout_seconds=config.file_timeout_seconds,
+    )
     saved = thumbnails.save_all(keys["catalog"], analysis["checksum"], analysis["thumbnail"])
     rows = analysis.drop("thumbnail", "model_input").with_columns(
-        id=pending["id"], thumbnail_path=pl.Series(saved, dtype=pl.String)
+        *pending.select("id", "size_bytes", "mtime_ns", "change_stamp"),
+        thumbnail_path=pl.Series(saved, dtype=pl.String),
     )
     embedded = embed_photos(embedder, catalog_id, pending["id"], analysis["model_input"])
     with database.transaction() as session:
-        write_analysis(session.connection(), rows, hash_version(), ANALYSIS_VERSION)
-        write_embeddings(session.connection(), vectors, embedded.vectors)
-        replace_model_tags(session.connection(), catalog_id, embedder.model_id, embedded.tags)
+        written = write_analysis(session.connection(), rows, HASH_VERSION, ANALYSIS_VERSION)
+        kept = embedded.only(written)
+        write_embeddings(session.connection(), vectors, kept.vectors)
+        replace_model_tags(session.connection(), catalog_id, embedder.model_id, kept.tags)
     elapsed = time.perf_counter() - started
-    counts = {status: int((analysis["status"] == status).sum()) for status in ("ok", "error", "skipped")}
+    # pending: changed while being read, to be read again
+    counts = {status: int((analysis["status"] == status).sum()) for status in ("ok", "error", "skipped", "pending")}
     common = {
         "files_read": len(analysis),
         **counts,
+        "stale_skipped": len(rows) - len(written),
         "elapsed_seconds": round(elapsed, 3),
         "files_per_second": round(len(analysis) / elapsed, 1) if elapsed else 0.0,
     }
@@ -83,19 +115,19 @@ def photo_analysis(
         metadata={
             **common,
             "hashed": int(analysis["dhash"].is_not_null().sum()),
-            "hash_version": hash_version(),
+            "hash_version": HASH_VERSION,
             "preview": dg.MetadataValue.md(markdown_table(preview.select("path", "dhash", "ahash", "whash"))),
         },
     )
     yield dg.MaterializeResult(
         asset_key="embeddings",
         metadata={
-            "images_embedded": len(embedded.vectors),
-            "not_embedded": len(analysis) - len(embedded.vectors),  # videos and files that did not decode
+            "images_embedded": len(kept.vectors),
+            "not_embedded": len(analysis) - len(kept.vectors),  # videos, files that did not decode, stale rows
             "model_id": embedder.model_id,
             "dimensions": embedder.dimensions,
             "batch_size": embedder.batch_size,
-            "zero_shot_tags": int(embedded.tags["name"].is_not_null().sum()),
+            "zero_shot_tags": int(kept.tags["name"].is_not_null().sum()),
             "embedding_seconds": round(embedded.seconds, 3),
             "images_per_second": round(len(embedded.vectors) / embedded.seconds, 1) if embedded.seconds else 0.0,
         },
@@ -107,6 +139,11 @@ class Embedded:
     vectors: pl.DataFrame  # rows for write_embeddings
     tags: pl.DataFrame  # image_id, name, confidence; a null name for an image without tags
     seconds: float
+
+    def only(self, ids: pl.Series) -> "Embedded":
+        """The vectors and tags of the images `ids` (the rows the batch could write)."""
+        keep = pl.col("image_id").is_in(ids.implode())
+        return Embedded(self.vectors.filter(keep), self.tags.filter(keep), self.seconds)
 
 
 def embed_photos(embedder: Embedder, catalog_id: uuid.UUID, ids: pl.Series, model_inputs: pl.Series) -> Embedded:
