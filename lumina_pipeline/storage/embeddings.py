@@ -53,10 +53,9 @@ def write_embeddings(connection: Connection, table: Table, rows: pl.DataFrame) -
     """Replace the vectors of these images (`vector_rows`), in the caller's transaction.
 
     An upsert, so two runs writing one batch at once both succeed (the later one wins)."""
-    if not _exists(connection, table):
-        # two first batches of a new model would both create the table: one at a time
-        connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:t))"), {"t": table.name})
-        table.create(connection, checkfirst=True)
+    if rows.is_empty():
+        return
+    _create_once(connection, table)
     stage(connection, "new_vectors", rows)
     connection.execute(text(f"""
         INSERT INTO {table.name} (image_id, catalog_id, model_id, embedding, labels)
@@ -68,7 +67,7 @@ def write_embeddings(connection: Connection, table: Table, rows: pl.DataFrame) -
 
 def missing_vectors(connection: Connection, table: Table, catalog_id: uuid.UUID, batch: str) -> list[int]:
     """Photos of a batch read as ok that have no vector from this model yet."""
-    table.create(connection, checkfirst=True)
+    _create_once(connection, table)
     rows = connection.execute(
         text(f"""SELECT i.id FROM images i LEFT JOIN {table.name} e ON e.image_id = i.id
                  WHERE i.catalog_id = :c AND i.batch = :b AND i.status = 'ok' AND e.image_id IS NULL"""),
@@ -115,6 +114,13 @@ def similarities_to(connection: Connection, table: Table, image_id: int, others:
         {"i": image_id, "others": others},
     )
     return {image: round(float(score), 4) for image, score in rows}
+
+
+def _create_once(connection: Connection, table: Table) -> None:
+    """Create a model's table on its first use; two first batches at once take turns."""
+    if not _exists(connection, table):
+        connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:t))"), {"t": table.name})
+        table.create(connection, checkfirst=True)
 
 
 def _exists(connection: Connection, table: Table) -> bool:
