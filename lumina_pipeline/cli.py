@@ -147,6 +147,8 @@ def search(args: argparse.Namespace) -> None:
         shown = [{key: result[key] for key in ("path", "score", "reason")} for result in results]
         print(json.dumps(shown, ensure_ascii=False, indent=1))
         return
+    if not results:
+        print(f"no photo matches {args.query!r} in {args.catalog}")
     for result in results:
         print(f"{result['score']:.3f}  {result['path']}  ({result['reason']})")
 

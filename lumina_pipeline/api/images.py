@@ -215,5 +215,7 @@ def search(
     q: Annotated[str, Query(min_length=1, max_length=200, pattern=schemas.TEXT, description="what to look for")],
     k: Annotated[int, Query(ge=1, le=100)] = 10,
 ):
-    """Photos matching a text: with CLIP directly, with the default model through its labels."""
+    """Photos matching a text, best first: with CLIP directly, with the default model through
+    its labels, each result saying which labels matched. An empty list when no photo's labels
+    mean the text closely enough (the relevance floor)."""
     return search_text(session, catalog, q, k, models)

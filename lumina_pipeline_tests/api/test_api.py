@@ -127,6 +127,7 @@ def test_similar_and_text_search_use_the_embeddings(served):
     assert similar[0]["score"] > 0.99 and similar[0]["path"].endswith("DSCN0038.jpg")
     found = client.get(f"/api/catalogs/{CATALOG}/search", params={"q": "lighthouse", "k": 3}).json()
     assert found[0]["path"] == "Reisen/Leuchtturm 🌅 Abend.jpg" and "beacon" in found[0]["reason"]
+    assert client.get(f"/api/catalogs/{CATALOG}/search", params={"q": "a dog"}).json() == []  # the corpus has no dog
 
 
 def test_bad_requests_get_clear_json_errors(served):

@@ -3,7 +3,10 @@ zero-shot tags beside manual ones, and CLIP loaded from weights on disk."""
 
 import itertools
 import json
+import os
 import string
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +16,13 @@ from sqlalchemy.orm import Session
 
 from lumina_pipeline.analysis.files import display_path
 from lumina_pipeline.models.efficientnet import EfficientNetModel
-from lumina_pipeline.search import SearchModels, search_similar, search_text
+from lumina_pipeline.search import SearchModels, label_match, search_similar, search_text
 
 CATALOG = "search"
 DEFAULT_TABLE = "embeddings_efficientnet_lite0_imagenet"
+# Subjects no photo of the corpus shows, nor any text: before the relevance floor, each got
+# ten confident-looking results ("a dog": a winter forest labelled dogsled 0.06).
+ABSENT = ["a dog", "a cat", "a giraffe", "a submarine", "xyzzy", "quantum chromodynamics"]
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +83,44 @@ def test_text_search_finds_the_manifests_photos_through_the_labels(searchable, c
         found.append(all(expected in paths for expected in query["expected"]))
         assert all(result["reason"].startswith("labels: ") for result in results)
     print(f"\nsearch queries answered: {sum(found)}/{len(found)}")
-    assert sum(found) >= 6
+    assert sum(found) >= 8  # as many as before the relevance floor
+
+
+def test_a_subject_no_photo_shows_finds_nothing(searchable):
+    for query in ABSENT:
+        assert search(searchable[0], search_text, query, 10) == [], query
+
+
+def test_each_hit_names_the_labels_that_mean_the_query(searchable):
+    pipeline, _ = searchable
+    results = search(pipeline, search_text, "a building", 5)
+    assert results and "Misc/DSC_0042.JPG" not in {r["path"] for r in results}  # its label: vestment 0.87
+    models = SearchModels(Path(pipeline.resources["embedder"].cache_dir))
+    match = dict(zip(models.image.labels, label_match(models.label_vectors @ models.text.embed(["a building"])[0])))
+    for result in results:
+        shown = [part.rsplit(" ", 1)[0] for part in result["reason"].removeprefix("labels: ").split(", ")]
+        assert shown and all(match[label] > 0 for label in shown), result
+
+
+def test_the_cli_says_when_nothing_matches_and_a_warm_search_loads_no_torch(searchable, database_url, tmp_path):
+    cache = searchable[0].resources["embedder"].cache_dir
+    search(searchable[0], search_text, "a lighthouse", 1)  # a first search exports the text model, keeps the label vectors
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("LUMINA_", "DAGSTER_"))}
+    env.update(LUMINA_HOME=str(tmp_path), LUMINA_DATABASE_URL=database_url, LUMINA_MODEL_CACHE=cache)
+
+    nothing = subprocess.run([sys.executable, "-m", "lumina_pipeline.cli", "search", CATALOG, "a dog"],
+                             env=env, capture_output=True, text=True, timeout=300)
+    warm = subprocess.run(
+        [sys.executable, "-c", "import sys; from lumina_pipeline.cli import main; "
+         f"main(['search', {CATALOG!r}, 'a red and white lighthouse', '-k', '1']); "
+         "print(sorted({'torch', 'transformers', 'sentence_transformers'} & set(sys.modules)))"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+
+    assert nothing.returncode == 0 and nothing.stdout == f"no photo matches 'a dog' in {CATALOG}\n", nothing.stderr[-2000:]
+    assert warm.returncode == 0, warm.stderr[-2000:]
+    hit, heavy = warm.stdout.splitlines()
+    assert "Reisen/Leuchtturm 🌅 Abend.jpg  (labels: beacon" in hit and heavy == "[]"
 
 
 def test_similar_photos_of_an_original_are_its_edited_copies(searchable, corpus):
