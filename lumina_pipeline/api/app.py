@@ -10,9 +10,11 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security.utils import get_authorization_scheme_param
 from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
 
 from lumina_pipeline.api import groups, images, review
 from lumina_pipeline.search import SearchModels
@@ -39,6 +41,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
         title="Lumina",
         summary="Your photo catalogs: images, duplicate groups, bursts, search, and the decisions you make on them.",
         version="1",
+        docs_url=None,  # FastAPI's own /docs and /redoc load their scripts from a CDN: blank offline
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url)
@@ -47,6 +51,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(groups.router)
     app.include_router(review.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.mount("/swagger-ui", StaticFiles(directory=swagger_ui_path), name="swagger-ui")
+    app.get("/docs", include_in_schema=False)(_docs)
     app.add_exception_handler(CatalogError, _not_found)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     # The middleware added last runs first: the host name (or the token), then the origin.
@@ -56,6 +62,19 @@ def create_app(settings: ApiSettings) -> FastAPI:
     else:
         app.middleware("http")(_loopback_host_only)
     return app
+
+
+async def _docs(request: Request) -> HTMLResponse:
+    """Swagger UI from the files the swagger-ui-bundle package ships, so /docs works without
+    internet. URLs under the root path, as FastAPI's own page has them (behind a proxy)."""
+    root = request.scope.get("root_path", "").rstrip("/")
+    return get_swagger_ui_html(
+        openapi_url=root + request.app.openapi_url,
+        title=f"{request.app.title} - Swagger UI",
+        swagger_js_url=f"{root}/swagger-ui/swagger-ui-bundle.js",
+        swagger_css_url=f"{root}/swagger-ui/swagger-ui.css",
+        swagger_favicon_url=f"{root}/swagger-ui/favicon-32x32.png",
+    )
 
 
 async def _not_found(request: Request, error: CatalogError) -> JSONResponse:
