@@ -1,10 +1,11 @@
 """`make bench`: every performance target, each as a ratio to a baseline measured in the
 same run on this machine. Numbers are printed, never asserted."""
 
-from benchmarks import automation, embeddings, foundation, grouping
+from benchmarks import automation, embeddings, foundation, grouping, search
 
 if __name__ == "__main__":
     foundation.run()
     grouping.run()
     automation.run()
     embeddings.run()
+    search.run()
