@@ -26,8 +26,9 @@ from lumina_pipeline.models.efficientnet import exported_network
 from lumina_pipeline.sample import draw_scene
 from lumina_pipeline.storage.catalogs import add_catalog
 from lumina_pipeline.storage.database import make_engine
-from lumina_pipeline.storage.embeddings import replace_model_tags, write_embeddings
+from lumina_pipeline.storage.embeddings import write_embeddings
 from lumina_pipeline.storage.models import Image
+from lumina_pipeline.storage.tags import replace_tags
 
 PHOTOS = 256
 ROUNDS = 3
@@ -72,7 +73,7 @@ def embedding_path(embedder: Embedder, engine, catalog_id, ids: pl.Series, input
     embedded = embed_photos(embedder, catalog_id, ids, inputs)
     with engine.begin() as connection:
         write_embeddings(connection, embedder.table(), embedded.vectors)
-        replace_model_tags(connection, catalog_id, embedder.model_id, embedded.tags)
+        replace_tags(connection, catalog_id, embedded.source, embedder.model_id, embedded.tags)
 
 
 def best_of(rounds: int, function, *args) -> float:

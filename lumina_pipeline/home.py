@@ -43,5 +43,6 @@ def prepare() -> Home:
         LUMINA_THUMBNAIL_DIR=str(thumbnail_dir),
         LUMINA_MODEL_CACHE=os.environ.get("LUMINA_MODEL_CACHE", str(root / "models")),
         LUMINA_CLIP_MODEL=os.environ.get("LUMINA_CLIP_MODEL", ""),
+        LUMINA_TAG_VOCABULARY=os.environ.get("LUMINA_TAG_VOCABULARY", ""),
     )
     return Home(root, url, dagster_home, thumbnail_dir)

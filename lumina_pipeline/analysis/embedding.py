@@ -67,3 +67,17 @@ TAG_CONFIDENCE = 0.3  # a label becomes a tag when the model gives it at least t
 def zero_shot_tags(labels: list[dict[str, float]], threshold: float = TAG_CONFIDENCE) -> list[list[tuple[str, float]]]:
     """Per image, the labels at or above `threshold` (a softmax gives at most three)."""
     return [[(label, p) for label, p in image.items() if p >= threshold] for image in labels]
+
+
+def vocabulary_tags(
+    similarity: NDArray[np.float32], vocabulary: list[str], logit_scale: float, threshold: float = TAG_CONFIDENCE
+) -> list[list[tuple[str, float]]]:
+    """CLIP zero-shot classification (Radford et al. 2021, "Learning Transferable Visual
+    Models From Natural Language Supervision"): per image, the softmax over the vocabulary of
+    the cosine similarities (N, V) times the model's logit scale; the tags at or above
+    `threshold`, most probable first."""
+    probabilities = softmax(similarity * logit_scale)
+    return [
+        [(vocabulary[i], round(float(row[i]), 4)) for i in np.argsort(-row) if row[i] >= threshold]
+        for row in probabilities
+    ]

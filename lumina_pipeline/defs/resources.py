@@ -12,8 +12,8 @@ from pydantic import PrivateAttr
 from sqlalchemy import Engine, Table
 from sqlalchemy.orm import Session
 
-from lumina_pipeline.analysis.embedding import top_labels
-from lumina_pipeline.models import load_image_model
+from lumina_pipeline.analysis.embedding import top_labels, vocabulary_tags, zero_shot_tags
+from lumina_pipeline.models import TAG_VOCABULARY, load_image_model
 from lumina_pipeline.storage.database import make_engine
 from lumina_pipeline.storage.embeddings import embeddings_table
 
@@ -61,16 +61,24 @@ class ThumbnailStore(dg.ConfigurableResource):
 class Embedder(dg.ConfigurableResource):
     """The image model: EfficientNet-Lite0 with packaged ImageNet weights (offline, the
     default) or CLIP from a local folder or Hugging Face cache (`clip_path`). Every vector is
-    stored with its model id, in that model's own table."""
+    stored with its model id, in that model's own table. CLIP tags photos from a vocabulary
+    (`tag_vocabulary`: a file of one tag per line; the packaged list when empty)."""
 
     cache_dir: str  # where the exported ONNX network is kept
     clip_path: str = ""
+    tag_vocabulary: str = ""
     allow_download: bool = False
     batch_size: int = 64
     _model: object = PrivateAttr(default=None)
+    _vocabulary: list[str] = PrivateAttr(default_factory=list)
+    _vocabulary_vectors: object = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self._model = load_image_model(Path(self.cache_dir), self.clip_path, self.allow_download)
+        if self._model.labels is None:  # CLIP: its text tower places the vocabulary in the images' space
+            file = Path(self.tag_vocabulary) if self.tag_vocabulary else TAG_VOCABULARY
+            self._vocabulary = [line.strip() for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+            self._vocabulary_vectors = self._model.embed_text([f"a photo of {tag}" for tag in self._vocabulary])
 
     @property
     def model_id(self) -> str:
@@ -96,6 +104,14 @@ class Embedder(dg.ConfigurableResource):
     def embed_text(self, texts: list[str]) -> NDArray[np.float32]:
         return self._model.embed_text(texts)
 
+    def zero_shot_tags(self, vectors: NDArray[np.float32], labels: list[dict] | None) -> tuple[str, list]:
+        """The tags' source and, per image, its (tag, probability) pairs: the confident ImageNet
+        labels (`model`), or with CLIP the confident tags of the vocabulary (`openclip`)."""
+        if labels is not None:
+            return "model", zero_shot_tags(labels)
+        similarity = vectors @ self._vocabulary_vectors.T
+        return "openclip", vocabulary_tags(similarity, self._vocabulary, self._model.logit_scale)
+
 
 class FolderWatch(dg.ConfigurableResource):
     """How long one tick of the folder-change sensor may walk before the rest of the walk
@@ -106,12 +122,17 @@ class FolderWatch(dg.ConfigurableResource):
 
 @dg.definitions
 def resources() -> dg.Definitions:
-    # `lumina` sets these variables (embedded server, folders under `$LUMINA_HOME`, no CLIP).
+    # `lumina` sets these variables (embedded server, folders under `$LUMINA_HOME`, no CLIP,
+    # the packaged tag vocabulary).
     return dg.Definitions(
         resources={
             "database": CatalogDatabase(url=dg.EnvVar("LUMINA_DATABASE_URL")),
             "thumbnails": ThumbnailStore(root=dg.EnvVar("LUMINA_THUMBNAIL_DIR")),
             "folder_watch": FolderWatch(),
-            "embedder": Embedder(cache_dir=dg.EnvVar("LUMINA_MODEL_CACHE"), clip_path=dg.EnvVar("LUMINA_CLIP_MODEL")),
+            "embedder": Embedder(
+                cache_dir=dg.EnvVar("LUMINA_MODEL_CACHE"),
+                clip_path=dg.EnvVar("LUMINA_CLIP_MODEL"),
+                tag_vocabulary=dg.EnvVar("LUMINA_TAG_VOCABULARY"),
+            ),
         }
     )

@@ -23,6 +23,7 @@ class ClipModel:
         self._tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=not allow_download)
         self.model_id = model_id_of(path)
         self.dimensions = self._model.config.projection_dim
+        self.logit_scale = self._model.logit_scale.exp().item()  # the softmax temperature CLIP was trained with
 
     def embed_images(self, pixels: NDArray[np.uint8]) -> tuple[NDArray[np.float32], None]:
         size = self._model.config.vision_config.image_size

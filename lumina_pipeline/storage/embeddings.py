@@ -1,5 +1,5 @@
 """Image vectors: one pgvector table per model (vectors of two models never mix), each with
-an HNSW index for cosine distance; and the zero-shot tags drawn from the labels."""
+an HNSW index for cosine distance."""
 
 import json
 import re
@@ -12,8 +12,6 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from lumina_pipeline.storage.frames import stage
 from lumina_pipeline.storage.models import Image
-
-SOURCE = "model"  # image_tags.source of zero-shot tags; manual tags have "manual"
 
 
 def embeddings_table(model_id: str, dimensions: int) -> Table:
@@ -137,23 +135,3 @@ def catalog_labels(connection: Connection, table: Table, catalog_id: uuid.UUID) 
         {"c": catalog_id},
     )
     return [dict(row._mapping) for row in rows]
-
-
-def replace_model_tags(connection: Connection, catalog_id: uuid.UUID, model_id: str, tags: pl.DataFrame) -> None:
-    """Zero-shot tags (`image_id`, `name`, `confidence`, for every image just embedded, with a
-    null name where an image has none) replace those images' earlier model tags; a tag a
-    person set on an image is never touched."""
-    stage(connection, "model_tags", tags)
-    params = {"c": catalog_id, "source": SOURCE, "model": model_id}
-    connection.execute(text("""
-        DELETE FROM image_tags t USING (SELECT DISTINCT image_id FROM model_tags) m
-        WHERE t.image_id = m.image_id AND t.source = :source"""), params)
-    connection.execute(text("""
-        INSERT INTO tags (catalog_id, name, category)
-        SELECT DISTINCT CAST(:c AS uuid), name, 'imagenet' FROM model_tags WHERE name IS NOT NULL
-        ON CONFLICT (catalog_id, name) DO NOTHING"""), params)
-    connection.execute(text("""
-        INSERT INTO image_tags (image_id, tag_id, confidence, source, source_confidences)
-        SELECT m.image_id, t.id, m.confidence, :source, jsonb_build_object(CAST(:model AS text), m.confidence)
-        FROM model_tags m JOIN tags t ON t.catalog_id = CAST(:c AS uuid) AND t.name = m.name
-        ON CONFLICT (image_id, tag_id) DO NOTHING"""), params)

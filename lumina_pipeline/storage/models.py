@@ -22,6 +22,7 @@ from sqlalchemy import (
     false,
     func,
 )
+from pgvector.sqlalchemy import Vector
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -164,5 +165,40 @@ class ImageTag(Base):
     tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True)
     confidence: Mapped[float | None] = mapped_column(Float)
     source: Mapped[str] = mapped_column(String(16))  # manual / openclip / ollama / combined / model
+    # "<source>:<model id>" -> that model's confidence (null for Ollama); two sources: "combined"
     source_confidences: Mapped[dict | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = _created()
+
+
+class ContentCaption(Base):
+    """What a vision model said about one content, asked with one prompt version: copies and
+    re-runs reuse it, another model or prompt version asks again."""
+
+    __tablename__ = "captions"
+
+    checksum: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the file
+    model: Mapped[str] = mapped_column(Text, primary_key=True)
+    prompt_version: Mapped[str] = mapped_column(String(16), primary_key=True)
+    description: Mapped[str | None] = mapped_column(Text)  # null when the model gave no caption
+    tags: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    error: Mapped[str | None] = mapped_column(Text)  # why not; the next run asks again
+    attempts: Mapped[int] = mapped_column(SmallInteger)
+    created_at: Mapped[datetime] = _created()
+
+
+TEXT_DIMENSIONS = 384  # all-MiniLM-L6-v2
+
+
+class DescriptionVector(Base):
+    """A sentence-model vector of an image's description and tags, for search by meaning."""
+
+    __tablename__ = "description_vectors"
+    __table_args__ = (
+        Index("ix_description_vectors_hnsw", "embedding", postgresql_using="hnsw",
+              postgresql_ops={"embedding": "vector_cosine_ops"}),
+    )
+
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    catalog_id: Mapped[uuid.UUID] = _catalog_fk()
+    text_model: Mapped[str] = mapped_column(Text)
+    embedding = mapped_column(Vector(TEXT_DIMENSIONS), nullable=False)

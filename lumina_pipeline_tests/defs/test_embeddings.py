@@ -208,3 +208,41 @@ def test_clip_from_a_local_folder_embeds_into_its_own_table_and_searches_by_text
     assert {r["reason"] for r in results} == {"CLIP text-to-image similarity"}
     copies = search(pipeline, search_similar, "Toscana 2008/DSCN0038.jpg", 1, clip_path=tiny_clip)
     assert copies[0]["score"] > 0.999  # an identical copy has the same vector, random weights or not
+
+
+def test_clip_tags_photos_from_a_vocabulary_as_openclip_and_leaves_other_sources_alone(
+    searchable, tiny_clip, tmp_path, monkeypatch
+):
+    from lumina_pipeline.defs.resources import Embedder
+    from lumina_pipeline.models.clip import ClipModel
+
+    pipeline, _ = searchable
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    vocabulary = ["lighthouse", "birthday cake", "a dog"]
+    (tmp_path / "tags.txt").write_text("\n".join(vocabulary) + "\n\n")
+    clip = Embedder(cache_dir=pipeline.resources["embedder"].cache_dir, clip_path=tiny_clip,
+                    tag_vocabulary=str(tmp_path / "tags.txt"))
+    monkeypatch.setitem(pipeline.resources, "embedder", clip)
+    drop = text("DROP TABLE IF EXISTS embeddings_clip_tiny_test")  # so that CLIP embeds every photo here
+    with pipeline.engine.begin() as connection:
+        connection.execute(drop)
+    before = model_tags(pipeline)
+
+    metadata = pipeline.analyze(CATALOG, "00000", "embeddings")
+
+    after = model_tags(pipeline)
+    openclip = {tag for tag in after if tag[2] == "openclip"}
+    clip_vectors = vectors_by_path(pipeline.engine, "embeddings_clip_tiny_test")
+    assert metadata["tag_source"] == "openclip" and metadata["zero_shot_tags"] == len(openclip)
+    # of three tags one always has at least a third of the probability: every photo gets one
+    assert {path for path, _, _ in openclip} == set(clip_vectors)
+    assert {name for _, name, _ in openclip} <= set(vocabulary)
+    assert after - openclip == before  # ImageNet and manual tags untouched
+    model = ClipModel(tiny_clip)
+    nearest = vocabulary[int(np.argmax(model.embed_text([f"a photo of {t}" for t in vocabulary]) @ clip_vectors[LIGHTHOUSE]))]
+    assert (LIGHTHOUSE, nearest, "openclip") in openclip
+    with pipeline.engine.begin() as connection:
+        connection.execute(drop)
+
+
+LIGHTHOUSE = "Reisen/Leuchtturm 🌅 Abend.jpg"

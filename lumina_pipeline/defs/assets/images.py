@@ -8,7 +8,7 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from lumina_pipeline.analysis.embedding import stack_inputs, zero_shot_tags
+from lumina_pipeline.analysis.embedding import stack_inputs
 from lumina_pipeline.analysis.files import absolute_paths, display_path
 from lumina_pipeline.analysis.imaging import MAX_PIXELS
 from lumina_pipeline.analysis.photos import ANALYSIS_VERSION, FILE_TIMEOUT_SECONDS, HASH_VERSION, analyze_files
@@ -17,8 +17,9 @@ from lumina_pipeline.defs.markdown import markdown_table
 from lumina_pipeline.defs.partitions import by_catalog, catalog_batches
 from lumina_pipeline.defs.resources import CatalogDatabase, Embedder, ThumbnailStore
 from lumina_pipeline.storage.catalogs import get_catalog
-from lumina_pipeline.storage.embeddings import missing_vectors, replace_model_tags, vector_rows, write_embeddings
+from lumina_pipeline.storage.embeddings import missing_vectors, vector_rows, write_embeddings
 from lumina_pipeline.storage.images import pending_files, write_analysis
+from lumina_pipeline.storage.tags import replace_tags
 
 from_inventory = [dg.AssetDep(file_inventory, partition_mapping=by_catalog)]
 
@@ -88,7 +89,7 @@ def photo_analysis(
         written = write_analysis(session.connection(), rows, HASH_VERSION, ANALYSIS_VERSION)
         kept = embedded.only(written)
         write_embeddings(session.connection(), vectors, kept.vectors)
-        replace_model_tags(session.connection(), catalog_id, embedder.model_id, kept.tags)
+        replace_tags(session.connection(), catalog_id, kept.source, embedder.model_id, kept.tags)
     elapsed = time.perf_counter() - started
     # pending: changed while being read, to be read again
     counts = {status: int((analysis["status"] == status).sum()) for status in ("ok", "error", "skipped", "pending")}
@@ -128,6 +129,7 @@ def photo_analysis(
             "dimensions": embedder.dimensions,
             "batch_size": embedder.batch_size,
             "zero_shot_tags": int(kept.tags["name"].is_not_null().sum()),
+            "tag_source": kept.source,
             "embedding_seconds": round(embedded.seconds, 3),
             "images_per_second": round(len(embedded.vectors) / embedded.seconds, 1) if embedded.seconds else 0.0,
         },
@@ -138,27 +140,30 @@ def photo_analysis(
 class Embedded:
     vectors: pl.DataFrame  # rows for write_embeddings
     tags: pl.DataFrame  # image_id, name, confidence; a null name for an image without tags
+    source: str  # of the tags: `model` (ImageNet labels) or `openclip`
     seconds: float
 
     def only(self, ids: pl.Series) -> "Embedded":
         """The vectors and tags of the images `ids` (the rows the batch could write)."""
         keep = pl.col("image_id").is_in(ids.implode())
-        return Embedded(self.vectors.filter(keep), self.tags.filter(keep), self.seconds)
+        return Embedded(self.vectors.filter(keep), self.tags.filter(keep), self.source, self.seconds)
 
 
 def embed_photos(embedder: Embedder, catalog_id: uuid.UUID, ids: pl.Series, model_inputs: pl.Series) -> Embedded:
-    """Vectors (and, for models with labels, zero-shot tags) of the files that decoded."""
+    """Vectors and zero-shot tags of the files that decoded."""
     started = time.perf_counter()
     decoded = model_inputs.is_not_null()
     ids = ids.filter(decoded)
     vectors, labels = embedder.embed(stack_inputs(model_inputs.filter(decoded).to_list()))
+    source, per_image = embedder.zero_shot_tags(vectors, labels)
     tags = [
         (image_id, name, confidence)
-        for image_id, image_tags in zip(ids, zero_shot_tags(labels) if labels is not None else [])
+        for image_id, image_tags in zip(ids, per_image)
         for name, confidence in image_tags or [(None, None)]
     ]
     return Embedded(
         vector_rows(ids, catalog_id, embedder.model_id, vectors, labels),
         pl.DataFrame(tags, schema={"image_id": pl.Int64, "name": pl.String, "confidence": pl.Float64}, orient="row"),
+        source,
         time.perf_counter() - started,
     )
