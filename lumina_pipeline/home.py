@@ -34,6 +34,7 @@ def prepare() -> Home:
     limits = {
         "max_concurrent_runs": int(os.environ.get("LUMINA_MAX_RUNS", os.cpu_count() or 2)),
         "batches_per_catalog": int(os.environ.get("LUMINA_BATCHES_PER_CATALOG", 2)),
+        "ollama_requests": int(os.environ.get("LUMINA_OLLAMA_REQUESTS", 1)),  # the `ollama` pool's limit
     }
     (dagster_home / "dagster.yaml").write_text(DAGSTER_YAML.read_text().format(**limits))
     thumbnail_dir = Path(os.environ.get("LUMINA_THUMBNAIL_DIR", root / "thumbnails"))
@@ -44,5 +45,7 @@ def prepare() -> Home:
         LUMINA_MODEL_CACHE=os.environ.get("LUMINA_MODEL_CACHE", str(root / "models")),
         LUMINA_CLIP_MODEL=os.environ.get("LUMINA_CLIP_MODEL", ""),
         LUMINA_TAG_VOCABULARY=os.environ.get("LUMINA_TAG_VOCABULARY", ""),
+        LUMINA_OLLAMA_URL=os.environ.get("LUMINA_OLLAMA_URL", ""),  # empty: no captions
+        LUMINA_OLLAMA_MODEL=os.environ.get("LUMINA_OLLAMA_MODEL", "moondream"),
     )
     return Home(root, url, dagster_home, thumbnail_dir)

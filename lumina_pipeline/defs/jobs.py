@@ -1,5 +1,6 @@
 """Jobs: the inventory of one catalog, the analysis of one (catalog, batch), the
-catalog-wide grouping that follows them, and the nightly checksum verification.
+catalog-wide grouping that follows them, the captions of one (catalog, batch) once it is
+analyzed, and the nightly checksum verification.
 
 Runs are tagged with their catalog, whoever launches them (UI, sensor, schedule, backfill),
 so that the run queue's tag limits in dagster.yaml can allow one inventory and one regrouping
@@ -11,6 +12,7 @@ runs launched by any means.
 import dagster as dg
 
 from lumina_pipeline.defs.assets.bursts import bursts
+from lumina_pipeline.defs.assets.captions import captions
 from lumina_pipeline.defs.assets.duplicates import duplicate_groups
 from lumina_pipeline.defs.assets.images import photo_analysis
 from lumina_pipeline.defs.assets.inventory import file_inventory
@@ -50,6 +52,9 @@ catalog_job = dg.define_asset_job(
         catalogs, run_config_for_partition_key_fn=lambda key: {}, tags_for_partition_key_fn=lambda key: {REGROUP_TAG: key}
     ),
 )
+# Its own job, not part of batch_job: a vision model takes seconds per photo where the analysis
+# takes milliseconds, so batch runs (and the regrouping waiting for them) never wait on it.
+captions_job = dg.define_asset_job("captions_job", selection=[captions])
 verification_job = dg.define_asset_job("verification_job", selection=dg.AssetSelection.checks(checksums_unchanged))
 
 # For runs started from a terminal (`lumina run`, benchmarks): warnings and errors only.

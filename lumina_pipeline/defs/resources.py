@@ -1,17 +1,23 @@
-"""Resources: the catalog database and the thumbnail store, bound from the environment."""
+"""Resources: the catalog database, the thumbnail store, the image model and the vision
+model that captions photos, bound from the environment."""
 
 import os
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+import httpx
 import numpy as np
+import ollama
 from numpy.typing import NDArray
 from pydantic import PrivateAttr
 from sqlalchemy import Engine, Table
 from sqlalchemy.orm import Session
 
+from lumina_pipeline.analysis.captions import CAPTION_SCHEMA, PROMPT, Caption, parse_caption
 from lumina_pipeline.analysis.embedding import top_labels, vocabulary_tags, zero_shot_tags
 from lumina_pipeline.models import TAG_VOCABULARY, load_image_model
 from lumina_pipeline.storage.database import make_engine
@@ -56,6 +62,13 @@ class ThumbnailStore(dg.ConfigurableResource):
             partial.write_bytes(jpeg)
             partial.replace(target)
         return relative.as_posix()
+
+    def read(self, relative: str) -> bytes | None:
+        """A thumbnail's JPEG bytes; None when the file is gone (its batch writes it again)."""
+        try:
+            return (Path(self.root) / relative).read_bytes()
+        except FileNotFoundError:
+            return None
 
 
 class Embedder(dg.ConfigurableResource):
@@ -113,6 +126,81 @@ class Embedder(dg.ConfigurableResource):
         return "openclip", vocabulary_tags(similarity, self._vocabulary, self._model.logit_scale)
 
 
+@dataclass(frozen=True)
+class CaptionAnswer:
+    caption: Caption | None
+    error: str | None  # why there is no caption, after every attempt
+    attempts: int
+
+
+class OllamaVision(dg.ConfigurableResource):
+    """A vision model served by Ollama (`url`, e.g. http://127.0.0.1:11434), asked for a
+    caption of each photo's thumbnail. Without a url nothing is asked: `captions` skips.
+
+    One request at a time per run; the `ollama` pool bounds the runs asking at once."""
+
+    url: str = ""
+    model: str = "moondream"
+    timeout_seconds: float = 120.0  # per request: a CPU-only server takes tens of seconds per photo
+    retries: int = 2  # after a timeout, a server error or an answer that is not the asked JSON
+    backoff_seconds: float = 2.0  # before the first retry, doubled before each next one
+    _client: ollama.Client | None = PrivateAttr(default=None)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.url)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        if self.url:
+            self._client = ollama.Client(host=self.url, timeout=self.timeout_seconds)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    def unavailable(self) -> str | None:
+        """Why no photo can be captioned now (server unreachable, model not pulled), or None."""
+        try:
+            pulled = {entry.model for entry in self._client.list().models}
+        except (ConnectionError, httpx.HTTPError, ollama.ResponseError) as error:
+            return f"Ollama at {self.url} does not answer: {_reason(error, self.timeout_seconds)}"
+        if not {self.model, f"{self.model}:latest"} & pulled:
+            return f"model {self.model!r} is not pulled on Ollama at {self.url} (`ollama pull {self.model}`)"
+        return None
+
+    def caption(self, jpeg: bytes) -> CaptionAnswer:
+        """Ask for the caption of one photo, retrying with backoff; never raises for the photo."""
+        error = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff_seconds * 2 ** (attempt - 1))
+            try:
+                response = self._client.chat(
+                    model=self.model,
+                    messages=[{"role": "user", "content": PROMPT, "images": [jpeg]}],
+                    format=CAPTION_SCHEMA,
+                    options={"temperature": 0},  # the same photo gets the same words
+                )
+                return CaptionAnswer(parse_caption(response.message.content or ""), None, attempt + 1)
+            except ollama.ResponseError as failure:
+                error = _reason(failure, self.timeout_seconds)
+                if failure.status_code < 500:  # a refused request (model gone, bad input) fails again
+                    return CaptionAnswer(None, error, attempt + 1)
+            except (ValueError, ConnectionError, httpx.HTTPError) as failure:
+                error = _reason(failure, self.timeout_seconds)
+        return CaptionAnswer(None, error, self.retries + 1)
+
+
+def _reason(error: Exception, timeout_seconds: float) -> str:
+    if isinstance(error, httpx.TimeoutException):
+        return f"no answer within {timeout_seconds:g} s"
+    if isinstance(error, ollama.ResponseError):
+        return f"Ollama answered {error.status_code}: {error.error}"
+    if isinstance(error, (ConnectionError, httpx.TransportError)):
+        return f"cannot reach Ollama ({type(error).__name__})"
+    return str(error)
+
+
 class FolderWatch(dg.ConfigurableResource):
     """How long one tick of the folder-change sensor may walk before the rest of the walk
     waits for the next tick (Dagster cancels a tick at 60 s)."""
@@ -123,7 +211,7 @@ class FolderWatch(dg.ConfigurableResource):
 @dg.definitions
 def resources() -> dg.Definitions:
     # `lumina` sets these variables (embedded server, folders under `$LUMINA_HOME`, no CLIP,
-    # the packaged tag vocabulary).
+    # the packaged tag vocabulary, no Ollama).
     return dg.Definitions(
         resources={
             "database": CatalogDatabase(url=dg.EnvVar("LUMINA_DATABASE_URL")),
@@ -134,5 +222,6 @@ def resources() -> dg.Definitions:
                 clip_path=dg.EnvVar("LUMINA_CLIP_MODEL"),
                 tag_vocabulary=dg.EnvVar("LUMINA_TAG_VOCABULARY"),
             ),
+            "vision": OllamaVision(url=dg.EnvVar("LUMINA_OLLAMA_URL"), model=dg.EnvVar("LUMINA_OLLAMA_MODEL")),
         }
     )

@@ -1,5 +1,6 @@
 """Sensors: catalogs become partitions, changed folders get an inventory, an inventory gets
-its batches, and finished batches get one regrouping of their catalog."""
+its batches, finished batches get one regrouping of their catalog, and each finished batch
+gets its captions when an Ollama server is configured."""
 
 import json
 import time
@@ -10,9 +11,9 @@ import polars as pl
 from lumina_pipeline.analysis.fingerprint import Progress, fingerprint, inventory_digest
 from lumina_pipeline.analysis.photos import ANALYSIS_VERSION
 from lumina_pipeline.defs.assets.inventory import file_inventory
-from lumina_pipeline.defs.jobs import CHANGE_TAG, batch_job, catalog_job, inventory_job
+from lumina_pipeline.defs.jobs import CHANGE_TAG, batch_job, captions_job, catalog_job, inventory_job
 from lumina_pipeline.defs.partitions import batches, catalogs, unregistered_batches
-from lumina_pipeline.defs.resources import CatalogDatabase, FolderWatch
+from lumina_pipeline.defs.resources import CatalogDatabase, FolderWatch, OllamaVision
 from lumina_pipeline.storage.catalogs import get_catalog, list_catalogs
 from lumina_pipeline.storage.images import load_inventory, pending_batches
 
@@ -132,3 +133,15 @@ def grouping_after_batches_sensor(context: dg.RunStatusSensorContext):
         return dg.SkipReason(f"{unfinished} batch runs of this change still to finish")
     catalog = context.dagster_run.tags["dagster/partition/catalog"]
     return dg.RunRequest(partition_key=catalog, run_key=f"{change}:catalog")
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS, monitored_jobs=[batch_job], request_job=captions_job, default_status=RUNNING
+)
+def captions_after_batch_sensor(context: dg.RunStatusSensorContext, vision: OllamaVision):
+    """Caption the photos of each batch once it is analyzed (the captions run of a batch asks
+    only for contents not captioned yet, so this costs nothing where there is nothing new)."""
+    if not vision.configured:
+        return dg.SkipReason("no Ollama server configured (LUMINA_OLLAMA_URL)")
+    run = context.dagster_run
+    return dg.RunRequest(partition_key=run.tags["dagster/partition"], run_key=f"{run.run_id}:captions")
