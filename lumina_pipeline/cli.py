@@ -6,6 +6,7 @@ import ipaddress
 import json
 import os
 import shutil
+import socket
 import sys
 import time
 from pathlib import Path
@@ -69,10 +70,12 @@ def run(args: argparse.Namespace) -> None:
     from lumina_pipeline.definitions import defs  # loads the code location only when running
 
     definitions, instance = defs(), dg.DagsterInstance.get()
+    _fail_dead_runs(instance)
     instance.add_dynamic_partitions(catalog_partitions.name, [name])
     started = time.perf_counter()
+    tags = home.process_tags()  # so that a later `lumina run` can tell if this process died
     inventory = definitions.resolve_job_def("inventory_job").execute_in_process(
-        partition_key=name, instance=instance, run_config=QUIET_RUN_CONFIG
+        partition_key=name, instance=instance, run_config=QUIET_RUN_CONFIG, tags=tags
     )
     print(f"inventory: {_metadata_line(inventory, 'file_inventory', ('files', 'new', 'changed', 'deleted'))}")
     with _session(place) as session:
@@ -81,7 +84,7 @@ def run(args: argparse.Namespace) -> None:
     for number, batch in enumerate(todo, 1):
         key = dg.MultiPartitionKey({"catalog": name, "batch": batch})
         result = definitions.resolve_job_def("batch_job").execute_in_process(
-            partition_key=key, instance=instance, run_config=QUIET_RUN_CONFIG
+            partition_key=key, instance=instance, run_config=QUIET_RUN_CONFIG, tags=tags
         )
         line = _metadata_line(result, "photo_analysis", ("files_read", "ok", "error", "skipped", "files_per_second"))
         print(f"batch {batch} ({number}/{len(todo)}): {line}")
@@ -89,7 +92,7 @@ def run(args: argparse.Namespace) -> None:
         print(f"  embeddings: {embedded['images_embedded']} photos by {embedded['model_id']}, "
               f"{embedded['zero_shot_tags']} zero-shot tags, {embedded['images_per_second']} images per second")
     grouping = definitions.resolve_job_def("catalog_job").execute_in_process(
-        partition_key=name, instance=instance, run_config=QUIET_RUN_CONFIG
+        partition_key=name, instance=instance, run_config=QUIET_RUN_CONFIG, tags=tags
     )
     print(f"duplicates: {_metadata_line(grouping, 'duplicate_groups', DUPLICATE_FIGURES)}")
     print(f"bursts: {_metadata_line(grouping, 'bursts', ('bursts', 'frames_in_bursts'))}")
@@ -190,6 +193,21 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host == "localhost"
+
+
+def _fail_dead_runs(instance: dg.DagsterInstance) -> None:
+    """Fail the runs of `lumina run` processes of this machine that died (killed, machine
+    restarted). They stay STARTED otherwise, and the daemon's run queue counts them against its
+    limits. The daemon's run monitoring does the same, but only where a daemon runs."""
+    mine = dg.RunsFilter(
+        statuses=[dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED],
+        tags={home.HOST_TAG: socket.gethostname()},
+    )
+    dead = [run for run in instance.get_runs(mine) if not home.process_exists(int(run.tags[home.PID_TAG]))]
+    for run in dead:
+        instance.report_run_failed(run, f"its `lumina run` process {run.tags[home.PID_TAG]} is gone")
+    if dead:
+        print(f"marked failed, their `lumina run` process died: {', '.join(f'{run.job_name} {run.run_id}' for run in dead)}")
 
 
 def _catalog_for_run(args: argparse.Namespace, place: home.Home) -> str:
