@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from lumina_pipeline.analysis.captions import CAPTION_SCHEMA, PROMPT, Caption, parse_caption
 from lumina_pipeline.analysis.embedding import top_labels, vocabulary_tags, zero_shot_tags
 from lumina_pipeline.models import TAG_VOCABULARY, load_image_model
+from lumina_pipeline.models.text import TextEncoder
 from lumina_pipeline.storage.database import make_engine
 from lumina_pipeline.storage.embeddings import embeddings_table
 
@@ -126,6 +127,25 @@ class Embedder(dg.ConfigurableResource):
         return "openclip", vocabulary_tags(similarity, self._vocabulary, self._model.logit_scale)
 
 
+class SentenceModel(dg.ConfigurableResource):
+    """The packaged all-MiniLM-L6-v2, for descriptions searched by meaning; loaded on first
+    use, so that a run with nothing to embed never loads it."""
+
+    cache_dir: str  # where its ONNX export is kept, beside the image model's
+    _encoder: TextEncoder | None = PrivateAttr(default=None)
+
+    @property
+    def model_id(self) -> str:
+        return TextEncoder.model_id
+
+    def embed(self, texts: list[str]) -> NDArray[np.float32]:
+        if not texts:
+            return np.empty((0, 0), np.float32)
+        if self._encoder is None:
+            self._encoder = TextEncoder(Path(self.cache_dir))
+        return self._encoder.embed(texts)
+
+
 @dataclass(frozen=True)
 class CaptionAnswer:
     caption: Caption | None
@@ -223,5 +243,6 @@ def resources() -> dg.Definitions:
                 tag_vocabulary=dg.EnvVar("LUMINA_TAG_VOCABULARY"),
             ),
             "vision": OllamaVision(url=dg.EnvVar("LUMINA_OLLAMA_URL"), model=dg.EnvVar("LUMINA_OLLAMA_MODEL")),
+            "sentences": SentenceModel(cache_dir=dg.EnvVar("LUMINA_MODEL_CACHE")),
         }
     )

@@ -1,8 +1,10 @@
 """Captions by content: what a vision model said about each checksum (`captions`), and how
-that reaches a batch's images: their description and their `ollama` tags."""
+that reaches a batch's images: their description, their `ollama` tags and the sentence-model
+vector that search compares queries with (`description_vectors`)."""
 
 import uuid
 
+import numpy as np
 import polars as pl
 from sqlalchemy import Connection, text
 
@@ -11,8 +13,8 @@ from lumina_pipeline.storage.tags import replace_tags
 SOURCE = "ollama"  # image_tags.source of a caption's tags
 
 BATCH_PHOTOS = """
-    FROM images i LEFT JOIN captions c ON c.checksum = i.checksum AND c.model = :m AND c.prompt_version = :v
-    WHERE i.catalog_id = :c AND i.batch = :b AND i.status = 'ok' AND i.thumbnail_path IS NOT NULL"""
+    FROM images i LEFT JOIN captions c ON c.checksum = i.checksum AND c.model = :m AND c.prompt_version = :v"""
+IN_BATCH = "i.catalog_id = :c AND i.batch = :b AND i.status = 'ok' AND i.thumbnail_path IS NOT NULL"
 
 
 def contents_to_caption(connection: Connection, catalog_id: uuid.UUID, batch: str, model: str, version: str) -> pl.DataFrame:
@@ -21,7 +23,8 @@ def contents_to_caption(connection: Connection, catalog_id: uuid.UUID, batch: st
     or an earlier run already asked for the others. Contents whose last attempt failed are
     asked again."""
     rows = connection.execute(
-        text(f"SELECT DISTINCT ON (i.checksum) i.checksum, i.thumbnail_path {BATCH_PHOTOS} AND c.description IS NULL"),
+        text(f"""SELECT DISTINCT ON (i.checksum) i.checksum, i.thumbnail_path {BATCH_PHOTOS}
+                 WHERE {IN_BATCH} AND c.description IS NULL"""),
         {"c": catalog_id, "b": batch, "m": model, "v": version},
     )
     return pl.DataFrame(rows.all(), schema={"checksum": pl.String, "thumbnail_path": pl.String}, orient="row")
@@ -42,19 +45,25 @@ def save_captions(connection: Connection, model: str, version: str, answers: pl.
     )
 
 
-def apply_captions(connection: Connection, catalog_id: uuid.UUID, batch: str, model: str, version: str) -> pl.DataFrame:
+def apply_captions(
+    connection: Connection, catalog_id: uuid.UUID, batch: str, model: str, version: str, text_model: str
+) -> tuple[int, pl.DataFrame]:
     """Give the batch's photos the description and `ollama` tags of their content's caption by
-    this model and prompt version (replacing those of an earlier model); returns the captioned
-    images (`image_id`, `description`, `tags`). Photos without such a caption keep what they had."""
+    this model and prompt version (replacing those of an earlier model); photos without such
+    a caption keep what they had. Returns how many photos have one, and those whose
+    description changed or has no vector from `text_model` (`image_id`, `description`,
+    `tags`): the ones to embed."""
     rows = connection.execute(
-        text(f"SELECT i.id, c.description, c.tags {BATCH_PHOTOS} AND c.description IS NOT NULL ORDER BY i.id"),
-        {"c": catalog_id, "b": batch, "m": model, "v": version},
+        text(f"""SELECT i.id, c.description, c.tags,
+                        i.description IS DISTINCT FROM c.description OR v.image_id IS NULL AS to_embed
+                 {BATCH_PHOTOS} LEFT JOIN description_vectors v ON v.image_id = i.id AND v.text_model = :t
+                 WHERE {IN_BATCH} AND c.description IS NOT NULL ORDER BY i.id"""),
+        {"c": catalog_id, "b": batch, "m": model, "v": version, "t": text_model},
     )
-    captioned = pl.DataFrame(
-        rows.all(), schema={"image_id": pl.Int64, "description": pl.String, "tags": pl.List(pl.String)}, orient="row"
-    )
+    schema = {"image_id": pl.Int64, "description": pl.String, "tags": pl.List(pl.String), "to_embed": pl.Boolean}
+    captioned = pl.DataFrame(rows.all(), schema=schema, orient="row")
     if captioned.is_empty():
-        return captioned
+        return 0, captioned.drop("to_embed")
     connection.execute(
         text("UPDATE images SET description = :description WHERE id = :image_id"),
         captioned.select("image_id", "description").to_dicts(),
@@ -66,4 +75,41 @@ def apply_captions(connection: Connection, catalog_id: uuid.UUID, batch: str, mo
         orient="row",
     )
     replace_tags(connection, catalog_id, SOURCE, model, tags)
-    return captioned
+    return len(captioned), captioned.filter("to_embed").drop("to_embed")
+
+
+def write_description_vectors(
+    connection: Connection, catalog_id: uuid.UUID, text_model: str, image_ids: list[int], vectors: np.ndarray
+) -> None:
+    """Store (or replace) the sentence-model vectors of these images' descriptions."""
+    if not image_ids:
+        return
+    connection.execute(
+        text("""
+            INSERT INTO description_vectors (image_id, catalog_id, text_model, embedding)
+            VALUES (:image_id, :c, :t, CAST(:embedding AS vector))
+            ON CONFLICT (image_id) DO UPDATE SET catalog_id = excluded.catalog_id, text_model = excluded.text_model,
+                embedding = excluded.embedding"""),
+        [{"image_id": image_id, "c": catalog_id, "t": text_model, "embedding": _vector_text(vector)}
+         for image_id, vector in zip(image_ids, vectors)],
+    )
+
+
+def description_matches(
+    connection: Connection, catalog_id: uuid.UUID, text_model: str, vector: np.ndarray, minimum: float
+) -> list[dict]:
+    """The catalog's photos whose description vector has at least `minimum` cosine similarity
+    to `vector` (`id`, `path`, `description`, `similarity`). An exact scan of the catalog's
+    vectors: a threshold, not a top k, so every photo a caption matches counts."""
+    rows = connection.execute(
+        text("""SELECT i.id, i.path, i.description, 1 - (d.embedding <=> CAST(:q AS vector)) AS similarity
+                FROM description_vectors d JOIN images i ON i.id = d.image_id
+                WHERE d.catalog_id = :c AND d.text_model = :t AND i.status = 'ok'
+                  AND 1 - (d.embedding <=> CAST(:q AS vector)) >= :minimum"""),
+        {"c": catalog_id, "t": text_model, "q": _vector_text(vector), "minimum": minimum},
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+def _vector_text(vector: np.ndarray) -> str:
+    return "[" + ",".join(f"{value:.7g}" for value in vector) + "]"

@@ -11,19 +11,24 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from lumina_pipeline.analysis.captions import CAPTION_SCHEMA, PROMPT
 from lumina_pipeline.analysis.files import display_path
 from lumina_pipeline.defs.assets.captions import OLLAMA_POOL, captions
 from lumina_pipeline.defs.jobs import batch_job
-from lumina_pipeline.defs.resources import OllamaVision
+from lumina_pipeline.defs.resources import OllamaVision, SentenceModel
 from lumina_pipeline.defs.sensors import captions_after_batch_sensor
+from lumina_pipeline.search import SearchModels, search_text
 from lumina_pipeline_tests.ollama_server import MALFORMED, SERVER_ERROR, TIMEOUT, StandInOllama
 
 CATALOG = "captioned"
 LIGHTHOUSE = "Reisen/Leuchtturm 🌅 Abend.jpg"
 LIGHTHOUSE_CAPTION = {"description": "A red and white lighthouse  at dusk above a calm sea.",
                       "tags": ["Lighthouse", "sea", "Beacon", "dusk", "sea"]}
+MOTORCYCLE = "Alte Kameras/Canon_DIGITAL_IXUS_400.jpg"  # no ImageNet label of it means a cake
+BIRTHDAY_CAPTION = {"description": "Grandma blowing out the candles on her birthday cake in the kitchen.",
+                    "tags": ["birthday cake", "candles", "grandmother", "kitchen"]}
 MODELS = {"moondream:latest", "llava:13b", "flaky:latest", "slow:latest"}
 
 
@@ -46,9 +51,10 @@ def vision(server: StandInOllama, model: str = "moondream") -> OllamaVision:
 
 def caption(pipeline, resource: OllamaVision, catalog: str = CATALOG, raise_on_error: bool = True):
     key = dg.MultiPartitionKey({"catalog": catalog, "batch": "00000"})
+    sentences = SentenceModel(cache_dir=pipeline.resources["embedder"].cache_dir)
     return dg.materialize(
-        [captions], partition_key=key, instance=pipeline.instance, resources={**pipeline.resources, "vision": resource},
-        raise_on_error=raise_on_error,
+        [captions], partition_key=key, instance=pipeline.instance, raise_on_error=raise_on_error,
+        resources={**pipeline.resources, "vision": resource, "sentences": sentences},
     )
 
 
@@ -93,6 +99,7 @@ def captioned(analyzed, ollama):
     """The corpus captioned once by `moondream`, a person's tag set on the lighthouse first."""
     keys = thumbnail_keys(analyzed)
     ollama.captions[keys[LIGHTHOUSE]] = LIGHTHOUSE_CAPTION
+    ollama.captions[keys[MOTORCYCLE]] = BIRTHDAY_CAPTION
     with analyzed.engine.begin() as connection:
         connection.execute(text("""
             INSERT INTO tags (catalog_id, name, category) SELECT id, 'sea', 'manual' FROM catalogs WHERE name = :c
@@ -143,11 +150,24 @@ def test_caption_tags_are_lowercase_combined_where_the_image_model_agrees_and_ma
     assert tags["sea"][0] == "manual"  # set by a person before the caption said it
 
 
+def test_search_finds_a_photo_by_its_captions_words_where_no_label_fits(captioned):
+    pipeline = captioned[0]
+    models = SearchModels(Path(pipeline.resources["embedder"].cache_dir))
+    with Session(pipeline.engine) as session:
+        results = search_text(session, CATALOG, "a birthday cake with candles", 3, models)
+        lighthouse = search_text(session, CATALOG, "a red and white lighthouse", 3, models)
+
+    assert results[0]["path"] == MOTORCYCLE
+    assert results[0]["reason"].startswith("description ") and "labels:" not in results[0]["reason"]
+    assert results[0]["reason"].endswith(": " + BIRTHDAY_CAPTION["description"])
+    assert lighthouse[0]["path"] == LIGHTHOUSE and "; labels: beacon" in lighthouse[0]["reason"]  # both agree
+
+
 def test_a_rerun_and_a_copy_in_another_catalog_ask_nothing(captioned, pipeline, corpus, tmp_path, ollama):
     analyzed, _, _, _ = captioned
     before = len(ollama.requests)
     again = metadata(caption(analyzed, vision(ollama)))
-    assert again["contents_asked"] == 0 and len(ollama.requests) == before
+    assert again["contents_asked"] == again["descriptions_embedded"] == 0 and len(ollama.requests) == before
     folder = tmp_path / "copies"
     folder.mkdir()
     shutil.copy(corpus.photos / LIGHTHOUSE, folder / "lighthouse copy.jpg")
@@ -169,7 +189,7 @@ def test_another_model_captions_again_and_replaces_the_first_models_tags(caption
 
     assert other["contents_asked"] == first["contents_asked"] == len(ollama.requests) - before
     assert {r.model for r in ollama.requests[before:]} == {"llava:13b"}
-    some_photo = next(path for path in keys if path != LIGHTHOUSE)
+    some_photo = next(path for path in keys if path not in (LIGHTHOUSE, MOTORCYCLE))  # captioned by default
     assert descriptions(pipeline)[some_photo].endswith("as llava:13b sees it.")
     tags = tags_of(pipeline, some_photo)
     assert "seen by llava" in tags and "seen by moondream" not in tags
@@ -243,7 +263,8 @@ def test_the_ollama_pool_keeps_two_catalogs_runs_to_one_request_at_a_time(pipeli
         workers = [
             subprocess.Popen(
                 [sys.executable, "-m", "lumina_pipeline_tests.defs.captions_worker", str(home),
-                 pipeline.resources["database"].url, pipeline.resources["thumbnails"].root, slow.url, "slow", name],
+                 pipeline.resources["database"].url, pipeline.resources["thumbnails"].root,
+                 pipeline.resources["embedder"].cache_dir, slow.url, "slow", name],
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             )
             for name in ("pool-a", "pool-b")

@@ -237,7 +237,7 @@ def test_clip_tags_photos_from_a_vocabulary_as_openclip_and_leaves_other_sources
     # of three tags one always has at least a third of the probability: every photo gets one
     assert {path for path, _, _ in openclip} == set(clip_vectors)
     assert {name for _, name, _ in openclip} <= set(vocabulary)
-    assert after - openclip == before  # ImageNet and manual tags untouched
+    assert after - openclip == {tag for tag in before if tag[2] != "openclip"}  # ImageNet and manual tags untouched
     model = ClipModel(tiny_clip)
     nearest = vocabulary[int(np.argmax(model.embed_text([f"a photo of {t}" for t in vocabulary]) @ clip_vectors[LIGHTHOUSE]))]
     assert (LIGHTHOUSE, nearest, "openclip") in openclip

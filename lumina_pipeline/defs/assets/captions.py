@@ -5,11 +5,11 @@ import time
 import dagster as dg
 import polars as pl
 
-from lumina_pipeline.analysis.captions import PROMPT_VERSION
+from lumina_pipeline.analysis.captions import PROMPT_VERSION, caption_text
 from lumina_pipeline.defs.markdown import markdown_table
 from lumina_pipeline.defs.partitions import catalog_batches
-from lumina_pipeline.defs.resources import CatalogDatabase, OllamaVision, ThumbnailStore
-from lumina_pipeline.storage.captions import apply_captions, contents_to_caption, save_captions
+from lumina_pipeline.defs.resources import CatalogDatabase, OllamaVision, SentenceModel, ThumbnailStore
+from lumina_pipeline.storage.captions import apply_captions, contents_to_caption, save_captions, write_description_vectors
 from lumina_pipeline.storage.catalogs import get_catalog
 
 # Every `captions` step holds a slot of this pool while it asks: its limit (dagster.yaml,
@@ -28,13 +28,17 @@ NOT_CONFIGURED = "no Ollama server configured (set LUMINA_OLLAMA_URL): nothing a
     code_version=PROMPT_VERSION,
 )
 def captions(
-    context: dg.AssetExecutionContext, database: CatalogDatabase, thumbnails: ThumbnailStore, vision: OllamaVision
+    context: dg.AssetExecutionContext,
+    database: CatalogDatabase,
+    thumbnails: ThumbnailStore,
+    vision: OllamaVision,
+    sentences: SentenceModel,
 ) -> dg.MaterializeResult:
     """A one-sentence description and up to 10 tags for each photo of the batch, asked of a
-    vision model on Ollama with the photo's thumbnail (never the file itself). Captions are
-    kept by content, model and prompt version: copies and re-runs ask nothing, another model
-    asks again. A photo the model could not caption is recorded with the reason and asked
-    again by the next run; it never fails the batch."""
+    vision model on Ollama with the photo's thumbnail (never the file itself), and a sentence
+    vector of both for search. Captions are kept by content, model and prompt version: copies
+    and re-runs ask nothing, another model asks again. A photo the model could not caption is
+    recorded with the reason and asked again by the next run; it never fails the batch."""
     if not vision.configured:
         return dg.MaterializeResult(metadata={"skipped": True, "reason": NOT_CONFIGURED})
     if (reason := vision.unavailable()) is not None:
@@ -47,20 +51,24 @@ def captions(
     answers = ask_for_captions(vision, thumbnails, todo)
     asking = time.perf_counter() - started
     with database.transaction() as session:
-        save_captions(session.connection(), vision.model, PROMPT_VERSION, answers)
-        captioned = apply_captions(session.connection(), catalog_id, keys["batch"], vision.model, PROMPT_VERSION)
+        connection = session.connection()
+        save_captions(connection, vision.model, PROMPT_VERSION, answers)
+        count, changed = apply_captions(connection, catalog_id, keys["batch"], vision.model, PROMPT_VERSION, sentences.model_id)
+        texts = [caption_text(description, tags) for description, tags in changed.select("description", "tags").iter_rows()]
+        write_description_vectors(connection, catalog_id, sentences.model_id, changed["image_id"].to_list(), sentences.embed(texts))
     failed = answers.filter(pl.col("error").is_not_null())
     return dg.MaterializeResult(
         metadata={
             "model": vision.model,
             "prompt_version": PROMPT_VERSION,
-            "photos_captioned": len(captioned),
+            "photos_captioned": count,
+            "descriptions_embedded": len(changed),
             "contents_asked": len(answers),
             "requests": int(answers["attempts"].sum()),
             "errors": len(failed),
             "seconds_asking": round(asking, 3),
             "seconds_per_photo": round(asking / len(answers), 3) if len(answers) else 0.0,
-            "preview": dg.MetadataValue.md(markdown_table(captioned.head(10).with_columns(pl.col("tags").list.join(", ")))),
+            "preview": dg.MetadataValue.md(markdown_table(changed.head(10).with_columns(pl.col("tags").list.join(", ")))),
             "errors_preview": dg.MetadataValue.md(markdown_table(failed.head(10).select("checksum", "error", "attempts"))),
         }
     )
