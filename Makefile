@@ -1,4 +1,4 @@
-# The two commands of the README (`make run`, `make test`), plus `make dev` and `make bench`.
+# The two commands of the README (`make run`, `make test`), plus `make dev`, `make bench` and `make soak`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,7 +8,7 @@ CATALOG ?=
 # make run TORCH="torch --index-url https://download.pytorch.org/whl/cpu"
 TORCH ?= torch==2.13.0
 
-.PHONY: run dev test bench clean
+.PHONY: run dev test bench soak clean
 
 $(BIN)/lumina: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test: $(BIN)/lumina
 
 bench: $(BIN)/lumina
 	$(BIN)/python -m benchmarks
+
+# The daemon on a changing copy of the corpus, with faults, for SOAK_SECONDS (default 600); not in `make test`.
+soak: $(BIN)/lumina
+	$(BIN)/python -m lumina_pipeline_tests.soak $(if $(SOAK_SECONDS),--seconds $(SOAK_SECONDS))
 
 clean:
 	rm -rf $(VENV) .lumina

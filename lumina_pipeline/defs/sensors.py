@@ -82,27 +82,27 @@ def folder_change_sensor(
 
 @dg.sensor(jobs=[batch_job, catalog_job], minimum_interval_seconds=15, default_status=RUNNING)
 def inventory_followup_sensor(context: dg.SensorEvaluationContext, database: CatalogDatabase) -> dg.SensorResult:
-    """After each `file_inventory` materialization, run the batches it marked new or changed
-    that still hold files to read (after downtime, earlier runs may have read them already);
-    a change without batches to read (only deletions) regroups the catalog at once."""
+    """After a catalog's `file_inventory` materializations, run every batch of the catalog
+    that still holds files to read, once, under the newest inventory's change: batches that
+    earlier runs already read are skipped (after downtime, a queue of old inventories asks
+    for nothing twice), and batches a failed run left behind are picked up again. A change
+    with nothing to read but deletions regroups the catalog at once."""
     records = context.instance.fetch_materializations(file_inventory.key, limit=100, cursor=context.cursor, ascending=True)
+    newest = {record.asset_materialization.partition: record for record in records.records}
+    deleted = {r.asset_materialization.partition for r in records.records if r.asset_materialization.metadata["deleted"].value}
     requests = []
-    for record in records.records:
-        materialization = record.asset_materialization
-        catalog, change = materialization.partition, record.run_id
-        to_read = _batches_to_read(database, catalog)
-        todo = [b for b in materialization.metadata["batches_to_process"].value if b in to_read]
-        tags = {CHANGE_TAG: change}
+    for catalog, record in newest.items():
+        change, todo = record.run_id, _batches_to_read(database, catalog)
         requests += [
             dg.RunRequest(
                 job_name=batch_job.name,
                 partition_key=dg.MultiPartitionKey({"catalog": catalog, "batch": batch}),
                 run_key=f"{change}:{batch}",
-                tags=tags,
+                tags={CHANGE_TAG: change},
             )
-            for batch in todo
+            for batch in sorted(todo)
         ]
-        if not todo and materialization.metadata["deleted"].value:
+        if not todo and catalog in deleted:
             requests.append(dg.RunRequest(job_name=catalog_job.name, partition_key=catalog, run_key=f"{change}:catalog"))
     return dg.SensorResult(run_requests=requests, cursor=records.cursor)
 

@@ -1,0 +1,215 @@
+"""`make soak`: the daemon on a living library, with faults, then a check against a clean run.
+
+A copy of the photo corpus is cataloged by the real daemon (sensors, run queue, run
+monitoring) while this script, for `--seconds` (default 600), adds, modifies, deletes and
+swaps files, kills random run workers with -9 and restarts the database once. Then the churn
+stops, the daemon is given time to settle, and the catalog must equal `lumina run` of the
+final folder into a fresh catalog: every file with its status and checksum, every duplicate
+group and burst. No run may be left in progress. Prints what it did and the differences;
+exits 1 if there are any. Not part of `make test`: it takes the better part of half an hour.
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from sqlalchemy import text
+
+from lumina_pipeline.storage.database import make_engine
+from lumina_pipeline_tests.conftest import CORPUS, PROJECT, stop_embedded_server
+
+BIN = Path(sys.executable).parent
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".heic", ".tif", ".tiff"}
+IN_PROGRESS = "('QUEUED', 'NOT_STARTED', 'STARTING', 'STARTED', 'CANCELING')"
+RUN_WORKERS = ("execute_run", "execute_step", "resume_run")  # `dagster api ...` processes the daemon starts
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=600.0, help="how long the churn lasts")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--settle-seconds", type=float, default=900.0, help="the longest wait for the daemon to catch up")
+    args = parser.parse_args()
+    random.seed(args.seed)
+    work = Path(tempfile.mkdtemp(prefix="lumina-soak-"))
+    subprocess.run([sys.executable, str(CORPUS / "prepare.py"), str(work / "corpus")], check=True, capture_output=True)
+    library, spare = work / "corpus" / "photos", _photos(work / "corpus" / "photos")
+    env = _environment(work / "home")
+    _lumina(env, "catalog", "add", "soak", str(library))
+    engine = make_engine(env["LUMINA_DATABASE_URL"])
+    daemon = _start_daemon(env, work / "daemon.log")
+    try:
+        figures = _churn(library, spare, env, args.seconds)
+        settled = _settle(engine, library, args.settle_seconds)
+    finally:
+        _stop(daemon)
+    final = work / "final" / "photos"
+    shutil.copytree(library, final, symlinks=True)
+    _lumina(env, "run", "--photos", str(final), "clean")
+    differences = _differences(_export(env, "soak"), _export(env, "clean"))
+    stuck = _count(engine, f"SELECT count(*) FROM runs WHERE status IN {IN_PROGRESS}")
+    runs = dict(_rows(engine, "SELECT status, count(*) FROM runs GROUP BY status"))
+    stop_embedded_server(work / "home" / "pgdata")
+    print(json.dumps({**figures, "settled_in_seconds": settled, "runs_by_status": runs,
+                      "runs_left_in_progress": stuck, "differences": len(differences)}, indent=1))
+    for line in differences[:50]:
+        print("  ", line)
+    failed = bool(differences or stuck or settled is None)
+    if failed:
+        print(f"kept for a look (daemon log, library, home): {work}")
+    else:
+        shutil.rmtree(work)
+    return int(failed)
+
+
+def _environment(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LUMINA_", "DAGSTER_"))}
+    env["LUMINA_HOME"] = str(home)
+    prepared = subprocess.run(
+        [sys.executable, "-c", "import json, os; from lumina_pipeline import home; home.prepare(); "
+         "print(json.dumps({k: v for k, v in os.environ.items() if k.startswith(('LUMINA_', 'DAGSTER_'))}))"],
+        env=env, check=True, capture_output=True, text=True,
+    )
+    return {**env, **json.loads(prepared.stdout.strip().splitlines()[-1])}
+
+
+def _lumina(env: dict[str, str], *args: str) -> str:
+    command = [sys.executable, "-m", "lumina_pipeline.cli", *args]
+    return subprocess.run(command, env=env, check=True, capture_output=True, text=True, cwd=PROJECT).stdout
+
+
+def _start_daemon(env: dict[str, str], log: Path) -> subprocess.Popen:
+    command = [str(BIN / "dagster-daemon"), "run", "-w", str(PROJECT / "workspace.yaml")]
+    return subprocess.Popen(command, env=env, cwd=PROJECT, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def _stop(daemon: subprocess.Popen) -> None:
+    os.killpg(daemon.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        daemon.wait(timeout=60)
+    with contextlib.suppress(ProcessLookupError):  # code servers and runs the daemon started
+        os.killpg(daemon.pid, signal.SIGKILL)
+    for pid in _run_workers():  # a run started just before the stop has a session of its own
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _photos(folder: Path) -> list[bytes]:
+    """The corpus's readable photos' bytes: what files are added and overwritten with."""
+    return [p.read_bytes() for p in sorted(folder.rglob("*")) if p.suffix.lower() in PHOTO_SUFFIXES and p.stat().st_size > 1000]
+
+
+def _churn(library: Path, spare: list[bytes], env: dict[str, str], seconds: float) -> dict[str, int]:
+    done = {"added": 0, "modified": 0, "deleted": 0, "swapped": 0, "runs_killed": 0, "database_restarts": 0}
+    started = time.monotonic()
+    while (elapsed := time.monotonic() - started) < seconds:
+        time.sleep(random.uniform(1.0, 5.0))
+        files = [p for p in library.rglob("*") if p.is_file() and not p.is_symlink()]
+        action = random.choices(["added", "modified", "deleted", "swapped", "runs_killed"], [4, 3, 2, 2, 2])[0]
+        if not done["database_restarts"] and elapsed > seconds / 2:
+            action = "database_restarts"
+        if action == "added":
+            target = library / "churn" / f"new-{done['added']:04}.jpg"
+            target.parent.mkdir(exist_ok=True)
+            target.write_bytes(random.choice(spare))
+        elif action == "modified":
+            random.choice(files).write_bytes(random.choice(spare))
+        elif action == "deleted":
+            random.choice(files).unlink()
+        elif action == "swapped":
+            first, second = random.sample(files, 2)
+            first.rename(library / "swap.tmp")
+            second.rename(first)
+            (library / "swap.tmp").rename(second)
+        elif action == "runs_killed":
+            workers = _wait_for_run_workers(seconds=15)
+            if not workers:
+                continue
+            os.kill(random.choice(workers), signal.SIGKILL)
+        elif action == "database_restarts":
+            pgdata = Path(env["LUMINA_HOME"]) / "pgdata"
+            stop_embedded_server(pgdata)
+            time.sleep(3)
+            start = "import sys; from pathlib import Path; from lumina_pipeline.storage.database import " \
+                    "start_embedded_server; start_embedded_server(Path(sys.argv[1]))"
+            subprocess.run([sys.executable, "-c", start, str(pgdata)], check=True, capture_output=True)
+        done[action] += 1
+    return done
+
+
+def _wait_for_run_workers(seconds: float) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while not (workers := _run_workers()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return workers
+
+
+def _run_workers() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and any(w.encode() in (entry / "cmdline").read_bytes() for w in RUN_WORKERS):
+                pids.append(int(entry.name))
+    return pids
+
+
+def _settle(engine, library: Path, limit: float) -> float | None:
+    """Seconds until the catalog lists exactly the folder's files, none is left to read and
+    no run is in progress, three polls in a row; None if that never happened."""
+    started, calm = time.monotonic(), 0
+    on_disk = {os.fsencode(p.relative_to(library)) for p in library.rglob("*") if p.is_file()}
+    while time.monotonic() - started < limit:
+        time.sleep(10)
+        with contextlib.suppress(Exception):  # the database may still be coming back
+            listed = {bytes(p) for (p,) in _rows(engine, "SELECT path FROM images WHERE status <> 'deleted'")}
+            busy = _count(engine, f"SELECT count(*) FROM runs WHERE status IN {IN_PROGRESS}")
+            pending = _count(engine, "SELECT count(*) FROM images WHERE status = 'pending'")
+            calm = calm + 1 if (listed == on_disk and not busy and not pending) else 0
+            if calm == 3:
+                return round(time.monotonic() - started, 1)
+    return None
+
+
+def _export(env: dict[str, str], catalog: str) -> dict:
+    return json.loads(_lumina(env, "export", catalog))
+
+
+def _differences(soaked: dict, clean: dict) -> list[str]:
+    """What the soaked catalog says differently from the clean one (ids and roots aside)."""
+    def files(document):
+        return {f["path"]: {k: v for k, v in f.items() if k not in ("source_root", "batch")} for f in document["files"]
+                if f["status"] != "deleted"}
+
+    def grouped(document, key):
+        return sorted(sorted(g["members"]) for g in document[key])
+
+    ours, theirs = files(soaked), files(clean)
+    found = [f"{path}: {ours.get(path)} != {theirs.get(path)}" for path in sorted(ours.keys() | theirs.keys())
+             if ours.get(path) != theirs.get(path)]
+    for key in ("duplicate_groups", "bursts"):
+        if grouped(soaked, key) != grouped(clean, key):
+            found.append(f"{key}: {grouped(soaked, key)} != {grouped(clean, key)}")
+    return found
+
+
+def _rows(engine, sql: str) -> list:
+    with engine.connect() as connection:
+        return connection.execute(text(sql)).all()
+
+
+def _count(engine, sql: str) -> int:
+    return _rows(engine, sql)[0][0]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
