@@ -58,6 +58,7 @@ def summary(row: dict) -> schemas.ImageSummary:
         height=metadata.get("display_height", metadata.get("height")),
         quality_score=row["quality_score"],
         rating=row["rating"],
+        description=row["description"],
         burst_id=row["burst_id"],
         burst_sequence=row["burst_sequence"],
         thumbnail_url=f"/api/images/{row['id']}/thumbnail" if row["thumbnail_path"] else None,
@@ -93,13 +94,14 @@ def list_images(
     captured_from: Annotated[date | None, Query(description="first capture date, inclusive")] = None,
     captured_to: Annotated[date | None, Query(description="last capture date, inclusive")] = None,
     tag: Annotated[str | None, Query(max_length=100, pattern=schemas.TEXT)] = None,
+    source: Annotated[schemas.TagSource | None, Query(description="only tags from this source (with `tag`: that tag)")] = None,
     geohash: Annotated[str | None, Query(pattern=r"^[0-9b-hjkmnp-z]{1,8}$", description="prefix")] = None,
     in_group: bool | None = None,
     in_burst: bool | None = None,
     after: Annotated[int, Query(ge=0, le=2**63 - 1, description="the last id of the previous page")] = 0,
     limit: Limit = 100,
 ):
-    filters = ImageFilters(status, kind, camera, captured_from, captured_to, tag, geohash, in_group, in_burst)
+    filters = ImageFilters(status, kind, camera, captured_from, captured_to, tag, source, geohash, in_group, in_burst)
     catalog_id = get_catalog(session, catalog).id
     rows = find_images(session.connection(), catalog_id, filters, after, limit + 1)
     items = [summary(row) for row in rows[:limit]]

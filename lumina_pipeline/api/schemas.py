@@ -9,6 +9,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 Status = Literal["pending", "ok", "error", "skipped", "ignored", "deleted"]
 Kind = Literal["image", "raw", "video", "sidecar", "system", "other"]
+# who set a tag: a person, ImageNet labels, CLIP's vocabulary, an Ollama caption, or two of those
+TagSource = Literal["manual", "model", "openclip", "ollama", "combined"]
 TEXT = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
 # Request bodies take JSON types as they are: `true` or `"5"` is no rating and `"yes"` no
 # decision, where pydantic's lax mode would make them 1, 5 and True.
@@ -56,6 +58,7 @@ class ImageSummary(BaseModel):
     height: int | None
     quality_score: int | None
     rating: int | None
+    description: str | None = Field(description="what the photo shows, in the words of a vision model (captions)")
     burst_id: uuid.UUID | None
     burst_sequence: int | None
     thumbnail_url: str | None

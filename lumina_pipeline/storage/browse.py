@@ -13,7 +13,7 @@ SUMMARY_COLUMNS = (
     Image.id, Image.catalog_id, Image.source_root, Image.path, Image.kind, Image.status, Image.size_bytes,
     Image.checksum, Image.quality_score, Image.rating, Image.dates, Image.image_metadata.label("image_metadata"),
     Image.burst_id,
-    Image.burst_sequence, Image.thumbnail_path,
+    Image.burst_sequence, Image.thumbnail_path, Image.description,
 )
 
 
@@ -25,6 +25,7 @@ class ImageFilters:
     captured_from: date | None = None  # inclusive, the camera's local date
     captured_to: date | None = None  # inclusive
     tag: str | None = None
+    tag_source: str | None = None  # manual / model / openclip / ollama / combined
     geohash: str | None = None  # prefix
     in_group: bool | None = None
     in_burst: bool | None = None
@@ -36,14 +37,19 @@ def find_images(connection: Connection, catalog_id: uuid.UUID, filters: ImageFil
     camera = func.lower(func.concat_ws(" ", Image.image_metadata["camera_make"].astext,
                                        Image.image_metadata["camera_model"].astext))
     in_group = exists().where(DuplicateMember.image_id == Image.id)
-    tagged = exists().where(ImageTag.image_id == Image.id, ImageTag.tag_id == Tag.id, Tag.name == filters.tag)
+    tagged = exists().where(
+        ImageTag.image_id == Image.id,
+        ImageTag.tag_id == Tag.id,
+        *([Tag.name == filters.tag] if filters.tag is not None else []),
+        *([ImageTag.source == filters.tag_source] if filters.tag_source is not None else []),
+    )
     conditions = [
         (filters.status is not None, Image.status == filters.status),
         (filters.kind is not None, Image.kind == filters.kind),
         (filters.camera is not None, func.strpos(camera, func.lower(filters.camera or "")) > 0),
         (filters.captured_from is not None, captured >= str(filters.captured_from)),
         (filters.captured_to is not None, captured < str((filters.captured_to or date.min) + timedelta(days=1))),
-        (filters.tag is not None, tagged),
+        (filters.tag is not None or filters.tag_source is not None, tagged),
         (filters.geohash is not None, Image.geohash_8.startswith(filters.geohash or "", autoescape=True)),
         (filters.in_group is not None, in_group if filters.in_group else ~in_group),
         (filters.in_burst is not None, Image.burst_id.isnot(None) if filters.in_burst else Image.burst_id.is_(None)),

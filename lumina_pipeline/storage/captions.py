@@ -113,3 +113,16 @@ def description_matches(
 
 def _vector_text(vector: np.ndarray) -> str:
     return "[" + ",".join(f"{value:.7g}" for value in vector) + "]"
+
+
+def batches_to_caption(connection: Connection, catalog_id: uuid.UUID, model: str, version: str) -> list[str]:
+    """The catalog's batches holding a photo without this model's caption, or whose
+    description is not its caption yet (captioned for a copy elsewhere, or by another model)."""
+    rows = connection.execute(
+        text(f"""SELECT DISTINCT i.batch {BATCH_PHOTOS} WHERE i.catalog_id = :c AND i.status = 'ok'
+                   AND i.thumbnail_path IS NOT NULL
+                   AND (c.description IS NULL OR i.description IS DISTINCT FROM c.description)
+                 ORDER BY i.batch"""),
+        {"c": catalog_id, "m": model, "v": version},
+    )
+    return list(rows.scalars())
