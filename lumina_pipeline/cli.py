@@ -6,27 +6,18 @@ import ipaddress
 import json
 import os
 import shutil
-import socket
 import sys
-import time
 from pathlib import Path
 
-import dagster as dg
-
-from lumina_pipeline import home
-from lumina_pipeline.analysis.photos import ANALYSIS_VERSION
-from lumina_pipeline.defs.jobs import QUIET_RUN_CONFIG
-from lumina_pipeline.defs.partitions import catalogs as catalog_partitions
-from lumina_pipeline.export import export_catalog
-from lumina_pipeline.sample import make_sample
-from lumina_pipeline.search import SearchModels, search_similar, search_text
-from lumina_pipeline.storage import catalogs as catalog_store
-from lumina_pipeline.storage.database import make_engine
-from lumina_pipeline.storage.images import pending_batches, status_counts
 from sqlalchemy.orm import Session
 
-DUPLICATE_FIGURES = ("exact_groups", "near_duplicate_groups", "files_in_groups", "reclaimable_bytes")
+from lumina_pipeline import home
+from lumina_pipeline.humanize import plural
+from lumina_pipeline.storage import catalogs as catalog_store
+from lumina_pipeline.storage.database import make_engine, stop_embedded_server
 
+# Dagster, the image libraries and the models load only in the commands that use them, so
+# that `lumina --help`, `catalog list` and the listings answer at once.
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
@@ -42,8 +33,9 @@ def catalog_add(args: argparse.Namespace) -> None:
     place = home.prepare()
     with _session(place) as session, session.begin():
         catalog_store.add_catalog(session, args.name, folders, args.batch_size)
-    dg.DagsterInstance.get().add_dynamic_partitions(catalog_partitions.name, [args.name])
+    _catalog_partitions("add", args.name)
     print(f"catalog {args.name}: {', '.join(folders)}")
+    print(f"next: {_lumina()} run {args.name}")
 
 
 def catalog_list(args: argparse.Namespace) -> None:
@@ -51,14 +43,14 @@ def catalog_list(args: argparse.Namespace) -> None:
     with _session(place) as session:
         for catalog in catalog_store.list_catalogs(session):
             counts = status_counts(session.connection(), catalog.id)
-            print(f"{catalog.name}\t{sum(counts.values())} files\t{', '.join(catalog.source_directories)}")
+            print(f"{catalog.name}\t{plural(sum(counts.values()), 'file')}\t{', '.join(catalog.source_directories)}")
 
 
 def catalog_remove(args: argparse.Namespace) -> None:
     place = home.prepare()
     with _session(place) as session, session.begin():
         catalog_store.remove_catalog(session, args.name)
-    dg.DagsterInstance.get().delete_dynamic_partition(catalog_partitions.name, args.name)
+    _catalog_partitions("delete", args.name)
     shutil.rmtree(place.thumbnail_dir / args.name, ignore_errors=True)
     print(f"removed catalog {args.name} (the photos themselves are untouched)")
 
@@ -67,80 +59,59 @@ def run(args: argparse.Namespace) -> None:
     """Inventory a catalog, then analyze every batch with pending files, in this process."""
     place = home.prepare()
     name = _catalog_for_run(args, place)
-    from lumina_pipeline.definitions import defs  # loads the code location only when running
+    from lumina_pipeline.runner import run_catalog  # Dagster and the whole code location
 
-    definitions, instance = defs(), dg.DagsterInstance.get()
-    _fail_dead_runs(instance)
-    instance.add_dynamic_partitions(catalog_partitions.name, [name])
-    started = time.perf_counter()
-    tags = home.process_tags()  # so that a later `lumina run` can tell if this process died
-    inventory = definitions.resolve_job_def("inventory_job").execute_in_process(
-        partition_key=name, instance=instance, run_config=QUIET_RUN_CONFIG, tags=tags
-    )
-    print(f"inventory: {_metadata_line(inventory, 'file_inventory', ('files', 'new', 'changed', 'deleted'))}")
-    with _session(place) as session:
-        catalog_id = catalog_store.get_catalog(session, name).id
-        todo = pending_batches(session.connection(), catalog_id, ANALYSIS_VERSION)
-    for number, batch in enumerate(todo, 1):
-        key = dg.MultiPartitionKey({"catalog": name, "batch": batch})
-        result = definitions.resolve_job_def("batch_job").execute_in_process(
-            partition_key=key, instance=instance, run_config=QUIET_RUN_CONFIG, tags=tags
-        )
-        line = _metadata_line(result, "photo_analysis", ("files_read", "ok", "error", "skipped", "files_per_second"))
-        print(f"batch {batch} ({number}/{len(todo)}): {line}")
-        embedded = _figures(result, "photo_analysis", "embeddings")
-        print(f"  embeddings: {embedded['images_embedded']} photos by {embedded['model_id']}, "
-              f"{embedded['zero_shot_tags']} zero-shot tags, {embedded['images_per_second']} images per second")
-    grouping = definitions.resolve_job_def("catalog_job").execute_in_process(
-        partition_key=name, instance=instance, run_config=QUIET_RUN_CONFIG, tags=tags
-    )
-    print(f"duplicates: {_metadata_line(grouping, 'duplicate_groups', DUPLICATE_FIGURES)}")
-    print(f"bursts: {_metadata_line(grouping, 'bursts', ('bursts', 'frames_in_bursts'))}")
-    with _session(place) as session:
-        counts = status_counts(session.connection(), catalog_id)
-    summary = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
-    print(f"catalog {name}: {sum(counts.values())} files ({summary}) in {time.perf_counter() - started:.1f} s")
-    print(f"see it with `lumina export {name}` or in the Dagster UI (`make dev`)")
+    run_catalog(place, name, make_engine(place.database_url))
+    print(f"next: `{_lumina()} duplicates {name}`, `{_lumina()} serve` (the review page), "
+          "`make dev` (the Dagster UI)")
 
 
 def export(args: argparse.Namespace) -> None:
+    from lumina_pipeline.export import export_catalog
+
     place = home.prepare()
     with _session(place) as session:
         document = export_catalog(session, args.catalog)
     text = json.dumps(document, ensure_ascii=False, indent=1)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
-        print(f"wrote {len(document['files'])} files to {args.out}")
+        print(f"wrote {plural(len(document['files']), 'file')} to {args.out}")
     else:
         print(text)
 
 
 def duplicates(args: argparse.Namespace) -> None:
+    from lumina_pipeline.export import export_catalog
+
     place = home.prepare()
     with _session(place) as session:
         groups = export_catalog(session, args.catalog)["duplicate_groups"]
     for group in groups:
         state = "reviewed" if group["reviewed"] else "not reviewed"
         print(f"{group['similarity_type']} group {group['id'][:8]} "
-              f"(confidence {group['confidence']}, {len(group['members'])} files, {state})")
+              f"(confidence {group['confidence']}, {plural(len(group['members']), 'file')}, {state})")
         for member in group["members"]:
             print(f"  {'*' if member == group['primary'] else ' '} {member}")
-    print(f"{len(groups)} groups; * marks the primary, the copy to keep")
+    print(f"{plural(len(groups), 'group')}; * marks the primary, the copy to keep")
 
 
 def bursts(args: argparse.Namespace) -> None:
+    from lumina_pipeline.export import export_catalog
+
     place = home.prepare()
     with _session(place) as session:
         found = export_catalog(session, args.catalog)["bursts"]
     for burst in found:
         print(f"{burst['camera']}, {burst['start_time']} to {burst['end_time'][11:]} "
-              f"({burst['duration_seconds']} s, {len(burst['members'])} frames)")
+              f"({burst['duration_seconds']} s, {plural(len(burst['members']), 'frame')})")
         for member in burst["members"]:
             print(f"  {'*' if member == burst['best'] else ' '} {member}")
-    print(f"{len(found)} bursts; * marks the best frame")
+    print(f"{plural(len(found), 'burst')}; * marks the best frame")
 
 
 def search(args: argparse.Namespace) -> None:
+    from lumina_pipeline.search import SearchModels, search_similar, search_text
+
     place = home.prepare()
     with _session(place) as session:
         find = search_text if args.mode == "search" else search_similar
@@ -188,6 +159,38 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def stop(args: argparse.Namespace) -> None:
+    """Stop the embedded PostgreSQL of this `$LUMINA_HOME` (the next command starts it again)."""
+    if os.environ.get("LUMINA_DATABASE_URL"):
+        print("lumina: the database is an external one (LUMINA_DATABASE_URL): nothing to stop")
+        return
+    pgdata = home.home_folder() / "pgdata"
+    stopped = stop_embedded_server(pgdata)
+    print(f"stopped the database in {pgdata}" if stopped else f"no database running in {pgdata}")
+
+
+def _catalog_partitions(action: str, name: str) -> None:
+    """Add or delete the catalog's Dagster partition at once (the catalog sensor would, within
+    30 s, but only where a daemon runs)."""
+    import dagster as dg
+
+    from lumina_pipeline.defs.partitions import catalogs
+
+    instance = dg.DagsterInstance.get()
+    if action == "add":
+        instance.add_dynamic_partitions(catalogs.name, [name])
+    else:
+        instance.delete_dynamic_partition(catalogs.name, name)
+
+
+def _lumina() -> str:
+    """How to call `lumina` again, as the user can paste it: `.venv/bin/lumina` after `make run`."""
+    called = Path(sys.argv[0])
+    if shutil.which("lumina") == str(called.resolve()) or called.name != "lumina":
+        return "lumina"
+    return os.path.relpath(called)
+
+
 def _is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -195,27 +198,16 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def _fail_dead_runs(instance: dg.DagsterInstance) -> None:
-    """Fail the runs of `lumina run` processes of this machine that died (killed, machine
-    restarted). They stay STARTED otherwise, and the daemon's run queue counts them against its
-    limits. The daemon's run monitoring does the same, but only where a daemon runs."""
-    mine = dg.RunsFilter(
-        statuses=[dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED],
-        tags={home.HOST_TAG: socket.gethostname()},
-    )
-    dead = [run for run in instance.get_runs(mine) if not home.process_exists(int(run.tags[home.PID_TAG]))]
-    for run in dead:
-        instance.report_run_failed(run, f"its `lumina run` process {run.tags[home.PID_TAG]} is gone")
-    if dead:
-        print(f"marked failed, their `lumina run` process died: {', '.join(f'{run.job_name} {run.run_id}' for run in dead)}")
-
-
 def _catalog_for_run(args: argparse.Namespace, place: home.Home) -> str:
     """The catalog to run; with --photos (or nothing at all) register it first if needed."""
     photos = args.photos
     if not photos and not args.catalog:
+        from lumina_pipeline.sample import make_sample  # draws the sample with Pillow
+
         photos = str(make_sample(place.root / "sample"))
     if not photos:
+        with _session(place) as session:
+            catalog_store.get_catalog(session, args.catalog)  # a typo ends here, before any run
         return args.catalog
     folders = _source_folders([photos])
     name = args.catalog or catalog_store.slugify(Path(folders[0]).name)
@@ -245,18 +237,6 @@ def _source_folders(folders: list[str]) -> list[str]:
 
 def _session(place: home.Home) -> Session:
     return Session(make_engine(place.database_url))
-
-
-def _figures(result: dg.ExecuteInProcessResult, node: str, asset: str = "") -> dict:
-    """The metadata of the materialization of `asset` (default: the node's first)."""
-    materializations = result.asset_materializations_for_node(node)
-    materialization = next(m for m in materializations if asset in ("", m.asset_key.to_user_string()))
-    return {key: value.value for key, value in materialization.metadata.items()}
-
-
-def _metadata_line(result: dg.ExecuteInProcessResult, node: str, fields: tuple[str, ...]) -> str:
-    values = _figures(result, node)
-    return ", ".join(f"{values[field]} {field.replace('_', ' ')}" for field in fields)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -312,6 +292,10 @@ def _parser() -> argparse.ArgumentParser:
     serve_parser.add_argument("--port", type=int, default=8765)
     serve_parser.add_argument("--token", default="", help="required by every request (or LUMINA_API_TOKEN)")
     serve_parser.set_defaults(command=serve)
+
+    commands.add_parser("stop", help="stop the embedded database (it starts again with any command)").set_defaults(
+        command=stop
+    )
     return parser
 
 
