@@ -15,6 +15,7 @@ from lumina_pipeline import home
 from lumina_pipeline.humanize import plural
 from lumina_pipeline.storage import catalogs as catalog_store
 from lumina_pipeline.storage.database import make_engine, stop_embedded_server
+from lumina_pipeline.storage.images import status_counts
 
 # Dagster, the image libraries and the models load only in the commands that use them, so
 # that `lumina --help`, `catalog list` and the listings answer at once.

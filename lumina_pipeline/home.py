@@ -4,21 +4,13 @@ Entry points call `prepare()` once; everything below them reads the environment 
 through Dagster resources (`dg.EnvVar`), never by looking up variables of its own.
 """
 
-import json
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
-
-import dagster as dg
-from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
-from dagster._core.storage.tags import GRPC_INFO_TAG
 
 from lumina_pipeline.storage.database import make_engine, migrate, normalize_url, start_embedded_server
 
 DAGSTER_YAML = Path(__file__).parent / "dagster.yaml"
-# On runs that `lumina run` executes in its own process: which process, on which machine.
-PID_TAG, HOST_TAG = "lumina/pid", "lumina/host"
 
 
 @dataclass(frozen=True)
@@ -29,9 +21,13 @@ class Home:
     thumbnail_dir: Path
 
 
+def home_folder() -> Path:
+    return Path(os.environ.get("LUMINA_HOME", ".lumina")).resolve()
+
+
 def prepare() -> Home:
     """Start or join the database, migrate it, write `dagster.yaml`, export the variables."""
-    root = Path(os.environ.get("LUMINA_HOME", ".lumina")).resolve()
+    root = home_folder()
     root.mkdir(parents=True, exist_ok=True)
     external = os.environ.get("LUMINA_DATABASE_URL")
     url = normalize_url(external) if external else start_embedded_server(root / "pgdata")
@@ -59,58 +55,3 @@ def prepare() -> Home:
         LUMINA_OLLAMA_MODEL=os.environ.get("LUMINA_OLLAMA_MODEL", "moondream"),
     )
     return Home(root, url, dagster_home, thumbnail_dir)
-
-
-def process_tags() -> dict[str, str]:
-    """Tags for runs executed in this process, so that they can be failed once it died."""
-    return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
-
-
-def process_exists(pid: int) -> bool:
-    """Whether process `pid` exists on this machine. A pid the system reused since makes a dead
-    run look alive, never the other way round, so no live run is ever failed."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True
-
-
-def worker_pid(instance: dg.DagsterInstance, run: dg.DagsterRun) -> int | None:
-    """The process on this machine that executes `run`, or None where that is unknown: the one
-    `lumina run` tagged it with, or, for a run a code server reached over a unix socket started
-    (the daemon's own, from workspace.yaml), the run worker Dagster logged as "Started process
-    for run (pid: ...)", the first engine event of the run that carries a pid."""
-    if run.tags.get(HOST_TAG) == socket.gethostname():
-        return int(run.tags[PID_TAG])
-    if "socket" not in json.loads(run.tags.get(GRPC_INFO_TAG, "{}")):
-        return None
-    for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
-        if pid := record.dagster_event.engine_event_data.metadata.get("pid"):
-            return int(pid.text)
-    return None
-
-
-class LocalRunLauncher(dg.DefaultRunLauncher):
-    """Dagster's default launcher (each run a subprocess of a code server on this machine) plus
-    the run worker health check it lacks, written here because Dagster has none for it.
-
-    With it, the daemon's run monitoring (dagster.yaml) fails a STARTED run whose worker is
-    gone. The code server itself fails a run whose worker died while the server lives; this
-    covers a worker that died with its code server (the daemon killed with its processes, a
-    restart of the machine) and `lumina run` processes that died.
-    """
-
-    @property
-    def supports_check_run_worker_health(self) -> bool:
-        return True
-
-    def check_run_worker_health(self, run: dg.DagsterRun) -> CheckRunHealthResult:
-        pid = worker_pid(self._instance, run)
-        if pid is None:  # not known here; run monitoring would fail a run with any status but RUNNING
-            return CheckRunHealthResult(WorkerStatus.RUNNING, "run worker unknown on this machine, not checked")
-        if process_exists(pid):
-            return CheckRunHealthResult(WorkerStatus.RUNNING)
-        return CheckRunHealthResult(WorkerStatus.FAILED, f"run worker process {pid} is gone")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lumina_pipeline.storage.database import make_engine, migrate
+from lumina_pipeline.storage.database import make_engine, migrate, stop_embedded_server  # noqa: F401 (for tests)
 
 PROJECT = Path(__file__).resolve().parent.parent
 CORPUS = Path(os.environ.get("LUMINA_CORPUS", PROJECT.parent / "shared" / "corpus"))
@@ -54,16 +54,6 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     migrate(make_engine(url))
     yield url
     server.cleanup()
-
-
-def stop_embedded_server(pgdata: Path) -> None:
-    """Stop the server `lumina` started under a test's LUMINA_HOME. The CLI leaves it running
-    for the next command, by design, and pgserver's own clean-up skips a server that other
-    processes joined."""
-    import pgserver
-
-    owner = "pgserver" if os.geteuid() == 0 else None  # pgserver runs the server as this user under root
-    pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=owner)
 
 
 @pytest.fixture(scope="session")

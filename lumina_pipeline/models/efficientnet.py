@@ -5,6 +5,8 @@ The network is exported once from those weights to ONNX and cached (onnxruntime 
 1280-dimensional features, L2-normalised; labels come from the classifier's softmax.
 """
 
+import contextlib
+import io
 import os
 import warnings
 from pathlib import Path
@@ -47,7 +49,8 @@ def exported_network(cache_dir: Path) -> Path:
     from efficientnet_lite_pytorch import EfficientNet
 
     # Never call the network's set_swish(): it silently corrupts the output.
-    network = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints "Loaded pretrained weights" into our output
+        network = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
 
     class FeaturesAndLogits(torch.nn.Module):
         def __init__(self, network):

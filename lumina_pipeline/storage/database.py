@@ -1,10 +1,9 @@
 """Where the catalog database lives (external or embedded PostgreSQL) and its schema."""
 
+import os
 import warnings
 from pathlib import Path
 
-import alembic.command
-import alembic.config
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 
@@ -33,12 +32,31 @@ def start_embedded_server(data_directory: Path) -> str:
     return normalize_url(server.get_uri())
 
 
+def stop_embedded_server(data_directory: Path) -> bool:
+    """Stop the embedded server of `data_directory` if it runs; whether it was running.
+
+    Every `lumina` command joins the server the first one started and leaves it running for
+    the next; `lumina stop` ends it (the next command starts it again)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+
+    if not (data_directory / "postmaster.pid").exists():
+        return False
+    owner = "pgserver" if os.geteuid() == 0 else None  # under root, pgserver runs the server as this user
+    pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_directory, user=owner)
+    return True
+
+
 def make_engine(url: str) -> Engine:
     return create_engine(normalize_url(url), pool_pre_ping=True)
 
 
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest Alembic revision (idempotent, safe to call on start)."""
+    import alembic.command  # here: importing alembic costs `lumina --help` a tenth of a second
+    import alembic.config
+
     config = alembic.config.Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:

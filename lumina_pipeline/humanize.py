@@ -1,0 +1,18 @@
+"""Numbers as people read them in the CLI's output."""
+
+
+def plural(count: int, noun: str) -> str:
+    """`1 file`, `2 files`; for the nouns of Lumina's output (none of them irregular)."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def size(byte_count: int) -> str:
+    """Bytes in decimal units, as file managers show them: `950 bytes`, `2.5 MB`, `1.2 GB`."""
+    if byte_count < 1000:
+        return plural(byte_count, "byte")
+    value = float(byte_count)
+    for unit in ("KB", "MB", "GB", "TB"):
+        value /= 1000
+        if value < 999.95:
+            break
+    return f"{value:.1f} {unit}"
