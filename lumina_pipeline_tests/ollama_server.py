@@ -11,6 +11,7 @@ answer). Every request is recorded.
 import base64
 import hashlib
 import json
+import socket
 import threading
 import time
 from collections import defaultdict
@@ -100,6 +101,12 @@ class StandInOllama:
 def _handler(server: StandInOllama) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as Ollama's own server
+
+        def setup(self):
+            super().setup()
+            # Go's servers (Ollama's) send without Nagle's delay; Python's would hold the body
+            # back until the client acknowledged the headers, tens of ms per request
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def do_GET(self):
             if self.path == "/api/tags":
