@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -67,11 +68,15 @@ def test_run_then_export_gives_the_corpus_answers(lumina_home, corpus, tmp_path)
             assert metadata["capture_offset"] == expected["capture_time_offset"]
 
 
-def test_runs_are_recorded_in_the_instance_the_ui_reads(lumina_home, corpus):
+def dagster_tables(home):
+    """A connection to the database `lumina` started under `home` (Dagster's tables are there too)."""
     import pgserver
 
-    url = pgserver.get_server(lumina_home / "pgdata", cleanup_mode=None).get_uri()
-    with make_engine(url).connect() as connection:
+    return make_engine(pgserver.get_server(home / "pgdata", cleanup_mode=None).get_uri()).connect()
+
+
+def test_runs_are_recorded_in_the_instance_the_ui_reads(lumina_home, corpus):
+    with dagster_tables(lumina_home) as connection:
         jobs = connection.execute(text("SELECT DISTINCT pipeline_name FROM runs")).scalars().all()
     assert set(jobs) == {"inventory_job", "batch_job", "catalog_job"}
 
@@ -80,7 +85,34 @@ def test_a_second_run_finds_nothing_new(lumina_home, corpus):
     assert "0 new, 0 changed, 0 deleted" in lumina(lumina_home, "run", "corpus").stdout
 
 
+def test_a_typo_is_one_line_and_exit_2_with_no_run_and_no_partition(lumina_home, corpus):
+    def runs_and_partitions():
+        with dagster_tables(lumina_home) as connection:
+            runs = connection.execute(text("SELECT count(*) FROM runs")).scalar()
+            return runs, connection.execute(text("SELECT partition FROM dynamic_partitions")).scalars().all()
+
+    before = runs_and_partitions()
+    typo = lumina(lumina_home, "run", "corpsu", check=False)
+    assert typo.returncode == 2 and typo.stdout == ""
+    assert typo.stderr == "lumina: no catalog named 'corpsu' (see `lumina catalog list`)\n"
+    assert runs_and_partitions() == before
+
+
+def test_output_speaks_in_plurals_and_sizes_and_says_what_to_paste_next(lumina_home, corpus):
+    again = lumina(lumina_home, "run", "corpus").stdout
+    assert "1 exact groups" not in again and "reclaimable" in again
+    assert re.search(r"\d+(\.\d)? (KB|MB|GB) reclaimable", again)
+    assert re.search(r"next: `\S*lumina duplicates corpus`", again)
+
+
+def test_stop_stops_the_embedded_database_and_the_next_command_starts_it(lumina_home, corpus):
+    assert lumina(lumina_home, "stop").stdout.startswith("stopped the database")
+    assert lumina(lumina_home, "stop").stdout.startswith("no database running")
+    assert lumina(lumina_home, "catalog", "list").stdout.startswith("corpus\t")
+
+
 def test_catalogs_are_listed_and_removed(lumina_home, corpus):
     assert lumina(lumina_home, "catalog", "list").stdout.startswith(f"corpus\t{len(corpus.manifest['files'])} files")
     lumina(lumina_home, "catalog", "remove", "corpus")
     assert lumina(lumina_home, "catalog", "list").stdout == ""
+

@@ -145,9 +145,12 @@ def catalog_files(connection: Connection, catalog_id: uuid.UUID) -> list[dict]:
     return [dict(row._mapping) for row in rows]
 
 
-def status_counts(connection: Connection, catalog_id: uuid.UUID) -> dict[str, int]:
+def status_counts(connection: Connection, catalog_id: uuid.UUID, batch: str | None = None) -> dict[str, int]:
+    """Files of the catalog (or of one of its batches) by status."""
     rows = connection.execute(
-        text("SELECT status, count(*) FROM images WHERE catalog_id = :c GROUP BY status"), {"c": catalog_id}
+        text("""SELECT status, count(*) FROM images WHERE catalog_id = :c AND (CAST(:b AS text) IS NULL OR batch = :b)
+                GROUP BY status"""),
+        {"c": catalog_id, "b": batch},
     )
     return dict(rows.all())
 

@@ -83,6 +83,9 @@ def test_materializing_the_batch_again_reads_nothing_and_changes_no_row(cataloge
     again = pipeline.analyze(CATALOG, "00000")
     assert again["files_read"] == 0
     assert pipeline.rows(CATALOG, "id, status, checksum, dhash, updated_at") == before
+    # what the UI shows as the latest materialization is still the batch's real state
+    assert again["batch_files"] == len(corpus.manifest["files"])
+    assert again["batch_ok"] == sum(row["status"] == "ok" for row in before) > 0
 
 
 def test_a_run_killed_before_it_wrote_is_redone_with_one_row_per_file(cataloged, corpus):

@@ -18,7 +18,7 @@ from lumina_pipeline.defs.partitions import by_catalog, catalog_batches
 from lumina_pipeline.defs.resources import CatalogDatabase, Embedder, ThumbnailStore
 from lumina_pipeline.storage.catalogs import get_catalog
 from lumina_pipeline.storage.embeddings import missing_vectors, vector_rows, write_embeddings
-from lumina_pipeline.storage.images import pending_files, write_analysis
+from lumina_pipeline.storage.images import pending_files, status_counts, write_analysis
 from lumina_pipeline.storage.tags import replace_tags
 
 from_inventory = [dg.AssetDep(file_inventory, partition_mapping=by_catalog)]
@@ -90,10 +90,14 @@ def photo_analysis(
         kept = embedded.only(written)
         write_embeddings(session.connection(), vectors, kept.vectors)
         replace_tags(session.connection(), catalog_id, kept.source, embedder.model_id, kept.tags)
+        in_batch = status_counts(session.connection(), catalog_id, keys["batch"])
     elapsed = time.perf_counter() - started
     # pending: changed while being read, to be read again
     counts = {status: int((analysis["status"] == status).sum()) for status in ("ok", "error", "skipped", "pending")}
     common = {
+        # the batch as it now stands, so that a run that had nothing to read still shows it
+        **{f"batch_{status}": in_batch.get(status, 0) for status in ("ok", "error", "skipped", "pending")},
+        "batch_files": sum(in_batch.values()),
         "files_read": len(analysis),
         **counts,
         "stale_skipped": len(rows) - len(written),
