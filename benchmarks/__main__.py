@@ -1,7 +1,7 @@
 """`make bench`: every performance target, each as a ratio to a baseline measured in the
 same run on this machine. Numbers are printed, never asserted."""
 
-from benchmarks import automation, captions, embeddings, foundation, grouping, search
+from benchmarks import automation, captions, cli, embeddings, foundation, grouping, search
 
 if __name__ == "__main__":
     foundation.run()
@@ -9,4 +9,5 @@ if __name__ == "__main__":
     automation.run()
     embeddings.run()
     search.run()
+    cli.run()
     captions.run()
