@@ -8,7 +8,7 @@ CATALOG ?=
 # make run TORCH="torch --index-url https://download.pytorch.org/whl/cpu"
 TORCH ?= torch==2.13.0
 
-.PHONY: run dev test bench soak clean
+.PHONY: run dev stop test bench soak clean
 
 $(BIN)/lumina: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ run: $(BIN)/lumina
 dev: $(BIN)/lumina
 	$(BIN)/lumina dev
 
+stop: $(BIN)/lumina
+	$(BIN)/lumina stop
+
 test: $(BIN)/lumina
 	$(BIN)/pytest
 
@@ -34,4 +37,5 @@ soak: $(BIN)/lumina
 	$(BIN)/python -m lumina_pipeline_tests.soak $(if $(SOAK_SECONDS),--seconds $(SOAK_SECONDS))
 
 clean:
+	if [ -x $(BIN)/lumina ]; then $(BIN)/lumina stop; fi
 	rm -rf $(VENV) .lumina
