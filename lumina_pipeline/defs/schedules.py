@@ -1,10 +1,13 @@
-"""Schedules: each night, read what is missing or stale, then verify a share of checksums."""
+"""Schedules: each night, read what is missing or stale, caption what has no caption yet,
+then verify a share of checksums."""
 
 import dagster as dg
 
+from lumina_pipeline.analysis.captions import PROMPT_VERSION
 from lumina_pipeline.analysis.photos import ANALYSIS_VERSION
-from lumina_pipeline.defs.jobs import CHANGE_TAG, batch_job, verification_job
-from lumina_pipeline.defs.resources import CatalogDatabase
+from lumina_pipeline.defs.jobs import CHANGE_TAG, batch_job, captions_job, verification_job
+from lumina_pipeline.defs.resources import CatalogDatabase, OllamaVision
+from lumina_pipeline.storage.captions import batches_to_caption
 from lumina_pipeline.storage.catalogs import list_catalogs
 from lumina_pipeline.storage.images import pending_batches
 
@@ -30,6 +33,29 @@ def nightly_backfill_schedule(context: dg.ScheduleEvaluationContext, database: C
         )
         for name, batch in todo
     ] or dg.SkipReason("every batch is read and current")
+
+
+@dg.schedule(job=captions_job, cron_schedule="0 3 * * *", default_status=RUNNING)
+def nightly_captions_schedule(context: dg.ScheduleEvaluationContext, database: CatalogDatabase, vision: OllamaVision):
+    """Every (catalog, batch) holding a photo without a caption from the configured model:
+    photos whose captions run failed (Ollama down, the model not pulled yet) or that a photo
+    failed in, and every photo once the model is switched or Ollama configured."""
+    if not vision.configured:
+        return dg.SkipReason("no Ollama server configured (LUMINA_OLLAMA_URL)")
+    night = context.scheduled_execution_time.strftime("%Y-%m-%d")
+    with database.transaction() as session:
+        todo = [
+            (catalog.name, batch)
+            for catalog in list_catalogs(session)
+            for batch in batches_to_caption(session.connection(), catalog.id, vision.model, PROMPT_VERSION)
+        ]
+    return [
+        dg.RunRequest(
+            partition_key=dg.MultiPartitionKey({"catalog": name, "batch": batch}),
+            run_key=f"captions:{night}:{name}:{batch}",
+        )
+        for name, batch in todo
+    ] or dg.SkipReason(f"every photo has its caption from {vision.model}")
 
 
 @dg.schedule(job=verification_job, cron_schedule="0 4 * * *", default_status=RUNNING)

@@ -4,6 +4,7 @@ model asks again, failures retried or recorded per photo, a clean skip without a
 
 import hashlib
 import shutil
+from datetime import datetime
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from lumina_pipeline.analysis.files import display_path
 from lumina_pipeline.defs.assets.captions import OLLAMA_POOL, captions
 from lumina_pipeline.defs.jobs import batch_job
 from lumina_pipeline.defs.resources import OllamaVision, SentenceModel
+from lumina_pipeline.defs.schedules import nightly_captions_schedule
 from lumina_pipeline.defs.sensors import captions_after_batch_sensor
 from lumina_pipeline.search import SearchModels, search_text
 from lumina_pipeline_tests.ollama_server import MALFORMED, SERVER_ERROR, TIMEOUT, StandInOllama
@@ -29,7 +31,7 @@ LIGHTHOUSE_CAPTION = {"description": "A red and white lighthouse  at dusk above 
 MOTORCYCLE = "Alte Kameras/Canon_DIGITAL_IXUS_400.jpg"  # no ImageNet label of it means a cake
 BIRTHDAY_CAPTION = {"description": "Grandma blowing out the candles on her birthday cake in the kitchen.",
                     "tags": ["birthday cake", "candles", "grandmother", "kitchen"]}
-MODELS = {"moondream:latest", "llava:13b", "flaky:latest", "slow:latest"}
+MODELS = {"moondream:latest", "llava:13b", "flaky:latest", "nightly:latest"}
 
 
 @pytest.fixture(scope="module")
@@ -303,3 +305,20 @@ def test_a_finished_batch_run_gets_its_captions_run_only_with_a_server(pipeline,
         assert (answer.partition_key, answer.run_key) == (str(key), f"{batch.run_id}:captions")
     else:
         assert isinstance(answer, dg.SkipReason) and "LUMINA_OLLAMA_URL" in answer.skip_message
+
+
+def test_the_nightly_schedule_requests_the_batches_with_photos_still_to_caption(analyzed, ollama):
+    def tonight(resource: OllamaVision) -> list:
+        with dg.build_schedule_context(
+            instance=analyzed.instance, scheduled_execution_time=datetime(2026, 12, 1, 3),
+            resources={"database": analyzed.resources["database"], "vision": resource},
+        ) as context:
+            answer = nightly_captions_schedule(context)
+        return answer if isinstance(answer, dg.SkipReason) else [r.partition_key for r in answer]
+
+    ours = str(dg.MultiPartitionKey({"catalog": CATALOG, "batch": "00000"}))
+    assert ours in tonight(vision(ollama, "nightly"))  # a model no photo has a caption from
+    caption(analyzed, vision(ollama, "nightly"))
+    assert ours not in tonight(vision(ollama, "nightly"))
+    skipped = tonight(OllamaVision())
+    assert isinstance(skipped, dg.SkipReason) and "LUMINA_OLLAMA_URL" in skipped.skip_message
