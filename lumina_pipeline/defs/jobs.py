@@ -16,7 +16,7 @@ from lumina_pipeline.defs.assets.captions import captions
 from lumina_pipeline.defs.assets.duplicates import duplicate_groups
 from lumina_pipeline.defs.assets.images import photo_analysis
 from lumina_pipeline.defs.assets.inventory import file_inventory
-from lumina_pipeline.defs.checks import checksums_unchanged
+from lumina_pipeline.defs.assets.verification import checksum_verification
 from lumina_pipeline.defs.partitions import catalog_batches, catalogs
 
 INVENTORY_TAG = "lumina/inventory"  # value: catalog; dagster.yaml allows one run per value
@@ -55,7 +55,7 @@ catalog_job = dg.define_asset_job(
 # Its own job, not part of batch_job: a vision model takes seconds per photo where the analysis
 # takes milliseconds, so batch runs (and the regrouping waiting for them) never wait on it.
 captions_job = dg.define_asset_job("captions_job", selection=[captions])
-verification_job = dg.define_asset_job("verification_job", selection=dg.AssetSelection.checks(checksums_unchanged))
+verification_job = dg.define_asset_job("verification_job", selection=[checksum_verification])
 
 # For runs started from a terminal (`lumina run`, benchmarks): warnings and errors only.
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}

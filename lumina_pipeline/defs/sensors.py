@@ -18,6 +18,7 @@ from lumina_pipeline.storage.catalogs import get_catalog, list_catalogs
 from lumina_pipeline.storage.images import load_inventory, pending_batches
 
 RUNNING = dg.DefaultSensorStatus.RUNNING
+FAILED_BATCHES_TAG = "lumina/failed_batches"  # on a regrouping run: batches of its change whose runs failed
 IN_PROGRESS = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -119,20 +120,35 @@ def _batches_to_read(database: CatalogDatabase, catalog: str) -> set[str]:
         return {b for c in found for b in pending_batches(session.connection(), c.id, ANALYSIS_VERSION)}
 
 
-@dg.run_status_sensor(
-    run_status=dg.DagsterRunStatus.SUCCESS, monitored_jobs=[batch_job], request_job=catalog_job, default_status=RUNNING
-)
-def grouping_after_batches_sensor(context: dg.RunStatusSensorContext):
-    """Once the last batch run of a change finishes, regroup its catalog: one run per
-    change, not one per batch (run keys make the request once, however many see it)."""
+def _regroup_once_the_change_ended(context: dg.RunStatusSensorContext):
+    """Once the last batch run of a change ends, whether it succeeded or failed, regroup its
+    catalog: one run per change, not one per batch (run keys make the request once, however
+    many see it). Batches whose runs failed are named in the regrouping run's tags; their
+    files stay pending for the next change, a retry or the nightly schedule."""
     change = context.dagster_run.tags.get(CHANGE_TAG)
     if change is None:
         return dg.SkipReason("batch run launched by hand: nothing to follow up")
     unfinished = context.instance.get_runs_count(dg.RunsFilter(tags={CHANGE_TAG: change}, statuses=IN_PROGRESS))
     if unfinished:
         return dg.SkipReason(f"{unfinished} batch runs of this change still to finish")
+    ended = context.instance.get_runs(dg.RunsFilter(tags={CHANGE_TAG: change}))  # newest first
+    latest = {run.tags.get("dagster/partition/batch"): run.status for run in reversed(ended)}
+    failed = sorted(batch for batch, status in latest.items() if batch and status == dg.DagsterRunStatus.FAILURE)
     catalog = context.dagster_run.tags["dagster/partition/catalog"]
-    return dg.RunRequest(partition_key=catalog, run_key=f"{change}:catalog")
+    tags = {FAILED_BATCHES_TAG: ",".join(failed)} if failed else {}
+    return dg.RunRequest(partition_key=catalog, run_key=f"{change}:catalog", tags=tags)
+
+
+# The same follow-up after a success and after a failure. Each sensor keeps its own run keys,
+# so a failed batch run that is retried and then succeeds regroups the catalog once more.
+grouping_after_batches_sensor = dg.run_status_sensor(
+    name="grouping_after_batches_sensor", run_status=dg.DagsterRunStatus.SUCCESS, monitored_jobs=[batch_job],
+    request_job=catalog_job, default_status=RUNNING,
+)(_regroup_once_the_change_ended)
+grouping_after_failed_batches_sensor = dg.run_status_sensor(
+    name="grouping_after_failed_batches_sensor", run_status=dg.DagsterRunStatus.FAILURE, monitored_jobs=[batch_job],
+    request_job=catalog_job, default_status=RUNNING,
+)(_regroup_once_the_change_ended)
 
 
 @dg.run_status_sensor(

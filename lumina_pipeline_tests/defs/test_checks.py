@@ -7,8 +7,9 @@ import dagster as dg
 from sqlalchemy import text
 
 from lumina_pipeline.defs.assets.duplicates import duplicate_groups
-from lumina_pipeline.defs.assets.inventory import file_inventory
-from lumina_pipeline.defs.checks import checksums_unchanged, every_photo_is_analyzed, groups_point_at_listed_files
+from lumina_pipeline.defs.assets.images import photo_analysis
+from lumina_pipeline.defs.assets.verification import checksum_verification
+from lumina_pipeline.defs.checks import every_photo_is_analyzed, groups_point_at_listed_files
 
 
 def evaluations(result: dg.ExecuteInProcessResult) -> dict:
@@ -16,10 +17,9 @@ def evaluations(result: dg.ExecuteInProcessResult) -> dict:
 
 
 def verify(pipeline):
-    config = {"ops": {"file_inventory_checksums_unchanged": {"config": {"share_per_run": 1.0}}}}
+    config = {"ops": {"checksum_verification": {"config": {"share_per_run": 1.0}}}}
     result = dg.materialize(
-        [file_inventory, checksums_unchanged], selection=dg.AssetSelection.checks(checksums_unchanged),
-        instance=pipeline.instance, resources=pipeline.resources, run_config=config,
+        [checksum_verification], instance=pipeline.instance, resources=pipeline.resources, run_config=config
     )
     return evaluations(result)["checksums_unchanged"]
 
@@ -48,7 +48,7 @@ def test_a_silently_changed_file_fails_the_check_and_keeps_its_checksum(pipeline
 
 def grouping_checks(pipeline) -> dict:
     result = dg.materialize(
-        [duplicate_groups, every_photo_is_analyzed, groups_point_at_listed_files],
+        [photo_analysis, duplicate_groups, every_photo_is_analyzed, groups_point_at_listed_files],
         selection=dg.AssetSelection.checks(every_photo_is_analyzed, groups_point_at_listed_files),
         instance=pipeline.instance, resources=pipeline.resources,
     )

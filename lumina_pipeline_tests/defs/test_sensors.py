@@ -9,12 +9,14 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from lumina_pipeline.defs.jobs import CHANGE_TAG, batch_job
-from lumina_pipeline.defs.resources import FolderWatch
+from lumina_pipeline.defs.resources import CatalogDatabase, FolderWatch
 from lumina_pipeline.defs.schedules import nightly_backfill_schedule
 from lumina_pipeline.defs.sensors import (
     catalog_sensor,
     folder_change_sensor,
+    FAILED_BATCHES_TAG,
     grouping_after_batches_sensor,
+    grouping_after_failed_batches_sensor,
     inventory_followup_sensor,
 )
 from lumina_pipeline.storage.catalogs import add_catalog
@@ -146,6 +148,30 @@ def test_grouping_follows_once_the_last_batch_of_a_change_is_done(pipeline, libr
     )
     request = grouping_after_batches_sensor(context)
     assert (request.partition_key, request.run_key) == ("followed", "change-1:catalog")
+
+
+def test_grouping_follows_a_change_whose_last_batch_failed_and_names_it(pipeline, library):
+    pipeline.add_catalog("failing", str(library), batch_size=3)
+    pipeline.inventory("failing")
+
+    def run_batch(batch: str, resources: dict) -> dg.ExecuteInProcessResult:
+        definitions = dg.Definitions(assets=pipeline.assets, jobs=[batch_job], resources=resources)
+        return definitions.resolve_job_def(batch_job.name).execute_in_process(
+            partition_key=dg.MultiPartitionKey({"catalog": "failing", "batch": batch}),
+            instance=pipeline.instance, tags={CHANGE_TAG: "change-2"}, raise_on_error=False,
+        )
+
+    assert run_batch("00000", pipeline.resources).success
+    unreachable = {**pipeline.resources, "database": CatalogDatabase(url="postgresql://lumina@127.0.0.1:9/none")}
+    failed = run_batch("00001", unreachable)  # the database went away during this batch
+    assert not failed.success
+    context = dg.build_run_status_sensor_context(
+        sensor_name=grouping_after_failed_batches_sensor.name, dagster_instance=pipeline.instance,
+        dagster_run=failed.dagster_run, dagster_event=failed.get_run_failure_event(),
+    )
+    request = grouping_after_failed_batches_sensor(context)
+    assert (request.partition_key, request.run_key) == ("failing", "change-2:catalog")
+    assert request.tags[FAILED_BATCHES_TAG] == "00001"
 
 
 def test_the_nightly_schedule_requests_only_real_batches_that_are_missing_or_stale(pipeline, library, corpus, tmp_path):
