@@ -30,7 +30,6 @@ from lumina_pipeline_tests.conftest import CORPUS, PROJECT, stop_embedded_server
 BIN = Path(sys.executable).parent
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".heic", ".tif", ".tiff"}
 IN_PROGRESS = "('QUEUED', 'NOT_STARTED', 'STARTING', 'STARTED', 'CANCELING')"
-RUN_WORKERS = ("execute_run", "execute_step", "resume_run")  # `dagster api ...` processes the daemon starts
 
 
 def main() -> int:
@@ -100,8 +99,7 @@ def _stop(daemon: subprocess.Popen) -> None:
     with contextlib.suppress(ProcessLookupError):  # code servers and runs the daemon started
         os.killpg(daemon.pid, signal.SIGKILL)
     for pid in _run_workers():  # a run started just before the stop has a session of its own
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+        _kill_with_children(pid)
 
 
 def _photos(folder: Path) -> list[bytes]:
@@ -135,7 +133,7 @@ def _churn(library: Path, spare: list[bytes], env: dict[str, str], seconds: floa
             workers = _wait_for_run_workers(seconds=15)
             if not workers:
                 continue
-            os.kill(random.choice(workers), signal.SIGKILL)
+            _kill_with_children(random.choice(workers))
         elif action == "database_restarts":
             pgdata = Path(env["LUMINA_HOME"]) / "pgdata"
             stop_embedded_server(pgdata)
@@ -155,12 +153,33 @@ def _wait_for_run_workers(seconds: float) -> list[int]:
 
 
 def _run_workers() -> list[int]:
-    pids = []
+    """Run workers the daemon's code server started (multiprocessing children of `dagster api
+    grpc`), with their step processes: killing one is a run dying in the middle."""
+    table = _processes()
+    servers = {pid for pid, (_, command) in table.items() if b"dagster" in command and b"grpc" in command}
+    return [pid for pid, (parent, command) in table.items() if parent in servers and b"spawn_main" in command]
+
+
+def _processes() -> dict[int, tuple[int, bytes]]:
+    """pid: (parent pid, command line) of every process of this machine."""
+    table = {}
     for entry in Path("/proc").iterdir():
-        with contextlib.suppress(OSError):
-            if entry.name.isdigit() and any(w.encode() in (entry / "cmdline").read_bytes() for w in RUN_WORKERS):
-                pids.append(int(entry.name))
-    return pids
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if entry.name.isdigit():
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                table[int(entry.name)] = (parent, (entry / "cmdline").read_bytes())
+    return table
+
+
+def _kill_with_children(pid: int) -> None:
+    table = _processes()
+    family, frontier = [pid], [pid]
+    while frontier:
+        frontier = [child for child, (parent, _) in table.items() if parent in frontier]
+        family += frontier
+    for member in family:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member, signal.SIGKILL)
 
 
 def _settle(engine, library: Path, limit: float) -> float | None:
