@@ -18,10 +18,12 @@ from lumina_pipeline.analysis.captions import CAPTION_SCHEMA, PROMPT
 from lumina_pipeline.analysis.files import display_path
 from lumina_pipeline.defs.assets.captions import OLLAMA_POOL, captions
 from lumina_pipeline.defs.jobs import batch_job
-from lumina_pipeline.defs.resources import OllamaVision, SentenceModel
+from lumina_pipeline.defs.resources import Embedder, OllamaVision, SentenceModel
 from lumina_pipeline.defs.schedules import nightly_captions_schedule
 from lumina_pipeline.defs.sensors import captions_after_batch_sensor
+from lumina_pipeline.sample import draw_scene
 from lumina_pipeline.search import SearchModels, search_text
+from lumina_pipeline.storage.catalogs import remove_catalog
 from lumina_pipeline_tests.ollama_server import MALFORMED, SERVER_ERROR, TIMEOUT, StandInOllama
 
 CATALOG = "captioned"
@@ -32,6 +34,11 @@ MOTORCYCLE = "Alte Kameras/Canon_DIGITAL_IXUS_400.jpg"  # no ImageNet label of i
 BIRTHDAY_CAPTION = {"description": "Grandma blowing out the candles on her birthday cake in the kitchen.",
                     "tags": ["birthday cake", "candles", "grandmother", "kitchen"]}
 MODELS = {"moondream:latest", "llava:13b", "flaky:latest", "nightly:latest"}
+
+
+@pytest.fixture(scope="module")
+def embedder(model_cache) -> Embedder:
+    return Embedder(cache_dir=model_cache)  # caption tags combine with the real model's labels, search uses them
 
 
 @pytest.fixture(scope="module")
@@ -322,3 +329,22 @@ def test_the_nightly_schedule_requests_the_batches_with_photos_still_to_caption(
     assert ours not in tonight(vision(ollama, "nightly"))
     skipped = tonight(OllamaVision())
     assert isinstance(skipped, dg.SkipReason) and "LUMINA_OLLAMA_URL" in skipped.skip_message
+
+
+def test_removing_a_catalog_forgets_the_captions_of_photos_only_it_held(analyzed, pipeline, corpus, tmp_path, ollama):
+    caption(analyzed, vision(ollama))  # the corpus, lighthouse included, captioned by moondream
+    (tmp_path / "own").mkdir()
+    shutil.copy(corpus.photos / LIGHTHOUSE, tmp_path / "own" / "lighthouse.jpg")
+    draw_scene(7).save(tmp_path / "own" / "only here.jpg", quality=90)
+    pipeline.add_catalog("removed", str(tmp_path / "own"))
+    pipeline.catalog_everything("removed")
+    caption(pipeline, vision(ollama), catalog="removed")
+    checksums = {display_path(bytes(r["path"]))[0]: r["checksum"] for r in pipeline.rows("removed", "path, checksum")}
+    assert set(checksums.values()) <= {row["checksum"] for row in stored_captions(pipeline, "moondream")}
+
+    with Session(pipeline.engine) as session, session.begin():
+        remove_catalog(session, "removed")
+    pipeline.catalogs.remove("removed")
+
+    kept = {row["checksum"] for row in stored_captions(pipeline, "moondream")}
+    assert checksums["lighthouse.jpg"] in kept and checksums["only here.jpg"] not in kept
