@@ -14,6 +14,9 @@ from lumina_pipeline.defs.resources import OllamaVision, SentenceModel
 from lumina_pipeline_tests.ollama_server import StandInOllama
 
 CATALOG = "api-captions"
+# Captions are kept by content for every catalog, and other modules caption these corpus
+# photos too: a model of this module's own keeps its answers its own.
+MODEL = "llava:7b"
 PHOTOS = {  # file name here: what the stand-in says it shows
     "lighthouse.jpg": ("Reisen/Leuchtturm 🌅 Abend.jpg",
                        {"description": "A red and white lighthouse at dusk.", "tags": ["lighthouse", "beacon"]}),
@@ -31,11 +34,11 @@ def captioned(served, corpus, tmp_path_factory):
     pipeline.add_catalog(CATALOG, str(folder))
     pipeline.catalog_everything(CATALOG)
     root = Path(pipeline.resources["thumbnails"].root)
-    with StandInOllama() as server:
+    with StandInOllama(models={MODEL}) as server:
         for row in pipeline.rows(CATALOG, "path, thumbnail_path"):
             server.captions[hashlib.sha256((root / row["thumbnail_path"]).read_bytes()).hexdigest()] = PHOTOS[
                 bytes(row["path"]).decode()][1]
-        resources = {**pipeline.resources, "vision": OllamaVision(url=server.url),
+        resources = {**pipeline.resources, "vision": OllamaVision(url=server.url, model=MODEL),
                      "sentences": SentenceModel(cache_dir=pipeline.resources["embedder"].cache_dir)}
         key = dg.MultiPartitionKey({"catalog": CATALOG, "batch": "00000"})
         assert dg.materialize([captions], partition_key=key, instance=pipeline.instance, resources=resources).success
