@@ -5,7 +5,7 @@ from sqlalchemy.orm import Session
 from lumina_pipeline.analysis.files import display_path
 from lumina_pipeline.storage.browse import removable_files
 from lumina_pipeline.storage.catalogs import get_catalog
-from lumina_pipeline.storage.groups import catalog_bursts, catalog_groups
+from lumina_pipeline.storage.groups import BURSTS, DUPLICATES, catalog_groups
 from lumina_pipeline.storage.images import catalog_files
 
 METADATA_FIELDS = (
@@ -19,8 +19,8 @@ def export_catalog(session: Session, name: str) -> dict:
     return {
         "catalog": name,
         "files": [_file_record(row) for row in catalog_files(connection, catalog_id)],
-        "duplicate_groups": [_group_record(row) for row in catalog_groups(connection, catalog_id)],
-        "bursts": [_burst_record(row) for row in catalog_bursts(connection, catalog_id)],
+        "duplicate_groups": [_group_record(row) for row in catalog_groups(connection, catalog_id, DUPLICATES)],
+        "bursts": [_burst_record(row) for row in catalog_groups(connection, catalog_id, BURSTS)],
         "removable": [_removable_record(row) for row in removable_files(connection, catalog_id)],
     }
 
@@ -34,7 +34,7 @@ def _group_record(row: dict) -> dict:
         "id": row["id"],
         "similarity_type": row["similarity_type"],
         "confidence": row["confidence"],
-        "primary": _text(row["primary_path"]),
+        "primary": _text(row["chosen_path"]),
         "members": [_text(path) for path in row["paths"]],
         "reviewed": row["reviewed"],
     }
@@ -47,7 +47,7 @@ def _burst_record(row: dict) -> dict:
         "start_time": row["start_time"].isoformat(),
         "end_time": row["end_time"].isoformat(),
         "duration_seconds": row["duration_seconds"],
-        "best": _text(row["best_path"]),
+        "best": _text(row["chosen_path"]),
         "members": [_text(path) for path in row["paths"]],
     }
 

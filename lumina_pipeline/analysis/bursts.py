@@ -4,6 +4,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from lumina_pipeline.analysis.continuity import Found
+
 SHOTS_SCHEMA = {
     "id": pl.Int64,
     "path": pl.String,
@@ -16,6 +18,8 @@ SHOTS_SCHEMA = {
     "quality_score": pl.Int64,
 }
 CAMERA = ["camera_make", "camera_model", "camera_serial"]
+# who picked a burst's best frame: a person, or the rule (the highest quality score)
+SELECTION_METHOD = pl.when("chosen").then(pl.lit("user")).otherwise(pl.lit("quality_score")).alias("selection_method")
 
 
 @dataclass(frozen=True)
@@ -58,14 +62,21 @@ def find_bursts(shots: pl.DataFrame, rule: BurstRule) -> pl.DataFrame:
     ).select("burst_key", "id", "sequence", "best", "taken")
 
 
-def summarize_bursts(frames: pl.DataFrame) -> pl.DataFrame:
-    """One row per burst from its frames (find_bursts output with camera_make/model)."""
-    return frames.sort("sequence").group_by("burst_key", maintain_order=True).agg(
+def group_bursts(rows: pl.DataFrame, rule: BurstRule) -> Found:
+    """The bursts among a catalog's files, for `settle`, the best frame as the rule's `choice`.
+
+    Only files read without error whose time is the shutter's (EXIF DateTimeOriginal) take
+    part: the IFD0 DateTime fallback is when the file was last written, to the second."""
+    shots = rows.filter((pl.col("status") == "ok") & (pl.col("captured_at_source") == "DateTimeOriginal"))
+    frames = find_bursts(shots, rule).join(shots.select("id", "checksum", "camera_make", "camera_model"), on="id")
+    frames = frames.rename({"burst_key": "group_key"})
+    bursts = frames.sort("sequence").group_by("group_key", maintain_order=True).agg(
         image_count=pl.len(),
         start_time=pl.col("taken").first(),
         end_time=pl.col("taken").last(),
         duration_seconds=((pl.col("taken").last() - pl.col("taken").first()).dt.total_microseconds() / 1e6).round(3),
         camera_make=pl.col("camera_make").first(),
         camera_model=pl.col("camera_model").first(),
-        best_id=pl.col("id").filter("best").first(),
-    ).rename({"burst_key": "group_key"})
+        choice=pl.col("id").filter("best").first(),
+    )
+    return Found(bursts, frames)

@@ -23,8 +23,9 @@ from lumina_pipeline.storage.browse import (
     removable_files,
 )
 from lumina_pipeline.storage.catalogs import get_catalog
-from lumina_pipeline.storage.decisions import decide_burst, decide_group
+from lumina_pipeline.storage.decisions import decide
 from lumina_pipeline.storage.embeddings import similarities_to
+from lumina_pipeline.storage.groups import BURSTS, DUPLICATES
 
 router = APIRouter(prefix="/api", responses={404: {"model": schemas.Problem}})
 
@@ -49,7 +50,7 @@ def decide_on_group(session: Database, models: Models, group_id: uuid.UUID, deci
     """Keep `primary_image_id` (a member) and mark the group reviewed (or not). Survives
     re-runs of `duplicate_groups` while the group's members stay."""
     group_view(session, models, group_id)
-    if not decide_group(session.connection(), group_id, decision.primary_image_id, decision.reviewed):
+    if not decide(session.connection(), DUPLICATES, group_id, decision.primary_image_id, decision.reviewed):
         raise HTTPException(422, f"image {decision.primary_image_id} is not a member of group {group_id}")
     session.commit()
     return group_view(session, models, group_id)
@@ -108,7 +109,7 @@ def burst_detail(session: Database, burst_id: uuid.UUID):
 def decide_on_burst(session: Database, burst_id: uuid.UUID, decision: schemas.BurstDecision):
     """Keep `best_image_id` (a frame) and mark the burst reviewed (or not)."""
     burst_view(session, burst_id)
-    if not decide_burst(session.connection(), burst_id, decision.best_image_id, decision.reviewed):
+    if not decide(session.connection(), BURSTS, burst_id, decision.best_image_id, decision.reviewed):
         raise HTTPException(422, f"image {decision.best_image_id} is not a frame of burst {burst_id}")
     session.commit()
     return burst_view(session, burst_id)

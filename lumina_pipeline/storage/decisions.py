@@ -7,6 +7,7 @@ import uuid
 from sqlalchemy import Connection, text
 
 from lumina_pipeline.storage.catalogs import lock_catalog
+from lumina_pipeline.storage.groups import Grouping
 
 MANUAL = "manual"  # image_tags.source of a tag a person set
 
@@ -40,32 +41,18 @@ def remove_tag(connection: Connection, image_id: int, name: str) -> bool:
     return removed.rowcount > 0
 
 
-def decide_group(connection: Connection, group_id: uuid.UUID, primary_image_id: int | None, reviewed: bool) -> bool:
-    """Record a person's choice of primary (when given: it must be a member) and whether the
-    group is reviewed. False when the primary is not a member of the group."""
-    _lock_catalog_of(connection, "duplicate_groups", group_id)
-    if primary_image_id is not None:
-        chosen = connection.execute(text("""
-            UPDATE duplicate_groups g SET primary_image_id = :p, primary_chosen = true
-            WHERE g.id = :g AND EXISTS (SELECT 1 FROM duplicate_members m WHERE m.group_id = g.id AND m.image_id = :p)"""),
-            {"g": group_id, "p": primary_image_id})
+def decide(connection: Connection, grouping: Grouping, group_id: uuid.UUID, image_id: int | None, reviewed: bool) -> bool:
+    """Record a person's choice of a group's primary or a burst's best frame (when given: it
+    must be a member) and whether it is reviewed. False when the image is not a member."""
+    _lock_catalog_of(connection, grouping.table, group_id)
+    if image_id is not None:
+        chosen = connection.execute(text(f"""
+            UPDATE {grouping.table} SET {grouping.choice} = :i, {grouping.chosen} = true{grouping.on_choice}
+            WHERE id IN (SELECT g.id FROM {grouping.table} g {grouping.members} WHERE g.id = :g AND i.id = :i)"""),
+            {"g": group_id, "i": image_id})
         if chosen.rowcount != 1:
             return False
-    connection.execute(text("UPDATE duplicate_groups SET reviewed = :r WHERE id = :g"), {"g": group_id, "r": reviewed})
-    return True
-
-
-def decide_burst(connection: Connection, burst_id: uuid.UUID, best_image_id: int | None, reviewed: bool) -> bool:
-    """The same for a burst's best frame (it must be one of its frames)."""
-    _lock_catalog_of(connection, "bursts", burst_id)
-    if best_image_id is not None:
-        chosen = connection.execute(text("""
-            UPDATE bursts b SET best_image_id = :f, best_chosen = true, selection_method = 'user'
-            WHERE b.id = :b AND EXISTS (SELECT 1 FROM images i WHERE i.id = :f AND i.burst_id = b.id)"""),
-            {"b": burst_id, "f": best_image_id})
-        if chosen.rowcount != 1:
-            return False
-    connection.execute(text("UPDATE bursts SET reviewed = :r WHERE id = :b"), {"b": burst_id, "r": reviewed})
+    connection.execute(text(f"UPDATE {grouping.table} SET reviewed = :r WHERE id = :g"), {"g": group_id, "r": reviewed})
     return True
 
 

@@ -1,12 +1,14 @@
-"""Duplicate groups and bursts: the catalog's rows in, the previous result, atomic replace."""
+"""Duplicate groups and bursts, one path for both: the catalog's rows, the previous result, replace, listing."""
 
 import codecs
 import uuid
+from dataclasses import dataclass
 
 import polars as pl
 from sqlalchemy import Connection, text
 
-from lumina_pipeline.analysis.continuity import PREVIOUS_MEMBERS_SCHEMA, PREVIOUS_SCHEMA
+from lumina_pipeline.analysis.bursts import SELECTION_METHOD
+from lumina_pipeline.analysis.continuity import PREVIOUS_MEMBERS_SCHEMA, PREVIOUS_SCHEMA, Previous, Settled
 from lumina_pipeline.analysis.files import display_path
 from lumina_pipeline.storage.frames import copy_into, read_frame, stage
 
@@ -31,6 +33,52 @@ CATALOG_ROWS_SCHEMA = {
 }
 
 
+@dataclass(frozen=True)
+class Grouping:
+    """Where one kind of grouping is stored. The SQL fragments call a group `g`, a member's
+    image `i` and the chosen image `c`; the settled frames are continuity.Settled's."""
+
+    table: str  # one row per group: id, catalog_id, reviewed, choice, chosen and `columns`
+    choice: str  # the chosen image's column (a primary, a best frame)
+    chosen: str  # whether a person chose it
+    columns: tuple[pl.Expr, ...]  # the kind's own columns, from the settled groups
+    kind: str  # the continuity kind of a group g (exact / perceptual / burst)
+    members: str  # joins a group g to its members' images i
+    member_columns: tuple[str, ...]  # of the settled members, staged with group_id and id
+    link: str  # writes the staged `settled_members` (group_id, id, member_columns)
+    member_order: str  # of the listed members
+    order: str  # of the listed groups
+    unlink: str = ""  # clears the catalog's members before its groups are deleted
+    on_choice: str = ""  # more SET clauses when a person chooses
+
+
+DUPLICATES = Grouping(
+    table="duplicate_groups", choice="primary_image_id", chosen="primary_chosen",
+    columns=(pl.col("similarity_type", "confidence"),),
+    kind="g.similarity_type",
+    members="JOIN duplicate_members m ON m.group_id = g.id JOIN images i ON i.id = m.image_id",
+    member_columns=("similarity_score",),
+    link="""INSERT INTO duplicate_members (group_id, image_id, similarity_score)
+            SELECT group_id::uuid, id, similarity_score FROM settled_members""",
+    member_order="i.id = g.primary_image_id DESC, m.similarity_score DESC, i.path",
+    order="count(*) DESC, g.similarity_type, c.path",  # largest first
+)
+BURSTS = Grouping(
+    table="bursts", choice="best_image_id", chosen="best_chosen",
+    columns=(pl.col("image_count", "start_time", "end_time", "duration_seconds", "camera_make", "camera_model"),
+             SELECTION_METHOD),
+    kind="'burst'",
+    members="JOIN images i ON i.burst_id = g.id",
+    member_columns=("sequence",),
+    link="""UPDATE images SET burst_id = m.group_id::uuid, burst_sequence = m.sequence
+            FROM settled_members m WHERE images.id = m.id""",
+    member_order="i.burst_sequence",
+    order="g.start_time",
+    unlink="UPDATE images SET burst_id = NULL, burst_sequence = NULL WHERE catalog_id = :c AND burst_id IS NOT NULL",
+    on_choice=", selection_method = 'user'",  # SELECTION_METHOD of a person's choice
+)
+
+
 def readable_path(escaped: str) -> str:
     """A `load_catalog_rows` path as a person reads it (UTF-8 names as text). PostgreSQL's
     escape format writes only `\\\\` and `\\ooo`, which Python's escape decoding reads alike."""
@@ -52,85 +100,41 @@ def load_catalog_rows(connection: Connection, catalog_id: uuid.UUID) -> pl.DataF
     return read_frame(connection, query, {"catalog": str(catalog_id)}, CATALOG_ROWS_SCHEMA)
 
 
-def load_previous_groups(connection: Connection, catalog_id: uuid.UUID) -> tuple[pl.DataFrame, pl.DataFrame]:
+def load_previous(connection: Connection, catalog_id: uuid.UUID, grouping: Grouping) -> Previous:
+    """The catalog's stored groups of a kind (`grouping`), for continuity.settle."""
     params = {"catalog": str(catalog_id)}
-    groups = read_frame(connection, """
-        SELECT g.id::text, g.reviewed, CASE WHEN g.primary_chosen THEN g.primary_image_id END, i.checksum
-        FROM duplicate_groups g LEFT JOIN images i ON i.id = g.primary_image_id
+    groups = read_frame(connection, f"""
+        SELECT g.id::text, g.reviewed, CASE WHEN g.{grouping.chosen} THEN g.{grouping.choice} END, i.checksum
+        FROM {grouping.table} g LEFT JOIN images i ON i.id = g.{grouping.choice}
         WHERE g.catalog_id = %(catalog)s""", params, PREVIOUS_SCHEMA)
-    members = read_frame(connection, """
-        SELECT g.id::text, g.similarity_type, i.checksum
-        FROM duplicate_groups g JOIN duplicate_members m ON m.group_id = g.id JOIN images i ON i.id = m.image_id
+    members = read_frame(connection, f"""
+        SELECT g.id::text, {grouping.kind}, i.checksum FROM {grouping.table} g {grouping.members}
         WHERE g.catalog_id = %(catalog)s""", params, PREVIOUS_MEMBERS_SCHEMA)
-    return groups, members
+    return Previous(groups, members)
 
 
-def load_previous_bursts(connection: Connection, catalog_id: uuid.UUID) -> tuple[pl.DataFrame, pl.DataFrame]:
-    params = {"catalog": str(catalog_id)}
-    bursts = read_frame(connection, """
-        SELECT b.id::text, b.reviewed, CASE WHEN b.best_chosen THEN b.best_image_id END, i.checksum
-        FROM bursts b LEFT JOIN images i ON i.id = b.best_image_id
-        WHERE b.catalog_id = %(catalog)s""", params, PREVIOUS_SCHEMA)
-    frames = read_frame(connection, """
-        SELECT burst_id::text, 'burst', checksum FROM images
-        WHERE catalog_id = %(catalog)s AND burst_id IS NOT NULL""", params, PREVIOUS_MEMBERS_SCHEMA)
-    return bursts, frames
-
-
-def replace_groups(connection: Connection, catalog_id: uuid.UUID, groups: pl.DataFrame, members: pl.DataFrame) -> None:
-    """Swap the catalog's groups for new ones (caller's transaction: all or nothing).
-
-    `groups`: id, primary_image_id, similarity_type, confidence, reviewed, primary_chosen;
-    `members`: group_id, image_id, similarity_score.
-    """
-    connection.execute(text("DELETE FROM duplicate_groups WHERE catalog_id = :c"), {"c": catalog_id})
-    copy_into(connection, "duplicate_groups", groups.with_columns(catalog_id=pl.lit(str(catalog_id))))
-    copy_into(connection, "duplicate_members", members)
-
-
-def replace_bursts(connection: Connection, catalog_id: uuid.UUID, bursts: pl.DataFrame, frames: pl.DataFrame) -> None:
-    """Swap the catalog's bursts for new ones and number their frames on the images.
-
-    `bursts`: the bursts table's columns but catalog_id; `frames`: id, burst_id, burst_sequence.
-    """
+def replace(connection: Connection, catalog_id: uuid.UUID, grouping: Grouping, settled: Settled) -> None:
+    """Swap the catalog's groups of a kind for the settled ones (caller's transaction: all or nothing)."""
     params = {"c": catalog_id}
-    connection.execute(
-        text("UPDATE images SET burst_id = NULL, burst_sequence = NULL WHERE catalog_id = :c AND burst_id IS NOT NULL"),
-        params,
+    if grouping.unlink:
+        connection.execute(text(grouping.unlink), params)
+    connection.execute(text(f"DELETE FROM {grouping.table} WHERE catalog_id = :c"), params)
+    groups = settled.groups.select(
+        *grouping.columns, id="group_id", catalog_id=pl.lit(str(catalog_id)), reviewed="reviewed",
+        **{grouping.choice: "choice", grouping.chosen: "chosen"},
     )
-    connection.execute(text("DELETE FROM bursts WHERE catalog_id = :c"), params)
-    copy_into(connection, "bursts", bursts.with_columns(catalog_id=pl.lit(str(catalog_id))))
-    stage(connection, "burst_frames", frames)
-    connection.execute(text("""
-        UPDATE images SET burst_id = f.burst_id::uuid, burst_sequence = f.burst_sequence
-        FROM burst_frames f WHERE images.id = f.id"""))
+    copy_into(connection, grouping.table, groups)
+    stage(connection, "settled_members", settled.members.select("group_id", "id", *grouping.member_columns))
+    connection.execute(text(grouping.link))
 
 
-def catalog_groups(connection: Connection, catalog_id: uuid.UUID) -> list[dict]:
-    """Groups with their primary's path and members' paths (primary first), largest first."""
-    rows = connection.execute(text("""
-        SELECT g.id::text AS id, g.similarity_type, g.confidence, g.reviewed, p.path AS primary_path,
-               array_agg(i.path ORDER BY i.id = g.primary_image_id DESC, m.similarity_score DESC, i.path) AS paths
-        FROM duplicate_groups g
-        JOIN duplicate_members m ON m.group_id = g.id
-        JOIN images i ON i.id = m.image_id
-        LEFT JOIN images p ON p.id = g.primary_image_id
+def catalog_groups(connection: Connection, catalog_id: uuid.UUID, grouping: Grouping) -> list[dict]:
+    """The catalog's groups of a kind, each with its chosen image's path (`chosen_path`) and
+    its members' paths (`paths`; duplicates primary first, bursts in capture order)."""
+    rows = connection.execute(text(f"""
+        SELECT g.*, c.path AS chosen_path, array_agg(i.path ORDER BY {grouping.member_order}) AS paths
+        FROM {grouping.table} g {grouping.members} LEFT JOIN images c ON c.id = g.{grouping.choice}
         WHERE g.catalog_id = :c
-        GROUP BY g.id, p.path
-        ORDER BY count(*) DESC, g.similarity_type, p.path"""), {"c": catalog_id})
-    return [dict(row._mapping) for row in rows]
-
-
-def catalog_bursts(connection: Connection, catalog_id: uuid.UUID) -> list[dict]:
-    """Bursts with their best frame's path and frames' paths in capture order."""
-    rows = connection.execute(text("""
-        SELECT b.id::text AS id, b.camera_make, b.camera_model, b.start_time, b.end_time,
-               b.duration_seconds, b.reviewed, best.path AS best_path,
-               array_agg(i.path ORDER BY i.burst_sequence) AS paths
-        FROM bursts b
-        JOIN images i ON i.burst_id = b.id
-        LEFT JOIN images best ON best.id = b.best_image_id
-        WHERE b.catalog_id = :c
-        GROUP BY b.id, best.path
-        ORDER BY b.start_time"""), {"c": catalog_id})
-    return [dict(row._mapping) for row in rows]
+        GROUP BY g.id, c.path
+        ORDER BY {grouping.order}"""), {"c": catalog_id})
+    return [{**row._mapping, "id": str(row.id)} for row in rows]

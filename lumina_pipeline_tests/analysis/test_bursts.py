@@ -4,7 +4,7 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lumina_pipeline.analysis.bursts import SHOTS_SCHEMA, BurstRule, find_bursts
+from lumina_pipeline.analysis.bursts import SELECTION_METHOD, SHOTS_SCHEMA, BurstRule, find_bursts, group_bursts
 
 START = datetime(2021, 12, 24, 18, 40, 58)
 
@@ -68,3 +68,18 @@ def test_bursts_do_not_depend_on_input_order_and_respect_the_gap(times, random):
         assert len(ids) >= 3
         stamps = [datetime.fromisoformat(when[i]) for i in ids]
         assert all(0 <= (b - a).total_seconds() <= 2 for a, b in zip(stamps, stamps[1:]))
+
+
+def test_only_read_files_with_the_shutters_time_join_and_the_best_frame_is_the_rules_choice():
+    rows = [shot(1, 0, quality=10), shot(2, 0.5, quality=90), shot(3, 1), shot(4, 1.5), shot(5, 1.8)]
+    status = ["ok", "ok", "ok", "error", "ok"]
+    source = ["DateTimeOriginal"] * 4 + ["DateTime"]
+    frame = pl.DataFrame(rows, schema=SHOTS_SCHEMA).with_columns(status=pl.Series(status), captured_at_source=pl.Series(source))
+    found = group_bursts(frame, BurstRule())
+    assert found.members.sort("sequence")["id"].to_list() == [1, 2, 3]
+    assert found.groups.select("image_count", "choice").row(0) == (3, 2)
+
+
+def test_the_selection_method_says_who_chose_the_best_frame():
+    chosen = pl.DataFrame({"chosen": [True, False]})
+    assert chosen.select(SELECTION_METHOD)["selection_method"].to_list() == ["user", "quality_score"]

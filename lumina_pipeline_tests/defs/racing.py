@@ -19,7 +19,8 @@ from sqlalchemy import Engine, text
 
 from lumina_pipeline.defs.assets.duplicates import duplicate_groups
 from lumina_pipeline.storage.database import make_engine
-from lumina_pipeline.storage.decisions import decide_group
+from lumina_pipeline.storage.decisions import decide
+from lumina_pipeline.storage.groups import DUPLICATES
 from lumina_pipeline_tests.defs.conftest import Pipeline
 
 
@@ -60,7 +61,7 @@ def _run(step: str, database_url: str, thumbnails: str, models: str, catalog: st
     engine = make_engine(database_url)
     if step == "decide":  # what the review page's POST does: reviewed, no new primary
         with engine.begin() as connection:
-            decide_group(connection, uuid.UUID(args[0]), None, True)
+            decide(connection, DUPLICATES, uuid.UUID(args[0]), None, True)
         return
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("catalogs", [catalog])

@@ -5,7 +5,7 @@ import time
 import dagster as dg
 import polars as pl
 
-from lumina_pipeline.analysis.continuity import carry_over, with_decisions
+from lumina_pipeline.analysis.continuity import Found, settle
 from lumina_pipeline.analysis.duplicates import (
     DEFAULT_AVOIDED_FOLDERS,
     NearDuplicateRule,
@@ -16,7 +16,7 @@ from lumina_pipeline.defs.markdown import markdown_table
 from lumina_pipeline.defs.partitions import by_catalog, catalogs
 from lumina_pipeline.defs.resources import CatalogDatabase
 from lumina_pipeline.storage.catalogs import get_catalog, lock_catalog
-from lumina_pipeline.storage.groups import load_catalog_rows, load_previous_groups, readable_path, replace_groups
+from lumina_pipeline.storage.groups import DUPLICATES, load_catalog_rows, load_previous, readable_path, replace
 
 
 class DuplicatesConfig(dg.Config):
@@ -49,22 +49,10 @@ def duplicate_groups(
         lock_catalog(connection, catalog_id)  # people's decisions and other regroupings wait
         rows = load_catalog_rows(connection, catalog_id)
         members, groups, flat = group_catalog(rows, rule, tuple(config.avoided_folders))
-        members = members.join(rows.select("id", "checksum"), on="id")
-        carried = carry_over(members, *load_previous_groups(connection, catalog_id))
-        decided = with_decisions(groups, carried, "primary_id")
-        replace_groups(
-            connection,
-            catalog_id,
-            decided.select(
-                id="group_id", primary_image_id="choice", similarity_type="similarity_type",
-                confidence="confidence", reviewed="reviewed", primary_chosen="chosen",
-            ),
-            members.join(carried, on="group_key").select(group_id="group_id", image_id="id", similarity_score="similarity_score"),
-        )
-    final = decided.rename({"choice": "primary_image_id"})
-    largest = final.join(rows.select(primary_image_id="id", primary="path"), on="primary_image_id").sort(
-        "size", "confidence", descending=[True, False]
-    ).head(10).with_columns(primary=pl.col("primary").map_elements(readable_path, return_dtype=pl.String))
+        found = Found(groups.rename({"primary_id": "choice"}), members.join(rows.select("id", "checksum"), on="id"))
+        settled = settle(found, load_previous(connection, catalog_id, DUPLICATES))
+        replace(connection, catalog_id, DUPLICATES, settled)
+    final = settled.groups.rename({"choice": "primary_image_id"})
     return dg.MaterializeResult(
         metadata={
             "exact_groups": int((groups["similarity_type"] == "exact").sum()),
@@ -72,10 +60,16 @@ def duplicate_groups(
             "files_in_groups": members["id"].n_unique(),
             "reclaimable_bytes": reclaimable_bytes(members, final, rows.select("id", "size_bytes")),
             "too_flat_to_compare": flat,
-            "kept_decisions": int(carried["reviewed"].sum() + carried["chosen_id"].is_not_null().sum()),
+            "kept_decisions": int(final["reviewed"].sum() + final["chosen"].sum()),
             "elapsed_seconds": round(time.perf_counter() - started, 3),
-            "largest_groups": dg.MetadataValue.md(
-                markdown_table(largest.select("similarity_type", "size", "confidence", "reviewed", "primary"))
-            ),
+            "largest_groups": _largest_groups(final, rows),
         }
     )
+
+
+def _largest_groups(groups: pl.DataFrame, rows: pl.DataFrame) -> dg.MetadataValue:
+    """The ten largest groups, least alike first among equals, with their primary's path."""
+    largest = groups.join(rows.select(primary_image_id="id", primary="path"), on="primary_image_id").sort(
+        "size", "confidence", descending=[True, False]
+    ).head(10).with_columns(primary=pl.col("primary").map_elements(readable_path, return_dtype=pl.String))
+    return dg.MetadataValue.md(markdown_table(largest.select("similarity_type", "size", "confidence", "reviewed", "primary")))
