@@ -81,33 +81,29 @@ def export(args: argparse.Namespace) -> None:
         print(text)
 
 
-def duplicates(args: argparse.Namespace) -> None:
-    from lumina_pipeline.export import export_catalog
+def listing(args: argparse.Namespace) -> None:
+    """`duplicates` and `bursts`: a line per group, its members below, * on the one to keep."""
+    from lumina_pipeline.export import grouping_records
 
     place = home.prepare()
     with _session(place) as session:
-        groups = export_catalog(session, args.catalog)["duplicate_groups"]
-    for group in groups:
-        state = "reviewed" if group["reviewed"] else "not reviewed"
-        print(f"{group['similarity_type']} group {group['id'][:8]} "
-              f"(confidence {group['confidence']}, {plural(len(group['members']), 'file')}, {state})")
-        for member in group["members"]:
-            print(f"  {'*' if member == group['primary'] else ' '} {member}")
-    print(f"{plural(len(groups), 'group')}; * marks the primary, the copy to keep")
+        records = grouping_records(session, args.catalog, args.key)
+    for record in records:
+        print(args.heading(record))
+        for member in record["members"]:
+            print(f"  {'*' if member == record[args.kept] else ' '} {member}")
+    print(f"{plural(len(records), args.noun)}; * marks {args.marks}")
 
 
-def bursts(args: argparse.Namespace) -> None:
-    from lumina_pipeline.export import export_catalog
+def _group_heading(group: dict) -> str:
+    state = "reviewed" if group["reviewed"] else "not reviewed"
+    return (f"{group['similarity_type']} group {group['id'][:8]} "
+            f"(confidence {group['confidence']}, {plural(len(group['members']), 'file')}, {state})")
 
-    place = home.prepare()
-    with _session(place) as session:
-        found = export_catalog(session, args.catalog)["bursts"]
-    for burst in found:
-        print(f"{burst['camera']}, {burst['start_time']} to {burst['end_time'][11:]} "
-              f"({burst['duration_seconds']} s, {plural(len(burst['members']), 'frame')})")
-        for member in burst["members"]:
-            print(f"  {'*' if member == burst['best'] else ' '} {member}")
-    print(f"{plural(len(found), 'burst')}; * marks the best frame")
+
+def _burst_heading(burst: dict) -> str:
+    return (f"{burst['camera']}, {burst['start_time']} to {burst['end_time'][11:]} "
+            f"({burst['duration_seconds']} s, {plural(len(burst['members']), 'frame')})")
 
 
 def search(args: argparse.Namespace) -> None:
@@ -267,10 +263,13 @@ def _parser() -> argparse.ArgumentParser:
     export_parser.add_argument("--out", help="file to write (default: standard output)")
     export_parser.set_defaults(command=export)
 
-    for name, command, text in (("duplicates", duplicates, "list duplicate groups"), ("bursts", bursts, "list bursts")):
-        listing = commands.add_parser(name, help=text)
-        listing.add_argument("catalog")
-        listing.set_defaults(command=command)
+    for name, key, heading, kept, noun, marks in (
+        ("duplicates", "duplicate_groups", _group_heading, "primary", "group", "the primary, the copy to keep"),
+        ("bursts", "bursts", _burst_heading, "best", "burst", "the best frame"),
+    ):
+        lister = commands.add_parser(name, help=f"list {key.replace('_', ' ')}")
+        lister.add_argument("catalog")
+        lister.set_defaults(command=listing, key=key, heading=heading, kept=kept, noun=noun, marks=marks)
 
     for name, command, text, query in (
         ("search", search, "photos that match a text", "text"),

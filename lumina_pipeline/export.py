@@ -19,10 +19,16 @@ def export_catalog(session: Session, name: str) -> dict:
     return {
         "catalog": name,
         "files": [_file_record(row) for row in catalog_files(connection, catalog_id)],
-        "duplicate_groups": [_group_record(row) for row in catalog_groups(connection, catalog_id, DUPLICATES)],
-        "bursts": [_burst_record(row) for row in catalog_groups(connection, catalog_id, BURSTS)],
+        "duplicate_groups": grouping_records(session, name, "duplicate_groups"),
+        "bursts": grouping_records(session, name, "bursts"),
         "removable": [_removable_record(row) for row in removable_files(connection, catalog_id)],
     }
+
+
+def grouping_records(session: Session, name: str, key: str) -> list[dict]:
+    """A catalog's `duplicate_groups` (largest first) or `bursts` (earliest first), as exported."""
+    grouping, record = (DUPLICATES, _group_record) if key == "duplicate_groups" else (BURSTS, _burst_record)
+    return [record(row) for row in catalog_groups(session.connection(), get_catalog(session, name).id, grouping)]
 
 
 def _text(path: bytes | None) -> str | None:
