@@ -3,6 +3,7 @@
 import uuid
 from datetime import datetime
 
+from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     ARRAY,
     BigInteger,
@@ -22,7 +23,6 @@ from sqlalchemy import (
     false,
     func,
 )
-from pgvector.sqlalchemy import Vector
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -97,7 +97,7 @@ class Image(Base):
     description: Mapped[str | None] = mapped_column(Text)
     processing_flags: Mapped[dict | None] = mapped_column(JSONB)
     burst_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("bursts.id", ondelete="SET NULL", use_alter=True)  # bursts point back at images
+        ForeignKey("bursts.id", ondelete="SET NULL", use_alter=True), index=True  # bursts point back at images
     )
     burst_sequence: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = _created()
@@ -109,7 +109,7 @@ class DuplicateGroup(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4)
     catalog_id: Mapped[uuid.UUID] = _catalog_fk()
-    primary_image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"))
+    primary_image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"), index=True)
     similarity_type: Mapped[str] = mapped_column(String(16))  # exact / perceptual
     confidence: Mapped[int] = mapped_column(SmallInteger)  # 0-100
     reviewed: Mapped[bool] = mapped_column(Boolean, server_default=false())
@@ -123,7 +123,7 @@ class DuplicateMember(Base):
     group_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("duplicate_groups.id", ondelete="CASCADE"), primary_key=True
     )
-    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True, index=True)
     similarity_score: Mapped[int] = mapped_column(SmallInteger)  # 0-100
 
 
@@ -138,7 +138,7 @@ class Burst(Base):
     duration_seconds: Mapped[float | None] = mapped_column(Float)
     camera_make: Mapped[str | None] = mapped_column(Text)
     camera_model: Mapped[str | None] = mapped_column(Text)
-    best_image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"))
+    best_image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"), index=True)
     selection_method: Mapped[str | None] = mapped_column(String(32))
     reviewed: Mapped[bool] = mapped_column(Boolean, server_default=false())
     best_chosen: Mapped[bool] = mapped_column(Boolean, server_default=false())  # by a person
@@ -153,7 +153,7 @@ class Tag(Base):
     catalog_id: Mapped[uuid.UUID] = _catalog_fk()
     name: Mapped[str] = mapped_column(Text)
     category: Mapped[str | None] = mapped_column(Text)
-    parent_id: Mapped[int | None] = mapped_column(ForeignKey("tags.id", ondelete="SET NULL"))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("tags.id", ondelete="SET NULL"), index=True)
     synonyms: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
     description: Mapped[str | None] = mapped_column(Text)
 
@@ -162,7 +162,7 @@ class ImageTag(Base):
     __tablename__ = "image_tags"
 
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
-    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True)
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True, index=True)
     confidence: Mapped[float | None] = mapped_column(Float)
     source: Mapped[str] = mapped_column(String(16))  # manual / openclip / ollama / combined / model
     # "<source>:<model id>" -> that model's confidence (null for Ollama); two sources: "combined"
