@@ -10,9 +10,9 @@ def size(byte_count: int) -> str:
     """Bytes in decimal units, as file managers show them: `950 bytes`, `2.5 MB`, `1.2 GB`."""
     if byte_count < 1000:
         return plural(byte_count, "byte")
-    value = float(byte_count)
-    for unit in ("KB", "MB", "GB", "TB"):
-        value /= 1000
+    value, unit = byte_count / 1000, "KB"
+    for larger in ("MB", "GB", "TB"):
         if value < 999.95:
             break
+        value, unit = value / 1000, larger
     return f"{value:.1f} {unit}"

@@ -25,9 +25,7 @@ GROUPING_SCHEMA = {
     "ahash": pl.String,
     "whash": pl.String,
 }
-MEMBERS_SCHEMA = {"group_key": pl.String, "id": pl.Int64, "similarity_score": pl.Int64}
 DEFAULT_AVOIDED_FOLDERS = ("backup", "export", "download", "shared", "whatsapp", "chat", "copy", "kopie")
-CONSTANT_HASHES = (0, (1 << 64) - 1)
 
 
 @dataclass(frozen=True)
@@ -124,7 +122,9 @@ def describe_groups(members: pl.DataFrame, ranked: pl.DataFrame) -> pl.DataFrame
     )
 
 
-def group_catalog(images: pl.DataFrame, rule: NearDuplicateRule, avoided_folders=DEFAULT_AVOIDED_FOLDERS):
+def group_catalog(
+    images: pl.DataFrame, rule: NearDuplicateRule, avoided_folders: tuple[str, ...] = DEFAULT_AVOIDED_FOLDERS
+) -> tuple[pl.DataFrame, pl.DataFrame, int]:
     """All groups of a catalog: (members, groups, count of files too flat to compare)."""
     ranked = rank_for_primary(images, avoided_folders)
     members = pl.concat([exact_groups(ranked), near_groups(ranked, rule)])
@@ -149,7 +149,13 @@ def _components(count: int, i: NDArray[np.int64], j: NDArray[np.int64]) -> NDArr
             return labels
 
 
-def _split_non_cliques(labels, i, j, hashes, rule) -> NDArray[np.int64]:
+def _split_non_cliques(
+    labels: NDArray[np.int64],
+    i: NDArray[np.int64],
+    j: NDArray[np.int64],
+    hashes: NDArray[np.uint64],
+    rule: NearDuplicateRule,
+) -> NDArray[np.int64]:
     """Group number per node (-1: in no group). Nodes are in rank order, best first."""
     sizes = np.bincount(labels, minlength=len(labels))
     edges = np.bincount(labels[i], minlength=len(labels))
@@ -157,9 +163,12 @@ def _split_non_cliques(labels, i, j, hashes, rule) -> NDArray[np.int64]:
     for label in np.flatnonzero((sizes > 2) & (edges < sizes * (sizes - 1) // 2)):
         nodes = np.flatnonzero(labels == label)
         cliques: list[list[int]] = []
-        for node in nodes:
+        for node in nodes.tolist():
             home = next((c for c in cliques if rule.matches(hamming(hashes[c], hashes[node])).all()), None)
-            cliques.append([node]) if home is None else home.append(node)
+            if home is None:
+                cliques.append([node])
+            else:
+                home.append(node)
         for clique in cliques:
             groups[clique] = clique[0] if len(clique) > 1 else -1
     return groups

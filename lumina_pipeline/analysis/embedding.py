@@ -18,7 +18,8 @@ def model_input(image: Image.Image) -> NDArray[np.uint8]:
     rgb = image if image.mode == "RGB" else image.convert("RGB")
     side = min(rgb.size) * INPUT_SIZE / RESIZE_SHORT_SIDE
     left, top = (rgb.width - side) / 2, (rgb.height - side) / 2
-    return np.asarray(rgb.resize((INPUT_SIZE, INPUT_SIZE), Image.BICUBIC, box=(left, top, left + side, top + side)))
+    box = (left, top, left + side, top + side)
+    return np.asarray(rgb.resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BICUBIC, box=box))
 
 
 def stack_inputs(inputs: list[bytes]) -> NDArray[np.uint8]:
@@ -39,7 +40,9 @@ def softmax(logits: NDArray[np.floating]) -> NDArray[np.float32]:
 def top_labels(probabilities: NDArray[np.float32], labels: list[str], k: int = 10) -> list[dict[str, float]]:
     """The k most probable labels of each image, as {label: probability}."""
     best = np.argsort(-probabilities, axis=1)[:, :k]
-    return [{labels[i]: round(float(row[i]), 4) for i in indices} for row, indices in zip(probabilities, best)]
+    return [
+        {labels[i]: round(float(row[i]), 4) for i in indices} for row, indices in zip(probabilities, best, strict=True)
+    ]
 
 
 def label_match_scores(

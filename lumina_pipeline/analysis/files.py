@@ -1,7 +1,7 @@
 """Stat-level walk of a catalog's source folders: names, sizes and mtimes, never contents."""
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import polars as pl
@@ -62,7 +62,7 @@ def walk_sources(roots: Sequence[str]) -> Walk:
     columns: dict[str, list] = {name: [] for name in WALK_SCHEMA}
     unreadable: list[tuple[str, bytes]] = []
     seen: set[tuple[int, int]] = set()
-    for root, real_root in zip(roots, real_roots):
+    for root, real_root in zip(roots, real_roots, strict=True):
         stack = [(real_root, b"")]
         while stack:
             folder, relative = stack.pop()
@@ -95,9 +95,9 @@ def walk_sources(roots: Sequence[str]) -> Walk:
     return Walk(pl.DataFrame(columns, schema=WALK_SCHEMA), unreadable)
 
 
-def absolute_paths(roots: Sequence[str], paths: Sequence[bytes]) -> list[bytes]:
+def absolute_paths(roots: Iterable[str], paths: Iterable[bytes]) -> list[bytes]:
     """Join stored (source_root, relative path) pairs back into paths to open."""
-    return [os.path.join(os.fsencode(root), path) for root, path in zip(roots, paths)]
+    return [os.path.join(os.fsencode(root), path) for root, path in zip(roots, paths, strict=True)]
 
 
 def display_path(path: bytes) -> tuple[str, str | None]:

@@ -42,7 +42,9 @@ def fingerprint_units(roots: Sequence[str]) -> list[tuple[str, str | None]]:
     return units
 
 
-def fingerprint(roots: Sequence[str], *, start: Progress | None = None, budget_seconds: float = float("inf")) -> Progress:
+def fingerprint(
+    roots: Sequence[str], *, start: Progress | None = None, budget_seconds: float = float("inf")
+) -> Progress:
     """Walk units from `start` on until done or the time budget is spent (at least one unit).
 
     The digest is the wrapping sum of one hash per file (its unit, path, size and mtime),
@@ -65,7 +67,7 @@ def inventory_digest(stored: pl.DataFrame) -> int:
 
     Each file is hashed as its unit's walk lists it: below a top-level folder, relative to
     that folder."""
-    units = [_as_unit_row(root, path) for root, path in zip(stored["source_root"], stored["path"])]
+    units = [_as_unit_row(root, path) for root, path in zip(stored["source_root"], stored["path"], strict=True)]
     files = stored.with_columns(
         source_root=pl.Series([root for root, _ in units], dtype=pl.String),
         path=pl.Series([path for _, path in units], dtype=pl.Binary),

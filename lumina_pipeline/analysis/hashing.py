@@ -37,13 +37,13 @@ def _to_hex(bits: NDArray[np.bool_]) -> str:
 
 def compute_dhash(image: Image.Image, hash_size: int = HASH_SIZE) -> str:
     """Difference hash: is each pixel brighter than its left neighbour (imagehash.dhash)."""
-    small = np.asarray(image.convert("L").resize((hash_size + 1, hash_size), Image.LANCZOS))
+    small = np.asarray(image.convert("L").resize((hash_size + 1, hash_size), Image.Resampling.LANCZOS))
     return _to_hex(small[:, 1:] > small[:, :-1])
 
 
 def compute_ahash(image: Image.Image, hash_size: int = HASH_SIZE) -> str:
     """Average hash: is each pixel brighter than the mean (imagehash.average_hash)."""
-    small = np.asarray(image.convert("L").resize((hash_size, hash_size), Image.LANCZOS))
+    small = np.asarray(image.convert("L").resize((hash_size, hash_size), Image.Resampling.LANCZOS))
     return _to_hex(small > small.mean())
 
 
@@ -56,7 +56,7 @@ def compute_whash(image: Image.Image, hash_size: int = HASH_SIZE) -> str:
     """
     scale = max(2 ** int(np.log2(min(image.size))), hash_size)
     max_level = int(np.log2(scale))
-    pixels = np.asarray(image.convert("L").resize((scale, scale), Image.LANCZOS)) / 255.0
+    pixels = np.asarray(image.convert("L").resize((scale, scale), Image.Resampling.LANCZOS)) / 255.0
     coefficients = pywt.wavedec2(pixels, "haar", level=max_level)
     coefficients[0] *= 0  # drop the lowest frequency (overall brightness), as imagehash does
     pixels = pywt.waverec2(coefficients, "haar")

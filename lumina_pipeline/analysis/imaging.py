@@ -33,7 +33,7 @@ class ImageTooLarge(ValueError):
 @dataclass(frozen=True)
 class DecodedPhoto:
     image: Image.Image  # upright (orientation applied), short side 256-511 px where the file has it
-    format: str
+    format: str | None  # Pillow's name for it; every format Image.open opens sets one
     width: int  # as the file stores it; for HEIF as decoded, container rotation applied
     height: int
     orientation: int | None  # the raw EXIF value

@@ -1,6 +1,7 @@
 """Diff a fresh walk against the stored inventory and give new files their batches."""
 
 from dataclasses import dataclass
+from typing import cast
 
 import polars as pl
 
@@ -38,10 +39,6 @@ class InventoryChanges:
         """Batches holding a new or changed file that still has to be read."""
         touched = pl.concat([self.new.select("batch", "status"), self.changed.select("batch", "status")])
         return sorted(touched.filter(pl.col("status") == "pending")["batch"].unique().to_list())
-
-
-def batch_key(ordinal: int) -> str:
-    return str(ordinal).zfill(BATCH_KEY_DIGITS)
 
 
 def diff_inventory(stored: pl.DataFrame, walk: Walk, *, batch_size: int) -> InventoryChanges:
@@ -85,7 +82,7 @@ def diff_inventory(stored: pl.DataFrame, walk: Walk, *, batch_size: int) -> Inve
 
 def _new_batches(stored: pl.DataFrame, count: int, batch_size: int) -> pl.Series:
     """Fill the open (last, not yet full) batch first, then open new ones. Append-only."""
-    last = stored["batch"].max()
+    last = cast(str | None, stored["batch"].max())  # a String column; polars types max() as any scalar
     ordinal = int(last) if last is not None else 0
     filled = int((stored["batch"] == last).sum()) if last is not None else 0
     positions = pl.int_range(filled, filled + count, eager=True)

@@ -2,6 +2,7 @@
 
 import re
 from datetime import datetime
+from typing import Any
 
 from PIL import ExifTags, Image
 
@@ -92,7 +93,8 @@ def _exif_datetime(value: object) -> str | None:
         return None
 
 
-def _gps_degrees(parts: object, reference: object, negative: str) -> float | None:
+def _gps_degrees(parts: Any, reference: object, negative: str) -> float | None:
+    """`parts`: whatever the GPS tag holds, three rationals when it is well formed."""
     try:
         degrees, minutes, seconds = (float(part) for part in parts)
     except (TypeError, ValueError, ZeroDivisionError):

@@ -9,9 +9,10 @@ are verified with a vectorized popcount. Written here because no maintained Pyth
 library does Hamming-radius joins over millions of 64-bit keys.
 """
 
+from itertools import pairwise
+
 import numpy as np
 from numpy.typing import NDArray
-
 
 MIN_CHUNKS = 3  # chunks of at most 22 bits: bucket tables of at most 4M entries
 
@@ -26,7 +27,7 @@ def pairs_within(keys: NDArray[np.uint64], max_distance: int) -> tuple[NDArray[n
     chunk_count = max(max_distance // 2 + 1, MIN_CHUNKS)
     bounds = np.linspace(0, 64, chunk_count + 1).astype(int)
     found = [np.empty(0, dtype=np.int64)]
-    for low, high in zip(bounds[:-1], bounds[1:]):
+    for low, high in pairwise(bounds):
         bits = int(high - low)
         chunk = ((keys >> np.uint64(low)) & np.uint64((1 << bits) - 1)).astype(np.int32)
         order = np.argsort(chunk, kind="stable").astype(np.int32)

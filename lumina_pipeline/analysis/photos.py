@@ -7,8 +7,9 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from functools import partial
+from io import BufferedReader
 from pathlib import Path
-from typing import BinaryIO
+from typing import TypeVar
 
 import polars as pl
 
@@ -18,6 +19,7 @@ from lumina_pipeline.analysis.imaging import MAX_PIXELS, ImageTooLarge, decode_p
 from lumina_pipeline.analysis.metadata import encode_geohash, read_exif_metadata
 from lumina_pipeline.analysis.quality import quality_score
 
+Read = TypeVar("Read")  # what `_read`'s reader makes of a file
 # Long enough to checksum a 10 GB video from a slow disk; a hung share costs this per file.
 FILE_TIMEOUT_SECONDS = 300.0
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -99,7 +101,7 @@ def analyze_files(
     analyze = partial(analyze_file, model_inputs=model_inputs, max_pixels=max_pixels)
     rows = [
         _within(timeout_seconds, partial(analyze, path, kind, seen))
-        for path, kind, seen in zip(paths, kinds, recorded or [None] * len(paths))
+        for path, kind, seen in zip(paths, kinds, recorded or [None] * len(paths), strict=True)
     ]
     return pl.DataFrame(rows, schema=ANALYSIS_SCHEMA, orient="row") if rows else pl.DataFrame(schema=ANALYSIS_SCHEMA)
 
@@ -150,7 +152,7 @@ class _Unread(Exception):
         self.status, self.reason = status, reason
 
 
-def _read(path: bytes, recorded: tuple[int, int] | None, read: Callable[[BinaryIO], bytes | str]) -> bytes | str:
+def _read(path: bytes, recorded: tuple[int, int] | None, read: Callable[[BufferedReader], Read]) -> Read:
     """`read` applied to the file at `path`, which must be a regular file that has the
     (size_bytes, mtime_ns) `recorded` (when given) and keeps them while it is read.
 

@@ -19,14 +19,14 @@ def quality_score(grey: Image.Image) -> int:
     """
     scale = SCALE_SHORT_SIDE / min(grey.size)
     if scale < 1:
-        grey = grey.resize((round(grey.width * scale), round(grey.height * scale)), Image.BILINEAR)
-    grey = np.asarray(grey, dtype=np.float32)
-    if min(grey.shape) < 3:
+        grey = grey.resize((round(grey.width * scale), round(grey.height * scale)), Image.Resampling.BILINEAR)
+    pixels = np.asarray(grey, dtype=np.float32)
+    if min(pixels.shape) < 3:
         return 0
     laplacian = (
-        grey[:-2, 1:-1] + grey[2:, 1:-1] + grey[1:-1, :-2] + grey[1:-1, 2:] - 4 * grey[1:-1, 1:-1]
+        pixels[:-2, 1:-1] + pixels[2:, 1:-1] + pixels[1:-1, :-2] + pixels[1:-1, 2:] - 4 * pixels[1:-1, 1:-1]
     )
     sharpness = min(1.0, np.log1p(laplacian.var()) / np.log1p(SHARPNESS_FULL_SCALE))
-    clipped = np.mean((grey <= 3) | (grey >= 252))
-    exposure = (1 - abs(grey.mean() - 127.5) / 127.5) * (1 - clipped)
+    clipped = np.mean((pixels <= 3) | (pixels >= 252))
+    exposure = (1 - abs(pixels.mean() - 127.5) / 127.5) * (1 - clipped)
     return int(round(100 * (0.7 * sharpness + 0.3 * exposure)))

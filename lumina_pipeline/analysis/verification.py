@@ -2,15 +2,19 @@
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 import polars as pl
 
-def reverify(paths: Sequence[bytes], sizes: Sequence[int], mtimes: Sequence[int], checksums: Sequence[str]) -> pl.Series:
+
+def reverify(
+    paths: Iterable[bytes], sizes: Iterable[int], mtimes: Iterable[int], checksums: Iterable[str]
+) -> pl.Series:
     """One outcome per file: `same`; `edited` (size or mtime moved: a normal change, the
     next inventory picks it up); `corrupted` (content differs while size and mtime did
     not: bit rot or tampering); `unreadable` (gone or no permission)."""
-    return pl.Series("outcome", [_outcome(*row) for row in zip(paths, sizes, mtimes, checksums)], dtype=pl.String)
+    outcomes = [_outcome(*row) for row in zip(paths, sizes, mtimes, checksums, strict=True)]
+    return pl.Series("outcome", outcomes, dtype=pl.String)
 
 
 def _outcome(path: bytes, size: int, mtime_ns: int, checksum: str) -> str:

@@ -8,7 +8,7 @@ from lumina_pipeline.analysis.neighbors import hamming, pairs_within
 def brute_force(keys, max_distance):
     i, j = np.triu_indices(len(keys), 1)
     close = hamming(keys[i], keys[j]) <= max_distance
-    return set(zip(i[close].tolist(), j[close].tolist()))
+    return set(zip(i[close].tolist(), j[close].tolist(), strict=True))
 
 
 @settings(max_examples=40, deadline=None)
@@ -20,5 +20,5 @@ def test_finds_exactly_the_pairs_brute_force_finds(seed, count, max_distance):
     flips = rng.integers(0, 64, (len(copies), max_distance + 1)).astype(np.uint64)
     keys[rng.integers(0, count, len(copies))] = keys[copies] ^ np.bitwise_or.reduce(np.uint64(1) << flips, axis=1)
     i, j = pairs_within(keys, max_distance)
-    assert set(zip(i.tolist(), j.tolist())) == brute_force(keys, max_distance)
+    assert set(zip(i.tolist(), j.tolist(), strict=True)) == brute_force(keys, max_distance)
     assert (i < j).all()

@@ -16,7 +16,7 @@ FIELDS = list(ANALYSIS_SCHEMA)
 
 
 def analyze(path: bytes, kind: str = "image", **options) -> dict:
-    return dict(zip(FIELDS, analyze_file(path, kind, **options)))
+    return dict(zip(FIELDS, analyze_file(path, kind, **options), strict=True))
 
 
 def corpus_kind(record: dict) -> str:
@@ -53,7 +53,7 @@ def test_capture_time_carries_its_subseconds(corpus):
 def test_every_file_gets_an_acceptable_status_checksum_and_reason(corpus):
     records = [r for r in corpus.manifest["files"] if corpus_kind(r) in ("image", "raw", "video")]
     frame = analyze_files([corpus.real_path(r) for r in records], [corpus_kind(r) for r in records])
-    for record, row in zip(records, frame.iter_rows(named=True)):
+    for record, row in zip(records, frame.iter_rows(named=True), strict=True):
         assert row["status"] in record["acceptable_status"], (record["path"], row["error"])
         assert row["checksum"] == record["sha256"], record["path"]
         assert (row["error"] is None) == (row["status"] == "ok"), record["path"]

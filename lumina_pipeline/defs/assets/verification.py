@@ -32,11 +32,11 @@ def checksum_verification(config: VerificationConfig, database: CatalogDatabase)
             (catalog.name, files_to_verify(session.connection(), catalog.id, config.share_per_run))
             for catalog in list_catalogs(session)
         ]
-    counts, corrupted = dict.fromkeys(OUTCOMES, 0), []
+    counts: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
+    corrupted: list[str] = []
     for name, files in batches:
-        outcome = reverify(
-            absolute_paths(files["source_root"], files["path"]), files["size_bytes"], files["mtime_ns"], files["checksum"]
-        )
+        paths = absolute_paths(files["source_root"], files["path"])
+        outcome = reverify(paths, files["size_bytes"], files["mtime_ns"], files["checksum"])
         with database.transaction() as session:
             mark_verified(session.connection(), files["id"])
         for key in counts:
