@@ -20,6 +20,7 @@ from lumina_pipeline.sample import draw_scene
 from lumina_pipeline.storage.catalogs import add_catalog
 from lumina_pipeline.storage.database import make_engine
 from lumina_pipeline.storage.models import Image
+from lumina_pipeline.storage.thumbnails import save_thumbnails
 from lumina_pipeline_tests.ollama_server import StandInOllama
 
 PHOTOS = 100
@@ -35,9 +36,7 @@ def photos_with_thumbnails(root: Path, database_url: str) -> None:
             buffer = io.BytesIO()
             draw_scene(index, size=(384, 256)).save(buffer, "JPEG", quality=85)
             checksum = f"{index:064x}"
-            relative = f"captions-bench/{checksum[:2]}/{checksum}.jpg"
-            (thumbnails / relative).parent.mkdir(parents=True, exist_ok=True)
-            (thumbnails / relative).write_bytes(buffer.getvalue())
+            [relative] = save_thumbnails(thumbnails, "captions-bench", [checksum], [buffer.getvalue()])
             session.add(Image(catalog_id=catalog.id, source_root=str(root), path=f"{index}.jpg".encode(), kind="image",
                               size_bytes=1, mtime_ns=0, batch="00000", status="ok", checksum=checksum,
                               thumbnail_path=relative))

@@ -48,11 +48,13 @@ def catalog_list(args: argparse.Namespace) -> None:
 
 
 def catalog_remove(args: argparse.Namespace) -> None:
+    from lumina_pipeline.storage.thumbnails import remove_thumbnails
+
     place = home.prepare()
     with _session(place) as session, session.begin():
         catalog_store.remove_catalog(session, args.name)
     _catalog_partitions("delete", args.name)
-    shutil.rmtree(place.thumbnail_dir / args.name, ignore_errors=True)
+    remove_thumbnails(place.thumbnail_dir, args.name)
     print(f"removed catalog {args.name} (the photos themselves are untouched)")
 
 

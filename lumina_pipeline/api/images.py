@@ -4,6 +4,7 @@ and tags, and search by example or by text."""
 import os
 import posixpath
 from datetime import date
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
@@ -28,6 +29,7 @@ from lumina_pipeline.storage.browse import (
 from lumina_pipeline.storage.catalogs import get_catalog
 from lumina_pipeline.storage.decisions import add_manual_tag, remove_tag, set_rating
 from lumina_pipeline.storage.models import Catalog
+from lumina_pipeline.storage.thumbnails import thumbnail_file
 
 router = APIRouter(prefix="/api", responses={404: {"model": schemas.Problem}})
 
@@ -139,7 +141,7 @@ def thumbnail(session: Database, thumbnail_dir: ThumbnailDir, image_id: ImageId,
     row = image_or_404(session, image_id)
     if not row["thumbnail_path"]:
         raise HTTPException(404, f"image {image_id} has no thumbnail ({row['status']})")
-    found = file_inside([thumbnail_dir], thumbnail_dir, row["thumbnail_path"].encode())
+    found = thumbnail_file(Path(thumbnail_dir), row["thumbnail_path"])
     if found is None:
         raise HTTPException(404, f"the thumbnail of image {image_id} is missing; re-run its batch")
     return _send(request, found, lambda data: (data, "image/jpeg"))

@@ -1,9 +1,8 @@
 """Resources: the catalog database, the thumbnail store, the image model and the vision
 model that captions photos, bound from the environment."""
 
-import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from lumina_pipeline.models import TAG_VOCABULARY, load_image_model
 from lumina_pipeline.models.text import TextEncoder
 from lumina_pipeline.storage.database import make_engine
 from lumina_pipeline.storage.embeddings import embeddings_table
+from lumina_pipeline.storage.thumbnails import read_thumbnail, save_thumbnails
 
 
 class CatalogDatabase(dg.ConfigurableResource):
@@ -45,31 +45,17 @@ class CatalogDatabase(dg.ConfigurableResource):
 
 
 class ThumbnailStore(dg.ConfigurableResource):
-    """JPEG thumbnails on disk, one per distinct content: `<root>/<catalog>/<sha[:2]>/<sha>.jpg`."""
+    """The folder of the thumbnails (`storage/thumbnails.py` owns its layout)."""
 
     root: str
 
-    def save_all(self, catalog: str, checksums: Sequence[str | None], jpegs: Sequence[bytes | None]) -> list[str | None]:
-        """Write each thumbnail (atomically, so a killed run leaves no half file); return
-        the paths relative to the store root, None where there is no thumbnail."""
-        return [self._save(catalog, checksum, jpeg) if jpeg else None for checksum, jpeg in zip(checksums, jpegs)]
-
-    def _save(self, catalog: str, checksum: str, jpeg: bytes) -> str:
-        relative = Path(catalog) / checksum[:2] / f"{checksum}.jpg"
-        target = Path(self.root) / relative
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_suffix(f".{os.getpid()}.part")
-            partial.write_bytes(jpeg)
-            partial.replace(target)
-        return relative.as_posix()
+    def save_all(
+        self, catalog: str, checksums: Iterable[str | None], jpegs: Iterable[bytes | None]
+    ) -> list[str | None]:
+        return save_thumbnails(Path(self.root), catalog, checksums, jpegs)
 
     def read(self, relative: str) -> bytes | None:
-        """A thumbnail's JPEG bytes; None when the file is gone (its batch writes it again)."""
-        try:
-            return (Path(self.root) / relative).read_bytes()
-        except FileNotFoundError:
-            return None
+        return read_thumbnail(Path(self.root), relative)
 
 
 class Embedder(dg.ConfigurableResource):

@@ -1,0 +1,49 @@
+"""JPEG thumbnails on disk, one per distinct content: `<root>/<catalog>/<sha[:2]>/<sha>.jpg`,
+the layout no other module knows (rows keep the path relative to the root)."""
+
+import os
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+from lumina_pipeline.analysis.files import resolves_inside
+
+
+def save_thumbnails(
+    root: Path, catalog: str, checksums: Iterable[str | None], jpegs: Iterable[bytes | None]
+) -> list[str | None]:
+    """Write each thumbnail (atomically, so a killed run leaves no half file); return the
+    paths relative to `root`, None where there is no thumbnail."""
+    pairs = zip(checksums, jpegs, strict=True)
+    return [_save(root, catalog, checksum, jpeg) if jpeg and checksum else None for checksum, jpeg in pairs]
+
+
+def _save(root: Path, catalog: str, checksum: str, jpeg: bytes) -> str:
+    relative = Path(catalog) / checksum[:2] / f"{checksum}.jpg"
+    target = root / relative
+    if not target.exists():  # named by content: an existing file already holds these bytes
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(f".{os.getpid()}.part")
+        partial.write_bytes(jpeg)
+        partial.replace(target)
+    return relative.as_posix()
+
+
+def read_thumbnail(root: Path, relative: str) -> bytes | None:
+    """A thumbnail's JPEG bytes; None when the file is gone (its batch writes it again)."""
+    try:
+        return (root / relative).read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def thumbnail_file(root: Path, relative: str) -> bytes | None:
+    """The real path of a thumbnail, for serving it: None when the file is gone, or when the
+    stored path leads out of `root` once every symlink is resolved."""
+    real = os.path.realpath(os.path.join(os.fsencode(root), os.fsencode(relative)))
+    inside = resolves_inside(real, [os.fsencode(os.path.realpath(root))])
+    return real if inside and os.path.isfile(real) else None
+
+
+def remove_thumbnails(root: Path, catalog: str) -> None:
+    shutil.rmtree(root / catalog, ignore_errors=True)
