@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from lumina_pipeline.analysis.files import display_path
-from lumina_pipeline.models import load_image_model
+from lumina_pipeline.models import ImageModel, load_image_model
 from lumina_pipeline.models.text import TextEncoder
 from lumina_pipeline.storage.captions import description_matches
 from lumina_pipeline.storage.catalogs import CatalogError, get_catalog
@@ -52,11 +52,11 @@ class SearchModels:
     clip_path: str = ""
 
     @cached_property
-    def image(self):
+    def image(self) -> ImageModel:
         return load_image_model(Path(self.cache_dir), self.clip_path)
 
     @cached_property
-    def table(self):
+    def table(self) -> Table:
         return embeddings_table(self.image.model_id, self.image.dimensions)
 
     @cached_property

@@ -17,8 +17,7 @@ from sqlalchemy import Engine, Table
 from sqlalchemy.orm import Session
 
 from lumina_pipeline.analysis.captions import CAPTION_SCHEMA, PROMPT, Caption, parse_caption
-from lumina_pipeline.analysis.embedding import top_labels, vocabulary_tags, zero_shot_tags
-from lumina_pipeline.models import TAG_VOCABULARY, load_image_model
+from lumina_pipeline.models import ImageModel, Labels, load_image_model
 from lumina_pipeline.models.text import TextEncoder
 from lumina_pipeline.storage.database import make_engine
 from lumina_pipeline.storage.embeddings import embeddings_table
@@ -29,7 +28,7 @@ class CatalogDatabase(dg.ConfigurableResource):
     """The PostgreSQL holding the catalog tables; one engine per run process."""
 
     url: str
-    _engine: Engine | None = PrivateAttr(default=None)
+    _engine: Engine = PrivateAttr()
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self._engine = make_engine(self.url)
@@ -69,48 +68,22 @@ class Embedder(dg.ConfigurableResource):
     tag_vocabulary: str = ""
     allow_download: bool = False
     batch_size: int = 64
-    _model: object = PrivateAttr(default=None)
-    _vocabulary: list[str] = PrivateAttr(default_factory=list)
-    _vocabulary_vectors: object = PrivateAttr(default=None)
+    _model: ImageModel = PrivateAttr()
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self._model = load_image_model(Path(self.cache_dir), self.clip_path, self.allow_download)
-        if self._model.labels is None:  # CLIP: its text tower places the vocabulary in the images' space
-            file = Path(self.tag_vocabulary) if self.tag_vocabulary else TAG_VOCABULARY
-            self._vocabulary = [line.strip() for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
-            self._vocabulary_vectors = self._model.embed_text([f"a photo of {tag}" for tag in self._vocabulary])
+        self._model = load_image_model(Path(self.cache_dir), self.clip_path, self.allow_download, self.tag_vocabulary)
 
     @property
-    def model_id(self) -> str:
-        return self._model.model_id
-
-    @property
-    def dimensions(self) -> int:
-        return self._model.dimensions
+    def model(self) -> ImageModel:
+        return self._model
 
     def table(self) -> Table:
-        return embeddings_table(self.model_id, self.dimensions)
+        return embeddings_table(self._model.model_id, self._model.dimensions)
 
-    def embed(self, inputs: NDArray[np.uint8]) -> tuple[NDArray[np.float32], list[dict] | None]:
-        """Unit vectors for (N, 224, 224, 3) inputs, in batches; plus each image's top
-        labels when the model has labels."""
-        parts = [self._model.embed_images(inputs[i : i + self.batch_size]) for i in range(0, len(inputs), self.batch_size)]
-        vectors = np.concatenate([v for v, _ in parts]) if parts else np.empty((0, self._model.dimensions), np.float32)
-        if self._model.labels is None:
-            return vectors, None
-        probabilities = np.concatenate([p for _, p in parts]) if parts else np.empty((0, len(self._model.labels)))
-        return vectors, top_labels(probabilities, self._model.labels)
-
-    def embed_text(self, texts: list[str]) -> NDArray[np.float32]:
-        return self._model.embed_text(texts)
-
-    def zero_shot_tags(self, vectors: NDArray[np.float32], labels: list[dict] | None) -> tuple[str, list]:
-        """The tags' source and, per image, its (tag, probability) pairs: the confident ImageNet
-        labels (`model`), or with CLIP the confident tags of the vocabulary (`openclip`)."""
-        if labels is not None:
-            return "model", zero_shot_tags(labels)
-        similarity = vectors @ self._vocabulary_vectors.T
-        return "openclip", vocabulary_tags(similarity, self._vocabulary, self._model.logit_scale)
+    def embed(self, pixels: NDArray[np.uint8]) -> tuple[NDArray[np.float32], Labels | None]:
+        """Unit vectors of (N, 224, 224, 3) pixels, `batch_size` at a time; and each image's
+        most probable labels when the model has labels."""
+        return self._model.embed(pixels, self.batch_size)
 
 
 class SentenceModel(dg.ConfigurableResource):

@@ -1,20 +1,51 @@
 """Image and text models, loaded from local files only (packages or a user's own weights).
-
-`load_image_model` gives the configured backend; both answer `embed_images` with
-L2-normalised vectors, plus label probabilities when the model has labels.
-"""
+`load_image_model` gives the configured `ImageModel` to the `embeddings` asset and to search."""
 
 from pathlib import Path
+from typing import Protocol
 
-from lumina_pipeline.models.clip import ClipModel
-from lumina_pipeline.models.efficientnet import EfficientNetModel
+import numpy as np
+from numpy.typing import NDArray
 
 # What CLIP tags photos from unless the user gives a list of their own (one tag per line).
 TAG_VOCABULARY = Path(__file__).parent / "tag_vocabulary.txt"
 
+Labels = list[dict[str, float]]  # per image, its most probable labels and their probabilities
+Tags = list[list[tuple[str, float]]]  # per image, the (tag, probability) pairs confident enough to keep
 
-def load_image_model(cache_dir: Path, clip_path: str = "", allow_download: bool = False):
-    """CLIP when the user points at weights, else EfficientNet-Lite0 (offline, packaged)."""
+
+class ImageModel(Protocol):
+    """What the `embeddings` asset and search ask of an image model."""
+
+    model_id: str  # names the table of its vectors: two models' vectors never mix
+    dimensions: int
+    labels: list[str] | None  # a classifier's labels, through which search finds photos; None for CLIP
+    tag_source: str  # `image_tags.source` of its tags: `model` (its labels) or `openclip` (a vocabulary)
+
+    def embed(self, pixels: NDArray[np.uint8], batch_size: int) -> tuple[NDArray[np.float32], Labels | None]:
+        """(N, 224, 224, 3) RGB -> (N, dimensions) unit vectors, `batch_size` images per
+        inference; and each image's most probable labels when the model has labels."""
+        ...
+
+    def tags(self, vectors: NDArray[np.float32], labels: Labels | None) -> Tags:
+        """Per image, the tags it shows, from what `embed` returned."""
+        ...
+
+
+def batches(pixels: NDArray[np.uint8], batch_size: int) -> list[NDArray[np.uint8]]:
+    """`pixels` cut into batches; no pixels make one empty batch, so that outputs keep their shape."""
+    return [pixels[start : start + batch_size] for start in range(0, max(len(pixels), 1), batch_size)]
+
+
+def load_image_model(
+    cache_dir: Path, clip_path: str = "", allow_download: bool = False, tag_vocabulary: str = ""
+) -> ImageModel:
+    """CLIP when the user points at weights (tagging from `tag_vocabulary`, a file of one tag
+    per line, or the packaged list), else EfficientNet-Lite0 (offline, packaged)."""
     if clip_path:
-        return ClipModel(clip_path, allow_download=allow_download)
+        from lumina_pipeline.models.clip import ClipModel
+
+        return ClipModel(clip_path, Path(tag_vocabulary or TAG_VOCABULARY), allow_download=allow_download)
+    from lumina_pipeline.models.efficientnet import EfficientNetModel
+
     return EfficientNetModel(cache_dir)

@@ -14,16 +14,20 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from lumina_pipeline.analysis.embedding import l2_normalize, softmax
+from lumina_pipeline.analysis.embedding import l2_normalize, softmax, top_labels, zero_shot_tags
+from lumina_pipeline.models import Labels, Tags, batches
 
 LABELS = (Path(__file__).parent / "imagenet_labels.txt").read_text(encoding="utf-8").splitlines()
 EXPORT_VERSION = "v2"  # bump when the export below changes
 
 
 class EfficientNetModel:
+    """An `ImageModel` whose tags are its confident ImageNet labels."""
+
     model_id = "efficientnet-lite0-imagenet"
     dimensions = 1280
-    labels = LABELS
+    labels: list[str] | None = LABELS
+    tag_source = "model"
 
     def __init__(self, cache_dir: Path):
         import onnxruntime
@@ -33,10 +37,14 @@ class EfficientNetModel:
         path = exported_network(Path(cache_dir))
         self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
-    def embed_images(self, pixels: NDArray[np.uint8]) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-        """(N, 224, 224, 3) RGB -> (N, 1280) unit vectors and (N, 1000) label probabilities."""
-        features, logits = self._session.run(None, {"pixels": np.ascontiguousarray(pixels)})
-        return l2_normalize(features), softmax(logits)
+    def embed(self, pixels: NDArray[np.uint8], batch_size: int) -> tuple[NDArray[np.float32], Labels]:
+        """(N, 224, 224, 3) RGB -> (N, 1280) unit vectors and each image's ten most probable labels."""
+        runs = [self._session.run(None, {"pixels": np.ascontiguousarray(part)}) for part in batches(pixels, batch_size)]
+        features, logits = (np.concatenate(outputs) for outputs in zip(*runs, strict=True))
+        return l2_normalize(features), top_labels(softmax(logits), LABELS)
+
+    def tags(self, vectors: NDArray[np.float32], labels: Labels | None) -> Tags:
+        return zero_shot_tags(labels or [])
 
 
 def exported_network(cache_dir: Path) -> Path:

@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from lumina_pipeline.api.app import ApiSettings, create_app
+from lumina_pipeline.defs.resources import Embedder
 from lumina_pipeline_tests.defs.conftest import Pipeline, pipeline_for_test
 
 CATALOG = "api"
@@ -34,7 +35,8 @@ class Served:
 @pytest.fixture(scope="package")
 def served(corpus, database_url, engine, model_cache, tmp_path_factory) -> Served:
     thumbnails = str(tmp_path_factory.mktemp("api-thumbnails"))
-    with pipeline_for_test(database_url, engine, model_cache, thumbnails) as pipeline:
+    # the real image model: the API's search and similar photos are checked against it
+    with pipeline_for_test(database_url, engine, Embedder(cache_dir=model_cache), thumbnails) as pipeline:
         pipeline.add_catalog(CATALOG, str(corpus.photos))
         pipeline.catalog_everything(CATALOG)
         settings = ApiSettings(database_url=database_url, thumbnail_dir=thumbnails, model_cache=model_cache)

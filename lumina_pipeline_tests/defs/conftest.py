@@ -4,27 +4,61 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import dagster as dg
+import numpy as np
 import pytest
+from numpy.typing import NDArray
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from lumina_pipeline.analysis.embedding import INPUT_SIZE, l2_normalize, softmax, top_labels, zero_shot_tags
 from lumina_pipeline.defs.assets.bursts import bursts
 from lumina_pipeline.defs.assets.duplicates import duplicate_groups
 from lumina_pipeline.defs.assets.images import photo_analysis
 from lumina_pipeline.defs.assets.inventory import file_inventory
 from lumina_pipeline.defs.resources import CatalogDatabase, Embedder, ThumbnailStore
+from lumina_pipeline.models import Labels, Tags
 from lumina_pipeline.storage.catalogs import add_catalog, remove_catalog
+
+COLOURS = ["red", "green", "blue", "grey"]  # ProjectionModel's labels
+
+
+class ProjectionModel:
+    """An `ImageModel` for tests that need vectors and tags but not what a photo shows: a fixed
+    random projection of the 224 x 224 input to 8 dimensions and to the logits of 4 labels.
+    Needs no torch and no ONNX export, and gives the same vectors in every run."""
+
+    model_id = "projection-test"
+    dimensions = 8
+    labels: list[str] | None = COLOURS
+    tag_source = "model"
+    # about N(0, 1) logits for photos' centred pixels: some labels pass TAG_CONFIDENCE, some not
+    _projection = np.random.default_rng(0).standard_normal((INPUT_SIZE * INPUT_SIZE * 3, 8 + 4), np.float32) / 100
+
+    def embed(self, pixels: NDArray[np.uint8], batch_size: int) -> tuple[NDArray[np.float32], Labels]:
+        centred = (pixels.reshape(len(pixels), INPUT_SIZE * INPUT_SIZE * 3) / 255 - 0.5).astype(np.float32)
+        outputs = centred @ self._projection
+        return l2_normalize(outputs[:, :8]), top_labels(softmax(outputs[:, 8:]), COLOURS)
+
+    def tags(self, vectors: NDArray[np.float32], labels: Labels | None) -> Tags:
+        return zero_shot_tags(labels or [])
+
+
+class ProjectionEmbedder(Embedder):
+    """The embedder resource bound to `ProjectionModel`."""
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._model = ProjectionModel()
 
 
 class Pipeline:
     """A Dagster test instance plus the resources of one test, and a few one-line helpers."""
 
-    def __init__(self, instance: dg.DagsterInstance, database_url: str, thumbnails: str, engine, models: str):
+    def __init__(self, instance: dg.DagsterInstance, database_url: str, thumbnails: str, engine, embedder: Embedder):
         self.instance, self.engine, self.catalogs = instance, engine, []
         self.resources = {
             "database": CatalogDatabase(url=database_url),
             "thumbnails": ThumbnailStore(root=thumbnails),
-            "embedder": Embedder(cache_dir=models),
+            "embedder": embedder,
         }
 
     def add_catalog(self, name: str, folder: str, batch_size: int = 500) -> None:
@@ -39,14 +73,15 @@ class Pipeline:
                 remove_catalog(session, name)
 
     def inventory(self, catalog: str) -> dict:
-        result = dg.materialize([file_inventory], partition_key=catalog, instance=self.instance, resources=self.resources)
-        return _metadata(result, "file_inventory")
+        return _metadata(self.materialize([file_inventory], catalog), "file_inventory")
 
     def analyze(self, catalog: str, batch: str, asset: str = "metadata") -> dict:
         """Materialize `metadata`, `hashes` and `embeddings` of one batch; `asset`'s metadata."""
         key = dg.MultiPartitionKey({"catalog": catalog, "batch": batch})
-        result = dg.materialize([photo_analysis], partition_key=key, instance=self.instance, resources=self.resources)
-        return _metadata(result, "photo_analysis", asset)
+        return _metadata(self.materialize([photo_analysis], key), "photo_analysis", asset)
+
+    def materialize(self, assets: list, key: str) -> dg.ExecuteInProcessResult:
+        return dg.materialize(assets, partition_key=key, instance=self.instance, resources=self.resources)
 
     assets = (file_inventory, photo_analysis, duplicate_groups, bursts)
 
@@ -54,7 +89,7 @@ class Pipeline:
         """Inventory, every batch to process, then duplicate groups and bursts."""
         for batch in self.inventory(catalog)["batches_to_process"]:
             self.analyze(catalog, batch)
-        result = dg.materialize([duplicate_groups, bursts], partition_key=catalog, instance=self.instance, resources=self.resources)
+        result = self.materialize([duplicate_groups, bursts], catalog)
         return _metadata(result, "duplicate_groups"), _metadata(result, "bursts")
 
     def rows(self, catalog: str, columns: str = "*") -> list[dict]:
@@ -71,24 +106,31 @@ def _metadata(result: dg.ExecuteInProcessResult, node: str, asset: str | None = 
 
 
 @contextmanager
-def pipeline_for_test(database_url: str, engine, model_cache: str, thumbnails: str) -> Iterator[Pipeline]:
+def pipeline_for_test(database_url: str, engine, embedder: Embedder, thumbnails: str) -> Iterator[Pipeline]:
     with dg.instance_for_test() as instance:
-        pipeline = Pipeline(instance, database_url, thumbnails, engine, model_cache)
+        pipeline = Pipeline(instance, database_url, thumbnails, engine, embedder)
         yield pipeline
         pipeline.remove_catalogs()
 
 
+@pytest.fixture(scope="session")
+def embedder(model_cache) -> Embedder:
+    """The image model of `pipeline` and `corpus_pipeline`: `ProjectionModel`. A module whose
+    tests check what the real model sees overrides this fixture with `Embedder`."""
+    return ProjectionEmbedder(cache_dir=model_cache)
+
+
 @pytest.fixture
-def pipeline(database_url, engine, model_cache, tmp_path):
-    with pipeline_for_test(database_url, engine, model_cache, str(tmp_path / "thumbnails")) as pipeline:
+def pipeline(database_url, engine, embedder, tmp_path):
+    with pipeline_for_test(database_url, engine, embedder, str(tmp_path / "thumbnails")) as pipeline:
         yield pipeline
 
 
 @pytest.fixture(scope="module")
-def corpus_pipeline(request, corpus, database_url, engine, model_cache, tmp_path_factory):
+def corpus_pipeline(request, corpus, database_url, engine, embedder, tmp_path_factory):
     """A pipeline of the test module's own, with the corpus copy added as the module's
     `CATALOG` and inventoried; yields it and the inventory's metadata."""
     thumbnails = str(tmp_path_factory.mktemp("thumbnails"))
-    with pipeline_for_test(database_url, engine, model_cache, thumbnails) as pipeline:
+    with pipeline_for_test(database_url, engine, embedder, thumbnails) as pipeline:
         pipeline.add_catalog(request.module.CATALOG, str(corpus.photos))
         yield pipeline, pipeline.inventory(request.module.CATALOG)

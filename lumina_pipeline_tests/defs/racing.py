@@ -21,7 +21,7 @@ from lumina_pipeline.defs.assets.duplicates import duplicate_groups
 from lumina_pipeline.storage.database import make_engine
 from lumina_pipeline.storage.decisions import decide
 from lumina_pipeline.storage.groups import DUPLICATES
-from lumina_pipeline_tests.defs.conftest import Pipeline
+from lumina_pipeline_tests.defs.conftest import Pipeline, ProjectionEmbedder
 
 
 def start(step: str, pipeline: Pipeline, catalog: str, *args: str) -> subprocess.Popen:
@@ -66,7 +66,7 @@ def _run(step: str, database_url: str, thumbnails: str, models: str, catalog: st
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("catalogs", [catalog])
         instance.add_dynamic_partitions("batches", ["00000"])
-        pipeline = Pipeline(instance, database_url, thumbnails, engine, models)
+        pipeline = Pipeline(instance, database_url, thumbnails, engine, ProjectionEmbedder(cache_dir=models))
         if step == "inventory":
             pipeline.inventory(catalog)
         elif step == "analyze":

@@ -11,8 +11,8 @@ import polars as pl
 import pytest
 from sqlalchemy import text
 
-from lumina_pipeline.models.efficientnet import EfficientNetModel
 from lumina_pipeline.storage.embeddings import embeddings_table, write_embeddings
+from lumina_pipeline_tests.defs.conftest import ProjectionModel
 from lumina_pipeline_tests.defs.racing import finish, stalled, start, wait_until_waiting
 
 
@@ -84,7 +84,8 @@ def test_a_decision_saved_during_a_regrouping_is_kept(pipeline, library):
 def test_two_writes_of_one_batchs_vectors_at_once_leave_one_vector_per_photo(pipeline, library):
     pipeline.add_catalog("embedded", str(library))
     pipeline.catalog_everything("embedded")
-    table = embeddings_table(EfficientNetModel.model_id, EfficientNetModel.dimensions)
+    model = ProjectionModel
+    table = embeddings_table(model.model_id, model.dimensions)
     with pipeline.engine.begin() as connection:
         rows = pl.DataFrame(
             connection.execute(text(f"SELECT image_id, CAST(catalog_id AS text) AS catalog_id, model_id, "
@@ -96,7 +97,9 @@ def test_two_writes_of_one_batchs_vectors_at_once_leave_one_vector_per_photo(pip
     rows.write_parquet(parquet := library.parent / "vectors.parquet")
     with pipeline.engine.begin() as connection:  # one run's write, not committed yet ...
         write_embeddings(connection, table, rows)
-        other = subprocess.Popen([sys.executable, "-c", WRITE, pipeline.resources["database"].url, str(parquet)])
+        database = pipeline.resources["database"].url
+        arguments = [database, str(parquet), model.model_id, str(model.dimensions)]
+        other = subprocess.Popen([sys.executable, "-c", WRITE, *arguments])
         wait_until_waiting(pipeline.engine, 1)  # ... when the other run's write of the same rows comes in
     assert other.wait(timeout=120) == 0
     vectors = count(pipeline, f"SELECT count(*) FROM {table.name} WHERE catalog_id = {CATALOG_ID}", "embedded")
@@ -106,10 +109,9 @@ def test_two_writes_of_one_batchs_vectors_at_once_leave_one_vector_per_photo(pip
 WRITE = """
 import sys
 import polars as pl
-from lumina_pipeline.models.efficientnet import EfficientNetModel
 from lumina_pipeline.storage.database import make_engine
 from lumina_pipeline.storage.embeddings import embeddings_table, write_embeddings
 with make_engine(sys.argv[1]).begin() as connection:
-    table = embeddings_table(EfficientNetModel.model_id, EfficientNetModel.dimensions)
+    table = embeddings_table(sys.argv[3], int(sys.argv[4]))
     write_embeddings(connection, table, pl.read_parquet(sys.argv[2]))
 """

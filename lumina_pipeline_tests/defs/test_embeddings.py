@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from lumina_pipeline.analysis.files import display_path
+from lumina_pipeline.defs.resources import Embedder
 from lumina_pipeline.models.efficientnet import EfficientNetModel
 from lumina_pipeline.search import SearchModels, label_match, search_similar, search_text
 
@@ -23,6 +24,11 @@ DEFAULT_TABLE = "embeddings_efficientnet_lite0_imagenet"
 # Subjects no photo of the corpus shows, nor any text: before the relevance floor, each got
 # ten confident-looking results ("a dog": a winter forest labelled dogsled 0.06).
 ABSENT = ["a dog", "a cat", "a giraffe", "a submarine", "xyzzy", "quantum chromodynamics"]
+
+
+@pytest.fixture(scope="module")
+def embedder(model_cache) -> Embedder:
+    return Embedder(cache_dir=model_cache)  # these tests check what the real model sees
 
 
 @pytest.fixture(scope="module")
@@ -188,8 +194,6 @@ def tiny_clip(tmp_path_factory) -> str:
 
 
 def test_clip_from_a_local_folder_embeds_into_its_own_table_and_searches_by_text(searchable, tiny_clip, monkeypatch):
-    from lumina_pipeline.defs.resources import Embedder
-
     pipeline, _ = searchable
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # as on a machine without a network: nothing may be fetched
     default_vectors = vectors_by_path(pipeline.engine)
@@ -213,7 +217,6 @@ def test_clip_from_a_local_folder_embeds_into_its_own_table_and_searches_by_text
 def test_clip_tags_photos_from_a_vocabulary_as_openclip_and_leaves_other_sources_alone(
     searchable, tiny_clip, tmp_path, monkeypatch
 ):
-    from lumina_pipeline.defs.resources import Embedder
     from lumina_pipeline.models.clip import ClipModel
 
     pipeline, _ = searchable

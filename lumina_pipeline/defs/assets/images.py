@@ -89,7 +89,7 @@ def photo_analysis(
         written = write_analysis(session.connection(), rows, HASH_VERSION, ANALYSIS_VERSION)
         kept = embedded.only(written)
         write_embeddings(session.connection(), vectors, kept.vectors)
-        replace_tags(session.connection(), catalog_id, kept.source, embedder.model_id, kept.tags)
+        replace_tags(session.connection(), catalog_id, kept.source, embedder.model.model_id, kept.tags)
         in_batch = status_counts(session.connection(), catalog_id, keys["batch"])
     elapsed = time.perf_counter() - started
     # pending: changed while being read, to be read again
@@ -129,8 +129,8 @@ def photo_analysis(
         metadata={
             "images_embedded": len(kept.vectors),
             "not_embedded": len(analysis) - len(kept.vectors),  # videos, files that did not decode, stale rows
-            "model_id": embedder.model_id,
-            "dimensions": embedder.dimensions,
+            "model_id": embedder.model.model_id,
+            "dimensions": embedder.model.dimensions,
             "batch_size": embedder.batch_size,
             "zero_shot_tags": int(kept.tags["name"].is_not_null().sum()),
             "tag_source": kept.source,
@@ -159,15 +159,14 @@ def embed_photos(embedder: Embedder, catalog_id: uuid.UUID, ids: pl.Series, mode
     decoded = model_inputs.is_not_null()
     ids = ids.filter(decoded)
     vectors, labels = embedder.embed(stack_inputs(model_inputs.filter(decoded).to_list()))
-    source, per_image = embedder.zero_shot_tags(vectors, labels)
     tags = [
         (image_id, name, confidence)
-        for image_id, image_tags in zip(ids, per_image)
+        for image_id, image_tags in zip(ids, embedder.model.tags(vectors, labels), strict=True)
         for name, confidence in image_tags or [(None, None)]
     ]
     return Embedded(
-        vector_rows(ids, catalog_id, embedder.model_id, vectors, labels),
+        vector_rows(ids, catalog_id, embedder.model.model_id, vectors, labels),
         pl.DataFrame(tags, schema={"image_id": pl.Int64, "name": pl.String, "confidence": pl.Float64}, orient="row"),
-        source,
+        embedder.model.tag_source,
         time.perf_counter() - started,
     )
