@@ -1,11 +1,14 @@
-"""What endpoints receive from the app: a database session, the search models, settings."""
+"""What endpoints receive: a database session, the search models and settings from the app,
+and the parameters several routers take."""
 
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
+from fastapi import Path as PathParameter
 from sqlalchemy.orm import Session
 
+from lumina_pipeline.api import schemas
 from lumina_pipeline.search import SearchModels
 
 
@@ -26,3 +29,5 @@ def _thumbnail_dir(request: Request) -> str:
 Database = Annotated[Session, Depends(_database)]
 Models = Annotated[SearchModels, Depends(_models)]
 ThumbnailDir = Annotated[str, Depends(_thumbnail_dir)]
+CatalogName = Annotated[str, PathParameter(max_length=64, pattern=schemas.TEXT)]
+Limit = Annotated[int, Query(ge=1, le=500, description="page size")]

@@ -5,27 +5,16 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
-from sqlalchemy.orm import Session
 
 from lumina_pipeline.analysis.files import display_path
-from lumina_pipeline.analysis.hashing import hamming_distance
 from lumina_pipeline.api import schemas
-from lumina_pipeline.api.dependencies import Database, Models
-from lumina_pipeline.api.images import CatalogName, Limit, camera_name, summary
-from lumina_pipeline.search import SearchModels
-from lumina_pipeline.storage.browse import (
-    burst_frames,
-    find_bursts,
-    find_groups,
-    get_burst,
-    get_group,
-    group_members,
-    removable_files,
-)
+from lumina_pipeline.api.dependencies import CatalogName, Database, Limit, Models
+from lumina_pipeline.api.views import burst_fields, burst_view, exists_or_404, group_view
+from lumina_pipeline.storage.browse import find_bursts, find_groups, removable_files
 from lumina_pipeline.storage.catalogs import get_catalog
 from lumina_pipeline.storage.decisions import decide
-from lumina_pipeline.storage.embeddings import similarities_to
 from lumina_pipeline.storage.groups import BURSTS, DUPLICATES
+from lumina_pipeline.storage.models import Burst, DuplicateGroup
 
 router = APIRouter(prefix="/api", responses={404: {"model": schemas.Problem}})
 
@@ -49,54 +38,18 @@ def group_detail(session: Database, models: Models, group_id: uuid.UUID):
 def decide_on_group(session: Database, models: Models, group_id: uuid.UUID, decision: schemas.GroupDecision):
     """Keep `primary_image_id` (a member) and mark the group reviewed (or not). Survives
     re-runs of `duplicate_groups` while the group's members stay."""
-    group_view(session, models, group_id)
+    exists_or_404(session, DuplicateGroup, group_id, "duplicate group")
     if not decide(session.connection(), DUPLICATES, group_id, decision.primary_image_id, decision.reviewed):
         raise HTTPException(422, f"image {decision.primary_image_id} is not a member of group {group_id}")
     session.commit()
     return group_view(session, models, group_id)
 
 
-def group_view(session: Session, models: SearchModels, group_id: uuid.UUID) -> schemas.GroupDetail:
-    connection = session.connection()
-    group = get_group(connection, group_id)
-    if group is None:
-        raise HTTPException(404, f"no duplicate group {group_id}")
-    members = group_members(connection, group_id)
-    primary = next((m for m in members if m["id"] == group["primary_image_id"]), members[0])
-    similarity = similarities_to(connection, models.table, primary["id"], [m["id"] for m in members])
-    return schemas.GroupDetail(
-        **group,
-        members=[
-            schemas.GroupMember(
-                image=summary(member),
-                similarity_score=member["similarity_score"],
-                is_primary=member["id"] == group["primary_image_id"],
-                reason=_reason(member, primary, similarity.get(member["id"])),
-            )
-            for member in sorted(members, key=lambda m: m["id"] != primary["id"])
-        ],
-    )
-
-
-def _reason(member: dict, primary: dict, embedding_similarity: float | None) -> schemas.MemberReason:
-    def distance(name: str) -> int | None:
-        both = member[name] and primary[name]
-        return hamming_distance(member[name], primary[name]) if both else None
-
-    return schemas.MemberReason(
-        same_checksum=member["checksum"] == primary["checksum"],
-        dhash_distance=distance("dhash"),
-        ahash_distance=distance("ahash"),
-        whash_distance=distance("whash"),
-        embedding_similarity=embedding_similarity,
-    )
-
-
 @router.get("/catalogs/{catalog}/bursts", response_model=schemas.BurstPage)
 def list_bursts(session: Database, catalog: CatalogName, reviewed: Reviewed = None, after: After = None, limit: Limit = 100):
     catalog_id = get_catalog(session, catalog).id
     rows = find_bursts(session.connection(), catalog_id, reviewed, str(after or ""), limit + 1)
-    items = [_burst_fields(row) for row in rows[:limit]]
+    items = [burst_fields(row) for row in rows[:limit]]
     return schemas.BurstPage(items=items, next_after=items[-1]["id"] if len(rows) > limit else None)
 
 
@@ -108,24 +61,11 @@ def burst_detail(session: Database, burst_id: uuid.UUID):
 @router.post("/bursts/{burst_id}/decision", response_model=schemas.BurstDetail)
 def decide_on_burst(session: Database, burst_id: uuid.UUID, decision: schemas.BurstDecision):
     """Keep `best_image_id` (a frame) and mark the burst reviewed (or not)."""
-    burst_view(session, burst_id)
+    exists_or_404(session, Burst, burst_id, "burst")
     if not decide(session.connection(), BURSTS, burst_id, decision.best_image_id, decision.reviewed):
         raise HTTPException(422, f"image {decision.best_image_id} is not a frame of burst {burst_id}")
     session.commit()
     return burst_view(session, burst_id)
-
-
-def burst_view(session: Session, burst_id: uuid.UUID) -> schemas.BurstDetail:
-    burst = get_burst(session.connection(), burst_id)
-    if burst is None:
-        raise HTTPException(404, f"no burst {burst_id}")
-    frames = [summary(row) for row in burst_frames(session.connection(), burst_id)]
-    return schemas.BurstDetail(**_burst_fields(burst), frames=frames)
-
-
-def _burst_fields(row: dict) -> dict:
-    camera = camera_name(row["camera_make"], row["camera_model"])
-    return {key: value for key, value in row.items() if key not in ("camera_make", "camera_model")} | {"camera": camera}
 
 
 @router.get("/catalogs/{catalog}/removable", response_model=schemas.Removable)

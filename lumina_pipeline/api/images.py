@@ -2,7 +2,6 @@
 and tags, and search by example or by text."""
 
 import os
-import posixpath
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -11,67 +10,31 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi import Path as PathParameter
 from sqlalchemy.orm import Session
 
-from lumina_pipeline.analysis.files import display_path
 from lumina_pipeline.api import schemas
-from lumina_pipeline.api.dependencies import Database, Models, ThumbnailDir
+from lumina_pipeline.api.dependencies import CatalogName, Database, Limit, Models, ThumbnailDir
 from lumina_pipeline.api.files import browser_image, file_inside
+from lumina_pipeline.api.views import exists_or_404, summary
 from lumina_pipeline.search import search_text, similar_to_image
 from lumina_pipeline.storage.browse import (
     ImageFilters,
     catalog_summaries,
     find_images,
     get_burst,
-    get_image,
     get_group,
+    get_image,
     group_of_image,
     image_tags,
 )
 from lumina_pipeline.storage.catalogs import get_catalog
 from lumina_pipeline.storage.decisions import add_manual_tag, remove_tag, set_rating
-from lumina_pipeline.storage.models import Catalog
+from lumina_pipeline.storage.models import Catalog, Image
 from lumina_pipeline.storage.thumbnails import thumbnail_file
 
 router = APIRouter(prefix="/api", responses={404: {"model": schemas.Problem}})
 
 ImageId = Annotated[int, PathParameter(ge=1, le=2**63 - 1)]
-CatalogName = Annotated[str, PathParameter(max_length=64, pattern=schemas.TEXT)]
-Limit = Annotated[int, Query(ge=1, le=500, description="page size")]
 IMAGE_RESPONSES = {200: {"content": {"image/jpeg": {}, "image/png": {}, "image/gif": {}, "image/webp": {}}}}
 CACHE = "private, max-age=86400"
-
-
-def summary(row: dict) -> schemas.ImageSummary:
-    path, path_hex = display_path(bytes(row["path"]))
-    metadata, dates = row["image_metadata"] or {}, row["dates"] or {}
-    return schemas.ImageSummary(
-        id=row["id"],
-        catalog_id=row["catalog_id"],
-        path=path,
-        path_hex=path_hex,
-        folder=posixpath.dirname(path),
-        source_root=row["source_root"],
-        kind=row["kind"],
-        status=row["status"],
-        size_bytes=row["size_bytes"],
-        checksum=row["checksum"],
-        captured_at=dates.get("captured_at"),
-        camera=camera_name(metadata.get("camera_make"), metadata.get("camera_model")) or None,
-        width=metadata.get("display_width", metadata.get("width")),
-        height=metadata.get("display_height", metadata.get("height")),
-        quality_score=row["quality_score"],
-        rating=row["rating"],
-        description=row["description"],
-        burst_id=row["burst_id"],
-        burst_sequence=row["burst_sequence"],
-        thumbnail_url=f"/api/images/{row['id']}/thumbnail" if row["thumbnail_path"] else None,
-        file_url=f"/api/images/{row['id']}/file",
-    )
-
-
-def camera_name(make: str | None, model: str | None) -> str:
-    """'Canon EOS 40D', not 'Canon Canon EOS 40D': many models repeat their make."""
-    make, model = (make or "").strip(), (model or "").strip()
-    return model if make and model.lower().startswith(make.lower().split()[0]) else f"{make} {model}".strip()
 
 
 def image_or_404(session: Session, image_id: int) -> dict:
@@ -178,7 +141,7 @@ def _send(request: Request, path: bytes, convert) -> Response:
 
 @router.put("/images/{image_id}/rating", response_model=schemas.ImageDetail)
 def rate(session: Database, image_id: ImageId, rating: schemas.Rating):
-    image_or_404(session, image_id)
+    exists_or_404(session, Image, image_id, "image")
     set_rating(session.connection(), image_id, rating.rating)
     session.commit()
     return detail(session, image_or_404(session, image_id))
@@ -186,7 +149,7 @@ def rate(session: Database, image_id: ImageId, rating: schemas.Rating):
 
 @router.post("/images/{image_id}/tags", response_model=list[schemas.ImageTag])
 def tag(session: Database, image_id: ImageId, new: schemas.NewTag):
-    image_or_404(session, image_id)
+    exists_or_404(session, Image, image_id, "image")
     add_manual_tag(session.connection(), image_id, new.name)
     session.commit()
     return image_tags(session.connection(), image_id)
@@ -194,7 +157,7 @@ def tag(session: Database, image_id: ImageId, new: schemas.NewTag):
 
 @router.delete("/images/{image_id}/tags/{name}", response_model=list[schemas.ImageTag])
 def untag(session: Database, image_id: ImageId, name: Annotated[str, PathParameter(max_length=100, pattern=schemas.TEXT)]):
-    image_or_404(session, image_id)
+    exists_or_404(session, Image, image_id, "image")
     if not remove_tag(session.connection(), image_id, name):
         raise HTTPException(404, f"image {image_id} has no tag {name!r}")
     session.commit()
@@ -204,7 +167,7 @@ def untag(session: Database, image_id: ImageId, name: Annotated[str, PathParamet
 @router.get("/images/{image_id}/similar", response_model=list[schemas.SearchResult])
 def similar(session: Database, models: Models, image_id: ImageId, k: Annotated[int, Query(ge=1, le=100)] = 10):
     """The k photos of the same catalog nearest to this one by cosine of the image vectors."""
-    image_or_404(session, image_id)
+    exists_or_404(session, Image, image_id, "image")
     found = similar_to_image(session, image_id, k, models)
     if found is None:
         raise HTTPException(404, f"image {image_id} has no vector from {models.image.model_id}: run `embeddings`")

@@ -9,9 +9,8 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from lumina_pipeline.api.dependencies import Database, Models
-from lumina_pipeline.api.groups import burst_view, group_view
-from lumina_pipeline.api.images import CatalogName
+from lumina_pipeline.api.dependencies import CatalogName, Database, Models
+from lumina_pipeline.api.views import burst_view, group_view
 from lumina_pipeline.storage.browse import catalog_summaries, review_queue
 from lumina_pipeline.storage.catalogs import get_catalog
 
