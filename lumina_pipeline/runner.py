@@ -13,7 +13,7 @@ from lumina_pipeline.analysis.captions import PROMPT_VERSION
 from lumina_pipeline.analysis.photos import ANALYSIS_VERSION
 from lumina_pipeline.definitions import defs
 from lumina_pipeline.defs.jobs import QUIET_RUN_CONFIG
-from lumina_pipeline.defs.partitions import catalogs as catalog_partitions
+from lumina_pipeline.defs.partitions import CATALOGS
 from lumina_pipeline.defs.run_launcher import HOST_TAG, PID_TAG, process_exists, process_tags
 from lumina_pipeline.humanize import plural, size
 from lumina_pipeline.storage.captions import batches_to_caption
@@ -25,7 +25,7 @@ def run_catalog(place: home.Home, name: str, engine) -> None:
     """Run what the catalog needs and print a line per step."""
     definitions, instance = defs(), dg.DagsterInstance.get()
     _fail_dead_runs(instance)
-    instance.add_dynamic_partitions(catalog_partitions.name, [name])
+    instance.add_dynamic_partitions(CATALOGS, [name])
     started = time.perf_counter()
     tags = process_tags()  # so that a later `lumina run` can tell if this process died
 
@@ -43,12 +43,14 @@ def run_catalog(place: home.Home, name: str, engine) -> None:
         todo = pending_batches(session.connection(), catalog_id, ANALYSIS_VERSION)
     for number, batch in enumerate(todo, 1):
         result = execute("batch_job", dg.MultiPartitionKey({"catalog": name, "batch": batch}))
-        read, embedded = _figures(result, "photo_analysis", "metadata"), _figures(result, "photo_analysis", "embeddings")
+        read = _figures(result, "photo_analysis", "metadata")
+        embedded = _figures(result, "photo_analysis", "embeddings")
         print(f"batch {batch} ({number}/{len(todo)}): {plural(read['files_read'], 'file')} read "
               f"({read['ok']} ok, {plural(read['error'], 'error')}, {read['skipped']} skipped), "
               f"{read['files_per_second']} files per second")
         print(f"  embeddings: {plural(embedded['images_embedded'], 'photo')} by {embedded['model_id']}, "
-              f"{plural(embedded['zero_shot_tags'], 'zero-shot tag')}, {embedded['images_per_second']} images per second")
+              f"{plural(embedded['zero_shot_tags'], 'zero-shot tag')}, "
+              f"{embedded['images_per_second']} images per second")
     grouping = execute("catalog_job", name)
     groups, bursts = _figures(grouping, "duplicate_groups"), _figures(grouping, "bursts")
     print(f"duplicates: {plural(groups['exact_groups'], 'exact group')}, "
@@ -60,7 +62,8 @@ def run_catalog(place: home.Home, name: str, engine) -> None:
         counts = status_counts(session.connection(), catalog_id)
     summary = ", ".join(plural(count, status) if status == "error" else f"{count} {status}"
                         for status, count in sorted(counts.items()))
-    print(f"catalog {name}: {plural(sum(counts.values()), 'file')} ({summary}) in {time.perf_counter() - started:.1f} s")
+    seconds = time.perf_counter() - started
+    print(f"catalog {name}: {plural(sum(counts.values()), 'file')} ({summary}) in {seconds:.1f} s")
 
 
 def _caption(execute, engine, name: str) -> None:
@@ -96,7 +99,8 @@ def _fail_dead_runs(instance: dg.DagsterInstance) -> None:
     for run in dead:
         instance.report_run_failed(run, f"its `lumina run` process {run.tags[PID_TAG]} is gone")
     if dead:
-        print(f"marked failed, their `lumina run` process died: {', '.join(f'{run.job_name} {run.run_id}' for run in dead)}")
+        runs = ", ".join(f"{run.job_name} {run.run_id}" for run in dead)
+        print(f"marked failed, their `lumina run` process died: {runs}")
 
 
 def _figures(result: dg.ExecuteInProcessResult, node: str, asset: str = "") -> dict:

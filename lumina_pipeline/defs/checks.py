@@ -31,4 +31,6 @@ def groups_point_at_listed_files(database: CatalogDatabase) -> dg.AssetCheckResu
     """No duplicate group member or burst frame is a file the inventory no longer lists."""
     with database.transaction() as session:
         orphans = {c.name: orphaned_references(session.connection(), c.id) for c in list_catalogs(session)}
-    return dg.AssetCheckResult(passed=not any(orphans.values()), metadata={"by_catalog": dg.MetadataValue.json(orphans)})
+    return dg.AssetCheckResult(
+        passed=not any(orphans.values()), metadata={"by_catalog": dg.MetadataValue.json(orphans)}
+    )

@@ -33,7 +33,9 @@ inventory_job = dg.define_asset_job(
     "inventory_job",
     selection=dg.AssetSelection.assets(file_inventory).without_checks(),
     config=dg.PartitionedConfig(
-        catalogs, run_config_for_partition_key_fn=lambda key: {}, tags_for_partition_key_fn=lambda key: {INVENTORY_TAG: key}
+        catalogs,
+        run_config_for_partition_key_fn=lambda key: {},
+        tags_for_partition_key_fn=lambda key: {INVENTORY_TAG: key},
     ),
 )
 batch_job = dg.define_asset_job(
@@ -49,7 +51,9 @@ catalog_job = dg.define_asset_job(
     "catalog_job",
     selection=[duplicate_groups, bursts],
     config=dg.PartitionedConfig(
-        catalogs, run_config_for_partition_key_fn=lambda key: {}, tags_for_partition_key_fn=lambda key: {REGROUP_TAG: key}
+        catalogs,
+        run_config_for_partition_key_fn=lambda key: {},
+        tags_for_partition_key_fn=lambda key: {REGROUP_TAG: key},
     ),
 )
 # Its own job, not part of batch_job: a vision model takes seconds per photo where the analysis

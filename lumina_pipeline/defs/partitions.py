@@ -8,8 +8,10 @@ from sqlalchemy import Connection
 
 from lumina_pipeline.storage.catalogs import batch_keys
 
-catalogs = dg.DynamicPartitionsDefinition(name="catalogs")
-batches = dg.DynamicPartitionsDefinition(name="batches")
+# The names the instance stores the keys under (typed `str`, which a definition's `name` is not).
+CATALOGS, BATCHES = "catalogs", "batches"
+catalogs = dg.DynamicPartitionsDefinition(name=CATALOGS)
+batches = dg.DynamicPartitionsDefinition(name=BATCHES)
 catalog_batches = dg.MultiPartitionsDefinition({"catalog": catalogs, "batch": batches})
 
 # A catalog-level asset reads every batch of its own catalog, never another catalog's.
@@ -21,5 +23,5 @@ with warnings.catch_warnings():
 
 def unregistered_batches(instance: dg.DagsterInstance, connection: Connection, catalog_id: uuid.UUID) -> list[str]:
     """The catalog's batches that hold rows but are not yet `batches` partitions."""
-    known = set(instance.get_dynamic_partitions(batches.name))
+    known = set(instance.get_dynamic_partitions(BATCHES))
     return [batch for batch in batch_keys(connection, catalog_id) if batch not in known]

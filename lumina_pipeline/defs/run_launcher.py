@@ -40,7 +40,9 @@ def worker_pid(instance: dg.DagsterInstance, run: dg.DagsterRun) -> int | None:
     if "socket" not in json.loads(run.tags.get(GRPC_INFO_TAG, "{}")):
         return None
     for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
-        if pid := record.dagster_event.engine_event_data.metadata.get("pid"):
+        event = record.dagster_event  # present on every engine event
+        pid = event.engine_event_data.metadata.get("pid") if event else None
+        if isinstance(pid, dg.TextMetadataValue) and pid.text is not None:  # Dagster logs it as text
             return int(pid.text)
     return None
 

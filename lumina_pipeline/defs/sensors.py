@@ -12,7 +12,7 @@ from lumina_pipeline.analysis.fingerprint import Progress, fingerprint, inventor
 from lumina_pipeline.analysis.photos import ANALYSIS_VERSION
 from lumina_pipeline.defs.assets.inventory import file_inventory
 from lumina_pipeline.defs.jobs import CHANGE_TAG, batch_job, captions_job, catalog_job, inventory_job
-from lumina_pipeline.defs.partitions import batches, catalogs, unregistered_batches
+from lumina_pipeline.defs.partitions import CATALOGS, batches, catalogs, unregistered_batches
 from lumina_pipeline.defs.resources import CatalogDatabase, FolderWatch, OllamaVision
 from lumina_pipeline.storage.catalogs import get_catalog, list_catalogs
 from lumina_pipeline.storage.images import load_inventory, pending_batches
@@ -36,7 +36,7 @@ def catalog_sensor(context: dg.SensorEvaluationContext, database: CatalogDatabas
         found = list_catalogs(session)
         names = {catalog.name for catalog in found}
         missing = {b for c in found for b in unregistered_batches(context.instance, session.connection(), c.id)}
-    known = set(context.instance.get_dynamic_partitions(catalogs.name))
+    known = set(context.instance.get_dynamic_partitions(CATALOGS))
     return dg.SensorResult(
         dynamic_partitions_requests=[
             catalogs.build_add_request(sorted(names - known)),
@@ -88,9 +88,18 @@ def inventory_followup_sensor(context: dg.SensorEvaluationContext, database: Cat
     earlier runs already read are skipped (after downtime, a queue of old inventories asks
     for nothing twice), and batches a failed run left behind are picked up again. A change
     with nothing to read but deletions regroups the catalog at once."""
-    records = context.instance.fetch_materializations(file_inventory.key, limit=100, cursor=context.cursor, ascending=True)
-    newest = {record.asset_materialization.partition: record for record in records.records}
-    deleted = {r.asset_materialization.partition for r in records.records if r.asset_materialization.metadata["deleted"].value}
+    records = context.instance.fetch_materializations(
+        file_inventory.key, limit=100, cursor=context.cursor, ascending=True
+    )
+    newest: dict[str, dg.EventLogRecord] = {}
+    deleted: set[str] = set()
+    for record in records.records:
+        materialization = record.asset_materialization
+        if materialization is None or materialization.partition is None:  # each has both: the asset is partitioned
+            continue
+        newest[materialization.partition] = record
+        if materialization.metadata["deleted"].value:
+            deleted.add(materialization.partition)
     requests = []
     for catalog, record in newest.items():
         change, todo = record.run_id, _batches_to_read(database, catalog)
@@ -104,7 +113,9 @@ def inventory_followup_sensor(context: dg.SensorEvaluationContext, database: Cat
             for batch in sorted(todo)
         ]
         if not todo and catalog in deleted:
-            requests.append(dg.RunRequest(job_name=catalog_job.name, partition_key=catalog, run_key=f"{change}:catalog"))
+            requests.append(
+                dg.RunRequest(job_name=catalog_job.name, partition_key=catalog, run_key=f"{change}:catalog")
+            )
     return dg.SensorResult(run_requests=requests, cursor=records.cursor)
 
 

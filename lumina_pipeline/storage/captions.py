@@ -91,7 +91,7 @@ def write_description_vectors(
             ON CONFLICT (image_id) DO UPDATE SET catalog_id = excluded.catalog_id, text_model = excluded.text_model,
                 embedding = excluded.embedding"""),
         [{"image_id": image_id, "c": catalog_id, "t": text_model, "embedding": _vector_text(vector)}
-         for image_id, vector in zip(image_ids, vectors)],
+         for image_id, vector in zip(image_ids, vectors, strict=True)],
     )
 
 

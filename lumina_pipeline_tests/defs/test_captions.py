@@ -4,9 +4,9 @@ model asks again, failures retried or recorded per photo, a clean skip without a
 
 import hashlib
 import shutil
-from datetime import datetime
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import dagster as dg

@@ -12,9 +12,9 @@ from lumina_pipeline.defs.jobs import CHANGE_TAG, batch_job
 from lumina_pipeline.defs.resources import CatalogDatabase, FolderWatch
 from lumina_pipeline.defs.schedules import nightly_backfill_schedule
 from lumina_pipeline.defs.sensors import (
+    FAILED_BATCHES_TAG,
     catalog_sensor,
     folder_change_sensor,
-    FAILED_BATCHES_TAG,
     grouping_after_batches_sensor,
     grouping_after_failed_batches_sensor,
     inventory_followup_sensor,

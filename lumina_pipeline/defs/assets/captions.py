@@ -9,7 +9,12 @@ from lumina_pipeline.analysis.captions import PROMPT_VERSION, caption_text
 from lumina_pipeline.defs.markdown import markdown_table
 from lumina_pipeline.defs.partitions import catalog_batches
 from lumina_pipeline.defs.resources import CatalogDatabase, OllamaVision, SentenceModel, ThumbnailStore
-from lumina_pipeline.storage.captions import apply_captions, contents_to_caption, save_captions, write_description_vectors
+from lumina_pipeline.storage.captions import (
+    apply_captions,
+    contents_to_caption,
+    save_captions,
+    write_description_vectors,
+)
 from lumina_pipeline.storage.catalogs import get_catalog
 
 # Every `captions` step holds a slot of this pool while it asks: its limit (dagster.yaml,
@@ -43,7 +48,7 @@ def captions(
         return dg.MaterializeResult(metadata={"skipped": True, "reason": NOT_CONFIGURED})
     if (reason := vision.unavailable()) is not None:
         raise dg.Failure(description=reason)
-    keys = context.partition_key.keys_by_dimension
+    keys = catalog_batches.get_partition_key_from_str(context.partition_key).keys_by_dimension
     with database.transaction() as session:
         catalog_id = get_catalog(session, keys["catalog"]).id
         todo = contents_to_caption(session.connection(), catalog_id, keys["batch"], vision.model, PROMPT_VERSION)
@@ -53,9 +58,13 @@ def captions(
     with database.transaction() as session:
         connection = session.connection()
         save_captions(connection, vision.model, PROMPT_VERSION, answers)
-        count, changed = apply_captions(connection, catalog_id, keys["batch"], vision.model, PROMPT_VERSION, sentences.model_id)
-        texts = [caption_text(description, tags) for description, tags in changed.select("description", "tags").iter_rows()]
-        write_description_vectors(connection, catalog_id, sentences.model_id, changed["image_id"].to_list(), sentences.embed(texts))
+        count, changed = apply_captions(
+            connection, catalog_id, keys["batch"], vision.model, PROMPT_VERSION, sentences.model_id
+        )
+        described = changed.select("description", "tags").iter_rows()
+        texts = [caption_text(description, tags) for description, tags in described]
+        vectors = sentences.embed(texts)
+        write_description_vectors(connection, catalog_id, sentences.model_id, changed["image_id"].to_list(), vectors)
     failed = answers.filter(pl.col("error").is_not_null())
     return dg.MaterializeResult(
         metadata={
@@ -68,8 +77,12 @@ def captions(
             "errors": len(failed),
             "seconds_asking": round(asking, 3),
             "seconds_per_photo": round(asking / len(answers), 3) if len(answers) else 0.0,
-            "preview": dg.MetadataValue.md(markdown_table(changed.head(10).with_columns(pl.col("tags").list.join(", ")))),
-            "errors_preview": dg.MetadataValue.md(markdown_table(failed.head(10).select("checksum", "error", "attempts"))),
+            "preview": dg.MetadataValue.md(
+                markdown_table(changed.head(10).with_columns(pl.col("tags").list.join(", ")))
+            ),
+            "errors_preview": dg.MetadataValue.md(
+                markdown_table(failed.head(10).select("checksum", "error", "attempts"))
+            ),
         }
     )
 
@@ -84,7 +97,8 @@ def ask_for_captions(vision: OllamaVision, thumbnails: ThumbnailStore, todo: pl.
             continue
         answer = vision.caption(jpeg)
         caption = answer.caption
-        rows.append((checksum, caption and caption.description, caption and list(caption.tags), answer.error, answer.attempts))
+        description, tags = (caption.description, list(caption.tags)) if caption else (None, None)
+        rows.append((checksum, description, tags, answer.error, answer.attempts))
     schema = {"checksum": pl.String, "description": pl.String, "tags": pl.List(pl.String), "error": pl.String,
               "attempts": pl.Int64}
     return pl.DataFrame(rows, schema=schema, orient="row")

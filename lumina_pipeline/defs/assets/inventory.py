@@ -8,7 +8,7 @@ import polars as pl
 from lumina_pipeline.analysis.files import walk_sources
 from lumina_pipeline.analysis.inventory import diff_inventory
 from lumina_pipeline.defs.markdown import markdown_table
-from lumina_pipeline.defs.partitions import batches, catalogs, unregistered_batches
+from lumina_pipeline.defs.partitions import BATCHES, catalogs, unregistered_batches
 from lumina_pipeline.defs.resources import CatalogDatabase
 from lumina_pipeline.storage.catalogs import get_catalog, lock_catalog
 from lumina_pipeline.storage.images import apply_inventory, load_inventory
@@ -34,7 +34,8 @@ def file_inventory(context: dg.AssetExecutionContext, database: CatalogDatabase)
     with database.transaction() as session:
         # from the database, not from this run's changes: a run killed before this line
         # left batches that only the next inventory can register
-        context.instance.add_dynamic_partitions(batches.name, unregistered_batches(context.instance, session.connection(), catalog_id))
+        new_batches = unregistered_batches(context.instance, session.connection(), catalog_id)
+        context.instance.add_dynamic_partitions(BATCHES, new_batches)
     for root, folder in walk.unreadable:
         context.log.warning(f"could not list {root}/{folder.decode(errors='replace')}: its files are kept as they were")
     return dg.MaterializeResult(
