@@ -1,5 +1,4 @@
-"""What endpoints receive: a database session, the search models and settings from the app,
-and the parameters several routers take."""
+"""What endpoints receive: a database session, the search models, settings, shared parameters."""
 
 from collections.abc import Iterator
 from typing import Annotated

@@ -17,8 +17,7 @@ from lumina_pipeline.storage.models import Base
 
 
 def exists_or_404(session: Session, table: type[Base], key: int | uuid.UUID, what: str) -> None:
-    """404 (`no <what> <key>`) unless the row with this primary key exists: one row read by
-    its key, before a decision, where a full view would also gather members and similarities."""
+    """404 unless the row exists: one row read by key, where a view would gather members and more."""
     if session.get(table, key) is None:
         raise HTTPException(404, f"no {what} {key}")
 

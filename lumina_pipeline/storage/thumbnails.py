@@ -29,20 +29,17 @@ def _save(root: Path, catalog: str, checksum: str, jpeg: bytes) -> str:
     return relative.as_posix()
 
 
-def read_thumbnail(root: Path, relative: str) -> bytes | None:
-    """A thumbnail's JPEG bytes; None when the file is gone (its batch writes it again)."""
-    try:
-        return (root / relative).read_bytes()
-    except FileNotFoundError:
-        return None
-
-
 def thumbnail_file(root: Path, relative: str) -> bytes | None:
-    """The real path of a thumbnail, for serving it: None when the file is gone, or when the
-    stored path leads out of `root` once every symlink is resolved."""
+    """The real path of a thumbnail; None when the file is gone (its batch writes it again),
+    or when the stored path leads out of `root` once every symlink is resolved."""
     real = os.path.realpath(os.path.join(os.fsencode(root), os.fsencode(relative)))
     inside = resolves_inside(real, [os.fsencode(os.path.realpath(root))])
     return real if inside and os.path.isfile(real) else None
+
+
+def read_thumbnail(root: Path, relative: str) -> bytes | None:
+    found = thumbnail_file(root, relative)
+    return None if found is None else Path(os.fsdecode(found)).read_bytes()
 
 
 def remove_thumbnails(root: Path, catalog: str) -> None:
