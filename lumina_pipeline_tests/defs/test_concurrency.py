@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 from sqlalchemy import text
 
+from lumina_pipeline.models.efficientnet import EfficientNetModel
 from lumina_pipeline.storage.embeddings import embeddings_table, write_embeddings
 from lumina_pipeline_tests.defs.conftest import ProjectionModel
 from lumina_pipeline_tests.defs.racing import finish, stalled, start, wait_until_waiting
@@ -110,8 +111,16 @@ WRITE = """
 import sys
 import polars as pl
 from lumina_pipeline.storage.database import make_engine
+from lumina_pipeline.models.efficientnet import EfficientNetModel
 from lumina_pipeline.storage.embeddings import embeddings_table, write_embeddings
 with make_engine(sys.argv[1]).begin() as connection:
     table = embeddings_table(sys.argv[3], int(sys.argv[4]))
     write_embeddings(connection, table, pl.read_parquet(sys.argv[2]))
 """
+
+
+def test_a_first_export_of_the_image_model_is_not_hindered_by_another_ones_partial_file(tmp_path):
+    cache = tmp_path / "models"
+    (cache / "efficientnet-lite0-v2.part").mkdir(parents=True)  # where another first run's export is under way
+    model = EfficientNetModel(cache)
+    assert model.dimensions == 1280 and (cache / "efficientnet-lite0-v2.onnx").is_file()
