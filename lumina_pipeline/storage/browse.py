@@ -31,7 +31,9 @@ class ImageFilters:
     in_burst: bool | None = None
 
 
-def find_images(connection: Connection, catalog_id: uuid.UUID, filters: ImageFilters, after: int, limit: int) -> list[dict]:
+def find_images(
+    connection: Connection, catalog_id: uuid.UUID, filters: ImageFilters, after: int, limit: int
+) -> list[dict]:
     """Images matching every filter given, by id, those after `after` (keyset pages)."""
     captured = Image.dates["captured_at"].astext
     camera = func.lower(func.concat_ws(" ", Image.image_metadata["camera_make"].astext,
@@ -96,11 +98,16 @@ BURSTS = """
     FROM bursts b"""
 
 
-def find_groups(connection: Connection, catalog_id: uuid.UUID, reviewed: bool | None, after: str, limit: int) -> list[dict]:
+def find_groups(
+    connection: Connection, catalog_id: uuid.UUID, reviewed: bool | None, after: str, limit: int
+) -> list[dict]:
     """Duplicate groups by id, those after `after` (keyset pages)."""
     rows = connection.execute(text(f"""{GROUPS}
-        WHERE g.catalog_id = :c AND g.id::text > :after AND (CAST(:reviewed AS boolean) IS NULL OR g.reviewed = :reviewed)
-        GROUP BY g.id ORDER BY g.id LIMIT :limit"""), {"c": catalog_id, "after": after, "reviewed": reviewed, "limit": limit})
+        WHERE g.catalog_id = :c AND g.id::text > :after
+            AND (CAST(:reviewed AS boolean) IS NULL OR g.reviewed = :reviewed)
+        GROUP BY g.id ORDER BY g.id LIMIT :limit"""),
+        {"c": catalog_id, "after": after, "reviewed": reviewed, "limit": limit},
+    )
     return [dict(row._mapping) for row in rows]
 
 
@@ -120,10 +127,15 @@ def group_members(connection: Connection, group_id: uuid.UUID) -> list[dict]:
     return [dict(row._mapping) for row in rows]
 
 
-def find_bursts(connection: Connection, catalog_id: uuid.UUID, reviewed: bool | None, after: str, limit: int) -> list[dict]:
+def find_bursts(
+    connection: Connection, catalog_id: uuid.UUID, reviewed: bool | None, after: str, limit: int
+) -> list[dict]:
     rows = connection.execute(text(f"""{BURSTS}
-        WHERE b.catalog_id = :c AND b.id::text > :after AND (CAST(:reviewed AS boolean) IS NULL OR b.reviewed = :reviewed)
-        ORDER BY b.id LIMIT :limit"""), {"c": catalog_id, "after": after, "reviewed": reviewed, "limit": limit})
+        WHERE b.catalog_id = :c AND b.id::text > :after
+            AND (CAST(:reviewed AS boolean) IS NULL OR b.reviewed = :reviewed)
+        ORDER BY b.id LIMIT :limit"""),
+        {"c": catalog_id, "after": after, "reviewed": reviewed, "limit": limit},
+    )
     return [dict(row._mapping) for row in rows]
 
 
@@ -171,7 +183,8 @@ def removable_files(connection: Connection, catalog_id: uuid.UUID) -> list[dict]
             SELECT primary_image_id AS id FROM duplicate_groups WHERE catalog_id = :c
             UNION SELECT best_image_id FROM bursts WHERE catalog_id = :c
         )
-        SELECT * FROM (SELECT DISTINCT ON (id) * FROM left_over WHERE id NOT IN (SELECT id FROM kept WHERE id IS NOT NULL)
+        SELECT * FROM (SELECT DISTINCT ON (id) * FROM left_over
+                       WHERE id NOT IN (SELECT id FROM kept WHERE id IS NOT NULL)
                        ORDER BY id, reason DESC) once
         ORDER BY path"""), {"c": catalog_id})
     return [dict(row._mapping) for row in rows]

@@ -17,7 +17,9 @@ BATCH_PHOTOS = """
 IN_BATCH = "i.catalog_id = :c AND i.batch = :b AND i.status = 'ok' AND i.thumbnail_path IS NOT NULL"
 
 
-def contents_to_caption(connection: Connection, catalog_id: uuid.UUID, batch: str, model: str, version: str) -> pl.DataFrame:
+def contents_to_caption(
+    connection: Connection, catalog_id: uuid.UUID, batch: str, model: str, version: str
+) -> pl.DataFrame:
     """One row per distinct content among the batch's photos (`checksum`, `thumbnail_path`)
     that has no caption by this model and prompt version yet: a copy, here or in any catalog,
     or an earlier run already asked for the others. Contents whose last attempt failed are
@@ -70,7 +72,11 @@ def apply_captions(
     )
     # a null name for a caption without tags, so that an earlier model's tags still go
     tags = pl.DataFrame(
-        [(image_id, name, None) for image_id, names in captioned.select("image_id", "tags").iter_rows() for name in names or [None]],
+        [
+            (image_id, name, None)
+            for image_id, names in captioned.select("image_id", "tags").iter_rows()
+            for name in names or [None]
+        ],
         schema={"image_id": pl.Int64, "name": pl.String, "confidence": pl.Float64},
         orient="row",
     )

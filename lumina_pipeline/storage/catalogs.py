@@ -58,7 +58,9 @@ def remove_catalog(session: Session, name: str) -> None:
     """Delete a catalog and, by cascade, every row that belongs to it, and the captions of
     contents no other catalog holds (captions are kept by content, for all catalogs)."""
     session.execute(delete(Catalog).where(Catalog.id == get_catalog(session, name).id))
-    session.execute(text("DELETE FROM captions c WHERE NOT EXISTS (SELECT 1 FROM images i WHERE i.checksum = c.checksum)"))
+    session.execute(
+        text("DELETE FROM captions c WHERE NOT EXISTS (SELECT 1 FROM images i WHERE i.checksum = c.checksum)")
+    )
 
 
 def lock_catalog(connection: Connection, catalog_id: uuid.UUID) -> None:

@@ -28,7 +28,8 @@ def start_embedded_server(data_directory: Path) -> str:
         warnings.simplefilter("ignore")
         import pgserver  # only the embedded set-up needs it
 
-    server = pgserver.get_server(data_directory, cleanup_mode=None)
+    # pgserver's documented entry point; its package does not re-export it in the typed sense
+    server = pgserver.get_server(data_directory, cleanup_mode=None)  # pyright: ignore[reportPrivateImportUsage]
     return normalize_url(server.get_uri())
 
 
@@ -44,7 +45,8 @@ def stop_embedded_server(data_directory: Path) -> bool:
     if not (data_directory / "postmaster.pid").exists():
         return False
     owner = "pgserver" if os.geteuid() == 0 else None  # under root, pgserver runs the server as this user
-    pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_directory, user=owner)
+    # pgserver defines one function per PostgreSQL program at import time, invisible to a type checker
+    pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_directory, user=owner)  # pyright: ignore[reportAttributeAccessIssue]
     return True
 
 

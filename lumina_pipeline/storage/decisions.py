@@ -41,7 +41,9 @@ def remove_tag(connection: Connection, image_id: int, name: str) -> bool:
     return removed.rowcount > 0
 
 
-def decide(connection: Connection, grouping: Grouping, group_id: uuid.UUID, image_id: int | None, reviewed: bool) -> bool:
+def decide(
+    connection: Connection, grouping: Grouping, group_id: uuid.UUID, image_id: int | None, reviewed: bool
+) -> bool:
     """Record a person's choice of a group's primary or a burst's best frame (when given: it
     must be a member) and whether it is reviewed. False when the image is not a member."""
     _lock_catalog_of(connection, grouping.table, group_id)

@@ -5,7 +5,9 @@ import json
 import re
 import uuid
 
+import numpy as np
 import polars as pl
+from numpy.typing import NDArray
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import BigInteger, Column, Connection, ForeignKey, Index, MetaData, Table, Text, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
@@ -34,7 +36,9 @@ def embeddings_table(model_id: str, dimensions: int) -> Table:
     )
 
 
-def vector_rows(ids: pl.Series, catalog_id: uuid.UUID, model_id: str, vectors, labels: list[dict] | None) -> pl.DataFrame:
+def vector_rows(
+    ids: pl.Series, catalog_id: uuid.UUID, model_id: str, vectors: NDArray[np.float32], labels: list[dict] | None
+) -> pl.DataFrame:
     """Rows for `write_embeddings`, vectors in pgvector's text form '[x,y,...]' (formatted by
     polars: a Python loop over 1280 floats per photo would cost more than the model)."""
     as_text = pl.Series(vectors).cast(pl.List(pl.Float32)).list.eval(pl.element().cast(pl.String)).list.join(",")

@@ -4,6 +4,7 @@ import io
 
 import polars as pl
 from sqlalchemy import Connection
+from sqlalchemy.engine.interfaces import DBAPICursor
 
 POSTGRES_TYPES = {
     pl.String: "text",
@@ -25,7 +26,7 @@ def copy_into(connection: Connection, table: str, frame: pl.DataFrame) -> None:
     encoded.write_csv(buffer, include_header=False)
     buffer.seek(0)
     columns = ", ".join(f'"{name}"' for name in frame.columns)
-    _cursor(connection).copy_expert(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)
+    dbapi_cursor(connection).copy_expert(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)
 
 
 def stage(connection: Connection, table: str, frame: pl.DataFrame) -> None:
@@ -33,13 +34,13 @@ def stage(connection: Connection, table: str, frame: pl.DataFrame) -> None:
     columns = ", ".join(
         f'"{name}" {POSTGRES_TYPES.get(dtype.base_type(), "bigint")}' for name, dtype in frame.schema.items()
     )
-    _cursor(connection).execute(f"CREATE TEMP TABLE {table} ({columns}) ON COMMIT DROP")
+    dbapi_cursor(connection).execute(f"CREATE TEMP TABLE {table} ({columns}) ON COMMIT DROP")
     copy_into(connection, table, frame)
 
 
 def read_frame(connection: Connection, query: str, params: dict, schema: dict) -> pl.DataFrame:
     """Run `query` through COPY TO and read the result with `schema` (names and types)."""
-    cursor = _cursor(connection)
+    cursor = dbapi_cursor(connection)
     sql = cursor.mogrify(query, params).decode()
     buffer = io.BytesIO()
     cursor.copy_expert(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", buffer)
@@ -56,7 +57,10 @@ def read_frame(connection: Connection, query: str, params: dict, schema: dict) -
     )
 
 
-def _cursor(connection: Connection):
-    # psycopg2's copy_expert is reached through the DBAPI connection; the SQLAlchemy
-    # transaction around it still decides commit or rollback.
-    return connection.connection.dbapi_connection.cursor()
+def dbapi_cursor(connection: Connection) -> DBAPICursor:
+    """A psycopg2 cursor in `connection`'s transaction, for copy_expert and `%(name)s` queries;
+    the SQLAlchemy transaction around it still decides commit or rollback."""
+    dbapi_connection = connection.connection.dbapi_connection
+    if dbapi_connection is None:  # only once the connection is closed or invalidated
+        raise RuntimeError("the database connection is closed")
+    return dbapi_connection.cursor()

@@ -1,12 +1,13 @@
 """The images table: inventory rows in, analysis results in, rows out for export."""
 
 import uuid
+from collections.abc import Sequence
 
 import polars as pl
 from sqlalchemy import Connection, text
 
 from lumina_pipeline.analysis.inventory import InventoryChanges
-from lumina_pipeline.storage.frames import copy_into, read_frame, stage
+from lumina_pipeline.storage.frames import copy_into, dbapi_cursor, read_frame, stage
 
 INVENTORY_SCHEMA = {
     "id": pl.Int64,
@@ -67,7 +68,7 @@ TO_READ = """(status = 'pending' OR (kind IN ('image', 'raw', 'video') AND statu
 
 
 def pending_files(
-    connection: Connection, catalog_id: uuid.UUID, batch: str, version: str, also: list[int] = ()
+    connection: Connection, catalog_id: uuid.UUID, batch: str, version: str, also: Sequence[int] = ()
 ) -> pl.DataFrame:
     """Files of one batch that are new or changed since they were last read, or were read
     by another analysis version, and the files `also` asks for (photos without a vector);
@@ -81,7 +82,7 @@ def pending_files(
 
 def pending_batches(connection: Connection, catalog_id: uuid.UUID, version: str) -> list[str]:
     """The catalog's batches holding a file to read: missing or stale partitions."""
-    cursor = connection.connection.dbapi_connection.cursor()
+    cursor = dbapi_cursor(connection)
     cursor.execute(
         f"SELECT DISTINCT batch FROM images WHERE catalog_id = %(catalog)s AND {TO_READ} ORDER BY batch",
         {"catalog": str(catalog_id), "version": version},

@@ -14,7 +14,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column("duplicate_groups", sa.Column("primary_chosen", sa.Boolean(), server_default=sa.false(), nullable=False))
+    op.add_column(
+        "duplicate_groups", sa.Column("primary_chosen", sa.Boolean(), server_default=sa.false(), nullable=False)
+    )
     op.add_column("bursts", sa.Column("best_chosen", sa.Boolean(), server_default=sa.false(), nullable=False))
 
 
