@@ -73,7 +73,7 @@ def embedding_path(embedder: Embedder, engine, catalog_id, ids: pl.Series, input
     embedded = embed_photos(embedder, catalog_id, ids, inputs)
     with engine.begin() as connection:
         write_embeddings(connection, embedder.table(), embedded.vectors)
-        replace_tags(connection, catalog_id, embedded.source, embedder.model.model_id, embedded.tags)
+        replace_tags(connection, catalog_id, embedder.model.tag_source, embedder.model.model_id, embedded.tags)
 
 
 def best_of(rounds: int, function, *args) -> float:
@@ -103,7 +103,8 @@ def measure(root: Path, database_url: str) -> None:
     bare = best_of(ROUNDS, bare_model, network, pixels, embedder.batch_size)
     ours = best_of(ROUNDS, embedding_path, embedder, engine, catalog_id, ids, inputs)
     preparing = best_of(ROUNDS, model_inputs, photos)
-    print(f"\n== embeddings, {PHOTOS} decoded photos, batch size {embedder.batch_size}, {embedder.model.model_id} (best of {ROUNDS}) ==")
+    model = embedder.model.model_id
+    print(f"\n== embeddings, {PHOTOS} decoded photos, batch size {embedder.batch_size}, {model} (best of {ROUNDS}) ==")
     print(f"  bare model (onnxruntime on the pre-decoded 224x224 inputs) {PHOTOS / bare:6.1f} images/s")
     print(f"  lumina embedding path (model, labels, tags, pgvector) {PHOTOS / ours:6.1f} images/s (target >= 25)")
     print(f"  pipeline overhead = {(ours - bare) / bare:.1%} of the bare model (target < 20%)")

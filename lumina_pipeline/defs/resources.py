@@ -48,10 +48,8 @@ class ThumbnailStore(dg.ConfigurableResource):
 
     root: str
 
-    def save_all(
-        self, catalog: str, checksums: Iterable[str | None], jpegs: Iterable[bytes | None]
-    ) -> list[str | None]:
-        return save_thumbnails(Path(self.root), catalog, checksums, jpegs)
+    def save_all(self, catalog: str, shas: Iterable[str | None], jpegs: Iterable[bytes | None]) -> list[str | None]:
+        return save_thumbnails(Path(self.root), catalog, shas, jpegs)
 
     def read(self, relative: str) -> bytes | None:
         return read_thumbnail(Path(self.root), relative)

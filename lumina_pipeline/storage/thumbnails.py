@@ -9,13 +9,11 @@ from pathlib import Path
 from lumina_pipeline.analysis.files import resolves_inside
 
 
-def save_thumbnails(
-    root: Path, catalog: str, checksums: Iterable[str | None], jpegs: Iterable[bytes | None]
-) -> list[str | None]:
+def save_thumbnails(root: Path, catalog: str, shas: Iterable[str | None],
+                    jpegs: Iterable[bytes | None]) -> list[str | None]:
     """Write each thumbnail (atomically, so a killed run leaves no half file); return the
     paths relative to `root`, None where there is no thumbnail."""
-    pairs = zip(checksums, jpegs, strict=True)
-    return [_save(root, catalog, checksum, jpeg) if jpeg and checksum else None for checksum, jpeg in pairs]
+    return [_save(root, catalog, sha, jpeg) if jpeg and sha else None for sha, jpeg in zip(shas, jpegs, strict=True)]
 
 
 def _save(root: Path, catalog: str, checksum: str, jpeg: bytes) -> str:

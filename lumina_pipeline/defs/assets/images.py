@@ -45,7 +45,8 @@ def _spec(key: str, description: str) -> dg.AssetSpec:
 
 @dg.multi_asset(
     specs=[
-        _spec("metadata", "SHA-256, EXIF (capture time, camera, lens, GPS, orientation), dimensions and quality score."),
+        _spec("metadata",
+              "SHA-256, EXIF (capture time, camera, lens, GPS, orientation), dimensions and quality score."),
         _spec("hashes", "dhash, ahash and whash (imagehash definitions) and a thumbnail of each photo."),
         _spec("embeddings", "An image vector per photo (pgvector, one table per model) and zero-shot tags."),
     ],
@@ -89,7 +90,7 @@ def photo_analysis(
         written = write_analysis(session.connection(), rows, HASH_VERSION, ANALYSIS_VERSION)
         kept = embedded.only(written)
         write_embeddings(session.connection(), vectors, kept.vectors)
-        replace_tags(session.connection(), catalog_id, kept.source, embedder.model.model_id, kept.tags)
+        replace_tags(session.connection(), catalog_id, embedder.model.tag_source, embedder.model.model_id, kept.tags)
         in_batch = status_counts(session.connection(), catalog_id, keys["batch"])
     elapsed = time.perf_counter() - started
     # pending: changed while being read, to be read again
@@ -110,9 +111,8 @@ def photo_analysis(
         metadata={
             **common,
             "bytes_read": int(pending["size_bytes"].sum()),
-            "preview": dg.MetadataValue.md(
-                markdown_table(preview.select("path", "status", "camera_model", "captured_at", "quality_score", "error"))
-            ),
+            "preview": dg.MetadataValue.md(markdown_table(
+                preview.select("path", "status", "camera_model", "captured_at", "quality_score", "error"))),
         },
     )
     yield dg.MaterializeResult(
@@ -133,7 +133,7 @@ def photo_analysis(
             "dimensions": embedder.model.dimensions,
             "batch_size": embedder.batch_size,
             "zero_shot_tags": int(kept.tags["name"].is_not_null().sum()),
-            "tag_source": kept.source,
+            "tag_source": embedder.model.tag_source,
             "embedding_seconds": round(embedded.seconds, 3),
             "images_per_second": round(len(embedded.vectors) / embedded.seconds, 1) if embedded.seconds else 0.0,
         },
@@ -144,13 +144,12 @@ def photo_analysis(
 class Embedded:
     vectors: pl.DataFrame  # rows for write_embeddings
     tags: pl.DataFrame  # image_id, name, confidence; a null name for an image without tags
-    source: str  # of the tags: `model` (ImageNet labels) or `openclip`
     seconds: float
 
     def only(self, ids: pl.Series) -> "Embedded":
         """The vectors and tags of the images `ids` (the rows the batch could write)."""
         keep = pl.col("image_id").is_in(ids.implode())
-        return Embedded(self.vectors.filter(keep), self.tags.filter(keep), self.source, self.seconds)
+        return Embedded(self.vectors.filter(keep), self.tags.filter(keep), self.seconds)
 
 
 def embed_photos(embedder: Embedder, catalog_id: uuid.UUID, ids: pl.Series, model_inputs: pl.Series) -> Embedded:
@@ -167,6 +166,5 @@ def embed_photos(embedder: Embedder, catalog_id: uuid.UUID, ids: pl.Series, mode
     return Embedded(
         vector_rows(ids, catalog_id, embedder.model.model_id, vectors, labels),
         pl.DataFrame(tags, schema={"image_id": pl.Int64, "name": pl.String, "confidence": pl.Float64}, orient="row"),
-        embedder.model.tag_source,
         time.perf_counter() - started,
     )
