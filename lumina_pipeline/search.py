@@ -12,7 +12,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from lumina_pipeline.analysis.files import display_path
-from lumina_pipeline.models import ImageModel, load_image_model
+from lumina_pipeline.models import ImageModel, TextAndImageModel, load_image_model
 from lumina_pipeline.models.text import TextEncoder
 from lumina_pipeline.storage.captions import description_matches
 from lumina_pipeline.storage.catalogs import CatalogError, get_catalog
@@ -68,6 +68,8 @@ class SearchModels:
         """The text model's vectors of the label names: embedding 1000 names takes seconds,
         so they are kept beside the models, named after the text model and the labels."""
         labels = self.image.labels
+        if labels is None:
+            raise ValueError(f"{self.image.model_id} has no labels")
         key = hashlib.sha256("\n".join([TextEncoder.model_id, *labels]).encode()).hexdigest()[:16]
         cached = Path(self.cache_dir) / f"label-vectors-{key}.npy"
         if not cached.exists():
@@ -92,6 +94,8 @@ def search_text(session: Session, catalog: str, query: str, k: int, models: Sear
     )
     scored: dict[int, tuple[dict, float, list[str]]] = {}  # image id -> row, score, reasons
     if model.labels is None:
+        if not isinstance(model, TextAndImageModel):
+            raise ValueError(f"{model.model_id} has neither labels nor a text tower to search with")
         floor = -np.inf  # see RELEVANCE_FLOOR
         vector = _text(model.embed_text([query])[0])
         for row in nearest(session.connection(), table, catalog_id, vector, k):
@@ -104,9 +108,10 @@ def search_text(session: Session, catalog: str, query: str, k: int, models: Sear
             parts = {label: probability * match[position[label]] for label, probability in row["labels"].items()}
             # why it matched: its labels that mean the query, most telling first (leaving out
             # those the model gives under 0.005, which would show as 0.00)
-            shown = [label for label in sorted(parts, key=parts.get, reverse=True)
+            shown = [label for label in sorted(parts, key=parts.__getitem__, reverse=True)
                      if parts[label] > 0 and round(row["labels"][label], 2) > 0]
-            scored[row["id"]] = (row, sum(parts.values()), [f"labels: {_labels(row['labels'], shown)}"] if shown else [])
+            reasons = [f"labels: {_labels(row['labels'], shown)}"] if shown else []
+            scored[row["id"]] = (row, sum(parts.values()), reasons)
     for row in described:
         # a photo outside CLIP's k nearest counts its description alone
         base, score, reasons = scored.get(row["id"], (row, 0.0, []))
@@ -157,7 +162,7 @@ def _neighbours(session: Session, models: SearchModels, catalog_id, image_id: in
 
 def _labels(labels: dict[str, float], shown: list[str] | None = None) -> str:
     """`shown` (default: the most probable) with the image model's probability of each."""
-    shown = sorted(labels, key=labels.get, reverse=True) if shown is None else shown
+    shown = sorted(labels, key=labels.__getitem__, reverse=True) if shown is None else shown
     return ", ".join(f"{label} {labels[label]:.2f}" for label in shown[:LABELS_SHOWN])
 
 

@@ -4,7 +4,7 @@
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,9 +27,20 @@ class ImageModel(Protocol):
     def embed(self, pixels: NDArray[np.uint8], batch_size: int) -> tuple[NDArray[np.float32], Labels | None]:
         """(N, 224, 224, 3) RGB -> (N, dimensions) unit vectors, `batch_size` images per
         inference; and each image's most probable labels when the model has labels."""
+        ...
 
     def tags(self, vectors: NDArray[np.float32], labels: Labels | None) -> Tags:
         """Per image, the tags it shows, from what `embed` returned."""
+        ...
+
+
+@runtime_checkable
+class TextAndImageModel(ImageModel, Protocol):
+    """An image model with a text tower (CLIP): search places the query in its images' space."""
+
+    def embed_text(self, texts: list[str]) -> NDArray[np.float32]:
+        """Unit vectors, one per text, comparable with the images' vectors."""
+        ...
 
 
 def batches(pixels: NDArray[np.uint8], batch_size: int) -> list[NDArray[np.uint8]]:

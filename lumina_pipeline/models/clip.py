@@ -24,13 +24,17 @@ class ClipModel:
 
     def __init__(self, path: str, vocabulary: Path = TAG_VOCABULARY, *, allow_download: bool = False):
         import torch
-        from transformers import AutoTokenizer, CLIPModel
+        from transformers import AutoTokenizer, CLIPModel, CLIPVisionConfig
 
         self._torch = torch
         self._model = CLIPModel.from_pretrained(path, local_files_only=not allow_download).eval()
         self._tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=not allow_download)
         self.model_id = model_id_of(path)
         self.dimensions = self._model.visual_projection.out_features
+        vision = self._model.config.vision_config
+        if not (isinstance(vision, CLIPVisionConfig) and isinstance(vision.image_size, int)):
+            raise ValueError(f"{path}: not a CLIP model whose vision tower takes square images")
+        self.input_side = vision.image_size
         self.logit_scale = self._model.logit_scale.exp().item()  # the softmax temperature CLIP was trained with
         self.vocabulary = [line.strip() for line in vocabulary.read_text(encoding="utf-8").splitlines() if line.strip()]
 
@@ -40,10 +44,10 @@ class ClipModel:
     def _embed_batch(self, pixels: NDArray[np.uint8]) -> NDArray[np.float32]:
         if not len(pixels):  # the vision tower cannot reshape an empty batch
             return np.empty((0, self.dimensions), np.float32)
-        size = self._model.config.vision_config.image_size
+        side = self.input_side
         batch = self._torch.from_numpy(((pixels.astype(np.float32) / 255.0 - MEAN) / STD).transpose(0, 3, 1, 2))
-        if batch.shape[-1] != size:
-            batch = self._torch.nn.functional.interpolate(batch, size=(size, size), mode="bicubic")
+        if batch.shape[-1] != side:
+            batch = self._torch.nn.functional.interpolate(batch, size=(side, side), mode="bicubic")
         with self._torch.no_grad():
             vectors = self._model.get_image_features(pixel_values=batch)
         return l2_normalize(_tensor(vectors).numpy())

@@ -39,7 +39,8 @@ class TextEncoder:
         encodings = self._tokenizer.encode_batch(texts)
         inputs = {name: np.array([getattr(encoding, attribute) for encoding in encodings], dtype=np.int64)
                   for name, attribute in INPUTS}
-        return self._session.run(None, inputs)[0]
+        [vectors] = self._session.run(None, inputs)  # the graph's one output, dense float32
+        return np.asarray(vectors, dtype=np.float32)
 
 
 def exported_network(cache_dir: Path) -> Path:
