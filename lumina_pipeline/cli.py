@@ -130,7 +130,9 @@ def dev(args: argparse.Namespace) -> None:
     """`dagster dev` (webserver + daemon) on the same instance and database as the CLI."""
     home.prepare()
     workspace = Path(__file__).resolve().parent.parent / "workspace.yaml"
-    command = [sys.executable, "-m", "dagster", "dev", "-w", str(workspace), "--host", args.host, "--port", str(args.port)]
+    command = [
+        sys.executable, "-m", "dagster", "dev", "-w", str(workspace), "--host", args.host, "--port", str(args.port)
+    ]
     os.execv(command[0], command)
 
 
@@ -173,13 +175,13 @@ def _catalog_partitions(action: str, name: str) -> None:
     30 s, but only where a daemon runs)."""
     import dagster as dg
 
-    from lumina_pipeline.defs.partitions import catalogs
+    from lumina_pipeline.defs.partitions import CATALOGS
 
     instance = dg.DagsterInstance.get()
     if action == "add":
-        instance.add_dynamic_partitions(catalogs.name, [name])
+        instance.add_dynamic_partitions(CATALOGS, [name])
     else:
-        instance.delete_dynamic_partition(catalogs.name, name)
+        instance.delete_dynamic_partition(CATALOGS, name)
 
 
 def _lumina() -> str:
@@ -273,9 +275,9 @@ def _parser() -> argparse.ArgumentParser:
         lister.add_argument("catalog")
         lister.set_defaults(command=listing, key=key, heading=heading, kept=kept, noun=noun, marks=marks)
 
-    for name, command, text, query in (
-        ("search", search, "photos that match a text", "text"),
-        ("similar", search, "photos that look like one of the catalog's", "path"),
+    for name, text, query in (
+        ("search", "photos that match a text", "text"),
+        ("similar", "photos that look like one of the catalog's", "path"),
     ):
         finder = commands.add_parser(name, help=text)
         finder.add_argument("catalog")

@@ -53,8 +53,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.mount("/swagger-ui", StaticFiles(directory=swagger_ui_path), name="swagger-ui")
     app.get("/docs", include_in_schema=False)(_docs)
-    app.add_exception_handler(CatalogError, _not_found)
-    app.add_exception_handler(RequestValidationError, _invalid_request)
+    # the decorator: add_exception_handler's typing rejects a handler of one exception class
+    app.exception_handler(CatalogError)(_not_found)
+    app.exception_handler(RequestValidationError)(_invalid_request)
     # The middleware added last runs first: the host name (or the token), then the origin.
     app.middleware("http")(_same_origin_writes)
     if settings.token:
