@@ -60,7 +60,8 @@ def make_sample(folder: Path) -> Path:
     for frame in range(3):  # three shots 0.4 s apart: a burst
         taken = start + timedelta(days=1, milliseconds=400 * frame)
         exif = camera_exif("Lumina", "Sample One", taken, f"{taken.microsecond // 1000:03d}", (43.7, 11.3))
-        draw_scene(99, shift=6 * frame).save(folder / f"2023 Holiday/burst/IMG_{2000 + frame}.jpg", quality=90, exif=exif)
+        frame_path = folder / f"2023 Holiday/burst/IMG_{2000 + frame}.jpg"
+        draw_scene(99, shift=6 * frame).save(frame_path, quality=90, exif=exif)
     original = folder / "2023 Holiday/IMG_1000.jpg"
     (folder / "Backup/IMG_1000.jpg").write_bytes(original.read_bytes())
     with Image.open(original) as image:

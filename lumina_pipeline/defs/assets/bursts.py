@@ -33,7 +33,8 @@ def bursts(context: dg.AssetExecutionContext, config: BurstsConfig, database: Ca
         connection = session.connection()
         catalog_id = get_catalog(session, context.partition_key).id
         lock_catalog(connection, catalog_id)  # people's decisions and other regroupings wait
-        found = group_bursts(load_catalog_rows(connection, catalog_id), BurstRule(config.max_gap_seconds, config.min_shots))
+        rule = BurstRule(config.max_gap_seconds, config.min_shots)
+        found = group_bursts(load_catalog_rows(connection, catalog_id), rule)
         settled = settle(found, load_previous(connection, catalog_id, BURSTS))
         replace(connection, catalog_id, BURSTS, settled)
     return dg.MaterializeResult(

@@ -60,7 +60,7 @@ def duplicate_groups(
             "files_in_groups": members["id"].n_unique(),
             "reclaimable_bytes": reclaimable_bytes(members, final, rows.select("id", "size_bytes")),
             "too_flat_to_compare": flat,
-            "kept_decisions": int(final["reviewed"].sum() + final["chosen"].sum()),
+            "kept_decisions": int(final["reviewed"].sum()) + int(final["chosen"].sum()),
             "elapsed_seconds": round(time.perf_counter() - started, 3),
             "largest_groups": _largest_groups(final, rows),
         }
@@ -72,4 +72,6 @@ def _largest_groups(groups: pl.DataFrame, rows: pl.DataFrame) -> dg.MetadataValu
     largest = groups.join(rows.select(primary_image_id="id", primary="path"), on="primary_image_id").sort(
         "size", "confidence", descending=[True, False]
     ).head(10).with_columns(primary=pl.col("primary").map_elements(readable_path, return_dtype=pl.String))
-    return dg.MetadataValue.md(markdown_table(largest.select("similarity_type", "size", "confidence", "reviewed", "primary")))
+    return dg.MetadataValue.md(
+        markdown_table(largest.select("similarity_type", "size", "confidence", "reviewed", "primary"))
+    )
