@@ -17,7 +17,9 @@ FILES = 100_000
 
 def tick(instance, database, cursor):
     started = time.perf_counter()
-    with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"database": database, "folder_watch": FolderWatch()}) as context:
+    with dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"database": database, "folder_watch": FolderWatch()}
+    ) as context:
         result = folder_change_sensor(context)
     return time.perf_counter() - started, result
 
@@ -39,4 +41,5 @@ def run() -> None:
         print(f"\n== folder-change sensor tick, one catalog of {FILES:,} files ==")
         print(f"  bare os.scandir walk with stat {bare:.2f} s")
         print(f"  no change: {quiet:.2f} s = {quiet / bare:.2f}x the walk (target <= 1.5x)")
-        print(f"  100 new files: {changed:.2f} s = {changed / bare:.2f}x, {len(result.run_requests)} inventory run requested")
+        print(f"  100 new files: {changed:.2f} s = {changed / bare:.2f}x, "
+              f"{len(result.run_requests)} inventory run requested")

@@ -50,8 +50,12 @@ def run() -> None:
         with dg.instance_for_test() as instance, StandInOllama(delay_seconds=MODEL_SECONDS) as server:
             instance.add_dynamic_partitions("catalogs", ["captions-bench"])
             instance.add_dynamic_partitions("batches", ["00000"])
-            resources = {"database": CatalogDatabase(url=url), "thumbnails": ThumbnailStore(root=str(root / "thumbnails")),
-                         "vision": OllamaVision(url=server.url), "sentences": sentences}
+            resources = {
+                "database": CatalogDatabase(url=url),
+                "thumbnails": ThumbnailStore(root=str(root / "thumbnails")),
+                "vision": OllamaVision(url=server.url),
+                "sentences": sentences,
+            }
             key = dg.MultiPartitionKey({"catalog": "captions-bench", "batch": "00000"})
 
             def materialize() -> tuple[float, dict]:
@@ -71,5 +75,7 @@ def run() -> None:
     print(f"  the whole captions run (Dagster run, requests, answers and tags stored, descriptions embedded): "
           f"{whole / PHOTOS * 1000:.1f} ms per photo")
     print(f"  pipeline overhead = {(whole - model) / model:.1%} of the server's time (target < 10%)")
-    print(f"  of which a run's fixed cost, a re-run that has nothing to ask: {again:.2f} s; the rest, per photo: "
-          f"{(whole - again - model) / PHOTOS * 1000:.1f} ms, {(whole - again - model) / model:.1%} of the server's time")
+    print(
+        f"  of which a run's fixed cost, a re-run that has nothing to ask: {again:.2f} s; the rest, per photo: "
+        f"{(whole - again - model) / PHOTOS * 1000:.1f} ms, {(whole - again - model) / model:.1%} of the server's time"
+    )

@@ -28,7 +28,9 @@ def run() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="lumina-bench-cli-") as folder:
         root = Path(folder)
-        subprocess.run([sys.executable, str(CORPUS / "prepare.py"), str(root / "corpus")], check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, str(CORPUS / "prepare.py"), str(root / "corpus")], check=True, capture_output=True
+        )
         env = {k: v for k, v in os.environ.items() if not k.startswith(("LUMINA_", "DAGSTER_"))}
         env["LUMINA_HOME"] = str(root / "home")
         lumina = [sys.executable, "-m", "lumina_pipeline.cli"]

@@ -82,7 +82,9 @@ def per_file_throughput(paths: list[Path]) -> None:
           f"({sum(p.stat().st_size for p in paths) / len(paths) / 1e6:.1f} MB each) ==")
     for name, rate in rates.items():
         print(f"  {name:42s} {rate:7.2f} images/s")
-    print(f"  lumina / naive imagehash = {ours / rates['naive imagehash (3 opens, full decodes)']:.1f}x (target >= 15x)")
+    print(
+        f"  lumina / naive imagehash = {ours / rates['naive imagehash (3 opens, full decodes)']:.1f}x (target >= 15x)"
+    )
     print(f"  lumina / bare draft decode = {ours / rates['bare draft decode (the floor)']:.0%} (target >= 70%)")
 
 
@@ -99,7 +101,9 @@ def orchestration_overhead(root: Path, database_url: str) -> None:
     }
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("catalogs", ["bench"])
-        dg.materialize([file_inventory], partition_key="bench", instance=instance, resources=resources, run_config=QUIET_RUN_CONFIG)
+        dg.materialize(
+            [file_inventory], partition_key="bench", instance=instance, resources=resources, run_config=QUIET_RUN_CONFIG
+        )
         key = dg.MultiPartitionKey({"catalog": "bench", "batch": "00000"})
         started = time.perf_counter()
         result = dg.materialize(
@@ -138,7 +142,10 @@ def inventory_rescan(root: Path) -> None:
     tree = make_tiny_tree(root / "tiny", INVENTORY_FILES)
     first = walk_sources([str(tree)])
     stored = first.files.with_columns(
-        id=pl.int_range(len(first.files), dtype=pl.Int64), batch=pl.lit("00000"), kind=pl.lit("image"), status=pl.lit("ok")
+        id=pl.int_range(len(first.files), dtype=pl.Int64),
+        batch=pl.lit("00000"),
+        kind=pl.lit("image"),
+        status=pl.lit("ok"),
     )
     baseline = min(timed(bare_walk, str(tree)) for _ in range(3))
     ours = min(timed(lambda: diff_inventory(stored, walk_sources([str(tree)]), batch_size=500)) for _ in range(3))

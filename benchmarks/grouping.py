@@ -56,14 +56,18 @@ def planted_catalog(count: int, seed: int = 7) -> tuple[pl.DataFrame, np.ndarray
 
 
 def recall(members: pl.DataFrame, planted: np.ndarray) -> float:
-    group = dict(members.filter(pl.col("group_key").str.starts_with("perceptual")).select("id", "group_key").iter_rows())
+    group = dict(
+        members.filter(pl.col("group_key").str.starts_with("perceptual")).select("id", "group_key").iter_rows()
+    )
     found = sum(group.get(int(a)) is not None and group.get(int(a)) == group.get(int(b)) for a, b in planted)
     return found / len(planted)
 
 
 def brute_force(frame: pl.DataFrame) -> int:
     """Every pair once, in tiles: XOR + popcount on ahash, then the rest of the rule on hits."""
-    hashes = np.stack([frame[n].str.to_integer(base=16, dtype=pl.UInt64).to_numpy() for n in ("dhash", "ahash", "whash")], axis=1)
+    hashes = np.stack(
+        [frame[n].str.to_integer(base=16, dtype=pl.UInt64).to_numpy() for n in ("dhash", "ahash", "whash")], axis=1
+    )
     found = 0
     for start in range(0, len(hashes), TILE):
         tile, rest = hashes[start : start + TILE, 1], hashes[start + 1 :, 1]

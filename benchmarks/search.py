@@ -80,7 +80,9 @@ def run() -> None:
 def measure(root: Path, database_url: str) -> None:
     labelled_photos(database_url)
     env = {key: value for key, value in os.environ.items() if not key.startswith(("LUMINA_", "DAGSTER_"))}
-    env.update(LUMINA_HOME=str(root / "home"), LUMINA_DATABASE_URL=database_url, LUMINA_MODEL_CACHE=str(root / "models"))
+    env.update(
+        LUMINA_HOME=str(root / "home"), LUMINA_DATABASE_URL=database_url, LUMINA_MODEL_CACHE=str(root / "models")
+    )
 
     first = timed_command(env, "search", CATALOG, QUERIES[0])  # exports the models, embeds the label names
     help_time = min(timed_command(env, "--help") for _ in range(3))

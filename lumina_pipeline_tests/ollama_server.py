@@ -35,7 +35,8 @@ class StandInOllama:
     delay_seconds: float = 0.0  # per answered request: the time a model would take
     hang_seconds: float = 2.0  # how long a TIMEOUT keeps the client waiting
     captions: dict[str, dict] = field(default_factory=dict)  # image SHA-256 -> {"description", "tags"}
-    failures: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # image SHA-256 -> to give, in order
+    # image SHA-256 -> the failures to give, in order
+    failures: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     requests: list[Request] = field(default_factory=list)
     most_at_once: int = 0  # the most chat requests being answered at the same time
     seconds_answering: float = 0.0  # summed over answered chat requests, from receipt to reply

@@ -36,7 +36,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=600.0, help="how long the churn lasts")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--settle-seconds", type=float, default=900.0, help="the longest wait for the daemon to catch up")
+    parser.add_argument(
+        "--settle-seconds", type=float, default=900.0, help="the longest wait for the daemon to catch up"
+    )
     args = parser.parse_args()
     random.seed(args.seed)
     work = Path(tempfile.mkdtemp(prefix="lumina-soak-"))
@@ -104,7 +106,11 @@ def _stop(daemon: subprocess.Popen) -> None:
 
 def _photos(folder: Path) -> list[bytes]:
     """The corpus's readable photos' bytes: what files are added and overwritten with."""
-    return [p.read_bytes() for p in sorted(folder.rglob("*")) if p.suffix.lower() in PHOTO_SUFFIXES and p.stat().st_size > 1000]
+    return [
+        p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.suffix.lower() in PHOTO_SUFFIXES and p.stat().st_size > 1000
+    ]
 
 
 def _churn(library: Path, spare: list[bytes], env: dict[str, str], seconds: float) -> dict[str, int]:

@@ -1,4 +1,5 @@
 from datetime import datetime, timedelta
+from itertools import pairwise
 
 import polars as pl
 from hypothesis import given, settings
@@ -7,6 +8,7 @@ from hypothesis import strategies as st
 from lumina_pipeline.analysis.bursts import SELECTION_METHOD, SHOTS_SCHEMA, BurstRule, find_bursts, group_bursts
 
 START = datetime(2021, 12, 24, 18, 40, 58)
+DEFAULT_RULE = BurstRule()
 
 
 def shot(id_, seconds, *, model="E950", path=None, checksum=None, quality=50, kind="image", serial=None):
@@ -16,9 +18,11 @@ def shot(id_, seconds, *, model="E950", path=None, checksum=None, quality=50, ki
             "quality_score": quality}
 
 
-def bursts_of(rows, rule=BurstRule()):
+def bursts_of(rows, rule=DEFAULT_RULE):
     frames = find_bursts(pl.DataFrame(rows, schema=SHOTS_SCHEMA), rule)
-    grouped = frames.sort("sequence").group_by("burst_key", maintain_order=True).agg("id", best=pl.col("id").filter("best"))
+    grouped = (
+        frames.sort("sequence").group_by("burst_key", maintain_order=True).agg("id", best=pl.col("id").filter("best"))
+    )
     return sorted((ids, best[0]) for _, ids, best in grouped.iter_rows())
 
 
@@ -67,14 +71,16 @@ def test_bursts_do_not_depend_on_input_order_and_respect_the_gap(times, random):
     for ids, _ in found:
         assert len(ids) >= 3
         stamps = [datetime.fromisoformat(when[i]) for i in ids]
-        assert all(0 <= (b - a).total_seconds() <= 2 for a, b in zip(stamps, stamps[1:]))
+        assert all(0 <= (b - a).total_seconds() <= 2 for a, b in pairwise(stamps))
 
 
 def test_only_read_files_with_the_shutters_time_join_and_the_best_frame_is_the_rules_choice():
     rows = [shot(1, 0, quality=10), shot(2, 0.5, quality=90), shot(3, 1), shot(4, 1.5), shot(5, 1.8)]
     status = ["ok", "ok", "ok", "error", "ok"]
     source = ["DateTimeOriginal"] * 4 + ["DateTime"]
-    frame = pl.DataFrame(rows, schema=SHOTS_SCHEMA).with_columns(status=pl.Series(status), captured_at_source=pl.Series(source))
+    frame = pl.DataFrame(rows, schema=SHOTS_SCHEMA).with_columns(
+        status=pl.Series(status), captured_at_source=pl.Series(source)
+    )
     found = group_bursts(frame, BurstRule())
     assert found.members.sort("sequence")["id"].to_list() == [1, 2, 3]
     assert found.groups.select("image_count", "choice").row(0) == (3, 2)

@@ -104,5 +104,7 @@ def test_every_pair_inside_a_near_group_satisfies_the_rule(rows):
     by_id = {row["id"]: row for row in rows}
     for _, ids in members.group_by("group_key").agg("id").iter_rows():
         for a, b in itertools.combinations(ids, 2):
-            pair = np.array([[int(by_id[x][name], 16) for name in ("dhash", "ahash", "whash")] for x in (a, b)], dtype=np.uint64)
+            pair = np.array(
+                [[int(by_id[x][name], 16) for name in ("dhash", "ahash", "whash")] for x in (a, b)], dtype=np.uint64
+            )
             assert RULE.matches(hamming(pair[:1], pair[1:]))[0], (a, b)

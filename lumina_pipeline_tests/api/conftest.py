@@ -22,7 +22,9 @@ class Served:
     def image_id(self, path: str) -> int:
         with self.pipeline.engine.connect() as connection:
             return connection.execute(
-                text("SELECT id FROM images WHERE path = :p AND catalog_id = (SELECT id FROM catalogs WHERE name = :c)"),
+                text(
+                    "SELECT id FROM images WHERE path = :p AND catalog_id = (SELECT id FROM catalogs WHERE name = :c)"
+                ),
                 {"p": path.encode(), "c": CATALOG},
             ).scalar_one()
 

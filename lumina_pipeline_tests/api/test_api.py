@@ -30,7 +30,8 @@ def every_page(client, limit: int, **filters) -> list[dict]:
 def test_pages_walk_every_file_once_in_id_order(served):
     ids = [item["id"] for item in every_page(served.client, limit=7)]
     assert ids == sorted(set(ids))
-    assert len(ids) == served.query("SELECT count(*) FROM images WHERE catalog_id = (SELECT id FROM catalogs WHERE name = :c)")[0][0]
+    total = served.query("SELECT count(*) FROM images WHERE catalog_id = (SELECT id FROM catalogs WHERE name = :c)")
+    assert len(ids) == total[0][0]
 
 
 def test_filters_select_what_they_say(served, corpus):
@@ -52,7 +53,9 @@ def test_filters_select_what_they_say(served, corpus):
     located = client.get(f"/api/images/{served.image_id('Toscana 2008/DSCN0038.jpg')}").json()
     near = every_page(client, 100, geohash=located["geohash"][:5])
     assert located["id"] in {item["id"] for item in near}
-    assert all(client.get(f"/api/images/{item['id']}").json()["geohash"].startswith(located["geohash"][:5]) for item in near)
+    assert all(
+        client.get(f"/api/images/{item['id']}").json()["geohash"].startswith(located["geohash"][:5]) for item in near
+    )
 
 
 def test_one_image_has_its_metadata_hashes_group_and_burst(served):
@@ -91,7 +94,9 @@ def test_decisions_are_stored_and_survive_a_rerun_of_the_catalog_assets(served):
     assert client.post(f"/api/bursts/{burst['id']}/decision", json={"best_image_id": best}).status_code == 200
     assert client.put(f"/api/images/{keeper}/rating", json={"rating": 4}).json()["rating"] == 4
 
-    dg.materialize([duplicate_groups, bursts], partition_key=CATALOG, instance=pipeline.instance, resources=pipeline.resources)
+    dg.materialize(
+        [duplicate_groups, bursts], partition_key=CATALOG, instance=pipeline.instance, resources=pipeline.resources
+    )
 
     group_after = client.get(f"/api/groups/{group['id']}").json()
     assert group_after["reviewed"] and group_after["primary_image_id"] == keeper

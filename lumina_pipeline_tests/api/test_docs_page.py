@@ -68,6 +68,8 @@ def test_docs_lists_the_operations_without_internet(server, offline_browser):
              if element.is_displayed()}
     assert {"/api/catalogs", "/api/catalogs/{catalog}/search", "/api/groups/{group_id}/decision"} <= shown
     sent = [json.loads(entry["message"])["message"] for entry in offline_browser.get_log("performance")]
-    requested = {message["params"]["request"]["url"] for message in sent if message["method"] == "Network.requestWillBeSent"}
+    requested = {
+        message["params"]["request"]["url"] for message in sent if message["method"] == "Network.requestWillBeSent"
+    }
     assert f"{server}/openapi.json" in requested
     assert {urlsplit(url).hostname for url in requested if url.startswith("http")} == {"127.0.0.1"}

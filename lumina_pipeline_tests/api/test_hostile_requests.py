@@ -104,7 +104,12 @@ def test_request_bodies_are_strictly_typed(served):
     burst = client.get(f"/api/catalogs/{CATALOG}/bursts", params={"limit": 1}).json()["items"][0]
     for url, body, field, message in [
         (f"/api/groups/{group['id']}/decision", {"reviewed": "yes"}, "reviewed", "a valid boolean"),
-        (f"/api/groups/{group['id']}/decision", {"primary_image_id": str(image_id)}, "primary_image_id", "a valid integer"),
+        (
+            f"/api/groups/{group['id']}/decision",
+            {"primary_image_id": str(image_id)},
+            "primary_image_id",
+            "a valid integer",
+        ),
         (f"/api/bursts/{burst['id']}/decision", {"reviewed": 1}, "reviewed", "a valid boolean"),
         (f"/api/images/{image_id}/tags", {"name": 5}, "name", "a valid string"),
     ]:

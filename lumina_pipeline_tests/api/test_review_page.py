@@ -74,7 +74,9 @@ def test_two_groups_are_decided_with_the_keyboard(served, server, browser):
     assert "reviewed" in browser.find_element(By.ID, "progress").text
     thumbnails = browser.find_elements(By.CSS_SELECTOR, ".card img")
     assert len(thumbnails) == len(cards) >= 2
-    assert all(browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", t) for t in thumbnails)
+    assert all(
+        browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", t) for t in thumbnails
+    )
     for card in cards:  # what a person chooses by, on every card
         assert " × " in card.text and " MB" in card.text and "quality" in card.text
 

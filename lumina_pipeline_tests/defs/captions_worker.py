@@ -11,7 +11,9 @@ from lumina_pipeline.defs.assets.captions import captions
 from lumina_pipeline.defs.resources import CatalogDatabase, OllamaVision, SentenceModel, ThumbnailStore
 
 
-def main(dagster_home: str, database_url: str, thumbnails: str, models: str, ollama_url: str, model: str, catalog: str) -> None:
+def main(
+    dagster_home: str, database_url: str, thumbnails: str, models: str, ollama_url: str, model: str, catalog: str
+) -> None:
     instance = dg.DagsterInstance.from_config(dagster_home)
     instance.add_dynamic_partitions("catalogs", [catalog])
     instance.add_dynamic_partitions("batches", ["00000"])

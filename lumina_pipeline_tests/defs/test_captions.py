@@ -110,12 +110,15 @@ def captioned(analyzed, ollama):
     ollama.captions[keys[LIGHTHOUSE]] = LIGHTHOUSE_CAPTION
     ollama.captions[keys[MOTORCYCLE]] = BIRTHDAY_CAPTION
     with analyzed.engine.begin() as connection:
-        connection.execute(text("""
+        connection.execute(
+            text("""
             INSERT INTO tags (catalog_id, name, category) SELECT id, 'sea', 'manual' FROM catalogs WHERE name = :c
             ON CONFLICT DO NOTHING;
             INSERT INTO image_tags (image_id, tag_id, source) SELECT i.id, t.id, 'manual' FROM images i
             JOIN tags t ON t.catalog_id = i.catalog_id AND t.name = 'sea' WHERE i.path = :p
-              AND i.catalog_id = (SELECT id FROM catalogs WHERE name = :c)"""), {"c": CATALOG, "p": LIGHTHOUSE.encode()})
+              AND i.catalog_id = (SELECT id FROM catalogs WHERE name = :c)"""),
+            {"c": CATALOG, "p": LIGHTHOUSE.encode()},
+        )
     before = len(ollama.requests)
     result = metadata(caption(analyzed, vision(ollama)))
     return analyzed, result, ollama.requests[before:], keys
@@ -186,7 +189,9 @@ def test_a_rerun_and_a_copy_in_another_catalog_ask_nothing(captioned, pipeline, 
     copied = metadata(caption(pipeline, vision(ollama), catalog="copies"))
 
     assert copied["contents_asked"] == 0 and len(ollama.requests) == before
-    assert descriptions(pipeline, "copies") == {"lighthouse copy.jpg": "A red and white lighthouse at dusk above a calm sea."}
+    assert descriptions(pipeline, "copies") == {
+        "lighthouse copy.jpg": "A red and white lighthouse at dusk above a calm sea."
+    }
     assert tags_of(pipeline, "lighthouse copy.jpg", "copies")["lighthouse"][0] == "ollama"
 
 
@@ -300,7 +305,9 @@ def test_a_finished_batch_run_gets_its_captions_run_only_with_a_server(pipeline,
     pipeline.inventory("followed-by-captions")
     definitions = dg.Definitions(assets=pipeline.assets, jobs=[batch_job], resources=pipeline.resources)
     key = dg.MultiPartitionKey({"catalog": "followed-by-captions", "batch": "00000"})
-    batch = definitions.resolve_job_def(batch_job.name).execute_in_process(partition_key=key, instance=pipeline.instance)
+    batch = definitions.resolve_job_def(batch_job.name).execute_in_process(
+        partition_key=key, instance=pipeline.instance
+    )
     with dg.build_run_status_sensor_context(
         sensor_name=captions_after_batch_sensor.name, dagster_instance=pipeline.instance,
         dagster_run=batch.dagster_run, dagster_event=batch.get_run_success_event(),

@@ -78,7 +78,9 @@ def test_a_decision_saved_during_a_regrouping_is_kept(pipeline, library):
     outcomes = race(pipeline, "duplicate_groups", ("regroup", "decided"), ("decide", "decided", str(group)))
     assert [code for code, _ in outcomes] == [0, 0], outcomes
     with pipeline.engine.connect() as connection:
-        reviewed = connection.execute(text("SELECT reviewed FROM duplicate_groups WHERE id = :g"), {"g": group}).scalar()
+        reviewed = connection.execute(
+            text("SELECT reviewed FROM duplicate_groups WHERE id = :g"), {"g": group}
+        ).scalar()
     assert reviewed is True
 
 

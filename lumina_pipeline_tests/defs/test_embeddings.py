@@ -78,7 +78,9 @@ def test_near_duplicates_are_closer_than_photos_of_different_scenes(searchable, 
 
 def _distribution(values: list[float]) -> str:
     low, median, high = np.percentile(values, [5, 50, 95])
-    return f"n={len(values)} min {min(values):.2f} p5 {low:.2f} median {median:.2f} p95 {high:.2f} max {max(values):.2f}"
+    return (
+        f"n={len(values)} min {min(values):.2f} p5 {low:.2f} median {median:.2f} p95 {high:.2f} max {max(values):.2f}"
+    )
 
 
 def test_text_search_finds_the_manifests_photos_through_the_labels(searchable, corpus):
@@ -102,7 +104,8 @@ def test_each_hit_names_the_labels_that_mean_the_query(searchable):
     results = search(pipeline, search_text, "a building", 5)
     assert results and "Misc/DSC_0042.JPG" not in {r["path"] for r in results}  # its label: vestment 0.87
     models = SearchModels(Path(pipeline.resources["embedder"].cache_dir))
-    match = dict(zip(models.image.labels, label_match(models.label_vectors @ models.text.embed(["a building"])[0])))
+    similarity = models.label_vectors @ models.text.embed(["a building"])[0]
+    match = dict(zip(models.image.labels, label_match(similarity), strict=True))
     for result in results:
         shown = [part.rsplit(" ", 1)[0] for part in result["reason"].removeprefix("labels: ").split(", ")]
         assert shown and all(match[label] > 0 for label in shown), result
@@ -110,7 +113,8 @@ def test_each_hit_names_the_labels_that_mean_the_query(searchable):
 
 def test_the_cli_says_when_nothing_matches_and_a_warm_search_loads_no_torch(searchable, database_url, tmp_path):
     cache = searchable[0].resources["embedder"].cache_dir
-    search(searchable[0], search_text, "a lighthouse", 1)  # a first search exports the text model, keeps the label vectors
+    # a first search exports the text model, keeps the label vectors
+    search(searchable[0], search_text, "a lighthouse", 1)
     env = {key: value for key, value in os.environ.items() if not key.startswith(("LUMINA_", "DAGSTER_"))}
     env.update(LUMINA_HOME=str(tmp_path), LUMINA_DATABASE_URL=database_url, LUMINA_MODEL_CACHE=cache)
 
@@ -123,7 +127,8 @@ def test_the_cli_says_when_nothing_matches_and_a_warm_search_loads_no_torch(sear
         env=env, capture_output=True, text=True, timeout=300,
     )
 
-    assert nothing.returncode == 0 and nothing.stdout == f"no photo matches 'a dog' in {CATALOG}\n", nothing.stderr[-2000:]
+    assert nothing.returncode == 0, nothing.stderr[-2000:]
+    assert nothing.stdout == f"no photo matches 'a dog' in {CATALOG}\n", nothing.stderr[-2000:]
     assert warm.returncode == 0, warm.stderr[-2000:]
     hit, heavy = warm.stdout.splitlines()
     assert "Reisen/Leuchtturm 🌅 Abend.jpg  (labels: beacon" in hit and heavy == "[]"
@@ -198,7 +203,9 @@ def test_clip_from_a_local_folder_embeds_into_its_own_table_and_searches_by_text
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # as on a machine without a network: nothing may be fetched
     default_vectors = vectors_by_path(pipeline.engine)
     monkeypatch.setitem(
-        pipeline.resources, "embedder", Embedder(cache_dir=pipeline.resources["embedder"].cache_dir, clip_path=tiny_clip)
+        pipeline.resources,
+        "embedder",
+        Embedder(cache_dir=pipeline.resources["embedder"].cache_dir, clip_path=tiny_clip),
     )
 
     metadata = pipeline.analyze(CATALOG, "00000", "embeddings")
@@ -242,7 +249,9 @@ def test_clip_tags_photos_from_a_vocabulary_as_openclip_and_leaves_other_sources
     assert {name for _, name, _ in openclip} <= set(vocabulary)
     assert after - openclip == {tag for tag in before if tag[2] != "openclip"}  # ImageNet and manual tags untouched
     model = ClipModel(tiny_clip)
-    nearest = vocabulary[int(np.argmax(model.embed_text([f"a photo of {t}" for t in vocabulary]) @ clip_vectors[LIGHTHOUSE]))]
+    nearest = vocabulary[
+        int(np.argmax(model.embed_text([f"a photo of {t}" for t in vocabulary]) @ clip_vectors[LIGHTHOUSE]))
+    ]
     assert (LIGHTHOUSE, nearest, "openclip") in openclip
     with pipeline.engine.begin() as connection:
         connection.execute(drop)

@@ -69,7 +69,9 @@ def test_the_ui_figures_add_up(grouped, corpus):
     duplicates, bursts = grouped
     assert duplicates["exact_groups"] == len(corpus.manifest["exact_duplicate_groups"])
     constant = ("0" * 16, "f" * 16)
-    flat = [f for f in corpus.manifest["files"] if sum(h in constant for h in f.get("reference_hashes", {}).values()) >= 2]
+    flat = [
+        f for f in corpus.manifest["files"] if sum(h in constant for h in f.get("reference_hashes", {}).values()) >= 2
+    ]
     assert duplicates["too_flat_to_compare"] == len(flat)  # a tiny thumbnail, flat RAW previews
     assert duplicates["reclaimable_bytes"] > 0
     table = [line.split(" | ") for line in duplicates["largest_groups"].splitlines()[2:]]

@@ -89,7 +89,9 @@ def test_changed_folders_get_one_inventory_run_then_runs_for_the_touched_batch_o
     seen = tick(inventory_followup_sensor, pipeline).cursor  # everything before this change
     pipeline.inventory("watched")
     followup = tick(inventory_followup_sensor, pipeline, seen)
-    assert [r.partition_key.keys_by_dimension for r in followup.run_requests] == [{"batch": "00001", "catalog": "watched"}]
+    assert [r.partition_key.keys_by_dimension for r in followup.run_requests] == [
+        {"batch": "00001", "catalog": "watched"}
+    ]
     assert tick(inventory_followup_sensor, pipeline, followup.cursor).run_requests == []
 
 
@@ -115,7 +117,8 @@ def test_a_catalog_too_big_for_one_tick_is_walked_over_several(pipeline, library
         result = tick(folder_change_sensor, pipeline, cursors[-1], budget=0)
         assert result.run_requests == []
         cursors.append(result.cursor)
-    assert [r.partition_key for r in tick(folder_change_sensor, pipeline, cursors[-1], budget=0).run_requests] == ["huge"]
+    requests = tick(folder_change_sensor, pipeline, cursors[-1], budget=0).run_requests
+    assert [r.partition_key for r in requests] == ["huge"]
 
 
 def test_a_deleted_photo_is_marked_deleted_and_the_catalog_regrouped(pipeline, library):
