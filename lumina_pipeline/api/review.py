@@ -26,7 +26,9 @@ def index(request: Request, session: Database):
 
 
 @router.get("/review/{catalog}/{kind}")
-def next_to_review(session: Database, catalog: CatalogName, kind: Kind, request: Request, after: uuid.UUID | None = None):
+def next_to_review(
+    session: Database, catalog: CatalogName, kind: Kind, request: Request, after: uuid.UUID | None = None
+):
     """The first unreviewed group (or burst) after `after` in review order, wrapping round."""
     queue = review_queue(session.connection(), get_catalog(session, catalog).id, kind)
     start = next((i + 1 for i, item in enumerate(queue) if item["id"] == str(after)), 0)
@@ -38,15 +40,20 @@ def next_to_review(session: Database, catalog: CatalogName, kind: Kind, request:
 
 
 @router.get("/review/{catalog}/{kind}/{item_id}")
-def review_item(session: Database, models: Models, catalog: CatalogName, kind: Kind, item_id: uuid.UUID, request: Request):
+def review_item(
+    session: Database, models: Models, catalog: CatalogName, kind: Kind, item_id: uuid.UUID, request: Request
+):
     catalog_id = get_catalog(session, catalog).id
     queue = review_queue(session.connection(), catalog_id, kind)
     if str(item_id) not in {item["id"] for item in queue}:
         raise HTTPException(404, f"no {kind[:-1]} {item_id} in catalog {catalog!r}")
     if kind == "groups":
         group = group_view(session, models, item_id)
-        cards = [{"image": m.image, "keep": m.is_primary, "reason": None if m.is_primary else m.reason, "score": m.similarity_score}
-                 for m in group.members]
+        cards = [
+            {"image": m.image, "keep": m.is_primary, "reason": None if m.is_primary else m.reason,
+             "score": m.similarity_score}
+            for m in group.members
+        ]
         title, reviewed = f"{group.similarity_type} duplicates, confidence {group.confidence}", group.reviewed
     else:
         burst = burst_view(session, item_id)

@@ -164,14 +164,18 @@ class BurstPage(BaseModel):
 class GroupDecision(BaseModel):
     model_config = STRICT
 
-    primary_image_id: IntegerOrNull = Field(None, ge=1, le=2**63 - 1, description="a member to keep; omit to keep the current one")
+    primary_image_id: IntegerOrNull = Field(
+        None, ge=1, le=2**63 - 1, description="a member to keep; omit to keep the current one"
+    )
     reviewed: bool = True
 
 
 class BurstDecision(BaseModel):
     model_config = STRICT
 
-    best_image_id: IntegerOrNull = Field(None, ge=1, le=2**63 - 1, description="a frame to keep; omit to keep the current one")
+    best_image_id: IntegerOrNull = Field(
+        None, ge=1, le=2**63 - 1, description="a frame to keep; omit to keep the current one"
+    )
     reviewed: bool = True
 
 
