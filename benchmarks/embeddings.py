@@ -26,7 +26,7 @@ from lumina_pipeline.models.efficientnet import exported_network
 from lumina_pipeline.sample import draw_scene
 from lumina_pipeline.storage.catalogs import add_catalog
 from lumina_pipeline.storage.database import make_engine
-from lumina_pipeline.storage.embeddings import write_embeddings
+from lumina_pipeline.storage.embeddings import embeddings_table, write_embeddings
 from lumina_pipeline.storage.models import Image
 from lumina_pipeline.storage.tags import replace_tags
 
@@ -72,7 +72,8 @@ def embedding_path(embedder: Embedder, engine, catalog_id, ids: pl.Series, input
     """What the asset does for embeddings once the files are decoded, with the functions it calls."""
     embedded = embed_photos(embedder, catalog_id, ids, inputs)
     with engine.begin() as connection:
-        write_embeddings(connection, embedder.table(), embedded.vectors)
+        table = embeddings_table(embedder.model.model_id, embedder.model.dimensions)
+        write_embeddings(connection, table, embedded.vectors)
         replace_tags(connection, catalog_id, embedder.model.tag_source, embedder.model.model_id, embedded.tags)
 
 

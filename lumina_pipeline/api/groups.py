@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query
 from lumina_pipeline.analysis.files import display_path
 from lumina_pipeline.api import schemas
 from lumina_pipeline.api.dependencies import CatalogName, Database, Limit, Models
-from lumina_pipeline.api.views import burst_fields, burst_view, exists_or_404, group_view
+from lumina_pipeline.api.views import burst_fields, burst_view, group_view, or_404
 from lumina_pipeline.storage.browse import find_bursts, find_groups, removable_files
 from lumina_pipeline.storage.catalogs import get_catalog
 from lumina_pipeline.storage.decisions import decide
@@ -38,7 +38,7 @@ def group_detail(session: Database, models: Models, group_id: uuid.UUID):
 def decide_on_group(session: Database, models: Models, group_id: uuid.UUID, decision: schemas.GroupDecision):
     """Keep `primary_image_id` (a member) and mark the group reviewed (or not). Survives
     re-runs of `duplicate_groups` while the group's members stay."""
-    exists_or_404(session, DuplicateGroup, group_id, "duplicate group")
+    or_404(session.get(DuplicateGroup, group_id), f"duplicate group {group_id}")
     if not decide(session.connection(), DUPLICATES, group_id, decision.primary_image_id, decision.reviewed):
         raise HTTPException(422, f"image {decision.primary_image_id} is not a member of group {group_id}")
     session.commit()
@@ -61,7 +61,7 @@ def burst_detail(session: Database, burst_id: uuid.UUID):
 @router.post("/bursts/{burst_id}/decision", response_model=schemas.BurstDetail)
 def decide_on_burst(session: Database, burst_id: uuid.UUID, decision: schemas.BurstDecision):
     """Keep `best_image_id` (a frame) and mark the burst reviewed (or not)."""
-    exists_or_404(session, Burst, burst_id, "burst")
+    or_404(session.get(Burst, burst_id), f"burst {burst_id}")
     if not decide(session.connection(), BURSTS, burst_id, decision.best_image_id, decision.reviewed):
         raise HTTPException(422, f"image {decision.best_image_id} is not a frame of burst {burst_id}")
     session.commit()

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from lumina_pipeline.api import schemas
 from lumina_pipeline.api.dependencies import CatalogName, Database, Limit, Models, ThumbnailDir
 from lumina_pipeline.api.files import browser_image, file_inside
-from lumina_pipeline.api.views import exists_or_404, summary
+from lumina_pipeline.api.views import or_404, summary
 from lumina_pipeline.search import search_text, similar_to_image
 from lumina_pipeline.storage.browse import (
     ImageFilters,
@@ -38,10 +38,7 @@ CACHE = "private, max-age=86400"
 
 
 def image_or_404(session: Session, image_id: int) -> dict:
-    row = get_image(session.connection(), image_id)
-    if row is None:
-        raise HTTPException(404, f"no image {image_id}")
-    return row
+    return or_404(get_image(session.connection(), image_id), f"image {image_id}")
 
 
 @router.get("/catalogs", response_model=list[schemas.Catalog])
@@ -141,7 +138,7 @@ def _send(request: Request, path: bytes, convert) -> Response:
 
 @router.put("/images/{image_id}/rating", response_model=schemas.ImageDetail)
 def rate(session: Database, image_id: ImageId, rating: schemas.Rating):
-    exists_or_404(session, Image, image_id, "image")
+    or_404(session.get(Image, image_id), f"image {image_id}")
     set_rating(session.connection(), image_id, rating.rating)
     session.commit()
     return detail(session, image_or_404(session, image_id))
@@ -149,7 +146,7 @@ def rate(session: Database, image_id: ImageId, rating: schemas.Rating):
 
 @router.post("/images/{image_id}/tags", response_model=list[schemas.ImageTag])
 def tag(session: Database, image_id: ImageId, new: schemas.NewTag):
-    exists_or_404(session, Image, image_id, "image")
+    or_404(session.get(Image, image_id), f"image {image_id}")
     add_manual_tag(session.connection(), image_id, new.name)
     session.commit()
     return image_tags(session.connection(), image_id)
@@ -157,7 +154,7 @@ def tag(session: Database, image_id: ImageId, new: schemas.NewTag):
 
 @router.delete("/images/{image_id}/tags/{name}", response_model=list[schemas.ImageTag])
 def untag(session: Database, image_id: ImageId, name: Annotated[str, PathParameter(max_length=100, pattern=schemas.TEXT)]):
-    exists_or_404(session, Image, image_id, "image")
+    or_404(session.get(Image, image_id), f"image {image_id}")
     if not remove_tag(session.connection(), image_id, name):
         raise HTTPException(404, f"image {image_id} has no tag {name!r}")
     session.commit()
@@ -167,7 +164,7 @@ def untag(session: Database, image_id: ImageId, name: Annotated[str, PathParamet
 @router.get("/images/{image_id}/similar", response_model=list[schemas.SearchResult])
 def similar(session: Database, models: Models, image_id: ImageId, k: Annotated[int, Query(ge=1, le=100)] = 10):
     """The k photos of the same catalog nearest to this one by cosine of the image vectors."""
-    exists_or_404(session, Image, image_id, "image")
+    or_404(session.get(Image, image_id), f"image {image_id}")
     found = similar_to_image(session, image_id, k, models)
     if found is None:
         raise HTTPException(404, f"image {image_id} has no vector from {models.image.model_id}: run `embeddings`")

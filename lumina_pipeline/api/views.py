@@ -3,6 +3,7 @@ members, and the one-row existence checks that answer 404 before a decision is m
 
 import posixpath
 import uuid
+from typing import TypeVar
 
 from fastapi import HTTPException
 from sqlalchemy.orm import Session
@@ -13,13 +14,16 @@ from lumina_pipeline.api import schemas
 from lumina_pipeline.search import SearchModels
 from lumina_pipeline.storage.browse import burst_frames, get_burst, get_group, group_members
 from lumina_pipeline.storage.embeddings import similarities_to
-from lumina_pipeline.storage.models import Base
+
+Found = TypeVar("Found")
 
 
-def exists_or_404(session: Session, table: type[Base], key: int | uuid.UUID, what: str) -> None:
-    """404 unless the row exists: one row read by key, where a view would gather members and more."""
-    if session.get(table, key) is None:
-        raise HTTPException(404, f"no {what} {key}")
+def or_404(found: Found | None, what: str) -> Found:
+    """`found`, or a 404 `no <what>` when it is None. Before a decision, `session.get` of the
+    row is the existence check: one row by key, where a view also gathers members and more."""
+    if found is None:
+        raise HTTPException(404, f"no {what}")
+    return found
 
 
 STORED = ("id", "catalog_id", "source_root", "kind", "status", "size_bytes", "checksum", "quality_score", "rating",
@@ -51,9 +55,7 @@ def camera_name(make: str | None, model: str | None) -> str:
 
 def group_view(session: Session, models: SearchModels, group_id: uuid.UUID) -> schemas.GroupDetail:
     connection = session.connection()
-    group = get_group(connection, group_id)
-    if group is None:
-        raise HTTPException(404, f"no duplicate group {group_id}")
+    group = or_404(get_group(connection, group_id), f"duplicate group {group_id}")
     members = group_members(connection, group_id)
     primary = next((m for m in members if m["id"] == group["primary_image_id"]), members[0])
     similarity = similarities_to(connection, models.table, primary["id"], [m["id"] for m in members])
@@ -83,9 +85,7 @@ def _reason(member: dict, primary: dict, embedding_similarity: float | None) -> 
 
 
 def burst_view(session: Session, burst_id: uuid.UUID) -> schemas.BurstDetail:
-    burst = get_burst(session.connection(), burst_id)
-    if burst is None:
-        raise HTTPException(404, f"no burst {burst_id}")
+    burst = or_404(get_burst(session.connection(), burst_id), f"burst {burst_id}")
     frames = [summary(row) for row in burst_frames(session.connection(), burst_id)]
     return schemas.BurstDetail(**burst_fields(burst), frames=frames)
 

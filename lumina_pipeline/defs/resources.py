@@ -13,14 +13,13 @@ import numpy as np
 import ollama
 from numpy.typing import NDArray
 from pydantic import PrivateAttr
-from sqlalchemy import Engine, Table
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from lumina_pipeline.analysis.captions import CAPTION_SCHEMA, PROMPT, Caption, parse_caption
 from lumina_pipeline.models import ImageModel, Labels, load_image_model
 from lumina_pipeline.models.text import TextEncoder
 from lumina_pipeline.storage.database import make_engine
-from lumina_pipeline.storage.embeddings import embeddings_table
 from lumina_pipeline.storage.thumbnails import read_thumbnail, save_thumbnails
 
 
@@ -75,12 +74,8 @@ class Embedder(dg.ConfigurableResource):
     def model(self) -> ImageModel:
         return self._model
 
-    def table(self) -> Table:
-        return embeddings_table(self._model.model_id, self._model.dimensions)
-
     def embed(self, pixels: NDArray[np.uint8]) -> tuple[NDArray[np.float32], Labels | None]:
-        """Unit vectors of (N, 224, 224, 3) pixels, `batch_size` at a time; and each image's
-        most probable labels when the model has labels."""
+        """The model's `embed`, `batch_size` images per inference."""
         return self._model.embed(pixels, self.batch_size)
 
 

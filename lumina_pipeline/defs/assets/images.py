@@ -17,7 +17,7 @@ from lumina_pipeline.defs.markdown import markdown_table
 from lumina_pipeline.defs.partitions import by_catalog, catalog_batches
 from lumina_pipeline.defs.resources import CatalogDatabase, Embedder, ThumbnailStore
 from lumina_pipeline.storage.catalogs import get_catalog
-from lumina_pipeline.storage.embeddings import missing_vectors, vector_rows, write_embeddings
+from lumina_pipeline.storage.embeddings import embeddings_table, missing_vectors, vector_rows, write_embeddings
 from lumina_pipeline.storage.images import pending_files, status_counts, write_analysis
 from lumina_pipeline.storage.tags import replace_tags
 
@@ -66,7 +66,7 @@ def photo_analysis(
     change meanwhile stays pending for the next run (counted as `stale_skipped`)."""
     started = time.perf_counter()
     keys = context.partition_key.keys_by_dimension
-    vectors = embedder.table()
+    vectors = embeddings_table(embedder.model.model_id, embedder.model.dimensions)
     with database.transaction() as session:
         connection = session.connection()
         catalog_id = get_catalog(session, keys["catalog"]).id
