@@ -4,7 +4,7 @@ import hashlib
 import os
 import stat
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from functools import partial
 from io import BufferedReader
@@ -84,7 +84,7 @@ ANALYSIS_SCHEMA = {
 
 def analyze_files(
     paths: Sequence[bytes],
-    kinds: Sequence[str],
+    kinds: Iterable[str],
     recorded: Sequence[tuple[int, int]] | None = None,
     *,
     model_inputs: bool = False,
