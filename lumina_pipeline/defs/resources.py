@@ -130,10 +130,16 @@ class OllamaVision(dg.ConfigurableResource):
         if self._client is not None:
             self._client.close()
 
+    @property
+    def client(self) -> ollama.Client:
+        if self._client is None:  # made for execution, and only where a url is configured
+            raise RuntimeError("no Ollama server is configured (LUMINA_OLLAMA_URL)")
+        return self._client
+
     def unavailable(self) -> str | None:
         """Why no photo can be captioned now (server unreachable, model not pulled), or None."""
         try:
-            pulled = {entry.model for entry in self._client.list().models}
+            pulled = {entry.model for entry in self.client.list().models}
         except (ConnectionError, httpx.HTTPError, ollama.ResponseError) as error:
             return f"Ollama at {self.url} does not answer: {_reason(error, self.timeout_seconds)}"
         if not {self.model, f"{self.model}:latest"} & pulled:
@@ -147,7 +153,7 @@ class OllamaVision(dg.ConfigurableResource):
             if attempt:
                 time.sleep(self.backoff_seconds * 2 ** (attempt - 1))
             try:
-                response = self._client.chat(
+                response = self.client.chat(
                     model=self.model,
                     messages=[{"role": "user", "content": PROMPT, "images": [jpeg]}],
                     format=CAPTION_SCHEMA,

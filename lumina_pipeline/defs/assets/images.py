@@ -65,7 +65,7 @@ def photo_analysis(
     Results are written only for rows still as they were read: a file the inventory saw
     change meanwhile stays pending for the next run (counted as `stale_skipped`)."""
     started = time.perf_counter()
-    keys = context.partition_key.keys_by_dimension
+    keys = catalog_batches.get_partition_key_from_str(context.partition_key).keys_by_dimension
     vectors = embeddings_table(embedder.model.model_id, embedder.model.dimensions)
     with database.transaction() as session:
         connection = session.connection()
