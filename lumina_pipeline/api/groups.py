@@ -23,10 +23,13 @@ After = Annotated[uuid.UUID | None, Query(description="the last id of the previo
 
 
 @router.get("/catalogs/{catalog}/groups", response_model=schemas.GroupPage)
-def list_groups(session: Database, catalog: CatalogName, reviewed: Reviewed = None, after: After = None, limit: Limit = 100):
+def list_groups(
+    session: Database, catalog: CatalogName, reviewed: Reviewed = None, after: After = None, limit: Limit = 100
+):
     catalog_id = get_catalog(session, catalog).id
     rows = find_groups(session.connection(), catalog_id, reviewed, str(after or ""), limit + 1)
-    return schemas.GroupPage(items=rows[:limit], next_after=rows[limit - 1]["id"] if len(rows) > limit else None)
+    items = [schemas.Group.model_validate(row) for row in rows[:limit]]
+    return schemas.GroupPage(items=items, next_after=items[-1].id if len(rows) > limit else None)
 
 
 @router.get("/groups/{group_id}", response_model=schemas.GroupDetail)
@@ -46,11 +49,13 @@ def decide_on_group(session: Database, models: Models, group_id: uuid.UUID, deci
 
 
 @router.get("/catalogs/{catalog}/bursts", response_model=schemas.BurstPage)
-def list_bursts(session: Database, catalog: CatalogName, reviewed: Reviewed = None, after: After = None, limit: Limit = 100):
+def list_bursts(
+    session: Database, catalog: CatalogName, reviewed: Reviewed = None, after: After = None, limit: Limit = 100
+):
     catalog_id = get_catalog(session, catalog).id
     rows = find_bursts(session.connection(), catalog_id, reviewed, str(after or ""), limit + 1)
-    items = [burst_fields(row) for row in rows[:limit]]
-    return schemas.BurstPage(items=items, next_after=items[-1]["id"] if len(rows) > limit else None)
+    items = [schemas.Burst.model_validate(burst_fields(row)) for row in rows[:limit]]
+    return schemas.BurstPage(items=items, next_after=items[-1].id if len(rows) > limit else None)
 
 
 @router.get("/bursts/{burst_id}", response_model=schemas.BurstDetail)
