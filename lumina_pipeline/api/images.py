@@ -86,7 +86,7 @@ def detail(session: Session, row: dict) -> schemas.ImageDetail:
         dates=row["dates"],
         metadata=row["image_metadata"],
         geohash=row["geohash_8"],
-        hashes=schemas.Hashes(dhash=row["dhash"], ahash=row["ahash"], whash=row["whash"], hash_version=row["hash_version"]),
+        hashes=schemas.Hashes(**{key: row[key] for key in ("dhash", "ahash", "whash", "hash_version")}),
         tags=image_tags(connection, row["id"]),
         group=group and schemas.Membership(
             group_id=group["id"], similarity_type=group["similarity_type"],
