@@ -113,7 +113,6 @@ WRITE = """
 import sys
 import polars as pl
 from lumina_pipeline.storage.database import make_engine
-from lumina_pipeline.models.efficientnet import EfficientNetModel
 from lumina_pipeline.storage.embeddings import embeddings_table, write_embeddings
 with make_engine(sys.argv[1]).begin() as connection:
     table = embeddings_table(sys.argv[3], int(sys.argv[4]))
