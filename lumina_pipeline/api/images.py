@@ -4,7 +4,7 @@ and tags, and search by example or by text."""
 import os
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi import Path as PathParameter
@@ -33,7 +33,9 @@ from lumina_pipeline.storage.thumbnails import thumbnail_file
 router = APIRouter(prefix="/api", responses={404: {"model": schemas.Problem}})
 
 ImageId = Annotated[int, PathParameter(ge=1, le=2**63 - 1)]
-IMAGE_RESPONSES = {200: {"content": {"image/jpeg": {}, "image/png": {}, "image/gif": {}, "image/webp": {}}}}
+IMAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/jpeg": {}, "image/png": {}, "image/gif": {}, "image/webp": {}}}
+}
 CACHE = "private, max-age=86400"
 
 
@@ -52,11 +54,15 @@ def list_images(
     catalog: CatalogName,
     status: schemas.Status | None = None,
     kind: schemas.Kind | None = None,
-    camera: Annotated[str | None, Query(max_length=100, pattern=schemas.TEXT, description="part of make and model")] = None,
+    camera: Annotated[
+        str | None, Query(max_length=100, pattern=schemas.TEXT, description="part of make and model")
+    ] = None,
     captured_from: Annotated[date | None, Query(description="first capture date, inclusive")] = None,
     captured_to: Annotated[date | None, Query(description="last capture date, inclusive")] = None,
     tag: Annotated[str | None, Query(max_length=100, pattern=schemas.TEXT)] = None,
-    source: Annotated[schemas.TagSource | None, Query(description="only tags from this source (with `tag`: that tag)")] = None,
+    source: Annotated[
+        schemas.TagSource | None, Query(description="only tags from this source (with `tag`: that tag)")
+    ] = None,
     geohash: Annotated[str | None, Query(pattern=r"^[0-9b-hjkmnp-z]{1,8}$", description="prefix")] = None,
     in_group: bool | None = None,
     in_burst: bool | None = None,
@@ -87,11 +93,11 @@ def detail(session: Session, row: dict) -> schemas.ImageDetail:
         metadata=row["image_metadata"],
         geohash=row["geohash_8"],
         hashes=schemas.Hashes(**{key: row[key] for key in ("dhash", "ahash", "whash", "hash_version")}),
-        tags=image_tags(connection, row["id"]),
-        group=group and schemas.Membership(
+        tags=[schemas.ImageTag.model_validate(tag) for tag in image_tags(connection, row["id"])],
+        group=schemas.Membership(
             group_id=group["id"], similarity_type=group["similarity_type"],
             is_primary=group["primary_image_id"] == row["id"], reviewed=group["reviewed"],
-        ),
+        ) if group else None,
         is_best_frame=burst["best_image_id"] == row["id"] if burst else None,
     )
 
@@ -114,7 +120,7 @@ def image_file(session: Database, image_id: ImageId, request: Request):
     row = image_or_404(session, image_id)
     if row["kind"] not in ("image", "raw") or row["status"] != "ok":
         raise HTTPException(404, f"image {image_id} is a {row['kind']} file ({row['status']}): nothing to show")
-    roots = session.get(Catalog, row["catalog_id"]).source_directories
+    roots = session.get_one(Catalog, row["catalog_id"]).source_directories
     found = file_inside(roots, row["source_root"], bytes(row["path"]))
     if found is None:
         raise HTTPException(404, f"the file of image {image_id} is not inside its catalog's folders (moved or gone?)")
@@ -153,7 +159,9 @@ def tag(session: Database, image_id: ImageId, new: schemas.NewTag):
 
 
 @router.delete("/images/{image_id}/tags/{name}", response_model=list[schemas.ImageTag])
-def untag(session: Database, image_id: ImageId, name: Annotated[str, PathParameter(max_length=100, pattern=schemas.TEXT)]):
+def untag(
+    session: Database, image_id: ImageId, name: Annotated[str, PathParameter(max_length=100, pattern=schemas.TEXT)]
+):
     or_404(session.get(Image, image_id), f"image {image_id}")
     if not remove_tag(session.connection(), image_id, name):
         raise HTTPException(404, f"image {image_id} has no tag {name!r}")
