@@ -1,4 +1,4 @@
-# The two commands of the README (`make run`, `make test`), plus `make dev`, `make bench` and `make soak`.
+# The two commands of the README (`make run`, `make test`), plus `make dev`, `make lint`, `make bench` and `make soak`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,7 +8,7 @@ CATALOG ?=
 # make run TORCH="torch --index-url https://download.pytorch.org/whl/cpu"
 TORCH ?= torch==2.13.0
 
-.PHONY: run dev stop test bench soak clean
+.PHONY: run dev stop lint test bench soak clean
 
 $(BIN)/lumina: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,14 @@ dev: $(BIN)/lumina
 stop: $(BIN)/lumina
 	$(BIN)/lumina stop
 
-test: $(BIN)/lumina
+# ruff and pyright, configured in pyproject.toml; `make test` runs them before the tests.
+# pyright is named its config (a pyrightconfig.json in a parent folder would win otherwise)
+# and asks no server whether a newer pyright exists (the version is pinned).
+lint: $(BIN)/lumina
+	$(BIN)/ruff check lumina_pipeline lumina_pipeline_tests benchmarks
+	PYRIGHT_PYTHON_IGNORE_WARNINGS=1 $(BIN)/pyright --project pyproject.toml
+
+test: lint
 	$(BIN)/pytest
 
 bench: $(BIN)/lumina
