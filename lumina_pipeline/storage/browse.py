@@ -88,10 +88,13 @@ def group_of_image(connection: Connection, image_id: int) -> uuid.UUID | None:
     ).scalar()
 
 
+# One row per group (or burst), filtered from outside: the catalog and id are grouping
+# columns, so PostgreSQL applies those filters before it counts members.
 GROUPS = """
     SELECT g.id, g.catalog_id, g.similarity_type, g.confidence, g.reviewed, g.primary_chosen,
            g.primary_image_id, count(*) AS member_count
-    FROM duplicate_groups g JOIN duplicate_members m ON m.group_id = g.id"""
+    FROM duplicate_groups g JOIN duplicate_members m ON m.group_id = g.id
+    GROUP BY g.id, g.catalog_id"""
 BURSTS = """
     SELECT b.id, b.catalog_id, b.image_count, b.start_time, b.end_time, b.duration_seconds, b.camera_make,
            b.camera_model, b.best_image_id, b.selection_method, b.reviewed, b.best_chosen
@@ -102,17 +105,36 @@ def find_groups(
     connection: Connection, catalog_id: uuid.UUID, reviewed: bool | None, after: str, limit: int
 ) -> list[dict]:
     """Duplicate groups by id, those after `after` (keyset pages)."""
-    rows = connection.execute(text(f"""{GROUPS}
-        WHERE g.catalog_id = :c AND g.id::text > :after
-            AND (CAST(:reviewed AS boolean) IS NULL OR g.reviewed = :reviewed)
-        GROUP BY g.id ORDER BY g.id LIMIT :limit"""),
+    return _page(connection, GROUPS, catalog_id, reviewed, after, limit)
+
+
+def find_bursts(
+    connection: Connection, catalog_id: uuid.UUID, reviewed: bool | None, after: str, limit: int
+) -> list[dict]:
+    return _page(connection, BURSTS, catalog_id, reviewed, after, limit)
+
+
+def get_group(connection: Connection, group_id: uuid.UUID) -> dict | None:
+    return _one(connection, GROUPS, group_id)
+
+
+def get_burst(connection: Connection, burst_id: uuid.UUID) -> dict | None:
+    return _one(connection, BURSTS, burst_id)
+
+
+def _page(
+    connection: Connection, listing: str, catalog_id: uuid.UUID, reviewed: bool | None, after: str, limit: int
+) -> list[dict]:
+    rows = connection.execute(text(f"""SELECT * FROM ({listing}) listed
+        WHERE catalog_id = :c AND id::text > :after AND (CAST(:reviewed AS boolean) IS NULL OR reviewed = :reviewed)
+        ORDER BY id LIMIT :limit"""),
         {"c": catalog_id, "after": after, "reviewed": reviewed, "limit": limit},
     )
     return [dict(row._mapping) for row in rows]
 
 
-def get_group(connection: Connection, group_id: uuid.UUID) -> dict | None:
-    row = connection.execute(text(f"{GROUPS} WHERE g.id = :g GROUP BY g.id"), {"g": group_id}).first()
+def _one(connection: Connection, listing: str, row_id: uuid.UUID) -> dict | None:
+    row = connection.execute(text(f"SELECT * FROM ({listing}) listed WHERE id = :i"), {"i": row_id}).first()
     return None if row is None else dict(row._mapping)
 
 
@@ -127,23 +149,6 @@ def group_members(connection: Connection, group_id: uuid.UUID) -> list[dict]:
     return [dict(row._mapping) for row in rows]
 
 
-def find_bursts(
-    connection: Connection, catalog_id: uuid.UUID, reviewed: bool | None, after: str, limit: int
-) -> list[dict]:
-    rows = connection.execute(text(f"""{BURSTS}
-        WHERE b.catalog_id = :c AND b.id::text > :after
-            AND (CAST(:reviewed AS boolean) IS NULL OR b.reviewed = :reviewed)
-        ORDER BY b.id LIMIT :limit"""),
-        {"c": catalog_id, "after": after, "reviewed": reviewed, "limit": limit},
-    )
-    return [dict(row._mapping) for row in rows]
-
-
-def get_burst(connection: Connection, burst_id: uuid.UUID) -> dict | None:
-    row = connection.execute(text(f"{BURSTS} WHERE b.id = :b"), {"b": burst_id}).first()
-    return None if row is None else dict(row._mapping)
-
-
 def burst_frames(connection: Connection, burst_id: uuid.UUID) -> list[dict]:
     rows = connection.execute(select(*SUMMARY_COLUMNS).where(Image.burst_id == burst_id).order_by(Image.burst_sequence))
     return [dict(row._mapping) for row in rows]
@@ -151,10 +156,10 @@ def burst_frames(connection: Connection, burst_id: uuid.UUID) -> list[dict]:
 
 REVIEW_ORDER = {
     # largest groups first: they free the most
-    "groups": f"""WITH queue AS ({GROUPS} WHERE g.catalog_id = :c GROUP BY g.id)
-                  SELECT id::text AS id, reviewed FROM queue ORDER BY member_count DESC, id""",
-    "bursts": f"""WITH queue AS ({BURSTS} WHERE b.catalog_id = :c)
-                  SELECT id::text AS id, reviewed FROM queue ORDER BY start_time, id""",
+    "groups": f"""SELECT id::text AS id, reviewed FROM ({GROUPS}) listed WHERE catalog_id = :c
+                  ORDER BY member_count DESC, id""",
+    "bursts": f"""SELECT id::text AS id, reviewed FROM ({BURSTS}) listed WHERE catalog_id = :c
+                  ORDER BY start_time, id""",
 }
 
 
