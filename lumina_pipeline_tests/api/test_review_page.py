@@ -1,55 +1,24 @@
 """The review page in a real browser (Debian's chromium, driven by selenium): two groups
 decided with the keyboard, the decisions found in the database."""
 
-import os
-import shutil
-import socket
-import threading
 import time
 import uuid
 
 import pytest
-import uvicorn
 
-from lumina_pipeline_tests.api.conftest import CATALOG
-
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+from lumina_pipeline_tests.api.conftest import CATALOG, chromium, serving
 
 
 @pytest.fixture
 def browser():
-    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
-        reason = "the real-browser test needs Debian's chromium and chromium-driver (.ci/run installs them)"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}; under CI it must run")
-        pytest.skip(reason)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,1000"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    yield driver
-    driver.quit()
+    with chromium() as driver:
+        yield driver
 
 
 @pytest.fixture
 def server(served):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(served.client.app, host="127.0.0.1", port=port, log_level="warning")
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    while not running.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    running.should_exit = True
-    thread.join(timeout=10)
+    with serving(served.client.app) as url:
+        yield url
 
 
 def shown_group(driver) -> uuid.UUID:
