@@ -6,6 +6,7 @@ import hashlib
 import shutil
 import subprocess
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -274,16 +275,23 @@ def test_the_ollama_pool_keeps_two_catalogs_runs_to_one_request_at_a_time(pipeli
     with dg.DagsterInstance.from_config(str(home)) as instance:
         instance.event_log_storage.initialize_concurrency_limit_to_default(OLLAMA_POOL)
     with StandInOllama(models={"slow:latest"}, delay_seconds=1.0) as slow:
-        workers = [
-            subprocess.Popen(
+
+        def worker(name: str) -> subprocess.Popen:
+            return subprocess.Popen(
                 [sys.executable, "-m", "lumina_pipeline_tests.defs.captions_worker", str(home),
                  pipeline.resources["database"].url, pipeline.resources["thumbnails"].root,
                  pipeline.resources["embedder"].cache_dir, slow.url, "slow", name],
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             )
-            for name in ("pool-a", "pool-b")
-        ]
-        outputs = [worker.communicate(timeout=300)[0] for worker in workers]
+
+        # The second run starts while the first holds the slot and asks (three photos, a
+        # second each): without the pool, their requests would overlap.
+        workers = [worker("pool-a")]
+        deadline = time.monotonic() + 120
+        while not slow.requests and time.monotonic() < deadline:
+            time.sleep(0.05)
+        workers.append(worker("pool-b"))
+        outputs = [process.communicate(timeout=300)[0] for process in workers]
         assert [worker.returncode for worker in workers] == [0, 0], outputs
         assert len(slow.requests) == 6 and slow.most_at_once == 1
 
