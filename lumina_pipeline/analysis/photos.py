@@ -1,4 +1,5 @@
-"""Everything one read of a file gives: checksum, metadata, hashes, quality and thumbnail."""
+"""Everything one read of a file gives: checksum, metadata, hashes, quality and thumbnail
+(of a photo, or of a video's poster frame)."""
 
 import hashlib
 import os
@@ -12,12 +13,15 @@ from pathlib import Path
 from typing import TypeVar
 
 import polars as pl
+from PIL import Image
 
 from lumina_pipeline.analysis.embedding import model_input
 from lumina_pipeline.analysis.hashing import compute_ahash, compute_dhash, compute_whash, hash_version
 from lumina_pipeline.analysis.imaging import MAX_PIXELS, ImageTooLarge, decode_photo, describe_error, encode_thumbnail
+from lumina_pipeline.analysis.makernote import apple_content_identifier
 from lumina_pipeline.analysis.metadata import encode_geohash, read_exif_metadata
 from lumina_pipeline.analysis.quality import quality_score
+from lumina_pipeline.analysis.videos import DecodedVideo, NoVideoStream, decode_video, describe_video_error
 
 Read = TypeVar("Read")  # what `_read`'s reader makes of a file
 # Long enough to checksum a 10 GB video from a slow disk; a hung share costs this per file.
@@ -46,7 +50,7 @@ def _versions() -> tuple[str, str]:
     fixtures = [decode_photo(path.read_bytes()).image for path in sorted(FIXTURES.iterdir())]
     hashes = hash_version(fixtures)
     qualities = " ".join(str(quality_score(image.convert("L"))) for image in fixtures)
-    return hashes, f"photos-v2; {hashes}; quality {qualities}"
+    return hashes, f"photos-v3; {hashes}; quality {qualities}"
 
 
 HASH_VERSION, ANALYSIS_VERSION = _versions()
@@ -69,6 +73,9 @@ ANALYSIS_SCHEMA = {
     "camera_model": pl.String,
     "camera_serial": pl.String,
     "lens": pl.String,
+    "duration_seconds": pl.Float64,  # videos
+    "video_codec": pl.String,  # videos: FFmpeg's decoder name ('h264', 'hevc')
+    "content_identifier": pl.String,  # Apple's: one for a Live Photo's still and its video
     "latitude": pl.Float64,
     "longitude": pl.Float64,
     "geohash": pl.String,
@@ -114,18 +121,20 @@ def analyze_file(
     model_inputs: bool = False,
     max_pixels: int = MAX_PIXELS,
 ) -> tuple:
-    """Read `path` once; decode it once if it is an image (`kind` image or raw). With
-    `model_inputs`, the same decode also gives the image model's input.
+    """Read `path` once; decode it once if it is an image (`kind` image or raw), or its
+    container and one poster frame if it is a video. With `model_inputs`, the same decode
+    also gives the image model's input.
 
     A file that no longer has the (size_bytes, mtime_ns) the inventory `recorded`, or that
     changes while it is read, stays `pending`: what was read would not match its row. Images
-    needing more than `max_pixels` in memory are errors (decode_photo).
+    and video frames needing more than `max_pixels` in memory are errors (decode_photo,
+    decode_video).
     """
     result = dict.fromkeys(ANALYSIS_SCHEMA)
     try:
-        if kind == "video":  # streamed: videos can be larger than memory
-            result["checksum"] = _read(path, recorded, lambda file: hashlib.file_digest(file, "sha256").hexdigest())
-            return _finish(result, "skipped", "video: checksum only, frames are not analyzed")
+        if kind == "video":
+            result["checksum"], video = _read(path, recorded, partial(_read_video, max_pixels=max_pixels))
+            return _video_result(result, video, model_inputs)
         data = _read(path, recorded, lambda file: file.read())
     except _Unread as unread:
         return _finish(result, unread.status, unread.reason)
@@ -207,11 +216,37 @@ def _settle(outcome: Future, work: Callable[[], tuple]) -> None:
         outcome.set_exception(error)
 
 
+def _read_video(file: BufferedReader, max_pixels: int) -> tuple[str, DecodedVideo | BaseException | None]:
+    """The checksum of the open file (streamed: videos can be larger than memory), then its
+    container and poster frame from the same file object, within _read's checks. What
+    decoding raised is returned, not raised: the row keeps its checksum. None: empty file."""
+    checksum = hashlib.file_digest(file, "sha256").hexdigest()
+    if file.tell() == 0:
+        return checksum, None
+    file.seek(0)
+    try:
+        return checksum, decode_video(file, max_pixels=max_pixels)
+    except Exception as error:  # any demuxer or decoder failure is this file's problem, never the batch's
+        return checksum, error
+
+
+def _video_result(result: dict, video: DecodedVideo | BaseException | None, model_inputs: bool) -> tuple:
+    if video is None:
+        return _finish(result, "error", "empty file (0 bytes)")
+    if isinstance(video, NoVideoStream):  # sound only: a file to keep, with nothing to look at
+        return _finish(result, "skipped", str(video))
+    if isinstance(video, ImageTooLarge):
+        return _finish(result, "error", str(video))
+    if isinstance(video, BaseException):
+        return _finish(result, "error", f"cannot decode video: {describe_video_error(video)}")
+    result.update(video.metadata)
+    result.update(_describe_pixels(video.poster, video.metadata["latitude"], video.metadata["longitude"], model_inputs))
+    return _finish(result, "ok", None)
+
+
 def _describe_image(data: bytes, model_inputs: bool, max_pixels: int) -> dict:
     photo = decode_photo(data, max_pixels=max_pixels)
     exif = read_exif_metadata(photo.exif)
-    grey = photo.image.convert("L")  # what each imagehash definition starts from
-    has_position = exif["latitude"] is not None
     return {
         **exif,
         "format": photo.format,
@@ -220,14 +255,24 @@ def _describe_image(data: bytes, model_inputs: bool, max_pixels: int) -> dict:
         "display_width": photo.display_size[0],
         "display_height": photo.display_size[1],
         "orientation": photo.orientation,
-        "geohash": encode_geohash(exif["latitude"], exif["longitude"]) if has_position else None,
+        "content_identifier": apple_content_identifier(photo.exif),
+        "exif_error": photo.exif_error,
+        **_describe_pixels(photo.image, exif["latitude"], exif["longitude"], model_inputs),
+    }
+
+
+def _describe_pixels(image: Image.Image, latitude: float | None, longitude: float | None, model_inputs: bool) -> dict:
+    """What a photo's decoded image, or a video's poster frame, gives: the geohash of where it
+    was taken, the three hashes, the quality score, the thumbnail and the model's input."""
+    grey = image.convert("L")  # what each imagehash definition starts from
+    return {
+        "geohash": encode_geohash(latitude, longitude) if latitude is not None and longitude is not None else None,
         "dhash": compute_dhash(grey),
         "ahash": compute_ahash(grey),
         "whash": compute_whash(grey),
         "quality_score": quality_score(grey),
-        "exif_error": photo.exif_error,
-        "thumbnail": encode_thumbnail(photo.image),
-        "model_input": model_input(photo.image).tobytes() if model_inputs else None,
+        "thumbnail": encode_thumbnail(image),
+        "model_input": model_input(image).tobytes() if model_inputs else None,
     }
 
 

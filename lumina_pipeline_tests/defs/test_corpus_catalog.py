@@ -16,6 +16,14 @@ def cataloged(corpus_pipeline):
     return pipeline, inventory, pipeline.analyze(CATALOG, "00000")
 
 
+def status_now(corpus, record: dict) -> str:
+    """The manifest's expected status, but videos are decoded now (both are acceptable): the
+    readable ones (`expected_video_metadata`) are ok, the placeholders errors."""
+    if classify(record["path"].encode()) == "video":
+        return "ok" if record["path"] in corpus.manifest["expected_video_metadata"] else "error"
+    return record["expected_status"]
+
+
 def rows_by_path(pipeline) -> dict[str, dict]:
     return {display_path(bytes(row["path"]))[0]: row for row in pipeline.rows(CATALOG)}
 
@@ -26,8 +34,8 @@ def test_inventory_and_analysis_report_what_they_did(cataloged, corpus):
     assert inventory["batches_to_process"] == ["00000"]
     assert analysis["files_read"] == len(corpus.manifest["files"]) - 2  # .DS_Store and ._ file are not read
     read = [f for f in corpus.manifest["files"] if classify(f["path"].encode()) != "system"]
-    assert analysis["error"] == sum(f["expected_status"] == "error" for f in read)
-    assert analysis["skipped"] == sum(f["expected_status"] == "skipped" for f in read)
+    assert analysis["error"] == sum(status_now(corpus, f) == "error" for f in read)
+    assert analysis["skipped"] == sum(status_now(corpus, f) == "skipped" for f in read)
 
 
 def test_every_file_is_listed_with_its_checksum_and_an_acceptable_status(cataloged, corpus):
@@ -97,4 +105,4 @@ def test_a_run_killed_before_it_wrote_is_redone_with_one_row_per_file(cataloged,
     assert redone["files_read"] == sum(row["kind"] == "image" for row in rows)
     assert len(rows) == len(corpus.manifest["files"])
     assert len({(row["source_root"], bytes(row["path"])) for row in rows}) == len(rows)
-    assert sum(row["status"] == "ok" for row in rows) == len(corpus.files(expected_status="ok"))
+    assert sum(row["status"] == "ok" for row in rows) == sum(status_now(corpus, f) == "ok" for f in corpus.files())

@@ -57,6 +57,7 @@ def test_every_photo_read_as_ok_has_one_unit_vector_of_the_default_model(searcha
     pipeline, metadata = searchable
     vectors = vectors_by_path(pipeline.engine)
     ok = {record["path"] for record in corpus.files() if record["expected_status"] == "ok"}
+    ok |= set(corpus.manifest["expected_video_metadata"])  # readable videos: their poster frame's vector
     assert set(vectors) == ok
     assert all(vector.shape == (1280,) and abs(np.linalg.norm(vector) - 1) < 1e-5 for vector in vectors.values())
     assert metadata["images_embedded"] == len(ok) and metadata["model_id"] == EfficientNetModel.model_id

@@ -1,0 +1,274 @@
+"""What a video's container says (duration, capture time, place, camera, codec, frame size)
+and one poster frame, read with PyAV (FFmpeg inside its wheels: no system ffprobe)."""
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import BinaryIO
+
+import av
+import numpy as np
+from av.container import InputContainer
+from av.error import FFmpegError
+from av.video.frame import VideoFrame
+from av.video.stream import VideoStream
+from PIL import Image
+
+from lumina_pipeline.analysis.imaging import MAX_PIXELS, THUMBNAIL_SHORT_SIDE, ImageTooLarge, describe_error
+
+POSTER_SECONDS = 1.0  # the poster is the keyframe nearest this; clips shorter than twice it: their middle
+POSTER_TRIES = 3  # a (nearly) black poster gives way to the next keyframe, at most this many decoded
+BLACK_MEAN = 16  # mean luma (0-255) below which a poster counts as black (a fade-in, a lens cap)
+PACKETS_PER_TRY = 600  # packets read after a seek before giving up on a keyframe (20 s at 30 fps)
+APPLE = "com.apple.quicktime."
+LOCATION_KEYS = (f"{APPLE}location.ISO6709", "location", "location-eng")
+MAKE_KEYS = (f"{APPLE}make", "make", "com.android.manufacturer")
+MODEL_KEYS = (f"{APPLE}model", "model", "com.android.model")
+FORMAT_NAMES = {"avi": "AVI", "matroska,webm": "MKV", "mpegts": "MPEG-TS", "asf": "WMV", "mpeg": "MPEG-PS"}
+# ISO 6709 as phones write it: latitude, longitude, optional altitude, optional CRS, then '/'.
+ISO6709 = re.compile(r"([+-]\d+(?:\.\d*)?)([+-]\d+(?:\.\d*)?)(?:[+-]\d+(?:\.\d*)?)?(?:CRS.*)?/?")
+
+
+class NoVideoStream(ValueError):
+    """The file holds no video stream (sound only, or subtitles): nothing to look at."""
+
+
+class UnreadableVideo(ValueError):
+    """A video FFmpeg opens but that gives no poster: cut short, no frame size, no keyframe."""
+
+
+@dataclass(frozen=True)
+class DecodedVideo:
+    poster: Image.Image  # RGB, upright (rotation applied), short side 256-511 px where the video has it
+    metadata: dict  # what decode_video fills, named as photos.ANALYSIS_SCHEMA names it
+
+
+def decode_video(
+    file: BinaryIO | str, *, max_pixels: int = MAX_PIXELS, min_side: int = THUMBNAIL_SHORT_SIDE
+) -> DecodedVideo:
+    """The container's metadata and one decoded poster frame of `file` (an open binary file
+    or a path).
+
+    The poster is the keyframe nearest POSTER_SECONDS (the middle of clips shorter than
+    twice that), not the first frame, which is often black; only keyframes are decoded, so
+    the cost is one frame's. A frame size over `max_pixels` is refused (ImageTooLarge)
+    before any frame is decoded. Raises NoVideoStream for a file without a video stream,
+    UnreadableVideo for one cut short or without a decodable keyframe, and what PyAV raises
+    for anything else it cannot read (describe_video_error words them all).
+    """
+    with av.open(file, "r", metadata_errors="replace") as container:
+        if not container.streams.video:
+            raise NoVideoStream("no video stream (sound only?): nothing to show")
+        stream = container.streams.video[0]
+        if stream.codec_context is None:
+            raise UnreadableVideo(f"no decoder for this video's codec ({stream.codec_tag or 'unknown'})")
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if not width or not height:
+            raise UnreadableVideo("the video stream has no frame size")
+        if width * height > max_pixels:
+            raise ImageTooLarge(
+                f"video too large: {width} x {height} pixels ({width * height / 1e6:.1f} megapixels) "
+                f"is over the limit of {max_pixels / 1e6:g} megapixels (max_megapixels)"
+            )
+        _check_complete(container, stream)
+        duration = _duration(container, stream)
+        frame, poster = _poster(container, stream, duration, min_side)
+        tags = {**stream.metadata, **container.metadata}  # the container's own tags win
+        captured_at, offset, source = _capture_time(tags)
+        position = next((p for key in LOCATION_KEYS if (p := parse_iso6709(tags.get(key)))), None)
+        quarter_turns = round(frame.rotation / 90) % 4
+        return DecodedVideo(
+            poster=poster,
+            metadata={
+                "format": _format_name(container),
+                "width": width,
+                "height": height,
+                "display_width": height if quarter_turns % 2 else width,
+                "display_height": width if quarter_turns % 2 else height,
+                "duration_seconds": duration,
+                "video_codec": stream.codec_context.name,
+                "captured_at": captured_at,
+                "captured_at_source": source,
+                "capture_offset": offset,
+                "camera_make": _first(tags, MAKE_KEYS),
+                "camera_model": _first(tags, MODEL_KEYS),
+                "content_identifier": _first(tags, (f"{APPLE}content.identifier",)),
+                "latitude": position[0] if position else None,
+                "longitude": position[1] if position else None,
+            },
+        )
+
+
+def describe_video_error(error: BaseException) -> str:
+    """PyAV's errors name the file (an absolute path); keep their type and FFmpeg's words."""
+    if isinstance(error, UnreadableVideo):
+        return str(error)
+    if isinstance(error, FFmpegError):
+        return f"{type(error).__name__}: {error.strerror}"
+    return describe_error(error)
+
+
+def parse_iso6709(text: str | None) -> tuple[float, float] | None:
+    """(latitude, longitude) in degrees of an ISO 6709 point ('+48.8584+002.2945+035.000/');
+    degrees, degrees-minutes and degrees-minutes-seconds forms; None when malformed."""
+    match = ISO6709.fullmatch(text.strip()) if text else None
+    if not match:
+        return None
+    latitude, longitude = _iso6709_degrees(match[1], 2), _iso6709_degrees(match[2], 3)
+    if latitude is None or longitude is None or abs(latitude) > 90 or abs(longitude) > 180:
+        return None
+    return round(latitude, 6), round(longitude, 6)
+
+
+def _iso6709_degrees(part: str, degree_digits: int) -> float | None:
+    """'+4851.504' (DDMM.MMM) and the like: the number of integer digits says the form."""
+    sign = -1 if part[0] == "-" else 1
+    whole, _, fraction = part[1:].partition(".")
+    fields = {degree_digits: 1, degree_digits + 2: 2, degree_digits + 4: 3}.get(len(whole))
+    if fields is None:
+        return None
+    value = float(f"{whole}.{fraction or 0}")
+    if fields == 1:
+        return sign * value
+    degrees, rest = divmod(value, 10 ** (len(whole) - degree_digits))
+    if fields == 2:
+        return sign * (degrees + rest / 60)
+    minutes, seconds = divmod(rest, 100)
+    return sign * (degrees + minutes / 60 + seconds / 3600)
+
+
+def _check_complete(container: InputContainer, stream: VideoStream) -> None:
+    """Refuse a file cut short: its index (QuickTime/MP4 keep one at the front or the end)
+    places frames past the end of the file, though the frames before the cut may decode."""
+    entries = stream.index_entries
+    if entries and container.size > 0 and (last := entries[len(entries) - 1]).pos + last.size > container.size:
+        raise UnreadableVideo(
+            f"truncated: the video's index places frames up to byte {last.pos + last.size:,}, "
+            f"but the file ends at byte {container.size:,}"
+        )
+
+
+def _duration(container: InputContainer, stream: VideoStream) -> float | None:
+    if container.duration is not None and container.duration > 0:
+        return round(container.duration / av.time_base, 3)
+    if stream.duration is not None and stream.duration > 0 and stream.time_base is not None:
+        return round(float(stream.duration * stream.time_base), 3)
+    return None
+
+
+def _poster(
+    container: InputContainer, stream: VideoStream, duration: float | None, min_side: int
+) -> tuple[VideoFrame, Image.Image]:
+    """The poster frame and its reduced, upright image: the keyframe nearest the target
+    time, or the next keyframes while it is black (at most POSTER_TRIES decodes)."""
+    target = POSTER_SECONDS if duration is None or duration >= 2 * POSTER_SECONDS else duration / 2
+    timestamp = None
+    if stream.time_base is not None:
+        timestamp = _nearest_keyframe(stream, int(target / stream.time_base) + (stream.start_time or 0))
+    frame = _keyframe_from(container, stream, timestamp)
+    if frame is None and timestamp is not None:  # no index, and the seek landed past the only keyframes
+        timestamp, frame = None, _keyframe_from(container, stream, None)
+    if frame is None:
+        raise UnreadableVideo("no keyframe could be decoded (truncated?)")
+    image = _upright(frame, min_side)
+    for _ in range(POSTER_TRIES - 1):
+        if np.asarray(image.convert("L")).mean() >= BLACK_MEAN or timestamp is None or not stream.index_entries:
+            break
+        following = stream.index_entries.search_timestamp(timestamp + 1, backward=False)
+        if following < 0:
+            break
+        timestamp = stream.index_entries[following].timestamp
+        later = _keyframe_from(container, stream, timestamp)
+        if later is None:
+            break
+        frame, image = later, _upright(later, min_side)
+    return frame, image
+
+
+def _keyframe_from(container: InputContainer, stream: VideoStream, timestamp: int | None) -> VideoFrame | None:
+    """The first keyframe where a seek to `timestamp` (stream time base; None: the start)
+    lands, or after it."""
+    try:
+        if timestamp is None:
+            container.seek(0)
+        else:
+            container.seek(timestamp, stream=stream, backward=True)
+    except FFmpegError:  # a stream that cannot seek: on from where it stands
+        stream.codec_context.flush_buffers()
+    return _next_keyframe(container, stream)
+
+
+def _nearest_keyframe(stream: VideoStream, timestamp: int) -> int | None:
+    """The index's keyframe nearest `timestamp` (stream time base), or `timestamp` itself when
+    the container has no index (PyAV's seek then lands on the keyframe before it)."""
+    entries = stream.index_entries
+    if not entries:
+        return timestamp
+    candidates = [entries[i].timestamp for backward in (True, False)
+                  if (i := entries.search_timestamp(timestamp, backward=backward)) >= 0]
+    return min(candidates, key=lambda t: abs(t - timestamp)) if candidates else None
+
+
+def _next_keyframe(container: InputContainer, stream: VideoStream) -> VideoFrame | None:
+    """The picture of the first keyframe packet from where the container stands (within
+    PACKETS_PER_TRY packets): that one packet decoded, then the decoder drained, since a
+    decoder that reorders frames (B-frames) gives the picture up only then. One frame is
+    decoded and nothing past the keyframe is read."""
+    for count, packet in enumerate(container.demux(stream)):
+        if count >= PACKETS_PER_TRY:
+            return None
+        if packet.size and packet.is_keyframe:
+            frames = packet.decode() or stream.decode(None)
+            return next((frame for frame in frames if isinstance(frame, VideoFrame)), None)
+    return None
+
+
+def _upright(frame: VideoFrame, min_side: int) -> Image.Image:
+    """The frame as RGB, box-reduced to a short side in [min_side, 2 * min_side) as photos
+    are (decode_photo), turned as the display matrix says (PyAV: degrees counterclockwise)."""
+    factor = max(1, min(frame.width, frame.height) // min_side)
+    image = frame.to_image(width=frame.width // factor, height=frame.height // factor, interpolation="AREA")
+    turn = {1: Image.Transpose.ROTATE_90, 2: Image.Transpose.ROTATE_180, 3: Image.Transpose.ROTATE_270}
+    quarter_turns = round(frame.rotation / 90) % 4
+    return image.transpose(turn[quarter_turns]) if quarter_turns else image
+
+
+def _capture_time(tags: dict[str, str]) -> tuple[str | None, str | None, str | None]:
+    """(captured_at, offset, source): Apple's creation date is local time with its offset;
+    the container's creation_time is UTC. captured_at is naive ISO, as photos store it."""
+    apple = _parse_time(tags.get(f"{APPLE}creationdate"))
+    if apple is not None:
+        offset = apple.utcoffset()
+        return apple.replace(tzinfo=None).isoformat(), _offset_text(offset), f"{APPLE}creationdate"
+    created = _parse_time(tags.get("creation_time"))
+    if created is not None and created.year > 1970:  # 1904 or 1970: a camera whose clock was never set
+        utc = created.astimezone(UTC) if created.tzinfo else created
+        return utc.replace(tzinfo=None).isoformat(), "+00:00", "creation_time"
+    return None, None, None
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text.strip()).replace(microsecond=0) if text else None
+    except ValueError:
+        return None
+
+
+def _offset_text(offset) -> str | None:
+    if offset is None:
+        return None
+    minutes = round(offset.total_seconds() / 60)
+    return f"{'-' if minutes < 0 else '+'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def _format_name(container: InputContainer) -> str:
+    """'MOV' or 'MP4' for the QuickTime family (by its major brand), else FFmpeg's name."""
+    name = container.format.name
+    if name.startswith("mov,mp4"):
+        brand = container.metadata.get("major_brand", "qt").strip()
+        return "MOV" if brand == "qt" else "3GP" if brand.startswith("3g") else "MP4"
+    return FORMAT_NAMES.get(name, name.split(",")[0].upper())
+
+
+def _first(tags: dict[str, str], keys: tuple[str, ...]) -> str | None:
+    return next((value.strip() for key in keys if (value := tags.get(key)) and value.strip()), None)
