@@ -11,6 +11,7 @@ from lumina_pipeline.storage.images import catalog_files
 METADATA_FIELDS = (
     "camera_make", "camera_model", "lens", "width", "height",
     "display_width", "display_height", "orientation", "latitude", "longitude",
+    "duration_seconds", "video_codec",
 )
 
 

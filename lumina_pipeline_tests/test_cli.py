@@ -17,6 +17,10 @@ EXPORT_FIELDS = [
     ("width", "width"), ("height", "height"), ("display_width", "display_width"),
     ("display_height", "display_height"), ("geohash", "geohash"),
 ]
+VIDEO_EXPORT_FIELDS = [
+    "captured_at", "captured_at_source", "capture_offset", "duration_seconds", "latitude", "longitude", "geohash",
+    "geohash_6", "width", "height", "display_width", "display_height", "video_codec", "camera_make", "camera_model",
+]
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +70,14 @@ def test_run_then_export_gives_the_corpus_answers(lumina_home, corpus, tmp_path)
             subsec = f".{expected['capture_time_subsec']}" if expected["capture_time_subsec"] else ""
             assert metadata["captured_at"] == expected["capture_time"] + subsec
             assert metadata["capture_offset"] == expected["capture_time_offset"]
+    for path, expected in corpus.manifest["expected_video_metadata"].items():
+        metadata = files[path]["metadata"]
+        assert set(VIDEO_EXPORT_FIELDS) <= set(metadata) and files[path]["status"] == "ok", path
+        assert metadata["duration_seconds"] == pytest.approx(expected["duration_seconds"], abs=0.1), path
+        assert (metadata["width"], metadata["height"]) == (expected["width"], expected["height"]), path
+        assert metadata["longitude"] == pytest.approx(expected["longitude"], abs=0.001), path
+        assert metadata["geohash_6"] == metadata["geohash"][:6] and metadata["video_codec"] == "h264", path
+        assert metadata["captured_at_source"] and metadata["capture_offset"], path
 
 
 def dagster_tables(home):

@@ -117,7 +117,9 @@ def write_analysis(
                 'display_width', a.display_width, 'display_height', a.display_height,
                 'orientation', a.orientation, 'camera_make', a.camera_make,
                 'camera_model', a.camera_model, 'camera_serial', a.camera_serial, 'lens', a.lens,
-                'latitude', a.latitude, 'longitude', a.longitude)),
+                'latitude', a.latitude, 'longitude', a.longitude,
+                'duration_seconds', a.duration_seconds, 'video_codec', a.video_codec,
+                'content_identifier', a.content_identifier)),
             dhash = a.dhash, ahash = a.ahash, whash = a.whash,
             hash_version = CASE WHEN a.dhash IS NULL THEN NULL ELSE :hash_version END,
             geohash_4 = left(a.geohash, 4), geohash_6 = left(a.geohash, 6), geohash_8 = a.geohash,
@@ -184,9 +186,10 @@ def mark_verified(connection: Connection, ids: pl.Series) -> None:
 
 
 def unfinished_images(connection: Connection, catalog_id: uuid.UUID) -> dict[str, int]:
-    """Photos read as ok but missing metadata or hashes, and files not read yet."""
+    """Photos and videos read as ok but missing metadata or hashes (a video's come from its
+    poster frame), and files not read yet."""
     row = connection.execute(text("""
-        SELECT count(*) FILTER (WHERE status = 'ok' AND kind IN ('image', 'raw')
+        SELECT count(*) FILTER (WHERE status = 'ok' AND kind IN ('image', 'raw', 'video')
                                 AND (metadata IS NULL OR dhash IS NULL OR checksum IS NULL)),
                count(*) FILTER (WHERE status = 'pending')
         FROM images WHERE catalog_id = :c"""), {"c": catalog_id}).one()

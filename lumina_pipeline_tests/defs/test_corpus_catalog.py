@@ -6,6 +6,8 @@ from sqlalchemy import text
 from lumina_pipeline.analysis.files import classify, display_path
 from lumina_pipeline.analysis.hashing import hamming_distance
 from lumina_pipeline.analysis.photos import HASH_VERSION
+from lumina_pipeline.storage.embeddings import embeddings_table
+from lumina_pipeline_tests.defs.conftest import ProjectionModel
 
 CATALOG = "corpus"
 
@@ -76,6 +78,30 @@ def test_stored_metadata_matches_the_manifest(cataloged, corpus):
         if expected["capture_time"]:
             assert dates["captured_at"].startswith(expected["capture_time"])
             assert dates["captured_at_source"] == "DateTimeOriginal"
+
+
+def test_stored_videos_have_their_metadata_a_poster_and_a_vector(cataloged, corpus):
+    pipeline = cataloged[0]
+    rows = rows_by_path(pipeline)
+    for path, expected in corpus.manifest["expected_video_metadata"].items():
+        row = rows[path]
+        assert (row["status"], row["kind"], row["error"]) == ("ok", "video", None), path
+        metadata, dates = row["metadata"], row["dates"]
+        assert metadata["duration_seconds"] == pytest.approx(expected["duration_seconds"], abs=0.1)
+        assert (metadata["width"], metadata["height"]) == (expected["width"], expected["height"])
+        assert metadata["latitude"] == pytest.approx(expected["latitude"], abs=0.001)
+        assert metadata["video_codec"] == "h264" and metadata["format"] in ("MOV", "MP4")
+        assert dates["captured_at"].startswith(expected["captured_at"][:16]) and dates["offset"]
+        assert row["geohash_8"] and row["dhash"] and row["hash_version"] == HASH_VERSION and row["thumbnail_path"]
+    live = rows["Phone/2022/IMG_0002.MOV"]
+    assert live["metadata"]["content_identifier"] and live["metadata"]["camera_model"] == "iPhone 12"
+    assert live["dates"]["captured_at_source"] == "com.apple.quicktime.creationdate"
+    assert "duration_seconds" not in rows["Phone/2022/IMG_0002.HEIC"]["metadata"]
+    # the poster's model input went the photos' way: a vector per readable video
+    vectors = embeddings_table(ProjectionModel.model_id, ProjectionModel.dimensions)
+    with pipeline.engine.connect() as connection:
+        embedded = set(connection.execute(text(f"SELECT image_id FROM {vectors.name}")).scalars())
+    assert {rows[path]["id"] for path in corpus.manifest["expected_video_metadata"]} <= embedded
 
 
 def test_every_ok_photo_has_a_thumbnail_and_a_quality_score(cataloged):
