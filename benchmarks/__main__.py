@@ -1,7 +1,7 @@
 """`make bench`: every performance target, each as a ratio to a baseline measured in the
 same run on this machine. Numbers are printed, never asserted."""
 
-from benchmarks import automation, captions, cli, embeddings, foundation, grouping, search
+from benchmarks import automation, captions, cli, embeddings, foundation, grouping, search, videos
 
 if __name__ == "__main__":
     foundation.run()
@@ -11,3 +11,4 @@ if __name__ == "__main__":
     search.run()
     cli.run()
     captions.run()
+    videos.run()
