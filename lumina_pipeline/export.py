@@ -5,7 +5,7 @@ from sqlalchemy.orm import Session
 from lumina_pipeline.analysis.files import display_path
 from lumina_pipeline.storage.browse import removable_files
 from lumina_pipeline.storage.catalogs import get_catalog
-from lumina_pipeline.storage.groups import BURSTS, DUPLICATES, catalog_groups
+from lumina_pipeline.storage.groups import BURSTS, DUPLICATES, STACKS, catalog_groups
 from lumina_pipeline.storage.images import catalog_files
 
 METADATA_FIELDS = (
@@ -20,6 +20,7 @@ def export_catalog(session: Session, name: str) -> dict:
     return {
         "catalog": name,
         "files": [_file_record(row) for row in catalog_files(connection, catalog_id)],
+        "stacks": [_stack_record(row) for row in catalog_groups(connection, catalog_id, STACKS)],
         "duplicate_groups": grouping_records(session, name, "duplicate_groups"),
         "bursts": grouping_records(session, name, "bursts"),
         "removable": [_removable_record(row) for row in removable_files(connection, catalog_id)],
@@ -45,6 +46,11 @@ def _group_record(row: dict) -> dict:
         "members": [_text(path) for path in row["paths"]],
         "reviewed": row["reviewed"],
     }
+
+
+def _stack_record(row: dict) -> dict:
+    return {"id": row["id"], "kind": row["kind"], "primary": _text(row["chosen_path"]),
+            "members": [_text(path) for path in row["paths"]]}
 
 
 def _burst_record(row: dict) -> dict:
@@ -77,6 +83,7 @@ def _file_record(row: dict) -> dict:
         "error": row["error"],
         "checksum": row["checksum"],
         "batch": row["batch"],
+        "stack": row["stack"],
         "metadata": {
             "captured_at": dates.get("captured_at"),
             "captured_at_source": dates.get("captured_at_source"),

@@ -22,7 +22,7 @@ from lumina_pipeline_tests.conftest import stop_embedded_server
 PROJECT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 ASSETS = {
-    "file_inventory", "metadata", "hashes", "embeddings", "duplicate_groups", "bursts", "captions",
+    "file_inventory", "metadata", "hashes", "embeddings", "stacks", "duplicate_groups", "bursts", "captions",
     "checksum_verification",
 }
 WAIT_SECONDS = 300

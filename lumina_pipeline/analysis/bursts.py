@@ -16,6 +16,7 @@ SHOTS_SCHEMA = {
     "camera_model": pl.String,
     "camera_serial": pl.String,
     "quality_score": pl.Int64,
+    "stack_id": pl.String,  # the stack (stacks.py) a file belongs to: its files are one shot
 }
 CAMERA = ["camera_make", "camera_model", "camera_serial"]
 # who picked a burst's best frame: a person, or the rule (the highest quality score)
@@ -35,19 +36,18 @@ def find_bursts(shots: pl.DataFrame, rule: BurstRule) -> pl.DataFrame:
     """One row per frame of a burst: `burst_key`, `id`, `sequence` (1 = first) and
     `best` (the frame with the highest quality score, the earliest on ties).
 
-    Byte-identical copies are one shot, and so are a RAW file and its JPEG twin (same
-    folder and name stem, same capture time): the JPEG stands for both. Files without a
-    capture time or camera never join a burst.
+    Byte-identical copies are one shot, and so are the files of one stack (a RAW and its
+    JPEG twin: the JPEG stands for both), copies of a stacked file included. Files without
+    a capture time or camera never join a burst.
     """
     timed = shots.filter(pl.col("camera_model").is_not_null()).with_columns(
         taken=pl.col("captured_at").str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False),
-        stem=pl.col("path").str.replace(r"\.[^./]*$", "").str.to_lowercase(),
+        shot=pl.coalesce(pl.col("stack_id").max().over("checksum"), "checksum"),
     )
     distinct = (
         timed.filter(pl.col("taken").is_not_null())
         .sort(["taken", pl.col("kind") == "raw", "path"])
-        .unique("checksum", keep="first", maintain_order=True)
-        .unique([*CAMERA, "taken", "stem"], keep="first", maintain_order=True)
+        .unique("shot", keep="first", maintain_order=True)
         .sort([*CAMERA, "taken", "path"], nulls_last=True)
     )
     gap = pl.col("taken").diff().over(CAMERA).dt.total_microseconds() / 1e6

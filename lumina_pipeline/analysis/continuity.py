@@ -3,7 +3,8 @@
 A group is identified by its members' checksums, counted with multiplicity: a file moved or
 renamed keeps its checksum and so its place, while a new copy adds one. A new group takes
 the id of the previous group from which most members carried over (more than half of that
-group's members, the largest overlap winning); it keeps `reviewed` only if its members are
+group's members, the largest overlap winning, then the most files still the same: a stack
+and its backup copy have the same checksums but not the same files); it keeps `reviewed` only if its members are
 the same, and keeps a chosen primary (or best frame) only if that file is still a member.
 """
 
@@ -18,7 +19,7 @@ PREVIOUS_SCHEMA = {
     "chosen_id": pl.Int64,  # primary / best frame a person chose; null if the rule chose
     "chosen_checksum": pl.String,
 }
-PREVIOUS_MEMBERS_SCHEMA = {"group_id": pl.String, "kind": pl.String, "checksum": pl.String}
+PREVIOUS_MEMBERS_SCHEMA = {"group_id": pl.String, "kind": pl.String, "checksum": pl.String, "id": pl.Int64}
 
 
 class GroupFrames(NamedTuple):
@@ -60,6 +61,7 @@ def _carry_over(members: pl.DataFrame, previous: Previous) -> pl.DataFrame:
     old_counts = previous.members.group_by("group_id", "kind", "checksum").agg(old=pl.len())
     old_sizes = old_counts.group_by("group_id").agg(old_size=pl.col("old").sum())
     new_sizes = new_counts.group_by("group_key").agg(new_size=pl.col("new").sum())
+    same_files = members.join(previous.members, on="id").group_by("group_key", "group_id").agg(same_files=pl.len())
     overlap = (
         new_counts.join(old_counts, on=["kind", "checksum"])
         .group_by("group_key", "group_id")
@@ -67,7 +69,8 @@ def _carry_over(members: pl.DataFrame, previous: Previous) -> pl.DataFrame:
         .join(old_sizes, on="group_id")
         .join(new_sizes, on="group_key")
         .filter(pl.col("shared") * 2 > pl.col("old_size"))
-        .sort(["shared", "group_key", "group_id"], descending=[True, False, False])
+        .join(same_files, on=["group_key", "group_id"], how="left")
+        .sort(["shared", "same_files", "group_key", "group_id"], descending=[True, True, False, False], nulls_last=True)
         .unique("group_id", keep="first", maintain_order=True)
         .unique("group_key", keep="first", maintain_order=True)
     )

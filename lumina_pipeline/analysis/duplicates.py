@@ -1,7 +1,12 @@
-"""Exact and near-duplicate groups of a catalog, and the primary image of each group.
+"""Exact and near-duplicate groups of a catalog, and the primary image (the keeper) of each group.
 
 Input: one row per file (`GROUPING_SCHEMA`). Output: members (`group_key`, `id`,
 `similarity_score`) and groups (`group_key`, `similarity_type`, `confidence`, `primary_id`).
+
+Groups respect shots: a stack (stacks.py) takes part through its primary alone, so its own
+files are never duplicates of one another and a copy of a whole stack groups with it; two
+distinct frames of one burst are never near-duplicates (the burst is their review); and a
+video is compared with videos only (its poster frame), never with a still.
 """
 
 from dataclasses import dataclass
@@ -24,8 +29,16 @@ GROUPING_SCHEMA = {
     "dhash": pl.String,
     "ahash": pl.String,
     "whash": pl.String,
+    "kind": pl.String,  # image / raw / video (files.classify)
+    "stack_id": pl.String,
+    "stack_primary": pl.Boolean,  # null outside a stack
+    "burst_id": pl.String,
 }
 DEFAULT_AVOIDED_FOLDERS = ("backup", "export", "download", "shared", "whatsapp", "chat", "copy", "kopie")
+# What decides a group's keeper, first key first (KeeperRule); the path breaks the last ties.
+KEEPER_ORDER = ("stack", "pixels", "metadata", "quality", "format", "earliest", "library_folder")
+DEFAULT_FORMATS = ("raw", "heic", "jpeg")  # preferred first; a format not listed comes after these
+FORMAT_FAMILIES = {"jpg": "jpeg", "jpe": "jpeg", "heif": "heic", "tif": "tiff"}
 
 
 @dataclass(frozen=True)
@@ -50,24 +63,49 @@ class NearDuplicateRule:
         return (distances[:, 1] <= self.ahash) & ((distances[:, 0] <= self.dhash) | (distances[:, 2] <= self.whash))
 
 
-def rank_for_primary(images: pl.DataFrame, avoided_folders: tuple[str, ...] = DEFAULT_AVOIDED_FOLDERS) -> pl.DataFrame:
-    """Add `rank` (0 = best): the primary of any group is its member of lowest rank.
+@dataclass(frozen=True)
+class KeeperRule:
+    """Which file of a group is kept (its primary): the first key of `order` that tells two
+    files apart decides, the path breaks the last ties. The keys:
 
-    Highest pixel count, then quality score, then richer metadata, then earliest capture
-    time, then not in an avoided folder (backup, export, ... copies lose to the library's
-    own), then path.
+    stack: a file of a stack (a whole shot) before a loose one; pixels: more first;
+    metadata: more metadata fields (capture time, camera, ...) first, so that a camera
+    original beats an edited or stripped copy; quality: higher quality score first;
+    format: in the order of `formats` (file extension families: raw, heic, jpeg, tiff, png,
+    ...); earliest: earlier capture time first; library_folder: outside `avoided_folders`
+    (backup, export, ... copies lose to the library's own) first.
     """
-    in_avoided = pl.col("path").str.to_lowercase().str.contains_any(list(avoided_folders))
-    ordered = images.with_columns(avoided=in_avoided).sort(
-        ["pixels", "quality_score", "richness", "captured_at", "avoided", "path"],
-        descending=[True, True, True, False, False, False],
-        nulls_last=True,
-    )
-    return ordered.with_columns(rank=pl.int_range(pl.len(), dtype=pl.Int64)).drop("avoided")
+
+    order: tuple[str, ...] = KEEPER_ORDER
+    formats: tuple[str, ...] = DEFAULT_FORMATS
+    avoided_folders: tuple[str, ...] = DEFAULT_AVOIDED_FOLDERS
+
+    def __post_init__(self):
+        if unknown := set(self.order) - set(KEEPER_ORDER):
+            raise ValueError(f"unknown keeper keys {sorted(unknown)}; the keys are {', '.join(KEEPER_ORDER)}")
+
+
+def rank_for_primary(images: pl.DataFrame, keeper: KeeperRule = KeeperRule()) -> pl.DataFrame:
+    """Add `rank` (0 = best): the primary of any group is its member of lowest rank."""
+    extension = pl.col("path").str.extract(r"\.([^./]*)$").str.to_lowercase()
+    family = pl.when(pl.col("kind") == "raw").then(pl.lit("raw")).otherwise(extension.replace(FORMAT_FAMILIES))
+    formats = {name: index for index, name in enumerate(keeper.formats)}
+    keys = {  # (expression, descending)
+        "stack": (pl.col("stack_id").is_null(), False),
+        "pixels": (pl.col("pixels"), True),
+        "metadata": (pl.col("richness"), True),
+        "quality": (pl.col("quality_score"), True),
+        "format": (family.replace_strict(formats, default=len(formats), return_dtype=pl.Int64), False),
+        "earliest": (pl.col("captured_at"), False),
+        "library_folder": (pl.col("path").str.to_lowercase().str.contains_any(list(keeper.avoided_folders)), False),
+    }
+    chosen = [keys[name] for name in keeper.order] + [(pl.col("path"), False)]
+    ordered = images.sort([key for key, _ in chosen], descending=[down for _, down in chosen], nulls_last=True)
+    return ordered.with_columns(rank=pl.int_range(pl.len(), dtype=pl.Int64))
 
 
 def exact_groups(ranked: pl.DataFrame) -> pl.DataFrame:
-    """Files with the same SHA-256, two or more per group."""
+    """Files with the same SHA-256, two or more per group (a stack's RAW or video too)."""
     with_copies = ranked.filter(pl.col("checksum").is_not_null() & (pl.len().over("checksum") > 1))
     return with_copies.select(
         group_key=pl.concat_str(pl.lit("exact:"), "checksum"), id="id", similarity_score=pl.lit(100, pl.Int64)
@@ -81,21 +119,33 @@ def uninformative(ranked: pl.DataFrame) -> pl.Series:
 
 
 def near_groups(ranked: pl.DataFrame, rule: NearDuplicateRule) -> pl.DataFrame:
-    """Near-duplicate groups in which every pair of distinct contents satisfies `rule`.
+    """Near-duplicate groups in which every pair of distinct contents satisfies `rule`, two
+    frames of one burst never being a pair; videos and stills apart, stacks by their primary.
 
     Exact copies are compared once (their best-ranked file stands for all) and then all
     join the group. Connected components of the match graph are kept when they are cliques;
     the rare component that is not (A~B, B~C, A far from C) is split greedily, best rank
     first, so that unrelated photos are never chained together.
     """
-    hashed = ranked.filter(pl.col("ahash").is_not_null() & ~uninformative(ranked))
-    contents = hashed.sort("rank").unique("checksum", keep="first", maintain_order=True)
+    hashed = ranked.filter(
+        pl.col("ahash").is_not_null() & ~uninformative(ranked) & pl.col("stack_primary").fill_null(True)
+    )
+    media = hashed.with_columns(video=pl.col("kind") == "video").partition_by("video", include_key=False)
+    return pl.concat([_near_groups(part, rule) for part in media or [hashed]])
+
+
+def _near_groups(hashed: pl.DataFrame, rule: NearDuplicateRule) -> pl.DataFrame:
+    contents = hashed.with_columns(pl.col("burst_id").max().over("checksum")).sort("rank").unique(
+        "checksum", keep="first", maintain_order=True
+    )
     hashes = np.stack([_uint64(contents[name]) for name in ("dhash", "ahash", "whash")], axis=1)
+    # a burst's number per content, -1 outside bursts: frames of one burst are never a pair
+    bursts = contents["burst_id"].cast(pl.Categorical).to_physical().cast(pl.Int64).fill_null(-1).to_numpy()
     i, j = pairs_within(hashes[:, 1], rule.ahash)
-    match = rule.matches(hamming(hashes[i], hashes[j]))
+    match = rule.matches(hamming(hashes[i], hashes[j])) & ((bursts[i] < 0) | (bursts[i] != bursts[j]))
     i, j = i[match], j[match]
     labels = _components(len(contents), i, j)
-    groups = _split_non_cliques(labels, i, j, hashes, rule)
+    groups = _split_non_cliques(labels, i, j, hashes, bursts, rule)
     # nodes are in rank order, so the smallest node of a group is its primary
     nodes = contents.select("checksum").with_row_index("node").with_columns(group=pl.Series(groups, dtype=pl.Int64))
     nodes = nodes.filter(pl.col("group") >= 0).with_columns(
@@ -123,10 +173,10 @@ def describe_groups(members: pl.DataFrame, ranked: pl.DataFrame) -> pl.DataFrame
 
 
 def group_catalog(
-    images: pl.DataFrame, rule: NearDuplicateRule, avoided_folders: tuple[str, ...] = DEFAULT_AVOIDED_FOLDERS
+    images: pl.DataFrame, rule: NearDuplicateRule, keeper: KeeperRule = KeeperRule()
 ) -> tuple[pl.DataFrame, pl.DataFrame, int]:
     """All groups of a catalog: (members, groups, count of files too flat to compare)."""
-    ranked = rank_for_primary(images, avoided_folders)
+    ranked = rank_for_primary(images, keeper)
     members = pl.concat([exact_groups(ranked), near_groups(ranked, rule)])
     flat = int((uninformative(ranked) & ranked["ahash"].is_not_null()).sum())
     return members, describe_groups(members, ranked), flat
@@ -154,6 +204,7 @@ def _split_non_cliques(
     i: NDArray[np.int64],
     j: NDArray[np.int64],
     hashes: NDArray[np.uint64],
+    bursts: NDArray[np.int64],
     rule: NearDuplicateRule,
 ) -> NDArray[np.int64]:
     """Group number per node (-1: in no group). Nodes are in rank order, best first."""
@@ -164,7 +215,7 @@ def _split_non_cliques(
         nodes = np.flatnonzero(labels == label)
         cliques: list[list[int]] = []
         for node in nodes.tolist():
-            home = next((c for c in cliques if rule.matches(hamming(hashes[c], hashes[node])).all()), None)
+            home = next((c for c in cliques if _joins(c, node, hashes, bursts, rule)), None)
             if home is None:
                 cliques.append([node])
             else:
@@ -172,6 +223,14 @@ def _split_non_cliques(
         for clique in cliques:
             groups[clique] = clique[0] if len(clique) > 1 else -1
     return groups
+
+
+def _joins(
+    clique: list[int], node: int, hashes: NDArray[np.uint64], bursts: NDArray[np.int64], rule: NearDuplicateRule
+) -> bool:
+    """Whether `node` matches every node of `clique` and shares a burst with none."""
+    other_shots = (bursts[node] < 0) | (bursts[clique] != bursts[node])
+    return bool((rule.matches(hamming(hashes[clique], hashes[node])) & other_shots).all())
 
 
 def reclaimable_bytes(members: pl.DataFrame, groups: pl.DataFrame, sizes: pl.DataFrame) -> int:

@@ -3,6 +3,7 @@ browser shows (JPEG, PNG, GIF and WebP as stored; everything else Pillow reads, 
 HEIC, TIFF, camera RAW previews or AVIF, converted to JPEG)."""
 
 import io
+import mimetypes
 import os
 from collections.abc import Sequence
 
@@ -25,6 +26,14 @@ def file_inside(roots: Sequence[str], source_root: str, path: bytes) -> bytes | 
         return None
     real = os.path.realpath(full)
     return real if os.path.isfile(real) else None
+
+
+def video_type(path: bytes) -> str:
+    """The media type to send a video with: browsers play H.264 QuickTime files (a Live
+    Photo's clip) only when told they are MP4, which their container nearly is."""
+    if path.lower().endswith((b".mov", b".mp4", b".m4v")):
+        return "video/mp4"
+    return mimetypes.guess_type(os.fsdecode(path))[0] or "application/octet-stream"
 
 
 def browser_image(data: bytes) -> tuple[bytes, str]:

@@ -8,11 +8,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi import Path as PathParameter
+from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
 
 from lumina_pipeline.api import schemas
 from lumina_pipeline.api.dependencies import CatalogName, Database, Limit, Models, ThumbnailDir
-from lumina_pipeline.api.files import browser_image, file_inside
+from lumina_pipeline.api.files import browser_image, file_inside, video_type
 from lumina_pipeline.api.views import or_404, summary
 from lumina_pipeline.search import search_text, similar_to_image
 from lumina_pipeline.storage.browse import (
@@ -116,14 +117,16 @@ def thumbnail(session: Database, thumbnail_dir: ThumbnailDir, image_id: ImageId,
 @router.get("/images/{image_id}/file", response_class=Response, responses=IMAGE_RESPONSES)
 def image_file(session: Database, image_id: ImageId, request: Request):
     """The photo itself: JPEG, PNG, GIF and WebP as stored; HEIC/HEIF, TIFF, RAW previews,
-    AVIF and the like converted to JPEG."""
+    AVIF and the like converted to JPEG. A video as stored, streamed in ranges."""
     row = image_or_404(session, image_id)
-    if row["kind"] not in ("image", "raw") or row["status"] != "ok":
+    if row["kind"] not in ("image", "raw", "video") or row["status"] != "ok":
         raise HTTPException(404, f"image {image_id} is a {row['kind']} file ({row['status']}): nothing to show")
     roots = session.get_one(Catalog, row["catalog_id"]).source_directories
     found = file_inside(roots, row["source_root"], bytes(row["path"]))
     if found is None:
         raise HTTPException(404, f"the file of image {image_id} is not inside its catalog's folders (moved or gone?)")
+    if row["kind"] == "video":
+        return FileResponse(os.fsdecode(found), media_type=video_type(found), headers={"Cache-Control": CACHE})
     return _send(request, found, browser_image)
 
 

@@ -41,6 +41,22 @@ class Catalog(BaseModel):
     bursts_reviewed: int
 
 
+class StackFile(BaseModel):
+    id: int
+    path: str
+    kind: Kind
+    file_url: str
+
+
+class StackSummary(BaseModel):
+    """The shot an image is one file of: a RAW and its JPEG, a Live Photo's still and video."""
+
+    id: uuid.UUID
+    kind: Literal["raw_jpeg", "live_photo"]
+    badge: Literal["RAW+JPEG", "LIVE"]
+    files: list[StackFile] = Field(description="the primary first, then by path; all go or stay together")
+
+
 class ImageSummary(BaseModel):
     id: int
     catalog_id: uuid.UUID
@@ -61,7 +77,9 @@ class ImageSummary(BaseModel):
     description: str | None = Field(description="what the photo shows, in the words of a vision model (captions)")
     burst_id: uuid.UUID | None
     burst_sequence: int | None
-    thumbnail_url: str | None
+    stack: StackSummary | None
+    duration_seconds: float | None = Field(description="a video's length")
+    thumbnail_url: str | None = Field(description="a video's: its poster frame")
     file_url: str
 
 

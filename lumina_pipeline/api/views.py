@@ -3,7 +3,7 @@ members, and the one-row existence checks that answer 404 before a decision is m
 
 import posixpath
 import uuid
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from fastapi import HTTPException
 from sqlalchemy.orm import Session
@@ -14,6 +14,7 @@ from lumina_pipeline.api import schemas
 from lumina_pipeline.search import SearchModels
 from lumina_pipeline.storage.browse import burst_frames, get_burst, get_group, group_members
 from lumina_pipeline.storage.embeddings import similarities_to
+from lumina_pipeline.storage.groups import readable_path
 
 Found = TypeVar("Found")
 
@@ -42,9 +43,25 @@ def summary(row: dict) -> schemas.ImageSummary:
         camera=camera_name(metadata.get("camera_make"), metadata.get("camera_model")) or None,
         width=metadata.get("display_width", metadata.get("width")),
         height=metadata.get("display_height", metadata.get("height")),
+        stack=_stack(row["stack"]),
+        duration_seconds=metadata.get("duration_seconds"),
         thumbnail_url=f"/api/images/{row['id']}/thumbnail" if row["thumbnail_path"] else None,
         file_url=f"/api/images/{row['id']}/file",
     )
+
+
+BADGES: dict[str, Literal["RAW+JPEG", "LIVE"]] = {"raw_jpeg": "RAW+JPEG", "live_photo": "LIVE"}
+
+
+def _stack(stack: dict | None) -> schemas.StackSummary | None:
+    if stack is None:
+        return None
+    files = [
+        schemas.StackFile(id=f["id"], path=readable_path(f["path"]), kind=f["kind"],
+                          file_url=f"/api/images/{f['id']}/file")
+        for f in stack["files"]
+    ]
+    return schemas.StackSummary(id=stack["id"], kind=stack["kind"], badge=BADGES[stack["kind"]], files=files)
 
 
 def camera_name(make: str | None, model: str | None) -> str:

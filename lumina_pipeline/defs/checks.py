@@ -10,6 +10,7 @@ import dagster as dg
 from lumina_pipeline.defs.assets.duplicates import duplicate_groups
 from lumina_pipeline.defs.resources import CatalogDatabase
 from lumina_pipeline.storage.catalogs import list_catalogs
+from lumina_pipeline.storage.groups import groups_holding_one_shot_twice
 from lumina_pipeline.storage.images import orphaned_references, unfinished_images
 
 
@@ -34,3 +35,11 @@ def groups_point_at_listed_files(database: CatalogDatabase) -> dg.AssetCheckResu
     return dg.AssetCheckResult(
         passed=not any(orphans.values()), metadata={"by_catalog": dg.MetadataValue.json(orphans)}
     )
+
+
+@dg.asset_check(asset=duplicate_groups)
+def no_group_holds_one_shot_twice(database: CatalogDatabase) -> dg.AssetCheckResult:
+    """No duplicate group holds two files of one stack: a RAW is never a duplicate of its own JPEG."""
+    with database.transaction() as session:
+        twice = {c.name: groups_holding_one_shot_twice(session.connection(), c.id) for c in list_catalogs(session)}
+    return dg.AssetCheckResult(passed=not any(twice.values()), metadata={"by_catalog": dg.MetadataValue.json(twice)})

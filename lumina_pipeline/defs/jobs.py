@@ -16,6 +16,7 @@ from lumina_pipeline.defs.assets.captions import captions
 from lumina_pipeline.defs.assets.duplicates import duplicate_groups
 from lumina_pipeline.defs.assets.images import photo_analysis
 from lumina_pipeline.defs.assets.inventory import file_inventory
+from lumina_pipeline.defs.assets.stacks import stacks
 from lumina_pipeline.defs.assets.verification import checksum_verification
 from lumina_pipeline.defs.partitions import catalog_batches, catalogs
 
@@ -47,9 +48,12 @@ batch_job = dg.define_asset_job(
         tags_for_partition_key_fn=lambda key: {BATCH_TAG: batch_catalog(key)},
     ),
 )
+# The catalog-wide groupings, in their order: stacks say which files are one shot, bursts
+# which shots are one moment, and duplicate groups compare what is left.
+CATALOG_ASSETS = [stacks, bursts, duplicate_groups]
 catalog_job = dg.define_asset_job(
     "catalog_job",
-    selection=[duplicate_groups, bursts],
+    selection=CATALOG_ASSETS,
     config=dg.PartitionedConfig(
         catalogs,
         run_config_for_partition_key_fn=lambda key: {},

@@ -6,14 +6,28 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from sqlalchemy import Connection, exists, func, select, text
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.orm import aliased
 
-from lumina_pipeline.storage.models import DuplicateMember, Image, ImageTag, Tag
+from lumina_pipeline.storage.models import DuplicateMember, Image, ImageTag, Stack, Tag
 
+_file = aliased(Image)
+# An image's stack as JSON (null outside one): id, kind and files, the primary first.
+STACK = (
+    select(func.jsonb_build_object("id", Stack.id, "kind", Stack.kind, "files", func.jsonb_agg(aggregate_order_by(
+        func.jsonb_build_object("id", _file.id, "kind", _file.kind, "path", func.encode(_file.path, "escape")),
+        _file.id != Stack.primary_image_id, _file.path,
+    ))))
+    .join(_file, _file.stack_id == Stack.id)
+    .where(Stack.id == Image.stack_id)
+    .group_by(Stack.id)
+    .scalar_subquery()
+    .label("stack")
+)
 SUMMARY_COLUMNS = (
     Image.id, Image.catalog_id, Image.source_root, Image.path, Image.kind, Image.status, Image.size_bytes,
     Image.checksum, Image.quality_score, Image.rating, Image.dates, Image.image_metadata.label("image_metadata"),
-    Image.burst_id,
-    Image.burst_sequence, Image.thumbnail_path, Image.description,
+    Image.burst_id, Image.burst_sequence, Image.thumbnail_path, Image.description, STACK,
 )
 
 
@@ -171,7 +185,9 @@ def review_queue(connection: Connection, catalog_id: uuid.UUID, kind: str) -> li
 def removable_files(connection: Connection, catalog_id: uuid.UUID) -> list[dict]:
     """Files a person has reviewed away: members of reviewed duplicate groups other than the
     primary, and frames of reviewed bursts other than the best; never a file kept anywhere
-    (a burst's extra frame can be a group's primary), each listed once. Nothing is deleted."""
+    (a burst's extra frame can be a group's primary), each listed once. A stack goes or stays
+    whole: a removable primary brings its stack's other files (RAW, video, sidecars), and no
+    file is listed while a file of its stack is kept. Nothing is deleted."""
     rows = connection.execute(text("""
         WITH left_over AS (
             SELECT i.id, i.source_root, i.path, i.size_bytes, 'duplicate' AS reason, g.id AS decided_by,
@@ -185,12 +201,23 @@ def removable_files(connection: Connection, catalog_id: uuid.UUID) -> list[dict]
             WHERE b.catalog_id = :c AND b.reviewed AND i.id <> b.best_image_id
         ),
         kept AS (
-            SELECT primary_image_id AS id FROM duplicate_groups WHERE catalog_id = :c
-            UNION SELECT best_image_id FROM bursts WHERE catalog_id = :c
+            SELECT primary_image_id AS id FROM duplicate_groups WHERE catalog_id = :c AND primary_image_id IS NOT NULL
+            UNION SELECT best_image_id FROM bursts WHERE catalog_id = :c AND best_image_id IS NOT NULL
+        ),
+        candidates AS (
+            SELECT * FROM left_over WHERE id NOT IN (SELECT id FROM kept)
+            UNION ALL
+            SELECT mate.id, mate.source_root, mate.path, mate.size_bytes, l.reason, l.decided_by, l.keep_path
+            FROM left_over l JOIN stacks s ON s.primary_image_id = l.id JOIN images mate ON mate.stack_id = s.id
+            WHERE mate.id <> l.id AND mate.id NOT IN (SELECT id FROM kept)
+        ),
+        whole AS (
+            SELECT c.* FROM candidates c JOIN images i ON i.id = c.id
+            WHERE i.stack_id IS NULL OR NOT EXISTS (
+                SELECT 1 FROM images mate
+                WHERE mate.stack_id = i.stack_id AND mate.id NOT IN (SELECT id FROM candidates))
         )
-        SELECT * FROM (SELECT DISTINCT ON (id) * FROM left_over
-                       WHERE id NOT IN (SELECT id FROM kept WHERE id IS NOT NULL)
-                       ORDER BY id, reason DESC) once
+        SELECT * FROM (SELECT DISTINCT ON (id) * FROM whole ORDER BY id, reason DESC) once
         ORDER BY path"""), {"c": catalog_id})
     return [dict(row._mapping) for row in rows]
 

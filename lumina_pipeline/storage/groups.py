@@ -14,6 +14,7 @@ from lumina_pipeline.storage.frames import copy_into, read_frame, stage
 
 CATALOG_ROWS_SCHEMA = {
     "id": pl.Int64,
+    "source_root": pl.String,
     "path": pl.String,  # non-ASCII bytes escaped: for folder rules and tie-breaks, not display
     "checksum": pl.String,
     "size_bytes": pl.Int64,
@@ -24,12 +25,18 @@ CATALOG_ROWS_SCHEMA = {
     "richness": pl.Int64,
     "captured_at": pl.String,
     "captured_at_source": pl.String,
+    "capture_offset": pl.String,
+    "duration_seconds": pl.Float64,
+    "content_identifier": pl.String,
     "camera_make": pl.String,
     "camera_model": pl.String,
     "camera_serial": pl.String,
     "dhash": pl.String,
     "ahash": pl.String,
     "whash": pl.String,
+    "stack_id": pl.String,
+    "stack_primary": pl.Boolean,  # null outside a stack
+    "burst_id": pl.String,
 }
 
 
@@ -63,6 +70,17 @@ DUPLICATES = Grouping(
     member_order="i.id = g.primary_image_id DESC, m.similarity_score DESC, i.path",
     order="count(*) DESC, g.similarity_type, c.path",  # largest first
 )
+STACKS = Grouping(
+    table="stacks", choice="primary_image_id", chosen="primary_chosen",
+    columns=(pl.col("kind"),),
+    kind="'stack'",
+    members="JOIN images i ON i.stack_id = g.id",
+    member_columns=(),
+    link="UPDATE images SET stack_id = m.group_id::uuid FROM settled_members m WHERE images.id = m.id",
+    member_order="i.id = g.primary_image_id DESC, i.path",
+    order="c.path",
+    unlink="UPDATE images SET stack_id = NULL WHERE catalog_id = :c AND stack_id IS NOT NULL",
+)
 BURSTS = Grouping(
     table="bursts", choice="best_image_id", chosen="best_chosen",
     columns=(pl.col("image_count", "start_time", "end_time", "duration_seconds", "camera_make", "camera_model"),
@@ -86,17 +104,20 @@ def readable_path(escaped: str) -> str:
 
 
 def load_catalog_rows(connection: Connection, catalog_id: uuid.UUID) -> pl.DataFrame:
-    """Every read file of a catalog (not deleted, ignored or pending), in one query."""
+    """Every read file of a catalog (not deleted, ignored or pending) and its sidecars, in one
+    query, with the stack and burst each belongs to as last stored."""
     query = """
-        SELECT id, encode(path, 'escape'), checksum, size_bytes, kind, status,
-               (metadata->>'width')::bigint * (metadata->>'height')::bigint, quality_score,
-               (SELECT count(*) FROM jsonb_object_keys(coalesce(metadata, '{}'))
-                 ) + (SELECT count(*) FROM jsonb_object_keys(coalesce(dates, '{}'))),
-               dates->>'captured_at', dates->>'captured_at_source', metadata->>'camera_make',
-               metadata->>'camera_model', metadata->>'camera_serial', dhash, ahash, whash
-        FROM images
-        WHERE catalog_id = %(catalog)s AND checksum IS NOT NULL
-          AND status NOT IN ('deleted', 'ignored', 'pending')"""
+        SELECT i.id, i.source_root, encode(i.path, 'escape'), i.checksum, i.size_bytes, i.kind, i.status,
+               (i.metadata->>'width')::bigint * (i.metadata->>'height')::bigint, i.quality_score,
+               (SELECT count(*) FROM jsonb_object_keys(coalesce(i.metadata, '{}'))
+                 ) + (SELECT count(*) FROM jsonb_object_keys(coalesce(i.dates, '{}'))),
+               i.dates->>'captured_at', i.dates->>'captured_at_source', i.dates->>'offset',
+               (i.metadata->>'duration_seconds')::float, i.metadata->>'content_identifier',
+               i.metadata->>'camera_make', i.metadata->>'camera_model', i.metadata->>'camera_serial',
+               i.dhash, i.ahash, i.whash, i.stack_id::text, s.primary_image_id = i.id, i.burst_id::text
+        FROM images i LEFT JOIN stacks s ON s.id = i.stack_id
+        WHERE i.catalog_id = %(catalog)s AND (i.checksum IS NOT NULL OR i.kind = 'sidecar')
+          AND i.status NOT IN ('deleted', 'ignored', 'pending')"""
     return read_frame(connection, query, {"catalog": str(catalog_id)}, CATALOG_ROWS_SCHEMA)
 
 
@@ -108,7 +129,7 @@ def load_previous(connection: Connection, catalog_id: uuid.UUID, grouping: Group
         FROM {grouping.table} g LEFT JOIN images i ON i.id = g.{grouping.choice}
         WHERE g.catalog_id = %(catalog)s""", params, PREVIOUS_SCHEMA)
     members = read_frame(connection, f"""
-        SELECT g.id::text, {grouping.kind}, i.checksum FROM {grouping.table} g {grouping.members}
+        SELECT g.id::text, {grouping.kind}, i.checksum, i.id FROM {grouping.table} g {grouping.members}
         WHERE g.catalog_id = %(catalog)s""", params, PREVIOUS_MEMBERS_SCHEMA)
     return Previous(groups, members)
 
@@ -138,3 +159,13 @@ def catalog_groups(connection: Connection, catalog_id: uuid.UUID, grouping: Grou
         GROUP BY g.id, c.path
         ORDER BY {grouping.order}"""), {"c": catalog_id})
     return [{**row._mapping, "id": str(row.id)} for row in rows]
+
+
+def groups_holding_one_shot_twice(connection: Connection, catalog_id: uuid.UUID) -> int:
+    """Duplicate groups in which two members are files of one stack (never right)."""
+    return connection.execute(text("""
+        SELECT count(DISTINCT group_id) FROM (
+            SELECT m.group_id FROM duplicate_groups g
+            JOIN duplicate_members m ON m.group_id = g.id JOIN images i ON i.id = m.image_id
+            WHERE g.catalog_id = :c AND i.stack_id IS NOT NULL
+            GROUP BY m.group_id, i.stack_id HAVING count(*) > 1) twice"""), {"c": catalog_id}).scalar_one()

@@ -141,7 +141,8 @@ def catalog_files(connection: Connection, catalog_id: uuid.UUID) -> list[dict]:
     """Every file of a catalog with what the pipeline knows of it, in path order."""
     rows = connection.execute(
         text("""SELECT source_root, path, size_bytes, kind, status, error, checksum, batch,
-                       dates, metadata, quality_score, dhash, ahash, whash, geohash_6, geohash_8
+                       dates, metadata, quality_score, dhash, ahash, whash, geohash_6, geohash_8,
+                       stack_id::text AS stack
                 FROM images WHERE catalog_id = :c ORDER BY source_root, path"""),
         {"c": catalog_id},
     )

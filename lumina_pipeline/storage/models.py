@@ -100,6 +100,9 @@ class Image(Base):
         ForeignKey("bursts.id", ondelete="SET NULL", use_alter=True), index=True  # bursts point back at images
     )
     burst_sequence: Mapped[int | None] = mapped_column(Integer)
+    stack_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("stacks.id", ondelete="SET NULL", use_alter=True), index=True  # stacks point back at images
+    )
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
 
@@ -142,6 +145,21 @@ class Burst(Base):
     selection_method: Mapped[str | None] = mapped_column(String(32))
     reviewed: Mapped[bool] = mapped_column(Boolean, server_default=false())
     best_chosen: Mapped[bool] = mapped_column(Boolean, server_default=false())  # by a person
+    created_at: Mapped[datetime] = _created()
+
+
+class Stack(Base):
+    """One shot stored as several files (RAW + JPEG, a Live Photo's still and video); its
+    members are the images whose stack_id points here."""
+
+    __tablename__ = "stacks"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4)
+    catalog_id: Mapped[uuid.UUID] = _catalog_fk()
+    kind: Mapped[str] = mapped_column(String(16))  # raw_jpeg / live_photo
+    primary_image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"), index=True)
+    reviewed: Mapped[bool] = mapped_column(Boolean, server_default=false())  # kept for the shared grouping path
+    primary_chosen: Mapped[bool] = mapped_column(Boolean, server_default=false())
     created_at: Mapped[datetime] = _created()
 
 

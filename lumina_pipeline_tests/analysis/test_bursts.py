@@ -11,11 +11,11 @@ START = datetime(2021, 12, 24, 18, 40, 58)
 DEFAULT_RULE = BurstRule()
 
 
-def shot(id_, seconds, *, model="E950", path=None, checksum=None, quality=50, kind="image", serial=None):
+def shot(id_, seconds, *, model="E950", path=None, checksum=None, quality=50, kind="image", serial=None, stack=None):
     taken = (START + timedelta(seconds=seconds)).isoformat(timespec="milliseconds") if seconds is not None else None
     return {"id": id_, "path": path or f"f/{id_}.jpg", "checksum": checksum or f"c{id_}", "kind": kind,
             "captured_at": taken, "camera_make": "NIKON", "camera_model": model, "camera_serial": serial,
-            "quality_score": quality}
+            "quality_score": quality, "stack_id": stack}
 
 
 def bursts_of(rows, rule=DEFAULT_RULE):
@@ -48,11 +48,14 @@ def test_a_different_body_serial_is_another_camera():
     assert bursts_of(rows) == []
 
 
-def test_byte_identical_copies_and_raw_twins_count_as_one_shot():
+def test_byte_identical_copies_and_the_files_of_a_stack_count_as_one_shot():
     copies = [shot(1, 0), shot(2, 0, checksum="c1", path="backup/1.jpg"), shot(3, 0.5)]
     assert bursts_of(copies) == []
-    twins = [shot(1, 0, path="f/a.JPG"), shot(2, 0, path="f/a.NEF", kind="raw"), shot(3, 1), shot(4, 1.5)]
+    twins = [shot(1, 0, path="f/a.JPG", stack="s"), shot(2, 0, path="f/a.NEF", kind="raw", stack="s"), shot(3, 1),
+             shot(4, 1.5)]
     assert bursts_of(twins) == [([1, 3, 4], 1)]
+    copy_of_a_twin = [*twins, shot(5, 0, checksum="c1", path="backup/a.JPG")]
+    assert bursts_of(copy_of_a_twin) in ([([1, 3, 4], 1)], [([5, 3, 4], 5)])
 
 
 def test_files_without_a_capture_time_never_join():

@@ -7,7 +7,7 @@ MEMBERS = {"group_key": pl.String, "id": pl.Int64, "checksum": pl.String}
 
 def previous(reviewed=True, chosen=None, chosen_checksum=None, members=("a", "b", "c")):
     groups = pl.DataFrame([("g1", reviewed, chosen, chosen_checksum)], schema=PREVIOUS_SCHEMA, orient="row")
-    rows = [("g1", "perceptual", checksum) for checksum in members]
+    rows = [("g1", "perceptual", checksum, id_) for id_, checksum in enumerate(members, 1)]
     return Previous(groups, pl.DataFrame(rows, schema=PREVIOUS_MEMBERS_SCHEMA, orient="row"))
 
 
@@ -51,3 +51,16 @@ def test_without_a_persons_choice_the_rules_stands_and_members_get_the_groups_id
 def test_a_kept_choice_is_marked_as_a_persons():
     settled = settle(found((1, "a"), (2, "b"), (3, "c")), previous(chosen=2, chosen_checksum="b"))
     assert settled.groups["chosen"].to_list() == [True]
+
+
+def test_a_group_and_its_copy_with_the_same_checksums_each_keep_their_id():
+    groups = pl.DataFrame([("s1", False, None, None), ("s2", False, None, None)], schema=PREVIOUS_SCHEMA, orient="row")
+    rows = [("s1", "stack", "heic", 1), ("s1", "stack", "mov", 2),
+            ("s2", "stack", "heic", 3), ("s2", "stack", "mov", 4)]
+    before = Previous(groups, pl.DataFrame(rows, schema=PREVIOUS_MEMBERS_SCHEMA, orient="row"))
+    keys = ["stack:phone", "stack:phone", "stack:backup", "stack:backup"]
+    members = pl.DataFrame({"group_key": keys, "id": [1, 2, 3, 4], "checksum": ["heic", "mov"] * 2})
+    now = Found(pl.DataFrame({"group_key": ["stack:phone", "stack:backup"], "choice": [1, 3]}), members)
+    for order in (now, Found(now.groups.reverse(), now.members.reverse())):
+        settled = settle(order, before).groups
+        assert dict(settled.select("group_key", "group_id").iter_rows()) == {"stack:phone": "s1", "stack:backup": "s2"}

@@ -2,22 +2,31 @@ import itertools
 
 import numpy as np
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lumina_pipeline.analysis.duplicates import GROUPING_SCHEMA, NearDuplicateRule, group_catalog, reclaimable_bytes
+from lumina_pipeline.analysis.duplicates import (
+    GROUPING_SCHEMA,
+    KeeperRule,
+    NearDuplicateRule,
+    group_catalog,
+    reclaimable_bytes,
+)
 from lumina_pipeline.analysis.neighbors import hamming
 
 RULE = NearDuplicateRule()
 
 
-def image(id_, ahash, dhash=None, whash=None, *, checksum=None, pixels=100, quality=50, path=None, size=10):
+def image(id_, ahash, dhash=None, whash=None, *, checksum=None, pixels=100, quality=50, path=None, size=10,
+          richness=3, kind="image", stack=None, stack_primary=None, burst=None):
     dhash = ahash if dhash is None else dhash
     whash = ahash if whash is None else whash
     return {
         "id": id_, "path": path or f"photos/{id_:03d}.jpg", "checksum": checksum or f"c{id_}",
-        "size_bytes": size, "pixels": pixels, "quality_score": quality, "richness": 3, "captured_at": None,
-        "dhash": f"{dhash:016x}", "ahash": f"{ahash:016x}", "whash": f"{whash:016x}",
+        "size_bytes": size, "pixels": pixels, "quality_score": quality, "richness": richness, "captured_at": None,
+        "dhash": f"{dhash:016x}", "ahash": f"{ahash:016x}", "whash": f"{whash:016x}", "kind": kind,
+        "stack_id": stack, "stack_primary": None if stack is None else bool(stack_primary), "burst_id": burst,
     }
 
 
@@ -71,6 +80,50 @@ def test_keeping_only_primaries_frees_the_other_copies():
     members, groups, _ = group_catalog(frame(rows), RULE)
     sizes = frame(rows).select("id", "size_bytes")
     assert reclaimable_bytes(members, groups.rename({"primary_id": "primary_image_id"}), sizes) == 5 + 7
+
+
+def test_the_files_of_a_stack_are_never_duplicates_and_a_copy_of_the_stack_groups_with_it():
+    shot = [image(1, BASE, path="A/1.JPG", stack="s", stack_primary=True),
+            image(2, BASE, path="A/1.DNG", kind="raw", pixels=50, stack="s"),
+            image(3, flip(BASE, 1), path="A/1.MOV", kind="video", stack="s", checksum="clip")]
+    backup = [image(4, BASE, path="B/1.JPG", checksum="c1", stack="t", stack_primary=True),
+              image(5, flip(BASE, 1), path="B/1.MOV", kind="video", stack="t", checksum="clip")]
+    assert groups_as_sets(shot) == set()
+    # the backup's JPEG and video are exact copies of the stack's, kept in the same stack
+    assert groups_as_sets(shot + backup) == {((1, 4), 1), ((3, 5), 3)}
+
+
+def test_two_frames_of_one_burst_are_never_near_duplicates_but_a_copy_of_one_is():
+    frames = [image(1, BASE, burst="b", quality=90), image(2, flip(BASE, 1), burst="b", quality=80)]
+    assert groups_as_sets(frames) == set()
+    export = image(3, flip(BASE, 2), pixels=50, path="Exports/1.jpg")
+    assert groups_as_sets([*frames, export]) == {((1, 3), 1)}
+
+
+def test_videos_group_with_videos_only():
+    still, video, copy = image(1, BASE), image(2, BASE, kind="video"), image(3, flip(BASE, 1), kind="video")
+    assert groups_as_sets([still, video]) == set()
+    assert groups_as_sets([still, video, copy]) == {((2, 3), 2)}
+
+
+def test_the_original_with_its_metadata_is_kept_over_a_brighter_stripped_copy():
+    original, brighter = image(1, BASE, richness=12, quality=40), image(2, BASE, richness=4, quality=60)
+    assert groups_as_sets([original, brighter]) == {((1, 2), 1)}
+    quality_first = KeeperRule(order=("quality", "metadata"))
+    members, groups, _ = group_catalog(frame([original, brighter]), RULE, quality_first)
+    assert groups["primary_id"].to_list() == [2]
+
+
+def test_the_format_preference_decides_between_otherwise_equal_files():
+    jpeg, heic = image(1, BASE, path="a.jpg"), image(2, BASE, path="b.HEIC")
+    assert groups_as_sets([jpeg, heic]) == {((1, 2), 2)}
+    members, groups, _ = group_catalog(frame([jpeg, heic]), RULE, KeeperRule(formats=("jpeg", "heic")))
+    assert groups["primary_id"].to_list() == [1]
+
+
+def test_an_unknown_keeper_key_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown keeper keys \\['sharpness'\\]"):
+        KeeperRule(order=("pixels", "sharpness"))
 
 
 hashes = st.integers(0, 2**64 - 1)

@@ -5,13 +5,13 @@ import io
 import os
 
 import dagster as dg
+import pytest
 from PIL import Image
 from sqlalchemy.orm import Session
 
 from lumina_pipeline.api.app import ApiSettings, create_app
 from lumina_pipeline.cli import main
-from lumina_pipeline.defs.assets.bursts import bursts
-from lumina_pipeline.defs.assets.duplicates import duplicate_groups
+from lumina_pipeline.defs.jobs import CATALOG_ASSETS
 from lumina_pipeline.export import export_catalog
 from lumina_pipeline_tests.api.conftest import CATALOG
 
@@ -37,7 +37,8 @@ def test_pages_walk_every_file_once_in_id_order(served):
 def test_filters_select_what_they_say(served, corpus):
     client = served.client
     errors = {item["path"] for item in every_page(client, 100, status="error")}
-    assert errors == {f["path"] for f in corpus.files(expected_status="error")}
+    assert {f["path"] for f in corpus.files(expected_status="error")} <= errors  # and the videos with no frames:
+    assert errors <= {f["path"] for f in corpus.manifest["files"] if "error" in f["acceptable_status"]}
     nikon = every_page(client, 100, camera="e950")
     assert nikon and all(item["camera"] == "NIKON E950" for item in nikon)
     christmas = every_page(client, 100, captured_from="2021-12-24", captured_to="2021-12-24")
@@ -63,7 +64,9 @@ def test_one_image_has_its_metadata_hashes_group_and_burst(served):
     assert frame["camera"] == "NIKON E950" and frame["captured_at"] == "2019-07-14T10:15:03.480"
     assert len(frame["hashes"]["dhash"]) == 16 and frame["hashes"]["hash_version"]
     assert frame["burst_id"] and frame["burst_sequence"] == 2 and frame["is_best_frame"] is not None
-    assert frame["group"]["similarity_type"] == "perceptual"
+    assert frame["group"] is None  # frames of one burst are not duplicates: the burst is their review
+    export = served.client.get(f"/api/images/{served.image_id('Exports/web/DSCN0021_small.jpg')}").json()
+    assert export["group"]["similarity_type"] == "perceptual" and export["burst_id"] is None
 
 
 def test_thumbnails_and_files_are_served_in_formats_browsers_show(served, corpus):
@@ -85,7 +88,8 @@ def test_thumbnails_and_files_are_served_in_formats_browsers_show(served, corpus
 def test_decisions_are_stored_and_survive_a_rerun_of_the_catalog_assets(served):
     client, pipeline = served.client, served.pipeline
     zoo = client.get(f"/api/images/{served.image_id('Zoo 2019/DSCN1204.JPG')}").json()
-    group = client.get(f"/api/groups/{zoo['group']['group_id']}").json()
+    export = client.get(f"/api/images/{served.image_id('Exports/web/DSCN0021_small.jpg')}").json()
+    group = client.get(f"/api/groups/{export['group']['group_id']}").json()
     keeper = next(m["image"]["id"] for m in group["members"] if not m["is_primary"])
     decided = client.post(f"/api/groups/{group['id']}/decision", json={"primary_image_id": keeper}).json()
     assert decided["reviewed"] and decided["primary_chosen"] and decided["primary_image_id"] == keeper
@@ -95,7 +99,7 @@ def test_decisions_are_stored_and_survive_a_rerun_of_the_catalog_assets(served):
     assert client.put(f"/api/images/{keeper}/rating", json={"rating": 4}).json()["rating"] == 4
 
     dg.materialize(
-        [duplicate_groups, bursts], partition_key=CATALOG, instance=pipeline.instance, resources=pipeline.resources
+        CATALOG_ASSETS, partition_key=CATALOG, instance=pipeline.instance, resources=pipeline.resources
     )
 
     group_after = client.get(f"/api/groups/{group['id']}").json()
@@ -106,8 +110,8 @@ def test_decisions_are_stored_and_survive_a_rerun_of_the_catalog_assets(served):
     removable = client.get(f"/api/catalogs/{CATALOG}/removable").json()
     listed = [f["image_id"] for f in removable["files"]]
     left_over = {m["image"]["id"] for m in group["members"]} | {f["id"] for f in burst["frames"]}
-    assert left_over - {keeper, best} <= set(listed)  # the burst's best frame is also in the group:
-    assert keeper not in listed and best not in listed  # a file kept anywhere is never removable
+    assert left_over - {keeper, best} <= set(listed)
+    assert keeper not in listed and best not in listed
     assert len(listed) == len(set(listed))
     assert removable["total_bytes"] == sum(f["size_bytes"] for f in removable["files"])
     with Session(pipeline.engine) as session:
@@ -194,3 +198,21 @@ def test_a_token_guards_the_app_and_a_public_host_needs_one(served):
         assert client.get("/", params={"token": "s3cret"}).status_code == 200
         assert client.get("/api/catalogs").status_code == 200  # the cookie the link set
     assert main(["serve", "--host", "0.0.0.0"]) == 2
+
+
+def test_a_stack_is_one_card_with_its_badge_and_files_and_a_video_plays(served, corpus):
+    client = served.client
+    still = client.get(f"/api/images/{served.image_id('Phone/2022/IMG_0002.HEIC')}").json()
+    group = client.get(f"/api/groups/{still['group']['group_id']}").json()
+    stacks = [member["image"]["stack"] for member in group["members"]]
+    assert [s["badge"] for s in stacks] == ["LIVE", "LIVE"] and stacks[0]["id"] != stacks[1]["id"]
+    shot = next(s for s in corpus.manifest["stacks"] if "Phone/2022/IMG_0002.HEIC" in s["members"])
+    assert [f["path"] for f in still["stack"]["files"]] == shot["members"]  # the primary (the still) first
+    clip = next(f for f in still["stack"]["files"] if f["kind"] == "video")
+    played = client.get(clip["file_url"])
+    assert played.headers["content-type"] == "video/mp4"
+    assert played.content == (corpus.photos / "Phone/2022/IMG_0002.MOV").read_bytes()
+    video = client.get(f"/api/images/{clip['id']}").json()
+    assert video["duration_seconds"] == pytest.approx(2.5, abs=0.1) and video["thumbnail_url"]
+    page = client.get(f"/review/{CATALOG}/groups/{group['id']}").text
+    assert page.count(">LIVE<") == 2 and "IMG_0002.MOV" in page and f'src="{clip["file_url"]}"' in page

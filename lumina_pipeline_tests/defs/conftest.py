@@ -11,10 +11,9 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from lumina_pipeline.analysis.embedding import INPUT_SIZE, l2_normalize, softmax, top_labels, zero_shot_tags
-from lumina_pipeline.defs.assets.bursts import bursts
-from lumina_pipeline.defs.assets.duplicates import duplicate_groups
 from lumina_pipeline.defs.assets.images import photo_analysis
 from lumina_pipeline.defs.assets.inventory import file_inventory
+from lumina_pipeline.defs.jobs import CATALOG_ASSETS
 from lumina_pipeline.defs.resources import CatalogDatabase, Embedder, ThumbnailStore
 from lumina_pipeline.models import Labels, Tags
 from lumina_pipeline.storage.catalogs import add_catalog, remove_catalog
@@ -83,13 +82,13 @@ class Pipeline:
     def materialize(self, assets: list, key: str) -> dg.ExecuteInProcessResult:
         return dg.materialize(assets, partition_key=key, instance=self.instance, resources=self.resources)
 
-    assets = (file_inventory, photo_analysis, duplicate_groups, bursts)
+    assets = (file_inventory, photo_analysis, *CATALOG_ASSETS)
 
     def catalog_everything(self, catalog: str) -> tuple[dict, dict]:
-        """Inventory, every batch to process, then duplicate groups and bursts."""
+        """Inventory, every batch to process, then stacks, bursts and duplicate groups."""
         for batch in self.inventory(catalog)["batches_to_process"]:
             self.analyze(catalog, batch)
-        result = self.materialize([duplicate_groups, bursts], catalog)
+        result = self.materialize(CATALOG_ASSETS, catalog)
         return _metadata(result, "duplicate_groups"), _metadata(result, "bursts")
 
     def rows(self, catalog: str, columns: str = "*") -> list[dict]:

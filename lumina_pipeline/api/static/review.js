@@ -24,6 +24,12 @@ async function keepAndGoOn() {
 }
 
 cards.forEach((card, i) => card.addEventListener("click", () => pick(i)));
+// a video, or a Live Photo's clip, plays while the pointer is on its card
+review.querySelectorAll("video.clip").forEach((clip) => {
+  const card = clip.closest(".card");
+  card.addEventListener("mouseenter", () => clip.play().catch(() => {}));
+  card.addEventListener("mouseleave", () => clip.pause());
+});
 document.addEventListener("keydown", (event) => {
   if (event.key >= "1" && event.key <= "9" && Number(event.key) <= cards.length) pick(Number(event.key) - 1);
   else if (event.key === "ArrowRight") pick(chosen + 1);

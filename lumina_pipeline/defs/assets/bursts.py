@@ -20,7 +20,7 @@ class BurstsConfig(dg.Config):
 
 @dg.asset(
     partitions_def=catalogs,
-    deps=[dg.AssetDep("metadata", partition_mapping=by_catalog)],
+    deps=[dg.AssetDep("metadata", partition_mapping=by_catalog), "stacks"],
     kinds={"polars", "postgres"},
     group_name="catalog",
     code_version="bursts-v1",  # bump when the rule or the stored result changes

@@ -8,6 +8,9 @@ import polars as pl
 from lumina_pipeline.analysis.continuity import Found, settle
 from lumina_pipeline.analysis.duplicates import (
     DEFAULT_AVOIDED_FOLDERS,
+    DEFAULT_FORMATS,
+    KEEPER_ORDER,
+    KeeperRule,
     NearDuplicateRule,
     group_catalog,
     reclaimable_bytes,
@@ -20,18 +23,26 @@ from lumina_pipeline.storage.groups import DUPLICATES, load_catalog_rows, load_p
 
 
 class DuplicatesConfig(dg.Config):
-    """The near-duplicate rule (see NearDuplicateRule) and the folders whose files should
-    not be chosen as a group's primary when a copy elsewhere is as good."""
+    """The near-duplicate rule (see NearDuplicateRule) and which file of a group is kept
+    (see KeeperRule: the keys of `keeper_order`, the format preference, the folders whose
+    files should not be kept when a copy elsewhere is as good)."""
 
     ahash_bits: int = 5
     dhash_bits: int = 10
     whash_bits: int = 8
+    keeper_order: list[str] = list(KEEPER_ORDER)
+    format_preference: list[str] = list(DEFAULT_FORMATS)
     avoided_folders: list[str] = list(DEFAULT_AVOIDED_FOLDERS)
 
 
 @dg.asset(
     partitions_def=catalogs,
-    deps=[dg.AssetDep("metadata", partition_mapping=by_catalog), dg.AssetDep("hashes", partition_mapping=by_catalog)],
+    deps=[
+        dg.AssetDep("metadata", partition_mapping=by_catalog),
+        dg.AssetDep("hashes", partition_mapping=by_catalog),
+        "stacks",
+        "bursts",
+    ],
     kinds={"polars", "postgres"},
     group_name="catalog",
     code_version="duplicates-v1",  # bump when the rule or the stored result changes
@@ -48,7 +59,8 @@ def duplicate_groups(
         catalog_id = get_catalog(session, context.partition_key).id
         lock_catalog(connection, catalog_id)  # people's decisions and other regroupings wait
         rows = load_catalog_rows(connection, catalog_id)
-        members, groups, flat = group_catalog(rows, rule, tuple(config.avoided_folders))
+        keeper = KeeperRule(tuple(config.keeper_order), tuple(config.format_preference), tuple(config.avoided_folders))
+        members, groups, flat = group_catalog(rows, rule, keeper)
         found = Found(groups.rename({"primary_id": "choice"}), members.join(rows.select("id", "checksum"), on="id"))
         settled = settle(found, load_previous(connection, catalog_id, DUPLICATES))
         replace(connection, catalog_id, DUPLICATES, settled)

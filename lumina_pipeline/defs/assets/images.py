@@ -128,7 +128,7 @@ def photo_analysis(
         asset_key="embeddings",
         metadata={
             "images_embedded": len(kept.vectors),
-            "not_embedded": len(analysis) - len(kept.vectors),  # videos, files that did not decode, stale rows
+            "not_embedded": len(analysis) - len(kept.vectors),  # files that did not decode, stale rows
             "model_id": embedder.model.model_id,
             "dimensions": embedder.model.dimensions,
             "batch_size": embedder.batch_size,

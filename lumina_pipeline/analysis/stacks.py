@@ -1,0 +1,105 @@
+"""Stacks: one shot stored as several files. A camera RAW and the JPEG (or HEIC, TIFF) it wrote
+beside it; a Live Photo's still and its few seconds of video; and their sidecars.
+
+Input: a catalog's rows (`load_catalog_rows`). Output: a `Found` for continuity.settle whose
+groups have `kind` (raw_jpeg / live_photo) and the primary as `choice`: the still a person
+looks at (a developed photo over the RAW, the still over the video).
+"""
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from lumina_pipeline.analysis.continuity import Found
+
+FILES_SCHEMA = {  # what find_stacks reads of each file (more columns may come along)
+    "id": pl.Int64,
+    "source_root": pl.String,
+    "path": pl.String,
+    "kind": pl.String,  # image / raw / video / sidecar (files.classify)
+    "checksum": pl.String,
+    "captured_at": pl.String,  # the camera's clock, ISO
+    "capture_offset": pl.String,  # "+02:00" when the file records it
+    "duration_seconds": pl.Float64,
+    "content_identifier": pl.String,  # Apple's, shared by a Live Photo's still and video
+}
+DEVELOPED = ["jpg", "jpeg", "heic", "heif", "tif", "tiff"]  # what a camera writes beside its RAW
+LIVE_STILLS = ["jpg", "jpeg", "heic", "heif"]
+PRIMARY_ORDER = {"image": 0, "raw": 1, "video": 2, "sidecar": 3}
+SHOT = ["source_root", "folder", "stem"]
+
+
+@dataclass(frozen=True)
+class StackRule:
+    """How close the files of one shot are in time: a RAW and its twin agree within
+    `raw_seconds` when both have a capture time; a Live Photo's video is at most
+    `live_max_seconds` long and starts within `live_seconds` of its still, unless both carry
+    one Apple content identifier."""
+
+    raw_seconds: float = 1.0
+    live_seconds: float = 2.0
+    live_max_seconds: float = 5.0
+
+
+def find_stacks(rows: pl.DataFrame, rule: StackRule = StackRule()) -> Found:
+    """The stacks among a catalog's files: members share source root, folder and name stem
+    (any case) and pass the rule pairwise with the stack's still."""
+    files = _shots(rows)
+    developed = files.filter((pl.col("kind") == "image") & pl.col("extension").is_in(DEVELOPED))
+    raws = files.filter(pl.col("kind") == "raw")
+    videos = files.filter((pl.col("kind") == "video") & (pl.col("duration_seconds") <= rule.live_max_seconds))
+    raw_pairs = developed.join(raws, on=SHOT, suffix="_other").filter(
+        _seconds_apart().fill_null(0) <= rule.raw_seconds
+    )
+    same_clip = pl.col("content_identifier") == pl.col("content_identifier_other")
+    live_pairs = developed.filter(pl.col("extension").is_in(LIVE_STILLS)).join(videos, on=SHOT, suffix="_other").filter(
+        (_seconds_apart() <= rule.live_seconds).fill_null(False) | same_clip.fill_null(False)
+    )
+    pairs = pl.concat([raw_pairs.with_columns(live=False), live_pairs.with_columns(live=True)])
+    stacked = pl.concat([pairs.select(*SHOT, "live", id="id"), pairs.select(*SHOT, "live", id="id_other")])
+    shots = stacked.group_by(SHOT).agg(live=pl.col("live").any())
+    sidecars = files.filter(pl.col("kind") == "sidecar").join(shots, on=SHOT).select(*SHOT, "live", "id")
+    members = (
+        pl.concat([stacked, sidecars]).unique("id").join(files.select("id", "kind", "path", "checksum"), on="id")
+        .with_columns(
+            group_key=pl.concat_str(pl.lit("stack:"), *SHOT, separator="/"),
+            order=pl.col("kind").replace_strict(PRIMARY_ORDER, default=len(PRIMARY_ORDER), return_dtype=pl.Int8),
+        )
+        .sort("group_key", "order", "path")
+    )
+    groups = members.group_by("group_key", maintain_order=True).agg(
+        kind=pl.when(pl.col("live").any()).then(pl.lit("live_photo")).otherwise(pl.lit("raw_jpeg")),
+        choice=pl.col("id").first(),
+    )
+    return Found(groups, members.select("group_key", "id", "checksum"))
+
+
+def _shots(rows: pl.DataFrame) -> pl.DataFrame:
+    """Rows with folder, lower-case name stem and extension, and the capture time both as the
+    camera's clock (`taken`) and, when the file records its offset, as UTC (`instant`).
+    A sidecar's stem drops a photo extension too: darktable writes `IMG_1.CR2.xmp`."""
+    name = pl.col("path").str.split("/").list.last()
+    stem = name.str.replace(r"\.[^.]*$", "").str.to_lowercase()
+    photo_extension = rf"\.({'|'.join(DEVELOPED)}|dng|cr2|cr3|nef|arw|orf|raf|rw2|pef|srw)$"
+    offset = pl.col("capture_offset")
+    offset_seconds = (
+        pl.when(offset.str.starts_with("-")).then(-1).otherwise(1)
+        * (offset.str.slice(1, 2).cast(pl.Int64) * 3600 + offset.str.slice(4, 2).cast(pl.Int64) * 60)
+    )
+    taken = pl.col("captured_at").str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False)
+    return rows.with_columns(
+        folder=pl.col("path").str.replace(r"[^/]*$", ""),
+        stem=pl.when(pl.col("kind") == "sidecar").then(stem.str.replace(photo_extension, "")).otherwise(stem),
+        extension=name.str.extract(r"\.([^.]*)$").str.to_lowercase(),
+        taken=taken,
+        instant=taken - pl.duration(seconds=offset_seconds),
+    )
+
+
+def _seconds_apart() -> pl.Expr:
+    """Seconds between a pair's capture times: in UTC when both record their offset, else by
+    their clocks; null when one has no capture time."""
+    def apart(column: str) -> pl.Expr:
+        return (pl.col(column) - pl.col(f"{column}_other")).dt.total_milliseconds().abs() / 1000
+
+    return pl.coalesce(apart("instant"), apart("taken"))

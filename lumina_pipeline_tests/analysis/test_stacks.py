@@ -1,0 +1,62 @@
+import polars as pl
+
+from lumina_pipeline.analysis.stacks import FILES_SCHEMA, find_stacks
+
+
+def file(id_, path, kind="image", *, at="2022-08-14T14:14:59", offset=None, duration=None, clip=None, root="r"):
+    return {"id": id_, "source_root": root, "path": path, "kind": kind, "checksum": f"c{id_}", "captured_at": at,
+            "capture_offset": offset, "duration_seconds": duration, "content_identifier": clip}
+
+
+def stacks_of(*files) -> set[tuple[str, int, tuple[int, ...]]]:
+    """(kind, primary, members) of each stack found."""
+    found = find_stacks(pl.DataFrame(list(files), schema=FILES_SCHEMA))
+    members = found.members.group_by("group_key").agg(pl.col("id").sort())
+    stacks = found.groups.join(members, on="group_key")
+    return {(kind, choice, tuple(ids)) for _, kind, choice, ids in stacks.iter_rows()}
+
+
+def test_a_raw_and_its_jpeg_are_one_stack_whatever_the_case_and_the_jpeg_is_primary():
+    assert stacks_of(file(1, "2022/DSC_1.NEF", "raw"), file(2, "2022/dsc_1.jpg")) == {("raw_jpeg", 2, (1, 2))}
+
+
+def test_a_raw_and_a_jpeg_taken_apart_or_in_other_folders_are_not_a_stack():
+    assert stacks_of(file(1, "a/DSC_1.NEF", "raw"), file(2, "a/DSC_1.JPG", at="2022-08-14T14:15:01")) == set()
+    assert stacks_of(file(1, "a/DSC_1.NEF", "raw"), file(2, "b/DSC_1.JPG")) == set()
+    assert stacks_of(file(1, "a/DSC_1.NEF", "raw", root="x"), file(2, "a/DSC_1.JPG", root="y")) == set()
+
+
+def test_an_unreadable_raw_pairs_by_folder_and_stem():
+    assert stacks_of(file(1, "a/DSC_1.dng", "raw", at=None), file(2, "a/DSC_1.JPG")) == {("raw_jpeg", 2, (1, 2))}
+
+
+def test_a_still_and_its_short_clip_are_a_live_photo():
+    still, clip = file(1, "p/IMG_2.HEIC"), file(2, "p/IMG_2.MOV", "video", at="2022-08-14T14:15:00.500", duration=2.5)
+    assert stacks_of(clip, still) == {("live_photo", 1, (1, 2))}
+
+
+def test_times_compare_in_utc_when_both_files_record_their_offset():
+    still = file(1, "p/IMG_2.JPG", offset="+02:00")
+    clip = file(2, "p/IMG_2.MOV", "video", at="2022-08-14T12:14:59", offset="+00:00", duration=2.5)
+    assert stacks_of(still, clip) == {("live_photo", 1, (1, 2))}
+
+
+def test_a_long_clip_or_a_clip_hours_apart_is_not_a_live_photo_unless_apple_says_so():
+    long_clip = file(2, "p/IMG_2.MOV", "video", duration=30.0)
+    later = file(2, "p/IMG_2.MOV", "video", at="2022-08-14T18:00:00", duration=2.5)
+    assert stacks_of(file(1, "p/IMG_2.HEIC"), long_clip) == set()
+    assert stacks_of(file(1, "p/IMG_2.HEIC"), later) == set()
+    same_identifier = file(2, "p/IMG_2.MOV", "video", at="2022-08-14T18:00:00", duration=2.5, clip="X")
+    assert stacks_of(file(1, "p/IMG_2.HEIC", clip="X"), same_identifier) == {("live_photo", 1, (1, 2))}
+
+
+def test_sidecars_join_their_photos_stack_and_never_make_one():
+    shot = [file(1, "a/DSC_1.CR2", "raw"), file(2, "a/DSC_1.JPG")]
+    sidecars = [file(3, "a/DSC_1.xmp", "sidecar", at=None), file(4, "a/DSC_1.CR2.xmp", "sidecar", at=None)]
+    assert stacks_of(*shot, *sidecars) == {("raw_jpeg", 2, (1, 2, 3, 4))}
+    assert stacks_of(file(2, "a/DSC_1.JPG"), *sidecars) == set()
+
+
+def test_a_raw_jpeg_and_clip_of_one_shot_are_one_live_stack():
+    shot = [file(1, "p/IMG_3.DNG", "raw"), file(2, "p/IMG_3.HEIC"), file(3, "p/IMG_3.MOV", "video", duration=2.0)]
+    assert stacks_of(*shot) == {("live_photo", 2, (1, 2, 3))}
