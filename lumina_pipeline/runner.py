@@ -52,7 +52,10 @@ def run_catalog(place: home.Home, name: str, engine) -> None:
               f"{plural(embedded['zero_shot_tags'], 'zero-shot tag')}, "
               f"{embedded['images_per_second']} images per second")
     grouping = execute("catalog_job", name)
-    groups, bursts = _figures(grouping, "duplicate_groups"), _figures(grouping, "bursts")
+    stacks, groups, bursts = (_figures(grouping, asset) for asset in ("stacks", "duplicate_groups", "bursts"))
+    print(f"stacks: {plural(stacks['stacks'], 'shot')} stored as several files "
+          f"({stacks.get('raw_jpeg_stacks', 0)} RAW+JPEG, {stacks.get('live_photo_stacks', 0)} Live Photo), "
+          f"{plural(stacks['files_in_stacks'], 'file')}")
     print(f"duplicates: {plural(groups['exact_groups'], 'exact group')}, "
           f"{plural(groups['near_duplicate_groups'], 'near-duplicate group')}, "
           f"{plural(groups['files_in_groups'], 'file')} in groups, {size(groups['reclaimable_bytes'])} reclaimable")

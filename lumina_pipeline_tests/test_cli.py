@@ -50,6 +50,9 @@ def test_bad_catalog_requests_get_a_clear_error(lumina_home, tmp_path):
 def test_run_then_export_gives_the_corpus_answers(lumina_home, corpus, tmp_path):
     run = lumina(lumina_home, "run", "--photos", str(corpus.photos), "corpus")
     assert f"catalog corpus: {len(corpus.manifest['files'])} files" in run.stdout
+    kinds = [stack["kind"] for stack in corpus.manifest["stacks"]]
+    assert (f"stacks: {len(kinds)} shots stored as several files ({kinds.count('raw_jpeg')} RAW+JPEG, "
+            f"{kinds.count('live_photo')} Live Photo)") in run.stdout
     out = tmp_path / "export.json"
     lumina(lumina_home, "export", "corpus", "--out", str(out))
     document = json.loads(out.read_text(encoding="utf-8"))

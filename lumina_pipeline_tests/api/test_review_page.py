@@ -46,6 +46,7 @@ def test_two_groups_are_decided_with_the_keyboard(served, server, browser):
     assert all(
         browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", t) for t in thumbnails
     )
+    assert all(t.is_displayed() and t.size["height"] >= 150 for t in thumbnails)  # shown, not just loaded
     for card in cards:  # what a person chooses by, on every card
         assert " × " in card.text and " MB" in card.text and "quality" in card.text
 
@@ -68,3 +69,21 @@ def test_two_groups_are_decided_with_the_keyboard(served, server, browser):
     assert first != second
     assert decided[first] == (second_card, True, True)
     assert decided[second] == (kept, True, True)
+
+
+def test_a_live_photo_card_plays_its_clip_under_the_pointer(served, server, browser):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    still = served.client.get(f"/api/images/{served.image_id('Phone/2022/IMG_0002.HEIC')}").json()
+    browser.get(f"{server}/review/{CATALOG}/groups/{still['group']['group_id']}")
+    cards = browser.find_elements(By.CSS_SELECTOR, ".card")
+    assert [card.find_element(By.CSS_SELECTOR, ".stack").text for card in cards] == ["LIVE", "LIVE"]
+    clip = cards[0].find_element(By.CSS_SELECTOR, "video.clip")
+    assert not clip.is_displayed()
+    ActionChains(browser).move_to_element(cards[0]).perform()
+    deadline = time.monotonic() + 10
+    while browser.execute_script("return arguments[0].currentTime", clip) == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    playing = browser.execute_script("return !arguments[0].paused && arguments[0].currentTime > 0", clip)
+    assert clip.is_displayed() and playing
