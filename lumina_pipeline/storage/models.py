@@ -220,3 +220,33 @@ class DescriptionVector(Base):
     catalog_id: Mapped[uuid.UUID] = _catalog_fk()
     text_model: Mapped[str] = mapped_column(Text)
     embedding = mapped_column(Vector(TEXT_DIMENSIONS), nullable=False)
+
+
+class FileAction(Base):
+    """One operation on a person's file (move or copy to a planned place), written before it
+    happens and updated after (storage/journal.py, actions/): what makes a killed run
+    resumable and every run undoable.
+
+    state: planned -> done | skipped (reason); done -> undoing -> undone (or done again, with
+    the reason undo refused); done -> purging -> purged (quarantine only)."""
+
+    __tablename__ = "file_actions"
+    __table_args__ = (Index("ix_file_actions_catalog_state", "catalog_id", "state"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(32), index=True)  # also the run's folder name
+    catalog_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("catalogs.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(16))  # quarantine / organize
+    image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"), index=True)
+    operation: Mapped[str] = mapped_column(String(8))  # move / copy
+    source: Mapped[bytes] = mapped_column(LargeBinary)  # absolute paths, raw bytes
+    target: Mapped[bytes] = mapped_column(LargeBinary)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)  # the file as cataloged
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    checksum: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)  # why skipped, or why undo refused
+    status_before: Mapped[str | None] = mapped_column(String(16))  # images.status that undo restores
+    status_after: Mapped[str | None] = mapped_column(String(16))  # images.status once done (null: unchanged)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()

@@ -1,0 +1,125 @@
+"""The file-action journal (`file_actions`, DESIGN.md): every operation on a person's file is
+written here before it happens and updated after, with the images row it concerns, so that a
+killed run can be finished and any run undone (actions/runs.py)."""
+
+import uuid
+from collections.abc import Sequence
+
+import polars as pl
+from sqlalchemy import Connection, Row, select, text
+
+from lumina_pipeline.storage.browse import removable_files
+from lumina_pipeline.storage.catalogs import CATALOG_LOCK_SPACE
+from lumina_pipeline.storage.frames import copy_into, read_frame, stage
+from lumina_pipeline.storage.models import FileAction
+
+ACTIONS_LOCK_SPACE = CATALOG_LOCK_SPACE + 1  # not the catalog lock: inventories go on during a run
+UNFINISHED = ["planned", "undoing", "purging"]  # states a killed run leaves behind
+REMOVABLE_SCHEMA = {
+    "id": pl.Int64,
+    "source_root": pl.String,
+    "path": pl.Binary,
+    "size_bytes": pl.Int64,
+    "mtime_ns": pl.Int64,
+    "checksum": pl.String,
+    "status": pl.String,
+}
+
+
+def try_lock_actions(connection: Connection, catalog_id: uuid.UUID) -> bool:
+    """Take the catalog's file-actions lock, if free: one quarantine, undo or purge of a catalog
+    at a time. The connection holds it across its transactions until `unlock_actions` or until
+    the process dies."""
+    return connection.execute(
+        text("SELECT pg_try_advisory_lock(:space, hashtext(CAST(:catalog AS text)))"),
+        {"space": ACTIONS_LOCK_SPACE, "catalog": str(catalog_id)},
+    ).scalar_one()
+
+
+def unlock_actions(connection: Connection, catalog_id: uuid.UUID) -> None:
+    connection.execute(
+        text("SELECT pg_advisory_unlock(:space, hashtext(CAST(:catalog AS text)))"),
+        {"space": ACTIONS_LOCK_SPACE, "catalog": str(catalog_id)},
+    )
+
+
+def files_to_quarantine(connection: Connection, catalog_id: uuid.UUID) -> pl.DataFrame:
+    """The catalog's removable files (storage/browse.py) still in their folders."""
+    ids = [row["id"] for row in removable_files(connection, catalog_id)]
+    query = """SELECT id, source_root, path, size_bytes, mtime_ns, checksum, status FROM images
+               WHERE id = ANY(%(ids)s) AND status NOT IN ('deleted', 'quarantined') ORDER BY source_root, path"""
+    return read_frame(connection, query, {"ids": ids}, REMOVABLE_SCHEMA)
+
+
+def kept_images(connection: Connection, catalog_id: uuid.UUID, image_ids: Sequence[int]) -> set[int]:
+    """Those of `image_ids` that are kept now: a group's primary, a burst's best frame, or a
+    file of a stack holding one."""
+    rows = connection.execute(text("""
+        WITH kept AS (
+            SELECT primary_image_id AS id FROM duplicate_groups WHERE catalog_id = :c
+            UNION SELECT best_image_id FROM bursts WHERE catalog_id = :c)
+        SELECT i.id FROM images i
+        WHERE i.id = ANY(:ids) AND (i.id IN (SELECT id FROM kept) OR EXISTS (
+            SELECT 1 FROM images k WHERE k.stack_id = i.stack_id AND k.id IN (SELECT id FROM kept)))"""),
+        {"c": catalog_id, "ids": list(image_ids)})
+    return set(rows.scalars())
+
+
+def write_plan(connection: Connection, catalog_id: uuid.UUID, run_id: str, action: str, plan: pl.DataFrame) -> None:
+    """Journal a run's operations as `planned`, before any file is touched (caller's transaction)."""
+    copy_into(connection, "file_actions", plan.with_columns(
+        run_id=pl.lit(run_id), catalog_id=pl.lit(str(catalog_id)), action=pl.lit(action), state=pl.lit("planned")
+    ))
+
+
+def entries(connection: Connection, catalog_id: uuid.UUID, states: list[str], run_id: str | None = None) -> list[Row]:
+    """The catalog's journal entries in `states` (of one run, when given), in the order written."""
+    a = FileAction
+    query = (
+        select(a.id, a.image_id, a.action, a.operation, a.source, a.target, a.size_bytes, a.mtime_ns, a.checksum,
+               a.state)
+        .where(a.catalog_id == catalog_id, a.state.in_(states), *([a.run_id == run_id] if run_id else []))
+        .order_by(a.id)
+    )
+    return list(connection.execute(query))
+
+
+def latest_run(connection: Connection, catalog_id: uuid.UUID) -> str | None:
+    """The newest run of the catalog that still has something to undo."""
+    return connection.execute(text("""
+        SELECT run_id FROM file_actions WHERE catalog_id = :c AND state = 'done'
+        ORDER BY created_at DESC, run_id DESC LIMIT 1"""), {"c": catalog_id}).scalar()
+
+
+def start_undo(connection: Connection, catalog_id: uuid.UUID, run_id: str) -> None:
+    connection.execute(text("""UPDATE file_actions SET state = 'undoing', reason = NULL, updated_at = now()
+                               WHERE catalog_id = :c AND run_id = :r AND state = 'done'"""),
+                       {"c": catalog_id, "r": run_id})
+
+
+def start_purge(connection: Connection, catalog_id: uuid.UUID, older_than_days: float) -> None:
+    """Mark for deletion the files of quarantine runs started more than `older_than_days` ago."""
+    connection.execute(text("""
+        UPDATE file_actions SET state = 'purging', updated_at = now()
+        WHERE catalog_id = :c AND action = 'quarantine' AND state = 'done'
+          AND created_at < now() - make_interval(secs => :days * 86400)"""),
+        {"c": catalog_id, "days": older_than_days})
+
+
+def record(connection: Connection, outcomes: list[tuple[int, str, str | None]]) -> None:
+    """Store each entry's new (state, reason), and its image's status: a done operation gives
+    it `status_after`, an undone one its `status_before` again, a purged file is deleted (caller's
+    transaction). The change stamp keeps a batch that read the row from writing over it."""
+    stage(connection, "outcomes", pl.DataFrame(
+        outcomes, schema={"id": pl.Int64, "state": pl.String, "reason": pl.String}, orient="row"
+    ))
+    connection.execute(text("""
+        WITH updated AS (
+            UPDATE file_actions a SET state = o.state, reason = o.reason, updated_at = now()
+            FROM outcomes o WHERE a.id = o.id
+            RETURNING a.image_id, a.state, a.status_before, a.status_after)
+        UPDATE images SET status = CASE u.state WHEN 'done' THEN u.status_after
+                                                WHEN 'undone' THEN u.status_before ELSE 'deleted' END,
+                          change_stamp = images.change_stamp + 1, updated_at = now()
+        FROM updated u
+        WHERE images.id = u.image_id AND u.status_after IS NOT NULL AND u.state IN ('done', 'undone', 'purged')"""))
