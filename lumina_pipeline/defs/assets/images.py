@@ -52,6 +52,10 @@ def _spec(key: str, description: str) -> dg.AssetSpec:
     ],
     partitions_def=catalog_batches,
     group_name="images",
+    # A failure here is the machine's (the database restarted, a connection dropped): a file's
+    # own problem is its row. Retrying is safe, the writes being one transaction checked
+    # against the rows read, and cheap, as only what is still pending is read again.
+    retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL),
 )
 def photo_analysis(
     context: dg.AssetExecutionContext,
