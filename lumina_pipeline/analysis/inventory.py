@@ -66,7 +66,7 @@ def diff_inventory(stored: pl.DataFrame, walk: Walk, *, batch_size: int) -> Inve
     new = new.with_columns(kind=pl.Series([classify(path) for path in new["path"]], dtype=pl.String))
     changed = present.filter(known & differs)
     gone = (
-        stored.filter(pl.col("status") != "deleted")
+        stored.filter(~pl.col("status").is_in(["deleted", "quarantined"]))  # the journal knows where those are
         .join(walk.files.select(KEY), on=KEY, how="anti")
         .filter(~_under_any(walk.unreadable))
     )

@@ -104,8 +104,8 @@ def readable_path(escaped: str) -> str:
 
 
 def load_catalog_rows(connection: Connection, catalog_id: uuid.UUID) -> pl.DataFrame:
-    """Every read file of a catalog (not deleted, ignored or pending) and its sidecars, in one
-    query, with the stack and burst each belongs to as last stored."""
+    """Every read file of a catalog (not deleted, quarantined, ignored or pending) and its
+    sidecars, in one query, with the stack and burst each belongs to as last stored."""
     query = """
         SELECT i.id, i.source_root, encode(i.path, 'escape'), i.checksum, i.size_bytes, i.kind, i.status,
                (i.metadata->>'width')::bigint * (i.metadata->>'height')::bigint, i.quality_score,
@@ -117,7 +117,7 @@ def load_catalog_rows(connection: Connection, catalog_id: uuid.UUID) -> pl.DataF
                i.dhash, i.ahash, i.whash, i.stack_id::text, s.primary_image_id = i.id, i.burst_id::text
         FROM images i LEFT JOIN stacks s ON s.id = i.stack_id
         WHERE i.catalog_id = %(catalog)s AND (i.checksum IS NOT NULL OR i.kind = 'sidecar')
-          AND i.status NOT IN ('deleted', 'ignored', 'pending')"""
+          AND i.status NOT IN ('deleted', 'ignored', 'pending', 'quarantined')"""
     return read_frame(connection, query, {"catalog": str(catalog_id)}, CATALOG_ROWS_SCHEMA)
 
 

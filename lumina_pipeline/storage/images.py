@@ -63,7 +63,7 @@ def apply_inventory(connection: Connection, catalog_id: uuid.UUID, changes: Inve
 
 # A file is to be read when it is new or changed (pending), or when another analysis
 # version read it (an algorithm or library upgrade): old and new hashes never mix.
-TO_READ = """(status = 'pending' OR (kind IN ('image', 'raw', 'video') AND status <> 'deleted'
+TO_READ = """(status = 'pending' OR (kind IN ('image', 'raw', 'video') AND status NOT IN ('deleted', 'quarantined')
               AND analysis_version IS DISTINCT FROM %(version)s))"""
 
 

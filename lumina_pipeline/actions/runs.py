@@ -1,0 +1,174 @@
+"""Journaled runs of file operations on one catalog: apply a plan, finish what a killed run left,
+undo a run, purge old quarantine.
+
+The journal (storage/journal.py) holds a run's operations as `planned` before any file is
+touched, and their outcome after, a chunk at a time. Since every operation of actions/files.py
+may be carried out again from any state a kill leaves, finishing a killed run is carrying out
+its unfinished entries again: no state of the files needs to be written down in between."""
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import polars as pl
+from sqlalchemy import Connection, Engine, Row
+from sqlalchemy.orm import Session
+
+from lumina_pipeline.actions.files import FileOperation, carry_out, mismatch, undo
+from lumina_pipeline.analysis.plans import plan_quarantine
+from lumina_pipeline.storage import journal
+from lumina_pipeline.storage.catalogs import CatalogError, get_catalog
+from lumina_pipeline.storage.models import Catalog
+
+CHUNK = 200  # operations per journal commit: how many a kill can leave for the next run to look up
+QUARANTINE = "quarantine"
+OPERATION_FIELDS = ("source", "target", "operation", "size_bytes", "mtime_ns", "checksum")  # FileOperation's
+KEPT = "kept: a group's primary, a burst's best frame, or a file of their stack"
+
+
+@dataclass
+class Report:
+    """What a run did (or, for a dry run, would do): files done and their bytes, files left as
+    they were and why."""
+
+    run_id: str | None = None
+    resumed: int = 0  # operations of a killed run finished first
+    done: int = 0
+    size_bytes: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (the file's original path, why)
+
+    def add(self, source: bytes, size: int, problem: str | None) -> None:
+        if problem is None:
+            self.done += 1
+            self.size_bytes += size
+        else:
+            self.skipped.append((os.fsdecode(source), problem))
+
+
+@contextmanager
+def file_actions(engine: Engine, catalog: str, quarantine: bytes, *, always_copy: bool = False) -> Iterator["Actions"]:
+    """The catalog's file actions, holding its file-actions lock meanwhile. `quarantine` is the
+    folder of every catalog's quarantine; `always_copy` copies even within one filesystem."""
+    with engine.connect() as connection:
+        with Session(connection) as session:
+            found = get_catalog(session, catalog)
+        if not journal.try_lock_actions(connection, found.id):
+            raise CatalogError(f"another quarantine, undo or purge of {catalog} is running")
+        try:
+            yield Actions(connection, found, quarantine, always_copy)
+        finally:
+            connection.rollback()
+            journal.unlock_actions(connection, found.id)
+            connection.commit()
+
+
+class Actions:
+    def __init__(self, connection: Connection, catalog: Catalog, quarantine: bytes, always_copy: bool):
+        self.connection, self.catalog, self.always_copy = connection, catalog, always_copy
+        self.quarantine = quarantine
+        self.catalog_id = catalog.id
+
+    def resume(self) -> Report:
+        """Finish every operation a killed run of this catalog left (applied, undone or purged)."""
+        return self._settle(journal.entries(self.connection, self.catalog_id, journal.UNFINISHED), Report())
+
+    def quarantine_removable(self, *, dry_run: bool) -> Report:
+        """Move the catalog's removable files to `<quarantine>/<catalog>/<run>/`, after finishing
+        what a killed run left; a dry run only says what would move."""
+        resumed = 0 if dry_run else self.resume().done
+        run_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"  # sorts by time, names the folder
+        folder = os.path.join(self.quarantine, self.catalog.name.encode(), run_id.encode())
+        files = journal.files_to_quarantine(self.connection, self.catalog_id)
+        plan, left_out = plan_quarantine(files, self.catalog.source_directories, folder)
+        skipped = [(os.fsdecode(source), reason) for source, reason in left_out.rows()]
+        report = Report(None if dry_run else run_id, resumed, skipped=skipped)
+        return self._preview(plan, report) if dry_run else self.apply(QUARANTINE, run_id, plan, report)
+
+    def apply(self, action: str, run_id: str, plan: pl.DataFrame, report: Report | None = None) -> Report:
+        """Carry out a plan (analysis/plans.py) as run `run_id`, journaled; its outcome is added
+        to `report`."""
+        journal.write_plan(self.connection, self.catalog_id, run_id, action, plan)
+        self.connection.commit()
+        entries = journal.entries(self.connection, self.catalog_id, ["planned"], run_id)
+        return self._settle(entries, report or Report(run_id))
+
+    def undo(self, run_id: str | None = None) -> Report:
+        """Put back the files of a run (the newest one with something to undo, by default), after
+        finishing what a killed run left."""
+        resumed = self.resume().done
+        run_id = run_id or journal.latest_run(self.connection, self.catalog_id)
+        if run_id is None:
+            raise CatalogError(f"nothing to undo in {self.catalog.name}")
+        journal.start_undo(self.connection, self.catalog_id, run_id)
+        self.connection.commit()
+        entries = journal.entries(self.connection, self.catalog_id, ["undoing"], run_id)
+        report = self._settle(entries, Report(run_id, resumed))
+        self._remove_empty_folders()
+        return report
+
+    def purge(self, older_than_days: float) -> Report:
+        """Delete the files quarantined more than `older_than_days` ago: the only deletion."""
+        resumed = self.resume().done
+        journal.start_purge(self.connection, self.catalog_id, older_than_days)
+        self.connection.commit()
+        report = self._settle(journal.entries(self.connection, self.catalog_id, ["purging"]), Report(None, resumed))
+        self._remove_empty_folders()
+        return report
+
+    def _remove_empty_folders(self) -> None:
+        """Drop the folders of the catalog's quarantine that an undo or purge emptied."""
+        for folder, _, _ in os.walk(os.path.join(self.quarantine, self.catalog.name.encode()), topdown=False):
+            with contextlib.suppress(OSError):  # not empty
+                os.rmdir(folder)
+
+    def _preview(self, plan: pl.DataFrame, report: Report) -> Report:
+        """What applying `plan` would do as things are: only sizes and mtimes are looked at."""
+        kept = journal.kept_images(self.connection, self.catalog_id, plan["image_id"].to_list())
+        for entry in plan.iter_rows(named=True):
+            operation = FileOperation(*(entry[name] for name in OPERATION_FIELDS))
+            problem = KEPT if entry["image_id"] in kept else mismatch(operation.source, operation, read=False)
+            report.add(entry["source"], entry["size_bytes"], problem)
+        return report
+
+    def _settle(self, entries: list[Row], report: Report) -> Report:
+        """Bring each entry to its end, a chunk at a time, journaling each chunk's outcomes."""
+        for start in range(0, len(entries), CHUNK):
+            chunk = entries[start : start + CHUNK]
+            to_check = [e.image_id for e in chunk if e.state == "planned" and e.action == QUARANTINE]
+            kept = journal.kept_images(self.connection, self.catalog_id, to_check)
+            outcomes = [(entry.id, *self._finish(entry, kept)) for entry in chunk]
+            journal.record(self.connection, outcomes)
+            self.connection.commit()
+            for entry, (_, _, reason) in zip(chunk, outcomes, strict=True):
+                report.add(entry.source, entry.size_bytes, reason)
+        return report
+
+    def _finish(self, entry: Row, kept: set[int]) -> tuple[str, str | None]:
+        """The entry's new state and, unless it reached its end, why not."""
+        operation = FileOperation(*(getattr(entry, name) for name in OPERATION_FIELDS))
+        if entry.state == "undoing":
+            problem = undo(operation, always_copy=self.always_copy)
+            return ("undone", None) if problem is None else ("done", f"not undone: {problem}")
+        if entry.state == "purging":
+            problem = _delete_inside(self.quarantine, entry.target)
+            return ("purged", None) if problem is None else ("done", f"not purged: {problem}")
+        if entry.image_id in kept:  # kept since it was planned: put back, should a killed run have moved it
+            problem = undo(operation, always_copy=self.always_copy)
+            return ("skipped", KEPT) if problem is None else ("done", f"kept, but not put back: {problem}")
+        problem = carry_out(operation, always_copy=self.always_copy)
+        return ("done", None) if problem is None else ("skipped", problem)
+
+
+def _delete_inside(folder: bytes, path: bytes) -> str | None:
+    """Delete `path` (already gone is fine) if it lies inside `folder`, else say why not."""
+    if not os.path.realpath(path).startswith(os.path.realpath(folder) + b"/"):
+        return f"{os.fsdecode(path)} is outside the quarantine folder"
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    return None
