@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from lumina_pipeline import home
-from lumina_pipeline.humanize import plural
+from lumina_pipeline.humanize import plural, size
 from lumina_pipeline.storage import catalogs as catalog_store
 from lumina_pipeline.storage.database import make_engine, stop_embedded_server
 from lumina_pipeline.storage.images import status_counts
@@ -124,6 +124,41 @@ def search(args: argparse.Namespace) -> None:
         print(f"no photo matches {args.query!r} in {args.catalog}")
     for result in results:
         print(f"{result['score']:.3f}  {result['path']}  ({result['reason']})")
+
+
+def quarantine(args: argparse.Namespace) -> int:
+    """`quarantine CATALOG [--dry-run]`, or `quarantine purge CATALOG --older-than DAYS`."""
+    from lumina_pipeline.actions.runs import file_actions
+
+    purging = len(args.words) == 2 and args.words[0] == "purge"
+    if len(args.words) != 1 + purging or purging != (args.older_than is not None):
+        print(f"lumina: usage: {args.usage}", file=sys.stderr)
+        return 2
+    place = home.prepare()
+    with file_actions(make_engine(place.database_url), args.words[-1], os.fsencode(place.quarantine_dir)) as actions:
+        report = actions.purge(args.older_than) if purging else actions.quarantine_removable(dry_run=args.dry_run)
+    done = "deleted" if purging else "would move" if args.dry_run else "moved"
+    _print_report(report, f"{done} {plural(report.done, 'file')} ({size(report.size_bytes)})")
+    if report.run_id and report.done:
+        print(f"to {place.quarantine_dir / args.words[-1] / report.run_id}; undo: {_lumina()} undo {args.words[-1]}")
+    return 0
+
+
+def undo(args: argparse.Namespace) -> None:
+    from lumina_pipeline.actions.runs import file_actions
+
+    place = home.prepare()
+    with file_actions(make_engine(place.database_url), args.catalog, os.fsencode(place.quarantine_dir)) as actions:
+        report = actions.undo(args.run)
+    _print_report(report, f"put back {plural(report.done, 'file')} ({size(report.size_bytes)}) of run {report.run_id}")
+
+
+def _print_report(report, summary: str) -> None:
+    if report.resumed:
+        print(f"finished {plural(report.resumed, 'operation')} an interrupted run had left")
+    print(summary + (f"; {plural(len(report.skipped), 'file')} left as they were:" if report.skipped else ""))
+    for path, reason in report.skipped:
+        print(f"  {path}: {reason}")
 
 
 def dev(args: argparse.Namespace) -> None:
@@ -285,6 +320,18 @@ def _parser() -> argparse.ArgumentParser:
         finder.add_argument("-k", type=int, default=10, help="how many results (default 10)")
         finder.add_argument("--json", action="store_true", help="a JSON list of {path, score, reason}")
         finder.set_defaults(command=search, mode=name)
+
+    usage = "lumina quarantine CATALOG [--dry-run] | lumina quarantine purge CATALOG --older-than DAYS"
+    quarantine_parser = commands.add_parser("quarantine", usage=usage, help="move reviewed-away files to quarantine")
+    quarantine_parser.add_argument("words", nargs="+", metavar="[purge] CATALOG")
+    quarantine_parser.add_argument("--dry-run", action="store_true", help="say what would move, move nothing")
+    quarantine_parser.add_argument("--older-than", type=float, metavar="DAYS",
+                                   help="purge: delete for good what was quarantined more than DAYS ago")
+    quarantine_parser.set_defaults(command=quarantine, usage=usage)
+    undo_parser = commands.add_parser("undo", help="put back the files a quarantine run moved")
+    undo_parser.add_argument("catalog")
+    undo_parser.add_argument("run", nargs="?", help="default: the newest run with files to put back")
+    undo_parser.set_defaults(command=undo)
 
     dev_parser = commands.add_parser("dev", help="open the Dagster UI on the same data")
     dev_parser.add_argument("--host", default="127.0.0.1")

@@ -1,4 +1,5 @@
-"""Lumina's home (`$LUMINA_HOME`, default `./.lumina`): database, Dagster instance, thumbnails.
+"""Lumina's home (`$LUMINA_HOME`, default `./.lumina`): database, Dagster instance, thumbnails,
+quarantine.
 
 Entry points call `prepare()` once; everything below them reads the environment it sets,
 through Dagster resources (`dg.EnvVar`), never by looking up variables of its own.
@@ -19,6 +20,7 @@ class Home:
     database_url: str
     dagster_home: Path
     thumbnail_dir: Path
+    quarantine_dir: Path
 
 
 def home_folder() -> Path:
@@ -44,14 +46,16 @@ def prepare() -> Home:
     }
     (dagster_home / "dagster.yaml").write_text(DAGSTER_YAML.read_text().format(**settings))
     thumbnail_dir = Path(os.environ.get("LUMINA_THUMBNAIL_DIR", root / "thumbnails"))
+    quarantine_dir = Path(os.environ.get("LUMINA_QUARANTINE_DIR", root / "quarantine"))
     os.environ.update(
         LUMINA_DATABASE_URL=url,
         DAGSTER_HOME=str(dagster_home),
         LUMINA_THUMBNAIL_DIR=str(thumbnail_dir),
+        LUMINA_QUARANTINE_DIR=str(quarantine_dir),
         LUMINA_MODEL_CACHE=os.environ.get("LUMINA_MODEL_CACHE", str(root / "models")),
         LUMINA_CLIP_MODEL=os.environ.get("LUMINA_CLIP_MODEL", ""),
         LUMINA_TAG_VOCABULARY=os.environ.get("LUMINA_TAG_VOCABULARY", ""),
         LUMINA_OLLAMA_URL=os.environ.get("LUMINA_OLLAMA_URL", ""),  # empty: no captions
         LUMINA_OLLAMA_MODEL=os.environ.get("LUMINA_OLLAMA_MODEL", "moondream"),
     )
-    return Home(root, url, dagster_home, thumbnail_dir)
+    return Home(root, url, dagster_home, thumbnail_dir, quarantine_dir)

@@ -35,6 +35,10 @@ class CatalogDatabase(dg.ConfigurableResource):
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         self._engine.dispose()
 
+    @property
+    def engine(self) -> Engine:  # for work that commits as it goes (actions/runs.py)
+        return self._engine
+
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session whose work commits together at the end of the block, or not at all."""
