@@ -1,0 +1,78 @@
+"""A reviewed library of each test module's own: a copy of the corpus, cataloged, with every
+duplicate group and burst reviewed (the rule's keepers kept), and helpers to look at its files."""
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from lumina_pipeline.actions.runs import file_actions
+from lumina_pipeline.storage.browse import removable_files
+from lumina_pipeline.storage.decisions import decide
+from lumina_pipeline.storage.groups import BURSTS, DUPLICATES
+from lumina_pipeline_tests.defs.conftest import Pipeline, embedder, pipeline_for_test  # noqa: F401 (fixture)
+
+
+def snapshot(folder: Path) -> dict[bytes, tuple[str, int]]:
+    """Every file below `folder`: relative path -> (SHA-256, mtime_ns)."""
+    top = os.fsencode(folder)
+    files = {}
+    for parent, _, names in os.walk(top):
+        for name in names:
+            path = os.path.join(parent, name)
+            with open(path, "rb") as file:
+                files[os.path.relpath(path, top)] = (hashlib.file_digest(file, "sha256").hexdigest(),
+                                                     os.stat(path).st_mtime_ns)
+    return files
+
+
+@dataclass
+class Library:
+    pipeline: Pipeline
+    catalog: str
+    photos: Path
+    quarantine: Path
+
+    def actions(self, **options):
+        return file_actions(self.pipeline.engine, self.catalog, os.fsencode(self.quarantine), **options)
+
+    def quarantine_removable(self, **options):
+        with self.actions(**options) as actions:
+            return actions.quarantine_removable(dry_run=False)
+
+    def undo(self, run_id: str | None = None, **options):
+        with self.actions(**options) as actions:
+            return actions.undo(run_id)
+
+    def removable(self) -> set[bytes]:
+        with self.pipeline.engine.connect() as connection:
+            catalog_id = connection.execute(text("SELECT id FROM catalogs WHERE name = :n"), {"n": self.catalog})
+            return {bytes(row["path"]) for row in removable_files(connection, catalog_id.scalar_one())}
+
+    def quarantined(self) -> dict[bytes, tuple[str, int]]:
+        """Every file in the catalog's quarantine, by its path in the library, whatever its run."""
+        files = snapshot(self.quarantine / self.catalog)
+        return {path.split(b"/", 2)[2]: state for path, state in files.items()}  # <run>/<root index>/<path>
+
+
+@pytest.fixture(scope="module")
+def library(request, corpus, database_url, engine, embedder, tmp_path_factory):  # noqa: F811 (the fixture)
+    root = tmp_path_factory.mktemp("library")
+    photos = root / "photos"
+    shutil.copytree(corpus.photos, photos)  # copy2: the mtimes come along
+    with pipeline_for_test(database_url, engine, embedder, str(root / "thumbnails")) as pipeline:
+        catalog = request.module.CATALOG
+        pipeline.add_catalog(catalog, str(photos))
+        pipeline.catalog_everything(catalog)
+        with engine.begin() as connection:
+            for grouping in (DUPLICATES, BURSTS):
+                ids = connection.execute(text(f"""SELECT id FROM {grouping.table}
+                                                  WHERE catalog_id = (SELECT id FROM catalogs WHERE name = :n)"""),
+                                         {"n": catalog}).scalars()
+                for group_id in ids:
+                    decide(connection, grouping, group_id, None, reviewed=True)
+        yield Library(pipeline, catalog, photos, root / "quarantine")

@@ -1,0 +1,181 @@
+"""Quarantine on a reviewed copy of the corpus, through the Python API, the CLI and the Dagster
+job: what moves, what never does, what a rescan makes of it, undo and purge."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import dagster as dg
+from sqlalchemy import text
+
+from lumina_pipeline.actions.runs import KEPT, QUARANTINE
+from lumina_pipeline.analysis.plans import plan_quarantine
+from lumina_pipeline.definitions import defs
+from lumina_pipeline.defs.actions import QuarantineFolder, quarantine_job
+from lumina_pipeline.defs.resources import CatalogDatabase
+from lumina_pipeline.storage.frames import read_frame
+from lumina_pipeline.storage.groups import load_catalog_rows
+from lumina_pipeline.storage.journal import REMOVABLE_SCHEMA
+from lumina_pipeline_tests.actions.conftest import snapshot
+
+CATALOG = "quarantine"
+LIVE_PHOTO = [b"Phone/2022/IMG_0002.HEIC", b"Phone/2022/IMG_0002.MOV"]  # kept; its backup copy is removable
+BACKUP = [b"Backup (alter Laptop)/iPhone/IMG_0002.HEIC", b"Backup (alter Laptop)/iPhone/IMG_0002.MOV"]
+
+
+def test_quarantine_moves_the_removable_files_whole_stacks_and_all_and_undo_puts_everything_back(library):
+    before, statuses = snapshot(library.photos), status_by_path(library)
+    removable = library.removable()
+    assert set(BACKUP) <= removable and not set(LIVE_PHOTO) & removable
+
+    report = library.quarantine_removable()
+    assert report.done == len(removable) and report.skipped == [] and report.resumed == 0
+    assert library.quarantined() == {path: before[path] for path in removable}  # relative paths, bytes, mtimes
+    assert snapshot(library.photos) == {path: state for path, state in before.items() if path not in removable}
+    assert {status_by_path(library)[path] for path in removable} == {"quarantined"}
+    with library.pipeline.engine.connect() as connection:
+        catalog_id = connection.execute(text("SELECT id FROM catalogs WHERE name = :n"), {"n": CATALOG}).scalar_one()
+        moved = set(connection.execute(text("SELECT id FROM images WHERE catalog_id = :c AND status = 'quarantined'"),
+                                       {"c": catalog_id}).scalars())
+        grouped = set(load_catalog_rows(connection, catalog_id)["id"])
+    assert len(moved) == len(removable) and grouped and not grouped & moved  # the next regrouping leaves them out
+
+    rescan = library.pipeline.inventory(CATALOG)  # quarantined files are the journal's, not "deleted"
+    assert (rescan["new"], rescan["changed"], rescan["deleted"]) == (0, 0, 0)
+    undone = library.undo()
+    assert (undone.run_id, undone.done, undone.skipped) == (report.run_id, len(removable), [])
+    assert snapshot(library.photos) == before and not (library.quarantine / CATALOG).exists()
+    assert status_by_path(library) == statuses
+    rescan = library.pipeline.inventory(CATALOG)
+    assert (rescan["new"], rescan["changed"], rescan["deleted"]) == (0, 0, 0)
+
+
+def test_a_file_changed_since_it_was_cataloged_stays_where_it_is_with_the_reason(library, corpus):
+    grown, rewritten, *_ = sorted(library.removable())
+    with open(library.photos / os.fsdecode(grown), "ab") as file:
+        file.write(b"edited")
+    path = library.photos / os.fsdecode(rewritten)
+    mtime = os.stat(path).st_mtime_ns
+    path.write_bytes(bytes(len(path.read_bytes())))  # same size, other bytes, mtime put back
+    os.utime(path, ns=(mtime, mtime))
+    edited = snapshot(library.photos)
+
+    report = library.quarantine_removable()
+    skipped = dict(report.skipped)
+    assert skipped[os.fsdecode(os.fsencode(library.photos) + b"/" + grown)].startswith("size changed")
+    assert skipped[str(path)] == "content differs from the catalog (checksum)"
+    assert len(skipped) == 2 and {grown, rewritten} <= set(snapshot(library.photos))
+    assert {edited[p] for p in (grown, rewritten)} == {snapshot(library.photos)[p] for p in (grown, rewritten)}
+    assert journal_states(library, report.run_id) == {"done": report.done, "skipped": 2}
+
+    library.undo()
+    for changed in (grown, rewritten):
+        shutil.copy2(os.fsencode(corpus.photos) + b"/" + changed, os.fsencode(library.photos) + b"/" + changed)
+
+
+def test_undo_never_overwrites_a_file_that_appeared_in_the_meantime(library):
+    before = snapshot(library.photos)
+    report = library.quarantine_removable()
+    intruder = library.photos / os.fsdecode(BACKUP[0])
+    intruder.write_bytes(b"a new photo, saved under the old name")
+
+    refused = library.undo()
+    assert refused.done == report.done - 1
+    assert [(path, reason.startswith("not undone:") and "is in the way" in reason)
+            for path, reason in refused.skipped] == [(str(intruder), True)]
+    assert intruder.read_bytes() == b"a new photo, saved under the old name"
+    assert set(library.quarantined()) == {BACKUP[0]}
+    assert journal_states(library, report.run_id) == {"undone": report.done - 1, "done": 1}
+
+    intruder.unlink()
+    assert library.undo().done == 1  # the newest run with something left to undo
+    assert snapshot(library.photos) == before
+
+
+def test_a_kept_file_is_never_moved_whatever_the_plan_says(library):
+    before = snapshot(library.photos)
+    with library.actions() as actions:
+        kept = read_frame(actions.connection, """  -- a group's primary, planned as if it were removable
+            SELECT i.id, i.source_root, i.path, i.size_bytes, i.mtime_ns, i.checksum, i.status
+            FROM images i JOIN duplicate_groups g ON g.primary_image_id = i.id
+            WHERE g.catalog_id = %(c)s LIMIT 1""", {"c": str(actions.catalog_id)}, REMOVABLE_SCHEMA)
+        plan, _ = plan_quarantine(kept, actions.catalog.source_directories, os.fsencode(library.quarantine / "x"))
+        report = actions.apply(QUARANTINE, "kept-test", plan)
+    assert report.done == 0 and [reason for _, reason in report.skipped] == [KEPT]
+    assert snapshot(library.photos) == before
+
+
+def test_the_dagster_job_is_a_dry_run_by_default_and_says_what_would_move(library, database_url):
+    assert defs().resolve_job_def("quarantine_job")  # in the code location the UI loads
+    before = snapshot(library.photos)
+    removable = library.removable()
+    result = quarantine_job.execute_in_process(
+        instance=library.pipeline.instance, partition_key=CATALOG,
+        resources={"database": CatalogDatabase(url=database_url),
+                   "quarantine": QuarantineFolder(root=str(library.quarantine))})
+    assert result.success and snapshot(library.photos) == before and library.quarantined() == {}
+    output = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_OUTPUT)
+    metadata = {key: value.value for key, value in output.step_output_data.metadata.items()}
+    sizes = {path: os.stat(library.photos / os.fsdecode(path)).st_size for path in removable}
+    assert metadata["dry_run"] is True and metadata["run_id"] == ""
+    assert (metadata["files"], metadata["bytes"], metadata["skipped"]) == (len(removable), sum(sizes.values()), 0)
+
+
+def test_the_cli_says_what_would_move_moves_it_and_puts_it_back(library, database_url, tmp_path):
+    removable = library.removable()
+    before = snapshot(library.photos)
+    dry = lumina(library, database_url, tmp_path, "quarantine", CATALOG, "--dry-run")
+    assert dry.stdout.startswith(f"would move {len(removable)} files (")
+    assert snapshot(library.photos) == before
+    moved = lumina(library, database_url, tmp_path, "quarantine", CATALOG)
+    assert moved.stdout.startswith(f"moved {len(removable)} files (") and f"undo {CATALOG}" in moved.stdout
+    assert set(library.quarantined()) == removable
+    back = lumina(library, database_url, tmp_path, "undo", CATALOG)
+    assert back.stdout.startswith(f"put back {len(removable)} files (")
+    assert snapshot(library.photos) == before
+    usage = lumina(library, database_url, tmp_path, "quarantine", "purge", CATALOG, check=False)
+    assert usage.returncode == 2 and "--older-than DAYS" in usage.stderr
+
+
+def test_purge_deletes_only_files_quarantined_longer_ago_than_asked(library):
+    """Last of the module: purged files are gone for good from its library."""
+    before = snapshot(library.photos)
+    report = library.quarantine_removable()
+    in_quarantine = library.quarantined()
+    old = set(sorted(in_quarantine)[::2])
+    with library.pipeline.engine.begin() as connection:
+        entries = connection.execute(text("SELECT id, target FROM file_actions WHERE run_id = :r"),
+                                     {"r": report.run_id})
+        aged = [i for i, target in entries if any(bytes(target).endswith(b"/0/" + path) for path in old)]
+        connection.execute(text("UPDATE file_actions SET created_at = now() - interval '10 days' WHERE id = ANY(:a)"),
+                           {"a": aged})
+    with library.actions() as actions:
+        purged = actions.purge(older_than_days=5)
+    assert purged.done == len(old) and purged.skipped == []
+    assert library.quarantined() == {path: state for path, state in in_quarantine.items() if path not in old}
+    assert snapshot(library.photos) == {path: state for path, state in before.items() if path not in in_quarantine}
+    assert {status_by_path(library)[path] for path in old} == {"deleted"}
+    assert journal_states(library, report.run_id) == {"purged": len(old), "done": len(in_quarantine) - len(old)}
+    library.undo()
+    assert snapshot(library.photos) == {path: state for path, state in before.items() if path not in old}
+
+
+def status_by_path(library) -> dict[bytes, str]:
+    return {bytes(row["path"]): row["status"] for row in library.pipeline.rows(CATALOG, "path, status")}
+
+
+def journal_states(library, run_id) -> dict[str, int]:
+    with library.pipeline.engine.connect() as connection:
+        rows = connection.execute(text("SELECT state, count(*) FROM file_actions WHERE run_id = :r GROUP BY state"),
+                                  {"r": run_id})
+        return dict(rows.all())
+
+
+def lumina(library, database_url, home, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LUMINA_", "DAGSTER_"))}
+    env.update(LUMINA_HOME=str(home), LUMINA_DATABASE_URL=database_url, LUMINA_QUARANTINE_DIR=str(library.quarantine))
+    result = subprocess.run([sys.executable, "-m", "lumina_pipeline.cli", *args], env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0 or not check, result.stderr[-3000:]
+    return result
