@@ -88,12 +88,11 @@ def _carry_out(operation: FileOperation, always_copy: bool) -> str | None:
         if operation.operation == "move" and mismatch(source, operation, read=True) is None:
             return _drop_source(operation, None)
         return None
-    if problem := mismatch(source, operation, read=False):
+    renaming = operation.operation == "move" and not always_copy
+    if problem := mismatch(source, operation, read=renaming):  # a copy is verified once made
         return problem
     os.makedirs(os.path.dirname(target), exist_ok=True)
-    if operation.operation == "move" and not always_copy:
-        if problem := mismatch(source, operation, read=True):
-            return problem
+    if renaming:
         try:
             _rename_without_replacing(source, target)
             return None
