@@ -83,6 +83,32 @@ def export(args: argparse.Namespace) -> None:
         print(text)
 
 
+def review_accept(args: argparse.Namespace) -> None:
+    """Accept the suggested keepers of many groups at once: the count first, then a yes."""
+    from lumina_pipeline.storage.decisions import accept_suggestions
+
+    place = home.prepare()
+    which = "exact" if args.exact else f"at least {args.min_confidence} alike"
+
+    def accept(apply: bool):
+        with _session(place) as session, session.begin():
+            catalog_id = catalog_store.get_catalog(session, args.catalog).id
+            return accept_suggestions(session.connection(), catalog_id, exact=args.exact,
+                                      min_confidence=args.min_confidence, apply=apply)
+
+    preview = accept(apply=False)
+    print(f"{plural(preview.groups, 'unreviewed group')} {which}: keeping each suggested keeper leaves "
+          f"{plural(preview.files, 'file')} ({size(preview.size_bytes)}) removable")
+    if not preview.groups:
+        return
+    if not args.yes and not (sys.stdin.isatty() and input("accept them? [y/N] ").strip().lower() in ("y", "yes")):
+        print("nothing changed" + ("" if sys.stdin.isatty() else " (--yes accepts without asking)"))
+        return
+    done = accept(apply=True)
+    print(f"accepted {plural(done.groups, 'group')}; `{_lumina()} export {args.catalog}` lists the removable files, "
+          f"`{_lumina()} quarantine {args.catalog}` moves them aside")
+
+
 def listing(args: argparse.Namespace) -> None:
     """`duplicates` and `bursts`: a line per group, its members below, * on the one to keep."""
     from lumina_pipeline.export import grouping_records
@@ -301,6 +327,17 @@ def _parser() -> argparse.ArgumentParser:
     export_parser.add_argument("catalog")
     export_parser.add_argument("--out", help="file to write (default: standard output)")
     export_parser.set_defaults(command=export)
+
+    review = commands.add_parser("review", help="decide many groups at once").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    accept = review.add_parser("accept", help="mark groups reviewed, each keeping its suggested keeper")
+    accept.add_argument("catalog")
+    which = accept.add_mutually_exclusive_group(required=True)
+    which.add_argument("--exact", action="store_true", help="every unreviewed exact group (identical bytes)")
+    which.add_argument("--min-confidence", type=int, metavar="N", help="every unreviewed group at least N alike")
+    accept.add_argument("--yes", action="store_true", help="do not ask")
+    accept.set_defaults(command=review_accept)
 
     for name, key, heading, kept, noun, marks in (
         ("duplicates", "duplicate_groups", _group_heading, "primary", "group", "the primary, the copy to keep"),

@@ -84,6 +84,7 @@ def _file_record(row: dict) -> dict:
         "checksum": row["checksum"],
         "batch": row["batch"],
         "stack": row["stack"],
+        "kept": row["kept"],
         "metadata": {
             "captured_at": dates.get("captured_at"),
             "captured_at_source": dates.get("captured_at_source"),

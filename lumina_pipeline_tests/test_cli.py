@@ -96,6 +96,19 @@ def test_runs_are_recorded_in_the_instance_the_ui_reads(lumina_home, corpus):
     assert set(jobs) == {"inventory_job", "batch_job", "catalog_job"}
 
 
+def test_bulk_accept_shows_the_count_and_asks_before_it_acts(lumina_home, corpus):
+    exact = len(corpus.manifest["exact_duplicate_groups"])
+    asked = lumina(lumina_home, "review", "accept", "corpus", "--exact").stdout
+    assert asked.startswith(f"{exact} unreviewed groups exact: keeping each suggested keeper leaves ")
+    assert "nothing changed (--yes accepts without asking)" in asked
+    accepted = lumina(lumina_home, "review", "accept", "corpus", "--exact", "--yes").stdout
+    assert f"accepted {exact} groups" in accepted
+    assert lumina(lumina_home, "review", "accept", "corpus", "--exact").stdout.startswith("0 unreviewed groups")
+    removable = json.loads(lumina(lumina_home, "export", "corpus").stdout)["removable"]
+    copies = sum(len(group["members"]) - 1 for group in corpus.manifest["exact_duplicate_groups"])
+    assert len(removable) == copies
+
+
 def test_a_second_run_finds_nothing_new(lumina_home, corpus):
     assert "0 new, 0 changed, 0 deleted" in lumina(lumina_home, "run", "corpus").stdout
 

@@ -2,9 +2,10 @@
 the files those decisions leave removable (listed, never deleted)."""
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query
+from sqlalchemy.orm import Session
 
 from lumina_pipeline.analysis.files import display_path
 from lumina_pipeline.api import schemas
@@ -12,7 +13,7 @@ from lumina_pipeline.api.dependencies import CatalogName, Database, Limit, Model
 from lumina_pipeline.api.views import burst_fields, burst_view, group_view, or_404
 from lumina_pipeline.storage.browse import find_bursts, find_groups, removable_files
 from lumina_pipeline.storage.catalogs import get_catalog
-from lumina_pipeline.storage.decisions import decide
+from lumina_pipeline.storage.decisions import accept_suggestions, decide
 from lumina_pipeline.storage.groups import BURSTS, DUPLICATES
 from lumina_pipeline.storage.models import Burst, DuplicateGroup
 
@@ -39,11 +40,15 @@ def group_detail(session: Database, models: Models, group_id: uuid.UUID):
 
 @router.post("/groups/{group_id}/decision", response_model=schemas.GroupDetail)
 def decide_on_group(session: Database, models: Models, group_id: uuid.UUID, decision: schemas.GroupDecision):
-    """Keep `primary_image_id` (a member) and mark the group reviewed (or not). Survives
-    re-runs of `duplicate_groups` while the group's members stay."""
+    """Keep `primary_image_id` (a member), and the members in `keep` too (or all of them:
+    not duplicates), and mark the group reviewed (or not). The review survives re-runs of
+    `duplicate_groups` while the group's members stay; kept files stay kept. The left-over
+    files' manual tags and best rating go to the keeper."""
     or_404(session.get(DuplicateGroup, group_id), f"duplicate group {group_id}")
-    if not decide(session.connection(), DUPLICATES, group_id, decision.primary_image_id, decision.reviewed):
-        raise HTTPException(422, f"image {decision.primary_image_id} is not a member of group {group_id}")
+    if not decide(session.connection(), DUPLICATES, group_id, decision.primary_image_id, decision.reviewed,
+                  decision.keep, decision.keep_all):
+        raise HTTPException(422, f"an image of {decision.model_dump(exclude_defaults=True)} is not a member "
+                                 f"of group {group_id}")
     session.commit()
     return group_view(session, models, group_id)
 
@@ -65,12 +70,41 @@ def burst_detail(session: Database, burst_id: uuid.UUID):
 
 @router.post("/bursts/{burst_id}/decision", response_model=schemas.BurstDetail)
 def decide_on_burst(session: Database, burst_id: uuid.UUID, decision: schemas.BurstDecision):
-    """Keep `best_image_id` (a frame) and mark the burst reviewed (or not)."""
+    """Keep `best_image_id` (a frame), and the frames in `keep` too (or all of them), and mark
+    the burst reviewed (or not)."""
     or_404(session.get(Burst, burst_id), f"burst {burst_id}")
-    if not decide(session.connection(), BURSTS, burst_id, decision.best_image_id, decision.reviewed):
-        raise HTTPException(422, f"image {decision.best_image_id} is not a frame of burst {burst_id}")
+    if not decide(session.connection(), BURSTS, burst_id, decision.best_image_id, decision.reviewed,
+                  decision.keep, decision.keep_all):
+        raise HTTPException(422, f"an image of {decision.model_dump(exclude_defaults=True)} is not a frame "
+                                 f"of burst {burst_id}")
     session.commit()
     return burst_view(session, burst_id)
+
+
+Which = Annotated[Literal["exact", "alike"], Query(description="exact groups, or those `min_confidence` alike")]
+MinConfidence = Annotated[int, Query(ge=0, le=100, description="with `alike`: the least confidence taken")]
+
+
+@router.get("/catalogs/{catalog}/accept", response_model=schemas.Accepted)
+def accept_preview(session: Database, catalog: CatalogName, groups: Which, min_confidence: MinConfidence = 95):
+    """What accepting the suggested keepers would take: the count to show before confirming."""
+    return _accept(session, catalog, groups, min_confidence, apply=False)
+
+
+@router.post("/catalogs/{catalog}/accept", response_model=schemas.Accepted)
+def accept(session: Database, catalog: CatalogName, groups: Which, min_confidence: MinConfidence = 95):
+    """Mark every unreviewed exact group, or every one at least `min_confidence` alike,
+    reviewed with its suggested keeper, in one action."""
+    accepted = _accept(session, catalog, groups, min_confidence, apply=True)
+    session.commit()
+    return accepted
+
+
+def _accept(session: Session, catalog: str, groups: str, min_confidence: int, apply: bool) -> schemas.Accepted:
+    exact = groups == "exact"
+    taken = accept_suggestions(session.connection(), get_catalog(session, catalog).id, exact=exact,
+                               min_confidence=None if exact else min_confidence, apply=apply)
+    return schemas.Accepted(groups=taken.groups, files=taken.files, size_bytes=taken.size_bytes)
 
 
 @router.get("/catalogs/{catalog}/removable", response_model=schemas.Removable)

@@ -77,6 +77,7 @@ class ImageSummary(BaseModel):
     description: str | None = Field(description="what the photo shows, in the words of a vision model (captions)")
     burst_id: uuid.UUID | None
     burst_sequence: int | None
+    kept: bool = Field(description="a person keeps this file whatever its groups say (keep several, keep all)")
     stack: StackSummary | None
     duration_seconds: float | None = Field(description="a video's length")
     thumbnail_url: str | None = Field(description="a video's: its poster frame")
@@ -179,22 +180,41 @@ class BurstPage(BaseModel):
     next_after: uuid.UUID | None
 
 
-class GroupDecision(BaseModel):
+# the bounds before the validator: after it, they would be left out of the JSON schema
+ImageIds = list[Annotated[int, Field(ge=1, le=2**63 - 1), BeforeValidator(_whole_number)]]
+
+
+class Decision(BaseModel):
     model_config = STRICT
 
+    reviewed: bool = True
+    keep: ImageIds | None = Field(
+        None, max_length=10_000,
+        description="more members to keep besides the keeper (keep several); members not listed are no longer "
+                    "kept; omit to leave them as they are",
+    )
+    keep_all: bool = Field(False, description="not duplicates: keep every member (overrides `keep`)")
+
+
+class GroupDecision(Decision):
     primary_image_id: IntegerOrNull = Field(
         None, ge=1, le=2**63 - 1, description="a member to keep; omit to keep the current one"
     )
-    reviewed: bool = True
 
 
-class BurstDecision(BaseModel):
-    model_config = STRICT
-
+class BurstDecision(Decision):
     best_image_id: IntegerOrNull = Field(
         None, ge=1, le=2**63 - 1, description="a frame to keep; omit to keep the current one"
     )
-    reviewed: bool = True
+
+
+class Accepted(BaseModel):
+    """Unreviewed duplicate groups a bulk accept takes (or took), keeping their suggested
+    keepers, and the files that leaves removable."""
+
+    groups: int
+    files: int
+    size_bytes: int
 
 
 class Rating(BaseModel):

@@ -28,7 +28,7 @@ def or_404(found: Found | None, what: str) -> Found:
 
 
 STORED = ("id", "catalog_id", "source_root", "kind", "status", "size_bytes", "checksum", "quality_score", "rating",
-          "description", "burst_id", "burst_sequence")  # the summary's fields shown as the row has them
+          "description", "burst_id", "burst_sequence", "kept")  # the summary's fields shown as the row has them
 
 
 def summary(row: dict) -> schemas.ImageSummary:

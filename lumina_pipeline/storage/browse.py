@@ -27,7 +27,7 @@ STACK = (
 SUMMARY_COLUMNS = (
     Image.id, Image.catalog_id, Image.source_root, Image.path, Image.kind, Image.status, Image.size_bytes,
     Image.checksum, Image.quality_score, Image.rating, Image.dates, Image.image_metadata.label("image_metadata"),
-    Image.burst_id, Image.burst_sequence, Image.thumbnail_path, Image.description, STACK,
+    Image.burst_id, Image.burst_sequence, Image.kept, Image.thumbnail_path, Image.description, STACK,
 )
 
 
@@ -185,7 +185,7 @@ def review_queue(connection: Connection, catalog_id: uuid.UUID, kind: str) -> li
 def removable_files(connection: Connection, catalog_id: uuid.UUID) -> list[dict]:
     """Files a person has reviewed away: members of reviewed duplicate groups other than the
     primary, and frames of reviewed bursts other than the best; never a file kept anywhere
-    (a burst's extra frame can be a group's primary), each listed once. A stack goes or stays
+    (a burst's extra frame can be a group's primary; a file a person keeps), each listed once. A stack goes or stays
     whole: a removable primary brings its stack's other files (RAW, video, sidecars), and no
     file is listed while a file of its stack is kept. Nothing is deleted."""
     rows = connection.execute(text("""
@@ -203,6 +203,7 @@ def removable_files(connection: Connection, catalog_id: uuid.UUID) -> list[dict]
         kept AS (
             SELECT primary_image_id AS id FROM duplicate_groups WHERE catalog_id = :c AND primary_image_id IS NOT NULL
             UNION SELECT best_image_id FROM bursts WHERE catalog_id = :c AND best_image_id IS NOT NULL
+            UNION SELECT id FROM images WHERE catalog_id = :c AND kept
         ),
         candidates AS (
             SELECT * FROM left_over WHERE id NOT IN (SELECT id FROM kept)

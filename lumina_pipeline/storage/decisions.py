@@ -1,13 +1,16 @@
 """What people decide: star ratings, manual tags, a group's primary, a burst's best frame,
-and that a group or burst has been reviewed. The pipeline keeps all of these across
-re-runs (`analysis/continuity.py` for groups and bursts; the rest it never writes)."""
+more files to keep, and that a group or burst has been reviewed. The pipeline keeps all of
+these across re-runs (`analysis/continuity.py` for groups and bursts; the rest it never
+writes)."""
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
 
 from lumina_pipeline.storage.catalogs import lock_catalog
-from lumina_pipeline.storage.groups import Grouping
+from lumina_pipeline.storage.groups import DUPLICATES, Grouping
 
 MANUAL = "manual"  # image_tags.source of a tag a person set
 
@@ -42,20 +45,88 @@ def remove_tag(connection: Connection, image_id: int, name: str) -> bool:
 
 
 def decide(
-    connection: Connection, grouping: Grouping, group_id: uuid.UUID, image_id: int | None, reviewed: bool
+    connection: Connection,
+    grouping: Grouping,
+    group_id: uuid.UUID,
+    image_id: int | None,
+    reviewed: bool,
+    keep: Sequence[int] | None = None,
+    keep_all: bool = False,
 ) -> bool:
     """Record a person's choice of a group's primary or a burst's best frame (when given: it
-    must be a member) and whether it is reviewed. False when the image is not a member."""
+    must be a member), the other members to keep too (`keep`, when given: the members not
+    in it are no longer kept; `keep_all`: every member, "not duplicates"), and whether it is
+    reviewed. A reviewed group's left-over files hand their manual tags and best rating to
+    the keeper. False when an image is not a member."""
     _lock_catalog_of(connection, grouping.table, group_id)
+    members = set(connection.execute(
+        text(f"SELECT i.id FROM {grouping.table} g {grouping.members} WHERE g.id = :g"), {"g": group_id}
+    ).scalars())
+    if not {image_id, *(keep or ())} - {None} <= members:
+        return False
+    keep = sorted(members) if keep_all else keep
     if image_id is not None:
-        chosen = connection.execute(text(f"""
+        connection.execute(text(f"""
             UPDATE {grouping.table} SET {grouping.choice} = :i, {grouping.chosen} = true{grouping.on_choice}
-            WHERE id IN (SELECT g.id FROM {grouping.table} g {grouping.members} WHERE g.id = :g AND i.id = :i)"""),
-            {"g": group_id, "i": image_id})
-        if chosen.rowcount != 1:
-            return False
+            WHERE id = :g"""), {"g": group_id, "i": image_id})
+    if keep is not None:
+        connection.execute(text("UPDATE images SET kept = (id = ANY(:keep)) WHERE id = ANY(:members)"),
+                           {"keep": list(keep), "members": list(members)})
     connection.execute(text(f"UPDATE {grouping.table} SET reviewed = :r WHERE id = :g"), {"g": group_id, "r": reviewed})
+    if reviewed:
+        _hand_over_to_keepers(connection, grouping, [group_id])
     return True
+
+
+@dataclass(frozen=True)
+class Suggestions:
+    """Unreviewed duplicate groups a bulk accept takes, and what it would leave over."""
+
+    groups: int
+    files: int
+    size_bytes: int
+
+
+def accept_suggestions(
+    connection: Connection, catalog_id: uuid.UUID, *, exact: bool, min_confidence: int | None, apply: bool
+) -> Suggestions:
+    """The unreviewed duplicate groups that are exact (with `exact`) or at least
+    `min_confidence` alike, with the files their suggested keepers leave over; with `apply`,
+    mark them reviewed, each keeping its primary."""
+    lock_catalog(connection, catalog_id)
+    groups = connection.execute(text("""
+        SELECT id FROM duplicate_groups
+        WHERE catalog_id = :c AND NOT reviewed AND (similarity_type = 'exact' OR NOT :exact)
+          AND confidence >= coalesce(CAST(:min AS integer), 0)"""),
+        {"c": catalog_id, "exact": exact, "min": min_confidence}).scalars().all()
+    files, size = connection.execute(text("""
+        SELECT count(*), coalesce(sum(size_bytes), 0) FROM images WHERE id IN (
+            SELECT m.image_id FROM duplicate_groups g JOIN duplicate_members m ON m.group_id = g.id
+            WHERE g.id = ANY(:groups) AND m.image_id <> g.primary_image_id) AND NOT kept"""),
+        {"groups": groups}).one()
+    if apply:
+        connection.execute(text("UPDATE duplicate_groups SET reviewed = true WHERE id = ANY(:groups)"),
+                           {"groups": groups})
+        _hand_over_to_keepers(connection, DUPLICATES, groups)
+    return Suggestions(len(groups), files, size)
+
+
+def _hand_over_to_keepers(connection: Connection, grouping: Grouping, group_ids: Sequence[uuid.UUID]) -> None:
+    """What a person said of a group's left-over files goes to its keeper: their manual tags
+    (a union) and the highest rating, so that choosing a keeper never loses either."""
+    left_over = f"""
+        SELECT g.{grouping.choice} AS keeper, i.id, i.rating FROM {grouping.table} g {grouping.members}
+        WHERE g.id = ANY(:groups) AND i.id <> g.{grouping.choice} AND NOT i.kept"""
+    params = {"groups": list(group_ids), "manual": MANUAL}
+    connection.execute(text(f"""
+        INSERT INTO image_tags (image_id, tag_id, source)
+        SELECT DISTINCT l.keeper, t.tag_id, :manual FROM ({left_over}) l
+        JOIN image_tags t ON t.image_id = l.id AND t.source = :manual
+        ON CONFLICT (image_id, tag_id) DO UPDATE SET source = :manual, confidence = NULL"""), params)
+    connection.execute(text(f"""
+        UPDATE images SET rating = greatest(images.rating, best.rating)
+        FROM (SELECT keeper, max(rating) AS rating FROM ({left_over}) l GROUP BY keeper) best
+        WHERE images.id = best.keeper AND best.rating IS NOT NULL"""), params)
 
 
 def _lock_catalog_of(connection: Connection, table: str, row_id: uuid.UUID) -> None:

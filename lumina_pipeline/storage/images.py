@@ -142,7 +142,7 @@ def catalog_files(connection: Connection, catalog_id: uuid.UUID) -> list[dict]:
     rows = connection.execute(
         text("""SELECT source_root, path, size_bytes, kind, status, error, checksum, batch,
                        dates, metadata, quality_score, dhash, ahash, whash, geohash_6, geohash_8,
-                       stack_id::text AS stack
+                       stack_id::text AS stack, kept
                 FROM images WHERE catalog_id = :c ORDER BY source_root, path"""),
         {"c": catalog_id},
     )

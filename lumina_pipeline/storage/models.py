@@ -93,6 +93,8 @@ class Image(Base):
     geohash_8: Mapped[str | None] = mapped_column(String(8))
     quality_score: Mapped[int | None] = mapped_column(SmallInteger)
     rating: Mapped[int | None] = mapped_column(SmallInteger)  # a person's stars, 0-5
+    # a person keeps this file whatever its groups say (keep several, keep all): never removable
+    kept: Mapped[bool] = mapped_column(Boolean, server_default=false())
     thumbnail_path: Mapped[str | None] = mapped_column(Text)
     description: Mapped[str | None] = mapped_column(Text)
     processing_flags: Mapped[dict | None] = mapped_column(JSONB)

@@ -66,17 +66,13 @@ class Served:
     client: TestClient
 
     def image_id(self, path: str) -> int:
-        with self.pipeline.engine.connect() as connection:
-            return connection.execute(
-                text(
-                    "SELECT id FROM images WHERE path = :p AND catalog_id = (SELECT id FROM catalogs WHERE name = :c)"
-                ),
-                {"p": path.encode(), "c": CATALOG},
-            ).scalar_one()
+        [(found,)] = self.query("SELECT id FROM images WHERE path = :p AND catalog_id = :c", p=path.encode())
+        return found
 
     def query(self, sql: str, **params) -> list:
+        """`sql` run with `params` and `:c`, the catalog's id."""
         with self.pipeline.engine.begin() as connection:
-            result = connection.execute(text(sql), {"c": CATALOG, **params})
+            result = connection.execute(text(sql), {"c": self.pipeline.catalog_id(CATALOG), **params})
             return result.all() if result.returns_rows else []
 
 

@@ -30,7 +30,7 @@ def every_page(client, limit: int, **filters) -> list[dict]:
 def test_pages_walk_every_file_once_in_id_order(served):
     ids = [item["id"] for item in every_page(served.client, limit=7)]
     assert ids == sorted(set(ids))
-    total = served.query("SELECT count(*) FROM images WHERE catalog_id = (SELECT id FROM catalogs WHERE name = :c)")
+    total = served.query("SELECT count(*) FROM images WHERE catalog_id = :c")
     assert len(ids) == total[0][0]
 
 
@@ -48,7 +48,7 @@ def test_filters_select_what_they_say(served, corpus):
     assert {item["path"] for item in in_bursts} == {f["path"] for b in corpus.manifest["bursts"] for f in b["frames"]}
     grouped = every_page(client, 100, in_group="true")
     members = served.query("SELECT count(*) FROM duplicate_members m JOIN duplicate_groups g ON g.id = m.group_id "
-                           "WHERE g.catalog_id = (SELECT id FROM catalogs WHERE name = :c)")[0][0]
+                           "WHERE g.catalog_id = :c")[0][0]
     assert len(grouped) == members > 0
     assert not {i["id"] for i in grouped} & {i["id"] for i in every_page(client, 100, in_group="false")}
     located = client.get(f"/api/images/{served.image_id('Toscana 2008/DSCN0038.jpg')}").json()
@@ -156,7 +156,7 @@ def test_bad_requests_get_clear_json_errors(served):
         assert response.status_code == status and response.json()["detail"], url
     group = client.get(f"/api/catalogs/{CATALOG}/groups", params={"limit": 1}).json()["items"][0]
     [(stranger,)] = served.query(
-        """SELECT min(id) FROM images WHERE status = 'ok' AND catalog_id = (SELECT id FROM catalogs WHERE name = :c)
+        """SELECT min(id) FROM images WHERE status = 'ok' AND catalog_id = :c
            AND id NOT IN (SELECT image_id FROM duplicate_members WHERE group_id = :g)""",
         g=group["id"],
     )
@@ -216,3 +216,30 @@ def test_a_stack_is_one_card_with_its_badge_and_files_and_a_video_plays(served, 
     assert video["duration_seconds"] == pytest.approx(2.5, abs=0.1) and video["thumbnail_url"]
     page = client.get(f"/review/{CATALOG}/groups/{group['id']}").text
     assert page.count(">LIVE<") == 2 and "IMG_0002.MOV" in page and f'src="{clip["file_url"]}"' in page
+
+
+def test_keep_all_keep_several_and_bulk_accept_through_the_api(served):
+    client = served.client
+    kodak = client.get(f"/api/images/{served.image_id('exif.org samples/kodak-dc210.jpg')}").json()["group"]
+    group = client.get(f"/api/groups/{kodak['group_id']}").json()
+    not_a_member = served.image_id("Toscana 2008/DSCN0038.jpg")
+    refused = client.post(f"/api/groups/{group['id']}/decision", json={"keep": [not_a_member]})
+    assert refused.status_code == 422 and "not a member" in refused.json()["detail"]
+    some = [m["image"]["id"] for m in group["members"][1:2]]
+    several = client.post(f"/api/groups/{group['id']}/decision", json={"keep": some}).json()
+    assert [m["image"]["id"] for m in several["members"] if m["image"]["kept"]] == some
+    dismissed = client.post(f"/api/groups/{group['id']}/decision", json={"keep_all": True}).json()
+    assert dismissed["reviewed"] and all(m["image"]["kept"] for m in dismissed["members"])
+    listed = {f["image_id"] for f in client.get(f"/api/catalogs/{CATALOG}/removable").json()["files"]}
+    assert not listed & {m["image"]["id"] for m in dismissed["members"]}
+
+    assert client.get(f"/api/catalogs/{CATALOG}/accept").status_code == 422  # which groups?
+    unreviewed = client.get(f"/api/catalogs/{CATALOG}/groups", params={"reviewed": "false", "limit": 500}).json()
+    exact = [g for g in unreviewed["items"] if g["similarity_type"] == "exact"]
+    alike = [g for g in unreviewed["items"] if g["confidence"] >= 97]
+    assert client.get(f"/api/catalogs/{CATALOG}/accept", params={"groups": "alike", "min_confidence": 97}).json()[
+        "groups"] == len(alike)
+    preview = client.get(f"/api/catalogs/{CATALOG}/accept", params={"groups": "exact"}).json()
+    assert preview["groups"] == len(exact) > 0
+    assert client.post(f"/api/catalogs/{CATALOG}/accept", params={"groups": "exact"}).json() == preview
+    assert all(client.get(f"/api/groups/{g['id']}").json()["reviewed"] for g in exact)

@@ -87,3 +87,35 @@ def test_a_live_photo_card_plays_its_clip_under_the_pointer(served, server, brow
         time.sleep(0.1)
     playing = browser.execute_script("return !arguments[0].paused && arguments[0].currentTime > 0", clip)
     assert clip.is_displayed() and playing
+
+
+def test_keep_several_and_keep_all_with_the_keyboard(served, server, browser):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    fuji = served.client.get(f"/api/images/{served.image_id('exif.org samples/fujifilm-dx10.jpg')}").json()["group"]
+    browser.get(f"{server}/review/{CATALOG}/groups/{fuji['group_id']}")
+    assert "keep that one too" in browser.find_element(By.CLASS_NAME, "keys").text
+    cards = browser.find_elements(By.CSS_SELECTOR, ".card")
+    ActionChains(browser).key_down(Keys.SHIFT).send_keys("3").key_up(Keys.SHIFT).perform()
+    assert "also" in cards[2].get_attribute("class")
+    assert cards[2].find_element(By.CLASS_NAME, "also-badge").is_displayed()
+    keeper, also = (int(cards[i].get_attribute("data-image-id")) for i in (0, 2))
+    url = browser.current_url
+    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ENTER)
+    wait_for_new_page(browser, url)
+    kept = served.query("SELECT id FROM images WHERE kept AND id IN (SELECT image_id FROM duplicate_members "
+                        "WHERE group_id = :g)", g=fuji["group_id"])
+    assert [row[0] for row in kept] == [also]
+    assert served.query("SELECT reviewed, primary_image_id FROM duplicate_groups WHERE id = :g",
+                        g=fuji["group_id"]) == [(True, keeper)]
+
+    ricoh = served.client.get(f"/api/images/{served.image_id('exif.org samples/ricoh-rdc5300.jpg')}").json()["group"]
+    browser.get(f"{server}/review/{CATALOG}/groups/{ricoh['group_id']}")
+    url = browser.current_url
+    browser.find_element(By.TAG_NAME, "body").send_keys("a")
+    wait_for_new_page(browser, url)
+    members = served.query("SELECT i.kept FROM duplicate_members m JOIN images i ON i.id = m.image_id "
+                           "WHERE m.group_id = :g", g=ricoh["group_id"])
+    assert len(members) >= 2 and all(kept for (kept,) in members)

@@ -1,5 +1,6 @@
 """Materialize the real assets against the embedded PostgreSQL, one partition at a time."""
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -16,7 +17,7 @@ from lumina_pipeline.defs.assets.inventory import file_inventory
 from lumina_pipeline.defs.jobs import CATALOG_ASSETS
 from lumina_pipeline.defs.resources import CatalogDatabase, Embedder, ThumbnailStore
 from lumina_pipeline.models import Labels, Tags
-from lumina_pipeline.storage.catalogs import add_catalog, remove_catalog
+from lumina_pipeline.storage.catalogs import add_catalog, get_catalog, remove_catalog
 
 COLOURS = ["red", "green", "blue", "grey"]  # ProjectionModel's labels
 
@@ -91,10 +92,14 @@ class Pipeline:
         result = self.materialize(CATALOG_ASSETS, catalog)
         return _metadata(result, "duplicate_groups"), _metadata(result, "bursts")
 
+    def catalog_id(self, catalog: str) -> uuid.UUID:
+        with Session(self.engine) as session:
+            return get_catalog(session, catalog).id
+
     def rows(self, catalog: str, columns: str = "*") -> list[dict]:
         with self.engine.connect() as connection:
-            query = f"SELECT {columns} FROM images WHERE catalog_id = (SELECT id FROM catalogs WHERE name = :n)"
-            return [dict(row._mapping) for row in connection.execute(text(query), {"n": catalog})]
+            query = f"SELECT {columns} FROM images WHERE catalog_id = :c"
+            return [dict(row._mapping) for row in connection.execute(text(query), {"c": self.catalog_id(catalog)})]
 
 
 def _metadata(result: dg.ExecuteInProcessResult, node: str, asset: str | None = None) -> dict:

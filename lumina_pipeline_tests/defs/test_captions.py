@@ -93,8 +93,8 @@ def tags_of(pipeline, path: str, catalog: str = CATALOG) -> dict[str, tuple]:
         rows = connection.execute(text("""
             SELECT t.name, it.source, it.confidence, it.source_confidences FROM image_tags it
             JOIN tags t ON t.id = it.tag_id JOIN images i ON i.id = it.image_id
-            WHERE i.path = :p AND i.catalog_id = (SELECT id FROM catalogs WHERE name = :c)"""),
-            {"p": path.encode(), "c": catalog})
+            WHERE i.path = :p AND i.catalog_id = :c"""),
+            {"p": path.encode(), "c": pipeline.catalog_id(catalog)})
         return {name: (source, confidence, confidences) for name, source, confidence, confidences in rows}
 
 
@@ -113,12 +113,10 @@ def captioned(analyzed, ollama):
     with analyzed.engine.begin() as connection:
         connection.execute(
             text("""
-            INSERT INTO tags (catalog_id, name, category) SELECT id, 'sea', 'manual' FROM catalogs WHERE name = :c
-            ON CONFLICT DO NOTHING;
+            INSERT INTO tags (catalog_id, name, category) VALUES (:c, 'sea', 'manual') ON CONFLICT DO NOTHING;
             INSERT INTO image_tags (image_id, tag_id, source) SELECT i.id, t.id, 'manual' FROM images i
-            JOIN tags t ON t.catalog_id = i.catalog_id AND t.name = 'sea' WHERE i.path = :p
-              AND i.catalog_id = (SELECT id FROM catalogs WHERE name = :c)"""),
-            {"c": CATALOG, "p": LIGHTHOUSE.encode()},
+            JOIN tags t ON t.catalog_id = i.catalog_id AND t.name = 'sea' WHERE i.path = :p AND i.catalog_id = :c"""),
+            {"c": analyzed.catalog_id(CATALOG), "p": LIGHTHOUSE.encode()},
         )
     before = len(ollama.requests)
     result = metadata(caption(analyzed, vision(ollama)))

@@ -42,17 +42,14 @@ def race(pipeline, table: str, *steps: tuple[str, ...]) -> list[tuple[int, str]]
 
 def count(pipeline, sql: str, catalog: str) -> int:
     with pipeline.engine.connect() as connection:
-        return connection.execute(text(sql), {"c": catalog}).scalar_one()
-
-
-CATALOG_ID = "(SELECT id FROM catalogs WHERE name = :c)"
+        return connection.execute(text(sql), {"c": pipeline.catalog_id(catalog)}).scalar_one()
 
 
 def test_two_inventories_at_once_list_every_file_once(pipeline, library):
     pipeline.add_catalog("twice", str(library))
     outcomes = race(pipeline, "images", ("inventory", "twice"), ("inventory", "twice"))
     assert [code for code, _ in outcomes] == [0, 0], outcomes
-    files = count(pipeline, f"SELECT count(*) FROM images WHERE catalog_id = {CATALOG_ID}", "twice")
+    files = count(pipeline, "SELECT count(*) FROM images WHERE catalog_id = :c", "twice")
     assert files == len(list(library.iterdir()))
 
 
@@ -60,10 +57,11 @@ def test_two_regroupings_at_once_leave_one_set_of_groups(pipeline, library):
     pipeline.add_catalog("regrouped", str(library))
     single, _ = pipeline.catalog_everything("regrouped")
     with pipeline.engine.begin() as connection:  # as before the first regrouping
-        connection.execute(text(f"DELETE FROM duplicate_groups WHERE catalog_id = {CATALOG_ID}"), {"c": "regrouped"})
+        connection.execute(text("DELETE FROM duplicate_groups WHERE catalog_id = :c"),
+                           {"c": pipeline.catalog_id("regrouped")})
     outcomes = race(pipeline, "duplicate_groups", ("regroup", "regrouped"), ("regroup", "regrouped"))
     assert [code for code, _ in outcomes] == [0, 0], outcomes
-    groups = count(pipeline, f"SELECT count(*) FROM duplicate_groups WHERE catalog_id = {CATALOG_ID}", "regrouped")
+    groups = count(pipeline, "SELECT count(*) FROM duplicate_groups WHERE catalog_id = :c", "regrouped")
     assert groups == single["exact_groups"] + single["near_duplicate_groups"] >= 1
 
 
@@ -72,7 +70,8 @@ def test_a_decision_saved_during_a_regrouping_is_kept(pipeline, library):
     pipeline.catalog_everything("decided")
     with pipeline.engine.connect() as connection:
         group = connection.execute(
-            text(f"SELECT id FROM duplicate_groups WHERE catalog_id = {CATALOG_ID} AND NOT reviewed"), {"c": "decided"}
+            text("SELECT id FROM duplicate_groups WHERE catalog_id = :c AND NOT reviewed"),
+            {"c": pipeline.catalog_id("decided")},
         ).scalars().first()
     # the regrouping reads the groups, then waits to write; the decision comes in meanwhile
     outcomes = race(pipeline, "duplicate_groups", ("regroup", "decided"), ("decide", "decided", str(group)))
@@ -89,14 +88,15 @@ def test_two_writes_of_one_batchs_vectors_at_once_leave_one_vector_per_photo(pip
     pipeline.catalog_everything("embedded")
     model = ProjectionModel
     table = embeddings_table(model.model_id, model.dimensions)
+    catalog = {"c": pipeline.catalog_id("embedded")}
     with pipeline.engine.begin() as connection:
         rows = pl.DataFrame(
             connection.execute(text(f"SELECT image_id, CAST(catalog_id AS text) AS catalog_id, model_id, "
                                     f"CAST(embedding AS text) AS embedding, CAST(labels AS text) AS labels "
-                                    f"FROM {table.name} WHERE catalog_id = {CATALOG_ID}"), {"c": "embedded"}).all(),
+                                    f"FROM {table.name} WHERE catalog_id = :c"), catalog).all(),
             orient="row", schema=["image_id", "catalog_id", "model_id", "embedding", "labels"],
         )
-        connection.execute(text(f"DELETE FROM {table.name} WHERE catalog_id = {CATALOG_ID}"), {"c": "embedded"})
+        connection.execute(text(f"DELETE FROM {table.name} WHERE catalog_id = :c"), catalog)
     rows.write_parquet(parquet := library.parent / "vectors.parquet")
     with pipeline.engine.begin() as connection:  # one run's write, not committed yet ...
         write_embeddings(connection, table, rows)
@@ -105,7 +105,7 @@ def test_two_writes_of_one_batchs_vectors_at_once_leave_one_vector_per_photo(pip
         other = subprocess.Popen([sys.executable, "-c", WRITE, *arguments])
         wait_until_waiting(pipeline.engine, 1)  # ... when the other run's write of the same rows comes in
     assert other.wait(timeout=120) == 0
-    vectors = count(pipeline, f"SELECT count(*) FROM {table.name} WHERE catalog_id = {CATALOG_ID}", "embedded")
+    vectors = count(pipeline, f"SELECT count(*) FROM {table.name} WHERE catalog_id = :c", "embedded")
     assert vectors == len(rows) == len(list(library.iterdir()))
 
 

@@ -37,12 +37,12 @@ def searchable(corpus_pipeline):
     return pipeline, pipeline.analyze(CATALOG, "00000", "embeddings")
 
 
-def vectors_by_path(engine, table: str = DEFAULT_TABLE) -> dict[str, np.ndarray]:
-    with engine.connect() as connection:
+def vectors_by_path(pipeline, table: str = DEFAULT_TABLE) -> dict[str, np.ndarray]:
+    with pipeline.engine.connect() as connection:
         rows = connection.execute(
             text(f"""SELECT i.path, e.embedding::text FROM {table} e JOIN images i ON i.id = e.image_id
-                     WHERE e.catalog_id = (SELECT id FROM catalogs WHERE name = :n)"""),
-            {"n": CATALOG},
+                     WHERE e.catalog_id = :c"""),
+            {"c": pipeline.catalog_id(CATALOG)},
         )
         return {display_path(bytes(path))[0]: np.array(json.loads(vector)) for path, vector in rows}
 
@@ -55,7 +55,7 @@ def search(pipeline, finder, query: str, k: int, clip_path: str = "") -> list[di
 
 def test_every_photo_read_as_ok_has_one_unit_vector_of_the_default_model(searchable, corpus):
     pipeline, metadata = searchable
-    vectors = vectors_by_path(pipeline.engine)
+    vectors = vectors_by_path(pipeline)
     ok = {record["path"] for record in corpus.files() if record["expected_status"] == "ok"}
     ok |= set(corpus.manifest["expected_video_metadata"])  # readable videos: their poster frame's vector
     assert set(vectors) == ok
@@ -64,7 +64,7 @@ def test_every_photo_read_as_ok_has_one_unit_vector_of_the_default_model(searcha
 
 
 def test_near_duplicates_are_closer_than_photos_of_different_scenes(searchable, corpus):
-    vectors = vectors_by_path(searchable[0].engine)
+    vectors = vectors_by_path(searchable[0])
     scene = {record["path"]: record["scene"] for record in corpus.files()}
     near = [
         float(vectors[group["original"]] @ vectors[member["path"]])
@@ -147,8 +147,8 @@ def model_tags(pipeline) -> set[tuple[str, str, str]]:
     with pipeline.engine.connect() as connection:
         rows = connection.execute(text("""
             SELECT i.path, t.name, it.source FROM image_tags it JOIN tags t ON t.id = it.tag_id
-            JOIN images i ON i.id = it.image_id WHERE t.catalog_id = (SELECT id FROM catalogs WHERE name = :n)"""),
-            {"n": CATALOG},
+            JOIN images i ON i.id = it.image_id WHERE t.catalog_id = :c"""),
+            {"c": pipeline.catalog_id(CATALOG)},
         )
         return {(display_path(bytes(path))[0], name, source) for path, name, source in rows}
 
@@ -159,21 +159,21 @@ def test_zero_shot_tags_are_rewritten_by_a_rerun_and_manual_tags_are_kept(search
     assert ("Reisen/Leuchtturm 🌅 Abend.jpg", "beacon", "model") in before  # a lighthouse photo
     with pipeline.engine.begin() as connection:
         connection.execute(text("""
-            INSERT INTO tags (catalog_id, name, category) SELECT id, 'holiday', 'manual' FROM catalogs WHERE name = :n;
+            INSERT INTO tags (catalog_id, name, category) VALUES (:c, 'holiday', 'manual');
             INSERT INTO image_tags (image_id, tag_id, source)
             SELECT i.id, t.id, 'manual' FROM images i JOIN tags t ON t.name = 'holiday' AND t.catalog_id = i.catalog_id
-            WHERE i.catalog_id = (SELECT id FROM catalogs WHERE name = :n) AND i.status = 'ok';
+            WHERE i.catalog_id = :c AND i.status = 'ok';
             UPDATE image_tags SET source = 'manual' WHERE tag_id = (
-                SELECT id FROM tags WHERE name = 'beacon' AND catalog_id = (SELECT id FROM catalogs WHERE name = :n));
-            DELETE FROM embeddings_efficientnet_lite0_imagenet;"""), {"n": CATALOG})
+                SELECT id FROM tags WHERE name = 'beacon' AND catalog_id = :c);
+            DELETE FROM embeddings_efficientnet_lite0_imagenet;"""), {"c": pipeline.catalog_id(CATALOG)})
 
     rerun = pipeline.analyze(CATALOG, "00000", "embeddings")
 
     after = model_tags(pipeline)
-    assert rerun["images_embedded"] == len(vectors_by_path(pipeline.engine)) > 0
+    assert rerun["images_embedded"] == len(vectors_by_path(pipeline)) > 0
     assert ("Reisen/Leuchtturm 🌅 Abend.jpg", "beacon", "manual") in after  # confirmed by a person: stays manual
     assert ("Reisen/Leuchtturm 🌅 Abend.jpg", "beacon", "model") not in after
-    every_photo = vectors_by_path(pipeline.engine)
+    every_photo = vectors_by_path(pipeline)
     assert {tag for tag in after if tag[1] == "holiday"} == {(path, "holiday", "manual") for path in every_photo}
     assert {tag for tag in after if tag[2] == "model"} == {tag for tag in before if tag[1] != "beacon"}
 
@@ -202,7 +202,7 @@ def tiny_clip(tmp_path_factory) -> str:
 def test_clip_from_a_local_folder_embeds_into_its_own_table_and_searches_by_text(searchable, tiny_clip, monkeypatch):
     pipeline, _ = searchable
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # as on a machine without a network: nothing may be fetched
-    default_vectors = vectors_by_path(pipeline.engine)
+    default_vectors = vectors_by_path(pipeline)
     monkeypatch.setitem(
         pipeline.resources,
         "embedder",
@@ -211,10 +211,10 @@ def test_clip_from_a_local_folder_embeds_into_its_own_table_and_searches_by_text
 
     metadata = pipeline.analyze(CATALOG, "00000", "embeddings")
 
-    clip_vectors = vectors_by_path(pipeline.engine, "embeddings_clip_tiny_test")
+    clip_vectors = vectors_by_path(pipeline, "embeddings_clip_tiny_test")
     assert metadata["model_id"] == "clip-tiny-test" and metadata["dimensions"] == 16
     assert set(clip_vectors) == set(default_vectors) and metadata["images_embedded"] == len(clip_vectors)
-    assert vectors_by_path(pipeline.engine).keys() == default_vectors.keys()  # the default model's table is untouched
+    assert vectors_by_path(pipeline).keys() == default_vectors.keys()  # the default model's table is untouched
     results = search(pipeline, search_text, "a lighthouse at dusk", 5, clip_path=tiny_clip)
     assert len(results) == 5 and [r["score"] for r in results] == sorted((r["score"] for r in results), reverse=True)
     assert {r["reason"] for r in results} == {"CLIP text-to-image similarity"}
@@ -243,7 +243,7 @@ def test_clip_tags_photos_from_a_vocabulary_as_openclip_and_leaves_other_sources
 
     after = model_tags(pipeline)
     openclip = {tag for tag in after if tag[2] == "openclip"}
-    clip_vectors = vectors_by_path(pipeline.engine, "embeddings_clip_tiny_test")
+    clip_vectors = vectors_by_path(pipeline, "embeddings_clip_tiny_test")
     assert metadata["tag_source"] == "openclip" and metadata["zero_shot_tags"] == len(openclip)
     # of three tags one always has at least a third of the probability: every photo gets one
     assert {path for path, _, _ in openclip} == set(clip_vectors)

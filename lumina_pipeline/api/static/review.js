@@ -1,4 +1,4 @@
-// Keys for the review page: pick the keeper, record the decision, go on.
+// Keys for the review page: pick the keeper (and more files to keep), record the decision, go on.
 const review = document.getElementById("review");
 const cards = [...review.querySelectorAll(".card")];
 let chosen = Math.max(0, cards.findIndex((card) => card.classList.contains("keeper")));
@@ -6,24 +6,50 @@ let chosen = Math.max(0, cards.findIndex((card) => card.classList.contains("keep
 function pick(index) {
   chosen = (index + cards.length) % cards.length;
   cards.forEach((card, i) => card.classList.toggle("keeper", i === chosen));
+  cards[chosen].classList.remove("also");
   cards[chosen].focus();
 }
 
-async function keepAndGoOn() {
-  const body = { reviewed: true, [review.dataset.keeperField]: Number(cards[chosen].dataset.imageId) };
-  const response = await fetch(review.dataset.decisionUrl, {
+function keepToo(index) {
+  if (index !== chosen) cards[index].classList.toggle("also");
+}
+
+async function post(url, body) {
+  const response = await fetch(url, {
     method: "POST",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify(body),
   });
-  if (!response.ok) {
-    alert(`Not saved: ${(await response.json()).detail}`);
-    return;
-  }
-  window.location.assign(review.dataset.nextUrl);
+  if (!response.ok) alert(`Not saved: ${(await response.json()).detail}`);
+  return response.ok;
 }
 
-cards.forEach((card, i) => card.addEventListener("click", () => pick(i)));
+async function decideAndGoOn(keepAll) {
+  const body = keepAll
+    ? { reviewed: true, keep_all: true }
+    : {
+        reviewed: true,
+        [review.dataset.keeperField]: Number(cards[chosen].dataset.imageId),
+        keep: cards.filter((card) => card.classList.contains("also")).map((card) => Number(card.dataset.imageId)),
+      };
+  if (await post(review.dataset.decisionUrl, body)) window.location.assign(review.dataset.nextUrl);
+}
+
+// Bulk accept: the count first, then a confirmation, then one call.
+review.querySelectorAll(".bulk button").forEach((button) => {
+  button.addEventListener("click", async () => {
+    const form = button.closest(".bulk");
+    const query = button.dataset.query + (button.dataset.query.endsWith("=") ? form.min_confidence.value : "");
+    const url = `${form.dataset.acceptUrl}?${query}`;
+    const preview = await (await fetch(url)).json();
+    const megabytes = (preview.size_bytes / 1048576).toFixed(1);
+    const question = `Mark ${preview.groups} groups reviewed, each keeping its suggested keeper? ` +
+      `${preview.files} files (${megabytes} MB) become removable.`;
+    if (preview.groups && confirm(question) && (await post(url, {}))) window.location.assign(review.dataset.nextUrl);
+  });
+});
+
+cards.forEach((card, i) => card.addEventListener("click", (event) => (event.shiftKey ? keepToo(i) : pick(i))));
 // a video, or a Live Photo's clip, plays while the pointer is on its card
 review.querySelectorAll("video.clip").forEach((clip) => {
   const card = clip.closest(".card");
@@ -31,10 +57,13 @@ review.querySelectorAll("video.clip").forEach((clip) => {
   card.addEventListener("mouseleave", () => clip.pause());
 });
 document.addEventListener("keydown", (event) => {
-  if (event.key >= "1" && event.key <= "9" && Number(event.key) <= cards.length) pick(Number(event.key) - 1);
+  if (event.target.tagName === "INPUT") return;
+  const digit = /^Digit[1-9]$/.test(event.code) ? Number(event.code.slice(5)) : 0;
+  if (digit && digit <= cards.length) (event.shiftKey ? keepToo : pick)(digit - 1);
   else if (event.key === "ArrowRight") pick(chosen + 1);
   else if (event.key === "ArrowLeft") pick(chosen - 1);
-  else if (event.key === "Enter") keepAndGoOn();
+  else if (event.key === "Enter") decideAndGoOn(false);
+  else if (event.key === "a") decideAndGoOn(true);
   else if (event.key === "s") window.location.assign(review.dataset.nextUrl);
   else return;
   event.preventDefault();

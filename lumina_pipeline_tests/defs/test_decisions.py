@@ -1,0 +1,113 @@
+"""The decisions people make on groups, on a copy of part of the corpus, across regroupings:
+keep all (not duplicates), keep several, bulk accept, and what a left-over copy hands over."""
+
+import shutil
+
+import pytest
+from sqlalchemy import text
+
+from lumina_pipeline.defs.jobs import CATALOG_ASSETS
+from lumina_pipeline.storage.browse import removable_files
+from lumina_pipeline.storage.decisions import accept_suggestions, add_manual_tag, decide, set_rating
+from lumina_pipeline.storage.groups import DUPLICATES
+
+CATALOG = "decisions"
+FOLDERS = ("exif.org samples", "Edits", "Shared", "Exports", "Chats", "Toscana 2008", "Backup (alter Laptop)")
+
+
+@pytest.fixture
+def library(pipeline, corpus, tmp_path):
+    copy = tmp_path / "photos"
+    for folder in FOLDERS:
+        shutil.copytree(corpus.photos / folder, copy / folder)
+    pipeline.add_catalog(CATALOG, str(copy))
+    pipeline.catalog_everything(CATALOG)
+    return copy
+
+
+def groups(pipeline) -> dict[str, dict]:
+    """Each group by its primary's path: id, reviewed, members {path: (id, kept)}."""
+    with pipeline.engine.connect() as connection:
+        rows = connection.execute(text("""
+            SELECT g.id, g.reviewed, convert_from(p.path, 'UTF8') AS primary_path, i.id AS image_id,
+                   convert_from(i.path, 'UTF8') AS path, i.kept
+            FROM duplicate_groups g JOIN images p ON p.id = g.primary_image_id
+            JOIN duplicate_members m ON m.group_id = g.id JOIN images i ON i.id = m.image_id""")).all()
+    found: dict[str, dict] = {}
+    for row in rows:
+        group = found.setdefault(row.primary_path, {"id": row.id, "reviewed": row.reviewed, "members": {}})
+        group["members"][row.path] = (row.image_id, row.kept)
+    return found
+
+
+def removable(pipeline) -> set[str]:
+    with pipeline.engine.connect() as connection:
+        return {bytes(row["path"]).decode() for row in removable_files(connection, pipeline.catalog_id(CATALOG))}
+
+
+def regroup(pipeline) -> None:
+    assert pipeline.materialize(CATALOG_ASSETS, CATALOG).success
+
+
+def test_keep_all_dismisses_a_group_until_its_members_change(pipeline, library):
+    kodak = groups(pipeline)["exif.org samples/kodak-dc210.jpg"]
+    with pipeline.engine.begin() as connection:
+        assert decide(connection, DUPLICATES, kodak["id"], None, reviewed=True, keep_all=True)
+    regroup(pipeline)
+    after = groups(pipeline)["exif.org samples/kodak-dc210.jpg"]
+    assert after["id"] == kodak["id"] and after["reviewed"]
+    assert all(kept for _, kept in after["members"].values())
+    assert not removable(pipeline) & set(after["members"])
+
+    shutil.copy2(library / "Shared/kodak-dc210.jpg", library / "Shared/kodak-dc210 (2).jpg")  # a new copy arrives
+    pipeline.inventory(CATALOG)
+    pipeline.analyze(CATALOG, "00000")
+    regroup(pipeline)
+    changed = groups(pipeline)["exif.org samples/kodak-dc210.jpg"]
+    assert not changed["reviewed"]  # proposed again, with what was kept still kept
+    assert [path for path, (_, kept) in changed["members"].items() if not kept] == ["Shared/kodak-dc210 (2).jpg"]
+
+
+def test_keep_several_never_lists_a_keeper_as_removable(pipeline, library):
+    fuji = groups(pipeline)["exif.org samples/fujifilm-dx10.jpg"]
+    crop = fuji["members"]["Edits/fujifilm-dx10 beschnitten.jpg"][0]
+    with pipeline.engine.begin() as connection:
+        assert decide(connection, DUPLICATES, fuji["id"], None, reviewed=True, keep=[crop])
+        assert not decide(connection, DUPLICATES, fuji["id"], None, reviewed=True, keep=[10**12])  # not a member
+    regroup(pipeline)
+    listed = removable(pipeline)
+    assert "Edits/fujifilm-dx10 beschnitten.jpg" not in listed and "exif.org samples/fujifilm-dx10.jpg" not in listed
+    assert {"Shared/DSCF0001.jpg", "Exports/web/fujifilm-dx10-640.jpg"} <= listed
+
+
+def test_bulk_accept_counts_what_it_then_does(pipeline, library):
+    catalog_id = pipeline.catalog_id(CATALOG)
+    with pipeline.engine.begin() as connection:
+        preview = accept_suggestions(connection, catalog_id, exact=True, min_confidence=None, apply=False)
+    with pipeline.engine.connect() as connection:
+        exact_ids = set(connection.execute(text(
+            "SELECT id FROM duplicate_groups WHERE similarity_type = 'exact' AND NOT reviewed")).scalars())
+    assert preview.groups == len(exact_ids) > 0
+    assert not removable(pipeline)
+    with pipeline.engine.begin() as connection:
+        done = accept_suggestions(connection, catalog_id, exact=True, min_confidence=None, apply=True)
+    assert done == preview
+    reviewed = {g["id"] for g in groups(pipeline).values() if g["reviewed"]}
+    assert reviewed == exact_ids
+    assert len(removable(pipeline)) == preview.files  # in this library no left-over copy is kept elsewhere
+
+
+def test_a_left_over_copys_tags_and_best_rating_go_to_the_keeper(pipeline, library):
+    ricoh = groups(pipeline)["exif.org samples/ricoh-rdc5300.jpg"]
+    keeper = ricoh["members"]["exif.org samples/ricoh-rdc5300.jpg"][0]
+    copy = ricoh["members"]["Chats/WhatsApp Images/IMG-20000531-WA0001.jpg"][0]
+    with pipeline.engine.begin() as connection:
+        set_rating(connection, keeper, 2)
+        set_rating(connection, copy, 5)
+        add_manual_tag(connection, copy, "Oma")
+        assert decide(connection, DUPLICATES, ricoh["id"], keeper, reviewed=True)
+    with pipeline.engine.connect() as connection:
+        rating = connection.execute(text("SELECT rating FROM images WHERE id = :i"), {"i": keeper}).scalar_one()
+        tags = connection.execute(text("""SELECT t.name, it.source FROM image_tags it JOIN tags t ON t.id = it.tag_id
+                                          WHERE it.image_id = :i AND it.source = 'manual'"""), {"i": keeper}).all()
+    assert rating == 5 and [tuple(tag) for tag in tags] == [("Oma", "manual")]
