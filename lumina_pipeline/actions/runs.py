@@ -18,7 +18,8 @@ import polars as pl
 from sqlalchemy import Connection, Engine, Row
 from sqlalchemy.orm import Session
 
-from lumina_pipeline.actions.files import FileOperation, carry_out, mismatch, undo
+from lumina_pipeline.actions.files import FileOperation, carry_out, mismatch, sha256, undo
+from lumina_pipeline.analysis.files import absolute_paths
 from lumina_pipeline.analysis.plans import plan_quarantine
 from lumina_pipeline.storage import journal
 from lumina_pipeline.storage.catalogs import CatalogError, get_catalog
@@ -27,7 +28,7 @@ from lumina_pipeline.storage.models import Catalog
 CHUNK = 200  # operations per journal commit: how many a kill can leave for the next run to look up
 QUARANTINE = "quarantine"
 OPERATION_FIELDS = ("source", "target", "operation", "size_bytes", "mtime_ns", "checksum")  # FileOperation's
-KEPT = "kept: a group's primary, a burst's best frame, or a file of their stack"
+KEPT = "kept: a group's primary, a burst's best frame, a file a person keeps, or a file of their stack"
 
 
 @dataclass
@@ -82,7 +83,7 @@ class Actions:
         resumed = 0 if dry_run else self.resume().done
         run_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"  # sorts by time, names the folder
         folder = os.path.join(self.quarantine, self.catalog.name.encode(), run_id.encode())
-        files = journal.files_to_quarantine(self.connection, self.catalog_id)
+        files = _checksum_unread(journal.files_to_quarantine(self.connection, self.catalog_id))
         plan, left_out = plan_quarantine(files, self.catalog.source_directories, folder)
         skipped = [(os.fsdecode(source), reason) for source, reason in left_out.rows()]
         report = Report(None if dry_run else run_id, resumed, skipped=skipped)
@@ -161,6 +162,23 @@ class Actions:
             return ("skipped", KEPT) if problem is None else ("done", f"kept, but not put back: {problem}")
         problem = carry_out(operation, always_copy=self.always_copy)
         return ("done", None) if problem is None else ("skipped", problem)
+
+
+def _checksum_unread(files: pl.DataFrame) -> pl.DataFrame:
+    """Take now the checksum of the files no analysis reads (a stack's sidecars), where they are
+    still as cataloged, so that their move is checked like any other's."""
+    paths = absolute_paths(files["source_root"], files["path"])
+    rows = zip(paths, files.select("checksum", "size_bytes", "mtime_ns").rows(), strict=True)
+    checksums = [checksum or _sha256_if_unchanged(path, size, mtime) for path, (checksum, size, mtime) in rows]
+    return files.with_columns(checksum=pl.Series(checksums, dtype=pl.String))
+
+
+def _sha256_if_unchanged(path: bytes, size: int, mtime_ns: int) -> str | None:
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    return sha256(path) if (info.st_size, info.st_mtime_ns) == (size, mtime_ns) else None
 
 
 def _delete_inside(folder: bytes, path: bytes) -> str | None:

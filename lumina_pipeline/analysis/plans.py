@@ -19,14 +19,14 @@ PLAN_SCHEMA = {
     "status_after": pl.String,  # its status once done (null: the row stays as it is)
 }
 QUARANTINED = "quarantined"  # images.status of a file in quarantine: not in its folder, not deleted
-NOT_READ = "not read yet: no checksum to check it against"
+NO_CHECKSUM = "no checksum to check it against"
 
 
 def plan_quarantine(files: pl.DataFrame, roots: list[str], folder: bytes) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Move each file of `files` (id, source_root, path, size_bytes, mtime_ns, checksum, status)
     to `folder`/<index of its source root in `roots`>/<its path>: relative paths kept, and files
     of several roots kept apart. Returns the plan and the files left out (source, reason): those
-    never read, whose content cannot be checked."""
+    without a checksum, whose content cannot be checked."""
     readable = files.filter(pl.col("checksum").is_not_null())
     index = {root: b"%d" % position for position, root in enumerate(roots)}
     pairs = readable.select("source_root", "path").rows()
@@ -42,9 +42,9 @@ def plan_quarantine(files: pl.DataFrame, roots: list[str], folder: bytes) -> tup
         status_before="status",
         status_after=pl.lit(QUARANTINED),
     )
-    unread = files.filter(pl.col("checksum").is_null())
+    unchecked = files.filter(pl.col("checksum").is_null())
     left_out = pl.DataFrame({
-        "source": pl.Series(absolute_paths(unread["source_root"], unread["path"]), dtype=pl.Binary),
-        "reason": pl.Series([NOT_READ] * len(unread), dtype=pl.String),
+        "source": pl.Series(absolute_paths(unchecked["source_root"], unchecked["path"]), dtype=pl.Binary),
+        "reason": pl.Series([NO_CHECKSUM] * len(unchecked), dtype=pl.String),
     })
     return plan, left_out

@@ -11,19 +11,12 @@ from sqlalchemy import Connection, Row, select, text
 from lumina_pipeline.storage.browse import removable_files
 from lumina_pipeline.storage.catalogs import CATALOG_LOCK_SPACE
 from lumina_pipeline.storage.frames import copy_into, read_frame, stage
+from lumina_pipeline.storage.images import VERIFY_SCHEMA
 from lumina_pipeline.storage.models import FileAction
 
 ACTIONS_LOCK_SPACE = CATALOG_LOCK_SPACE + 1  # not the catalog lock: inventories go on during a run
 UNFINISHED = ["planned", "undoing", "purging"]  # states a killed run leaves behind
-REMOVABLE_SCHEMA = {
-    "id": pl.Int64,
-    "source_root": pl.String,
-    "path": pl.Binary,
-    "size_bytes": pl.Int64,
-    "mtime_ns": pl.Int64,
-    "checksum": pl.String,
-    "status": pl.String,
-}
+REMOVABLE_SCHEMA = {**VERIFY_SCHEMA, "status": pl.String}  # a file as cataloged, to check before it is touched
 
 
 def try_lock_actions(connection: Connection, catalog_id: uuid.UUID) -> bool:
@@ -52,12 +45,13 @@ def files_to_quarantine(connection: Connection, catalog_id: uuid.UUID) -> pl.Dat
 
 
 def kept_images(connection: Connection, catalog_id: uuid.UUID, image_ids: Sequence[int]) -> set[int]:
-    """Those of `image_ids` that are kept now: a group's primary, a burst's best frame, or a
-    file of a stack holding one."""
+    """Those of `image_ids` that are kept now: a group's primary, a burst's best frame, a file a
+    person keeps, or a file of a stack holding one."""
     rows = connection.execute(text("""
         WITH kept AS (
             SELECT primary_image_id AS id FROM duplicate_groups WHERE catalog_id = :c
-            UNION SELECT best_image_id FROM bursts WHERE catalog_id = :c)
+            UNION SELECT best_image_id FROM bursts WHERE catalog_id = :c
+            UNION SELECT id FROM images WHERE catalog_id = :c AND kept)
         SELECT i.id FROM images i
         WHERE i.id = ANY(:ids) AND (i.id IN (SELECT id FROM kept) OR EXISTS (
             SELECT 1 FROM images k WHERE k.stack_id = i.stack_id AND k.id IN (SELECT id FROM kept)))"""),

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import dagster as dg
+import pytest
 from sqlalchemy import text
 
 from lumina_pipeline.actions.runs import KEPT, QUARANTINE
@@ -14,14 +15,15 @@ from lumina_pipeline.analysis.plans import plan_quarantine
 from lumina_pipeline.definitions import defs
 from lumina_pipeline.defs.actions import QuarantineFolder, quarantine_job
 from lumina_pipeline.defs.resources import CatalogDatabase
+from lumina_pipeline.storage.catalogs import CatalogError
 from lumina_pipeline.storage.frames import read_frame
 from lumina_pipeline.storage.groups import load_catalog_rows
 from lumina_pipeline.storage.journal import REMOVABLE_SCHEMA
-from lumina_pipeline_tests.actions.conftest import snapshot
+from lumina_pipeline_tests.actions.conftest import SIDECAR, snapshot
 
 CATALOG = "quarantine"
 LIVE_PHOTO = [b"Phone/2022/IMG_0002.HEIC", b"Phone/2022/IMG_0002.MOV"]  # kept; its backup copy is removable
-BACKUP = [b"Backup (alter Laptop)/iPhone/IMG_0002.HEIC", b"Backup (alter Laptop)/iPhone/IMG_0002.MOV"]
+BACKUP = [b"Backup (alter Laptop)/iPhone/IMG_0002.HEIC", b"Backup (alter Laptop)/iPhone/IMG_0002.MOV", SIDECAR]
 
 
 def test_quarantine_moves_the_removable_files_whole_stacks_and_all_and_undo_puts_everything_back(library):
@@ -96,14 +98,24 @@ def test_undo_never_overwrites_a_file_that_appeared_in_the_meantime(library):
 def test_a_kept_file_is_never_moved_whatever_the_plan_says(library):
     before = snapshot(library.photos)
     with library.actions() as actions:
-        kept = read_frame(actions.connection, """  -- a group's primary, planned as if it were removable
-            SELECT i.id, i.source_root, i.path, i.size_bytes, i.mtime_ns, i.checksum, i.status
-            FROM images i JOIN duplicate_groups g ON g.primary_image_id = i.id
-            WHERE g.catalog_id = %(c)s LIMIT 1""", {"c": str(actions.catalog_id)}, REMOVABLE_SCHEMA)
-        plan, _ = plan_quarantine(kept, actions.catalog.source_directories, os.fsencode(library.quarantine / "x"))
+        files = read_frame(actions.connection, """  -- a group's primary and a file a person now keeps
+            SELECT i.id, i.source_root, i.path, i.size_bytes, i.mtime_ns, i.checksum, i.status FROM images i
+            WHERE i.catalog_id = %(c)s AND (i.path = %(removable)s OR i.id IN (
+                SELECT primary_image_id FROM duplicate_groups WHERE catalog_id = %(c)s LIMIT 1))""",
+            {"c": str(actions.catalog_id), "removable": min(library.removable())}, REMOVABLE_SCHEMA)
+        plan, _ = plan_quarantine(files, actions.catalog.source_directories, os.fsencode(library.quarantine / "x"))
+        keep(library, plan["image_id"].to_list(), True)
         report = actions.apply(QUARANTINE, "kept-test", plan)
-    assert report.done == 0 and [reason for _, reason in report.skipped] == [KEPT]
+    keep(library, plan["image_id"].to_list(), False)
+    assert report.done == 0 and [reason for _, reason in report.skipped] == [KEPT, KEPT]
     assert snapshot(library.photos) == before
+
+
+def test_one_quarantine_undo_or_purge_of_a_catalog_at_a_time(library):
+    with library.actions(), pytest.raises(CatalogError, match="is running"), library.actions():
+        pass
+    with library.actions():  # given back
+        pass
 
 
 def test_the_dagster_job_is_a_dry_run_by_default_and_says_what_would_move(library, database_url):
@@ -159,6 +171,11 @@ def test_purge_deletes_only_files_quarantined_longer_ago_than_asked(library):
     assert journal_states(library, report.run_id) == {"purged": len(old), "done": len(in_quarantine) - len(old)}
     library.undo()
     assert snapshot(library.photos) == {path: state for path, state in before.items() if path not in old}
+
+
+def keep(library, image_ids: list[int], kept: bool) -> None:
+    with library.pipeline.engine.begin() as connection:
+        connection.execute(text("UPDATE images SET kept = :k WHERE id = ANY(:ids)"), {"k": kept, "ids": image_ids})
 
 
 def status_by_path(library) -> dict[bytes, str]:

@@ -2,7 +2,7 @@
 
 import polars as pl
 
-from lumina_pipeline.analysis.plans import NOT_READ, PLAN_SCHEMA, QUARANTINED, plan_quarantine
+from lumina_pipeline.analysis.plans import NO_CHECKSUM, PLAN_SCHEMA, QUARANTINED, plan_quarantine
 
 
 def test_files_keep_their_relative_paths_and_the_roots_stay_apart():
@@ -21,4 +21,4 @@ def test_files_keep_their_relative_paths_and_the_roots_stay_apart():
         (1, b"/photos/2019/IMG_1.JPG", b"/q/family/run/0/2019/IMG_1.JPG", "ok", QUARANTINED),
         (2, b"/phone/IMG_1.JPG", b"/q/family/run/1/IMG_1.JPG", "skipped", QUARANTINED),
     ]
-    assert left_out.rows() == [(b"/photos/IMG_2.JPG", NOT_READ)]  # never read: nothing to check it against
+    assert left_out.rows() == [(b"/photos/IMG_2.JPG", NO_CHECKSUM)]  # nothing to check it against
