@@ -68,6 +68,8 @@ def file_actions(engine: Engine, catalog: str, quarantine: bytes, *, always_copy
 
 
 class Actions:
+    """A catalog's file actions, on a connection holding its lock (`file_actions`)."""
+
     def __init__(self, connection: Connection, catalog: Catalog, quarantine: bytes, always_copy: bool):
         self.connection, self.catalog, self.always_copy = connection, catalog, always_copy
         self.quarantine = quarantine
@@ -91,7 +93,7 @@ class Actions:
 
     def apply(self, action: str, run_id: str, plan: pl.DataFrame, report: Report | None = None) -> Report:
         """Carry out a plan (analysis/plans.py) as run `run_id`, journaled; its outcome is added
-        to `report`."""
+        to `report`. Finish what a killed run left (`resume`) first, as the commands here do."""
         journal.write_plan(self.connection, self.catalog_id, run_id, action, plan)
         self.connection.commit()
         entries = journal.entries(self.connection, self.catalog_id, ["planned"], run_id)
