@@ -116,8 +116,8 @@ def _hand_over_to_keepers(connection: Connection, grouping: Grouping, group_ids:
     (a union) and the highest rating, so that choosing a keeper never loses either."""
     left_over = f"""
         SELECT g.{grouping.choice} AS keeper, i.id, i.rating FROM {grouping.table} g {grouping.members}
-        WHERE g.id = ANY(:groups) AND i.id <> g.{grouping.choice} AND NOT i.kept"""
-    params = {"groups": list(group_ids), "manual": MANUAL}
+        WHERE g.id = ANY(CAST(:groups AS uuid[])) AND i.id <> g.{grouping.choice} AND NOT i.kept"""
+    params = {"groups": [str(group) for group in group_ids], "manual": MANUAL}
     connection.execute(text(f"""
         INSERT INTO image_tags (image_id, tag_id, source)
         SELECT DISTINCT l.keeper, t.tag_id, :manual FROM ({left_over}) l
