@@ -182,13 +182,21 @@ def review_queue(connection: Connection, catalog_id: uuid.UUID, kind: str) -> li
     return [dict(row._mapping) for row in connection.execute(text(REVIEW_ORDER[kind]), {"c": catalog_id})]
 
 
+# The catalog :c's kept files: group primaries, best frames of bursts, files a person keeps.
+# A stack partner of one of them is kept too (removable_files, journal.kept_images).
+KEPT = """
+    SELECT primary_image_id AS id FROM duplicate_groups WHERE catalog_id = :c AND primary_image_id IS NOT NULL
+    UNION SELECT best_image_id FROM bursts WHERE catalog_id = :c AND best_image_id IS NOT NULL
+    UNION SELECT id FROM images WHERE catalog_id = :c AND kept"""
+
+
 def removable_files(connection: Connection, catalog_id: uuid.UUID) -> list[dict]:
     """Files a person has reviewed away: members of reviewed duplicate groups other than the
     primary, and frames of reviewed bursts other than the best; never a file kept anywhere
     (a burst's extra frame can be a group's primary; a file a person keeps), each listed once. A stack goes or stays
     whole: a removable primary brings its stack's other files (RAW, video, sidecars), and no
     file is listed while a file of its stack is kept. Nothing is deleted."""
-    rows = connection.execute(text("""
+    rows = connection.execute(text(f"""
         WITH left_over AS (
             SELECT i.id, i.source_root, i.path, i.size_bytes, 'duplicate' AS reason, g.id AS decided_by,
                    keep.path AS keep_path
@@ -200,11 +208,7 @@ def removable_files(connection: Connection, catalog_id: uuid.UUID) -> list[dict]
             FROM bursts b JOIN images i ON i.burst_id = b.id JOIN images keep ON keep.id = b.best_image_id
             WHERE b.catalog_id = :c AND b.reviewed AND i.id <> b.best_image_id
         ),
-        kept AS (
-            SELECT primary_image_id AS id FROM duplicate_groups WHERE catalog_id = :c AND primary_image_id IS NOT NULL
-            UNION SELECT best_image_id FROM bursts WHERE catalog_id = :c AND best_image_id IS NOT NULL
-            UNION SELECT id FROM images WHERE catalog_id = :c AND kept
-        ),
+        kept AS ({KEPT}),
         candidates AS (
             SELECT * FROM left_over WHERE id NOT IN (SELECT id FROM kept)
             UNION ALL

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import polars as pl
 from sqlalchemy import Connection, Row, select, text
 
-from lumina_pipeline.storage.browse import removable_files
+from lumina_pipeline.storage.browse import KEPT, removable_files
 from lumina_pipeline.storage.catalogs import CATALOG_LOCK_SPACE
 from lumina_pipeline.storage.frames import copy_into, read_frame, stage
 from lumina_pipeline.storage.images import VERIFY_SCHEMA
@@ -47,11 +47,8 @@ def files_to_quarantine(connection: Connection, catalog_id: uuid.UUID) -> pl.Dat
 def kept_images(connection: Connection, catalog_id: uuid.UUID, image_ids: Sequence[int]) -> set[int]:
     """Those of `image_ids` that are kept now: a group's primary, a burst's best frame, a file a
     person keeps, or a file of a stack holding one."""
-    rows = connection.execute(text("""
-        WITH kept AS (
-            SELECT primary_image_id AS id FROM duplicate_groups WHERE catalog_id = :c
-            UNION SELECT best_image_id FROM bursts WHERE catalog_id = :c
-            UNION SELECT id FROM images WHERE catalog_id = :c AND kept)
+    rows = connection.execute(text(f"""
+        WITH kept AS ({KEPT})
         SELECT i.id FROM images i
         WHERE i.id = ANY(:ids) AND (i.id IN (SELECT id FROM kept) OR EXISTS (
             SELECT 1 FROM images k WHERE k.stack_id = i.stack_id AND k.id IN (SELECT id FROM kept)))"""),
