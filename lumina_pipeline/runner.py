@@ -12,12 +12,14 @@ from lumina_pipeline import home
 from lumina_pipeline.analysis.captions import PROMPT_VERSION
 from lumina_pipeline.analysis.photos import ANALYSIS_VERSION
 from lumina_pipeline.definitions import defs
-from lumina_pipeline.defs.jobs import QUIET_RUN_CONFIG
+from lumina_pipeline.defs.assets.regrouping import rule_settings
+from lumina_pipeline.defs.jobs import GROUPINGS, QUIET_RUN_CONFIG
 from lumina_pipeline.defs.partitions import CATALOGS
 from lumina_pipeline.defs.run_launcher import HOST_TAG, PID_TAG, process_exists, process_tags
 from lumina_pipeline.humanize import plural, size
 from lumina_pipeline.storage.captions import batches_to_caption
 from lumina_pipeline.storage.catalogs import get_catalog
+from lumina_pipeline.storage.groups import BURSTS, DUPLICATES, STACKS, input_digest, last_regrouping, load_catalog_rows
 from lumina_pipeline.storage.images import pending_batches, status_counts
 
 
@@ -51,15 +53,22 @@ def run_catalog(place: home.Home, name: str, engine) -> None:
         print(f"  embeddings: {plural(embedded['images_embedded'], 'photo')} by {embedded['model_id']}, "
               f"{plural(embedded['zero_shot_tags'], 'zero-shot tag')}, "
               f"{embedded['images_per_second']} images per second")
-    grouping = execute("catalog_job", name)
-    stacks, groups, bursts = (_figures(grouping, asset) for asset in ("stacks", "duplicate_groups", "bursts"))
-    print(f"stacks: {plural(stacks['stacks'], 'shot')} stored as several files "
-          f"({stacks.get('raw_jpeg_stacks', 0)} RAW+JPEG, {stacks.get('live_photo_stacks', 0)} Live Photo), "
-          f"{plural(stacks['files_in_stacks'], 'file')}")
+    with Session(engine) as session:
+        regroup = _regrouping_needed(session.connection(), catalog_id)
+    if regroup:
+        execute("catalog_job", name)
+    else:
+        print("groupings: nothing they read changed since they were made")
+    with Session(engine) as session:
+        shots, groups, frames = (last_regrouping(session.connection(), catalog_id, grouping)["figures"]
+                                 for grouping in (STACKS, DUPLICATES, BURSTS))
+    print(f"stacks: {plural(shots['stacks'], 'shot')} stored as several files "
+          f"({shots.get('raw_jpeg_stacks', 0)} RAW+JPEG, {shots.get('live_photo_stacks', 0)} Live Photo), "
+          f"{plural(shots['files_in_stacks'], 'file')}")
     print(f"duplicates: {plural(groups['exact_groups'], 'exact group')}, "
           f"{plural(groups['near_duplicate_groups'], 'near-duplicate group')}, "
           f"{plural(groups['files_in_groups'], 'file')} in groups, {size(groups['reclaimable_bytes'])} reclaimable")
-    print(f"bursts: {plural(bursts['bursts'], 'burst')}, {plural(bursts['frames_in_bursts'], 'frame')}")
+    print(f"bursts: {plural(frames['bursts'], 'burst')}, {plural(frames['frames_in_bursts'], 'frame')}")
     _caption(execute, engine, name)
     with Session(engine) as session:
         counts = status_counts(session.connection(), catalog_id)
@@ -67,6 +76,18 @@ def run_catalog(place: home.Home, name: str, engine) -> None:
                         for status, count in sorted(counts.items()))
     seconds = time.perf_counter() - started
     print(f"catalog {name}: {plural(sum(counts.values()), 'file')} ({summary}) in {seconds:.1f} s")
+
+
+def _regrouping_needed(connection, catalog_id) -> bool:
+    """Whether catalog_job would regroup anything: whether what a grouping reads differs from
+    what its last regrouping read. Its assets ask again under the catalog lock; this only
+    spares `lumina run` a run when nothing changed."""
+    rows = load_catalog_rows(connection, catalog_id)
+    return any(
+        input_digest(rows, grouping, rule_settings(asset, config))
+        != last_regrouping(connection, catalog_id, grouping).get("read")
+        for asset, grouping, config in GROUPINGS
+    )
 
 
 def _caption(execute, engine, name: str) -> None:

@@ -11,14 +11,15 @@ runs launched by any means.
 
 import dagster as dg
 
-from lumina_pipeline.defs.assets.bursts import bursts
+from lumina_pipeline.defs.assets.bursts import BurstsConfig, bursts
 from lumina_pipeline.defs.assets.captions import captions
-from lumina_pipeline.defs.assets.duplicates import duplicate_groups
+from lumina_pipeline.defs.assets.duplicates import DuplicatesConfig, duplicate_groups
 from lumina_pipeline.defs.assets.images import photo_analysis
 from lumina_pipeline.defs.assets.inventory import file_inventory
-from lumina_pipeline.defs.assets.stacks import stacks
+from lumina_pipeline.defs.assets.stacks import StacksConfig, stacks
 from lumina_pipeline.defs.assets.verification import checksum_verification
 from lumina_pipeline.defs.partitions import catalog_batches, catalogs
+from lumina_pipeline.storage.groups import BURSTS, DUPLICATES, STACKS
 
 INVENTORY_TAG = "lumina/inventory"  # value: catalog; dagster.yaml allows one run per value
 BATCH_TAG = "lumina/batches"  # value: catalog; dagster.yaml bounds the runs per value
@@ -49,8 +50,14 @@ batch_job = dg.define_asset_job(
     ),
 )
 # The catalog-wide groupings, in their order: stacks say which files are one shot, bursts
-# which shots are one moment, and duplicate groups compare what is left.
-CATALOG_ASSETS = [stacks, bursts, duplicate_groups]
+# which shots are one moment, and duplicate groups compare what is left. Each with where it is
+# stored and its settings when no config is given (as `lumina run` and the sensors launch it).
+GROUPINGS = [
+    (stacks, STACKS, StacksConfig()),
+    (bursts, BURSTS, BurstsConfig()),
+    (duplicate_groups, DUPLICATES, DuplicatesConfig()),
+]
+CATALOG_ASSETS = [asset for asset, _, _ in GROUPINGS]
 catalog_job = dg.define_asset_job(
     "catalog_job",
     selection=CATALOG_ASSETS,

@@ -1,6 +1,8 @@
 """Duplicate groups and bursts, one path for both: the catalog's rows, the previous result, replace, listing."""
 
 import codecs
+import hashlib
+import json
 import uuid
 from dataclasses import dataclass
 
@@ -57,6 +59,8 @@ class Grouping:
     order: str  # of the listed groups
     unlink: str = ""  # clears the catalog's members before its groups are deleted
     on_choice: str = ""  # more SET clauses when a person chooses
+    # columns of load_catalog_rows its rule does not read: its own results and later groupings'
+    ignores: tuple[str, ...] = ()
 
 
 DUPLICATES = Grouping(
@@ -80,6 +84,7 @@ STACKS = Grouping(
     member_order="i.id = g.primary_image_id DESC, i.path",
     order="c.path",
     unlink="UPDATE images SET stack_id = NULL WHERE catalog_id = :c AND stack_id IS NOT NULL",
+    ignores=("stack_id", "stack_primary", "burst_id"),
 )
 BURSTS = Grouping(
     table="bursts", choice="best_image_id", chosen="best_chosen",
@@ -94,6 +99,7 @@ BURSTS = Grouping(
     order="g.start_time",
     unlink="UPDATE images SET burst_id = NULL, burst_sequence = NULL WHERE catalog_id = :c AND burst_id IS NOT NULL",
     on_choice=", selection_method = 'user'",  # SELECTION_METHOD of a person's choice
+    ignores=("stack_primary", "burst_id"),
 )
 
 
@@ -134,9 +140,33 @@ def load_previous(connection: Connection, catalog_id: uuid.UUID, grouping: Group
     return Previous(groups, members)
 
 
-def replace(connection: Connection, catalog_id: uuid.UUID, grouping: Grouping, settled: Settled) -> None:
-    """Swap the catalog's groups of a kind for the settled ones (caller's transaction: all or nothing)."""
+def input_digest(rows: pl.DataFrame, grouping: Grouping, settings: str) -> str:
+    """What a regrouping of a kind reads: the catalog's rows (load_catalog_rows) but the columns
+    its rule ignores, and its `settings` (rule and code version). Equal digests, equal results."""
+    hashes = rows.drop(grouping.ignores).sort("id").hash_rows(seed=0)  # stable within a polars version
+    return hashlib.sha256(settings.encode() + hashes.to_numpy().tobytes()).hexdigest()
+
+
+def last_regrouping(connection: Connection, catalog_id: uuid.UUID, grouping: Grouping) -> dict:
+    """What the catalog's last regrouping of a kind read ("read", its input_digest) and found
+    ("figures"), as replace stored them with its groups; empty before the first."""
+    last = connection.execute(
+        text("SELECT groupings -> :kind FROM catalogs WHERE id = :c"), {"kind": grouping.table, "c": catalog_id}
+    ).scalar_one()
+    return last or {}
+
+
+def replace(
+    connection: Connection, catalog_id: uuid.UUID, grouping: Grouping, settled: Settled, read: str, figures: dict
+) -> None:
+    """Swap the catalog's groups of a kind for the settled ones, and record what was read
+    (input_digest) and found (caller's transaction: all or nothing)."""
     params = {"c": catalog_id}
+    connection.execute(
+        text("UPDATE catalogs SET groupings = groupings || jsonb_build_object(:kind, CAST(:last AS jsonb))"
+             " WHERE id = :c"),
+        {**params, "kind": grouping.table, "last": json.dumps({"read": read, "figures": figures})},
+    )
     if grouping.unlink:
         connection.execute(text(grouping.unlink), params)
     connection.execute(text(f"DELETE FROM {grouping.table} WHERE catalog_id = :c"), params)

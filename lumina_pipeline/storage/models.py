@@ -22,6 +22,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -51,6 +52,8 @@ class Catalog(Base):
     source_directories: Mapped[list[str]] = mapped_column(ARRAY(Text))
     organized_directory: Mapped[str | None] = mapped_column(Text)
     batch_size: Mapped[int] = mapped_column(Integer)  # fixed at creation: batches are append-only
+    # per grouping table: what its last regrouping read ("read", a digest) and found ("figures")
+    groupings: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'"))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
 

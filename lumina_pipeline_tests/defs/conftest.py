@@ -96,6 +96,12 @@ class Pipeline:
         with Session(self.engine) as session:
             return get_catalog(session, catalog).id
 
+    def forget_groupings(self, catalog: str) -> None:
+        """Have the next regrouping of `catalog` do its work though nothing it reads changed."""
+        catalog_id = self.catalog_id(catalog)
+        with self.engine.begin() as connection:
+            connection.execute(text("UPDATE catalogs SET groupings = '{}' WHERE id = :c"), {"c": catalog_id})
+
     def rows(self, catalog: str, columns: str = "*") -> list[dict]:
         with self.engine.connect() as connection:
             query = f"SELECT {columns} FROM images WHERE catalog_id = :c"

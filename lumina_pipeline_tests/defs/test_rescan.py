@@ -1,6 +1,13 @@
-"""Rescans: new, changed and deleted files touch only what they must."""
+"""Rescans: new, changed and deleted files touch only what they must, and regroupings only run
+when something they read changed."""
 
 import shutil
+
+import dagster as dg
+from sqlalchemy import text
+
+from lumina_pipeline.defs.jobs import CATALOG_ASSETS
+from lumina_pipeline_tests.defs.conftest import _metadata
 
 CATALOG = "rescan"
 
@@ -34,15 +41,21 @@ def test_adding_three_photos_reads_only_them_in_the_batch_they_joined(pipeline, 
     assert sum(status == "ok" for status in statuses.values()) == 10
 
 
-def test_a_changed_photo_is_read_again_and_nothing_else(pipeline, corpus, tmp_path):
-    library = tmp_path / "library"
+def analyzed_copies(pipeline, corpus, library, catalog: str, count: int, batch_size: int) -> list:
+    """`count` corpus photos copied into `library` as 0.jpg, 1.jpg..., cataloged and analyzed."""
     library.mkdir()
-    photos = photos_of(corpus, 3)
+    photos = photos_of(corpus, count)
     for index, photo in enumerate(photos):
         shutil.copy(photo, library / f"{index}.jpg")
-    pipeline.add_catalog("changed", str(library), batch_size=2)
-    for batch in pipeline.inventory("changed")["batches_to_process"]:
-        pipeline.analyze("changed", batch)
+    pipeline.add_catalog(catalog, str(library), batch_size=batch_size)
+    for batch in pipeline.inventory(catalog)["batches_to_process"]:
+        pipeline.analyze(catalog, batch)
+    return photos
+
+
+def test_a_changed_photo_is_read_again_and_nothing_else(pipeline, corpus, tmp_path):
+    library = tmp_path / "library"
+    photos = analyzed_copies(pipeline, corpus, library, "changed", 3, batch_size=2)
     shutil.copy(photos[2], library / "0.jpg")  # new content under an old name
 
     rescan = pipeline.inventory("changed")
@@ -59,3 +72,65 @@ def test_a_rescan_of_an_unchanged_folder_changes_nothing(pipeline, corpus, tmp_p
     again = pipeline.inventory("still")
     assert (again["new"], again["changed"], again["deleted"], again["batches_to_process"]) == (0, 0, 0, [])
     assert again["unchanged"] == len(corpus.manifest["files"])
+
+
+def regroup(pipeline, catalog: str, only: tuple[str, ...] = (), **config) -> dict[str, dict]:
+    """Materialize stacks, bursts and duplicate groups (or `only` those named; `config`: per
+    asset); each one's metadata."""
+    names = only or tuple(asset.key.to_user_string() for asset in CATALOG_ASSETS)
+    result = dg.materialize(
+        CATALOG_ASSETS, partition_key=catalog, instance=pipeline.instance, resources=pipeline.resources,
+        run_config={"ops": {asset: {"config": values} for asset, values in config.items()}}, selection=list(names),
+    )
+    return {name: _metadata(result, name) for name in names}
+
+
+def test_with_nothing_changed_no_grouping_works_and_one_new_photo_is_read_once_and_grouped(pipeline, corpus, tmp_path):
+    library = tmp_path / "library"
+    photos = analyzed_copies(pipeline, corpus, library, "regroup", 6, batch_size=4)
+    first = regroup(pipeline, "regroup")
+    assert not any("skipped" in figures for figures in first.values())
+    with pipeline.engine.begin() as connection:  # a person's decision is not a change to regroup
+        connection.execute(text("UPDATE duplicate_groups SET reviewed = true WHERE catalog_id = :c"),
+                           {"c": pipeline.catalog_id("regroup")})
+
+    again = regroup(pipeline, "regroup")
+
+    for asset, figures in again.items():  # with the figures of the last grouping
+        assert figures.pop("skipped") == "nothing changed"
+        assert figures.items() - {("elapsed_seconds", figures["elapsed_seconds"])} <= first[asset].items()
+    shutil.copy(photos[0], library / "copy.jpg")  # one new photo: a copy of the first
+    rescan = pipeline.inventory("regroup")
+    assert (rescan["new"], rescan["batches_to_process"]) == (1, ["00001"])
+    assert pipeline.analyze("regroup", "00001")["files_read"] == 1
+
+    grouped = regroup(pipeline, "regroup")
+
+    assert not any("skipped" in figures for figures in grouped.values())
+    assert grouped["duplicate_groups"]["exact_groups"] == first["duplicate_groups"]["exact_groups"] + 1
+    with pipeline.engine.connect() as connection:
+        members = connection.execute(text("""
+            SELECT i.path FROM duplicate_members m JOIN images i ON i.id = m.image_id
+            JOIN duplicate_groups g ON g.id = m.group_id WHERE g.catalog_id = :c AND g.similarity_type = 'exact'
+            """), {"c": pipeline.catalog_id("regroup")}).scalars().all()
+    assert {b"0.jpg", b"copy.jpg"} <= {bytes(path) for path in members}
+    assert all("skipped" in figures for figures in regroup(pipeline, "regroup").values())
+
+
+def test_each_grouping_redoes_what_changed_for_it(pipeline, corpus, tmp_path):
+    pipeline.add_catalog("settings", str(corpus.photos))
+    pipeline.catalog_everything("settings")
+    bursts = {"min_shots": 2}
+
+    other_rule = regroup(pipeline, "settings", bursts=bursts)  # settings are part of what is read
+
+    assert "skipped" in other_rule["stacks"] and "skipped" not in other_rule["bursts"]
+    with pipeline.engine.begin() as connection:  # a batch writes a photo anew after stacks, before the others
+        connection.execute(text("""
+            UPDATE images SET quality_score = 100 - quality_score
+            WHERE id = (SELECT min(id) FROM images WHERE catalog_id = :c AND quality_score IS NOT NULL)"""),
+            {"c": pipeline.catalog_id("settings")})
+    later = regroup(pipeline, "settings", ("bursts", "duplicate_groups"), bursts=bursts)
+    assert not any("skipped" in figures for figures in later.values())
+    last = regroup(pipeline, "settings", bursts=bursts)
+    assert "skipped" not in last["stacks"] and "skipped" in last["bursts"]  # stacks had read the old row

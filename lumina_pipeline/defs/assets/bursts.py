@@ -6,11 +6,19 @@ import dagster as dg
 
 from lumina_pipeline.analysis.bursts import BurstRule, group_bursts
 from lumina_pipeline.analysis.continuity import settle
+from lumina_pipeline.defs.assets.regrouping import rule_settings, unchanged
 from lumina_pipeline.defs.markdown import markdown_table
 from lumina_pipeline.defs.partitions import by_catalog, catalogs
 from lumina_pipeline.defs.resources import CatalogDatabase
 from lumina_pipeline.storage.catalogs import get_catalog, lock_catalog
-from lumina_pipeline.storage.groups import BURSTS, load_catalog_rows, load_previous, replace
+from lumina_pipeline.storage.groups import (
+    BURSTS,
+    input_digest,
+    last_regrouping,
+    load_catalog_rows,
+    load_previous,
+    replace,
+)
 
 
 class BurstsConfig(dg.Config):
@@ -33,14 +41,17 @@ def bursts(context: dg.AssetExecutionContext, config: BurstsConfig, database: Ca
         connection = session.connection()
         catalog_id = get_catalog(session, context.partition_key).id
         lock_catalog(connection, catalog_id)  # people's decisions and other regroupings wait
-        rule = BurstRule(config.max_gap_seconds, config.min_shots)
-        found = group_bursts(load_catalog_rows(connection, catalog_id), rule)
+        rows = load_catalog_rows(connection, catalog_id)
+        read = input_digest(rows, BURSTS, rule_settings(context.assets_def, config))
+        if (last := last_regrouping(connection, catalog_id, BURSTS)).get("read") == read:
+            return unchanged(last, started)
+        found = group_bursts(rows, BurstRule(config.max_gap_seconds, config.min_shots))
         settled = settle(found, load_previous(connection, catalog_id, BURSTS))
-        replace(connection, catalog_id, BURSTS, settled)
+        figures = {"bursts": len(settled.groups), "frames_in_bursts": len(settled.members)}
+        replace(connection, catalog_id, BURSTS, settled, read, figures)
     return dg.MaterializeResult(
         metadata={
-            "bursts": len(settled.groups),
-            "frames_in_bursts": len(settled.members),
+            **figures,
             "elapsed_seconds": round(time.perf_counter() - started, 3),
             "preview": dg.MetadataValue.md(
                 markdown_table(settled.groups.select("camera_model", "start_time", "image_count", "duration_seconds"))

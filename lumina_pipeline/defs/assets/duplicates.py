@@ -15,11 +15,20 @@ from lumina_pipeline.analysis.duplicates import (
     group_catalog,
     reclaimable_bytes,
 )
+from lumina_pipeline.defs.assets.regrouping import rule_settings, unchanged
 from lumina_pipeline.defs.markdown import markdown_table
 from lumina_pipeline.defs.partitions import by_catalog, catalogs
 from lumina_pipeline.defs.resources import CatalogDatabase
 from lumina_pipeline.storage.catalogs import get_catalog, lock_catalog
-from lumina_pipeline.storage.groups import DUPLICATES, load_catalog_rows, load_previous, readable_path, replace
+from lumina_pipeline.storage.groups import (
+    DUPLICATES,
+    input_digest,
+    last_regrouping,
+    load_catalog_rows,
+    load_previous,
+    readable_path,
+    replace,
+)
 
 
 class DuplicatesConfig(dg.Config):
@@ -59,19 +68,25 @@ def duplicate_groups(
         catalog_id = get_catalog(session, context.partition_key).id
         lock_catalog(connection, catalog_id)  # people's decisions and other regroupings wait
         rows = load_catalog_rows(connection, catalog_id)
+        read = input_digest(rows, DUPLICATES, rule_settings(context.assets_def, config))
+        if (last := last_regrouping(connection, catalog_id, DUPLICATES)).get("read") == read:
+            return unchanged(last, started)
         keeper = KeeperRule(tuple(config.keeper_order), tuple(config.format_preference), tuple(config.avoided_folders))
         members, groups, flat = group_catalog(rows, rule, keeper)
         found = Found(groups.rename({"primary_id": "choice"}), members.join(rows.select("id", "checksum"), on="id"))
         settled = settle(found, load_previous(connection, catalog_id, DUPLICATES))
-        replace(connection, catalog_id, DUPLICATES, settled)
-    final = settled.groups.rename({"choice": "primary_image_id"})
-    return dg.MaterializeResult(
-        metadata={
+        final = settled.groups.rename({"choice": "primary_image_id"})
+        figures = {
             "exact_groups": int((groups["similarity_type"] == "exact").sum()),
             "near_duplicate_groups": int((groups["similarity_type"] == "perceptual").sum()),
             "files_in_groups": members["id"].n_unique(),
             "reclaimable_bytes": reclaimable_bytes(members, final, rows.select("id", "size_bytes")),
             "too_flat_to_compare": flat,
+        }
+        replace(connection, catalog_id, DUPLICATES, settled, read, figures)
+    return dg.MaterializeResult(
+        metadata={
+            **figures,
             "kept_decisions": int(final["reviewed"].sum()) + int(final["chosen"].sum()),
             "elapsed_seconds": round(time.perf_counter() - started, 3),
             "largest_groups": _largest_groups(final, rows),
