@@ -1,7 +1,7 @@
 """`make bench`: every performance target, each as a ratio to a baseline measured in the
 same run on this machine. Numbers are printed, never asserted."""
 
-from benchmarks import actions, automation, captions, cli, embeddings, foundation, grouping, search, videos
+from benchmarks import actions, automation, captions, cli, embeddings, foundation, grouping, scale, search, videos
 
 if __name__ == "__main__":
     foundation.run()
@@ -12,4 +12,5 @@ if __name__ == "__main__":
     cli.run()
     captions.run()
     videos.run()
+    scale.run()
     actions.run()
