@@ -178,8 +178,12 @@ def group_catalog(
     """All groups of a catalog: (members, groups, count of files too flat to compare)."""
     ranked = rank_for_primary(images, keeper)
     members = pl.concat([exact_groups(ranked), near_groups(ranked, rule)])
-    flat = int((uninformative(ranked) & ranked["ahash"].is_not_null()).sum())
-    return members, describe_groups(members, ranked), flat
+    return members, describe_groups(members, ranked), too_flat(images)
+
+
+def too_flat(images: pl.DataFrame) -> int:
+    """How many hashed files are too flat to compare (uninformative)."""
+    return int((uninformative(images) & images["ahash"].is_not_null()).sum())
 
 
 def _uint64(hex_values: pl.Series) -> NDArray[np.uint64]:

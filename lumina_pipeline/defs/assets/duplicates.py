@@ -1,11 +1,9 @@
 """`duplicate_groups`: which files of a catalog are copies or the same picture saved again."""
 
-import time
-
 import dagster as dg
 import polars as pl
 
-from lumina_pipeline.analysis.continuity import Found, settle
+from lumina_pipeline.analysis.continuity import Found, Settled
 from lumina_pipeline.analysis.duplicates import (
     DEFAULT_AVOIDED_FOLDERS,
     DEFAULT_FORMATS,
@@ -14,21 +12,13 @@ from lumina_pipeline.analysis.duplicates import (
     NearDuplicateRule,
     group_catalog,
     reclaimable_bytes,
+    too_flat,
 )
-from lumina_pipeline.defs.assets.regrouping import rule_settings, unchanged
+from lumina_pipeline.defs.assets.regrouping import regroup
 from lumina_pipeline.defs.markdown import markdown_table
 from lumina_pipeline.defs.partitions import by_catalog, catalogs
 from lumina_pipeline.defs.resources import CatalogDatabase
-from lumina_pipeline.storage.catalogs import get_catalog, lock_catalog
-from lumina_pipeline.storage.groups import (
-    DUPLICATES,
-    input_digest,
-    last_regrouping,
-    load_catalog_rows,
-    load_previous,
-    readable_path,
-    replace,
-)
+from lumina_pipeline.storage.groups import DUPLICATES, readable_path
 
 
 class DuplicatesConfig(dg.Config):
@@ -61,37 +51,27 @@ def duplicate_groups(
 ) -> dg.MaterializeResult:
     """Exact groups (same SHA-256) and near-duplicate groups (perceptual hashes) of the
     catalog, each with a primary image; ids, reviews and chosen primaries carry over."""
-    started = time.perf_counter()
     rule = NearDuplicateRule(ahash=config.ahash_bits, dhash=config.dhash_bits, whash=config.whash_bits)
-    with database.transaction() as session:  # read, regroup and replace in one transaction
-        connection = session.connection()
-        catalog_id = get_catalog(session, context.partition_key).id
-        lock_catalog(connection, catalog_id)  # people's decisions and other regroupings wait
-        rows = load_catalog_rows(connection, catalog_id)
-        read = input_digest(rows, DUPLICATES, rule_settings(context.assets_def, config))
-        if (last := last_regrouping(connection, catalog_id, DUPLICATES)).get("read") == read:
-            return unchanged(last, started)
-        keeper = KeeperRule(tuple(config.keeper_order), tuple(config.format_preference), tuple(config.avoided_folders))
-        members, groups, flat = group_catalog(rows, rule, keeper)
-        found = Found(groups.rename({"primary_id": "choice"}), members.join(rows.select("id", "checksum"), on="id"))
-        settled = settle(found, load_previous(connection, catalog_id, DUPLICATES))
-        final = settled.groups.rename({"choice": "primary_image_id"})
-        figures = {
-            "exact_groups": int((groups["similarity_type"] == "exact").sum()),
-            "near_duplicate_groups": int((groups["similarity_type"] == "perceptual").sum()),
-            "files_in_groups": members["id"].n_unique(),
-            "reclaimable_bytes": reclaimable_bytes(members, final, rows.select("id", "size_bytes")),
-            "too_flat_to_compare": flat,
-        }
-        replace(connection, catalog_id, DUPLICATES, settled, read, figures)
-    return dg.MaterializeResult(
-        metadata={
-            **figures,
-            "kept_decisions": int(final["reviewed"].sum()) + int(final["chosen"].sum()),
-            "elapsed_seconds": round(time.perf_counter() - started, 3),
-            "largest_groups": _largest_groups(final, rows),
-        }
-    )
+    keeper = KeeperRule(tuple(config.keeper_order), tuple(config.format_preference), tuple(config.avoided_folders))
+
+    def find(rows: pl.DataFrame) -> Found:
+        members, groups, _ = group_catalog(rows, rule, keeper)
+        return Found(groups.rename({"primary_id": "choice"}), members.join(rows.select("id", "checksum"), on="id"))
+
+    return regroup(context, config, database, DUPLICATES, find, _describe)
+
+
+def _describe(settled: Settled, rows: pl.DataFrame) -> tuple[dict, dict]:
+    groups = settled.groups.rename({"choice": "primary_image_id"})
+    figures = {
+        "exact_groups": int((groups["similarity_type"] == "exact").sum()),
+        "near_duplicate_groups": int((groups["similarity_type"] == "perceptual").sum()),
+        "files_in_groups": settled.members["id"].n_unique(),
+        "reclaimable_bytes": reclaimable_bytes(settled.members, groups, rows.select("id", "size_bytes")),
+        "too_flat_to_compare": too_flat(rows),
+    }
+    kept = int(groups["reviewed"].sum()) + int(groups["chosen"].sum())
+    return figures, {"kept_decisions": kept, "largest_groups": _largest_groups(groups, rows)}
 
 
 def _largest_groups(groups: pl.DataFrame, rows: pl.DataFrame) -> dg.MetadataValue:
