@@ -1,0 +1,208 @@
+"""Organize: where each file a catalog keeps goes in its dated folder tree, as a plan
+(analysis/plans.py) for actions/ to carry out. Pure: the catalog's rows and what the tree
+already holds come in as frames.
+
+A shot goes whole: the files of a stack (RAW and JPEG, a Live Photo's still and video, their
+sidecars) share the folder of the stack's capture time and keep their names; when another file
+holds a name, the whole shot is numbered alike (`IMG_1 (2).CR2`, `IMG_1 (2).JPG`) so that its
+files still pair up by name. Names are handled as text in PostgreSQL's escape format (ASCII, a
+high byte as \\ooo, a backslash doubled), so that they compare and change case as text whatever
+their encoding, and come back byte for byte."""
+
+import codecs
+import os
+import string
+from dataclasses import dataclass
+
+import polars as pl
+
+from lumina_pipeline.analysis.files import absolute_paths
+
+DEFAULT_TEMPLATE = "{year}/{year}-{month}-{day}"
+FIELDS = {"year": "%Y", "month": "%m", "day": "%d"}
+UNDATED = "undated"  # no capture time: under undated/, in the template's folder of the file's mtime (UTC)
+ORGANIZED_KINDS = ["image", "raw", "video", "sidecar"]
+READ = ["ok", "skipped"]  # skipped: sidecars and RAWs without a preview, which are not meant to be read
+FILES_SCHEMA = {
+    "id": pl.Int64,
+    "source_root": pl.String,
+    "path": pl.Binary,  # relative to source_root, raw bytes
+    "kind": pl.String,
+    "size_bytes": pl.Int64,
+    "mtime_ns": pl.Int64,
+    "checksum": pl.String,  # null for a sidecar until its checksum is taken
+    "status": pl.String,
+    "captured_at": pl.String,  # the camera's clock, ISO
+    "stack_id": pl.String,
+    "stack_primary": pl.Boolean,
+    "kept": pl.Boolean,  # a keeper of a review (or a file of its stack): the copy to organize among identical ones
+    "removable": pl.Boolean,  # reviewed away (storage/browse.removable_files)
+}
+EXISTING_SCHEMA = {"folder": pl.String, "name": pl.Binary, "size_bytes": pl.Int64, "mtime_ns": pl.Int64}
+
+
+@dataclass(frozen=True)
+class OrganizePlan:
+    plan: pl.DataFrame  # PLAN_SCHEMA's columns, then year ("undated" without a capture time) and renamed
+    in_place: int  # files the tree already holds where they belong: same name, size and mtime
+    left_out: dict[str, int]  # files not organized, by why
+
+
+def check_template(template: str) -> str:
+    """`template` if it is a relative folder naming only {year}, {month} and {day}."""
+    fields = [(field, spec, conversion) for _, field, spec, conversion in string.Formatter().parse(template)]
+    if any(field is not None and (field not in FIELDS or spec or conversion) for field, spec, conversion in fields):
+        raise ValueError(f"bad template {template!r}: it may name only {{year}}, {{month}} and {{day}}")
+    if template.startswith("/") or ".." in template.split("/"):
+        raise ValueError(f"bad template {template!r}: it must stay inside the organized folder")
+    return template
+
+
+def target_folders(files: pl.DataFrame, template: str) -> list[str]:
+    """The folders of the tree the plan may put files in (to look at what they hold)."""
+    return _placed(_chosen(files)[0], template)["folder"].unique().sort().to_list()
+
+
+def plan_organize(
+    files: pl.DataFrame, existing: pl.DataFrame, template: str, into: bytes, *, move: bool
+) -> OrganizePlan:
+    """Copy (or move) each kept file of `files` (FILES_SCHEMA) to `into`/<template>/<its name>,
+    `existing` (EXISTING_SCHEMA) being what `target_folders` already hold. Left out: files
+    reviewed away, byte-identical copies of a file organized, files not read."""
+    chosen, left_out = _chosen(files)
+    on_disk = _keyed(existing)
+    numbered = _numbered(_placed(chosen, template), on_disk)
+    final = numbered.with_columns(key=_key(_name(pl.col("k")))).join(on_disk, on="key", how="left")
+    in_place = (pl.col("size_bytes") == pl.col("existing_size")) & (pl.col("mtime_ns") == pl.col("existing_mtime"))
+    todo = final.filter(~in_place.fill_null(False)).sort("folder", "path")
+    targets = [os.path.join(into, folder.encode(), _unescaped(name))
+               for folder, name in todo.select("folder", _name(pl.col("k"))).rows()]
+    plan = todo.select(
+        image_id="id",
+        source=pl.Series(absolute_paths(todo["source_root"], todo["path"]), dtype=pl.Binary),
+        target=pl.Series(targets, dtype=pl.Binary),
+        operation=pl.lit("move" if move else "copy"),
+        size_bytes="size_bytes",
+        mtime_ns="mtime_ns",
+        checksum="checksum",
+        status_before="status",
+        status_after=pl.lit(None, pl.String),  # the catalog's row stays as it is
+        year="year",
+        renamed=pl.col("k") > 1,
+    )
+    return OrganizePlan(plan, len(final) - len(todo), left_out)
+
+
+def figures(organized: OrganizePlan) -> dict:
+    """What a plan would do, in numbers a person reads before applying it."""
+    plan = organized.plan
+    return {
+        "files": len(plan),
+        "bytes": int(plan["size_bytes"].sum()),
+        "by_year": dict(sorted(plan["year"].value_counts().rows())),
+        "undated": int((plan["year"] == UNDATED).sum()),
+        "renamed": int(plan["renamed"].sum()),
+        "in_place": organized.in_place,
+        "left_out": organized.left_out,
+    }
+
+
+def _escaped(name: bytes) -> str:
+    """`name` as PostgreSQL's escape format writes it: a zero or high byte as \\ooo, \\ doubled."""
+    if name.isascii() and b"\\" not in name and b"\0" not in name:
+        return name.decode()  # most names, at a fraction of the cost
+    return "".join(f"\\{b:03o}" if b == 0 or b > 127 else "\\\\" if b == 92 else chr(b) for b in name)
+
+
+def _unescaped(text: str) -> bytes:
+    return codecs.escape_decode(text.encode())[0]  # reads exactly the two escapes PostgreSQL writes
+
+
+def _chosen(files: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
+    """The files to organize: read, not reviewed away, and one of each content (a keeper first;
+    a sidecar belongs to its shot and is never a copy)."""
+    read = files.filter(pl.col("status").is_in(READ))
+    kept = read.filter(~pl.col("removable")).sort("kept", "source_root", "path", descending=[True, False, False])
+    copy = (pl.col("kind") != "sidecar") & pl.col("checksum").is_not_null() & (pl.int_range(pl.len()) > 0)
+    chosen = kept.filter(~copy.over("checksum"))
+    left_out = {"reviewed away": len(read) - len(kept), "exact copies": len(kept) - len(chosen),
+                "unreadable or unread": len(files) - len(read)}
+    return chosen, left_out
+
+
+def _placed(files: pl.DataFrame, template: str) -> pl.DataFrame:
+    """Each file with its shot (`unit`: its stack, or itself), the shot's folder and date (the
+    primary's capture time, else a member's, else the mtime) and the shot's name stem."""
+    names = pl.Series([_escaped(path.rpartition(b"/")[2]) for path in files["path"]], dtype=pl.String)
+    primary_first = files.with_columns(
+        name=names,
+        unit=pl.coalesce("stack_id", pl.format("file {}", "id")),
+        taken=pl.col("captured_at").str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False),
+    ).sort("unit", pl.col("stack_primary").fill_null(False), descending=[False, True])
+    taken = pl.col("taken").drop_nulls().first().over("unit")
+    date = pl.coalesce(taken, pl.from_epoch("mtime_ns", "ns").cast(pl.Datetime("us")).first().over("unit"))
+    name = pl.col("name")
+    stem = name.str.replace(r"\.[^.]*$", "").str.len_chars().min().over("unit")  # of the shot: IMG_1 of IMG_1.CR2.xmp
+    dated = _filled(template, pl.col("date"))
+    return primary_first.with_columns(date=date, undated=taken.is_null(), prefix=name.str.slice(0, stem),
+                                      rest=name.str.slice(stem)).with_columns(
+        folder=pl.when("undated").then(pl.concat_str(pl.lit(UNDATED + "/"), dated)).otherwise(dated),
+        year=pl.when("undated").then(pl.lit(UNDATED)).otherwise(pl.col("date").dt.strftime("%Y")),
+    ).sort("date", "source_root", "path")  # the order in which shots take free names
+
+
+def _filled(template: str, date: pl.Expr) -> pl.Expr:
+    parts = []
+    for literal, field, _, _ in string.Formatter().parse(template):
+        parts += [pl.lit(literal), *([date.dt.strftime(FIELDS[field])] if field else [])]
+    return pl.concat_str(parts)
+
+
+def _numbered(files: pl.DataFrame, existing: pl.DataFrame) -> pl.DataFrame:
+    """Each file with its shot's number `k` (1: its own name): the first under which every file
+    of the shot has a free name, or is there already. Most shots keep their names, decided at
+    once; the few that meet another file or shot take numbers one by one, in date order."""
+    first = files.with_columns(key=_key(_name(pl.lit(1)))).join(existing, on="key", how="left")
+    elsewhere = pl.col("existing_size").is_not_null() & (
+        (pl.col("size_bytes") != pl.col("existing_size")) | (pl.col("mtime_ns") != pl.col("existing_mtime")))
+    first = first.with_columns(clash=elsewhere | (pl.col("unit").n_unique().over("key") > 1))
+    first = first.with_columns(clash=pl.col("clash").any().over("unit"))  # one window at a time: nested ones nest
+    claimed = set(first.filter(~pl.col("clash"))["key"])
+    on_disk = {key: (size, mtime) for key, size, mtime in existing.rows()}
+    shots = first.filter("clash").group_by("unit", maintain_order=True).agg(
+        pl.col("folder").first(), "prefix", "rest", "size_bytes", "mtime_ns")
+    numbers = [(unit, _free_number(claimed, on_disk, *shot)) for unit, *shot in shots.rows()]
+    chosen = pl.DataFrame(numbers, schema={"unit": pl.String, "k": pl.Int64}, orient="row")
+    return files.join(chosen, on="unit", how="left").with_columns(k=pl.col("k").fill_null(1))
+
+
+def _free_number(claimed: set[str], on_disk: dict, folder: str, prefixes: list[str], rests: list[str],
+                 sizes: list[int], mtimes: list[int]) -> int:
+    """The first number under which no file of a shot meets a name `claimed` by another shot or
+    a file on disk other than itself; the shot's names are then claimed."""
+    k = 1
+    while True:
+        number = f" ({k})" if k > 1 else ""
+        keys = [f"{folder}/" + f"{prefix}{number}{rest}".lower() for prefix, rest in zip(prefixes, rests, strict=True)]
+        if all(key not in claimed and on_disk.get(key, (size, mtime)) == (size, mtime)
+               for key, size, mtime in zip(keys, sizes, mtimes, strict=True)):
+            claimed.update(keys)
+            return k
+        k += 1
+
+
+def _name(k: pl.Expr) -> pl.Expr:
+    numbered = pl.concat_str(pl.col("prefix"), pl.lit(" ("), k.cast(pl.String), pl.lit(")"), pl.col("rest"))
+    return pl.when(k == 1).then(pl.concat_str("prefix", "rest")).otherwise(numbered).alias("name")
+
+
+def _key(name: pl.Expr) -> pl.Expr:
+    """Which names meet: the same folder and name in any case (as on macOS and Windows disks)."""
+    return pl.concat_str(pl.col("folder"), pl.lit("/"), name.str.to_lowercase())
+
+
+def _keyed(existing: pl.DataFrame) -> pl.DataFrame:
+    names = pl.Series([_escaped(name) for name in existing["name"]], dtype=pl.String)
+    return existing.with_columns(name=names).select(
+        key=_key(pl.col("name")), existing_size="size_bytes", existing_mtime="mtime_ns"
+    ).unique("key", keep="first", maintain_order=True)

@@ -1,0 +1,78 @@
+"""Organize plans: names taken by shots in order, whole shots renamed alike, stable re-plans."""
+
+import os
+
+import polars as pl
+import pytest
+
+from lumina_pipeline.analysis.organize import (
+    DEFAULT_TEMPLATE,
+    EXISTING_SCHEMA,
+    FILES_SCHEMA,
+    check_template,
+    plan_organize,
+    target_folders,
+)
+from lumina_pipeline.analysis.plans import PLAN_SCHEMA
+
+DAY = "2021-05-03T10:00:00"
+
+
+def files(*rows: tuple) -> pl.DataFrame:
+    """(id, path, captured_at, stack_id) rows, each file of its own content."""
+    return pl.DataFrame([
+        (i, "/p", path, "sidecar" if path.endswith(b".xmp") else "image", 10 + i, 1, f"{i:064d}", "ok", taken,
+         stack, stack and i == min(r[0] for r in rows if r[3] == stack), False, False)
+        for i, path, taken, stack in rows
+    ], schema=FILES_SCHEMA, orient="row")
+
+
+def plan(rows: pl.DataFrame, existing: pl.DataFrame | None = None, template: str = DEFAULT_TEMPLATE) -> dict:
+    planned = plan_organize(rows, pl.DataFrame(schema=EXISTING_SCHEMA) if existing is None else existing, template,
+                            b"/t", move=False)
+    assert list(planned.plan.schema)[:len(PLAN_SCHEMA)] == list(PLAN_SCHEMA)
+    return dict(planned.plan.select("source", "target").rows())
+
+
+def on_disk(targets: list[bytes]) -> pl.DataFrame:
+    """The tree after `targets` were copied (sizes and mtimes kept), for `files` rows."""
+    return pl.DataFrame([(os.path.dirname(t)[3:].decode(), os.path.basename(t), 10 + i, 1) for i, t in targets],
+                        schema=EXISTING_SCHEMA, orient="row")
+
+
+def test_a_shot_meeting_a_taken_name_is_numbered_whole_and_the_next_plan_only_adds():
+    library = files((1, b"a/IMG_1.JPG", DAY, None), (2, b"b/img_1.cr2", DAY, "s"), (3, b"b/IMG_1.jpg", DAY, "s"),
+                    (4, b"b/IMG_1.CR2.xmp", None, "s"), (5, b"c/Gr\xfc\xdfe.jpg", None, None))
+    first = plan(library)
+    assert first == {
+        b"/p/a/IMG_1.JPG": b"/t/2021/2021-05-03/IMG_1.JPG",  # earlier in path order: keeps its name
+        b"/p/b/img_1.cr2": b"/t/2021/2021-05-03/img_1 (2).cr2",  # the stack's names meet it (any case)
+        b"/p/b/IMG_1.jpg": b"/t/2021/2021-05-03/IMG_1 (2).jpg",
+        b"/p/b/IMG_1.CR2.xmp": b"/t/2021/2021-05-03/IMG_1 (2).CR2.xmp",
+        b"/p/c/Gr\xfc\xdfe.jpg": b"/t/undated/1970/1970-01-01/Gr\xfc\xdfe.jpg",  # by its mtime, bytes kept
+    }
+    done = on_disk([(i, first[b"/p/" + path]) for i, path in [(1, b"a/IMG_1.JPG"), (2, b"b/img_1.cr2"),
+                    (3, b"b/IMG_1.jpg"), (4, b"b/IMG_1.CR2.xmp"), (5, b"c/Gr\xfc\xdfe.jpg")]])
+    assert plan(library, done) == {}
+    grown = pl.concat([library, files((6, b"d/IMG_1.JPG", DAY, None))])
+    assert plan(grown, done) == {b"/p/d/IMG_1.JPG": b"/t/2021/2021-05-03/IMG_1 (3).JPG"}
+    assert plan(grown, done[:1]) == {  # the stack was not copied yet: still (2), the new file (3)
+        b"/p/b/img_1.cr2": b"/t/2021/2021-05-03/img_1 (2).cr2", b"/p/b/IMG_1.jpg": b"/t/2021/2021-05-03/IMG_1 (2).jpg",
+        b"/p/b/IMG_1.CR2.xmp": b"/t/2021/2021-05-03/IMG_1 (2).CR2.xmp",
+        b"/p/c/Gr\xfc\xdfe.jpg": b"/t/undated/1970/1970-01-01/Gr\xfc\xdfe.jpg",
+        b"/p/d/IMG_1.JPG": b"/t/2021/2021-05-03/IMG_1 (3).JPG"}
+
+
+def test_another_file_in_the_tree_is_never_taken_for_ours():
+    library = files((1, b"a/IMG_1.JPG", DAY, None), (2, b"b/IMG_1.JPG", DAY, None))
+    theirs = pl.DataFrame([("Fotos/2021", b"IMG_1.JPG", 999, 1)], schema=EXISTING_SCHEMA, orient="row")
+    assert target_folders(library, "Fotos/{year}") == ["Fotos/2021"]
+    assert plan(library, theirs, "Fotos/{year}") == {
+        b"/p/a/IMG_1.JPG": b"/t/Fotos/2021/IMG_1 (2).JPG", b"/p/b/IMG_1.JPG": b"/t/Fotos/2021/IMG_1 (3).JPG"}
+
+
+def test_only_the_date_fields_and_folders_inside_the_tree_make_a_template():
+    assert check_template("Fotos/{year}/{month}") == "Fotos/{year}/{month}"
+    for bad in ("{camera}/{year}", "{year!r}", "{year:>6}", "/{year}", "{year}/../x", "{year"):
+        with pytest.raises(ValueError):
+            check_template(bad)
