@@ -51,6 +51,8 @@ class Catalog(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     source_directories: Mapped[list[str]] = mapped_column(ARRAY(Text))
     organized_directory: Mapped[str | None] = mapped_column(Text)
+    organize_template: Mapped[str | None] = mapped_column(Text)  # its folders (analysis/organize.py)
+    organize_move: Mapped[bool] = mapped_column(Boolean, server_default=false())  # move rather than copy by default
     batch_size: Mapped[int] = mapped_column(Integer)  # fixed at creation: batches are append-only
     # per grouping table: what its last regrouping read ("read", a digest) and found ("figures")
     groupings: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'"))

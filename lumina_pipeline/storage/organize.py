@@ -1,0 +1,49 @@
+"""What organizing a catalog reads and keeps: its files with what the reviews decided about
+them, and where and how its organized tree is laid out (catalogs.organized_directory,
+organize_template, organize_move)."""
+
+import os
+import uuid
+
+import polars as pl
+from sqlalchemy import Connection, text
+from sqlalchemy.orm import Session
+
+from lumina_pipeline.analysis.organize import FILES_SCHEMA, ORGANIZED_KINDS, check_template
+from lumina_pipeline.storage.browse import KEPT, removable_files
+from lumina_pipeline.storage.catalogs import CatalogError, get_catalog
+from lumina_pipeline.storage.models import Catalog
+
+
+def set_organizing(session: Session, name: str, into: str, template: str, move: bool) -> Catalog:
+    """Organize catalog `name` into the folder `into` (absolute) by `template`, moving by default
+    when `move`. The folder may not lie inside one of the catalog's own: a rescan would catalog
+    each organized file again, as a copy of itself."""
+    catalog = get_catalog(session, name)
+    try:
+        catalog.organize_template = check_template(template)
+    except ValueError as error:
+        raise CatalogError(str(error)) from None
+    if any(os.path.commonpath([into, folder]) == folder for folder in catalog.source_directories):
+        raise CatalogError(f"{into} is inside a folder of {name}: organize into a folder of its own")
+    catalog.organized_directory, catalog.organize_move = into, move
+    return catalog
+
+
+def organize_files(connection: Connection, catalog_id: uuid.UUID) -> pl.DataFrame:
+    """The catalog's photos, videos and sidecars still in its folders, as analysis/organize.py
+    reads them: `kept` for a file a review keeps (or one of its stack), `removable` for one it
+    put aside."""
+    removable = [row["id"] for row in removable_files(connection, catalog_id)]
+    rows = connection.execute(text(f"""
+        WITH kept AS ({KEPT})
+        SELECT i.id, i.source_root, i.path, i.kind, i.size_bytes, i.mtime_ns, i.checksum, i.status,
+               i.dates->>'captured_at', i.stack_id::text, s.primary_image_id = i.id,
+               i.id IN (SELECT id FROM kept) OR coalesce(i.stack_id IN (
+                   SELECT stack_id FROM images WHERE id IN (SELECT id FROM kept)), false),
+               i.id = ANY(:removable)
+        FROM images i LEFT JOIN stacks s ON s.id = i.stack_id
+        WHERE i.catalog_id = :c AND i.kind = ANY(:kinds) AND i.status NOT IN ('deleted', 'quarantined', 'ignored')
+        ORDER BY i.id"""), {"c": catalog_id, "removable": removable, "kinds": ORGANIZED_KINDS})
+    return pl.DataFrame([(i, root, bytes(path), *rest) for i, root, path, *rest in rows], schema=FILES_SCHEMA,
+                        orient="row")
