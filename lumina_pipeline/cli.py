@@ -170,6 +170,39 @@ def quarantine(args: argparse.Namespace) -> int:
     return 0
 
 
+def catalog_organize(args: argparse.Namespace) -> None:
+    from lumina_pipeline.analysis.organize import DEFAULT_TEMPLATE
+    from lumina_pipeline.storage.organize import set_organizing
+
+    into, template = str(Path(args.into).expanduser().resolve()), args.template or DEFAULT_TEMPLATE
+    place = home.prepare()
+    with _session(place) as session, session.begin():
+        set_organizing(session, args.name, into, template, args.move)
+    print(f"catalog {args.name}: organized into {into} by {template} ({'moving' if args.move else 'copying'})")
+    print(f"next: {_lumina()} organize {args.name} --dry-run")
+
+
+def organize(args: argparse.Namespace) -> None:
+    """Copy (or move) the catalog's kept files into its dated tree, or say what that would do."""
+    from lumina_pipeline.actions.organize import organize as organize_catalog
+    from lumina_pipeline.actions.runs import file_actions
+    from lumina_pipeline.analysis.organize import figures
+
+    place = home.prepare()
+    with file_actions(make_engine(place.database_url), args.catalog, os.fsencode(place.quarantine_dir)) as actions:
+        organized = organize_catalog(actions, dry_run=args.dry_run, move=args.move)
+        moving, into = args.move or actions.catalog.organize_move, actions.catalog.organized_directory
+    done = ("would move" if args.dry_run else "moved") if moving else ("would copy" if args.dry_run else "copied")
+    report, numbers = organized.report, figures(organized.planned)
+    _print_report(report, f"{done} {plural(report.done, 'file')} ({size(report.size_bytes)}) into {into}")
+    years = ", ".join(f"{year}: {count}" for year, count in numbers["by_year"].items())
+    print(f"  {years or 'nothing new'}; {numbers['renamed']} renamed (their name was taken), "
+          f"{numbers['in_place']} already in place")
+    print("  left out: " + ", ".join(f"{count} {why}" for why, count in numbers["left_out"].items()))
+    if report.run_id and report.done:
+        print(f"undo: {_lumina()} undo {args.catalog}")
+
+
 def undo(args: argparse.Namespace) -> None:
     from lumina_pipeline.actions.runs import file_actions
 
@@ -317,6 +350,13 @@ def _parser() -> argparse.ArgumentParser:
     remove = catalog.add_parser("remove", help="forget a catalog (photos stay on disk)")
     remove.add_argument("name")
     remove.set_defaults(command=catalog_remove)
+    organizing = catalog.add_parser("organize", help="where and how `lumina organize` lays out the catalog's files")
+    organizing.add_argument("name")
+    organizing.add_argument("--into", required=True, metavar="DIR", help="the tidy tree (not inside the catalog)")
+    organizing.add_argument("--template", help="folders by capture time, of {year}, {month} and {day} "
+                                               "(default: {year}/{year}-{month}-{day})")
+    organizing.add_argument("--move", action="store_true", help="move the files by default rather than copy them")
+    organizing.set_defaults(command=catalog_organize)
 
     run_parser = commands.add_parser("run", help="inventory a catalog and analyze its new files")
     run_parser.add_argument("catalog", nargs="?")
@@ -365,7 +405,12 @@ def _parser() -> argparse.ArgumentParser:
     quarantine_parser.add_argument("--older-than", type=float, metavar="DAYS",
                                    help="purge: delete for good what was quarantined more than DAYS ago")
     quarantine_parser.set_defaults(command=quarantine, usage=usage)
-    undo_parser = commands.add_parser("undo", help="put back the files a quarantine run moved")
+    organize_parser = commands.add_parser("organize", help="copy the kept files into the catalog's dated tree")
+    organize_parser.add_argument("catalog")
+    organize_parser.add_argument("--dry-run", action="store_true", help="say what would be copied, touch nothing")
+    organize_parser.add_argument("--move", action="store_true", help="move the files rather than copy them")
+    organize_parser.set_defaults(command=organize)
+    undo_parser = commands.add_parser("undo", help="take back a quarantine or organize run")
     undo_parser.add_argument("catalog")
     undo_parser.add_argument("run", nargs="?", help="default: the newest run with files to put back")
     undo_parser.set_defaults(command=undo)

@@ -85,7 +85,7 @@ class Actions:
         resumed = 0 if dry_run else self.resume().done
         run_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"  # sorts by time, names the folder
         folder = os.path.join(self.quarantine, self.catalog.name.encode(), run_id.encode())
-        files = _checksum_unread(journal.files_to_quarantine(self.connection, self.catalog_id))
+        files = checksum_unread(journal.files_to_quarantine(self.connection, self.catalog_id))
         plan, left_out = plan_quarantine(files, self.catalog.source_directories, folder)
         skipped = [(os.fsdecode(source), reason) for source, reason in left_out.rows()]
         report = Report(None if dry_run else run_id, resumed, skipped=skipped)
@@ -123,10 +123,12 @@ class Actions:
         return report
 
     def _remove_empty_folders(self) -> None:
-        """Drop the folders of the catalog's quarantine that an undo or purge emptied."""
-        for folder, _, _ in os.walk(os.path.join(self.quarantine, self.catalog.name.encode()), topdown=False):
-            with contextlib.suppress(OSError):  # not empty
-                os.rmdir(folder)
+        """Drop the folders of the catalog's quarantine and organized tree that an undo or purge emptied."""
+        organized = [os.fsencode(self.catalog.organized_directory)] if self.catalog.organized_directory else []
+        for top in [os.path.join(self.quarantine, self.catalog.name.encode()), *organized]:
+            for folder, _, _ in os.walk(top, topdown=False):
+                with contextlib.suppress(OSError):  # not empty
+                    os.rmdir(folder)
 
     def _preview(self, plan: pl.DataFrame, report: Report) -> Report:
         """What applying `plan` would do as things are: only sizes and mtimes are looked at."""
@@ -166,7 +168,7 @@ class Actions:
         return ("done", None) if problem is None else ("skipped", problem)
 
 
-def _checksum_unread(files: pl.DataFrame) -> pl.DataFrame:
+def checksum_unread(files: pl.DataFrame) -> pl.DataFrame:
     """Take now the checksum of the files no analysis reads (a stack's sidecars), where they are
     still as cataloged, so that their move is checked like any other's."""
     paths = absolute_paths(files["source_root"], files["path"])

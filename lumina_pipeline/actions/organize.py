@@ -1,0 +1,78 @@
+"""Organize a catalog into its dated tree (`organized_directory`): the plan of analysis/organize.py
+over what the catalog keeps and what the tree already holds, carried out by the file-action
+engine (actions/runs.py) under its journal, so that a killed run is finished by the next and
+`lumina undo` takes a run back. The plan is made anew each time, from the catalog as it is."""
+
+import os
+import secrets
+import stat
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import polars as pl
+from sqlalchemy import Connection
+
+from lumina_pipeline.actions.runs import Actions, Report, checksum_unread
+from lumina_pipeline.analysis.organize import (
+    DEFAULT_TEMPLATE,
+    EXISTING_SCHEMA,
+    OrganizePlan,
+    plan_organize,
+    target_folders,
+)
+from lumina_pipeline.analysis.plans import NO_CHECKSUM, PLAN_SCHEMA
+from lumina_pipeline.storage.catalogs import CatalogError
+from lumina_pipeline.storage.models import Catalog
+from lumina_pipeline.storage.organize import organize_files
+
+ORGANIZE = "organize"
+
+
+@dataclass
+class Organized:
+    planned: OrganizePlan
+    report: Report  # for a dry run, what the plan would do
+
+
+def plan_catalog(connection: Connection, catalog: Catalog, *, move: bool, checksums: bool = False) -> OrganizePlan:
+    """The catalog's organize plan as things are now. With `checksums`, the sidecars' are taken
+    (reading them), so that their copies are verified like any other's."""
+    if not catalog.organized_directory:
+        raise CatalogError(f"no organized folder for {catalog.name}: lumina catalog organize {catalog.name} --into DIR")
+    files = organize_files(connection, catalog.id)
+    files = checksum_unread(files) if checksums else files
+    template = catalog.organize_template or DEFAULT_TEMPLATE
+    into = os.fsencode(catalog.organized_directory)
+    existing = list_folders(into, target_folders(files, template))
+    return plan_organize(files, existing, template, into, move=move)
+
+
+def organize(actions: Actions, *, dry_run: bool, move: bool = False) -> Organized:
+    """Copy (or move, with `move` or when the catalog moves by default) each kept file of the
+    catalog to its place in the tree, after finishing what a killed run left; a dry run only plans."""
+    catalog = actions.catalog
+    resumed = 0 if dry_run else actions.resume().done
+    planned = plan_catalog(actions.connection, catalog, move=move or catalog.organize_move, checksums=not dry_run)
+    plan = planned.plan
+    if dry_run:
+        return Organized(planned, Report(None, 0, len(plan), int(plan["size_bytes"].sum())))
+    run_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"  # sorts by time, as quarantine's
+    unchecked = plan.filter(pl.col("checksum").is_null())  # a sidecar changed since it was cataloged
+    report = Report(run_id, resumed, skipped=[(os.fsdecode(source), NO_CHECKSUM) for source in unchecked["source"]])
+    checked = plan.filter(pl.col("checksum").is_not_null()).select(*PLAN_SCHEMA)
+    return Organized(planned, actions.apply(ORGANIZE, run_id, checked, report))
+
+
+def list_folders(into: bytes, folders: list[str]) -> pl.DataFrame:
+    """What `folders` of the tree hold (EXISTING_SCHEMA); a folder not made yet holds nothing.
+    Anything but a regular file counts with size -1: it holds its name, never a file's place."""
+    rows = []
+    for folder in folders:
+        try:
+            entries = list(os.scandir(os.path.join(into, folder.encode())))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in entries:
+            info = entry.stat(follow_symlinks=False)
+            rows.append((folder, entry.name, info.st_size if stat.S_ISREG(info.st_mode) else -1, info.st_mtime_ns))
+    return pl.DataFrame(rows, schema=EXISTING_SCHEMA, orient="row")
