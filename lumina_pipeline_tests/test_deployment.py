@@ -23,7 +23,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 ASSETS = {
     "file_inventory", "metadata", "hashes", "embeddings", "stacks", "duplicate_groups", "bursts", "captions",
-    "checksum_verification",
+    "checksum_verification", "organize_plan",
 }
 WAIT_SECONDS = 300
 

@@ -5,7 +5,7 @@ import os
 
 import dagster as dg
 
-from lumina_pipeline.actions.runs import file_actions
+from lumina_pipeline.actions.runs import Report, file_actions
 from lumina_pipeline.defs.partitions import catalogs
 from lumina_pipeline.defs.resources import CatalogDatabase
 
@@ -28,17 +28,22 @@ def quarantine_removable(
     finishing any quarantine, undo or purge of it a kill interrupted."""
     with file_actions(database.engine, context.partition_key, os.fsencode(quarantine.root)) as actions:
         report = actions.quarantine_removable(dry_run=config.dry_run)
+    return dg.Output(None, metadata=report_metadata(context, report, config.dry_run))
+
+
+def report_metadata(context: dg.OpExecutionContext, report: Report, dry_run: bool) -> dict:
+    """What a file-action op shows of its run (or dry run); each file left as it was is logged too."""
     for path, reason in report.skipped:
         context.log.warning(f"left {path}: {reason}")
-    return dg.Output(None, metadata={
-        "dry_run": config.dry_run,
+    return {
+        "dry_run": dry_run,
         "run_id": report.run_id or "",
         "files": report.done,
         "bytes": report.size_bytes,
         "skipped": len(report.skipped),
         "skipped_files": dg.MetadataValue.json([{"path": p, "reason": r} for p, r in report.skipped[:100]]),
         "resumed_operations": report.resumed,
-    })
+    }
 
 
 @dg.job(partitions_def=catalogs)

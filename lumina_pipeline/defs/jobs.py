@@ -16,6 +16,7 @@ from lumina_pipeline.defs.assets.captions import captions
 from lumina_pipeline.defs.assets.duplicates import DuplicatesConfig, duplicate_groups
 from lumina_pipeline.defs.assets.images import photo_analysis
 from lumina_pipeline.defs.assets.inventory import file_inventory
+from lumina_pipeline.defs.assets.organize import organize_plan
 from lumina_pipeline.defs.assets.stacks import StacksConfig, stacks
 from lumina_pipeline.defs.assets.verification import checksum_verification
 from lumina_pipeline.defs.partitions import catalog_batches, catalogs
@@ -60,7 +61,7 @@ GROUPINGS = [
 CATALOG_ASSETS = [asset for asset, _, _ in GROUPINGS]
 catalog_job = dg.define_asset_job(
     "catalog_job",
-    selection=CATALOG_ASSETS,
+    selection=[*CATALOG_ASSETS, organize_plan],  # the plan follows each regrouping; it never applies
     config=dg.PartitionedConfig(
         catalogs,
         run_config_for_partition_key_fn=lambda key: {},
