@@ -32,6 +32,17 @@ def snapshot(folder: Path) -> dict[bytes, tuple[str, int]]:
     return files
 
 
+def edit_behind_the_catalog(photos: Path, grown: bytes, rewritten: bytes) -> None:
+    """Change two files of the library unknown to its catalog: one grows; the other gets other
+    bytes of the same size and its mtime back, so that only its checksum tells."""
+    with open(photos / os.fsdecode(grown), "ab") as file:
+        file.write(b"edited")
+    path = photos / os.fsdecode(rewritten)
+    mtime = os.stat(path).st_mtime_ns
+    path.write_bytes(bytes(len(path.read_bytes())))
+    os.utime(path, ns=(mtime, mtime))
+
+
 @dataclass
 class Library:
     pipeline: Pipeline

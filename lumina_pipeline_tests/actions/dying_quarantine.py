@@ -44,7 +44,8 @@ def half_a_copy(reading, writing, *_) -> None:
     writing.flush()
 
 
-def main(url: str, catalog: str, quarantine: str, moment: str, count: int) -> None:
+def die_at(moment: str, count: int) -> None:
+    """Make this process SIGKILL itself at `moment` (above) of its `count`-th file operation."""
     if moment == "copying":
         shutil.copyfileobj = dying_on(count, shutil.copyfileobj, before=half_a_copy)
     elif moment == "copied":
@@ -52,6 +53,10 @@ def main(url: str, catalog: str, quarantine: str, moment: str, count: int) -> No
     else:
         runs.CHUNK = 4
         runs.carry_out = dying_on(count, runs.carry_out)
+
+
+def main(url: str, catalog: str, quarantine: str, moment: str, count: int) -> None:
+    die_at(moment, count)
     with runs.file_actions(make_engine(url), catalog, os.fsencode(quarantine), always_copy=True) as actions:
         actions.quarantine_removable(dry_run=False)
 

@@ -19,7 +19,7 @@ from lumina_pipeline.storage.catalogs import CatalogError
 from lumina_pipeline.storage.frames import read_frame
 from lumina_pipeline.storage.groups import load_catalog_rows
 from lumina_pipeline.storage.journal import REMOVABLE_SCHEMA
-from lumina_pipeline_tests.actions.conftest import SIDECAR, snapshot
+from lumina_pipeline_tests.actions.conftest import SIDECAR, edit_behind_the_catalog, snapshot
 
 CATALOG = "quarantine"
 LIVE_PHOTO = [b"Phone/2022/IMG_0002.HEIC", b"Phone/2022/IMG_0002.MOV"]  # kept; its backup copy is removable
@@ -55,12 +55,8 @@ def test_quarantine_moves_the_removable_files_whole_stacks_and_all_and_undo_puts
 
 def test_a_file_changed_since_it_was_cataloged_stays_where_it_is_with_the_reason(library, corpus):
     grown, rewritten, *_ = sorted(library.removable())
-    with open(library.photos / os.fsdecode(grown), "ab") as file:
-        file.write(b"edited")
+    edit_behind_the_catalog(library.photos, grown, rewritten)
     path = library.photos / os.fsdecode(rewritten)
-    mtime = os.stat(path).st_mtime_ns
-    path.write_bytes(bytes(len(path.read_bytes())))  # same size, other bytes, mtime put back
-    os.utime(path, ns=(mtime, mtime))
     edited = snapshot(library.photos)
 
     report = library.quarantine_removable()

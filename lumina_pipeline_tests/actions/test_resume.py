@@ -60,4 +60,4 @@ def entries_in(library, state: str) -> int:
     with library.pipeline.engine.connect() as connection:
         return connection.execute(text("""SELECT count(*) FROM file_actions
             WHERE catalog_id = (SELECT id FROM catalogs WHERE name = :n) AND state = :s"""),
-            {"n": CATALOG, "s": state}).scalar_one()
+            {"n": library.catalog, "s": state}).scalar_one()

@@ -1,0 +1,18 @@
+"""An organize run that SIGKILLs itself at one moment of its N-th operation (the moments of
+dying_quarantine.py), copying as across filesystems, for the resume tests:
+
+    python -m lumina_pipeline_tests.actions.dying_organize URL CATALOG QUARANTINE MOMENT N move|copy"""
+
+import os
+import sys
+
+from lumina_pipeline.actions import runs
+from lumina_pipeline.actions.organize import organize
+from lumina_pipeline.storage.database import make_engine
+from lumina_pipeline_tests.actions.dying_quarantine import die_at
+
+if __name__ == "__main__":
+    url, catalog, quarantine, moment, count, operation = sys.argv[1:7]
+    die_at(moment, int(count))
+    with runs.file_actions(make_engine(url), catalog, os.fsencode(quarantine), always_copy=True) as actions:
+        organize(actions, dry_run=False, move=operation == "move")

@@ -1,0 +1,169 @@
+"""Organize a reviewed copy of the corpus into dated trees, through the Python API, the CLI,
+the asset and the Dagster job: what goes where, what is never copied, re-runs, changed files,
+move and undo."""
+
+import os
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+from PIL import Image
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from lumina_pipeline.actions.organize import organize, plan_catalog
+from lumina_pipeline.analysis.organize import DEFAULT_TEMPLATE
+from lumina_pipeline.defs.actions import QuarantineFolder
+from lumina_pipeline.defs.assets.organize import organize_plan
+from lumina_pipeline.defs.organize import organize_job
+from lumina_pipeline.defs.resources import CatalogDatabase
+from lumina_pipeline.storage.decisions import decide
+from lumina_pipeline.storage.groups import DUPLICATES
+from lumina_pipeline.storage.organize import set_organizing
+from lumina_pipeline_tests.actions.conftest import edit_behind_the_catalog, snapshot
+from lumina_pipeline_tests.actions.test_quarantine import lumina
+
+CATALOG = "organize"
+COPIES = {b"Backup (alter Laptop)/Toscana/DSCN0038.jpg", b"Backup (alter Laptop)/Toscana/DSCN0038 (1).jpg"}
+TWIN = b"Toscana 2008/Tag 2/DSCN0027.jpg"  # another DSCN0027.jpg of the same day, a byte longer
+SIDECAR = b"Kamera/DSC_4410.xmp"  # of the RAW+JPEG stack DSC_4410
+STACKS = [[b"RAW/NZ9_0001.dng", b"RAW/NZ9_0001.JPG"], [b"Kamera/DSC_4410.DNG", b"Kamera/DSC_4410.JPG", SIDECAR],
+          [b"Phone/2022/IMG_0002.HEIC", b"Phone/2022/IMG_0002.MOV"]]
+
+
+def test_each_kept_file_is_copied_to_its_dated_folder_once_and_the_sources_stay_untouched(library):
+    prepare(library)
+    before = snapshot(library.photos)
+    organized = organize_into(library, "tidy")
+    moves = relative_moves(library, organized.planned.plan, "tidy")
+    assert organized.report.skipped == [] and organized.report.done == len(moves) > 40
+    assert snapshot(library.photos) == before
+    tree = snapshot(library.photos.parent / "tidy")
+    assert set(tree) == set(moves.values())
+    assert all(tree[target] == before[source] for source, target in moves.items())  # bytes and mtime
+
+    assert not set(moves) & (library.removable() | COPIES) and b"Toscana 2008/DSCN0038.jpg" in moves
+    assert organized.planned.left_out["exact copies"] == len(COPIES)
+    for shot in STACKS:  # one folder, names kept
+        assert len({os.path.dirname(moves[path]) for path in shot}) == 1
+        assert [os.path.basename(moves[path]) for path in shot] == [os.path.basename(path) for path in shot]
+    assert (moves[b"Toscana 2008/DSCN0027.jpg"], moves[TWIN]) == (
+        b"2008/2008-10-22/DSCN0027.jpg", b"2008/2008-10-22/DSCN0027 (2).jpg")
+    stacked = {path for shot in STACKS for path in shot}
+    captured = {bytes(row["path"]): row["captured"] for row in
+                library.pipeline.rows(CATALOG, "path, dates->>'captured_at' AS captured")}
+    for source in set(moves) - stacked:
+        day = captured[source] and captured[source][:10]
+        assert moves[source].startswith(f"{day[:4]}/{day}/".encode() if day else b"undated/")
+    undated = organized.planned.plan.filter(year="undated").height
+    assert undated == sum(captured[source] is None for source in set(moves) - stacked) > 0
+
+
+def test_a_second_run_adds_nothing_and_a_new_photo_is_all_the_next_plan_holds(library):
+    again = organize_into(library, "tidy")
+    assert (again.report.done, again.planned.in_place) == (0, len(snapshot(library.photos.parent / "tidy")))
+
+    new_photo(library, b"Neu/IMG_9000.jpg", "2023:05:06 07:08:09")
+    with library.actions() as actions:
+        plan = plan_catalog(actions.connection, actions.catalog, move=False)
+    assert relative_moves(library, plan.plan, "tidy") == {b"Neu/IMG_9000.jpg": b"2023/2023-05-06/IMG_9000.jpg"}
+    assert organize_into(library, "tidy").report.done == 1
+
+
+def test_a_file_changed_since_it_was_cataloged_is_left_where_it_is_with_the_reason(library, corpus):
+    grown, rewritten = b"Alte Kameras/Nikon_D70.jpg", b"Garten/P8230001.JPG"
+    edit_behind_the_catalog(library.photos, grown, rewritten)
+
+    organized = organize_into(library, "tidy-edited")
+    skipped = {os.path.relpath(os.fsencode(source), os.fsencode(library.photos)): why
+               for source, why in organized.report.skipped}
+    assert skipped[grown].startswith("size changed") and skipped[rewritten].startswith("copy not verified: content")
+    assert len(skipped) == 2 and organized.report.done == len(organized.planned.plan) - 2
+    tree = snapshot(library.photos.parent / "tidy-edited")
+    assert len(tree) == organized.report.done and not any(p.endswith((b"Nikon_D70.jpg", b"P8230001.JPG")) for p in tree)
+
+    assert library.undo().done == organized.report.done  # a copy's undo removes the copy
+    assert not (library.photos.parent / "tidy-edited").exists()
+    for changed in (grown, rewritten):
+        shutil.copy2(os.fsencode(corpus.photos) + b"/" + changed, os.fsencode(library.photos) + b"/" + changed)
+
+
+def test_the_asset_shows_the_plan_and_the_job_is_a_dry_run_by_default(library, database_url):
+    set_tree(library, "tidy-preview")
+    before = snapshot(library.photos)
+    with library.actions() as actions:
+        files = len(plan_catalog(actions.connection, actions.catalog, move=False).plan)
+    asset = library.pipeline.materialize([organize_plan], CATALOG)
+    shown = {k: v.value for k, v in asset.asset_materializations_for_node("organize_plan")[0].metadata.items()}
+    assert (shown["files"], shown["renamed"], shown["operation"]) == (files, 1, "copy")
+    assert shown["undated"] == shown["by_year"]["undated"] > 0 and "DSCN0027 (2).jpg" in shown["preview"]
+    job = organize_job.execute_in_process(
+        instance=library.pipeline.instance, partition_key=CATALOG,
+        resources={"database": CatalogDatabase(url=database_url),
+                   "quarantine": QuarantineFolder(root=str(library.quarantine))})
+    output = next(e for e in job.all_events if e.event_type == dg.DagsterEventType.STEP_OUTPUT)
+    metadata = {key: value.value for key, value in output.step_output_data.metadata.items()}
+    assert (metadata["dry_run"], metadata["files"], metadata["skipped"], metadata["renamed"]) == (True, files, 0, 1)
+    assert snapshot(library.photos) == before and not (library.photos.parent / "tidy-preview").exists()
+
+
+def test_the_cli_moves_into_the_tree_and_undo_puts_every_file_back(library, database_url, tmp_path):
+    tree = library.photos.parent / "tidy-moved"
+    before = snapshot(library.photos)
+    lumina(library, database_url, tmp_path, "catalog", "organize", CATALOG, "--into", str(tree))
+    dry = lumina(library, database_url, tmp_path, "organize", CATALOG, "--dry-run")
+    files = int(dry.stdout.split()[2])
+    assert dry.stdout.startswith("would copy ") and "undated: " in dry.stdout and not tree.exists()
+    moved = lumina(library, database_url, tmp_path, "organize", CATALOG, "--move")
+    assert moved.stdout.startswith(f"moved {files} files (") and f"undo {CATALOG}" in moved.stdout
+    left, organized = snapshot(library.photos), snapshot(tree)
+    assert len(organized) == files and len(left) + files == len(before)
+    assert sorted(organized.values()) == sorted(state for path, state in before.items() if path not in left)
+
+    back = lumina(library, database_url, tmp_path, "undo", CATALOG)
+    assert back.stdout.startswith(f"put back {files} files (")
+    assert snapshot(library.photos) == before and not tree.exists()  # nor the folders it made
+
+
+def prepare(library) -> None:
+    """A twin that takes "(2)", a sidecar for a stack, and one exact group not reviewed (its
+    copies are not removable, yet never organized twice)."""
+    photos = os.fsencode(library.photos)
+    original = photos + b"/Toscana 2008/DSCN0027.jpg"
+    Path(os.fsdecode(photos + b"/" + TWIN)).write_bytes(Path(os.fsdecode(original)).read_bytes() + b"\0")
+    shutil.copystat(original, photos + b"/" + TWIN)
+    Path(os.fsdecode(photos + b"/" + SIDECAR)).write_text("<x:xmpmeta/>")
+    library.pipeline.catalog_everything(CATALOG)
+    with library.pipeline.engine.begin() as connection:
+        group = connection.execute(text("""SELECT m.group_id FROM duplicate_members m JOIN images i ON i.id = m.image_id
+                                           WHERE i.path = :p"""), {"p": b"Toscana 2008/DSCN0038.jpg"}).scalar_one()
+        decide(connection, DUPLICATES, group, None, reviewed=False)
+
+
+def new_photo(library, path: bytes, taken: str) -> None:
+    """A photo of noise taken at `taken` (EXIF), cataloged."""
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0x9003] = taken  # DateTimeOriginal
+    pixels = np.random.default_rng(1).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    target = library.photos / os.fsdecode(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(target, exif=exif)
+    library.pipeline.catalog_everything(CATALOG)
+
+
+def set_tree(library, name: str, move: bool = False) -> None:
+    with Session(library.pipeline.engine) as session, session.begin():
+        set_organizing(session, CATALOG, str(library.photos.parent / name), DEFAULT_TEMPLATE, move)
+
+
+def organize_into(library, name: str, **options):
+    set_tree(library, name)
+    with library.actions() as actions:
+        return organize(actions, dry_run=False, **options)
+
+
+def relative_moves(library, plan, tree: str) -> dict[bytes, bytes]:
+    photos, organized = os.fsencode(library.photos), os.fsencode(library.photos.parent / tree)
+    return {os.path.relpath(source, photos): os.path.relpath(target, organized)
+            for source, target in plan.select("source", "target").rows()}
