@@ -1,7 +1,19 @@
 """`make bench`: every performance target, each as a ratio to a baseline measured in the
 same run on this machine. Numbers are printed, never asserted."""
 
-from benchmarks import actions, automation, captions, cli, embeddings, foundation, grouping, scale, search, videos
+from benchmarks import (
+    actions,
+    automation,
+    captions,
+    cli,
+    embeddings,
+    foundation,
+    grouping,
+    organize,
+    scale,
+    search,
+    videos,
+)
 
 if __name__ == "__main__":
     foundation.run()
@@ -14,3 +26,4 @@ if __name__ == "__main__":
     videos.run()
     scale.run()
     actions.run()
+    organize.run()
