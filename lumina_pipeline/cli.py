@@ -30,12 +30,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def catalog_add(args: argparse.Namespace) -> None:
+    from lumina_pipeline.analysis.files import count_files
+    from lumina_pipeline.analysis.inventory import batch_size_for, grid_warning
+
     folders = _source_folders(args.folders)
+    files = count_files(folders)
+    batch_size = args.batch_size or batch_size_for(files)
     place = home.prepare()
     with _session(place) as session, session.begin():
-        catalog_store.add_catalog(session, args.name, folders, args.batch_size)
+        catalog_store.add_catalog(session, args.name, folders, batch_size)
+        catalogs, batches = catalog_store.partition_grid(session)
     _catalog_partitions("add", args.name)
-    print(f"catalog {args.name}: {', '.join(folders)}")
+    print(f"catalog {args.name}: {', '.join(folders)} (about {plural(files, 'file')}, batches of {batch_size})")
+    if warning := grid_warning(catalogs, max(batches, -(-files // batch_size))):
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"next: {_lumina()} run {args.name}")
 
 
@@ -310,7 +318,10 @@ def _catalog_for_run(args: argparse.Namespace, place: home.Home) -> str:
         try:
             existing = catalog_store.get_catalog(session, name)
         except catalog_store.CatalogError:
-            catalog_store.add_catalog(session, name, folders)
+            from lumina_pipeline.analysis.files import count_files
+            from lumina_pipeline.analysis.inventory import batch_size_for
+
+            catalog_store.add_catalog(session, name, folders, batch_size_for(count_files(folders)))
             return name
         if existing.source_directories != folders:
             raise catalog_store.CatalogError(
@@ -344,7 +355,7 @@ def _parser() -> argparse.ArgumentParser:
     add = catalog.add_parser("add", help="register a named set of photo folders")
     add.add_argument("name")
     add.add_argument("folders", nargs="+")
-    add.add_argument("--batch-size", type=int, default=catalog_store.DEFAULT_BATCH_SIZE)
+    add.add_argument("--batch-size", type=int, help="files per batch (default: 500, more past 1,000,000 files)")
     add.set_defaults(command=catalog_add)
     catalog.add_parser("list", help="list catalogs").set_defaults(command=catalog_list)
     remove = catalog.add_parser("remove", help="forget a catalog (photos stay on disk)")

@@ -146,6 +146,15 @@ def test_stop_stops_the_embedded_database_and_the_next_command_starts_it(lumina_
     assert lumina(lumina_home, "catalog", "list").stdout.startswith("corpus\t")
 
 
+def test_a_catalog_is_sized_from_a_count_of_its_files(lumina_home, corpus):
+    added = lumina(lumina_home, "catalog", "add", "sized", str(corpus.photos)).stdout
+    assert f"(about {len(corpus.manifest['files'])} files, batches of 500)" in added
+    chosen = lumina(lumina_home, "catalog", "add", "chosen", str(corpus.photos), "--batch-size", "40").stdout
+    assert "batches of 40" in chosen
+    for name in ("sized", "chosen"):
+        lumina(lumina_home, "catalog", "remove", name)
+
+
 def test_catalogs_are_listed_and_removed(lumina_home, corpus):
     assert lumina(lumina_home, "catalog", "list").stdout.startswith(f"corpus\t{len(corpus.manifest['files'])} files")
     lumina(lumina_home, "catalog", "remove", "corpus")

@@ -95,6 +95,20 @@ def walk_sources(roots: Sequence[str]) -> Walk:
     return Walk(pl.DataFrame(columns, schema=WALK_SCHEMA), unreadable)
 
 
+def count_files(roots: Sequence[str]) -> int:
+    """About how many files lie below `roots`: names only (the directory entries' types, no
+    stat), symlinks not followed; fast enough to size a catalog before its first walk."""
+    count, folders = 0, [os.fsencode(root) for root in roots]
+    while folders:
+        try:
+            entries = list(os.scandir(folders.pop()))
+        except OSError:
+            continue
+        folders.extend(entry.path for entry in entries if entry.is_dir(follow_symlinks=False))
+        count += sum(entry.is_file(follow_symlinks=False) for entry in entries)
+    return count
+
+
 def absolute_paths(roots: Iterable[str], paths: Iterable[bytes]) -> list[bytes]:
     """Join stored (source_root, relative path) pairs back into paths to open."""
     return [os.path.join(os.fsencode(root), path) for root, path in zip(roots, paths, strict=True)]

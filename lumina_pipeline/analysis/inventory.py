@@ -8,6 +8,9 @@ import polars as pl
 from lumina_pipeline.analysis.files import Walk, classify
 
 BATCH_KEY_DIGITS = 5
+SMALLEST_BATCH = 500  # files per batch up to MOST_BATCHES * SMALLEST_BATCH files (1,000,000)
+MOST_BATCHES = 2_000  # per catalog: larger libraries get larger batches
+GRID_WARNING = 50_000  # catalog x batch partitions past which Dagster's UI and sensors slow down
 KEY = ["source_root", "path"]
 
 # What the inventory already knows about a file from its kind, before anything reads it.
@@ -102,3 +105,17 @@ def _under_any(folders: list[tuple[str, bytes]]) -> pl.Expr:
         inside = pl.lit(True) if not folder else pl.col("path").bin.starts_with(folder + b"/")
         under = under | ((pl.col("source_root") == root) & inside)
     return under
+
+
+def batch_size_for(file_count: int) -> int:
+    """Files per batch for a library of `file_count` files: 500, or more so that the catalog
+    stays within MOST_BATCHES batches (a partition dimension Dagster handles well)."""
+    return max(SMALLEST_BATCH, -(-file_count // MOST_BATCHES))
+
+
+def grid_warning(catalogs: int, batches: int) -> str | None:
+    """What to tell a person whose catalog x batch partitions pass GRID_WARNING, if they do."""
+    if catalogs * batches <= GRID_WARNING:
+        return None
+    return (f"{catalogs} catalogs x {batches} batches = {catalogs * batches:,} partitions, more than "
+            f"{GRID_WARNING:,}: Dagster's UI and sensors slow down; a larger --batch-size keeps it smaller")

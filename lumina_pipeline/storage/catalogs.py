@@ -6,10 +6,10 @@ import uuid
 from sqlalchemy import Connection, delete, select, text
 from sqlalchemy.orm import Session
 
+from lumina_pipeline.analysis.inventory import SMALLEST_BATCH
 from lumina_pipeline.storage.models import Catalog
 
 CATALOG_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-DEFAULT_BATCH_SIZE = 500
 # The first key of Lumina's advisory locks (PostgreSQL's two-key form), so that they never meet
 # another application's locks in a shared database; the second is the catalog's.
 CATALOG_LOCK_SPACE = 0x4C554D  # "LUM"
@@ -25,7 +25,7 @@ def slugify(text: str) -> str:
 
 
 def add_catalog(
-    session: Session, name: str, source_directories: list[str], batch_size: int = DEFAULT_BATCH_SIZE
+    session: Session, name: str, source_directories: list[str], batch_size: int = SMALLEST_BATCH
 ) -> Catalog:
     """Register a catalog; `source_directories` must be absolute paths of existing folders."""
     if not CATALOG_NAME.match(name):
@@ -41,6 +41,15 @@ def add_catalog(
     session.add(catalog)
     session.flush()
     return catalog
+
+
+def partition_grid(session: Session) -> tuple[int, int]:
+    """How many catalogs there are and the most batches one of them has: the two sides of
+    Dagster's catalog x batch partitions."""
+    catalogs = session.scalar(text("SELECT count(*) FROM catalogs"))
+    batches = session.scalar(text("SELECT coalesce(max(n), 0) FROM (SELECT count(DISTINCT batch) AS n FROM images "
+                                  "GROUP BY catalog_id) per_catalog"))
+    return int(catalogs or 0), int(batches or 0)
 
 
 def get_catalog(session: Session, name: str) -> Catalog:

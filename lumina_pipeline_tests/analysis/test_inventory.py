@@ -2,8 +2,8 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lumina_pipeline.analysis.files import WALK_SCHEMA, Walk
-from lumina_pipeline.analysis.inventory import diff_inventory
+from lumina_pipeline.analysis.files import WALK_SCHEMA, Walk, count_files
+from lumina_pipeline.analysis.inventory import batch_size_for, diff_inventory, grid_warning
 from lumina_pipeline.storage.images import INVENTORY_SCHEMA
 
 
@@ -68,3 +68,18 @@ def test_batches_never_overflow_and_assignments_never_move(additions, batch_size
         assert all(size == batch_size for size in sizes[:-1])  # only the last batch is open
         assert all(size <= batch_size for size in sizes[-1:])
     assert stored["path"].n_unique() == len(names)
+
+
+def test_batches_grow_with_the_library_so_a_catalog_keeps_at_most_2000():
+    assert [batch_size_for(n) for n in (0, 86, 50_000, 1_000_000, 1_000_001, 3_000_000)] == [
+        500, 500, 500, 500, 501, 1500]
+    assert grid_warning(20, 1_000) is None
+    assert "26 catalogs x 2000 batches = 52,000 partitions" in grid_warning(26, 2_000)
+
+
+def test_a_fast_count_finds_every_file_without_following_links(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    for name in ("a/1.jpg", "a/b/2.jpg", "3.jpg"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "loop").symlink_to(tmp_path)
+    assert count_files([str(tmp_path)]) == 3
