@@ -183,11 +183,15 @@ def review_queue(connection: Connection, catalog_id: uuid.UUID, kind: str) -> li
 
 
 # The catalog :c's kept files: group primaries, best frames of bursts, files a person keeps.
-# A stack partner of one of them is kept too (removable_files, journal.kept_images).
 KEPT = """
     SELECT primary_image_id AS id FROM duplicate_groups WHERE catalog_id = :c AND primary_image_id IS NOT NULL
     UNION SELECT best_image_id FROM bursts WHERE catalog_id = :c AND best_image_id IS NOT NULL
     UNION SELECT id FROM images WHERE catalog_id = :c AND kept"""
+# ... and the files of their stacks: what no file action may take away (journal, organize).
+KEPT_SHOTS = f"""
+    WITH kept AS ({KEPT})
+    SELECT id FROM kept
+    UNION SELECT i.id FROM images i JOIN images k ON k.stack_id = i.stack_id WHERE k.id IN (SELECT id FROM kept)"""
 
 
 def removable_files(connection: Connection, catalog_id: uuid.UUID) -> list[dict]:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import polars as pl
 from sqlalchemy import Connection, Row, select, text
 
-from lumina_pipeline.storage.browse import KEPT, removable_files
+from lumina_pipeline.storage.browse import KEPT_SHOTS, removable_files
 from lumina_pipeline.storage.catalogs import CATALOG_LOCK_SPACE
 from lumina_pipeline.storage.frames import copy_into, read_frame, stage
 from lumina_pipeline.storage.images import VERIFY_SCHEMA
@@ -47,12 +47,8 @@ def files_to_quarantine(connection: Connection, catalog_id: uuid.UUID) -> pl.Dat
 def kept_images(connection: Connection, catalog_id: uuid.UUID, image_ids: Sequence[int]) -> set[int]:
     """Those of `image_ids` that are kept now: a group's primary, a burst's best frame, a file a
     person keeps, or a file of a stack holding one."""
-    rows = connection.execute(text(f"""
-        WITH kept AS ({KEPT})
-        SELECT i.id FROM images i
-        WHERE i.id = ANY(:ids) AND (i.id IN (SELECT id FROM kept) OR EXISTS (
-            SELECT 1 FROM images k WHERE k.stack_id = i.stack_id AND k.id IN (SELECT id FROM kept)))"""),
-        {"c": catalog_id, "ids": list(image_ids)})
+    rows = connection.execute(text(f"SELECT id FROM images WHERE id = ANY(:ids) AND id IN ({KEPT_SHOTS})"),
+                              {"c": catalog_id, "ids": list(image_ids)})
     return set(rows.scalars())
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
 from lumina_pipeline.analysis.organize import FILES_SCHEMA, ORGANIZED_KINDS, check_template
-from lumina_pipeline.storage.browse import KEPT, removable_files
+from lumina_pipeline.storage.browse import KEPT_SHOTS, removable_files
 from lumina_pipeline.storage.catalogs import CatalogError, get_catalog
 from lumina_pipeline.storage.models import Catalog
 
@@ -36,12 +36,9 @@ def organize_files(connection: Connection, catalog_id: uuid.UUID) -> pl.DataFram
     put aside."""
     removable = [row["id"] for row in removable_files(connection, catalog_id)]
     rows = connection.execute(text(f"""
-        WITH kept AS ({KEPT})
         SELECT i.id, i.source_root, i.path, i.kind, i.size_bytes, i.mtime_ns, i.checksum, i.status,
                i.dates->>'captured_at', i.stack_id::text, s.primary_image_id = i.id,
-               i.id IN (SELECT id FROM kept) OR coalesce(i.stack_id IN (
-                   SELECT stack_id FROM images WHERE id IN (SELECT id FROM kept)), false),
-               i.id = ANY(:removable)
+               i.id IN ({KEPT_SHOTS}), i.id = ANY(:removable)
         FROM images i LEFT JOIN stacks s ON s.id = i.stack_id
         WHERE i.catalog_id = :c AND i.kind = ANY(:kinds) AND i.status NOT IN ('deleted', 'quarantined', 'ignored')
         ORDER BY i.id"""), {"c": catalog_id, "removable": removable, "kinds": ORGANIZED_KINDS})
