@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 PARTIAL = b".lumina-partial"  # a copy being written; it never has the final name before it is verified
-COPY_BUFFER = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -112,11 +111,10 @@ def _copy_verified(operation: FileOperation) -> str | None:
     is deleted (on another filesystem, nothing orders the two)."""
     partial = operation.target + PARTIAL
     try:
-        with open(operation.source, "rb") as reading, open(partial, "xb") as writing:
-            shutil.copyfileobj(reading, writing, COPY_BUFFER)
-            writing.flush()
-            os.fsync(writing.fileno())
+        shutil.copyfile(operation.source, partial)  # in the kernel (sendfile) where it can
         shutil.copystat(operation.source, partial)  # the original's mtime
+        with open(partial, "rb") as written:
+            os.fsync(written.fileno())
         if problem := mismatch(partial, operation, read=True):
             os.unlink(partial)
             return f"copy not verified: {problem}"

@@ -7,6 +7,7 @@ MOMENT: `copying` (half the copy written), `copied` (the copy verified and named
 still there) or `moved` (the source deleted, the journal not yet told; journal chunks of 4, so
 the operations of the earlier chunks are journaled done)."""
 
+import itertools
 import os
 import shutil
 import signal
@@ -23,31 +24,30 @@ def die() -> None:
 
 def dying_on(count: int, function: Callable, before: Callable | None = None) -> Callable:
     """`function`, except that its `count`-th call dies (after running `before`, or after itself)."""
-    calls = 0
+    calls = itertools.count(1)  # a run carries out several operations at once, in threads
 
     def wrapper(*args, **kwargs):
-        nonlocal calls
-        calls += 1
-        if calls == count and before:
+        dying = next(calls) == count
+        if dying and before:
             before(*args)
             die()
         result = function(*args, **kwargs)
-        if calls == count:
+        if dying:
             die()
         return result
 
     return wrapper
 
 
-def half_a_copy(reading, writing, *_) -> None:
-    writing.write(reading.read(os.fstat(reading.fileno()).st_size // 2))
-    writing.flush()
+def half_a_copy(source, target) -> None:
+    with open(source, "rb") as reading, open(target, "wb") as writing:
+        writing.write(reading.read(os.fstat(reading.fileno()).st_size // 2))
 
 
 def die_at(moment: str, count: int) -> None:
     """Make this process SIGKILL itself at `moment` (above) of its `count`-th file operation."""
     if moment == "copying":
-        shutil.copyfileobj = dying_on(count, shutil.copyfileobj, before=half_a_copy)
+        shutil.copyfile = dying_on(count, shutil.copyfile, before=half_a_copy)
     elif moment == "copied":
         files._copy_verified = dying_on(count, files._copy_verified)
     else:

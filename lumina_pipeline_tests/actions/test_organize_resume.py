@@ -43,7 +43,7 @@ def test_a_killed_run_is_finished_by_the_next_and_nothing_is_lost(library, befor
     assert killed.returncode == -9, killed.stderr[-3000:]
     left = snapshot(tree)
     assert {"copying": any(path.endswith(PARTIAL) for path in left),  # the kill came where it was meant to
-            "copied": len(left) == count and bool({places.get(path) for path in left} & set(snapshot(library.photos))),
+            "copied": bool({places.get(path) for path in left} & set(snapshot(library.photos))),
             "moved": entries_in(library, "done") > 0}[moment]
     assert entries_in(library, "planned") > 0
     found = snapshot(library.photos)  # right after the kill: each file whole where it was or in the tree, or both
