@@ -7,6 +7,10 @@ m = t // 2 + 1 chunks (at least 3) that is at most 1 bit. So each hash looks up,
 bucket of its own chunk value and of the values one bit away, and only those candidates
 are verified with a vectorized popcount. Written here because no maintained Python
 library does Hamming-radius joins over millions of 64-bit keys.
+
+The hashes are sorted by chunk value, so that a bucket is a run of positions and the
+probes of one flipped bit rise with the positions: memory is read in order, which is
+what the candidates (tens of millions at a million hashes) cost.
 """
 
 from itertools import pairwise
@@ -26,27 +30,36 @@ def pairs_within(keys: NDArray[np.uint64], max_distance: int) -> tuple[NDArray[n
     count = len(keys)
     chunk_count = max(max_distance // 2 + 1, MIN_CHUNKS)
     bounds = np.linspace(0, 64, chunk_count + 1).astype(int)
+    everyone = np.arange(count, dtype=np.int32)
     found = [np.empty(0, dtype=np.int64)]
     for low, high in pairwise(bounds):
         bits = int(high - low)
         chunk = ((keys >> np.uint64(low)) & np.uint64((1 << bits) - 1)).astype(np.int32)
-        order = np.argsort(chunk, kind="stable").astype(np.int32)
-        sizes = np.bincount(chunk, minlength=1 << bits).astype(np.int32)
-        starts = (np.cumsum(sizes, dtype=np.int64) - sizes).astype(np.int32)
+        order = np.argsort(chunk)
+        chunk, sorted_keys = chunk[order], keys[order]
+        first = np.flatnonzero(np.diff(chunk, prepend=-1)).astype(np.int32)  # where each bucket starts
+        sizes = np.diff(first, append=np.int32(count))
+        bucket = np.full(1 << bits, -1, dtype=np.int32)  # bucket number of each chunk value
+        bucket[chunk[first]] = np.arange(len(first), dtype=np.int32)
+        own = np.repeat(np.arange(len(first), dtype=np.int32), sizes)
         for flip in [0, *(1 << b for b in range(bits))]:
-            # a pair one bit apart is found from the side where that bit is 0 only
-            queries = np.arange(count, dtype=np.int32) if flip == 0 else np.flatnonzero((chunk & flip) == 0)
-            probe = chunk[queries] ^ flip
-            i, j = _bucket_members(queries, order, starts[probe], sizes[probe])
-            i, j = np.minimum(i, j), np.maximum(i, j)
-            close = (i < j) & (hamming(keys[i], keys[j]) <= max_distance)
-            found.append(i[close].astype(np.int64) * count + j[close])
+            other = bucket[chunk ^ flip]
+            # two buckets one bit apart are paired once, from the smaller value's side
+            p = everyone if flip == 0 else np.flatnonzero(other > own).astype(np.int32)
+            p, q = _with_members(p, other[p], first, sizes)
+            close = np.flatnonzero((p < q) & (hamming(sorted_keys[p], sorted_keys[q]) <= max_distance))
+            i, j = order[p[close]], order[q[close]]
+            found.append(np.minimum(i, j).astype(np.int64) * count + np.maximum(i, j))
     unique = np.unique(np.concatenate(found))
     return unique // count, unique % count
 
 
-def _bucket_members(queries, order, starts, sizes) -> tuple[NDArray[np.int32], NDArray[np.int32]]:
-    """Pair each query with every member of its bucket (order[start:start + size])."""
-    total = int(sizes.sum())
-    offsets = np.arange(total, dtype=np.int32) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-    return np.repeat(queries, sizes), order[np.repeat(starts, sizes) + offsets]
+def _with_members(
+    positions: NDArray[np.int32], buckets: NDArray[np.int32], first: NDArray[np.int32], sizes: NDArray[np.int32]
+) -> tuple[NDArray[np.int32], NDArray[np.int32]]:
+    """Each of `positions` paired with every position of its bucket in `buckets`."""
+    counts = sizes[buckets]
+    total = int(counts.sum(dtype=np.int64))
+    run_starts = np.cumsum(counts, dtype=np.int64) - counts
+    members = np.arange(total, dtype=np.int64) + np.repeat(first[buckets] - run_starts, counts)
+    return np.repeat(positions, counts), members.astype(np.int32)
