@@ -50,6 +50,7 @@ def planted_catalog(count: int, seed: int = 7) -> tuple[pl.DataFrame, np.ndarray
             "richness": rng.integers(0, 15, count),
             "captured_at": None,
             **{name: [f"{h:016x}" for h in hashes[:, k]] for k, name in enumerate(("dhash", "ahash", "whash"))},
+            "phash": None,  # hashed before pHash: the hash-only rule (benchmarks/precision.py has the pHash rule)
             "kind": "image",
             "stack_id": None,
             "stack_primary": None,

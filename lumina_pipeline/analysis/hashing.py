@@ -1,7 +1,7 @@
-"""Perceptual hashes with imagehash's definitions (dhash, average_hash, whash; hash_size 8).
+"""Perceptual hashes with imagehash's definitions (dhash, average_hash, whash, phash; hash_size 8).
 
 imagehash is the field's reference and our test oracle. These functions repeat its
-definitions on an image that imaging.py has already decoded once, so all three hashes
+definitions on an image that imaging.py has already decoded once, so all four hashes
 (and the thumbnail) come from one read and one reduced-scale decode of each file.
 Hashes are 16 hex digits: the 64 bits row-major, most significant first, as imagehash prints.
 """
@@ -11,23 +11,25 @@ from collections.abc import Sequence
 
 import numpy as np
 import pywt
+import scipy.fft
 from numpy.typing import NDArray
 from PIL import Image
 
 HASH_SIZE = 8
 # Bump when these definitions change: hashes of two versions are recomputed, never compared.
-HASH_ALGORITHM = "imagehash-4.3-defs/v1"
+HASH_ALGORITHM = "imagehash-4.3-defs/v2"
 
 
 def hash_version(fixtures: Sequence[Image.Image]) -> str:
-    """HASH_ALGORITHM plus a short digest of the three hashes of `fixtures`, recorded with
+    """HASH_ALGORITHM plus a short digest of the four hashes of `fixtures`, recorded with
     every hash.
 
-    A Pillow or PyWavelets release can shift resampling or decoding and so move bits; the
+    A Pillow, PyWavelets or SciPy release can shift resampling or decoding and so move bits; the
     fixtures' hashes show whether this one does, so only a release that changes results
     changes the version (and has the library's hashes recomputed).
     """
-    hashes = " ".join(compute(image) for image in fixtures for compute in (compute_dhash, compute_ahash, compute_whash))
+    functions = (compute_dhash, compute_ahash, compute_whash, compute_phash)
+    hashes = " ".join(compute(image) for image in fixtures for compute in functions)
     return f"{HASH_ALGORITHM}; fixtures {hashlib.sha256(hashes.encode()).hexdigest()[:12]}"
 
 
@@ -62,6 +64,20 @@ def compute_whash(image: Image.Image, hash_size: int = HASH_SIZE) -> str:
     pixels = pywt.waverec2(coefficients, "haar")
     low_band = pywt.wavedec2(pixels, "haar", level=max_level - int(np.log2(hash_size)))[0]
     return _to_hex(low_band > np.median(low_band))
+
+
+def compute_phash(image: Image.Image, hash_size: int = HASH_SIZE) -> str:
+    """Perceptual hash: the lowest 8 x 8 frequencies of a 32 x 32 type-II DCT above their
+    median (imagehash.phash, after Krawetz's "Looks Like It").
+
+    It describes the image's large shapes, which re-encoding, resizing, exposure changes
+    and small crops keep, with bits that are not correlated with ahash's brightness mask:
+    the second opinion that tells apart two scenes of one layout (a sky over a horizon).
+    """
+    size = hash_size * 4
+    pixels = np.asarray(image.convert("L").resize((size, size), Image.Resampling.LANCZOS), dtype=np.float64)
+    low = np.asarray(scipy.fft.dct(scipy.fft.dct(pixels, axis=0), axis=1))[:hash_size, :hash_size]
+    return _to_hex(low > np.median(low))
 
 
 def hamming_distance(a: str, b: str) -> int:

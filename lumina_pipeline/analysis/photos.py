@@ -16,7 +16,7 @@ import polars as pl
 from PIL import Image
 
 from lumina_pipeline.analysis.embedding import model_input
-from lumina_pipeline.analysis.hashing import compute_ahash, compute_dhash, compute_whash, hash_version
+from lumina_pipeline.analysis.hashing import compute_ahash, compute_dhash, compute_phash, compute_whash, hash_version
 from lumina_pipeline.analysis.imaging import MAX_PIXELS, ImageTooLarge, decode_photo, describe_error, encode_thumbnail
 from lumina_pipeline.analysis.makernote import apple_content_identifier
 from lumina_pipeline.analysis.metadata import encode_geohash, read_exif_metadata
@@ -50,7 +50,7 @@ def _versions() -> tuple[str, str]:
     fixtures = [decode_photo(path.read_bytes()).image for path in sorted(FIXTURES.iterdir())]
     hashes = hash_version(fixtures)
     qualities = " ".join(str(quality_score(image.convert("L"))) for image in fixtures)
-    return hashes, f"photos-v3; {hashes}; quality {qualities}"
+    return hashes, f"photos-v4; {hashes}; quality {qualities}"
 
 
 HASH_VERSION, ANALYSIS_VERSION = _versions()
@@ -82,6 +82,7 @@ ANALYSIS_SCHEMA = {
     "dhash": pl.String,
     "ahash": pl.String,
     "whash": pl.String,
+    "phash": pl.String,
     "quality_score": pl.Int16,
     "exif_error": pl.String,
     "thumbnail": pl.Binary,
@@ -263,13 +264,14 @@ def _describe_image(data: bytes, model_inputs: bool, max_pixels: int) -> dict:
 
 def _describe_pixels(image: Image.Image, latitude: float | None, longitude: float | None, model_inputs: bool) -> dict:
     """What a photo's decoded image, or a video's poster frame, gives: the geohash of where it
-    was taken, the three hashes, the quality score, the thumbnail and the model's input."""
+    was taken, the four hashes, the quality score, the thumbnail and the model's input."""
     grey = image.convert("L")  # what each imagehash definition starts from
     return {
         "geohash": encode_geohash(latitude, longitude) if latitude is not None and longitude is not None else None,
         "dhash": compute_dhash(grey),
         "ahash": compute_ahash(grey),
         "whash": compute_whash(grey),
+        "phash": compute_phash(grey),
         "quality_score": quality_score(grey),
         "thumbnail": encode_thumbnail(image),
         "model_input": model_input(image).tobytes() if model_inputs else None,

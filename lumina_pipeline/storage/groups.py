@@ -36,6 +36,7 @@ CATALOG_ROWS_SCHEMA = {
     "dhash": pl.String,
     "ahash": pl.String,
     "whash": pl.String,
+    "phash": pl.String,
     "stack_id": pl.String,
     "stack_primary": pl.Boolean,  # null outside a stack
     "burst_id": pl.String,
@@ -120,7 +121,7 @@ def load_catalog_rows(connection: Connection, catalog_id: uuid.UUID) -> pl.DataF
                i.dates->>'captured_at', i.dates->>'captured_at_source', i.dates->>'offset',
                (i.metadata->>'duration_seconds')::float, i.metadata->>'content_identifier',
                i.metadata->>'camera_make', i.metadata->>'camera_model', i.metadata->>'camera_serial',
-               i.dhash, i.ahash, i.whash, i.stack_id::text, s.primary_image_id = i.id, i.burst_id::text
+               i.dhash, i.ahash, i.whash, i.phash, i.stack_id::text, s.primary_image_id = i.id, i.burst_id::text
         FROM images i LEFT JOIN stacks s ON s.id = i.stack_id
         WHERE i.catalog_id = %(catalog)s AND (i.checksum IS NOT NULL OR i.kind = 'sidecar')
           AND i.status NOT IN ('deleted', 'ignored', 'pending', 'quarantined')"""

@@ -120,7 +120,7 @@ def write_analysis(
                 'latitude', a.latitude, 'longitude', a.longitude,
                 'duration_seconds', a.duration_seconds, 'video_codec', a.video_codec,
                 'content_identifier', a.content_identifier)),
-            dhash = a.dhash, ahash = a.ahash, whash = a.whash,
+            dhash = a.dhash, ahash = a.ahash, whash = a.whash, phash = a.phash,
             hash_version = CASE WHEN a.dhash IS NULL THEN NULL ELSE :hash_version END,
             geohash_4 = left(a.geohash, 4), geohash_6 = left(a.geohash, 6), geohash_8 = a.geohash,
             quality_score = a.quality_score, thumbnail_path = a.thumbnail_path,

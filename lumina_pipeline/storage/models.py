@@ -90,6 +90,7 @@ class Image(Base):
     dhash: Mapped[str | None] = mapped_column(String(16))
     ahash: Mapped[str | None] = mapped_column(String(16))
     whash: Mapped[str | None] = mapped_column(String(16))
+    phash: Mapped[str | None] = mapped_column(String(16))
     hash_version: Mapped[str | None] = mapped_column(Text)
     analysis_version: Mapped[str | None] = mapped_column(Text)  # what last read the file
     verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # checksum re-read

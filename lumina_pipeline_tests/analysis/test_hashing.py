@@ -5,6 +5,7 @@ import imagehash
 import numpy as np
 import pytest
 import pywt
+import scipy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -14,6 +15,7 @@ from lumina_pipeline.analysis.hashing import (
     HASH_ALGORITHM,
     compute_ahash,
     compute_dhash,
+    compute_phash,
     compute_whash,
     hamming_distance,
     hash_version,
@@ -25,6 +27,7 @@ OURS_AND_REFERENCE = [
     (compute_dhash, imagehash.dhash),
     (compute_ahash, imagehash.average_hash),
     (compute_whash, imagehash.whash),
+    (compute_phash, imagehash.phash),
 ]
 
 
@@ -58,6 +61,14 @@ def test_small_rotation_keeps_dhash_close_and_a_quarter_turn_does_not(corpus):
     assert hamming_distance(compute_dhash(image), compute_dhash(image.rotate(90, expand=True))) > 10
 
 
+def test_phash_equals_imagehash_on_flat_and_gradient_images():
+    # a flat image's DCT is zero but for one coefficient: the median comparison meets ties
+    images = [Image.new("L", (40, 30), value) for value in (0, 128, 255)]
+    images += [Image.linear_gradient("L"), Image.radial_gradient("L").resize((70, 20))]
+    for image in images:
+        assert compute_phash(image) == str(imagehash.phash(image))
+
+
 def test_hashes_are_sixteen_hex_digits():
     image = Image.linear_gradient("L").resize((40, 30))
     for ours, _ in OURS_AND_REFERENCE:
@@ -79,7 +90,7 @@ def test_versions_name_no_library_release_and_are_the_same_in_every_process():
     again = subprocess.run([sys.executable, "-c", printed], capture_output=True, text=True, check=True).stdout.strip()
     assert again == ANALYSIS_VERSION
     assert HASH_VERSION in ANALYSIS_VERSION and HASH_VERSION.startswith(HASH_ALGORITHM)
-    for release in (Image.__version__, pywt.__version__):
+    for release in (Image.__version__, pywt.__version__, scipy.__version__):
         assert release not in ANALYSIS_VERSION
 
 

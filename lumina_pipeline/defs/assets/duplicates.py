@@ -29,6 +29,8 @@ class DuplicatesConfig(dg.Config):
     ahash_bits: int = 5
     dhash_bits: int = 10
     whash_bits: int = 8
+    phash_bits: int = 12
+    confirm_dhash_bits: int = 16
     keeper_order: list[str] = list(KEEPER_ORDER)
     format_preference: list[str] = list(DEFAULT_FORMATS)
     avoided_folders: list[str] = list(DEFAULT_AVOIDED_FOLDERS)
@@ -44,14 +46,17 @@ class DuplicatesConfig(dg.Config):
     ],
     kinds={"polars", "postgres"},
     group_name="catalog",
-    code_version="duplicates-v1",  # bump when the rule or the stored result changes
+    code_version="duplicates-v2",  # bump when the rule or the stored result changes
 )
 def duplicate_groups(
     context: dg.AssetExecutionContext, config: DuplicatesConfig, database: CatalogDatabase
 ) -> dg.MaterializeResult:
     """Exact groups (same SHA-256) and near-duplicate groups (perceptual hashes) of the
     catalog, each with a primary image; ids, reviews and chosen primaries carry over."""
-    rule = NearDuplicateRule(ahash=config.ahash_bits, dhash=config.dhash_bits, whash=config.whash_bits)
+    rule = NearDuplicateRule(
+        ahash=config.ahash_bits, dhash=config.dhash_bits, whash=config.whash_bits, phash=config.phash_bits,
+        confirm_dhash=config.confirm_dhash_bits,
+    )
     keeper = KeeperRule(tuple(config.keeper_order), tuple(config.format_preference), tuple(config.avoided_folders))
 
     def find(rows: pl.DataFrame) -> Found:
