@@ -1,0 +1,187 @@
+"""The code location on Celery (dagster-celery, Redis as broker): a corpus copy cataloged with
+every step executed by Celery workers, separate processes started here, and the same rows as
+the single-process run.
+
+The inventory and the regrouping run from this process; the batches are three runs at once, each
+in a process of its own, as the daemon launches them. Two workers of one process each (`--pool
+solo`: the worker's own process executes the step) take the batch steps as they come."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from celery import Celery
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from lumina_pipeline.storage.catalogs import add_catalog, remove_catalog
+from lumina_pipeline.storage.embeddings import embeddings_table
+from lumina_pipeline_tests.defs.celery_location import MODULE, PROJECT, run
+from lumina_pipeline_tests.defs.conftest import ProjectionModel
+
+BATCH_SIZE = 40  # the corpus's 94 files make three batches
+WORKERS = ("worker-a", "worker-b")
+START_SECONDS = 60
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextmanager
+def started(command: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+    """A process of the test's own, stopped when the block ends, however it ends."""
+    with open(log, "w") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env, cwd=PROJECT)
+    try:
+        yield process
+    finally:
+        stop(process)
+
+
+def wait_for(condition, what: str):
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        if result := condition():
+            return result
+        time.sleep(0.2)
+    pytest.fail(f"gave up after {START_SECONDS} s waiting for {what}")
+
+
+@dataclass(frozen=True)
+class Cluster:
+    instance: dg.DagsterInstance  # at `env`'s DAGSTER_HOME
+    env: dict[str, str]  # of a deployment's processes
+    workers: dict[str, int]  # pid by name
+
+
+@pytest.fixture
+def cluster(database_url, model_cache, tmp_path, monkeypatch) -> Iterator[Cluster]:
+    """Redis (Debian's redis-server), two Celery workers and a Dagster instance of their own."""
+    redis_server = shutil.which("redis-server")
+    if redis_server is None:
+        reason = "the Celery test needs Debian's redis-server (.ci/run installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; under CI it must run")
+        pytest.skip(reason)
+    port = free_port()
+    broker = f"redis://127.0.0.1:{port}/0"
+    (home := tmp_path / "dagster").mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    settings = {
+        "LUMINA_CELERY_BROKER": broker, "LUMINA_DATABASE_URL": database_url,
+        "LUMINA_THUMBNAIL_DIR": str(tmp_path / "thumbnails"), "LUMINA_MODEL_CACHE": model_cache,
+        "LUMINA_CLIP_MODEL": "", "LUMINA_TAG_VOCABULARY": "", "LUMINA_OLLAMA_URL": "", "LUMINA_OLLAMA_MODEL": "",
+    }
+    for name, value in settings.items():  # this process's runs too hand their steps to Celery
+        monkeypatch.setenv(name, value)
+    env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": str(PROJECT)}  # where the code location is
+    # what `dagster-celery worker start -A dagster_celery.app -y celery.yaml` runs, with the
+    # broker in Celery's own variables
+    worker_env = {**env, "CELERY_BROKER_URL": broker, "CELERY_RESULT_BACKEND": broker}
+    celery = [str(Path(sys.executable).parent / "celery"), "-A", "dagster_celery.app", "worker", "--pool", "solo",
+              "--prefetch-multiplier", "1", "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
+    with ExitStack() as stack:
+        server = stack.enter_context(started(
+            [redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            tmp_path / "redis.log",
+        ))
+        workers = {name: stack.enter_context(started([*celery, "-n", f"{name}@%h"], tmp_path / f"{name}.log",
+                                                     worker_env))
+                   for name in WORKERS}
+        with Celery(broker=broker) as app:
+            wait_for(lambda: len(app.control.ping(timeout=0.5)) == len(WORKERS), "both Celery workers")
+        assert server.poll() is None
+        instance = stack.enter_context(dg.DagsterInstance.from_config(str(home)))
+        yield Cluster(instance, env, {name: process.pid for name, process in workers.items()})
+
+
+def step_pids(instance: dg.DagsterInstance, run_id: str) -> dict[str, int]:
+    """The process that started each step of the run."""
+    starts = [entry.dagster_event for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START)]
+    return {event.step_key: event.pid for event in starts if event is not None}
+
+
+def catalog_rows(engine, catalog: str) -> list[dict]:
+    """Each file's row as the catalog's users see it, with its groups named by their primary file."""
+    vectors = embeddings_table(ProjectionModel.model_id, ProjectionModel.dimensions).name
+    query = f"""
+        SELECT encode(i.path, 'escape') AS path, i.kind, i.status, i.error, i.batch, i.checksum, i.dhash, i.ahash,
+               i.whash, i.hash_version, i.quality_score, i.dates, i.metadata, i.geohash_8,
+               encode(group_primary.path, 'escape') AS duplicate_of, g.similarity_type, m.similarity_score,
+               encode(best.path, 'escape') AS burst_best, i.burst_sequence,
+               encode(stack_primary.path, 'escape') AS stack_primary,
+               CAST(v.embedding AS text) AS embedding, v.labels
+        FROM images i JOIN catalogs c ON c.id = i.catalog_id
+        LEFT JOIN duplicate_members m ON m.image_id = i.id
+        LEFT JOIN duplicate_groups g ON g.id = m.group_id
+        LEFT JOIN images group_primary ON group_primary.id = g.primary_image_id
+        LEFT JOIN bursts b ON b.id = i.burst_id LEFT JOIN images best ON best.id = b.best_image_id
+        LEFT JOIN stacks s ON s.id = i.stack_id LEFT JOIN images stack_primary ON stack_primary.id = s.primary_image_id
+        LEFT JOIN {vectors} v ON v.image_id = i.id
+        WHERE c.name = :catalog ORDER BY i.path"""
+    with engine.connect() as connection:
+        return [dict(row._mapping) for row in connection.execute(text(query), {"catalog": catalog})]
+
+
+@pytest.fixture
+def catalogs(pipeline, engine, corpus) -> Iterator[None]:
+    """The corpus copy as two catalogs: `single` cataloged in this process, `distributed` empty."""
+    pipeline.add_catalog("single", str(corpus.photos), BATCH_SIZE)
+    pipeline.catalog_everything("single")
+    with Session(engine) as session, session.begin():
+        add_catalog(session, "distributed", [str(corpus.photos)], BATCH_SIZE)
+    yield
+    with Session(engine) as session, session.begin():
+        remove_catalog(session, "distributed")
+
+
+def test_celery_workers_catalog_the_corpus_as_one_process_does(cluster, catalogs, engine, corpus):
+    instance = cluster.instance
+    instance.add_dynamic_partitions("catalogs", ["distributed"])
+    inventory = run("inventory_job", "distributed", instance)
+    batches = instance.get_dynamic_partitions("batches")
+    assert len(batches) == 3
+    keys = [str(dg.MultiPartitionKey({"catalog": "distributed", "batch": batch})) for batch in batches]
+    runs = [subprocess.Popen([sys.executable, "-m", MODULE, "batch_job", key], env=cluster.env, cwd=PROJECT,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for key in keys]
+    outcomes = [process.communicate(timeout=300)[0] for process in runs]
+    assert [process.returncode for process in runs] == [0] * len(runs), outcomes
+    regrouping = run("catalog_job", "distributed", instance)
+
+    workers = set(cluster.workers.values())
+    batch_runs = instance.get_runs(dg.RunsFilter(job_name="batch_job"))
+    assert sorted(batch_run.tags["dagster/partition"] for batch_run in batch_runs) == sorted(keys)
+    assert all(batch_run.status == dg.DagsterRunStatus.SUCCESS for batch_run in batch_runs)
+    for run_id in (inventory.run_id, regrouping.run_id, *(batch_run.run_id for batch_run in batch_runs)):
+        assert set(step_pids(instance, run_id).values()) <= workers  # no step in a run's own process
+    taken_by = {batch_run.tags["dagster/partition"]: step_pids(instance, batch_run.run_id)["photo_analysis"]
+                for batch_run in batch_runs}
+    assert set(taken_by.values()) == workers, taken_by  # each worker took a batch
+
+    single, distributed = catalog_rows(engine, "single"), catalog_rows(engine, "distributed")
+    assert len(distributed) == len(corpus.manifest["files"])
+    assert {row["status"] for row in distributed} >= {"ok", "error"}
+    assert any(row["duplicate_of"] for row in distributed) and any(row["burst_best"] for row in distributed)
+    assert distributed == single
