@@ -10,6 +10,7 @@ from benchmarks import (
     foundation,
     grouping,
     organize,
+    precision,
     scale,
     search,
     videos,
@@ -27,3 +28,4 @@ if __name__ == "__main__":
     scale.run()
     actions.run()
     organize.run()
+    precision.run()
