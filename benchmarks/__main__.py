@@ -11,6 +11,7 @@ from benchmarks import (
     grouping,
     organize,
     precision,
+    regrouping,
     scale,
     search,
     videos,
@@ -19,6 +20,7 @@ from benchmarks import (
 if __name__ == "__main__":
     foundation.run()
     grouping.run()
+    regrouping.run()
     automation.run()
     embeddings.run()
     search.run()
