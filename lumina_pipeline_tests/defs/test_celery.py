@@ -8,10 +8,8 @@ solo`: the worker's own process executes the step) take the batch steps as they 
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -27,16 +25,12 @@ from lumina_pipeline.storage.catalogs import add_catalog, remove_catalog
 from lumina_pipeline.storage.embeddings import embeddings_table
 from lumina_pipeline_tests.defs.celery_location import MODULE, PROJECT, run
 from lumina_pipeline_tests.defs.conftest import ProjectionModel
+from lumina_pipeline_tests.test_deployment import free_port
+from lumina_pipeline_tests.test_run_monitoring import wait_for
 
 BATCH_SIZE = 40  # the corpus's 94 files make three batches
 WORKERS = ("worker-a", "worker-b")
 START_SECONDS = 60
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -57,15 +51,6 @@ def started(command: list[str], log: Path, env: dict[str, str] | None = None) ->
         yield process
     finally:
         stop(process)
-
-
-def wait_for(condition, what: str):
-    deadline = time.monotonic() + START_SECONDS
-    while time.monotonic() < deadline:
-        if result := condition():
-            return result
-        time.sleep(0.2)
-    pytest.fail(f"gave up after {START_SECONDS} s waiting for {what}")
 
 
 @dataclass(frozen=True)
@@ -99,7 +84,7 @@ def cluster(database_url, model_cache, tmp_path, monkeypatch) -> Iterator[Cluste
     # what `dagster-celery worker start -A dagster_celery.app -y celery.yaml` runs, with the
     # broker in Celery's own variables
     worker_env = {**env, "CELERY_BROKER_URL": broker, "CELERY_RESULT_BACKEND": broker}
-    celery = [str(Path(sys.executable).parent / "celery"), "-A", "dagster_celery.app", "worker", "--pool", "solo",
+    celery = [sys.executable, "-m", "celery", "-A", "dagster_celery.app", "worker", "--pool", "solo",
               "--prefetch-multiplier", "1", "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
     with ExitStack() as stack:
         server = stack.enter_context(started(
@@ -110,7 +95,7 @@ def cluster(database_url, model_cache, tmp_path, monkeypatch) -> Iterator[Cluste
                                                      worker_env))
                    for name in WORKERS}
         with Celery(broker=broker) as app:
-            wait_for(lambda: len(app.control.ping(timeout=0.5)) == len(WORKERS), "both Celery workers")
+            wait_for(lambda: len(app.control.ping(timeout=0.5)) == len(WORKERS), "both Celery workers", START_SECONDS)
         assert server.poll() is None
         instance = stack.enter_context(dg.DagsterInstance.from_config(str(home)))
         yield Cluster(instance, env, {name: process.pid for name, process in workers.items()})
