@@ -4,7 +4,8 @@ comes from the environment, as in a deployment (`LUMINA_*`, `DAGSTER_HOME`).
 
 `python -m lumina_pipeline_tests.defs.celery_location JOB PARTITION` executes one run of JOB
 for PARTITION in its own process, the way a run worker does; with `LUMINA_CELERY_BROKER` set
-its steps go to the Celery workers."""
+its steps go to the Celery workers. It loads the code location, says `ready` and starts the run
+once a line comes in, so that runs started together hand out their steps together."""
 
 import sys
 from pathlib import Path
@@ -35,5 +36,9 @@ def run(job: str, partition_key: str, instance: dg.DagsterInstance) -> dg.JobExe
 
 
 if __name__ == "__main__":
+    job, partition_key = sys.argv[1:]
+    defs().resolve_job_def(job)
+    print("ready", flush=True)
+    sys.stdin.readline()
     with dg.DagsterInstance.get() as instance:  # at DAGSTER_HOME
-        run(*sys.argv[1:], instance=instance)
+        run(job, partition_key, instance)

@@ -2,9 +2,9 @@
 every step executed by Celery workers, separate processes started here, and the same rows as
 the single-process run.
 
-The inventory and the regrouping run from this process; the batches are three runs at once, each
-in a process of its own, as the daemon launches them. Two workers of one process each (`--pool
-solo`: the worker's own process executes the step) take the batch steps as they come."""
+The inventory and the regrouping run from this process; the batches are three runs started
+together, each in a process of its own, as the daemon launches them. Two workers of one process
+each (`--pool solo`: the worker's own process executes the step) take the steps as they come."""
 
 import os
 import shutil
@@ -141,18 +141,24 @@ def catalogs(pipeline, engine, corpus) -> Iterator[None]:
         remove_catalog(session, "distributed")
 
 
-def test_celery_workers_catalog_the_corpus_as_one_process_does(cluster, catalogs, engine, corpus):
+def test_celery_workers_catalog_the_corpus_as_one_process_does(cluster, catalogs, engine, corpus, tmp_path):
     instance = cluster.instance
     instance.add_dynamic_partitions("catalogs", ["distributed"])
     inventory = run("inventory_job", "distributed", instance)
     batches = instance.get_dynamic_partitions("batches")
     assert len(batches) == 3
     keys = [str(dg.MultiPartitionKey({"catalog": "distributed", "batch": batch})) for batch in batches]
-    runs = [subprocess.Popen([sys.executable, "-m", MODULE, "batch_job", key], env=cluster.env, cwd=PROJECT,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            for key in keys]
-    outcomes = [process.communicate(timeout=300)[0] for process in runs]
-    assert [process.returncode for process in runs] == [0] * len(runs), outcomes
+    logs = [tmp_path / f"run-{batch}.log" for batch in batches]
+    runs = []
+    for key, log in zip(keys, logs, strict=True):
+        with open(log, "w") as output:
+            runs.append(subprocess.Popen([sys.executable, "-m", MODULE, "batch_job", key], env=cluster.env, cwd=PROJECT,
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=output, text=True))
+    for process in runs:  # all loaded: start them together, as the daemon's queue does
+        assert process.stdout is not None and process.stdout.readline() == "ready\n"
+    for process in runs:
+        process.communicate("go\n", timeout=300)
+    assert [process.returncode for process in runs] == [0] * len(runs), [log.read_text() for log in logs]
     regrouping = run("catalog_job", "distributed", instance)
 
     workers = set(cluster.workers.values())
