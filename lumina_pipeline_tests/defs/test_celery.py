@@ -157,7 +157,11 @@ def test_celery_workers_catalog_the_corpus_as_one_process_does(cluster, catalogs
     for process in runs:  # all loaded: start them together, as the daemon's queue does
         assert process.stdout is not None and process.stdout.readline() == "ready\n"
     for process in runs:
-        process.communicate("go\n", timeout=300)
+        assert process.stdin is not None
+        process.stdin.write("go\n")
+        process.stdin.close()
+    for process in runs:
+        process.wait(timeout=300)
     assert [process.returncode for process in runs] == [0] * len(runs), [log.read_text() for log in logs]
     regrouping = run("catalog_job", "distributed", instance)
 
