@@ -4,9 +4,13 @@ model's batched inference on the same pre-decoded 224 x 224 inputs.
 
 The inputs themselves are cut from the one reduced decode the metadata and hashes share
 (`model_input`, in the analysis of each file); their cost is printed beside the target,
-and the whole path from decoded photos with it."""
+and the whole path from decoded photos with it.
 
-import io
+Then the vector write as the table grows: 500 vectors written as a batch writes them, into a
+model's table that already holds 100,000 (random unit vectors made by the database itself),
+as a share of a 500-photo batch whose other work (reading and analyzing each file, the model)
+is measured here on the same photos."""
+
 import tempfile
 import time
 from pathlib import Path
@@ -15,33 +19,41 @@ import dagster as dg
 import numpy as np
 import onnxruntime
 import polars as pl
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from benchmarks import scratch_database
 from lumina_pipeline.analysis.embedding import model_input, stack_inputs
 from lumina_pipeline.analysis.imaging import decode_photo
+from lumina_pipeline.analysis.photos import analyze_files
 from lumina_pipeline.defs.assets.images import embed_photos
 from lumina_pipeline.defs.resources import Embedder
 from lumina_pipeline.models.efficientnet import exported_network
 from lumina_pipeline.sample import draw_scene
 from lumina_pipeline.storage.catalogs import add_catalog
 from lumina_pipeline.storage.database import make_engine
-from lumina_pipeline.storage.embeddings import embeddings_table, write_embeddings
+from lumina_pipeline.storage.embeddings import embeddings_table, vector_rows, write_embeddings
 from lumina_pipeline.storage.models import Image
 from lumina_pipeline.storage.tags import replace_tags
 
 PHOTOS = 256
 ROUNDS = 3
+STORED_VECTORS = 100_000
+BATCH_PHOTOS = 500
 
 
-def decoded_photos(count: int) -> list:
+def photo_files(folder: Path, count: int) -> list[Path]:
+    """`count` drawn photos as JPEG files, as a library holds them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{index:04d}.jpg" for index in range(count)]
+    for index, path in enumerate(paths):
+        draw_scene(index, size=(2000, 1500)).save(path, "JPEG", quality=90)
+    return paths
+
+
+def decoded_photos(paths: list[Path]) -> list:
     """Photos as the analysis holds them after its one reduced decode."""
-    photos = []
-    for index in range(count):
-        buffer = io.BytesIO()
-        draw_scene(index, size=(2000, 1500)).save(buffer, "JPEG", quality=90)
-        photos.append(decode_photo(buffer.getvalue()).image)
-    return photos
+    return [decode_photo(path.read_bytes()).image for path in paths]
 
 
 def image_rows(database_url: str, count: int):
@@ -94,7 +106,8 @@ def run() -> None:
 def measure(root: Path, database_url: str) -> None:
     embedder = Embedder(cache_dir=str(root / "models"))
     embedder.setup_for_execution(dg.build_init_resource_context())
-    photos = decoded_photos(PHOTOS)
+    paths = photo_files(root / "photos", PHOTOS)
+    photos = decoded_photos(paths)
     inputs = model_inputs(photos)
     pixels = stack_inputs(inputs.to_list())
     network = onnxruntime.InferenceSession(str(exported_network(root / "models")), providers=["CPUExecutionProvider"])
@@ -112,3 +125,65 @@ def measure(root: Path, database_url: str) -> None:
     print(f"  model inputs cut from the shared decode: {preparing / PHOTOS * 1000:.2f} ms per photo;")
     print(f"  with them, decoded photo to pgvector: {PHOTOS / (ours + preparing):6.1f} images/s, "
           f"{(ours + preparing - bare) / bare:.1%} over the bare model")
+
+    files = [str(path).encode() for path in paths]
+    analysis = best_of(1, lambda: analyze_files(files, ["image"] * PHOTOS, model_inputs=True)) / PHOTOS
+    model = best_of(ROUNDS, embed_photos, embedder, catalog_id, ids, inputs) / PHOTOS
+    vector_writes(database_url, embedder, rest_of_batch=BATCH_PHOTOS * (analysis + model))
+
+
+def vector_writes(database_url: str, embedder: Embedder, rest_of_batch: float) -> None:
+    """Time writing a batch's vectors into a table of STORED_VECTORS, against the rest of the batch."""
+    engine = make_engine(database_url)
+    table = embeddings_table(embedder.model.model_id, embedder.model.dimensions)
+    started = time.perf_counter()
+    catalog_id, ids = many_image_rows(engine, STORED_VECTORS + ROUNDS * BATCH_PHOTOS)
+    store_random_vectors(engine, table, ids.head(STORED_VECTORS))
+    filling = time.perf_counter() - started
+    rng = np.random.default_rng(5)
+    timings = []
+    for round_ids in ids.tail(ROUNDS * BATCH_PHOTOS).to_numpy().reshape(ROUNDS, BATCH_PHOTOS):
+        vectors = rng.normal(size=(BATCH_PHOTOS, embedder.model.dimensions)).astype(np.float32)
+        rows = vector_rows(pl.Series(round_ids), catalog_id, embedder.model.model_id,
+                           vectors / np.linalg.norm(vectors, axis=1, keepdims=True), None)
+        started = time.perf_counter()
+        with engine.begin() as connection:  # the batch's analysis transaction commits it
+            write_embeddings(connection, table, rows)
+        timings.append(time.perf_counter() - started)
+    write = min(timings)
+    print(f"\n== vector writes, {BATCH_PHOTOS} vectors into a table of {STORED_VECTORS:,} "
+          f"({embedder.model.dimensions} dimensions; filled and indexed in {filling:.0f} s) ==")
+    print(f"  write {write:.2f} s (best of {ROUNDS}; worst {max(timings):.2f} s); the rest of a {BATCH_PHOTOS}-photo "
+          f"batch measured above (file analysis and model) {rest_of_batch:.1f} s")
+    print(f"  the write's share of the batch = {write / (write + rest_of_batch):.1%} (target < 10%)")
+
+
+def many_image_rows(engine, count: int):
+    """A catalog of `count` image rows, inserted by the database."""
+    with Session(engine) as session, session.begin():
+        catalog_id = add_catalog(session, "vector-writes", [tempfile.gettempdir()]).id
+        ids = session.execute(text("""
+            INSERT INTO images (catalog_id, source_root, path, kind, size_bytes, mtime_ns, batch, status)
+            SELECT :c, '/', convert_to(n || '.jpg', 'UTF8'), 'image', 1, 0, lpad((n / 500)::text, 5, '0'), 'ok'
+            FROM generate_series(1, :count) n RETURNING id"""), {"c": catalog_id, "count": count}).scalars().all()
+    return catalog_id, pl.Series(sorted(ids), dtype=pl.Int64)
+
+
+def store_random_vectors(engine, table, ids: pl.Series) -> None:
+    """Random unit vectors for `ids`, made by the database (no text to format or send), and
+    the table's index built over them once, as a catalog that grew would have it."""
+    dimensions = table.c.embedding.type.dim
+    with engine.begin() as connection:
+        table.create(connection, checkfirst=True)
+        index, = table.indexes
+        index.drop(connection)  # built once below, over all the vectors
+        connection.execute(text("SET LOCAL maintenance_work_mem = '1GB'"))
+        connection.execute(text(f"""
+            INSERT INTO {table.name} (image_id, catalog_id, model_id, embedding)
+            SELECT i.id, i.catalog_id, 'random', (SELECT array_agg(x / r.norm) FROM unnest(r.x) x)::vector
+            FROM images i, LATERAL (
+                SELECT array_agg(x) AS x, sqrt(sum(x * x)) AS norm
+                FROM (SELECT random() - 0.5 AS x FROM generate_series(1, {dimensions} + 0 * i.id)) draws
+            ) r
+            WHERE i.id = ANY(:ids)"""), {"ids": ids.to_list()})
+        index.create(connection)

@@ -6,6 +6,7 @@ the fastest and the median: on a shared machine a single timing says more about 
 import statistics
 import time
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -100,7 +101,7 @@ def timed(function, *args):
     return time.perf_counter() - started, result
 
 
-def interleaved(ours, baseline, rounds: int = 3) -> tuple[list[float], list[float], object]:
+def interleaved(ours, baseline, rounds: int = 3) -> tuple[list[float], list[float], Any]:
     """Timings of `ours` and of `baseline`, alternating, and the last result of `ours`."""
     mine, theirs = [], []
     for _ in range(rounds):
