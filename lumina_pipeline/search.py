@@ -2,22 +2,22 @@
 
 import hashlib
 import os
+import uuid
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Table, select
+from sqlalchemy import Table, text
 from sqlalchemy.orm import Session
 
 from lumina_pipeline.analysis.files import display_path
 from lumina_pipeline.models import ImageModel, TextAndImageModel, load_image_model
 from lumina_pipeline.models.text import TextEncoder
-from lumina_pipeline.storage.captions import description_matches
+from lumina_pipeline.storage.captions import description_matches, vector_text
 from lumina_pipeline.storage.catalogs import CatalogError, get_catalog
 from lumina_pipeline.storage.embeddings import catalog_labels, embeddings_table, nearest, vector_of
-from lumina_pipeline.storage.models import Image
 
 LABELS_SHOWN = 3
 
@@ -97,7 +97,7 @@ def search_text(session: Session, catalog: str, query: str, k: int, models: Sear
         if not isinstance(model, TextAndImageModel):
             raise ValueError(f"{model.model_id} has neither labels nor a text tower to search with")
         floor = -np.inf  # see RELEVANCE_FLOOR
-        vector = _text(model.embed_text([query])[0])
+        vector = vector_text(model.embed_text([query])[0])
         for row in nearest(session.connection(), table, catalog_id, vector, k):
             scored[row["id"]] = (row, row["score"], ["CLIP text-to-image similarity"])
     else:
@@ -147,11 +147,13 @@ def similar_to_image(session: Session, image_id: int, k: int, models: SearchMode
     found = vector_of(session.connection(), models.table, None, image_id=image_id)
     if found is None:
         return None
-    catalog_id = session.connection().execute(select(Image.catalog_id).where(Image.id == image_id)).scalar_one()
+    catalog_id = session.execute(text("SELECT catalog_id FROM images WHERE id = :i"), {"i": image_id}).scalar_one()
     return _neighbours(session, models, catalog_id, *found, k)
 
 
-def _neighbours(session: Session, models: SearchModels, catalog_id, image_id: int, vector: str, k: int) -> list[dict]:
+def _neighbours(
+    session: Session, models: SearchModels, catalog_id: uuid.UUID, image_id: int, vector: str, k: int
+) -> list[dict]:
     rows = nearest(session.connection(), models.table, catalog_id, vector, k + 1)
     return [
         _result(row, row["score"], f"labels: {_labels(row['labels'])}" if row["labels"] else "image similarity")
@@ -170,7 +172,3 @@ def _result(row: dict, score: float, reason: str) -> dict:
     """`image_id` is for the API; the CLI prints the rest."""
     return {"image_id": row["id"], "path": display_path(bytes(row["path"]))[0], "score": round(float(score), 4),
             "reason": reason}
-
-
-def _text(vector: np.ndarray) -> str:
-    return "[" + ",".join(f"{value:.7g}" for value in vector) + "]"

@@ -11,9 +11,9 @@ from lumina_pipeline.analysis.files import display_path
 from lumina_pipeline.api import schemas
 from lumina_pipeline.api.dependencies import CatalogName, Database, Limit, Models
 from lumina_pipeline.api.views import burst_fields, burst_view, group_view, or_404
-from lumina_pipeline.storage.browse import find_bursts, find_groups, removable_files
+from lumina_pipeline.storage.browse import BurstRow, GroupRow, RemovableFile, find_listed, removable_files
 from lumina_pipeline.storage.catalogs import get_catalog
-from lumina_pipeline.storage.decisions import accept_suggestions, decide
+from lumina_pipeline.storage.decisions import Accepted, accept_suggestions, decide
 from lumina_pipeline.storage.groups import BURSTS, DUPLICATES
 from lumina_pipeline.storage.models import Burst, DuplicateGroup
 
@@ -28,8 +28,8 @@ def list_groups(
     session: Database, catalog: CatalogName, reviewed: Reviewed = None, after: After = None, limit: Limit = 100
 ):
     catalog_id = get_catalog(session, catalog).id
-    rows = find_groups(session.connection(), catalog_id, reviewed, str(after or ""), limit + 1)
-    items = [schemas.Group.model_validate(row) for row in rows[:limit]]
+    rows = find_listed(session.connection(), GroupRow, catalog_id, reviewed, str(after or ""), limit + 1)
+    items = [schemas.Group.model_validate(row, from_attributes=True) for row in rows[:limit]]
     return schemas.GroupPage(items=items, next_after=items[-1].id if len(rows) > limit else None)
 
 
@@ -58,8 +58,8 @@ def list_bursts(
     session: Database, catalog: CatalogName, reviewed: Reviewed = None, after: After = None, limit: Limit = 100
 ):
     catalog_id = get_catalog(session, catalog).id
-    rows = find_bursts(session.connection(), catalog_id, reviewed, str(after or ""), limit + 1)
-    items = [schemas.Burst.model_validate(burst_fields(row)) for row in rows[:limit]]
+    rows = find_listed(session.connection(), BurstRow, catalog_id, reviewed, str(after or ""), limit + 1)
+    items = [schemas.Burst(**burst_fields(row)) for row in rows[:limit]]
     return schemas.BurstPage(items=items, next_after=items[-1].id if len(rows) > limit else None)
 
 
@@ -85,13 +85,13 @@ Which = Annotated[Literal["exact", "alike"], Query(description="exact groups, or
 MinConfidence = Annotated[int, Query(ge=0, le=100, description="with `alike`: the least confidence taken")]
 
 
-@router.get("/catalogs/{catalog}/accept", response_model=schemas.Accepted)
+@router.get("/catalogs/{catalog}/accept", response_model=Accepted)
 def accept_preview(session: Database, catalog: CatalogName, groups: Which, min_confidence: MinConfidence = 95):
     """What accepting the suggested keepers would take: the count to show before confirming."""
     return _accept(session, catalog, groups, min_confidence, apply=False)
 
 
-@router.post("/catalogs/{catalog}/accept", response_model=schemas.Accepted)
+@router.post("/catalogs/{catalog}/accept", response_model=Accepted)
 def accept(session: Database, catalog: CatalogName, groups: Which, min_confidence: MinConfidence = 95):
     """Mark every unreviewed exact group, or every one at least `min_confidence` alike,
     reviewed with its suggested keeper, in one action."""
@@ -100,11 +100,10 @@ def accept(session: Database, catalog: CatalogName, groups: Which, min_confidenc
     return accepted
 
 
-def _accept(session: Session, catalog: str, groups: str, min_confidence: int, apply: bool) -> schemas.Accepted:
+def _accept(session: Session, catalog: str, groups: str, min_confidence: int, apply: bool) -> Accepted:
     exact = groups == "exact"
-    taken = accept_suggestions(session.connection(), get_catalog(session, catalog).id, exact=exact,
-                               min_confidence=None if exact else min_confidence, apply=apply)
-    return schemas.Accepted(groups=taken.groups, files=taken.files, size_bytes=taken.size_bytes)
+    return accept_suggestions(session.connection(), get_catalog(session, catalog).id, exact=exact,
+                              min_confidence=None if exact else min_confidence, apply=apply)
 
 
 @router.get("/catalogs/{catalog}/removable", response_model=schemas.Removable)
@@ -116,13 +115,7 @@ def removable(session: Database, catalog: CatalogName):
     return schemas.Removable(files=files, total_bytes=sum(f.size_bytes for f in files))
 
 
-def removable_file(row: dict) -> schemas.RemovableFile:
-    return schemas.RemovableFile(
-        image_id=row["id"],
-        path=display_path(bytes(row["path"]))[0],
-        source_root=row["source_root"],
-        size_bytes=row["size_bytes"],
-        reason=row["reason"],
-        decided_by=row["decided_by"],
-        keep=display_path(bytes(row["keep_path"]))[0],
-    )
+def removable_file(row: RemovableFile) -> schemas.RemovableFile:
+    return schemas.RemovableFile(image_id=row.id, path=display_path(row.path)[0], source_root=row.source_root,
+                                 size_bytes=row.size_bytes, reason=row.reason, decided_by=row.decided_by,
+                                 keep=display_path(row.keep_path)[0])

@@ -17,12 +17,15 @@ from lumina_pipeline.api.files import browser_image, file_inside, video_type
 from lumina_pipeline.api.views import or_404, summary
 from lumina_pipeline.search import search_text, similar_to_image
 from lumina_pipeline.storage.browse import (
+    BurstRow,
+    CatalogSummary,
+    GroupRow,
+    ImageDetailRow,
     ImageFilters,
     catalog_summaries,
     find_images,
-    get_burst,
-    get_group,
     get_image,
+    get_listed,
     group_of_image,
     image_tags,
 )
@@ -40,11 +43,11 @@ IMAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
 CACHE = "private, max-age=86400"
 
 
-def image_or_404(session: Session, image_id: int) -> dict:
+def image_or_404(session: Session, image_id: int) -> ImageDetailRow:
     return or_404(get_image(session.connection(), image_id), f"image {image_id}")
 
 
-@router.get("/catalogs", response_model=list[schemas.Catalog])
+@router.get("/catalogs", response_model=list[CatalogSummary])
 def list_catalogs(session: Database):
     return catalog_summaries(session.connection())
 
@@ -82,33 +85,33 @@ def image_detail(session: Database, image_id: ImageId):
     return detail(session, image_or_404(session, image_id))
 
 
-def detail(session: Session, row: dict) -> schemas.ImageDetail:
+def detail(session: Session, row: ImageDetailRow) -> schemas.ImageDetail:
     connection = session.connection()
-    group_id = group_of_image(connection, row["id"])
-    group = get_group(connection, group_id) if group_id else None
-    burst = get_burst(connection, row["burst_id"]) if row["burst_id"] else None
+    group_id = group_of_image(connection, row.id)
+    group = get_listed(connection, GroupRow, group_id) if group_id else None
+    burst = get_listed(connection, BurstRow, row.burst_id) if row.burst_id else None
     return schemas.ImageDetail(
         **summary(row).model_dump(),
-        error=row["error"],
-        dates=row["dates"],
-        metadata=row["image_metadata"],
-        geohash=row["geohash_8"],
-        hashes=schemas.Hashes(**{key: row[key] for key in ("dhash", "ahash", "whash", "hash_version")}),
-        tags=[schemas.ImageTag.model_validate(tag) for tag in image_tags(connection, row["id"])],
+        error=row.error,
+        dates=row.dates,
+        metadata=row.metadata,
+        geohash=row.geohash_8,
+        hashes=schemas.Hashes.model_validate(row, from_attributes=True),
+        tags=image_tags(connection, row.id),
         group=schemas.Membership(
-            group_id=group["id"], similarity_type=group["similarity_type"],
-            is_primary=group["primary_image_id"] == row["id"], reviewed=group["reviewed"],
+            group_id=group.id, similarity_type=group.similarity_type,
+            is_primary=group.primary_image_id == row.id, reviewed=group.reviewed,
         ) if group else None,
-        is_best_frame=burst["best_image_id"] == row["id"] if burst else None,
+        is_best_frame=burst.best_image_id == row.id if burst else None,
     )
 
 
 @router.get("/images/{image_id}/thumbnail", response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
 def thumbnail(session: Database, thumbnail_dir: ThumbnailDir, image_id: ImageId, request: Request):
     row = image_or_404(session, image_id)
-    if not row["thumbnail_path"]:
-        raise HTTPException(404, f"image {image_id} has no thumbnail ({row['status']})")
-    found = thumbnail_file(Path(thumbnail_dir), row["thumbnail_path"])
+    if not row.thumbnail_path:
+        raise HTTPException(404, f"image {image_id} has no thumbnail ({row.status})")
+    found = thumbnail_file(Path(thumbnail_dir), row.thumbnail_path)
     if found is None:
         raise HTTPException(404, f"the thumbnail of image {image_id} is missing; re-run its batch")
     return _send(request, found, lambda data: (data, "image/jpeg"))
@@ -119,13 +122,13 @@ def image_file(session: Database, image_id: ImageId, request: Request):
     """The photo itself: JPEG, PNG, GIF and WebP as stored; HEIC/HEIF, TIFF, RAW previews,
     AVIF and the like converted to JPEG. A video as stored, streamed in ranges."""
     row = image_or_404(session, image_id)
-    if row["kind"] not in ("image", "raw", "video") or row["status"] != "ok":
-        raise HTTPException(404, f"image {image_id} is a {row['kind']} file ({row['status']}): nothing to show")
-    roots = session.get_one(Catalog, row["catalog_id"]).source_directories
-    found = file_inside(roots, row["source_root"], bytes(row["path"]))
+    if row.kind not in ("image", "raw", "video") or row.status != "ok":
+        raise HTTPException(404, f"image {image_id} is a {row.kind} file ({row.status}): nothing to show")
+    roots = session.get_one(Catalog, row.catalog_id).source_directories
+    found = file_inside(roots, row.source_root, row.path)
     if found is None:
         raise HTTPException(404, f"the file of image {image_id} is not inside its catalog's folders (moved or gone?)")
-    if row["kind"] == "video":
+    if row.kind == "video":
         return FileResponse(os.fsdecode(found), media_type=video_type(found), headers={"Cache-Control": CACHE})
     return _send(request, found, browser_image)
 

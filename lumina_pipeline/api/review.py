@@ -31,12 +31,12 @@ def next_to_review(
 ):
     """The first unreviewed group (or burst) after `after` in review order, wrapping round."""
     queue = review_queue(session.connection(), get_catalog(session, catalog).id, kind)
-    start = next((i + 1 for i, item in enumerate(queue) if item["id"] == str(after)), 0)
-    waiting = [item for item in queue[start:] + queue[:start] if not item["reviewed"] and item["id"] != str(after)]
+    start = next((i + 1 for i, (item, _) in enumerate(queue) if item == str(after)), 0)
+    waiting = [item for item, reviewed in queue[start:] + queue[:start] if not reviewed and item != str(after)]
     if not waiting:
         context = {"catalog": catalog, "kind": kind, "total": len(queue)}
         return templates.TemplateResponse(request, "done.html", context)
-    return RedirectResponse(f"/review/{catalog}/{kind}/{waiting[0]['id']}", status_code=303)
+    return RedirectResponse(f"/review/{catalog}/{kind}/{waiting[0]}", status_code=303)
 
 
 @router.get("/review/{catalog}/{kind}/{item_id}")
@@ -45,7 +45,8 @@ def review_item(
 ):
     catalog_id = get_catalog(session, catalog).id
     queue = review_queue(session.connection(), catalog_id, kind)
-    if str(item_id) not in {item["id"] for item in queue}:
+    ids = [item for item, _ in queue]
+    if str(item_id) not in ids:
         raise HTTPException(404, f"no {kind[:-1]} {item_id} in catalog {catalog!r}")
     if kind == "groups":
         group = group_view(session, models, item_id)
@@ -66,9 +67,9 @@ def review_item(
         "title": title,
         "reviewed": reviewed,
         "cards": cards,
-        "position": [item["id"] for item in queue].index(str(item_id)) + 1,
+        "position": ids.index(str(item_id)) + 1,
         "total": len(queue),
-        "done": sum(item["reviewed"] for item in queue),
+        "done": sum(reviewed for _, reviewed in queue),
         "decision_url": f"/api/{kind}/{item_id}/decision",
         "keeper_field": "primary_image_id" if kind == "groups" else "best_image_id",
         "next_url": f"/review/{catalog}/{kind}?after={item_id}",

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from lumina_pipeline.storage.browse import ImageTag  # as storage reads it
+
 Status = Literal["pending", "ok", "error", "skipped", "ignored", "deleted"]
 Kind = Literal["image", "raw", "video", "sidecar", "system", "other"]
 # who set a tag: a person, ImageNet labels, CLIP's vocabulary, an Ollama caption, or two of those
@@ -28,17 +30,6 @@ IntegerOrNull = Annotated[int | None, BeforeValidator(_whole_number)]
 
 class Problem(BaseModel):
     detail: str
-
-
-class Catalog(BaseModel):
-    id: uuid.UUID
-    name: str
-    source_directories: list[str]
-    files: int
-    duplicate_groups: int
-    groups_reviewed: int
-    bursts: int
-    bursts_reviewed: int
 
 
 class StackFile(BaseModel):
@@ -94,12 +85,6 @@ class Hashes(BaseModel):
     ahash: str | None
     whash: str | None
     hash_version: str | None
-
-
-class ImageTag(BaseModel):
-    name: str
-    source: str
-    confidence: float | None
 
 
 class Membership(BaseModel):
@@ -163,7 +148,7 @@ class Burst(BaseModel):
     image_count: int
     start_time: datetime | None
     end_time: datetime | None
-    duration_seconds: float | None
+    duration_seconds: float | None = Field(description="from the first frame's capture time to the last one's")
     camera: str
     best_image_id: int | None
     selection_method: str | None
@@ -206,15 +191,6 @@ class BurstDecision(Decision):
     best_image_id: IntegerOrNull = Field(
         None, ge=1, le=2**63 - 1, description="a frame to keep; omit to keep the current one"
     )
-
-
-class Accepted(BaseModel):
-    """Unreviewed duplicate groups a bulk accept takes (or took), keeping their suggested
-    keepers, and the files that leaves removable."""
-
-    groups: int
-    files: int
-    size_bytes: int
 
 
 class Rating(BaseModel):

@@ -3,7 +3,8 @@ members, and the one-row existence checks that answer 404 before a decision is m
 
 import posixpath
 import uuid
-from typing import Literal, TypeVar
+from dataclasses import asdict
+from typing import Any, Literal, TypeVar
 
 from fastapi import HTTPException
 from sqlalchemy.orm import Session
@@ -12,7 +13,7 @@ from lumina_pipeline.analysis.files import display_path
 from lumina_pipeline.analysis.hashing import hamming_distance
 from lumina_pipeline.api import schemas
 from lumina_pipeline.search import SearchModels
-from lumina_pipeline.storage.browse import burst_frames, get_burst, get_group, group_members
+from lumina_pipeline.storage.browse import BurstRow, GroupRow, ImageRow, burst_frames, get_listed, group_members
 from lumina_pipeline.storage.embeddings import similarities_to
 from lumina_pipeline.storage.groups import readable_path
 
@@ -28,25 +29,20 @@ def or_404(found: Found | None, what: str) -> Found:
 
 
 STORED = ("id", "catalog_id", "source_root", "kind", "status", "size_bytes", "checksum", "quality_score", "rating",
-          "description", "burst_id", "burst_sequence", "kept")  # the summary's fields shown as the row has them
+          "description", "burst_id", "burst_sequence", "kept", "captured_at", "width", "height", "duration_seconds")
 
 
-def summary(row: dict) -> schemas.ImageSummary:
-    path, path_hex = display_path(bytes(row["path"]))
-    metadata, dates = row["image_metadata"] or {}, row["dates"] or {}
+def summary(row: ImageRow) -> schemas.ImageSummary:
+    path, path_hex = display_path(row.path)
     return schemas.ImageSummary(
-        **{key: row[key] for key in STORED},
+        **{name: getattr(row, name) for name in STORED},  # the summary's fields shown as the row has them
         path=path,
         path_hex=path_hex,
         folder=posixpath.dirname(path),
-        captured_at=dates.get("captured_at"),
-        camera=camera_name(metadata.get("camera_make"), metadata.get("camera_model")) or None,
-        width=metadata.get("display_width", metadata.get("width")),
-        height=metadata.get("display_height", metadata.get("height")),
-        stack=_stack(row["stack"]),
-        duration_seconds=metadata.get("duration_seconds"),
-        thumbnail_url=f"/api/images/{row['id']}/thumbnail" if row["thumbnail_path"] else None,
-        file_url=f"/api/images/{row['id']}/file",
+        camera=camera_name(row.camera_make, row.camera_model) or None,
+        stack=_stack(row.stack),
+        thumbnail_url=f"/api/images/{row.id}/thumbnail" if row.thumbnail_path else None,
+        file_url=f"/api/images/{row.id}/file",
     )
 
 
@@ -72,42 +68,44 @@ def camera_name(make: str | None, model: str | None) -> str:
 
 def group_view(session: Session, models: SearchModels, group_id: uuid.UUID) -> schemas.GroupDetail:
     connection = session.connection()
-    group = or_404(get_group(connection, group_id), f"duplicate group {group_id}")
+    group = or_404(get_listed(connection, GroupRow, group_id), f"duplicate group {group_id}")
     members = group_members(connection, group_id)
-    primary = next((m for m in members if m["id"] == group["primary_image_id"]), members[0])
-    similarity = similarities_to(connection, models.table, primary["id"], [m["id"] for m in members])
+    primary = next((m for m in members if m.id == group.primary_image_id), members[0])
+    similarity = similarities_to(connection, models.table, primary.id, [m.id for m in members])
     return schemas.GroupDetail(
-        **group,
+        **asdict(group),
         members=[
             schemas.GroupMember(
                 image=summary(member),
-                similarity_score=member["similarity_score"],
-                is_primary=member["id"] == group["primary_image_id"],
-                reason=_reason(member, primary, similarity.get(member["id"])),
+                similarity_score=member.similarity_score,
+                is_primary=member.id == group.primary_image_id,
+                reason=_reason(member, primary, similarity.get(member.id)),
             )
-            for member in sorted(members, key=lambda m: m["id"] != primary["id"])
+            for member in sorted(members, key=lambda m: m.id != primary.id)
         ],
     )
 
 
-def _reason(member: dict, primary: dict, embedding_similarity: float | None) -> schemas.MemberReason:
+def _reason(member: ImageRow, primary: ImageRow, embedding_similarity: float | None) -> schemas.MemberReason:
     def distance(name: str) -> int | None:
-        return hamming_distance(member[name], primary[name]) if member[name] and primary[name] else None
+        ours, theirs = getattr(member, name), getattr(primary, name)
+        return hamming_distance(ours, theirs) if ours and theirs else None
 
     return schemas.MemberReason(
-        same_checksum=member["checksum"] == primary["checksum"],
+        same_checksum=member.checksum == primary.checksum,
         dhash_distance=distance("dhash"), ahash_distance=distance("ahash"), whash_distance=distance("whash"),
         embedding_similarity=embedding_similarity,
     )
 
 
 def burst_view(session: Session, burst_id: uuid.UUID) -> schemas.BurstDetail:
-    burst = or_404(get_burst(session.connection(), burst_id), f"burst {burst_id}")
+    burst = or_404(get_listed(session.connection(), BurstRow, burst_id), f"burst {burst_id}")
     frames = [summary(row) for row in burst_frames(session.connection(), burst_id)]
     return schemas.BurstDetail(**burst_fields(burst), frames=frames)
 
 
-def burst_fields(row: dict) -> dict:
-    """A burst row as the API shows it: one `camera` for make and model."""
-    camera = camera_name(row["camera_make"], row["camera_model"])
-    return {key: value for key, value in row.items() if key not in ("camera_make", "camera_model")} | {"camera": camera}
+def burst_fields(row: BurstRow) -> dict[str, Any]:
+    """A burst as the API shows it: one `camera` for make and model."""
+    shown = asdict(row)
+    shown["camera"] = camera_name(shown.pop("camera_make"), shown.pop("camera_model"))
+    return shown

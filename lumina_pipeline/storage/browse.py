@@ -3,32 +3,67 @@ burst and tags, duplicate groups and bursts with their members, and review progr
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Connection, exists, func, select, text
-from sqlalchemy.dialects.postgresql import aggregate_order_by
-from sqlalchemy.orm import aliased
+from sqlalchemy import Connection, text
 
-from lumina_pipeline.storage.models import DuplicateMember, Image, ImageTag, Stack, Tag
+from lumina_pipeline.storage.fields import as_text, field, selected
+from lumina_pipeline.storage.frames import rows_as
 
-_file = aliased(Image)
-# An image's stack as JSON (null outside one): id, kind and files, the primary first.
-STACK = (
-    select(func.jsonb_build_object("id", Stack.id, "kind", Stack.kind, "files", func.jsonb_agg(aggregate_order_by(
-        func.jsonb_build_object("id", _file.id, "kind", _file.kind, "path", func.encode(_file.path, "escape")),
-        _file.id != Stack.primary_image_id, _file.path,
-    ))))
-    .join(_file, _file.stack_id == Stack.id)
-    .where(Stack.id == Image.stack_id)
-    .group_by(Stack.id)
-    .scalar_subquery()
-    .label("stack")
-)
-SUMMARY_COLUMNS = (
-    Image.id, Image.catalog_id, Image.source_root, Image.path, Image.kind, Image.status, Image.size_bytes,
-    Image.checksum, Image.quality_score, Image.rating, Image.dates, Image.image_metadata.label("image_metadata"),
-    Image.burst_id, Image.burst_sequence, Image.kept, Image.thumbnail_path, Image.description, STACK,
-)
+Listed = TypeVar("Listed")
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRow:
+    """An image as the API summarizes it: its columns and the fields it shows."""
+
+    id: int
+    catalog_id: uuid.UUID
+    source_root: str
+    path: bytes
+    kind: str
+    status: str
+    size_bytes: int
+    checksum: str | None
+    quality_score: int | None
+    rating: int | None
+    description: str | None
+    burst_id: uuid.UUID | None
+    burst_sequence: int | None
+    kept: bool
+    thumbnail_path: str | None
+    dhash: str | None
+    ahash: str | None
+    whash: str | None
+    captured_at: str | None
+    camera_make: str | None
+    camera_model: str | None
+    duration_seconds: float | None
+    width: int | None  # as displayed (EXIF orientation applied)
+    height: int | None
+    stack: dict[str, Any] | None  # id, kind and files (id, kind, path escaped), the primary first
+
+
+@dataclass(frozen=True, slots=True)
+class ImageDetailRow(ImageRow):
+    error: str | None
+    hash_version: str | None
+    geohash_8: str | None
+    dates: dict[str, Any] | None  # as stored (storage/fields.py)
+    metadata: dict[str, Any] | None
+
+
+SUMMARY = f"""
+    i.id, i.catalog_id, i.source_root, i.path, i.kind, i.status, i.size_bytes, i.checksum, i.quality_score,
+    i.rating, i.description, i.burst_id, i.burst_sequence, i.kept, i.thumbnail_path, i.dhash, i.ahash, i.whash,
+    {selected(("captured_at", "camera_make", "camera_model", "duration_seconds"))},
+    coalesce({field("display_width")}, {field("width")}) AS width,
+    coalesce({field("display_height")}, {field("height")}) AS height,
+    (SELECT jsonb_build_object('id', s.id, 'kind', s.kind, 'files', jsonb_agg(
+                jsonb_build_object('id', f.id, 'kind', f.kind, 'path', encode(f.path, 'escape'))
+                ORDER BY f.id <> s.primary_image_id, f.path))
+     FROM stacks s JOIN images f ON f.stack_id = s.id WHERE s.id = i.stack_id GROUP BY s.id) AS stack"""
 
 
 @dataclass(frozen=True)
@@ -47,58 +82,58 @@ class ImageFilters:
 
 def find_images(
     connection: Connection, catalog_id: uuid.UUID, filters: ImageFilters, after: int, limit: int
-) -> list[dict]:
+) -> list[ImageRow]:
     """Images matching every filter given, by id, those after `after` (keyset pages)."""
-    captured = Image.dates["captured_at"].astext
-    camera = func.lower(func.concat_ws(" ", Image.image_metadata["camera_make"].astext,
-                                       Image.image_metadata["camera_model"].astext))
-    in_group = exists().where(DuplicateMember.image_id == Image.id)
-    tagged = exists().where(
-        ImageTag.image_id == Image.id,
-        ImageTag.tag_id == Tag.id,
-        *([Tag.name == filters.tag] if filters.tag is not None else []),
-        *([ImageTag.source == filters.tag_source] if filters.tag_source is not None else []),
-    )
-    conditions = [
-        (filters.status is not None, Image.status == filters.status),
-        (filters.kind is not None, Image.kind == filters.kind),
-        (filters.camera is not None, func.strpos(camera, func.lower(filters.camera or "")) > 0),
-        (filters.captured_from is not None, captured >= str(filters.captured_from)),
-        (filters.captured_to is not None, captured < str((filters.captured_to or date.min) + timedelta(days=1))),
-        (filters.tag is not None or filters.tag_source is not None, tagged),
-        (filters.geohash is not None, Image.geohash_8.startswith(filters.geohash or "", autoescape=True)),
-        (filters.in_group is not None, in_group if filters.in_group else ~in_group),
-        (filters.in_burst is not None, Image.burst_id.isnot(None) if filters.in_burst else Image.burst_id.is_(None)),
-    ]
-    query = (
-        select(*SUMMARY_COLUMNS)
-        .where(Image.catalog_id == catalog_id, Image.id > after, *(clause for given, clause in conditions if given))
-        .order_by(Image.id)
-        .limit(limit)
-    )
-    return [dict(row._mapping) for row in connection.execute(query)]
+    rows = connection.execute(text(f"""
+        SELECT {SUMMARY} FROM images i
+        WHERE i.catalog_id = :c AND i.id > :after
+          AND (CAST(:status AS text) IS NULL OR i.status = :status)
+          AND (CAST(:kind AS text) IS NULL OR i.kind = :kind)
+          AND (CAST(:camera AS text) IS NULL OR strpos(
+                lower(concat_ws(' ', {as_text("camera_make")}, {as_text("camera_model")})), lower(:camera)) > 0)
+          AND (CAST(:captured_from AS text) IS NULL OR {as_text("captured_at")} >= :captured_from)
+          AND (CAST(:captured_before AS text) IS NULL OR {as_text("captured_at")} < :captured_before)
+          AND (CAST(:tag AS text) IS NULL AND CAST(:tag_source AS text) IS NULL OR EXISTS (
+                SELECT 1 FROM image_tags it JOIN tags t ON t.id = it.tag_id
+                WHERE it.image_id = i.id AND (CAST(:tag AS text) IS NULL OR t.name = :tag)
+                  AND (CAST(:tag_source AS text) IS NULL OR it.source = :tag_source)))
+          AND (CAST(:geohash AS text) IS NULL OR starts_with(i.geohash_8, :geohash))
+          AND (CAST(:in_group AS boolean) IS NULL
+               OR :in_group = EXISTS (SELECT 1 FROM duplicate_members m WHERE m.image_id = i.id))
+          AND (CAST(:in_burst AS boolean) IS NULL OR :in_burst = (i.burst_id IS NOT NULL))
+        ORDER BY i.id LIMIT :limit"""), {
+        **{name: getattr(filters, name) for name in ("status", "kind", "camera", "tag", "tag_source", "geohash",
+                                                      "in_group", "in_burst")},
+        "captured_from": str(filters.captured_from) if filters.captured_from else None,
+        "captured_before": str(filters.captured_to + timedelta(days=1)) if filters.captured_to else None,
+        "c": catalog_id, "after": after, "limit": limit,
+    })
+    return rows_as(ImageRow, rows)
 
 
-def get_image(connection: Connection, image_id: int) -> dict | None:
-    columns = (*SUMMARY_COLUMNS, Image.dhash, Image.ahash, Image.whash, Image.hash_version, Image.error,
-               Image.geohash_8, Image.mtime_ns, Image.batch)
-    row = connection.execute(select(*columns).where(Image.id == image_id)).first()
-    return None if row is None else dict(row._mapping)
+def get_image(connection: Connection, image_id: int) -> ImageDetailRow | None:
+    rows = connection.execute(text(f"""
+        SELECT {SUMMARY}, i.error, i.hash_version, i.geohash_8, i.dates, i.metadata FROM images i WHERE i.id = :i"""),
+        {"i": image_id})
+    return next(iter(rows_as(ImageDetailRow, rows)), None)
 
 
-def image_tags(connection: Connection, image_id: int) -> list[dict]:
-    rows = connection.execute(
-        select(Tag.name, ImageTag.source, ImageTag.confidence)
-        .join(Tag, Tag.id == ImageTag.tag_id)
-        .where(ImageTag.image_id == image_id)
-        .order_by(ImageTag.source, Tag.name)
-    )
-    return [dict(row._mapping) for row in rows]
+@dataclass(frozen=True, slots=True)
+class ImageTag:
+    name: str
+    source: str
+    confidence: float | None
+
+
+def image_tags(connection: Connection, image_id: int) -> list[ImageTag]:
+    return rows_as(ImageTag, connection.execute(text("""
+        SELECT t.name, it.source, it.confidence FROM image_tags it JOIN tags t ON t.id = it.tag_id
+        WHERE it.image_id = :i ORDER BY it.source, t.name"""), {"i": image_id}))
 
 
 def group_of_image(connection: Connection, image_id: int) -> uuid.UUID | None:
     return connection.execute(
-        select(DuplicateMember.group_id).where(DuplicateMember.image_id == image_id)
+        text("SELECT group_id FROM duplicate_members WHERE image_id = :i"), {"i": image_id}
     ).scalar()
 
 
@@ -115,57 +150,69 @@ BURSTS = """
     FROM bursts b"""
 
 
-def find_groups(
-    connection: Connection, catalog_id: uuid.UUID, reviewed: bool | None, after: str, limit: int
-) -> list[dict]:
-    """Duplicate groups by id, those after `after` (keyset pages)."""
-    return _page(connection, GROUPS, catalog_id, reviewed, after, limit)
+@dataclass(frozen=True, slots=True)
+class GroupRow:
+    id: uuid.UUID
+    catalog_id: uuid.UUID
+    similarity_type: Literal["exact", "perceptual"]
+    confidence: int
+    reviewed: bool
+    primary_chosen: bool
+    primary_image_id: int | None
+    member_count: int
 
 
-def find_bursts(
-    connection: Connection, catalog_id: uuid.UUID, reviewed: bool | None, after: str, limit: int
-) -> list[dict]:
-    return _page(connection, BURSTS, catalog_id, reviewed, after, limit)
+@dataclass(frozen=True, slots=True)
+class BurstRow:
+    id: uuid.UUID
+    catalog_id: uuid.UUID
+    image_count: int
+    start_time: datetime | None
+    end_time: datetime | None
+    duration_seconds: float | None
+    camera_make: str | None
+    camera_model: str | None
+    best_image_id: int | None
+    selection_method: str | None
+    reviewed: bool
+    best_chosen: bool
 
 
-def get_group(connection: Connection, group_id: uuid.UUID) -> dict | None:
-    return _one(connection, GROUPS, group_id)
+LISTINGS: dict[type, str] = {GroupRow: GROUPS, BurstRow: BURSTS}
 
 
-def get_burst(connection: Connection, burst_id: uuid.UUID) -> dict | None:
-    return _one(connection, BURSTS, burst_id)
-
-
-def _page(
-    connection: Connection, listing: str, catalog_id: uuid.UUID, reviewed: bool | None, after: str, limit: int
-) -> list[dict]:
-    rows = connection.execute(text(f"""SELECT * FROM ({listing}) listed
+def find_listed(
+    connection: Connection, kind: type[Listed], catalog_id: uuid.UUID, reviewed: bool | None, after: str, limit: int
+) -> list[Listed]:
+    """Duplicate groups (`kind` GroupRow) or bursts (BurstRow) by id, those after `after`
+    (keyset pages)."""
+    return rows_as(kind, connection.execute(text(f"""SELECT * FROM ({LISTINGS[kind]}) listed
         WHERE catalog_id = :c AND id::text > :after AND (CAST(:reviewed AS boolean) IS NULL OR reviewed = :reviewed)
-        ORDER BY id LIMIT :limit"""),
-        {"c": catalog_id, "after": after, "reviewed": reviewed, "limit": limit},
-    )
-    return [dict(row._mapping) for row in rows]
+        ORDER BY id LIMIT :limit"""), {"c": catalog_id, "after": after, "reviewed": reviewed, "limit": limit}))
 
 
-def _one(connection: Connection, listing: str, row_id: uuid.UUID) -> dict | None:
-    row = connection.execute(text(f"SELECT * FROM ({listing}) listed WHERE id = :i"), {"i": row_id}).first()
-    return None if row is None else dict(row._mapping)
+def get_listed(connection: Connection, kind: type[Listed], row_id: uuid.UUID) -> Listed | None:
+    """One duplicate group (GroupRow) or burst (BurstRow) by id."""
+    rows = connection.execute(text(f"SELECT * FROM ({LISTINGS[kind]}) listed WHERE id = :i"), {"i": row_id})
+    return next(iter(rows_as(kind, rows)), None)
 
 
-def group_members(connection: Connection, group_id: uuid.UUID) -> list[dict]:
-    """Members with their similarity score, the primary first, then by score."""
-    rows = connection.execute(
-        select(*SUMMARY_COLUMNS, Image.dhash, Image.ahash, Image.whash, DuplicateMember.similarity_score)
-        .join(DuplicateMember, DuplicateMember.image_id == Image.id)
-        .where(DuplicateMember.group_id == group_id)
-        .order_by(DuplicateMember.similarity_score.desc(), Image.id)
-    )
-    return [dict(row._mapping) for row in rows]
+@dataclass(frozen=True, slots=True)
+class MemberRow(ImageRow):
+    similarity_score: int
 
 
-def burst_frames(connection: Connection, burst_id: uuid.UUID) -> list[dict]:
-    rows = connection.execute(select(*SUMMARY_COLUMNS).where(Image.burst_id == burst_id).order_by(Image.burst_sequence))
-    return [dict(row._mapping) for row in rows]
+def group_members(connection: Connection, group_id: uuid.UUID) -> list[MemberRow]:
+    """Members with their similarity score, by score."""
+    return rows_as(MemberRow, connection.execute(text(f"""
+        SELECT {SUMMARY}, m.similarity_score FROM images i JOIN duplicate_members m ON m.image_id = i.id
+        WHERE m.group_id = :g ORDER BY m.similarity_score DESC, i.id"""), {"g": group_id}))
+
+
+def burst_frames(connection: Connection, burst_id: uuid.UUID) -> list[ImageRow]:
+    rows = connection.execute(text(f"SELECT {SUMMARY} FROM images i WHERE i.burst_id = :b ORDER BY i.burst_sequence"),
+                              {"b": burst_id})
+    return rows_as(ImageRow, rows)
 
 
 REVIEW_ORDER = {
@@ -177,9 +224,9 @@ REVIEW_ORDER = {
 }
 
 
-def review_queue(connection: Connection, catalog_id: uuid.UUID, kind: str) -> list[dict]:
-    """Every group (or burst) of a catalog, in the order the review page shows them."""
-    return [dict(row._mapping) for row in connection.execute(text(REVIEW_ORDER[kind]), {"c": catalog_id})]
+def review_queue(connection: Connection, catalog_id: uuid.UUID, kind: str) -> list[tuple[str, bool]]:
+    """Every group (or burst) of a catalog, in the order the review page shows them: (id, reviewed)."""
+    return [(id_, reviewed) for id_, reviewed in connection.execute(text(REVIEW_ORDER[kind]), {"c": catalog_id})]
 
 
 # The catalog :c's kept files: group primaries, best frames of bursts, files a person keeps.
@@ -194,7 +241,18 @@ KEPT_SHOTS = f"""
     UNION SELECT i.id FROM images i JOIN images k ON k.stack_id = i.stack_id WHERE k.id IN (SELECT id FROM kept)"""
 
 
-def removable_files(connection: Connection, catalog_id: uuid.UUID) -> list[dict]:
+@dataclass(frozen=True, slots=True)
+class RemovableFile:
+    id: int
+    source_root: str
+    path: bytes
+    size_bytes: int
+    reason: Literal["duplicate", "burst"]
+    decided_by: uuid.UUID  # the reviewed group or burst
+    keep_path: bytes  # of the file kept in its place
+
+
+def removable_files(connection: Connection, catalog_id: uuid.UUID) -> list[RemovableFile]:
     """Files a person has reviewed away: members of reviewed duplicate groups other than the
     primary, and frames of reviewed bursts other than the best; never a file kept anywhere
     (a burst's extra frame can be a group's primary; a file a person keeps), each listed once. A stack goes or stays
@@ -228,10 +286,22 @@ def removable_files(connection: Connection, catalog_id: uuid.UUID) -> list[dict]
         )
         SELECT * FROM (SELECT DISTINCT ON (id) * FROM whole ORDER BY id, reason DESC) once
         ORDER BY path"""), {"c": catalog_id})
-    return [dict(row._mapping) for row in rows]
+    return rows_as(RemovableFile, rows)
 
 
-def catalog_summaries(connection: Connection) -> list[dict]:
+@dataclass(frozen=True, slots=True)
+class CatalogSummary:
+    id: uuid.UUID
+    name: str
+    source_directories: list[str]
+    files: int
+    duplicate_groups: int
+    groups_reviewed: int
+    bursts: int
+    bursts_reviewed: int
+
+
+def catalog_summaries(connection: Connection) -> list[CatalogSummary]:
     rows = connection.execute(text("""
         SELECT c.id, c.name, c.source_directories,
                (SELECT count(*) FROM images i WHERE i.catalog_id = c.id AND i.status <> 'deleted') AS files,
@@ -240,4 +310,4 @@ def catalog_summaries(connection: Connection) -> list[dict]:
                (SELECT count(*) FROM bursts b WHERE b.catalog_id = c.id) AS bursts,
                (SELECT count(*) FROM bursts b WHERE b.catalog_id = c.id AND b.reviewed) AS bursts_reviewed
         FROM catalogs c ORDER BY c.name"""))
-    return [dict(row._mapping) for row in rows]
+    return rows_as(CatalogSummary, rows)

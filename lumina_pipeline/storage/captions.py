@@ -71,16 +71,8 @@ def apply_captions(
         captioned.select("image_id", "description").to_dicts(),
     )
     # a null name for a caption without tags, so that an earlier model's tags still go
-    tags = pl.DataFrame(
-        [
-            (image_id, name, None)
-            for image_id, names in captioned.select("image_id", "tags").iter_rows()
-            for name in names or [None]
-        ],
-        schema={"image_id": pl.Int64, "name": pl.String, "confidence": pl.Float64},
-        orient="row",
-    )
-    replace_tags(connection, catalog_id, SOURCE, model, tags)
+    tags = captioned.select("image_id", name="tags", confidence=pl.lit(None, pl.Float64))
+    replace_tags(connection, catalog_id, SOURCE, model, tags.explode("name", empty_as_null=True))
     return len(captioned), captioned.filter("to_embed").drop("to_embed")
 
 
@@ -96,7 +88,7 @@ def write_description_vectors(
             VALUES (:image_id, :c, :t, CAST(:embedding AS vector))
             ON CONFLICT (image_id) DO UPDATE SET catalog_id = excluded.catalog_id, text_model = excluded.text_model,
                 embedding = excluded.embedding"""),
-        [{"image_id": image_id, "c": catalog_id, "t": text_model, "embedding": _vector_text(vector)}
+        [{"image_id": image_id, "c": catalog_id, "t": text_model, "embedding": vector_text(vector)}
          for image_id, vector in zip(image_ids, vectors, strict=True)],
     )
 
@@ -112,12 +104,13 @@ def description_matches(
                 FROM description_vectors d JOIN images i ON i.id = d.image_id
                 WHERE d.catalog_id = :c AND d.text_model = :t AND i.status = 'ok'
                   AND 1 - (d.embedding <=> CAST(:q AS vector)) >= :minimum"""),
-        {"c": catalog_id, "t": text_model, "q": _vector_text(vector), "minimum": minimum},
+        {"c": catalog_id, "t": text_model, "q": vector_text(vector), "minimum": minimum},
     )
     return [dict(row._mapping) for row in rows]
 
 
-def _vector_text(vector: np.ndarray) -> str:
+def vector_text(vector: np.ndarray) -> str:
+    """pgvector's text form of a vector."""
     return "[" + ",".join(f"{value:.7g}" for value in vector) + "]"
 
 

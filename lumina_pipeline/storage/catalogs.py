@@ -3,7 +3,7 @@
 import re
 import uuid
 
-from sqlalchemy import Connection, delete, select, text
+from sqlalchemy import Connection, select, text
 from sqlalchemy.orm import Session
 
 from lumina_pipeline.analysis.inventory import SMALLEST_BATCH
@@ -66,7 +66,7 @@ def list_catalogs(session: Session) -> list[Catalog]:
 def remove_catalog(session: Session, name: str) -> None:
     """Delete a catalog and, by cascade, every row that belongs to it, and the captions of
     contents no other catalog holds (captions are kept by content, for all catalogs)."""
-    session.execute(delete(Catalog).where(Catalog.id == get_catalog(session, name).id))
+    session.execute(text("DELETE FROM catalogs WHERE id = :c"), {"c": get_catalog(session, name).id})
     session.execute(
         text("DELETE FROM captions c WHERE NOT EXISTS (SELECT 1 FROM images i WHERE i.checksum = c.checksum)")
     )

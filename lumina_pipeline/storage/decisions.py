@@ -79,8 +79,9 @@ def decide(
 
 
 @dataclass(frozen=True)
-class Suggestions:
-    """Unreviewed duplicate groups a bulk accept takes, and what it would leave over."""
+class Accepted:
+    """Unreviewed duplicate groups a bulk accept takes (or took), keeping their suggested
+    keepers, and the files that leaves removable."""
 
     groups: int
     files: int
@@ -89,7 +90,7 @@ class Suggestions:
 
 def accept_suggestions(
     connection: Connection, catalog_id: uuid.UUID, *, exact: bool, min_confidence: int | None, apply: bool
-) -> Suggestions:
+) -> Accepted:
     """The unreviewed duplicate groups that are exact (with `exact`) or at least
     `min_confidence` alike, with the files their suggested keepers leave over; with `apply`,
     mark them reviewed, each keeping its primary."""
@@ -100,7 +101,7 @@ def accept_suggestions(
           AND confidence >= coalesce(CAST(:min AS integer), 0)"""),
         {"c": catalog_id, "exact": exact, "min": min_confidence}).scalars().all()
     files, size = connection.execute(text("""
-        SELECT count(*), coalesce(sum(size_bytes), 0) FROM images WHERE id IN (
+        SELECT count(*), CAST(coalesce(sum(size_bytes), 0) AS bigint) FROM images WHERE id IN (
             SELECT m.image_id FROM duplicate_groups g JOIN duplicate_members m ON m.group_id = g.id
             WHERE g.id = ANY(:groups) AND m.image_id <> g.primary_image_id) AND NOT kept"""),
         {"groups": groups}).one()
@@ -108,7 +109,7 @@ def accept_suggestions(
         connection.execute(text("UPDATE duplicate_groups SET reviewed = true WHERE id = ANY(:groups)"),
                            {"groups": groups})
         _hand_over_to_keepers(connection, DUPLICATES, groups)
-    return Suggestions(len(groups), files, size)
+    return Accepted(len(groups), files, size)
 
 
 def _hand_over_to_keepers(connection: Connection, grouping: Grouping, group_ids: Sequence[uuid.UUID]) -> None:

@@ -1,9 +1,12 @@
-"""Move polars frames in and out of PostgreSQL with COPY: one round trip, any row count."""
+"""Rows out of PostgreSQL as the layers above take them: polars frames moved in and out with
+COPY (one round trip, any row count), and query results as typed rows."""
 
 import io
+from collections.abc import Iterable
+from typing import Any, TypeVar
 
 import polars as pl
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Row, text
 from sqlalchemy.engine.interfaces import DBAPICursor
 
 POSTGRES_TYPES = {
@@ -38,10 +41,12 @@ def stage(connection: Connection, table: str, frame: pl.DataFrame) -> None:
     copy_into(connection, table, frame)
 
 
-def read_frame(connection: Connection, query: str, params: dict, schema: dict) -> pl.DataFrame:
-    """Run `query` through COPY TO and read the result with `schema` (names and types)."""
+def read_frame(connection: Connection, query: str, params: dict[str, Any], schema: dict) -> pl.DataFrame:
+    """Run `query` (with `:name` parameters, as every query of storage/ has them) through
+    COPY TO and read the result with `schema` (names and types)."""
+    compiled = text(query).compile(dialect=connection.dialect)
     cursor = dbapi_cursor(connection)
-    sql = cursor.mogrify(query, params).decode()
+    sql = cursor.mogrify(compiled.string, compiled.construct_params(params)).decode()
     buffer = io.BytesIO()
     cursor.copy_expert(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", buffer)
     if not buffer.getbuffer().nbytes:
@@ -57,9 +62,19 @@ def read_frame(connection: Connection, query: str, params: dict, schema: dict) -
     )
 
 
+Typed = TypeVar("Typed")
+
+
+def rows_as(kind: type[Typed], rows: Iterable[Row]) -> list[Typed]:
+    """Each row as a `kind` (a dataclass whose fields the query's columns name); bytea as bytes
+    (psycopg2 gives memoryviews)."""
+    return [kind(**{name: bytes(value) if isinstance(value, memoryview) else value
+                    for name, value in row._mapping.items()}) for row in rows]
+
+
 def dbapi_cursor(connection: Connection) -> DBAPICursor:
-    """A psycopg2 cursor in `connection`'s transaction, for copy_expert and `%(name)s` queries;
-    the SQLAlchemy transaction around it still decides commit or rollback."""
+    """A psycopg2 cursor in `connection`'s transaction, for COPY; the SQLAlchemy transaction
+    around it still decides commit or rollback."""
     dbapi_connection = connection.connection.dbapi_connection
     if dbapi_connection is None:  # only once the connection is closed or invalidated
         raise RuntimeError("the database connection is closed")

@@ -5,6 +5,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 from sqlalchemy import Connection, text
@@ -12,8 +13,12 @@ from sqlalchemy import Connection, text
 from lumina_pipeline.analysis.bursts import SELECTION_METHOD
 from lumina_pipeline.analysis.continuity import PREVIOUS_MEMBERS_SCHEMA, PREVIOUS_SCHEMA, Previous, Settled
 from lumina_pipeline.analysis.files import display_path
+from lumina_pipeline.storage.fields import as_text
 from lumina_pipeline.storage.frames import copy_into, read_frame, stage
 
+# the fields (storage/fields.py) the rules read, as text (duration_seconds then parsed as a number)
+READ_FIELDS = ("captured_at", "captured_at_source", "capture_offset", "duration_seconds", "content_identifier",
+               "camera_make", "camera_model", "camera_serial")
 CATALOG_ROWS_SCHEMA = {
     "id": pl.Int64,
     "source_root": pl.String,
@@ -25,14 +30,7 @@ CATALOG_ROWS_SCHEMA = {
     "pixels": pl.Int64,
     "quality_score": pl.Int64,
     "richness": pl.Int64,
-    "captured_at": pl.String,
-    "captured_at_source": pl.String,
-    "capture_offset": pl.String,
-    "duration_seconds": pl.Float64,
-    "content_identifier": pl.String,
-    "camera_make": pl.String,
-    "camera_model": pl.String,
-    "camera_serial": pl.String,
+    **{name: pl.Float64 if name == "duration_seconds" else pl.String for name in READ_FIELDS},
     "dhash": pl.String,
     "ahash": pl.String,
     "whash": pl.String,
@@ -113,31 +111,29 @@ def readable_path(escaped: str) -> str:
 def load_catalog_rows(connection: Connection, catalog_id: uuid.UUID) -> pl.DataFrame:
     """Every read file of a catalog (not deleted, quarantined, ignored or pending) and its
     sidecars, in one query, with the stack and burst each belongs to as last stored."""
-    query = """
+    query = f"""
         SELECT i.id, i.source_root, encode(i.path, 'escape'), i.checksum, i.size_bytes, i.kind, i.status,
-               (i.metadata->>'width')::bigint * (i.metadata->>'height')::bigint, i.quality_score,
-               (SELECT count(*) FROM jsonb_object_keys(coalesce(i.metadata, '{}'))
-                 ) + (SELECT count(*) FROM jsonb_object_keys(coalesce(i.dates, '{}'))),
-               i.dates->>'captured_at', i.dates->>'captured_at_source', i.dates->>'offset',
-               (i.metadata->>'duration_seconds')::float, i.metadata->>'content_identifier',
-               i.metadata->>'camera_make', i.metadata->>'camera_model', i.metadata->>'camera_serial',
+               CAST({as_text("width")} AS bigint) * CAST({as_text("height")} AS bigint), i.quality_score,
+               (SELECT count(*) FROM jsonb_object_keys(coalesce(i.metadata, '{{}}'))
+                 ) + (SELECT count(*) FROM jsonb_object_keys(coalesce(i.dates, '{{}}'))),
+               {", ".join(as_text(name) for name in READ_FIELDS)},
                i.dhash, i.ahash, i.whash, i.phash, i.stack_id::text, s.primary_image_id = i.id, i.burst_id::text
         FROM images i LEFT JOIN stacks s ON s.id = i.stack_id
-        WHERE i.catalog_id = %(catalog)s AND (i.checksum IS NOT NULL OR i.kind = 'sidecar')
+        WHERE i.catalog_id = :c AND (i.checksum IS NOT NULL OR i.kind = 'sidecar')
           AND i.status NOT IN ('deleted', 'ignored', 'pending', 'quarantined')"""
-    return read_frame(connection, query, {"catalog": str(catalog_id)}, CATALOG_ROWS_SCHEMA)
+    return read_frame(connection, query, {"c": catalog_id}, CATALOG_ROWS_SCHEMA)
 
 
 def load_previous(connection: Connection, catalog_id: uuid.UUID, grouping: Grouping) -> Previous:
     """The catalog's stored groups of a kind (`grouping`), for continuity.settle."""
-    params = {"catalog": str(catalog_id)}
+    params = {"c": catalog_id}
     groups = read_frame(connection, f"""
         SELECT g.id::text, g.reviewed, CASE WHEN g.{grouping.chosen} THEN g.{grouping.choice} END, i.checksum
         FROM {grouping.table} g LEFT JOIN images i ON i.id = g.{grouping.choice}
-        WHERE g.catalog_id = %(catalog)s""", params, PREVIOUS_SCHEMA)
+        WHERE g.catalog_id = :c""", params, PREVIOUS_SCHEMA)
     members = read_frame(connection, f"""
         SELECT g.id::text, {grouping.kind}, i.checksum, i.id FROM {grouping.table} g {grouping.members}
-        WHERE g.catalog_id = %(catalog)s""", params, PREVIOUS_MEMBERS_SCHEMA)
+        WHERE g.catalog_id = :c""", params, PREVIOUS_MEMBERS_SCHEMA)
     return Previous(groups, members)
 
 
@@ -180,16 +176,25 @@ def replace(
     connection.execute(text(grouping.link))
 
 
-def catalog_groups(connection: Connection, catalog_id: uuid.UUID, grouping: Grouping) -> list[dict]:
-    """The catalog's groups of a kind, each with its chosen image's path (`chosen_path`) and
-    its members' paths (`paths`; duplicates primary first, bursts in capture order)."""
+@dataclass(frozen=True, slots=True)
+class ListedGroup:
+    id: str
+    reviewed: bool
+    chosen_path: bytes | None  # of its primary or best frame
+    paths: list[bytes]  # its members', duplicates primary first, bursts in capture order
+    row: dict[str, Any]  # its table's row, with the kind's own columns
+
+
+def catalog_groups(connection: Connection, catalog_id: uuid.UUID, grouping: Grouping) -> list[ListedGroup]:
+    """The catalog's groups of a kind, in the kind's order."""
     rows = connection.execute(text(f"""
         SELECT g.*, c.path AS chosen_path, array_agg(i.path ORDER BY {grouping.member_order}) AS paths
         FROM {grouping.table} g {grouping.members} LEFT JOIN images c ON c.id = g.{grouping.choice}
         WHERE g.catalog_id = :c
         GROUP BY g.id, c.path
         ORDER BY {grouping.order}"""), {"c": catalog_id})
-    return [{**row._mapping, "id": str(row.id)} for row in rows]
+    return [ListedGroup(str(row.id), row.reviewed, row.chosen_path and bytes(row.chosen_path),
+                        [bytes(path) for path in row.paths], dict(row._mapping)) for row in rows]
 
 
 def groups_holding_one_shot_twice(connection: Connection, catalog_id: uuid.UUID) -> int:

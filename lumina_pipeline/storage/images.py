@@ -2,38 +2,27 @@
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 from sqlalchemy import Connection, text
 
+from lumina_pipeline.analysis.files import WALK_SCHEMA
 from lumina_pipeline.analysis.inventory import InventoryChanges
-from lumina_pipeline.storage.frames import copy_into, dbapi_cursor, read_frame, stage
+from lumina_pipeline.storage import fields
+from lumina_pipeline.storage.frames import copy_into, read_frame, rows_as, stage
 
-INVENTORY_SCHEMA = {
-    "id": pl.Int64,
-    "source_root": pl.String,
-    "path": pl.Binary,
-    "size_bytes": pl.Int64,
-    "mtime_ns": pl.Int64,
-    "batch": pl.String,
-    "kind": pl.String,
-    "status": pl.String,
-}
-PENDING_SCHEMA = {
-    "id": pl.Int64,
-    "source_root": pl.String,
-    "path": pl.Binary,
-    "kind": pl.String,
-    "size_bytes": pl.Int64,
-    "mtime_ns": pl.Int64,
-    "change_stamp": pl.Int64,
-}
+FILE_SCHEMA = {"id": pl.Int64, **WALK_SCHEMA}  # a row's file as the walk found it
+INVENTORY_SCHEMA = {**FILE_SCHEMA, "batch": pl.String, "kind": pl.String, "status": pl.String}
+PENDING_SCHEMA = {**FILE_SCHEMA, "kind": pl.String, "change_stamp": pl.Int64}
+VERIFY_SCHEMA = {**FILE_SCHEMA, "checksum": pl.String}
 
 
 def load_inventory(connection: Connection, catalog_id: uuid.UUID) -> pl.DataFrame:
     query = """SELECT id, source_root, path, size_bytes, mtime_ns, batch, kind, status
-               FROM images WHERE catalog_id = %(catalog)s"""
-    return read_frame(connection, query, {"catalog": str(catalog_id)}, INVENTORY_SCHEMA)
+               FROM images WHERE catalog_id = :c"""
+    return read_frame(connection, query, {"c": catalog_id}, INVENTORY_SCHEMA)
 
 
 def apply_inventory(connection: Connection, catalog_id: uuid.UUID, changes: InventoryChanges) -> None:
@@ -64,7 +53,7 @@ def apply_inventory(connection: Connection, catalog_id: uuid.UUID, changes: Inve
 # A file is to be read when it is new or changed (pending), or when another analysis
 # version read it (an algorithm or library upgrade): old and new hashes never mix.
 TO_READ = """(status = 'pending' OR (kind IN ('image', 'raw', 'video') AND status NOT IN ('deleted', 'quarantined')
-              AND analysis_version IS DISTINCT FROM %(version)s))"""
+              AND analysis_version IS DISTINCT FROM :version))"""
 
 
 def pending_files(
@@ -73,21 +62,19 @@ def pending_files(
     """Files of one batch that are new or changed since they were last read, or were read
     by another analysis version, and the files `also` asks for (photos without a vector);
     with the row's version (size_bytes, mtime_ns, change_stamp) for write_analysis."""
-    query = f"""SELECT id, source_root, path, kind, size_bytes, mtime_ns, change_stamp FROM images
-                WHERE catalog_id = %(catalog)s AND batch = %(batch)s AND ({TO_READ} OR id = ANY(%(also)s))
+    query = f"""SELECT id, source_root, path, size_bytes, mtime_ns, kind, change_stamp FROM images
+                WHERE catalog_id = :c AND batch = :batch AND ({TO_READ} OR id = ANY(:also))
                 ORDER BY id"""
-    params = {"catalog": str(catalog_id), "batch": batch, "version": version, "also": list(also)}
+    params = {"c": catalog_id, "batch": batch, "version": version, "also": list(also)}
     return read_frame(connection, query, params, PENDING_SCHEMA)
 
 
 def pending_batches(connection: Connection, catalog_id: uuid.UUID, version: str) -> list[str]:
     """The catalog's batches holding a file to read: missing or stale partitions."""
-    cursor = dbapi_cursor(connection)
-    cursor.execute(
-        f"SELECT DISTINCT batch FROM images WHERE catalog_id = %(catalog)s AND {TO_READ} ORDER BY batch",
-        {"catalog": str(catalog_id), "version": version},
-    )
-    return [batch for (batch,) in cursor.fetchall()]
+    return list(connection.execute(
+        text(f"SELECT DISTINCT batch FROM images WHERE catalog_id = :c AND {TO_READ} ORDER BY batch"),
+        {"c": catalog_id, "version": version},
+    ).scalars())
 
 
 def write_analysis(
@@ -109,17 +96,7 @@ def write_analysis(
         text(f"""
         UPDATE images SET
             status = a.status, error = a.error, checksum = a.checksum,
-            dates = jsonb_strip_nulls(jsonb_build_object(
-                'captured_at', a.captured_at, 'captured_at_source', a.captured_at_source,
-                'subsec', a.capture_subsec, 'offset', a.capture_offset)),
-            metadata = jsonb_strip_nulls(jsonb_build_object(
-                'format', a.format, 'width', a.width, 'height', a.height,
-                'display_width', a.display_width, 'display_height', a.display_height,
-                'orientation', a.orientation, 'camera_make', a.camera_make,
-                'camera_model', a.camera_model, 'camera_serial', a.camera_serial, 'lens', a.lens,
-                'latitude', a.latitude, 'longitude', a.longitude,
-                'duration_seconds', a.duration_seconds, 'video_codec', a.video_codec,
-                'content_identifier', a.content_identifier)),
+            {fields.written("dates", "a")}, {fields.written("metadata", "a")},
             dhash = a.dhash, ahash = a.ahash, whash = a.whash, phash = a.phash,
             hash_version = CASE WHEN a.dhash IS NULL THEN NULL ELSE :hash_version END,
             geohash_4 = left(a.geohash, 4), geohash_6 = left(a.geohash, 6), geohash_8 = a.geohash,
@@ -137,16 +114,38 @@ def write_analysis(
     return pl.Series("id", [*read, *changed], dtype=pl.Int64)
 
 
-def catalog_files(connection: Connection, catalog_id: uuid.UUID) -> list[dict]:
+@dataclass(frozen=True, slots=True)
+class CatalogFile:
+    source_root: str
+    path: bytes
+    size_bytes: int
+    kind: str
+    status: str
+    error: str | None
+    checksum: str | None
+    batch: str
+    stack: str | None  # its stack's id
+    kept: bool
+    fields: dict[str, Any]  # every field of storage/fields.py, None where absent
+    quality_score: int | None
+    dhash: str | None
+    ahash: str | None
+    whash: str | None
+    geohash_6: str | None
+    geohash_8: str | None
+
+
+def catalog_files(connection: Connection, catalog_id: uuid.UUID) -> list[CatalogFile]:
     """Every file of a catalog with what the pipeline knows of it, in path order."""
+    every_field = ", ".join(f"'{name}', {fields.field(name)}" for name in fields.FIELDS)
     rows = connection.execute(
-        text("""SELECT source_root, path, size_bytes, kind, status, error, checksum, batch,
-                       dates, metadata, quality_score, dhash, ahash, whash, geohash_6, geohash_8,
-                       stack_id::text AS stack, kept
-                FROM images WHERE catalog_id = :c ORDER BY source_root, path"""),
+        text(f"""SELECT i.source_root, i.path, i.size_bytes, i.kind, i.status, i.error, i.checksum, i.batch,
+                        i.stack_id::text AS stack, i.kept, jsonb_build_object({every_field}) AS fields,
+                        i.quality_score, i.dhash, i.ahash, i.whash, i.geohash_6, i.geohash_8
+                 FROM images i WHERE i.catalog_id = :c ORDER BY i.source_root, i.path"""),
         {"c": catalog_id},
     )
-    return [dict(row._mapping) for row in rows]
+    return rows_as(CatalogFile, rows)
 
 
 def status_counts(connection: Connection, catalog_id: uuid.UUID, batch: str | None = None) -> dict[str, int]:
@@ -159,26 +158,16 @@ def status_counts(connection: Connection, catalog_id: uuid.UUID, batch: str | No
     return dict(rows.all())
 
 
-VERIFY_SCHEMA = {
-    "id": pl.Int64,
-    "source_root": pl.String,
-    "path": pl.Binary,
-    "size_bytes": pl.Int64,
-    "mtime_ns": pl.Int64,
-    "checksum": pl.String,
-}
-
-
 def files_to_verify(connection: Connection, catalog_id: uuid.UUID, share: float) -> pl.DataFrame:
     """The `share` of the catalog's read files whose checksum was verified longest ago."""
     query = """
         WITH readable AS (
             SELECT id, source_root, path, size_bytes, mtime_ns, checksum, verified_at FROM images
-            WHERE catalog_id = %(catalog)s AND checksum IS NOT NULL AND status IN ('ok', 'skipped'))
+            WHERE catalog_id = :c AND checksum IS NOT NULL AND status IN ('ok', 'skipped'))
         SELECT id, source_root, path, size_bytes, mtime_ns, checksum FROM readable
         ORDER BY verified_at NULLS FIRST, id
-        LIMIT (SELECT ceil(count(*) * %(share)s) FROM readable)"""
-    return read_frame(connection, query, {"catalog": str(catalog_id), "share": share}, VERIFY_SCHEMA)
+        LIMIT (SELECT ceil(count(*) * :share) FROM readable)"""
+    return read_frame(connection, query, {"c": catalog_id, "share": share}, VERIFY_SCHEMA)
 
 
 def mark_verified(connection: Connection, ids: pl.Series) -> None:

@@ -6,13 +6,12 @@ import uuid
 from collections.abc import Sequence
 
 import polars as pl
-from sqlalchemy import Connection, Row, select, text
+from sqlalchemy import Connection, LargeBinary, Row, text
 
 from lumina_pipeline.storage.browse import KEPT_SHOTS, removable_files
 from lumina_pipeline.storage.catalogs import CATALOG_LOCK_SPACE
 from lumina_pipeline.storage.frames import copy_into, read_frame, stage
 from lumina_pipeline.storage.images import VERIFY_SCHEMA
-from lumina_pipeline.storage.models import FileAction
 
 ACTIONS_LOCK_SPACE = CATALOG_LOCK_SPACE + 1  # not the catalog lock: inventories go on during a run
 UNFINISHED = ["planned", "undoing", "purging"]  # states a killed run leaves behind
@@ -38,9 +37,9 @@ def unlock_actions(connection: Connection, catalog_id: uuid.UUID) -> None:
 
 def files_to_quarantine(connection: Connection, catalog_id: uuid.UUID) -> pl.DataFrame:
     """The catalog's removable files (storage/browse.py) still in their folders."""
-    ids = [row["id"] for row in removable_files(connection, catalog_id)]
+    ids = [row.id for row in removable_files(connection, catalog_id)]
     query = """SELECT id, source_root, path, size_bytes, mtime_ns, checksum, status FROM images
-               WHERE id = ANY(%(ids)s) AND status NOT IN ('deleted', 'quarantined') ORDER BY source_root, path"""
+               WHERE id = ANY(:ids) AND status NOT IN ('deleted', 'quarantined') ORDER BY source_root, path"""
     return read_frame(connection, query, {"ids": ids}, REMOVABLE_SCHEMA)
 
 
@@ -61,14 +60,12 @@ def write_plan(connection: Connection, catalog_id: uuid.UUID, run_id: str, actio
 
 def entries(connection: Connection, catalog_id: uuid.UUID, states: list[str], run_id: str | None = None) -> list[Row]:
     """The catalog's journal entries in `states` (of one run, when given), in the order written."""
-    a = FileAction
-    query = (
-        select(a.id, a.image_id, a.action, a.operation, a.source, a.target, a.size_bytes, a.mtime_ns, a.checksum,
-               a.state)
-        .where(a.catalog_id == catalog_id, a.state.in_(states), *([a.run_id == run_id] if run_id else []))
-        .order_by(a.id)
-    )
-    return list(connection.execute(query))
+    return list(connection.execute(text("""
+        SELECT id, image_id, action, operation, source, target, size_bytes, mtime_ns, checksum, state
+        FROM file_actions
+        WHERE catalog_id = :c AND state = ANY(:states) AND (CAST(:run AS text) IS NULL OR run_id = :run)
+        ORDER BY id""").columns(source=LargeBinary, target=LargeBinary),  # bytes, as os functions take them
+        {"c": catalog_id, "states": states, "run": run_id}))
 
 
 def latest_run(connection: Connection, catalog_id: uuid.UUID) -> str | None:

@@ -6,12 +6,14 @@ import os
 import uuid
 
 import polars as pl
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from lumina_pipeline.analysis.organize import FILES_SCHEMA, ORGANIZED_KINDS, check_template
 from lumina_pipeline.storage.browse import KEPT_SHOTS, removable_files
 from lumina_pipeline.storage.catalogs import CatalogError, get_catalog
+from lumina_pipeline.storage.fields import as_text
+from lumina_pipeline.storage.frames import read_frame
 from lumina_pipeline.storage.models import Catalog
 
 
@@ -34,13 +36,11 @@ def organize_files(connection: Connection, catalog_id: uuid.UUID) -> pl.DataFram
     """The catalog's photos, videos and sidecars still in its folders, as analysis/organize.py
     reads them: `kept` for a file a review keeps (or one of its stack), `removable` for one it
     put aside."""
-    removable = [row["id"] for row in removable_files(connection, catalog_id)]
-    rows = connection.execute(text(f"""
+    removable = [row.id for row in removable_files(connection, catalog_id)]
+    return read_frame(connection, f"""
         SELECT i.id, i.source_root, i.path, i.kind, i.size_bytes, i.mtime_ns, i.checksum, i.status,
-               i.dates->>'captured_at', i.stack_id::text, s.primary_image_id = i.id,
+               {as_text("captured_at")}, i.stack_id::text, s.primary_image_id = i.id,
                i.id IN ({KEPT_SHOTS}), i.id = ANY(:removable)
         FROM images i LEFT JOIN stacks s ON s.id = i.stack_id
         WHERE i.catalog_id = :c AND i.kind = ANY(:kinds) AND i.status NOT IN ('deleted', 'quarantined', 'ignored')
-        ORDER BY i.id"""), {"c": catalog_id, "removable": removable, "kinds": ORGANIZED_KINDS})
-    return pl.DataFrame([(i, root, bytes(path), *rest) for i, root, path, *rest in rows], schema=FILES_SCHEMA,
-                        orient="row")
+        ORDER BY i.id""", {"c": catalog_id, "removable": removable, "kinds": ORGANIZED_KINDS}, FILES_SCHEMA)

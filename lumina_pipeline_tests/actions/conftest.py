@@ -64,7 +64,7 @@ class Library:
     def removable(self) -> set[bytes]:
         with self.pipeline.engine.connect() as connection:
             catalog_id = connection.execute(text("SELECT id FROM catalogs WHERE name = :n"), {"n": self.catalog})
-            return {bytes(row["path"]) for row in removable_files(connection, catalog_id.scalar_one())}
+            return {row.path for row in removable_files(connection, catalog_id.scalar_one())}
 
     def quarantined(self) -> dict[bytes, tuple[str, int]]:
         """Every file in the catalog's quarantine, by its path in the library, whatever its run."""

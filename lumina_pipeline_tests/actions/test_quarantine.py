@@ -96,9 +96,9 @@ def test_a_kept_file_is_never_moved_whatever_the_plan_says(library):
     with library.actions() as actions:
         files = read_frame(actions.connection, """  -- a group's primary and a file a person now keeps
             SELECT i.id, i.source_root, i.path, i.size_bytes, i.mtime_ns, i.checksum, i.status FROM images i
-            WHERE i.catalog_id = %(c)s AND (i.path = %(removable)s OR i.id IN (
-                SELECT primary_image_id FROM duplicate_groups WHERE catalog_id = %(c)s LIMIT 1))""",
-            {"c": str(actions.catalog_id), "removable": min(library.removable())}, REMOVABLE_SCHEMA)
+            WHERE i.catalog_id = :c AND (i.path = :removable OR i.id IN (
+                SELECT primary_image_id FROM duplicate_groups WHERE catalog_id = :c LIMIT 1))""",
+            {"c": actions.catalog_id, "removable": min(library.removable())}, REMOVABLE_SCHEMA)
         plan, _ = plan_quarantine(files, actions.catalog.source_directories, os.fsencode(library.quarantine / "x"))
         keep(library, plan["image_id"].to_list(), True)
         report = actions.apply(QUARANTINE, "kept-test", plan)

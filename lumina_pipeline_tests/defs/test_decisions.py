@@ -42,7 +42,7 @@ def groups(pipeline) -> dict[str, dict]:
 
 def removable(pipeline) -> set[str]:
     with pipeline.engine.connect() as connection:
-        return {bytes(row["path"]).decode() for row in removable_files(connection, pipeline.catalog_id(CATALOG))}
+        return {row.path.decode() for row in removable_files(connection, pipeline.catalog_id(CATALOG))}
 
 
 def regroup(pipeline) -> None:
