@@ -1,9 +1,18 @@
 """`lumina run`: the inventory, the batches with files to read and the regrouping of one
-catalog, executed in this process as Dagster runs recorded in the instance the UI reads."""
+catalog, executed as Dagster runs recorded in the instance the UI reads: the batches in worker
+processes, as many at once as the run queue allows one catalog's batches, the rest in this one."""
 
+import ctypes
+import functools
+import multiprocessing
 import os
+import signal
 import socket
+import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 
 import dagster as dg
 from sqlalchemy.orm import Session
@@ -13,7 +22,7 @@ from lumina_pipeline.analysis.captions import PROMPT_VERSION
 from lumina_pipeline.analysis.photos import ANALYSIS_VERSION
 from lumina_pipeline.definitions import defs
 from lumina_pipeline.defs.assets.regrouping import rule_settings
-from lumina_pipeline.defs.jobs import GROUPINGS, QUIET_RUN_CONFIG
+from lumina_pipeline.defs.jobs import BATCH_TAG, GROUPINGS, QUIET_RUN_CONFIG
 from lumina_pipeline.defs.partitions import CATALOGS
 from lumina_pipeline.defs.run_launcher import HOST_TAG, PID_TAG, process_exists, process_tags
 from lumina_pipeline.humanize import plural, size
@@ -22,41 +31,27 @@ from lumina_pipeline.storage.catalogs import get_catalog
 from lumina_pipeline.storage.groups import BURSTS, DUPLICATES, STACKS, input_digest, last_regrouping, load_catalog_rows
 from lumina_pipeline.storage.images import pending_batches, status_counts
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h: the signal a process gets when its parent dies
+
 
 def run_catalog(place: home.Home, name: str, engine) -> None:
     """Run what the catalog needs and print a line per step."""
-    definitions, instance = defs(), dg.DagsterInstance.get()
+    _, instance = _dagster()
     _fail_dead_runs(instance)
     instance.add_dynamic_partitions(CATALOGS, [name])
     started = time.perf_counter()
-    tags = process_tags()  # so that a later `lumina run` can tell if this process died
-
-    def execute(job: str, partition_key: str, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
-        return definitions.resolve_job_def(job).execute_in_process(
-            partition_key=partition_key, instance=instance, run_config=QUIET_RUN_CONFIG, tags=tags,
-            raise_on_error=raise_on_error,
-        )
-
-    inventory = _figures(execute("inventory_job", name), "file_inventory")
+    inventory = _figures(execute_run("inventory_job", name), "file_inventory")
     print(f"inventory: {plural(inventory['files'], 'file')}, {inventory['new']} new, "
           f"{inventory['changed']} changed, {inventory['deleted']} deleted")
     with Session(engine) as session:
         catalog_id = get_catalog(session, name).id
         todo = pending_batches(session.connection(), catalog_id, ANALYSIS_VERSION)
-    for number, batch in enumerate(todo, 1):
-        result = execute("batch_job", dg.MultiPartitionKey({"catalog": name, "batch": batch}))
-        read = _figures(result, "photo_analysis", "metadata")
-        embedded = _figures(result, "photo_analysis", "embeddings")
-        print(f"batch {batch} ({number}/{len(todo)}): {plural(read['files_read'], 'file')} read "
-              f"({read['ok']} ok, {plural(read['error'], 'error')}, {read['skipped']} skipped), "
-              f"{read['files_per_second']} files per second")
-        print(f"  embeddings: {plural(embedded['images_embedded'], 'photo')} by {embedded['model_id']}, "
-              f"{plural(embedded['zero_shot_tags'], 'zero-shot tag')}, "
-              f"{embedded['images_per_second']} images per second")
+    if todo:
+        _analyze(instance, name, todo)
     with Session(engine) as session:
         regroup = _regrouping_needed(session.connection(), catalog_id)
     if regroup:
-        execute("catalog_job", name)
+        execute_run("catalog_job", name)
     else:
         print("groupings: nothing they read changed since they were made")
     with Session(engine) as session:
@@ -69,7 +64,7 @@ def run_catalog(place: home.Home, name: str, engine) -> None:
           f"{plural(groups['near_duplicate_groups'], 'near-duplicate group')}, "
           f"{plural(groups['files_in_groups'], 'file')} in groups, {size(groups['reclaimable_bytes'])} reclaimable")
     print(f"bursts: {plural(frames['bursts'], 'burst')}, {plural(frames['frames_in_bursts'], 'frame')}")
-    _caption(execute, engine, name)
+    _caption(engine, name)
     with Session(engine) as session:
         counts = status_counts(session.connection(), catalog_id)
     summary = ", ".join(plural(count, status) if status == "error" else f"{count} {status}"
@@ -90,7 +85,7 @@ def _regrouping_needed(connection, catalog_id) -> bool:
     )
 
 
-def _caption(execute, engine, name: str) -> None:
+def _caption(engine, name: str) -> None:
     """Caption the photos that have no caption from the configured Ollama model yet, batch by
     batch, after the grouping (which does not wait for them)."""
     model = os.environ["LUMINA_OLLAMA_MODEL"]
@@ -100,10 +95,9 @@ def _caption(execute, engine, name: str) -> None:
     with Session(engine) as session:
         todo = batches_to_caption(session.connection(), get_catalog(session, name).id, model, PROMPT_VERSION)
     for batch in todo:
-        result = execute("captions_job", dg.MultiPartitionKey({"catalog": name, "batch": batch}), raise_on_error=False)
+        result = execute_run("captions_job", _batch_key(name, batch), raise_on_error=False)
         if not result.success:  # Ollama down or the model not pulled: the rest of the run stands
-            failure = next(event for event in result.all_events if event.is_step_failure)
-            print(f"captions: none asked: {failure.step_failure_data.error.message.strip()}")
+            print(f"captions: none asked: {_failure(result)}")
             return
         figures = _figures(result, "captions")
         print(f"captions {batch}: {plural(figures['photos_captioned'], 'photo')} by {model}, "
@@ -133,3 +127,110 @@ def _figures(result: dg.ExecuteInProcessResult, node: str, asset: str = "") -> d
     materialization = next(m for m in materializations if asset in ("", m.asset_key.to_user_string()))
     return {key: value.value for key, value in materialization.metadata.items()}
 
+
+def _batch_key(name: str, batch: str) -> dg.MultiPartitionKey:
+    return dg.MultiPartitionKey({"catalog": name, "batch": batch})
+
+
+def _failure(result: dg.ExecuteInProcessResult) -> str:
+    """The error of the run's (first) failed step."""
+    error = next(event for event in result.all_events if event.is_step_failure).step_failure_data.error
+    return error.message.strip() if error else "no error recorded"
+
+
+@functools.cache
+def _dagster() -> tuple[dg.Definitions, dg.DagsterInstance]:
+    """The code location and the instance, loaded once per process."""
+    return defs(), dg.DagsterInstance.get()
+
+
+def execute_run(job: str, partition_key: str, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
+    """A run of `job` in this process, tagged with it so that a later `lumina run` can tell if
+    the process died."""
+    definitions, instance = _dagster()
+    return definitions.resolve_job_def(job).execute_in_process(
+        partition_key=partition_key, instance=instance, run_config=QUIET_RUN_CONFIG, tags=process_tags(),
+        raise_on_error=raise_on_error,
+    )
+
+
+def _analyze(instance: dg.DagsterInstance, name: str, todo: list[str]) -> None:
+    """Execute the batch runs of `todo` in worker processes, as many at once as the run queue
+    lets one catalog have (LUMINA_BATCHES_PER_CATALOG), printing each batch as it ends.
+
+    A failed batch ends `lumina run` once the batches already handed to a worker end; the
+    others are not started. Runs of workers that died are marked failed on the way out."""
+    workers = batch_workers(min(len(todo), batches_at_once(instance)))
+    try:
+        futures = [workers.submit(execute_batch, name, batch) for batch in todo]
+        for number, done in enumerate(as_completed(futures), 1):
+            _print_batch(done.result(), number, len(todo))
+    except BatchFailed as failure:
+        raise SystemExit(f"lumina: {failure}") from None
+    except BrokenProcessPool:
+        raise SystemExit(f"lumina: a batch worker process died (killed, or out of memory); "
+                         f"`lumina run {name}` goes on from where it stopped") from None
+    finally:
+        workers.shutdown(cancel_futures=True)
+        _fail_dead_runs(instance)
+
+
+def batches_at_once(instance: dg.DagsterInstance) -> int:
+    """The run queue's limit on one catalog's batch runs (dagster.yaml), or one per core."""
+    queue = instance.get_concurrency_config().run_queue_config
+    limits = {limit["key"]: limit["limit"] for limit in queue.tag_concurrency_limits} if queue else {}
+    return limits.get(BATCH_TAG, len(os.sched_getaffinity(0)))
+
+
+def batch_workers(count: int) -> ProcessPoolExecutor:
+    """`count` processes to execute batch runs (`execute_batch`). Each loads the code location
+    and the image model once, and sizes the model's threads to its share of this process's cores,
+    so that the workers do not fight over them."""
+    return ProcessPoolExecutor(count, multiprocessing.get_context("spawn"), _start_worker,
+                               (os.getpid(), threads_per_worker(count)))
+
+
+def threads_per_worker(count: int) -> int:
+    """The model's threads in each of `count` workers: their share of this process's cores."""
+    return max(1, len(os.sched_getaffinity(0)) // count)
+
+
+def _start_worker(parent: int, threads: int) -> None:
+    # Read by onnxruntime sessions (models.onnx_session) and torch, both made after this.
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    if sys.platform == "linux":
+        # Killed with `lumina run`, however it ends: an orphan would wait for batches forever.
+        # Its run stays STARTED under this worker's pid, which the next `lumina run` fails.
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # `lumina run` died before the line above
+        os._exit(1)
+
+
+class BatchFailed(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class BatchFigures:
+    batch: str
+    read: dict  # the metadata of `metadata`'s materialization
+    embedded: dict  # of `embeddings`'
+
+
+def execute_batch(name: str, batch: str) -> BatchFigures:
+    """Run batch_job for one batch of catalog `name` in this (worker) process."""
+    result = execute_run("batch_job", _batch_key(name, batch), raise_on_error=False)
+    if not result.success:
+        raise BatchFailed(f"batch {batch} of catalog {name} failed (run {result.run_id}): {_failure(result)}")
+    return BatchFigures(batch, _figures(result, "photo_analysis", "metadata"),
+                        _figures(result, "photo_analysis", "embeddings"))
+
+
+def _print_batch(figures: BatchFigures, number: int, count: int) -> None:
+    read, embedded = figures.read, figures.embedded
+    print(f"batch {figures.batch} ({number}/{count}): {plural(read['files_read'], 'file')} read "
+          f"({read['ok']} ok, {plural(read['error'], 'error')}, {read['skipped']} skipped), "
+          f"{read['files_per_second']} files per second")
+    print(f"  embeddings: {plural(embedded['images_embedded'], 'photo')} by {embedded['model_id']}, "
+          f"{plural(embedded['zero_shot_tags'], 'zero-shot tag')}, "
+          f"{embedded['images_per_second']} images per second")

@@ -83,6 +83,38 @@ def test_run_then_export_gives_the_corpus_answers(lumina_home, corpus, tmp_path)
         assert metadata["captured_at_source"] and metadata["capture_offset"], path
 
 
+def exported_answers(home, name: str) -> dict:
+    """`lumina export NAME` less what differs between two catalogs of the same files: their
+    names, batches and the ids of their stacks and groups."""
+    document = json.loads(lumina(home, "export", name).stdout)
+
+    def without(key: str, *fields: str) -> list[dict]:
+        return [{k: v for k, v in record.items() if k not in fields} for record in document[key]]
+
+    return {"files": without("files", "batch", "stack"), "stacks": without("stacks", "id"),
+            "duplicate_groups": without("duplicate_groups", "id"), "bursts": without("bursts", "id")}
+
+
+def test_two_batches_run_at_once_in_two_worker_processes_and_give_the_catalog_of_one_batch(lumina_home, corpus):
+    half = -(-len(corpus.manifest["files"]) // 2)
+    lumina(lumina_home, "catalog", "add", "halves", str(corpus.photos), "--batch-size", str(half))
+    run = lumina(lumina_home, "run", "halves").stdout
+    assert "batch 00000 (" in run and "batch 00001 (" in run
+    with dagster_tables(lumina_home) as connection:
+        pids = connection.execute(text(
+            "SELECT run.pipeline_name, pid.value FROM runs run"
+            " JOIN run_tags pid ON pid.run_id = run.run_id AND pid.key = 'lumina/pid'"
+            " JOIN run_tags catalog ON catalog.run_id = run.run_id AND catalog.value = 'halves'"
+            " AND catalog.key IN ('dagster/partition', 'dagster/partition/catalog')"
+        )).all()
+    workers = {pid for job, pid in pids if job == "batch_job"}
+    [runner] = {pid for job, pid in pids if job != "batch_job"}  # the inventory and the regrouping
+    assert len(workers) == 2 and runner not in workers
+    # "corpus" was read in one batch, by one worker
+    assert exported_answers(lumina_home, "halves") == exported_answers(lumina_home, "corpus")
+    lumina(lumina_home, "catalog", "remove", "halves")
+
+
 def dagster_tables(home):
     """A connection to the database `lumina` started under `home` (Dagster's tables are there too)."""
     import pgserver

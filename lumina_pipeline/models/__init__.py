@@ -69,11 +69,16 @@ def load_image_model(
 
 
 def onnx_session(path: Path):
-    """An onnxruntime session of an exported network, on the CPU, logging only errors."""
+    """An onnxruntime session of an exported network, on the CPU, logging only errors.
+
+    It computes with OMP_NUM_THREADS threads where that is set, as `lumina run` does for each
+    of its batch workers (its share of the cores); else with onnxruntime's default, a thread per
+    core, which two processes inferring at once on the same cores would fight over."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
+    options.intra_op_num_threads = int(os.environ.get("OMP_NUM_THREADS", 0))  # 0: onnxruntime's default
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
