@@ -42,7 +42,8 @@ def find_bursts(shots: pl.DataFrame, rule: BurstRule) -> pl.DataFrame:
     """
     timed = shots.filter(pl.col("camera_model").is_not_null()).select(  # what the sorts carry, no more
         "id", "path", "checksum", "kind", "quality_score",
-        taken=pl.col("captured_at").str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False),
+        # no cache: capture times are mostly distinct, and looking each up costs more than parsing
+        taken=pl.col("captured_at").str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False, cache=False),
         camera=pl.struct(CAMERA).hash(),  # a number per camera, as `_key` for checksums
         shot=pl.coalesce(_key("stack_id").max().over(_key("checksum")), _key("checksum")),
     )
