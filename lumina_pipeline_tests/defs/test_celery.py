@@ -43,10 +43,12 @@ def stop(process: subprocess.Popen) -> None:
 
 
 @contextmanager
-def started(command: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
-    """A process of the test's own, stopped when the block ends, however it ends."""
+def started(command: list[str], log: Path, env: dict | None = None, stdout=None) -> Iterator[subprocess.Popen]:
+    """A process of the test's own writing to `log` (its stdout too, unless given), stopped
+    when the block ends, however it ends."""
     with open(log, "w") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env, cwd=PROJECT)
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=stdout or output, stderr=output, env=env,
+                                   cwd=PROJECT, text=True)
     try:
         yield process
     finally:
@@ -141,6 +143,8 @@ def catalogs(pipeline, engine, corpus) -> Iterator[None]:
         remove_catalog(session, "distributed")
 
 
+# dagster-celery registers its one task again for every step it hands out; the first stands
+@pytest.mark.filterwarnings("ignore::celery.exceptions.DuplicateTaskNameWarning")
 def test_celery_workers_catalog_the_corpus_as_one_process_does(cluster, catalogs, engine, corpus, tmp_path):
     instance = cluster.instance
     instance.add_dynamic_partitions("catalogs", ["distributed"])
@@ -149,20 +153,18 @@ def test_celery_workers_catalog_the_corpus_as_one_process_does(cluster, catalogs
     assert len(batches) == 3
     keys = [str(dg.MultiPartitionKey({"catalog": "distributed", "batch": batch})) for batch in batches]
     logs = [tmp_path / f"run-{batch}.log" for batch in batches]
-    runs = []
-    for key, log in zip(keys, logs, strict=True):
-        with open(log, "w") as output:
-            runs.append(subprocess.Popen([sys.executable, "-m", MODULE, "batch_job", key], env=cluster.env, cwd=PROJECT,
-                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=output, text=True))
-    for process in runs:  # all loaded: start them together, as the daemon's queue does
-        assert process.stdout is not None and process.stdout.readline() == "ready\n"
-    for process in runs:
-        assert process.stdin is not None
-        process.stdin.write("go\n")
-        process.stdin.close()
-    for process in runs:
-        process.wait(timeout=300)
-    assert [process.returncode for process in runs] == [0] * len(runs), [log.read_text() for log in logs]
+    with ExitStack() as stack:
+        runs = [stack.enter_context(started([sys.executable, "-m", MODULE, "batch_job", key], log, cluster.env,
+                                            subprocess.PIPE))
+                for key, log in zip(keys, logs, strict=True)]
+        for process in runs:  # all loaded: start them together, as the daemon's queue does
+            assert process.stdout is not None and process.stdout.readline() == "ready\n"
+        for process in runs:
+            assert process.stdin is not None
+            process.stdin.write("go\n")
+            process.stdin.close()
+        exits = [process.wait(timeout=300) for process in runs]
+    assert exits == [0] * len(runs), [log.read_text() for log in logs]
     regrouping = run("catalog_job", "distributed", instance)
 
     workers = set(cluster.workers.values())
