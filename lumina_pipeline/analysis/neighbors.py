@@ -47,7 +47,10 @@ def pairs_within(keys: NDArray[np.uint64], max_distance: int) -> tuple[NDArray[n
             # two buckets one bit apart are paired once, from the smaller value's side
             p = everyone if flip == 0 else np.flatnonzero(other > own).astype(np.int32)
             p, q = _with_members(p, other[p], first, sizes)
-            close = np.flatnonzero((p < q) & (hamming(sorted_keys[p], sorted_keys[q]) <= max_distance))
+            close = hamming(sorted_keys[p], sorted_keys[q]) <= max_distance
+            if flip == 0:  # within a bucket: each pair once, no position with itself
+                close &= p < q
+            close = np.flatnonzero(close)
             i, j = order[p[close]], order[q[close]]
             found.append(np.minimum(i, j).astype(np.int64) * count + np.maximum(i, j))
     unique = np.unique(np.concatenate(found))
@@ -59,7 +62,7 @@ def _with_members(
 ) -> tuple[NDArray[np.int32], NDArray[np.int32]]:
     """Each of `positions` paired with every position of its bucket in `buckets`."""
     counts = sizes[buckets]
-    total = int(counts.sum(dtype=np.int64))
-    run_starts = np.cumsum(counts, dtype=np.int64) - counts
-    members = np.arange(total, dtype=np.int64) + np.repeat(first[buckets] - run_starts, counts)
-    return np.repeat(positions, counts), members.astype(np.int32)
+    ends = np.cumsum(counts, dtype=np.int64)
+    offsets = (first[buckets] - (ends - counts)).astype(np.int32)
+    members = np.arange(ends[-1] if len(ends) else 0, dtype=np.int32) + np.repeat(offsets, counts)
+    return np.repeat(positions, counts), members
