@@ -17,17 +17,14 @@ from lumina_pipeline.api.files import browser_image, file_inside, video_type
 from lumina_pipeline.api.views import or_404, summary
 from lumina_pipeline.search import search_text, similar_to_image
 from lumina_pipeline.storage.browse import (
-    BurstRow,
     CatalogSummary,
-    GroupRow,
     ImageDetailRow,
     ImageFilters,
     catalog_summaries,
     find_images,
     get_image,
-    get_listed,
-    group_of_image,
     image_tags,
+    membership,
 )
 from lumina_pipeline.storage.catalogs import get_catalog
 from lumina_pipeline.storage.decisions import add_manual_tag, remove_tag, set_rating
@@ -87,9 +84,6 @@ def image_detail(session: Database, image_id: ImageId):
 
 def detail(session: Session, row: ImageDetailRow) -> schemas.ImageDetail:
     connection = session.connection()
-    group_id = group_of_image(connection, row.id)
-    group = get_listed(connection, GroupRow, group_id) if group_id else None
-    burst = get_listed(connection, BurstRow, row.burst_id) if row.burst_id else None
     return schemas.ImageDetail(
         **summary(row).model_dump(),
         error=row.error,
@@ -98,11 +92,8 @@ def detail(session: Session, row: ImageDetailRow) -> schemas.ImageDetail:
         geohash=row.geohash_8,
         hashes=schemas.Hashes.model_validate(row, from_attributes=True),
         tags=image_tags(connection, row.id),
-        group=schemas.Membership(
-            group_id=group.id, similarity_type=group.similarity_type,
-            is_primary=group.primary_image_id == row.id, reviewed=group.reviewed,
-        ) if group else None,
-        is_best_frame=burst.best_image_id == row.id if burst else None,
+        group=membership(connection, row.id),
+        is_best_frame=row.is_best_frame,
     )
 
 

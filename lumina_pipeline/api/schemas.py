@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from lumina_pipeline.storage.browse import ImageTag  # as storage reads it
+from lumina_pipeline.storage.browse import ImageTag, Membership  # as storage reads them
 
 Status = Literal["pending", "ok", "error", "skipped", "ignored", "deleted"]
 Kind = Literal["image", "raw", "video", "sidecar", "system", "other"]
@@ -85,13 +85,6 @@ class Hashes(BaseModel):
     ahash: str | None
     whash: str | None
     hash_version: str | None
-
-
-class Membership(BaseModel):
-    group_id: uuid.UUID
-    similarity_type: Literal["exact", "perceptual"]
-    is_primary: bool
-    reviewed: bool
 
 
 class ImageDetail(ImageSummary):

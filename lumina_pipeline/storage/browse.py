@@ -2,7 +2,7 @@
 burst and tags, duplicate groups and bursts with their members, and review progress."""
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
@@ -52,6 +52,7 @@ class ImageDetailRow(ImageRow):
     geohash_8: str | None
     dates: dict[str, Any] | None  # as stored (storage/fields.py)
     metadata: dict[str, Any] | None
+    is_best_frame: bool | None  # None outside a burst
 
 
 SUMMARY = f"""
@@ -102,8 +103,7 @@ def find_images(
                OR :in_group = EXISTS (SELECT 1 FROM duplicate_members m WHERE m.image_id = i.id))
           AND (CAST(:in_burst AS boolean) IS NULL OR :in_burst = (i.burst_id IS NOT NULL))
         ORDER BY i.id LIMIT :limit"""), {
-        **{name: getattr(filters, name) for name in ("status", "kind", "camera", "tag", "tag_source", "geohash",
-                                                      "in_group", "in_burst")},
+        **asdict(filters),
         "captured_from": str(filters.captured_from) if filters.captured_from else None,
         "captured_before": str(filters.captured_to + timedelta(days=1)) if filters.captured_to else None,
         "c": catalog_id, "after": after, "limit": limit,
@@ -113,9 +113,28 @@ def find_images(
 
 def get_image(connection: Connection, image_id: int) -> ImageDetailRow | None:
     rows = connection.execute(text(f"""
-        SELECT {SUMMARY}, i.error, i.hash_version, i.geohash_8, i.dates, i.metadata FROM images i WHERE i.id = :i"""),
-        {"i": image_id})
+        SELECT {SUMMARY}, i.error, i.hash_version, i.geohash_8, i.dates, i.metadata,
+               (SELECT b.best_image_id IS NOT DISTINCT FROM i.id FROM bursts b WHERE b.id = i.burst_id) AS is_best_frame
+        FROM images i WHERE i.id = :i"""), {"i": image_id})
     return next(iter(rows_as(ImageDetailRow, rows)), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    group_id: uuid.UUID
+    similarity_type: Literal["exact", "perceptual"]
+    is_primary: bool
+    reviewed: bool
+
+
+def membership(connection: Connection, image_id: int) -> Membership | None:
+    """The duplicate group an image is a member of, if any."""
+    rows = connection.execute(text("""
+        SELECT g.id AS group_id, g.similarity_type, g.primary_image_id IS NOT DISTINCT FROM m.image_id AS is_primary,
+               g.reviewed
+        FROM duplicate_members m JOIN duplicate_groups g ON g.id = m.group_id WHERE m.image_id = :i"""),
+        {"i": image_id})
+    return next(iter(rows_as(Membership, rows)), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,12 +148,6 @@ def image_tags(connection: Connection, image_id: int) -> list[ImageTag]:
     return rows_as(ImageTag, connection.execute(text("""
         SELECT t.name, it.source, it.confidence FROM image_tags it JOIN tags t ON t.id = it.tag_id
         WHERE it.image_id = :i ORDER BY it.source, t.name"""), {"i": image_id}))
-
-
-def group_of_image(connection: Connection, image_id: int) -> uuid.UUID | None:
-    return connection.execute(
-        text("SELECT group_id FROM duplicate_members WHERE image_id = :i"), {"i": image_id}
-    ).scalar()
 
 
 # One row per group (or burst), filtered from outside: the catalog and id are grouping
