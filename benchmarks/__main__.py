@@ -10,6 +10,7 @@ from benchmarks import (
     foundation,
     grouping,
     organize,
+    partitions,
     precision,
     regrouping,
     scale,
@@ -22,6 +23,7 @@ if __name__ == "__main__":
     grouping.run()
     regrouping.run()
     automation.run()
+    partitions.run()
     embeddings.run()
     search.run()
     cli.run()
