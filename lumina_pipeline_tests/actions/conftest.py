@@ -63,8 +63,7 @@ class Library:
 
     def removable(self) -> set[bytes]:
         with self.pipeline.engine.connect() as connection:
-            catalog_id = connection.execute(text("SELECT id FROM catalogs WHERE name = :n"), {"n": self.catalog})
-            return {row.path for row in removable_files(connection, catalog_id.scalar_one())}
+            return {row.path for row in removable_files(connection, self.pipeline.catalog_id(self.catalog))}
 
     def quarantined(self) -> dict[bytes, tuple[str, int]]:
         """Every file in the catalog's quarantine, by its path in the library, whatever its run."""
@@ -84,9 +83,8 @@ def library(request, corpus, database_url, engine, embedder, tmp_path_factory): 
         pipeline.catalog_everything(catalog)
         with engine.begin() as connection:
             for grouping in (DUPLICATES, BURSTS):
-                ids = connection.execute(text(f"""SELECT id FROM {grouping.table}
-                                                  WHERE catalog_id = (SELECT id FROM catalogs WHERE name = :n)"""),
-                                         {"n": catalog}).scalars()
+                ids = connection.execute(text(f"SELECT id FROM {grouping.table} WHERE catalog_id = :c"),
+                                         {"c": pipeline.catalog_id(catalog)}).scalars()
                 for group_id in ids:
                     decide(connection, grouping, group_id, None, reviewed=True)
         yield Library(pipeline, catalog, photos, root / "quarantine")

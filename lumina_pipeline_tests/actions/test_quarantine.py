@@ -37,7 +37,7 @@ def test_quarantine_moves_the_removable_files_whole_stacks_and_all_and_undo_puts
     assert snapshot(library.photos) == {path: state for path, state in before.items() if path not in removable}
     assert {status_by_path(library)[path] for path in removable} == {"quarantined"}
     with library.pipeline.engine.connect() as connection:
-        catalog_id = connection.execute(text("SELECT id FROM catalogs WHERE name = :n"), {"n": CATALOG}).scalar_one()
+        catalog_id = library.pipeline.catalog_id(CATALOG)
         moved = set(connection.execute(text("SELECT id FROM images WHERE catalog_id = :c AND status = 'quarantined'"),
                                        {"c": catalog_id}).scalars())
         grouped = set(load_catalog_rows(connection, catalog_id)["id"])

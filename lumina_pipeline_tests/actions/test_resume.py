@@ -58,6 +58,5 @@ def every_file_is_somewhere_whole(library, before) -> bool:
 
 def entries_in(library, state: str) -> int:
     with library.pipeline.engine.connect() as connection:
-        return connection.execute(text("""SELECT count(*) FROM file_actions
-            WHERE catalog_id = (SELECT id FROM catalogs WHERE name = :n) AND state = :s"""),
-            {"n": library.catalog, "s": state}).scalar_one()
+        return connection.execute(text("SELECT count(*) FROM file_actions WHERE catalog_id = :c AND state = :s"),
+                                  {"c": library.pipeline.catalog_id(library.catalog), "s": state}).scalar_one()
