@@ -7,6 +7,7 @@ a file is never placed over another (hard link, then unlink), and a move deletes
 only once the target holds the same bytes. So a file is always whole in one place or both.
 """
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -169,7 +170,5 @@ def _remove_copy(operation: FileOperation) -> str | None:
 
 
 def _remove(path: bytes) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    except FileNotFoundError:
-        pass

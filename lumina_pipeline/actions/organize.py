@@ -4,15 +4,13 @@ engine (actions/runs.py) under its journal, so that a killed run is finished by 
 `lumina undo` takes a run back. The plan is made anew each time, from the catalog as it is."""
 
 import os
-import secrets
 import stat
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import polars as pl
 from sqlalchemy import Connection
 
-from lumina_pipeline.actions.runs import Actions, Report, checksum_unread
+from lumina_pipeline.actions.runs import Actions, Report, checksum_unread, new_run_id
 from lumina_pipeline.analysis.organize import (
     DEFAULT_TEMPLATE,
     EXISTING_SCHEMA,
@@ -56,7 +54,7 @@ def organize(actions: Actions, *, dry_run: bool, move: bool = False) -> Organize
     plan = planned.plan
     if dry_run:
         return Organized(planned, Report(None, 0, len(plan), int(plan["size_bytes"].sum())))
-    run_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"  # sorts by time, as quarantine's
+    run_id = new_run_id()
     unchecked = plan.filter(pl.col("checksum").is_null())  # a sidecar changed since it was cataloged
     report = Report(run_id, resumed, skipped=[(os.fsdecode(source), NO_CHECKSUM) for source in unchecked["source"]])
     checked = plan.filter(pl.col("checksum").is_not_null()).select(*PLAN_SCHEMA)

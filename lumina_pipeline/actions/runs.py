@@ -76,8 +76,7 @@ class Actions:
     """A catalog's file actions, on a connection holding its lock (`file_actions`)."""
 
     def __init__(self, connection: Connection, catalog: Catalog, quarantine: bytes, always_copy: bool):
-        self.connection, self.catalog, self.always_copy = connection, catalog, always_copy
-        self.quarantine = quarantine
+        self.connection, self.catalog, self.quarantine, self.always_copy = connection, catalog, quarantine, always_copy
         self.catalog_id = catalog.id
 
     def resume(self) -> Report:
@@ -88,7 +87,7 @@ class Actions:
         """Move the catalog's removable files to `<quarantine>/<catalog>/<run>/`, after finishing
         what a killed run left; a dry run only says what would move."""
         resumed = 0 if dry_run else self.resume().done
-        run_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"  # sorts by time, names the folder
+        run_id = new_run_id()
         folder = os.path.join(self.quarantine, self.catalog.name.encode(), run_id.encode())
         files = checksum_unread(journal.files_to_quarantine(self.connection, self.catalog_id))
         plan, left_out = plan_quarantine(files, self.catalog.source_directories, folder)
@@ -175,6 +174,11 @@ class Actions:
         return ("done", None) if problem is None else ("skipped", problem)
 
 
+def new_run_id() -> str:
+    """A run's id: it sorts by time, and names the run's quarantine folder."""
+    return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
 def checksum_unread(files: pl.DataFrame) -> pl.DataFrame:
     """Take now the checksum of the files no analysis reads (a stack's sidecars), where they are
     still as cataloged, so that their move is checked like any other's."""
@@ -196,8 +200,6 @@ def _delete_inside(folder: bytes, path: bytes) -> str | None:
     """Delete `path` (already gone is fine) if it lies inside `folder`, else say why not."""
     if not os.path.realpath(path).startswith(os.path.realpath(folder) + b"/"):
         return f"{os.fsdecode(path)} is outside the quarantine folder"
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    except FileNotFoundError:
-        pass
     return None

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from lumina_pipeline.analysis.files import absolute_paths
+from lumina_pipeline.analysis.plans import plan_rows
 
 DEFAULT_TEMPLATE = "{year}/{year}-{month}-{day}"
 FIELDS = {"year": "%Y", "month": "%m", "day": "%d"}
@@ -39,6 +39,8 @@ FILES_SCHEMA = {
     "removable": pl.Boolean,  # reviewed away (storage/browse.removable_files)
 }
 EXISTING_SCHEMA = {"folder": pl.String, "name": pl.Binary, "size_bytes": pl.Int64, "mtime_ns": pl.Int64}
+# A file already where the plan puts it: same name (joined on), size and mtime.
+IN_PLACE = (pl.col("size_bytes") == pl.col("existing_size")) & (pl.col("mtime_ns") == pl.col("existing_mtime"))
 
 
 @dataclass(frozen=True)
@@ -73,23 +75,11 @@ def plan_organize(
     on_disk = _keyed(existing)
     numbered = _numbered(_placed(chosen, template), on_disk)
     final = numbered.with_columns(key=_key(_name(pl.col("k")))).join(on_disk, on="key", how="left")
-    in_place = (pl.col("size_bytes") == pl.col("existing_size")) & (pl.col("mtime_ns") == pl.col("existing_mtime"))
-    todo = final.filter(~in_place.fill_null(False)).sort("folder", "path")
+    todo = final.filter(~IN_PLACE.fill_null(False)).sort("folder", "path")
     targets = [os.path.join(into, folder.encode(), _unescaped(name))
                for folder, name in todo.select("folder", _name(pl.col("k"))).rows()]
-    plan = todo.select(
-        image_id="id",
-        source=pl.Series(absolute_paths(todo["source_root"], todo["path"]), dtype=pl.Binary),
-        target=pl.Series(targets, dtype=pl.Binary),
-        operation=pl.lit("move" if move else "copy"),
-        size_bytes="size_bytes",
-        mtime_ns="mtime_ns",
-        checksum="checksum",
-        status_before="status",
-        status_after=pl.lit(None, pl.String),  # the catalog's row stays as it is
-        year="year",
-        renamed=pl.col("k") > 1,
-    )
+    plan = plan_rows(todo, targets, "move" if move else "copy", None)  # the catalog's rows stay as they are
+    plan = plan.with_columns(year=todo["year"], renamed=todo["k"] > 1)
     return OrganizePlan(plan, len(final) - len(todo), left_out)
 
 
@@ -163,8 +153,7 @@ def _numbered(files: pl.DataFrame, existing: pl.DataFrame) -> pl.DataFrame:
     of the shot has a free name, or is there already. Most shots keep their names, decided at
     once; the few that meet another file or shot take numbers one by one, in date order."""
     first = files.with_columns(key=_key(_name(pl.lit(1)))).join(existing, on="key", how="left")
-    elsewhere = pl.col("existing_size").is_not_null() & (
-        (pl.col("size_bytes") != pl.col("existing_size")) | (pl.col("mtime_ns") != pl.col("existing_mtime")))
+    elsewhere = pl.col("existing_size").is_not_null() & ~IN_PLACE
     first = first.with_columns(clash=elsewhere | (pl.col("unit").n_unique().over("key") > 1))
     first = first.with_columns(clash=pl.col("clash").any().over("unit"))  # one window at a time: nested ones nest
     claimed = set(first.filter(~pl.col("clash"))["key"])

@@ -23,28 +23,30 @@ NO_CHECKSUM = "no checksum to check it against"
 
 
 def plan_quarantine(files: pl.DataFrame, roots: list[str], folder: bytes) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Move each file of `files` (id, source_root, path, size_bytes, mtime_ns, checksum, status)
-    to `folder`/<index of its source root in `roots`>/<its path>: relative paths kept, and files
-    of several roots kept apart. Returns the plan and the files left out (source, reason): those
-    without a checksum, whose content cannot be checked."""
+    """Move each file of `files` (plan_rows' columns) to `folder`/<index of its source root in
+    `roots`>/<its path>: relative paths kept, and files of several roots kept apart. Returns the
+    plan and the files left out (source, reason): those without a checksum, whose content
+    cannot be checked."""
     readable = files.filter(pl.col("checksum").is_not_null())
     index = {root: b"%d" % position for position, root in enumerate(roots)}
-    pairs = readable.select("source_root", "path").rows()
-    targets = [folder + b"/" + index[root] + b"/" + path for root, path in pairs]
-    plan = readable.select(
-        image_id="id",
-        source=pl.Series(absolute_paths(readable["source_root"], readable["path"]), dtype=pl.Binary),
-        target=pl.Series(targets, dtype=pl.Binary),
-        operation=pl.lit("move"),
-        size_bytes="size_bytes",
-        mtime_ns="mtime_ns",
-        checksum="checksum",
-        status_before="status",
-        status_after=pl.lit(QUARANTINED),
-    )
+    targets = [b"/".join((folder, index[root], path)) for root, path in readable.select("source_root", "path").rows()]
     unchecked = files.filter(pl.col("checksum").is_null())
-    left_out = pl.DataFrame({
-        "source": pl.Series(absolute_paths(unchecked["source_root"], unchecked["path"]), dtype=pl.Binary),
-        "reason": pl.Series([NO_CHECKSUM] * len(unchecked), dtype=pl.String),
-    })
-    return plan, left_out
+    left_out = unchecked.select(source=_sources(unchecked), reason=pl.lit(NO_CHECKSUM, pl.String))
+    return plan_rows(readable, targets, "move", QUARANTINED), left_out
+
+
+def plan_rows(files: pl.DataFrame, targets: list[bytes], operation: str, status_after: str | None) -> pl.DataFrame:
+    """PLAN_SCHEMA's rows taking each file of `files` (id, source_root, path, size_bytes,
+    mtime_ns, checksum, status) to its target; a null `status_after` leaves its row as it is."""
+    return files.select(
+        image_id="id",
+        source=_sources(files),
+        target=pl.Series(targets, dtype=pl.Binary),
+        operation=pl.lit(operation),
+        size_bytes="size_bytes", mtime_ns="mtime_ns", checksum="checksum", status_before="status",
+        status_after=pl.lit(status_after, pl.String),
+    )
+
+
+def _sources(files: pl.DataFrame) -> pl.Series:
+    return pl.Series(absolute_paths(files["source_root"], files["path"]), dtype=pl.Binary)
