@@ -6,20 +6,18 @@ from dataclasses import dataclass
 
 import polars as pl
 
-IMAGE_EXTENSIONS = frozenset(
-    b"jpg jpeg jpe png gif bmp tif tiff webp heic heif avif jxl".split()
-)
-RAW_EXTENSIONS = frozenset(b"dng cr2 cr3 nef nrw arw orf rw2 raf pef srw".split())
-VIDEO_EXTENSIONS = frozenset(b"mov mp4 m4v avi mts m2ts 3gp mkv wmv mpg mpeg".split())
-SIDECAR_EXTENSIONS = frozenset(b"xmp aae thm".split())
-SYSTEM_NAMES = frozenset({b".DS_Store", b"Thumbs.db", b"desktop.ini", b".picasa.ini"})
-
-WALK_SCHEMA = {
-    "source_root": pl.String,
-    "path": pl.Binary,
-    "size_bytes": pl.Int64,
-    "mtime_ns": pl.Int64,
+KINDS = {  # by extension (lower case)
+    extension: kind
+    for kind, extensions in [
+        ("image", b"jpg jpeg jpe png gif bmp tif tiff webp heic heif avif jxl"),
+        ("raw", b"dng cr2 cr3 nef nrw arw orf rw2 raf pef srw"),
+        ("video", b"mov mp4 m4v avi mts m2ts 3gp mkv wmv mpg mpeg"),
+        ("sidecar", b"xmp aae thm"),
+    ]
+    for extension in extensions.split()
 }
+SYSTEM_NAMES = frozenset({b".DS_Store", b"Thumbs.db", b"desktop.ini", b".picasa.ini"})
+WALK_SCHEMA = {"source_root": pl.String, "path": pl.Binary, "size_bytes": pl.Int64, "mtime_ns": pl.Int64}
 
 
 @dataclass(frozen=True)
@@ -39,16 +37,7 @@ def classify(path: bytes) -> str:
     name = path.rpartition(b"/")[2]
     if name in SYSTEM_NAMES or name.startswith(b"._"):
         return "system"
-    extension = name.rpartition(b".")[2].lower()
-    if extension in IMAGE_EXTENSIONS:
-        return "image"
-    if extension in RAW_EXTENSIONS:
-        return "raw"
-    if extension in VIDEO_EXTENSIONS:
-        return "video"
-    if extension in SIDECAR_EXTENSIONS:
-        return "sidecar"
-    return "other"
+    return KINDS.get(name.rpartition(b".")[2].lower(), "other")
 
 
 def walk_sources(roots: Sequence[str]) -> Walk:

@@ -13,19 +13,14 @@ MOST_BATCHES = 2_000  # per catalog: larger libraries get larger batches
 GRID_WARNING = 50_000  # catalog x batch partitions past which Dagster's UI and sensors slow down
 KEY = ["source_root", "path"]
 
-# What the inventory already knows about a file from its kind, before anything reads it.
-INITIAL_STATUS = {
-    "image": "pending",
-    "raw": "pending",
-    "video": "pending",
-    "sidecar": "skipped",
-    "other": "skipped",
-    "system": "ignored",
-}
-INITIAL_REASON = {
-    "sidecar": "sidecar file, not a photo",
-    "other": "not a photo or video",
-    "system": "operating-system file",
+# What the inventory already knows about a file from its kind, before anything reads it: status, reason.
+INITIAL = {
+    "image": ("pending", None),
+    "raw": ("pending", None),
+    "video": ("pending", None),
+    "sidecar": ("skipped", "sidecar file, not a photo"),
+    "other": ("skipped", "not a photo or video"),
+    "system": ("ignored", "operating-system file"),
 }
 
 
@@ -52,12 +47,8 @@ def diff_inventory(stored: pl.DataFrame, walk: Walk, *, batch_size: int) -> Inve
     Files under a folder the walk could not list are neither compared nor marked deleted:
     an unmounted share must not look like an emptied one.
     """
-    present = walk.files.join(
-        stored.select(*KEY, "id", "batch", "kind", "status", "size_bytes", "mtime_ns"),
-        on=KEY,
-        how="left",
-        suffix="_stored",
-    )
+    stored_files = stored.select(*KEY, "id", "batch", "kind", "status", "size_bytes", "mtime_ns")
+    present = walk.files.join(stored_files, on=KEY, how="left", suffix="_stored")
     known = pl.col("id").is_not_null()
     differs = (
         (pl.col("size_bytes") != pl.col("size_bytes_stored"))
@@ -75,9 +66,7 @@ def diff_inventory(stored: pl.DataFrame, walk: Walk, *, batch_size: int) -> Inve
     )
     return InventoryChanges(
         new=_with_initial_status(new.with_columns(batch=_new_batches(stored, len(new), batch_size))),
-        changed=_with_initial_status(changed).select(
-            "id", "batch", "size_bytes", "mtime_ns", "status", "error"
-        ),
+        changed=_with_initial_status(changed).select("id", "batch", "size_bytes", "mtime_ns", "status", "error"),
         deleted=gone.select("id"),
         unchanged=len(present) - len(new) - len(changed),
     )
@@ -93,9 +82,10 @@ def _new_batches(stored: pl.DataFrame, count: int, batch_size: int) -> pl.Series
 
 
 def _with_initial_status(frame: pl.DataFrame) -> pl.DataFrame:
+    kind = pl.col("kind")
     return frame.with_columns(
-        status=pl.col("kind").replace_strict(INITIAL_STATUS, return_dtype=pl.String),
-        error=pl.col("kind").replace_strict(INITIAL_REASON, default=None, return_dtype=pl.String),
+        status=kind.replace_strict({name: status for name, (status, _) in INITIAL.items()}, return_dtype=pl.String),
+        error=kind.replace_strict({name: reason for name, (_, reason) in INITIAL.items()}, return_dtype=pl.String),
     )
 
 
