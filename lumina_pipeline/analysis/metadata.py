@@ -53,20 +53,14 @@ def encode_geohash(latitude: float, longitude: float, precision: int = 8) -> str
     Written here because the algorithm is a dozen lines and the PyPI geohash packages are
     unmaintained; the 4- and 6-character cells are prefixes of the 8-character one.
     """
-    bounds = [[-90.0, 90.0], [-180.0, 180.0]]  # latitude, longitude
-    value, bits, code = 0, 0, []
-    even = True  # even bits refine longitude
-    while len(code) < precision:
-        interval = bounds[1] if even else bounds[0]
+    intervals = [[-180.0, 180.0], [-90.0, 90.0]]  # even bits refine longitude, odd bits latitude
+    value = 0
+    for bit in range(5 * precision):
+        interval, coordinate = intervals[bit % 2], (longitude, latitude)[bit % 2]
         mid = (interval[0] + interval[1]) / 2
-        coordinate = longitude if even else latitude
         value = value * 2 + (coordinate >= mid)
         interval[0 if coordinate >= mid else 1] = mid
-        even, bits = not even, bits + 1
-        if bits == 5:
-            code.append(GEOHASH_ALPHABET[value])
-            value, bits = 0, 0
-    return "".join(code)
+    return "".join(GEOHASH_ALPHABET[(value >> 5 * (precision - 1 - i)) & 31] for i in range(precision))
 
 
 def _sub_ifd(exif: Image.Exif, ifd: int) -> dict:

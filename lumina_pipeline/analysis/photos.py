@@ -29,13 +29,8 @@ FILE_TIMEOUT_SECONDS = 300.0
 FIXTURES = Path(__file__).parent / "fixtures"
 CHANGED_SINCE_INVENTORY = "changed since the inventory listed it; it will be read again"
 CHANGED_WHILE_READ = "changed while being read; it will be read again"
-SPECIAL_FILES = {
-    stat.S_IFIFO: "a FIFO",
-    stat.S_IFCHR: "a character device",
-    stat.S_IFBLK: "a block device",
-    stat.S_IFSOCK: "a socket",
-    stat.S_IFDIR: "a folder",
-}
+SPECIAL_FILES = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+                 stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a folder"}
 
 
 def _versions() -> tuple[str, str]:
@@ -56,36 +51,17 @@ def _versions() -> tuple[str, str]:
 HASH_VERSION, ANALYSIS_VERSION = _versions()
 
 ANALYSIS_SCHEMA = {
-    "status": pl.String,
-    "error": pl.String,
-    "checksum": pl.String,
-    "format": pl.String,
-    "width": pl.Int32,
-    "height": pl.Int32,
-    "display_width": pl.Int32,
-    "display_height": pl.Int32,
+    "status": pl.String, "error": pl.String, "checksum": pl.String, "format": pl.String,
+    "width": pl.Int32, "height": pl.Int32, "display_width": pl.Int32, "display_height": pl.Int32,
     "orientation": pl.Int16,
-    "captured_at": pl.String,
-    "captured_at_source": pl.String,
-    "capture_subsec": pl.String,
-    "capture_offset": pl.String,
-    "camera_make": pl.String,
-    "camera_model": pl.String,
-    "camera_serial": pl.String,
-    "lens": pl.String,
+    "captured_at": pl.String, "captured_at_source": pl.String, "capture_subsec": pl.String, "capture_offset": pl.String,
+    "camera_make": pl.String, "camera_model": pl.String, "camera_serial": pl.String, "lens": pl.String,
     "duration_seconds": pl.Float64,  # videos
     "video_codec": pl.String,  # videos: FFmpeg's decoder name ('h264', 'hevc')
     "content_identifier": pl.String,  # Apple's: one for a Live Photo's still and its video
-    "latitude": pl.Float64,
-    "longitude": pl.Float64,
-    "geohash": pl.String,
-    "dhash": pl.String,
-    "ahash": pl.String,
-    "whash": pl.String,
-    "phash": pl.String,
-    "quality_score": pl.Int16,
-    "exif_error": pl.String,
-    "thumbnail": pl.Binary,
+    "latitude": pl.Float64, "longitude": pl.Float64, "geohash": pl.String,
+    "dhash": pl.String, "ahash": pl.String, "whash": pl.String, "phash": pl.String,
+    "quality_score": pl.Int16, "exif_error": pl.String, "thumbnail": pl.Binary,
     "model_input": pl.Binary,  # 224 x 224 RGB for the image model, raw bytes (see embedding.py)
 }
 

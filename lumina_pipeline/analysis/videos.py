@@ -124,16 +124,14 @@ def _iso6709_degrees(part: str, degree_digits: int) -> float | None:
     """'+4851.504' (DDMM.MMM) and the like: the number of integer digits says the form."""
     sign = -1 if part[0] == "-" else 1
     whole, _, fraction = part[1:].partition(".")
-    fields = {degree_digits: 1, degree_digits + 2: 2, degree_digits + 4: 3}.get(len(whole))
-    if fields is None:
+    extra = len(whole) - degree_digits  # 2: minutes follow the degrees, 4: and seconds
+    if extra not in (0, 2, 4):
         return None
     value = float(f"{whole}.{fraction or 0}")
-    if fields == 1:
+    if extra == 0:
         return sign * value
-    degrees, rest = divmod(value, 10 ** (len(whole) - degree_digits))
-    if fields == 2:
-        return sign * (degrees + rest / 60)
-    minutes, seconds = divmod(rest, 100)
+    degrees, rest = divmod(value, 10**extra)
+    minutes, seconds = divmod(rest, 100) if extra == 4 else (rest, 0.0)
     return sign * (degrees + minutes / 60 + seconds / 3600)
 
 
