@@ -151,13 +151,13 @@ def search(args: argparse.Namespace) -> None:
         models = SearchModels(Path(os.environ["LUMINA_MODEL_CACHE"]), os.environ["LUMINA_CLIP_MODEL"])
         results = find(session, args.catalog, args.query, args.k, models)
     if args.json:
-        shown = [{key: result[key] for key in ("path", "score", "reason")} for result in results]
+        shown = [{"path": result.path, "score": result.score, "reason": result.reason} for result in results]
         print(json.dumps(shown, ensure_ascii=False, indent=1))
         return
     if not results:
         print(f"no photo matches {args.query!r} in {args.catalog}")
     for result in results:
-        print(f"{result['score']:.3f}  {result['path']}  ({result['reason']})")
+        print(f"{result.score:.3f}  {result.path}  ({result.reason})")
 
 
 def quarantine(args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ from lumina_pipeline.models import ImageModel, TextAndImageModel, load_image_mod
 from lumina_pipeline.models.text import TextEncoder
 from lumina_pipeline.storage.captions import description_matches, vector_text
 from lumina_pipeline.storage.catalogs import CatalogError, get_catalog
-from lumina_pipeline.storage.embeddings import catalog_labels, embeddings_table, nearest, vector_of
+from lumina_pipeline.storage.embeddings import Match, catalog_labels, embeddings_table, nearest, vector_of
 
 LABELS_SHOWN = 3
 
@@ -81,7 +81,15 @@ class SearchModels:
         return np.load(cached)
 
 
-def search_text(session: Session, catalog: str, query: str, k: int, models: SearchModels) -> list[dict]:
+@dataclass(frozen=True)
+class SearchResult:
+    image_id: int
+    path: str  # as `lumina export` shows it
+    score: float
+    reason: str  # why it matched
+
+
+def search_text(session: Session, catalog: str, query: str, k: int, models: SearchModels) -> list[SearchResult]:
     """With CLIP: nearest images to the text's vector. With the default model: images whose
     labels mean what the query means (MiniLM), best first; none when no photo passes the
     relevance floor, rather than the least bad. Either way a photo whose description means
@@ -92,33 +100,34 @@ def search_text(session: Session, catalog: str, query: str, k: int, models: Sear
     described = description_matches(
         session.connection(), catalog_id, models.text.model_id, query_vector, DESCRIPTION_NO_MATCH
     )
-    scored: dict[int, tuple[dict, float, list[str]]] = {}  # image id -> row, score, reasons
+    scored: dict[int, tuple[Match, float, list[str]]] = {}  # image id -> row, score, reasons
     if model.labels is None:
         if not isinstance(model, TextAndImageModel):
             raise ValueError(f"{model.model_id} has neither labels nor a text tower to search with")
         floor = -np.inf  # see RELEVANCE_FLOOR
         vector = vector_text(model.embed_text([query])[0])
         for row in nearest(session.connection(), table, catalog_id, vector, k):
-            scored[row["id"]] = (row, row["score"], ["CLIP text-to-image similarity"])
+            scored[row.id] = (row, row.score, ["CLIP text-to-image similarity"])
     else:
         floor = RELEVANCE_FLOOR
         match = label_match(models.label_vectors @ query_vector)
         position = {label: index for index, label in enumerate(model.labels)}
         for row in catalog_labels(session.connection(), table, catalog_id):
-            parts = {label: probability * match[position[label]] for label, probability in row["labels"].items()}
+            labels = row.labels or {}
+            parts = {label: probability * match[position[label]] for label, probability in labels.items()}
             # why it matched: its labels that mean the query, most telling first (leaving out
             # those the model gives under 0.005, which would show as 0.00)
             shown = [label for label in sorted(parts, key=parts.__getitem__, reverse=True)
-                     if parts[label] > 0 and round(row["labels"][label], 2) > 0]
-            reasons = [f"labels: {_labels(row['labels'], shown)}"] if shown else []
-            scored[row["id"]] = (row, sum(parts.values()), reasons)
+                     if parts[label] > 0 and round(labels[label], 2) > 0]
+            reasons = [f"labels: {_labels(labels, shown)}"] if shown else []
+            scored[row.id] = (row, sum(parts.values()), reasons)
     for row in described:
         # a photo outside CLIP's k nearest counts its description alone
-        base, score, reasons = scored.get(row["id"], (row, 0.0, []))
-        strength = description_match(row["similarity"])
-        scored[row["id"]] = (base, score + strength, [f"description {strength:.2f}: {row['description']}", *reasons])
+        base, score, reasons = scored.get(row.id, (row, 0.0, []))
+        strength = description_match(row.score)
+        scored[row.id] = (base, score + strength, [f"description {strength:.2f}: {row.description}", *reasons])
     found = [_result(row, score, "; ".join(reasons)) for row, score, reasons in scored.values() if score >= floor]
-    return sorted(found, key=lambda result: result["score"], reverse=True)[:k]
+    return sorted(found, key=lambda result: result.score, reverse=True)[:k]
 
 
 def description_match(similarity: float) -> float:
@@ -133,7 +142,7 @@ def label_match(similarity: NDArray[np.float32]) -> NDArray[np.float32]:
     return np.clip((z - NO_MATCH_Z) / (FULL_MATCH_Z - NO_MATCH_Z), 0, 1)
 
 
-def search_similar(session: Session, catalog: str, path: str, k: int, models: SearchModels) -> list[dict]:
+def search_similar(session: Session, catalog: str, path: str, k: int, models: SearchModels) -> list[SearchResult]:
     """The k images nearest to the photo at `path` (relative to its source folder), by cosine."""
     catalog_id = get_catalog(session, catalog).id
     found = vector_of(session.connection(), models.table, catalog_id, path=path.encode())
@@ -142,7 +151,7 @@ def search_similar(session: Session, catalog: str, path: str, k: int, models: Se
     return _neighbours(session, models, catalog_id, *found, k)
 
 
-def similar_to_image(session: Session, image_id: int, k: int, models: SearchModels) -> list[dict] | None:
+def similar_to_image(session: Session, image_id: int, k: int, models: SearchModels) -> list[SearchResult] | None:
     """The same for an image id; None when that image has no vector from the model."""
     found = vector_of(session.connection(), models.table, None, image_id=image_id)
     if found is None:
@@ -153,12 +162,12 @@ def similar_to_image(session: Session, image_id: int, k: int, models: SearchMode
 
 def _neighbours(
     session: Session, models: SearchModels, catalog_id: uuid.UUID, image_id: int, vector: str, k: int
-) -> list[dict]:
+) -> list[SearchResult]:
     rows = nearest(session.connection(), models.table, catalog_id, vector, k + 1)
     return [
-        _result(row, row["score"], f"labels: {_labels(row['labels'])}" if row["labels"] else "image similarity")
+        _result(row, row.score, f"labels: {_labels(row.labels)}" if row.labels else "image similarity")
         for row in rows
-        if row["id"] != image_id
+        if row.id != image_id
     ][:k]
 
 
@@ -168,7 +177,5 @@ def _labels(labels: dict[str, float], shown: list[str] | None = None) -> str:
     return ", ".join(f"{label} {labels[label]:.2f}" for label in shown[:LABELS_SHOWN])
 
 
-def _result(row: dict, score: float, reason: str) -> dict:
-    """`image_id` is for the API; the CLI prints the rest."""
-    return {"image_id": row["id"], "path": display_path(bytes(row["path"]))[0], "score": round(float(score), 4),
-            "reason": reason}
+def _result(row: Match, score: float, reason: str) -> SearchResult:
+    return SearchResult(row.id, display_path(bytes(row.path))[0], round(float(score), 4), reason)

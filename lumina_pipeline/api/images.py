@@ -15,7 +15,7 @@ from lumina_pipeline.api import schemas
 from lumina_pipeline.api.dependencies import CatalogName, Database, Limit, Models, ThumbnailDir
 from lumina_pipeline.api.files import browser_image, file_inside, video_type
 from lumina_pipeline.api.views import or_404, summary
-from lumina_pipeline.search import search_text, similar_to_image
+from lumina_pipeline.search import SearchResult, search_text, similar_to_image
 from lumina_pipeline.storage.browse import (
     CatalogSummary,
     ImageDetailRow,
@@ -166,7 +166,7 @@ def untag(
     return image_tags(session.connection(), image_id)
 
 
-@router.get("/images/{image_id}/similar", response_model=list[schemas.SearchResult])
+@router.get("/images/{image_id}/similar", response_model=list[SearchResult])
 def similar(session: Database, models: Models, image_id: ImageId, k: Annotated[int, Query(ge=1, le=100)] = 10):
     """The k photos of the same catalog nearest to this one by cosine of the image vectors."""
     or_404(session.get(Image, image_id), f"image {image_id}")
@@ -176,7 +176,7 @@ def similar(session: Database, models: Models, image_id: ImageId, k: Annotated[i
     return found
 
 
-@router.get("/catalogs/{catalog}/search", response_model=list[schemas.SearchResult])
+@router.get("/catalogs/{catalog}/search", response_model=list[SearchResult])
 def search(
     session: Database,
     models: Models,

@@ -211,10 +211,3 @@ class RemovableFile(BaseModel):
 class Removable(BaseModel):
     files: list[RemovableFile]
     total_bytes: int
-
-
-class SearchResult(BaseModel):
-    image_id: int
-    path: str
-    score: float
-    reason: str

@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 from sqlalchemy import Connection, text
 
+from lumina_pipeline.storage.embeddings import Match
 from lumina_pipeline.storage.tags import replace_tags
 
 SOURCE = "ollama"  # image_tags.source of a caption's tags
@@ -95,18 +96,18 @@ def write_description_vectors(
 
 def description_matches(
     connection: Connection, catalog_id: uuid.UUID, text_model: str, vector: np.ndarray, minimum: float
-) -> list[dict]:
+) -> list[Match]:
     """The catalog's photos whose description vector has at least `minimum` cosine similarity
-    to `vector` (`id`, `path`, `description`, `similarity`). An exact scan of the catalog's
-    vectors: a threshold, not a top k, so every photo a caption matches counts."""
+    to `vector`, with their description. An exact scan of the catalog's vectors: a threshold,
+    not a top k, so every photo a caption matches counts."""
     rows = connection.execute(
-        text("""SELECT i.id, i.path, i.description, 1 - (d.embedding <=> CAST(:q AS vector)) AS similarity
+        text("""SELECT i.id, i.path, i.description, 1 - (d.embedding <=> CAST(:q AS vector)) AS score
                 FROM description_vectors d JOIN images i ON i.id = d.image_id
                 WHERE d.catalog_id = :c AND d.text_model = :t AND i.status = 'ok'
                   AND 1 - (d.embedding <=> CAST(:q AS vector)) >= :minimum"""),
         {"c": catalog_id, "t": text_model, "q": vector_text(vector), "minimum": minimum},
     )
-    return [dict(row._mapping) for row in rows]
+    return [Match(**row._mapping) for row in rows]
 
 
 def vector_text(vector: np.ndarray) -> str:

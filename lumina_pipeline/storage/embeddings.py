@@ -4,6 +4,7 @@ an HNSW index for cosine distance."""
 import json
 import re
 import uuid
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
@@ -87,7 +88,19 @@ def missing_vectors(connection: Connection, table: Table, catalog_id: uuid.UUID,
     return list(rows.scalars())
 
 
-def nearest(connection: Connection, table: Table, catalog_id: uuid.UUID, vector: str, k: int) -> list[dict]:
+@dataclass(frozen=True)
+class Match:
+    """An image a search found: how close it is (cosine similarity) and, where the search
+    reads them, the image model's labels and the photo's description."""
+
+    id: int
+    path: bytes
+    score: float = 0.0
+    labels: dict[str, float] | None = None
+    description: str | None = None
+
+
+def nearest(connection: Connection, table: Table, catalog_id: uuid.UUID, vector: str, k: int) -> list[Match]:
     """The k images closest to `vector` (pgvector text) by cosine, through the HNSW index."""
     if not _exists(connection, table):
         return []
@@ -99,7 +112,7 @@ def nearest(connection: Connection, table: Table, catalog_id: uuid.UUID, vector:
                  ORDER BY e.embedding <=> CAST(:v AS vector) LIMIT :k"""),
         {"v": vector, "c": catalog_id, "k": k},
     )
-    return [dict(row._mapping) for row in rows]
+    return [Match(**row._mapping) for row in rows]
 
 
 def vector_of(
@@ -140,7 +153,7 @@ def _exists(connection: Connection, table: Table) -> bool:
     return connection.execute(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": table.name}).scalar_one()
 
 
-def catalog_labels(connection: Connection, table: Table, catalog_id: uuid.UUID) -> list[dict]:
+def catalog_labels(connection: Connection, table: Table, catalog_id: uuid.UUID) -> list[Match]:
     if not _exists(connection, table):
         return []
     rows = connection.execute(
@@ -148,4 +161,4 @@ def catalog_labels(connection: Connection, table: Table, catalog_id: uuid.UUID) 
                  WHERE e.catalog_id = :c AND i.status = 'ok' AND e.labels IS NOT NULL"""),
         {"c": catalog_id},
     )
-    return [dict(row._mapping) for row in rows]
+    return [Match(**row._mapping) for row in rows]

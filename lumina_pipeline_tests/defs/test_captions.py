@@ -169,10 +169,10 @@ def test_search_finds_a_photo_by_its_captions_words_where_no_label_fits(captione
         results = search_text(session, CATALOG, "a birthday cake with candles", 3, models)
         lighthouse = search_text(session, CATALOG, "a red and white lighthouse", 3, models)
 
-    assert results[0]["path"] == MOTORCYCLE
-    assert results[0]["reason"].startswith("description ") and "labels:" not in results[0]["reason"]
-    assert results[0]["reason"].endswith(": " + BIRTHDAY_CAPTION["description"])
-    assert lighthouse[0]["path"] == LIGHTHOUSE and "; labels: beacon" in lighthouse[0]["reason"]  # both agree
+    assert results[0].path == MOTORCYCLE
+    assert results[0].reason.startswith("description ") and "labels:" not in results[0].reason
+    assert results[0].reason.endswith(": " + BIRTHDAY_CAPTION["description"])
+    assert lighthouse[0].path == LIGHTHOUSE and "; labels: beacon" in lighthouse[0].reason  # both agree
 
 
 def test_a_rerun_and_a_copy_in_another_catalog_ask_nothing(captioned, pipeline, corpus, tmp_path, ollama):

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from lumina_pipeline.analysis.files import display_path
 from lumina_pipeline.defs.resources import Embedder
 from lumina_pipeline.models.efficientnet import EfficientNetModel
-from lumina_pipeline.search import SearchModels, label_match, search_similar, search_text
+from lumina_pipeline.search import SearchModels, SearchResult, label_match, search_similar, search_text
 
 CATALOG = "search"
 DEFAULT_TABLE = "embeddings_efficientnet_lite0_imagenet"
@@ -47,7 +47,7 @@ def vectors_by_path(pipeline, table: str = DEFAULT_TABLE) -> dict[str, np.ndarra
         return {display_path(bytes(path))[0]: np.array(json.loads(vector)) for path, vector in rows}
 
 
-def search(pipeline, finder, query: str, k: int, clip_path: str = "") -> list[dict]:
+def search(pipeline, finder, query: str, k: int, clip_path: str = "") -> list[SearchResult]:
     models = SearchModels(Path(pipeline.resources["embedder"].cache_dir), clip_path)
     with Session(pipeline.engine) as session:
         return finder(session, CATALOG, query, k, models)
@@ -88,9 +88,9 @@ def test_text_search_finds_the_manifests_photos_through_the_labels(searchable, c
     found = []
     for query in corpus.manifest["search_queries"]:
         results = search(searchable[0], search_text, query["text"], len(query["expected"]) + 3)
-        paths = [result["path"] for result in results]
+        paths = [result.path for result in results]
         found.append(all(expected in paths for expected in query["expected"]))
-        assert all(result["reason"].startswith("labels: ") for result in results)
+        assert all(result.reason.startswith("labels: ") for result in results)
     print(f"\nsearch queries answered: {sum(found)}/{len(found)}")
     assert sum(found) >= 8  # as many as before the relevance floor
 
@@ -103,12 +103,12 @@ def test_a_subject_no_photo_shows_finds_nothing(searchable):
 def test_each_hit_names_the_labels_that_mean_the_query(searchable):
     pipeline, _ = searchable
     results = search(pipeline, search_text, "a building", 5)
-    assert results and "Misc/DSC_0042.JPG" not in {r["path"] for r in results}  # its label: vestment 0.87
+    assert results and "Misc/DSC_0042.JPG" not in {r.path for r in results}  # its label: vestment 0.87
     models = SearchModels(Path(pipeline.resources["embedder"].cache_dir))
     similarity = models.label_vectors @ models.text.embed(["a building"])[0]
     match = dict(zip(models.image.labels, label_match(similarity), strict=True))
     for result in results:
-        shown = [part.rsplit(" ", 1)[0] for part in result["reason"].removeprefix("labels: ").split(", ")]
+        shown = [part.rsplit(" ", 1)[0] for part in result.reason.removeprefix("labels: ").split(", ")]
         assert shown and all(match[label] > 0 for label in shown), result
 
 
@@ -139,8 +139,8 @@ def test_similar_photos_of_an_original_are_its_edited_copies(searchable, corpus)
     for group in corpus.manifest["near_duplicate_groups"]:
         copies = {member["path"] for member in group["members"]}
         results = search(searchable[0], search_similar, group["original"], len(copies) + 2)
-        assert copies <= {result["path"] for result in results}, group["id"]
-        assert group["original"] not in {result["path"] for result in results}
+        assert copies <= {result.path for result in results}, group["id"]
+        assert group["original"] not in {result.path for result in results}
 
 
 def model_tags(pipeline) -> set[tuple[str, str, str]]:
@@ -216,10 +216,10 @@ def test_clip_from_a_local_folder_embeds_into_its_own_table_and_searches_by_text
     assert set(clip_vectors) == set(default_vectors) and metadata["images_embedded"] == len(clip_vectors)
     assert vectors_by_path(pipeline).keys() == default_vectors.keys()  # the default model's table is untouched
     results = search(pipeline, search_text, "a lighthouse at dusk", 5, clip_path=tiny_clip)
-    assert len(results) == 5 and [r["score"] for r in results] == sorted((r["score"] for r in results), reverse=True)
-    assert {r["reason"] for r in results} == {"CLIP text-to-image similarity"}
+    assert len(results) == 5 and [r.score for r in results] == sorted((r.score for r in results), reverse=True)
+    assert {r.reason for r in results} == {"CLIP text-to-image similarity"}
     copies = search(pipeline, search_similar, "Toscana 2008/DSCN0038.jpg", 1, clip_path=tiny_clip)
-    assert copies[0]["score"] > 0.999  # an identical copy has the same vector, random weights or not
+    assert copies[0].score > 0.999  # an identical copy has the same vector, random weights or not
 
 
 def test_clip_tags_photos_from_a_vocabulary_as_openclip_and_leaves_other_sources_alone(
