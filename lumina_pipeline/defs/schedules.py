@@ -1,7 +1,12 @@
 """Schedules: each night, read what is missing or stale, caption what has no caption yet,
 then verify a share of checksums."""
 
+import uuid
+from collections.abc import Callable
+from functools import partial
+
 import dagster as dg
+from sqlalchemy import Connection
 
 from lumina_pipeline.analysis.captions import PROMPT_VERSION
 from lumina_pipeline.analysis.photos import ANALYSIS_VERSION
@@ -19,20 +24,9 @@ def nightly_backfill_schedule(context: dg.ScheduleEvaluationContext, database: C
     """Every real (catalog, batch) holding a file that is unread or was read by another
     analysis version; never the empty cells of the catalog x batch cross product."""
     night = context.scheduled_execution_time.strftime("%Y-%m-%d")
-    with database.transaction() as session:
-        todo = [
-            (catalog.name, batch)
-            for catalog in list_catalogs(session)
-            for batch in pending_batches(session.connection(), catalog.id, ANALYSIS_VERSION)
-        ]
-    return [
-        dg.RunRequest(
-            partition_key=dg.MultiPartitionKey({"catalog": name, "batch": batch}),
-            run_key=f"nightly:{night}:{name}:{batch}",
-            tags={CHANGE_TAG: f"nightly:{night}:{name}"},
-        )
-        for name, batch in todo
-    ] or dg.SkipReason("every batch is read and current")
+    to_read = partial(pending_batches, version=ANALYSIS_VERSION)
+    requests = _batch_runs(database, to_read, f"nightly:{night}", one_change=True)
+    return requests or dg.SkipReason("every batch is read and current")
 
 
 @dg.schedule(job=captions_job, cron_schedule="0 3 * * *", default_status=RUNNING)
@@ -43,22 +37,29 @@ def nightly_captions_schedule(context: dg.ScheduleEvaluationContext, database: C
     if not vision.configured:
         return dg.SkipReason("no Ollama server configured (LUMINA_OLLAMA_URL)")
     night = context.scheduled_execution_time.strftime("%Y-%m-%d")
-    with database.transaction() as session:
-        todo = [
-            (catalog.name, batch)
-            for catalog in list_catalogs(session)
-            for batch in batches_to_caption(session.connection(), catalog.id, vision.model, PROMPT_VERSION)
-        ]
-    return [
-        dg.RunRequest(
-            partition_key=dg.MultiPartitionKey({"catalog": name, "batch": batch}),
-            run_key=f"captions:{night}:{name}:{batch}",
-        )
-        for name, batch in todo
-    ] or dg.SkipReason(f"every photo has its caption from {vision.model}")
+    to_caption = partial(batches_to_caption, model=vision.model, version=PROMPT_VERSION)
+    requests = _batch_runs(database, to_caption, f"captions:{night}")
+    return requests or dg.SkipReason(f"every photo has its caption from {vision.model}")
 
 
 @dg.schedule(job=verification_job, cron_schedule="0 4 * * *", default_status=RUNNING)
 def nightly_verification_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """Re-read a share of every catalog's files against their checksums (bit rot)."""
     return dg.RunRequest(run_key=f"verify:{context.scheduled_execution_time:%Y-%m-%d}")
+
+
+def _batch_runs(
+    database: CatalogDatabase, batches: Callable[[Connection, uuid.UUID], list[str]], key: str, *, one_change=False
+) -> list[dg.RunRequest]:
+    """A run of each batch that `batches` names in each catalog, keyed `key:<catalog>:<batch>`.
+    With `one_change`, a catalog's runs are one change (`key:<catalog>`), regrouped once they end."""
+    with database.transaction() as session:
+        todo = [(c.name, batch) for c in list_catalogs(session) for batch in batches(session.connection(), c.id)]
+    return [
+        dg.RunRequest(
+            partition_key=dg.MultiPartitionKey({"catalog": name, "batch": batch}),
+            run_key=f"{key}:{name}:{batch}",
+            tags={CHANGE_TAG: f"{key}:{name}"} if one_change else None,
+        )
+        for name, batch in todo
+    ]

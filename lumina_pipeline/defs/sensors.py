@@ -19,12 +19,8 @@ from lumina_pipeline.storage.images import load_inventory, pending_batches
 
 RUNNING = dg.DefaultSensorStatus.RUNNING
 FAILED_BATCHES_TAG = "lumina/failed_batches"  # on a regrouping run: batches of its change whose runs failed
-IN_PROGRESS = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
+IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+               dg.DagsterRunStatus.STARTED]
 
 
 @dg.sensor(minimum_interval_seconds=30, default_status=RUNNING)
@@ -150,16 +146,17 @@ def _regroup_once_the_change_ended(context: dg.RunStatusSensorContext):
     return dg.RunRequest(partition_key=catalog, run_key=f"{change}:catalog", tags=tags)
 
 
+def _regrouping_sensor(name: str, status: dg.DagsterRunStatus) -> dg.RunStatusSensorDefinition:
+    return dg.run_status_sensor(name=name, run_status=status, monitored_jobs=[batch_job], request_job=catalog_job,
+                                default_status=RUNNING)(_regroup_once_the_change_ended)
+
+
 # The same follow-up after a success and after a failure. Each sensor keeps its own run keys,
 # so a failed batch run that is retried and then succeeds regroups the catalog once more.
-grouping_after_batches_sensor = dg.run_status_sensor(
-    name="grouping_after_batches_sensor", run_status=dg.DagsterRunStatus.SUCCESS, monitored_jobs=[batch_job],
-    request_job=catalog_job, default_status=RUNNING,
-)(_regroup_once_the_change_ended)
-grouping_after_failed_batches_sensor = dg.run_status_sensor(
-    name="grouping_after_failed_batches_sensor", run_status=dg.DagsterRunStatus.FAILURE, monitored_jobs=[batch_job],
-    request_job=catalog_job, default_status=RUNNING,
-)(_regroup_once_the_change_ended)
+grouping_after_batches_sensor = _regrouping_sensor("grouping_after_batches_sensor", dg.DagsterRunStatus.SUCCESS)
+grouping_after_failed_batches_sensor = _regrouping_sensor(
+    "grouping_after_failed_batches_sensor", dg.DagsterRunStatus.FAILURE
+)
 
 
 @dg.run_status_sensor(
