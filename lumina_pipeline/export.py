@@ -86,5 +86,5 @@ def _file_record(row: CatalogFile) -> dict:
             "geohash_6": row.geohash_6,
         },
         "quality_score": row.quality_score,
-        "hashes": {"dhash": row.dhash, "ahash": row.ahash, "whash": row.whash},
+        "hashes": {"dhash": row.dhash, "ahash": row.ahash, "whash": row.whash, "phash": row.phash},
     }

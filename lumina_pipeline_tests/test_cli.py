@@ -64,7 +64,7 @@ def test_run_then_export_gives_the_corpus_answers(lumina_home, corpus, tmp_path)
         assert exported.get("path_hex") == record.get("path_hex")
         if exported["status"] == "ok":
             assert exported["checksum"] == record["sha256"]
-            assert set(exported["hashes"]) == {"dhash", "ahash", "whash"}
+            assert set(exported["hashes"]) == {"dhash", "ahash", "whash", "phash"}
     for expected in corpus.manifest["expected_metadata"]:
         metadata = files[expected["path"]]["metadata"]
         for ours, theirs in EXPORT_FIELDS:

@@ -84,6 +84,7 @@ class Hashes(BaseModel):
     dhash: str | None
     ahash: str | None
     whash: str | None
+    phash: str | None
     hash_version: str | None
 
 
@@ -105,6 +106,7 @@ class MemberReason(BaseModel):
     dhash_distance: int | None
     ahash_distance: int | None
     whash_distance: int | None
+    phash_distance: int | None
     embedding_similarity: float | None = Field(description="cosine of the image vectors, when embedded")
 
 

@@ -36,6 +36,7 @@ class ImageRow:
     dhash: str | None
     ahash: str | None
     whash: str | None
+    phash: str | None
     captured_at: str | None
     camera_make: str | None
     camera_model: str | None
@@ -58,6 +59,7 @@ class ImageDetailRow(ImageRow):
 SUMMARY = f"""
     i.id, i.catalog_id, i.source_root, i.path, i.kind, i.status, i.size_bytes, i.checksum, i.quality_score,
     i.rating, i.description, i.burst_id, i.burst_sequence, i.kept, i.thumbnail_path, i.dhash, i.ahash, i.whash,
+    i.phash,
     {selected(("captured_at", "camera_make", "camera_model", "duration_seconds"))},
     coalesce({field("display_width")}, {field("width")}) AS width,
     coalesce({field("display_height")}, {field("height")}) AS height,

@@ -131,6 +131,7 @@ class CatalogFile:
     dhash: str | None
     ahash: str | None
     whash: str | None
+    phash: str | None
     geohash_6: str | None
     geohash_8: str | None
 
@@ -141,7 +142,7 @@ def catalog_files(connection: Connection, catalog_id: uuid.UUID) -> list[Catalog
     rows = connection.execute(
         text(f"""SELECT i.source_root, i.path, i.size_bytes, i.kind, i.status, i.error, i.checksum, i.batch,
                         i.stack_id::text AS stack, i.kept, jsonb_build_object({every_field}) AS fields,
-                        i.quality_score, i.dhash, i.ahash, i.whash, i.geohash_6, i.geohash_8
+                        i.quality_score, i.dhash, i.ahash, i.whash, i.phash, i.geohash_6, i.geohash_8
                  FROM images i WHERE i.catalog_id = :c ORDER BY i.source_root, i.path"""),
         {"c": catalog_id},
     )
