@@ -43,9 +43,7 @@ class DecodedVideo:
     metadata: dict  # what decode_video fills, named as photos.ANALYSIS_SCHEMA names it
 
 
-def decode_video(
-    file: BinaryIO | str, *, max_pixels: int = MAX_PIXELS, min_side: int = THUMBNAIL_SHORT_SIDE
-) -> DecodedVideo:
+def decode_video(file: BinaryIO | str, *, max_pixels: int = MAX_PIXELS) -> DecodedVideo:
     """The container's metadata and one decoded poster frame of `file` (an open binary file
     or a path).
 
@@ -72,7 +70,7 @@ def decode_video(
             )
         _check_complete(container, stream)
         duration = _duration(container, stream)
-        frame, poster = _poster(container, stream, duration, min_side)
+        frame, poster = _poster(container, stream, duration)
         tags = {**stream.metadata, **container.metadata}  # the container's own tags win
         captured_at, offset, source = _capture_time(tags)
         position = next((p for key in LOCATION_KEYS if (p := parse_iso6709(tags.get(key)))), None)
@@ -154,9 +152,7 @@ def _duration(container: InputContainer, stream: VideoStream) -> float | None:
     return None
 
 
-def _poster(
-    container: InputContainer, stream: VideoStream, duration: float | None, min_side: int
-) -> tuple[VideoFrame, Image.Image]:
+def _poster(container: InputContainer, stream: VideoStream, duration: float | None) -> tuple[VideoFrame, Image.Image]:
     """The poster frame and its reduced, upright image: the keyframe nearest the target
     time, or the next keyframes while it is black (at most POSTER_TRIES decodes)."""
     target = POSTER_SECONDS if duration is None or duration >= 2 * POSTER_SECONDS else duration / 2
@@ -168,7 +164,7 @@ def _poster(
         timestamp, frame = None, _keyframe_from(container, stream, None)
     if frame is None:
         raise UnreadableVideo("no keyframe could be decoded (truncated?)")
-    image = _upright(frame, min_side)
+    image = _upright(frame)
     for _ in range(POSTER_TRIES - 1):
         if np.asarray(image.convert("L")).mean() >= BLACK_MEAN or timestamp is None or not stream.index_entries:
             break
@@ -179,7 +175,7 @@ def _poster(
         later = _keyframe_from(container, stream, timestamp)
         if later is None:
             break
-        frame, image = later, _upright(later, min_side)
+        frame, image = later, _upright(later)
     return frame, image
 
 
@@ -221,10 +217,10 @@ def _next_keyframe(container: InputContainer, stream: VideoStream) -> VideoFrame
     return None
 
 
-def _upright(frame: VideoFrame, min_side: int) -> Image.Image:
-    """The frame as RGB, box-reduced to a short side in [min_side, 2 * min_side) as photos
+def _upright(frame: VideoFrame) -> Image.Image:
+    """The frame as RGB, box-reduced to a short side of 256-511 px as photos
     are (decode_photo), turned as the display matrix says (PyAV: degrees counterclockwise)."""
-    factor = max(1, min(frame.width, frame.height) // min_side)
+    factor = max(1, min(frame.width, frame.height) // THUMBNAIL_SHORT_SIDE)
     image = frame.to_image(width=frame.width // factor, height=frame.height // factor, interpolation="AREA")
     turn = {1: Image.Transpose.ROTATE_90, 2: Image.Transpose.ROTATE_180, 3: Image.Transpose.ROTATE_270}
     quarter_turns = round(frame.rotation / 90) % 4
@@ -236,8 +232,8 @@ def _capture_time(tags: dict[str, str]) -> tuple[str | None, str | None, str | N
     the container's creation_time is UTC. captured_at is naive ISO, as photos store it."""
     apple = _parse_time(tags.get(f"{APPLE}creationdate"))
     if apple is not None:
-        offset = apple.utcoffset()
-        return apple.replace(tzinfo=None).isoformat(), _offset_text(offset), f"{APPLE}creationdate"
+        local = apple.replace(tzinfo=None).isoformat()
+        return local, apple.isoformat()[len(local):] or None, f"{APPLE}creationdate"  # offset: '+02:00'
     created = _parse_time(tags.get("creation_time"))
     if created is not None and created.year > 1970:  # 1904 or 1970: a camera whose clock was never set
         utc = created.astimezone(UTC) if created.tzinfo else created
@@ -250,13 +246,6 @@ def _parse_time(text: str | None) -> datetime | None:
         return datetime.fromisoformat(text.strip()).replace(microsecond=0) if text else None
     except ValueError:
         return None
-
-
-def _offset_text(offset) -> str | None:
-    if offset is None:
-        return None
-    minutes = round(offset.total_seconds() / 60)
-    return f"{'-' if minutes < 0 else '+'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def _format_name(container: InputContainer) -> str:
