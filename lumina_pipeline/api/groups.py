@@ -14,7 +14,7 @@ from lumina_pipeline.api.views import burst_fields, burst_view, group_view, or_4
 from lumina_pipeline.storage.browse import BurstRow, GroupRow, RemovableFile, find_listed, removable_files
 from lumina_pipeline.storage.catalogs import get_catalog
 from lumina_pipeline.storage.decisions import Accepted, accept_suggestions, decide
-from lumina_pipeline.storage.groups import BURSTS, DUPLICATES
+from lumina_pipeline.storage.groups import BURSTS, DUPLICATES, Grouping
 from lumina_pipeline.storage.models import Burst, DuplicateGroup
 
 router = APIRouter(prefix="/api", responses={404: {"model": schemas.Problem}})
@@ -45,11 +45,7 @@ def decide_on_group(session: Database, models: Models, group_id: uuid.UUID, deci
     `duplicate_groups` while the group's members stay; kept files stay kept. The left-over
     files' manual tags and best rating go to the keeper."""
     or_404(session.get(DuplicateGroup, group_id), f"duplicate group {group_id}")
-    if not decide(session.connection(), DUPLICATES, group_id, decision.primary_image_id, decision.reviewed,
-                  decision.keep, decision.keep_all):
-        raise HTTPException(422, f"an image of {decision.model_dump(exclude_defaults=True)} is not a member "
-                                 f"of group {group_id}")
-    session.commit()
+    _decide(session, DUPLICATES, group_id, decision.primary_image_id, decision, f"a member of group {group_id}")
     return group_view(session, models, group_id)
 
 
@@ -73,12 +69,17 @@ def decide_on_burst(session: Database, burst_id: uuid.UUID, decision: schemas.Bu
     """Keep `best_image_id` (a frame), and the frames in `keep` too (or all of them), and mark
     the burst reviewed (or not)."""
     or_404(session.get(Burst, burst_id), f"burst {burst_id}")
-    if not decide(session.connection(), BURSTS, burst_id, decision.best_image_id, decision.reviewed,
-                  decision.keep, decision.keep_all):
-        raise HTTPException(422, f"an image of {decision.model_dump(exclude_defaults=True)} is not a frame "
-                                 f"of burst {burst_id}")
-    session.commit()
+    _decide(session, BURSTS, burst_id, decision.best_image_id, decision, f"a frame of burst {burst_id}")
     return burst_view(session, burst_id)
+
+
+def _decide(session: Session, grouping: Grouping, group_id: uuid.UUID, keeper: int | None,
+            decision: schemas.Decision, members: str) -> None:
+    """Record a person's decision on a group, or 422 when it names an image outside it (`members`)."""
+    if not decide(session.connection(), grouping, group_id, keeper, decision.reviewed, decision.keep,
+                  decision.keep_all):
+        raise HTTPException(422, f"an image of {decision.model_dump(exclude_defaults=True)} is not {members}")
+    session.commit()
 
 
 Which = Annotated[Literal["exact", "alike"], Query(description="exact groups, or those `min_confidence` alike")]
