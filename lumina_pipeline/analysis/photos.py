@@ -111,7 +111,11 @@ def analyze_file(
     try:
         if kind == "video":
             result["checksum"], video = _read(path, recorded, partial(_read_video, max_pixels=max_pixels))
-            return _video_result(result, video, model_inputs)
+            if isinstance(video, _Unread):
+                return _finish(result, video.status, video.reason)
+            result.update(video.metadata)
+            result.update(_describe_pixels(video.poster, result["latitude"], result["longitude"], model_inputs))
+            return _finish(result, "ok", None)
         data = _read(path, recorded, lambda file: file.read())
     except _Unread as unread:
         return _finish(result, unread.status, unread.reason)
@@ -193,32 +197,22 @@ def _settle(outcome: Future, work: Callable[[], tuple]) -> None:
         outcome.set_exception(error)
 
 
-def _read_video(file: BufferedReader, max_pixels: int) -> tuple[str, DecodedVideo | BaseException | None]:
+def _read_video(file: BufferedReader, max_pixels: int) -> tuple[str, DecodedVideo | _Unread]:
     """The checksum of the open file (streamed: videos can be larger than memory), then its
-    container and poster frame from the same file object, within _read's checks. What
-    decoding raised is returned, not raised: the row keeps its checksum. None: empty file."""
+    container and poster frame from the same file object, within _read's checks. Why decoding
+    failed is returned, not raised: the row keeps its checksum."""
     checksum = hashlib.file_digest(file, "sha256").hexdigest()
     if file.tell() == 0:
-        return checksum, None
+        return checksum, _Unread("error", "empty file (0 bytes)")
     file.seek(0)
     try:
         return checksum, decode_video(file, max_pixels=max_pixels)
+    except NoVideoStream as error:  # sound only: a file to keep, with nothing to look at
+        return checksum, _Unread("skipped", str(error))
+    except ImageTooLarge as error:
+        return checksum, _Unread("error", str(error))
     except Exception as error:  # any demuxer or decoder failure is this file's problem, never the batch's
-        return checksum, error
-
-
-def _video_result(result: dict, video: DecodedVideo | BaseException | None, model_inputs: bool) -> tuple:
-    if video is None:
-        return _finish(result, "error", "empty file (0 bytes)")
-    if isinstance(video, NoVideoStream):  # sound only: a file to keep, with nothing to look at
-        return _finish(result, "skipped", str(video))
-    if isinstance(video, ImageTooLarge):
-        return _finish(result, "error", str(video))
-    if isinstance(video, BaseException):
-        return _finish(result, "error", f"cannot decode video: {describe_video_error(video)}")
-    result.update(video.metadata)
-    result.update(_describe_pixels(video.poster, video.metadata["latitude"], video.metadata["longitude"], model_inputs))
-    return _finish(result, "ok", None)
+        return checksum, _Unread("error", f"cannot decode video: {describe_video_error(error)}")
 
 
 def _describe_image(data: bytes, model_inputs: bool, max_pixels: int) -> dict:
