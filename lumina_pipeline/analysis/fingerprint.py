@@ -6,6 +6,7 @@ folder of a root is one unit (the root's own files are another), so a catalog to
 one sensor tick is walked over several, resuming at the next unit.
 """
 
+import contextlib
 import os
 import time
 from collections.abc import Sequence
@@ -72,7 +73,7 @@ def inventory_digest(stored: pl.DataFrame) -> int:
         source_root=pl.Series([root for root, _ in units], dtype=pl.String),
         path=pl.Series([path for _, path in units], dtype=pl.Binary),
     ).select(list(WALK_SCHEMA))
-    return int(files.hash_rows(seed=0).to_numpy().sum(dtype=np.uint64)) & DIGEST_MASK if len(files) else 0
+    return _digest(files)
 
 
 def _as_unit_row(root: str, path: bytes) -> tuple[str, bytes]:
@@ -81,20 +82,19 @@ def _as_unit_row(root: str, path: bytes) -> tuple[str, bytes]:
 
 
 def _unit_digest(root: str, folder: str | None) -> int:
-    if folder is None:
-        files = _own_files(root)
-    else:
-        files = walk_sources([os.path.join(root, folder)]).files
+    return _digest(_own_files(root) if folder is None else walk_sources([os.path.join(root, folder)]).files)
+
+
+def _digest(files: pl.DataFrame) -> int:
+    """The wrapping sum of one hash per row (numpy's uint64 sum wraps: it never overflows)."""
     return int(files.hash_rows(seed=0).to_numpy().sum(dtype=np.uint64)) if len(files) else 0
 
 
 def _own_files(root: str) -> pl.DataFrame:
     rows = []
-    try:
+    with contextlib.suppress(OSError):
         for entry in os.scandir(root):
             if entry.is_file(follow_symlinks=False):
                 stat = entry.stat(follow_symlinks=False)
                 rows.append((root, os.fsencode(entry.name), stat.st_size, stat.st_mtime_ns))
-    except OSError:
-        pass
     return pl.DataFrame(rows, schema=WALK_SCHEMA, orient="row")

@@ -22,6 +22,7 @@ from lumina_pipeline.storage.images import pending_files, status_counts, write_a
 from lumina_pipeline.storage.tags import replace_tags
 
 from_inventory = [dg.AssetDep(file_inventory, partition_mapping=by_catalog)]
+STATUSES = ("ok", "error", "skipped", "pending")  # pending: changed while being read, to be read again
 
 
 class AnalysisConfig(dg.Config):
@@ -97,14 +98,12 @@ def photo_analysis(
         replace_tags(session.connection(), catalog_id, embedder.model.tag_source, embedder.model.model_id, kept.tags)
         in_batch = status_counts(session.connection(), catalog_id, keys["batch"])
     elapsed = time.perf_counter() - started
-    # pending: changed while being read, to be read again
-    counts = {status: int((analysis["status"] == status).sum()) for status in ("ok", "error", "skipped", "pending")}
     common = {
         # the batch as it now stands, so that a run that had nothing to read still shows it
-        **{f"batch_{status}": in_batch.get(status, 0) for status in ("ok", "error", "skipped", "pending")},
+        **{f"batch_{status}": in_batch.get(status, 0) for status in STATUSES},
         "batch_files": sum(in_batch.values()),
         "files_read": len(analysis),
-        **counts,
+        **{status: int((analysis["status"] == status).sum()) for status in STATUSES},
         "stale_skipped": len(rows) - len(written),
         "elapsed_seconds": round(elapsed, 3),
         "files_per_second": round(len(analysis) / elapsed, 1) if elapsed else 0.0,
