@@ -81,18 +81,12 @@ def _shots(rows: pl.DataFrame) -> pl.DataFrame:
     name = pl.col("path").str.split("/").list.last()
     stem = name.str.replace(r"\.[^.]*$", "").str.to_lowercase()
     photo_extension = rf"\.({'|'.join(DEVELOPED)}|dng|cr2|cr3|nef|arw|orf|raf|rw2|pef|srw)$"
-    offset = pl.col("capture_offset")
-    offset_seconds = (
-        pl.when(offset.str.starts_with("-")).then(-1).otherwise(1)
-        * (offset.str.slice(1, 2).cast(pl.Int64) * 3600 + offset.str.slice(4, 2).cast(pl.Int64) * 60)
-    )
-    taken = pl.col("captured_at").str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False)
     return rows.with_columns(
         folder=pl.col("path").str.replace(r"[^/]*$", ""),
         stem=pl.when(pl.col("kind") == "sidecar").then(stem.str.replace(photo_extension, "")).otherwise(stem),
         extension=name.str.extract(r"\.([^.]*)$").str.to_lowercase(),
-        taken=taken,
-        instant=taken - pl.duration(seconds=offset_seconds),
+        taken=pl.col("captured_at").str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False),
+        instant=pl.concat_str("captured_at", "capture_offset").str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", strict=False),
     )
 
 
