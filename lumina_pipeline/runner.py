@@ -140,8 +140,12 @@ def _failure(result: dg.ExecuteInProcessResult) -> str:
 
 @functools.cache
 def _dagster() -> tuple[dg.Definitions, dg.DagsterInstance]:
-    """The code location and the instance, loaded once per process."""
-    return defs(), dg.DagsterInstance.get()
+    """The code location and the instance, loaded once per process. The instance keeps its
+    database connections open, as Dagster's webserver does: by default it opens one per query,
+    about a hundred per run."""
+    instance = dg.DagsterInstance.get()
+    instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=10)  # 0: no timeout
+    return defs(), instance
 
 
 def execute_run(job: str, partition_key: str, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
