@@ -47,8 +47,8 @@ class DecodedPhoto:
         return (self.height, self.width) if rotated else (self.width, self.height)
 
 
-def decode_photo(data: bytes, *, max_pixels: int = MAX_PIXELS, min_side: int = THUMBNAIL_SHORT_SIDE) -> DecodedPhoto:
-    """Decode the bytes of one photo at reduced scale: short side in [min_side, 2 * min_side)
+def decode_photo(data: bytes, *, max_pixels: int = MAX_PIXELS) -> DecodedPhoto:
+    """Decode the bytes of one photo at reduced scale: short side of 256-511 px (the thumbnail's)
     when the photo is that large (JPEG DCT scaling via `Image.draft`, else a box reduce).
 
     That one image serves the hashes, the quality score and, as it is, the thumbnail.
@@ -59,11 +59,9 @@ def decode_photo(data: bytes, *, max_pixels: int = MAX_PIXELS, min_side: int = T
     the full size, except for baseline JPEGs, which stream through DCT scaling (at most 1/8 of
     each side), so their reduced size counts; progressive JPEGs buffer every coefficient of the
     full size (a 96-megapixel one took 300 MB at 1/8 scale), so their full size counts.
-    Pillow's own decompression-bomb limit (about 179 megapixels) still applies first, to every
-    format.
 
-    Raises what Pillow raises for files it cannot decode: unknown formats, truncated data,
-    and images over its decompression-bomb limit.
+    Raises what Pillow raises for files it cannot decode: unknown formats, truncated data, and
+    images over its own decompression-bomb limit (about 179 megapixels), checked first.
     """
     image = Image.open(io.BytesIO(data))
     width, height, photo_format = *image.size, image.format
@@ -74,7 +72,7 @@ def decode_photo(data: bytes, *, max_pixels: int = MAX_PIXELS, min_side: int = T
     orientation = exif.get(ORIENTATION_TAG)
     if photo_format == "HEIF":  # pillow-heif rotates and resets the tag to 1; keep the original
         orientation = image.info.get("original_orientation") or orientation
-    scale = min_side / min(width, height)
+    scale = THUMBNAIL_SHORT_SIDE / min(width, height)
     if scale < 1:
         image.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
     held = (width, height) if image.info.get("progressive") else image.size  # draft reduced baseline JPEGs only
@@ -88,7 +86,7 @@ def decode_photo(data: bytes, *, max_pixels: int = MAX_PIXELS, min_side: int = T
         image = ImageOps.exif_transpose(image)
     if image.mode in SIXTEEN_BIT_MODES:  # Pillow's own conversion clips every value above 255 to white
         image = Image.fromarray((np.asarray(image).clip(0, 65535) >> 8).astype(np.uint8))
-    if (factor := min(image.size) // min_side) >= 2:  # formats without DCT scaling: box-reduce
+    if (factor := min(image.size) // THUMBNAIL_SHORT_SIDE) >= 2:  # formats without DCT scaling: box-reduce
         image = (image if image.mode in REDUCIBLE_MODES else image.convert("RGB")).reduce(factor)
     return DecodedPhoto(
         image=image,
