@@ -7,9 +7,10 @@ The inputs themselves are cut from the one reduced decode the metadata and hashe
 and the whole path from decoded photos with it.
 
 Then the vector write as the table grows: 500 vectors written as a batch writes them, into a
-model's table that already holds 100,000 (random unit vectors made by the database itself),
-as a share of a 500-photo batch whose other work (reading and analyzing each file, the model)
-is measured here on the same photos."""
+model's table that already holds 100,000 in its index (random unit vectors made by the
+database itself), as a share of a 500-photo batch whose other work (reading and analyzing
+each file, the model) is measured here on the same photos; and what bringing them into the
+index costs the catalog-level step afterwards."""
 
 import tempfile
 import time
@@ -32,7 +33,7 @@ from lumina_pipeline.models.efficientnet import exported_network
 from lumina_pipeline.sample import draw_scene
 from lumina_pipeline.storage.catalogs import add_catalog
 from lumina_pipeline.storage.database import make_engine
-from lumina_pipeline.storage.embeddings import embeddings_table, vector_rows, write_embeddings
+from lumina_pipeline.storage.embeddings import embeddings_table, index_vectors, vector_rows, write_embeddings
 from lumina_pipeline.storage.models import Image
 from lumina_pipeline.storage.tags import replace_tags
 
@@ -154,6 +155,10 @@ def vector_writes(database_url: str, embedder: Embedder, rest_of_batch: float) -
             write_embeddings(connection, table, rows)
         timings.append(time.perf_counter() - started)
     write = min(timings)
+    started = time.perf_counter()
+    with engine.begin() as connection:
+        indexed = index_vectors(connection, catalog_id)
+    indexing = time.perf_counter() - started
     print(f"\n== vector writes, {BATCH_PHOTOS} vectors into a table of {STORED_VECTORS:,} "
           f"({embedder.model.dimensions} dimensions; filled and indexed in {filling:.0f} s) ==")
     print(f"  write {write:.2f} s (best of {ROUNDS}; worst {max(timings):.2f} s); the rest of a {BATCH_PHOTOS}-photo "
@@ -161,6 +166,8 @@ def vector_writes(database_url: str, embedder: Embedder, rest_of_batch: float) -
     print(f"  the write's share of the batch = {write / (write + rest_of_batch):.1%} (target < 10%); of a real "
           f"{BATCH_PHOTOS}-photo batch at {REAL_BATCH_RATE} photos/s (thumbnails and rows written too) "
           f"{write / (write + BATCH_PHOTOS / REAL_BATCH_RATE):.1%}")
+    print(f"  then the catalog step brings the {indexed:,} into the index: {indexing:.2f} s, "
+          f"{indexing / indexed * 1000:.1f} ms per vector (off the batch path)")
 
 
 def many_image_rows(engine, count: int):
@@ -184,8 +191,8 @@ def store_random_vectors(engine, table, ids: pl.Series) -> None:
         index.drop(connection)  # built once below, over all the vectors
         connection.execute(text("SET LOCAL maintenance_work_mem = '1GB'"))
         connection.execute(text(f"""
-            INSERT INTO {table.name} (image_id, catalog_id, model_id, embedding)
-            SELECT i.id, i.catalog_id, 'random', (SELECT array_agg(x / r.norm) FROM unnest(r.x) x)::vector
+            INSERT INTO {table.name} (image_id, catalog_id, model_id, embedding, indexed)
+            SELECT i.id, i.catalog_id, 'random', (SELECT array_agg(x / r.norm) FROM unnest(r.x) x)::vector, true
             FROM images i, LATERAL (
                 SELECT array_agg(x) AS x, sqrt(sum(x * x)) AS norm
                 FROM (SELECT random() - 0.5 AS x FROM generate_series(1, {dimensions} + 0 * i.id)) draws

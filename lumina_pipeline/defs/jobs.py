@@ -18,6 +18,7 @@ from lumina_pipeline.defs.assets.images import photo_analysis
 from lumina_pipeline.defs.assets.inventory import file_inventory
 from lumina_pipeline.defs.assets.organize import organize_plan
 from lumina_pipeline.defs.assets.stacks import StacksConfig, stacks
+from lumina_pipeline.defs.assets.vectors import vector_index
 from lumina_pipeline.defs.assets.verification import checksum_verification
 from lumina_pipeline.defs.partitions import catalog_batches, catalogs
 from lumina_pipeline.storage.groups import BURSTS, DUPLICATES, STACKS
@@ -61,7 +62,8 @@ GROUPINGS = [
 CATALOG_ASSETS = [asset for asset, _, _ in GROUPINGS]
 catalog_job = dg.define_asset_job(
     "catalog_job",
-    selection=[*CATALOG_ASSETS, organize_plan],  # the plan follows each regrouping; it never applies
+    # the plan follows each regrouping (it never applies); the vectors batches wrote join their index
+    selection=[*CATALOG_ASSETS, organize_plan, vector_index],
     config=dg.PartitionedConfig(
         catalogs,
         run_config_for_partition_key_fn=lambda key: {},

@@ -1,5 +1,10 @@
 """Image vectors: one pgvector table per model (vectors of two models never mix), each with
-an HNSW index for cosine distance."""
+an HNSW index for cosine distance.
+
+A batch writes its vectors outside the index (`indexed` false): an HNSW insert rewires its
+neighbours' links and cost a batch more than its file analysis as the table grew. The
+catalog-level step brings them in (`index_vectors`), and searches meanwhile scan the few not
+yet indexed exactly, next to the index."""
 
 import json
 import re
@@ -10,17 +15,17 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 from pgvector.sqlalchemy import Vector
-from sqlalchemy import BigInteger, Column, Connection, ForeignKey, Index, MetaData, Table, Text, text
+from sqlalchemy import BigInteger, Boolean, Column, Connection, ForeignKey, Index, MetaData, Table, Text, false, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from lumina_pipeline.storage.frames import stage
 from lumina_pipeline.storage.models import Image
 
 # The HNSW graph's links per vector (m) and build beam (ef_construction), below pgvector's 16
-# and 64: each insert rewires about 2m neighbours' lists, which is what a batch's write costs
-# (500 inserts of 1280-dimension vectors took 12-15 s with m 16, 3 s with m 8, next to 1 s
-# without an index). Searches widen their beam instead (SEARCH_BEAM), which costs a query
-# milliseconds, to keep what the sparser graph would lose of recall.
+# and 64: each insert rewires about 2m neighbours' lists (500 inserts of 1280-dimension
+# vectors took 12-15 s with m 16, 3 s with m 8, next to 0.4 s without an index). Searches
+# widen their beam instead (SEARCH_BEAM), which costs a query milliseconds, to keep what the
+# sparser graph would lose of recall.
 GRAPH = {"m": 8, "ef_construction": 32}
 SEARCH_BEAM = 100  # hnsw.ef_search at least; pgvector's default is 40, and it returns no more rows than that
 
@@ -36,12 +41,14 @@ def embeddings_table(model_id: str, dimensions: int) -> Table:
         Column("model_id", Text, nullable=False),
         Column("embedding", Vector(dimensions), nullable=False),
         Column("labels", JSONB),  # {label: probability} for models with labels
+        Column("indexed", Boolean, nullable=False, server_default=false()),  # in the HNSW index yet
         Index(
             f"{name[:50]}_hnsw",
             "embedding",
             postgresql_using="hnsw",
             postgresql_ops={"embedding": "vector_cosine_ops"},
             postgresql_with=GRAPH,
+            postgresql_where=text("indexed"),
         ),
     )
 
@@ -74,7 +81,7 @@ def write_embeddings(connection: Connection, table: Table, rows: pl.DataFrame) -
         SELECT image_id, CAST(catalog_id AS uuid), model_id, CAST(embedding AS vector), CAST(labels AS jsonb)
         FROM new_vectors
         ON CONFLICT (image_id) DO UPDATE SET catalog_id = excluded.catalog_id, model_id = excluded.model_id,
-            embedding = excluded.embedding, labels = excluded.labels"""))
+            embedding = excluded.embedding, labels = excluded.labels, indexed = false"""))
 
 
 def missing_vectors(connection: Connection, table: Table, catalog_id: uuid.UUID, batch: str) -> list[int]:
@@ -101,18 +108,58 @@ class Match:
 
 
 def nearest(connection: Connection, table: Table, catalog_id: uuid.UUID, vector: str, k: int) -> list[Match]:
-    """The k images closest to `vector` (pgvector text) by cosine, through the HNSW index."""
+    """The k images closest to `vector` (pgvector text) by cosine: through the HNSW index, and
+    by an exact scan of the vectors not indexed yet."""
     if not _exists(connection, table):
         return []
     connection.execute(text("SELECT set_config('hnsw.ef_search', :beam, true)"), {"beam": str(max(SEARCH_BEAM, k))})
+    closest = """(SELECT i.id, i.path, e.embedding <=> CAST(:v AS vector) AS distance, e.labels
+                  FROM {table} e JOIN images i ON i.id = e.image_id
+                  WHERE e.catalog_id = :c AND i.status = 'ok' AND {which}
+                  ORDER BY e.embedding <=> CAST(:v AS vector) LIMIT :k)"""
     rows = connection.execute(
-        text(f"""SELECT i.id, i.path, 1 - (e.embedding <=> CAST(:v AS vector)) AS score, e.labels
-                 FROM {table.name} e JOIN images i ON i.id = e.image_id
-                 WHERE e.catalog_id = :c AND i.status = 'ok'
-                 ORDER BY e.embedding <=> CAST(:v AS vector) LIMIT :k"""),
+        text(f"""SELECT id, path, 1 - distance AS score, labels
+                 FROM ({closest.format(table=table.name, which="e.indexed")}
+                       UNION ALL {closest.format(table=table.name, which="NOT e.indexed")}) both_parts
+                 ORDER BY distance LIMIT :k"""),
         {"v": vector, "c": catalog_id, "k": k},
     )
     return [Match(**row._mapping) for row in rows]
+
+
+def index_vectors(connection: Connection, catalog_id: uuid.UUID) -> int:
+    """Bring a catalog's vectors not yet indexed into their model's HNSW index; how many.
+
+    Where they outnumber those indexed (a library's first run), the index is built anew
+    over all, several times cheaper than inserting them one by one; searches of the table
+    wait for the build."""
+    moved = 0
+    for table in _vector_tables(connection):
+        pending, indexed = connection.execute(
+            text(f"SELECT count(*) FILTER (WHERE NOT indexed AND catalog_id = :c), count(*) FILTER (WHERE indexed) "
+                 f"FROM {table}"), {"c": catalog_id},
+        ).one()
+        if not pending:
+            continue
+        index = f"{table[:50]}_hnsw"
+        definition = connection.execute(text("SELECT indexdef FROM pg_indexes WHERE indexname = :i"), {"i": index})
+        rebuild = definition.scalar_one() if pending > indexed else None
+        if rebuild:
+            connection.execute(text(f"DROP INDEX {index}"))
+        connection.execute(text(f"UPDATE {table} SET indexed = true WHERE NOT indexed AND catalog_id = :c"),
+                           {"c": catalog_id})
+        if rebuild:
+            connection.execute(text("SET LOCAL maintenance_work_mem = '1GB'"))  # the graph built in memory
+            connection.execute(text(rebuild))
+        moved += pending
+    return moved
+
+
+def _vector_tables(connection: Connection) -> list[str]:
+    """Every model's vector table (`embeddings_table`), made by the model's first batch."""
+    return list(connection.execute(text(
+        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename LIKE 'embeddings\\_%'"
+    )).scalars())
 
 
 def vector_of(

@@ -9,12 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import numpy as np
 import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from lumina_pipeline.analysis.files import display_path
+from lumina_pipeline.defs.assets.vectors import vector_index
 from lumina_pipeline.defs.resources import Embedder
 from lumina_pipeline.models.efficientnet import EfficientNetModel
 from lumina_pipeline.search import SearchModels, SearchResult, label_match, search_similar, search_text
@@ -259,3 +261,18 @@ def test_clip_tags_photos_from_a_vocabulary_as_openclip_and_leaves_other_sources
 
 
 LIGHTHOUSE = "Reisen/Leuchtturm 🌅 Abend.jpg"
+
+
+def test_search_answers_the_same_before_and_after_the_catalog_step_indexes_the_vectors(searchable, corpus):
+    pipeline, _ = searchable
+    originals = [group["original"] for group in corpus.manifest["near_duplicate_groups"]]
+    before = [[result.path for result in search(pipeline, search_similar, path, 5)] for path in originals]
+
+    result = dg.materialize([vector_index], partition_key=CATALOG, instance=pipeline.instance,
+                            resources=pipeline.resources)
+
+    indexed = result.asset_materializations_for_node("vector_index")[0].metadata["vectors_indexed"].value
+    with pipeline.engine.connect() as connection:
+        flags = connection.execute(text(f"SELECT indexed, count(*) FROM {DEFAULT_TABLE} GROUP BY indexed")).all()
+    assert flags == [(True, indexed)]  # a batch writes outside the index; the catalog step brought all in
+    assert [[result.path for result in search(pipeline, search_similar, path, 5)] for path in originals] == before

@@ -1,0 +1,23 @@
+"""`vector_index`: the vectors batches wrote, brought into their model's HNSW index off the
+batch path (storage/embeddings.py says why); searches find them before and after."""
+
+import dagster as dg
+
+from lumina_pipeline.defs.partitions import by_catalog, catalogs
+from lumina_pipeline.defs.resources import CatalogDatabase
+from lumina_pipeline.storage.catalogs import get_catalog
+from lumina_pipeline.storage.embeddings import index_vectors
+
+
+@dg.asset(
+    partitions_def=catalogs,
+    deps=[dg.AssetDep("embeddings", partition_mapping=by_catalog)],
+    kinds={"postgres"},
+    group_name="catalog",
+    code_version="vector-index-v1",
+)
+def vector_index(context: dg.AssetExecutionContext, database: CatalogDatabase) -> dg.MaterializeResult:
+    """How many of the catalog's vectors were brought into the index."""
+    with database.transaction() as session:
+        indexed = index_vectors(session.connection(), get_catalog(session, context.partition_key).id)
+    return dg.MaterializeResult(metadata={"vectors_indexed": indexed})
