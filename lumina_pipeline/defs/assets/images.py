@@ -48,7 +48,7 @@ def _spec(key: str, description: str) -> dg.AssetSpec:
     specs=[
         _spec("metadata",
               "SHA-256, EXIF (capture time, camera, lens, GPS, orientation), dimensions and quality score."),
-        _spec("hashes", "dhash, ahash and whash (imagehash definitions) and a thumbnail of each photo."),
+        _spec("hashes", "dhash, ahash, whash and pHash (imagehash definitions) and a thumbnail of each photo."),
         _spec("embeddings", "An image vector per photo (pgvector, one table per model) and zero-shot tags."),
     ],
     partitions_def=catalog_batches,
