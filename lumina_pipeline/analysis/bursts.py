@@ -40,12 +40,18 @@ def find_bursts(shots: pl.DataFrame, rule: BurstRule) -> pl.DataFrame:
     JPEG twin: the JPEG stands for both), copies of a stacked file included. Files without
     a capture time or camera never join a burst.
     """
-    timed = shots.filter(pl.col("camera_model").is_not_null()).select(  # what the sorts carry, no more
+    with_camera = shots.filter(pl.col("camera_model").is_not_null())
+    checksum = _key("checksum")
+    # a copy of a stacked file is its stack's shot (the greatest stack, where copies are in several)
+    stacked = with_camera.filter(pl.col("stack_id").is_not_null()).group_by(checksum.alias("checksum")).agg(
+        stack=_key("stack_id").max()
+    )
+    timed = with_camera.select(  # what the sorts carry, no more
         "id", "path", "checksum", "kind", "quality_score",
         # no cache: capture times are mostly distinct, and looking each up costs more than parsing
         taken=pl.col("captured_at").str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False, cache=False),
         camera=pl.struct(CAMERA).hash(),  # a number per camera, as `_key` for checksums
-        shot=pl.coalesce(_key("stack_id").max().over(_key("checksum")), _key("checksum")),
+        shot=checksum.replace_strict(stacked["checksum"], stacked["stack"], default=checksum),
     )
     distinct = (
         timed.filter(pl.col("taken").is_not_null())
