@@ -1,19 +1,32 @@
-"""`lumina run` at scale: its peak memory on a library of 1,000 and of 4,000 photos (many
-batches each), and a no-change `lumina run` of the larger against a bare walk of its folders."""
+"""`lumina run` at scale, on a generated library: its peak memory at 1,000 and at 4,000
+photos (many batches each); a no-change `lumina run` of the larger against a bare walk of its
+folders; 2,000 photos on one core and on two, each against a bare loop of the same per-file work
+on as many cores; and what launching a batch run costs."""
 
+import json
+import multiprocessing
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from benchmarks.foundation import bare_walk, timed
+from lumina_pipeline import home
+from lumina_pipeline.analysis.embedding import stack_inputs
+from lumina_pipeline.analysis.photos import ANALYSIS_SCHEMA, analyze_file
+from lumina_pipeline.models import load_image_model
 from lumina_pipeline.models.efficientnet import exported_network
 from lumina_pipeline.sample import camera_exif
 from lumina_pipeline.storage.database import stop_embedded_server
@@ -22,6 +35,10 @@ SMALL, LARGE = 1_000, 4_000
 PER_FOLDER = 500
 BATCH_SIZE = 250  # many batches per run, so that whatever a run keeps from batch to batch shows
 ROUNDS = 3
+FULL_BATCH = 500  # the default batch size
+CORES_FOLDERS = 4  # 2,000 photos: two batches of 500 per worker on two cores
+EMBED_BATCH = 64  # the Embedder's batch_size
+MODEL_INPUT = list(ANALYSIS_SCHEMA).index("model_input")
 
 
 def make_library(folder: Path, count: int) -> None:
@@ -41,8 +58,8 @@ def make_library(folder: Path, count: int) -> None:
 
 
 def lumina(env: dict, *args: str) -> tuple[float, int, str]:
-    """Run `lumina ARGS`: its wall time, its peak RSS in bytes (the command's process alone:
-    the database server it may start is not its child) and its output."""
+    """Run `lumina ARGS`: its wall time, the peak RSS in bytes of the largest of its processes
+    (itself or a batch worker; the database server it may start is not its child) and its output."""
     started = time.perf_counter()
     with tempfile.TemporaryFile("w+") as output:
         process = subprocess.Popen([sys.executable, "-m", "lumina_pipeline.cli", *args], env=env, stdout=output,
@@ -55,6 +72,116 @@ def lumina(env: dict, *args: str) -> tuple[float, int, str]:
     if process.returncode:
         raise RuntimeError(f"lumina {' '.join(args)} failed:\n{text[-3000:]}")
     return seconds, usage.ru_maxrss * 1024, text  # Linux counts ru_maxrss in KB
+
+
+@contextmanager
+def on_cores(cores: set[int], database_pid: int) -> Iterator[None]:
+    """This process, the processes it starts and the database server's new connections on
+    `cores` only."""
+    everywhere = os.sched_getaffinity(0)
+    for pid in (0, database_pid):
+        os.sched_setaffinity(pid, cores)
+    try:
+        yield
+    finally:
+        for pid in (0, database_pid):
+            os.sched_setaffinity(pid, everywhere)
+
+
+def cpu_seconds(database_pid: int) -> float:
+    """The CPU time of the processes this one started and waited for, and of the database
+    server with its connections that ended: other people's processes on the machine slow the
+    wall clock, not this."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # /proc/PID/stat after the command's name: utime, stime, cutime, cstime are fields 12-15
+    ticks = Path(f"/proc/{database_pid}/stat").read_text().rsplit(")", 1)[1].split()[11:15]
+    return children.ru_utime + children.ru_stime + sum(map(int, ticks)) / os.sysconf("SC_CLK_TCK")
+
+
+def lumina_rate(env: dict, name: str, photos: int, workers: int) -> float:
+    """Photos per second of the first `lumina run` of catalog `name` (the whole command:
+    start-up, inventory, its batches in `workers` worker processes, grouping)."""
+    return photos / lumina(env | {"LUMINA_BATCHES_PER_CATALOG": str(workers)}, "run", name)[0]
+
+
+def bare_rate(paths: list[bytes], workers: int, models: Path) -> tuple[float, float]:
+    """Photos per second of the per-file work alone (read, SHA-256, reduced decode, EXIF,
+    hashes, quality, thumbnail, embedding: analysis/ and the model called directly) in a pool of
+    `workers` processes, each with the model threads `lumina run` gives its workers, and the CPU
+    seconds of that work. The clock starts once every process is up and has its model."""
+    from lumina_pipeline.runner import threads_per_worker
+
+    context = multiprocessing.get_context("spawn")
+    ready = context.Barrier(workers + 1)
+    chunks = [paths[start : start + EMBED_BATCH] for start in range(0, len(paths), EMBED_BATCH)]
+    with context.Pool(workers, _bare_worker, (models, threads_per_worker(workers), ready)) as pool:
+        ready.wait()
+        started = time.perf_counter()
+        cpu = pool.map(partial(bare_work, models=models), chunks, chunksize=1)
+        return len(paths) / (time.perf_counter() - started), sum(cpu)
+
+
+def _bare_worker(models: Path, threads: int, ready) -> None:
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    load_image_model(models)
+    ready.wait()
+
+
+def bare_work(paths: list[bytes], models: Path) -> float:
+    started = time.process_time()  # of the whole process, the model's threads included
+    rows = [analyze_file(path, "image", model_inputs=True) for path in paths]
+    load_image_model(models).embed(stack_inputs([row[MODEL_INPUT] for row in rows]), EMBED_BATCH)
+    return time.process_time() - started
+
+
+@dataclass(frozen=True)
+class Throughput:
+    lumina: float  # photos per second
+    lumina_cpu: float  # seconds
+    bare: float
+    bare_cpu: float
+
+
+def both_cores(env: dict, library: Path, models: Path, database_pid: int) -> dict[int, Throughput]:
+    """Per core count (1, 2): photos per second of `lumina run` (one worker per core) and of the
+    bare loop, everything including the database on those cores; then the CPU seconds of each
+    (the bare loop's without its start-up, as on its clock)."""
+    folders = [library / f"{n:03d}" for n in range(CORES_FOLDERS)]
+    paths = sorted(os.fsencode(path) for folder in folders for path in folder.iterdir())
+    rates = {}
+    for cores in (1, 2):
+        lumina(env, "catalog", "add", f"cores{cores}", *map(str, folders), "--batch-size", str(FULL_BATCH))
+        with on_cores(set(sorted(os.sched_getaffinity(0))[:cores]), database_pid):
+            before = cpu_seconds(database_pid)
+            ours = lumina_rate(env, f"cores{cores}", len(paths), workers=cores)
+            rates[cores] = Throughput(ours, cpu_seconds(database_pid) - before, *bare_rate(paths, cores, models))
+    return rates
+
+
+def launch_costs(name: str) -> None:
+    """In a prepared `lumina` environment: the inventory of catalog `name`, then its first two
+    batches in one new batch worker, one after the other, as `lumina run` hands them out. Prints,
+    as JSON, each run's seconds from its launch to its result and those inside the asset's body."""
+    from lumina_pipeline.runner import batch_workers, execute_batch, execute_run
+
+    home.prepare()
+    execute_run("inventory_job", name)
+    costs = []
+    with batch_workers(1) as worker:
+        for batch in ("00000", "00001"):
+            started = time.perf_counter()
+            figures = worker.submit(execute_batch, name, batch).result()
+            costs.append((time.perf_counter() - started, figures.read["elapsed_seconds"]))
+    print(json.dumps(costs))
+
+
+def launch(env: dict, library: Path) -> list[tuple[float, float]]:
+    """(wall, body) seconds of a batch run in a new worker, then of one in the same worker."""
+    lumina(env, "catalog", "add", "launch", *(str(library / f"{n:03d}") for n in range(2)),
+           "--batch-size", str(FULL_BATCH))
+    measure = "from benchmarks.scale import launch_costs; launch_costs('launch')"
+    output = subprocess.run([sys.executable, "-c", measure], env=env, check=True, capture_output=True, text=True)
+    return json.loads(output.stdout.strip().splitlines()[-1])
 
 
 def run() -> None:
@@ -72,6 +199,9 @@ def run() -> None:
             peaks = {count: lumina(env, "run", name)[1] for count, name in ((SMALL, "small"), (LARGE, "large"))}
             walk = min(timed(bare_walk, str(library)) for _ in range(ROUNDS))
             again = [lumina(env, "run", "large") for _ in range(ROUNDS)]
+            database_pid = int((root / "home" / "pgdata" / "postmaster.pid").read_text().split()[0])
+            rates = both_cores(env, library, root / "models", database_pid)
+            (cold, cold_body), (warm, warm_body) = launch(env, library)
         finally:
             stop_embedded_server(root / "home" / "pgdata")
     seconds, _, output = min(again)
@@ -79,9 +209,24 @@ def run() -> None:
     inside = float(re.findall(r" in ([\d.]+) s\n", output)[-1])  # the command's own last line
     print(f"\n== lumina run at scale: generated 640 x 480 JPEGs with EXIF, batches of {BATCH_SIZE} ==")
     print(f"  peak RSS of the first run: {SMALL:,} photos {peaks[SMALL] / 1e9:.2f} GB, "
-          f"{LARGE:,} photos {peaks[LARGE] / 1e9:.2f} GB")
+          f"{LARGE:,} photos {peaks[LARGE] / 1e9:.2f} GB (the largest process: a batch worker)")
     print(f"  {LARGE:,} / {SMALL:,} photos = {peaks[LARGE] / peaks[SMALL]:.2f}x (target <= 1.5x, and < 2 GB)")
     print(f"  no-change run of the {LARGE:,} photos {seconds:.2f} s (best of {ROUNDS}; {inside:.2f} s after "
           f"start-up; {'no' if idle else 'SOME'} batch or regrouping run), bare os.scandir walk with stat {walk:.3f} s")
     print(f"  no-change run / bare walk = {seconds / walk:.0f}x, = the walk + {seconds - walk:.2f} s "
           "(target: the walk + under 2 s)")
+    photos = CORES_FOLDERS * PER_FOLDER
+    print(f"\n== {photos:,} photos on 1 and 2 cores: a first lumina run (inventory, batches of {FULL_BATCH} in a "
+          "worker per core, grouping; its database on the same cores) and a bare loop of the same per-file work ==")
+    for cores, rate in rates.items():
+        print(f"  {cores} core{'s' if cores > 1 else ''}: lumina run {rate.lumina:.1f} photos/s, bare loop "
+              f"{rate.bare:.1f} photos/s: lumina / bare = {rate.lumina / rate.bare:.0%} (target >= 85%); "
+              f"in CPU time per photo, bare / lumina = {rate.bare_cpu / rate.lumina_cpu:.0%}")
+    print(f"  lumina run on 2 cores / on 1 = {rates[2].lumina / rates[1].lumina:.2f}x (target >= 1.7x; "
+          f"the bare loop {rates[2].bare / rates[1].bare:.2f}x)")
+    print(f"\n== launching a batch run of {FULL_BATCH} photos: from its launch to its result, less the asset body ==")
+    print(f"  in a new worker (process start, imports, code location, instance, model session, the run's own "
+          f"steps), as each run the daemon launches: {cold - cold_body:.2f} s = {(cold - cold_body) / cold:.1%} "
+          f"of {cold:.1f} s")
+    print(f"  the same worker's next batch, as in a lumina run: {warm - warm_body:.2f} s = "
+          f"{(warm - warm_body) / warm:.1%} of {warm:.1f} s (target < 5%)")
