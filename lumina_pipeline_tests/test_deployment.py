@@ -23,7 +23,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 ASSETS = {
     "file_inventory", "metadata", "hashes", "embeddings", "stacks", "duplicate_groups", "bursts", "captions",
-    "checksum_verification", "organize_plan",
+    "checksum_verification", "organize_plan", "vector_index",
 }
 WAIT_SECONDS = 300
 
