@@ -53,9 +53,11 @@ def library(root: Path, url: str) -> pl.DataFrame:
 
 
 def best_of(step: Callable[[], object], reset: Callable[[], object]) -> float:
-    """The fastest of ROUNDS runs of `step`, each followed by the untimed `reset`."""
+    """The fastest of ROUNDS runs of `step`, each followed by the untimed `reset`. Each starts
+    with no dirty page left to write back, so that none pays for the write-back of the step before."""
     times = []
     for _ in range(ROUNDS):
+        os.sync()
         started = time.perf_counter()
         step()
         times.append(time.perf_counter() - started)
