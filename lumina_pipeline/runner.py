@@ -1,6 +1,8 @@
 """`lumina run`: the inventory, the batches with files to read and the regrouping of one
 catalog, executed as Dagster runs recorded in the instance the UI reads: the batches in worker
-processes, as many at once as the run queue allows one catalog's batches, the rest in this one."""
+processes, as many at once as the run queue allows one catalog's batches, the rest in this one.
+A catalog that has nothing to do (its folders as last inventoried, its batches read, its
+groupings made from what it holds) starts no run: a no-change rescan costs about a walk."""
 
 import ctypes
 import functools
@@ -19,6 +21,8 @@ from sqlalchemy.orm import Session
 
 from lumina_pipeline import home
 from lumina_pipeline.analysis.captions import PROMPT_VERSION
+from lumina_pipeline.analysis.files import walk_sources
+from lumina_pipeline.analysis.inventory import diff_inventory
 from lumina_pipeline.analysis.photos import ANALYSIS_VERSION
 from lumina_pipeline.definitions import defs
 from lumina_pipeline.defs.assets.regrouping import rule_settings
@@ -29,31 +33,25 @@ from lumina_pipeline.humanize import plural, size
 from lumina_pipeline.storage.captions import batches_to_caption
 from lumina_pipeline.storage.catalogs import get_catalog
 from lumina_pipeline.storage.groups import BURSTS, DUPLICATES, STACKS, input_digest, last_regrouping, load_catalog_rows
-from lumina_pipeline.storage.images import pending_batches, status_counts
+from lumina_pipeline.storage.images import load_inventory, pending_batches, status_counts
+from lumina_pipeline.storage.models import Catalog
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h: the signal a process gets when its parent dies
+NOTHING_TO_REGROUP = "groupings: nothing they read changed since they were made"
 
 
 def run_catalog(place: home.Home, name: str, engine) -> None:
-    """Run what the catalog needs and print a line per step."""
-    _, instance = _dagster()
-    _fail_dead_runs(instance)
-    instance.add_dynamic_partitions(CATALOGS, [name])
+    """Run what the catalog needs and print a line per step. A catalog with nothing to do
+    starts no Dagster run at all (`files_if_up_to_date`)."""
     started = time.perf_counter()
-    inventory = _figures(execute_run("inventory_job", name), "file_inventory")
-    print(f"inventory: {plural(inventory['files'], 'file')}, {inventory['new']} new, "
-          f"{inventory['changed']} changed, {inventory['deleted']} deleted")
     with Session(engine) as session:
-        catalog_id = get_catalog(session, name).id
-        todo = pending_batches(session.connection(), catalog_id, ANALYSIS_VERSION)
-    if todo:
-        _analyze(instance, name, todo)
-    with Session(engine) as session:
-        regroup = _regrouping_needed(session.connection(), catalog_id)
-    if regroup:
-        execute_run("catalog_job", name)
-    else:
-        print("groupings: nothing they read changed since they were made")
+        catalog = get_catalog(session, name)
+        catalog_id, files = catalog.id, files_if_up_to_date(session.connection(), catalog)
+    if files is None:
+        _bring_up_to_date(name, catalog_id, engine)
+    else:  # what the inventory and the regrouping check would have said
+        print(f"inventory: {plural(files, 'file')}, 0 new, 0 changed, 0 deleted")
+        print(NOTHING_TO_REGROUP)
     with Session(engine) as session:
         shots, groups, frames = (last_regrouping(session.connection(), catalog_id, grouping)["figures"]
                                  for grouping in (STACKS, DUPLICATES, BURSTS))
@@ -71,6 +69,39 @@ def run_catalog(place: home.Home, name: str, engine) -> None:
                         for status, count in sorted(counts.items()))
     seconds = time.perf_counter() - started
     print(f"catalog {name}: {plural(sum(counts.values()), 'file')} ({summary}) in {seconds:.1f} s")
+
+
+def files_if_up_to_date(connection, catalog: Catalog) -> int | None:
+    """The number of files in the catalog's folders if `lumina run` has nothing to do for it,
+    else None: every folder could be listed and holds what the last inventory stored (walked
+    and compared as file_inventory does), no batch holds a file to read, and no grouping would
+    read anything new. Runs killed on the way leave one of these undone."""
+    walk = walk_sources(catalog.source_directories)
+    changes = diff_inventory(load_inventory(connection, catalog.id), walk, batch_size=catalog.batch_size)
+    if walk.unreadable or not changes.is_empty() or pending_batches(connection, catalog.id, ANALYSIS_VERSION):
+        return None
+    return None if _regrouping_needed(connection, catalog.id) else len(walk.files)
+
+
+def _bring_up_to_date(name: str, catalog_id, engine) -> None:
+    """The inventory, the batches with files to read, and the regrouping if a grouping would
+    read anything new, as Dagster runs."""
+    _, instance = _dagster()
+    _fail_dead_runs(instance)
+    instance.add_dynamic_partitions(CATALOGS, [name])
+    inventory = _figures(execute_run("inventory_job", name), "file_inventory")
+    print(f"inventory: {plural(inventory['files'], 'file')}, {inventory['new']} new, "
+          f"{inventory['changed']} changed, {inventory['deleted']} deleted")
+    with Session(engine) as session:
+        todo = pending_batches(session.connection(), catalog_id, ANALYSIS_VERSION)
+    if todo:
+        _analyze(instance, name, todo)
+    with Session(engine) as session:
+        regroup = _regrouping_needed(session.connection(), catalog_id)
+    if regroup:
+        execute_run("catalog_job", name)
+    else:
+        print(NOTHING_TO_REGROUP)
 
 
 def _regrouping_needed(connection, catalog_id) -> bool:

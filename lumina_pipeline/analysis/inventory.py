@@ -33,6 +33,10 @@ class InventoryChanges:
     deleted: pl.DataFrame  # id
     unchanged: int
 
+    def is_empty(self) -> bool:
+        """Whether the rescan changes no row."""
+        return not (len(self.new) or len(self.changed) or len(self.deleted))
+
     def batches_to_process(self) -> list[str]:
         """Batches holding a new or changed file that still has to be read."""
         touched = pl.concat([self.new.select("batch", "status"), self.changed.select("batch", "status")])

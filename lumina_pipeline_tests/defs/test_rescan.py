@@ -1,12 +1,16 @@
 """Rescans: new, changed and deleted files touch only what they must, and regroupings only run
 when something they read changed."""
 
+import os
 import shutil
 
 import dagster as dg
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from lumina_pipeline.defs.jobs import CATALOG_ASSETS
+from lumina_pipeline.runner import files_if_up_to_date
+from lumina_pipeline.storage.catalogs import get_catalog
 from lumina_pipeline_tests.defs.conftest import _metadata
 
 CATALOG = "rescan"
@@ -134,3 +138,40 @@ def test_each_grouping_redoes_what_changed_for_it(pipeline, corpus, tmp_path):
     assert not any("skipped" in figures for figures in later.values())
     last = regroup(pipeline, "settings", bursts=bursts)
     assert "skipped" not in last["stacks"] and "skipped" in last["bursts"]  # stacks had read the old row
+
+
+def test_lumina_run_has_nothing_to_do_only_while_folders_batches_and_groupings_are_as_last_made(
+    pipeline, corpus, tmp_path
+):
+    library = tmp_path / "library"
+    photos = analyzed_copies(pipeline, corpus, library, "quiet", 4, batch_size=4)
+
+    def up_to_date() -> int | None:
+        with Session(pipeline.engine) as session:
+            return files_if_up_to_date(session.connection(), get_catalog(session, "quiet"))
+
+    assert up_to_date() is None  # read but not grouped: a run killed before its regrouping
+    regroup(pipeline, "quiet")
+    assert up_to_date() == 4
+    regroup(pipeline, "quiet", bursts={"min_shots": 2})  # grouped by other settings than `lumina run`'s
+    assert up_to_date() is None
+    regroup(pipeline, "quiet")
+    assert up_to_date() == 4
+    shutil.copy(photos[0], library / "new.jpg")
+    assert up_to_date() is None  # a new file
+    pipeline.inventory("quiet")
+    assert up_to_date() is None  # its batch to read
+    pipeline.analyze("quiet", "00001")
+    assert up_to_date() is None  # to group
+    regroup(pipeline, "quiet")
+    assert up_to_date() == 5
+    os.utime(library / "new.jpg", ns=(0, 0))
+    assert up_to_date() is None  # a changed file
+    pipeline.catalog_everything("quiet")
+    assert up_to_date() == 5
+    (library / "new.jpg").unlink()
+    assert up_to_date() is None  # a deleted file
+    pipeline.inventory("quiet")
+    assert up_to_date() is None  # its rows no longer read by the groupings
+    regroup(pipeline, "quiet")
+    assert up_to_date() == 4
