@@ -2,6 +2,7 @@
 and the review page."""
 
 import argparse
+import gc
 import ipaddress
 import json
 import os
@@ -75,6 +76,10 @@ def run(args: argparse.Namespace) -> None:
     run_catalog(place, name, make_engine(place.database_url))
     print(f"next: `{_lumina()} duplicates {name}`, `{_lumina()} serve` (the review page), "
           "`make dev` (the Dagster UI)")
+    # Python's shutdown runs several full garbage collections over the objects of every module
+    # it unloads, some 250,000 with Dagster's, 0.1-0.2 s each. Frozen objects are not scanned:
+    # a no-change run ends about half a second sooner. What is still open closes with the process.
+    gc.freeze()
 
 
 def export(args: argparse.Namespace) -> None:
