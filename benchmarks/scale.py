@@ -1,7 +1,7 @@
 """`lumina run` at scale, on a generated library: its peak memory at 1,000 and at 4,000
 photos (many batches each); a no-change `lumina run` of the larger against a bare walk of its
-folders; 2,000 photos on one core and on two, each against a bare loop of the same per-file work
-on as many cores; and what launching a batch run costs."""
+folders, and one after 50 new photos; 2,000 photos on one core and on two, each against a bare
+loop of the same per-file work on as many cores; and what launching a batch run costs."""
 
 import json
 import multiprocessing
@@ -28,6 +28,7 @@ from lumina_pipeline.analysis.embedding import stack_inputs
 from lumina_pipeline.analysis.photos import ANALYSIS_SCHEMA, analyze_file
 from lumina_pipeline.models import load_image_model
 from lumina_pipeline.models.efficientnet import exported_network
+from lumina_pipeline.runner import NOTHING_TO_REGROUP
 from lumina_pipeline.sample import camera_exif
 from lumina_pipeline.storage.database import stop_embedded_server
 
@@ -35,6 +36,7 @@ SMALL, LARGE = 1_000, 4_000
 PER_FOLDER = 500
 BATCH_SIZE = 250  # many batches per run, so that whatever a run keeps from batch to batch shows
 ROUNDS = 3
+NEW = 50  # photos added to the larger library after its no-change runs
 FULL_BATCH = 500  # the default batch size
 CORES_FOLDERS = 4  # 2,000 photos: two batches of 500 per worker on two cores
 EMBED_BATCH = 64  # the Embedder's batch_size
@@ -199,14 +201,19 @@ def run() -> None:
             peaks = {count: lumina(env, "run", name)[1] for count, name in ((SMALL, "small"), (LARGE, "large"))}
             walk = min(timed(bare_walk, str(library)) for _ in range(ROUNDS))
             again = [lumina(env, "run", "large") for _ in range(ROUNDS)]
+            make_library(library / "new", NEW)  # copies of the first photos under new names
+            added = lumina(env, "run", "large")
             database_pid = int((root / "home" / "pgdata" / "postmaster.pid").read_text().split()[0])
             rates = both_cores(env, library, root / "models", database_pid)
             (cold, cold_body), (warm, warm_body) = launch(env, library)
         finally:
             stop_embedded_server(root / "home" / "pgdata")
     seconds, _, output = min(again)
-    idle = "groupings: nothing they read changed" in output and "\nbatch " not in output
+    idle = NOTHING_TO_REGROUP in output and "\nbatch " not in output
     inside = float(re.findall(r" in ([\d.]+) s\n", output)[-1])  # the command's own last line
+    added_seconds, _, added_output = added
+    read = sum(int(files) for files in re.findall(r"^batch \S+ \(\d+/\d+\): (\d+) files? read", added_output, re.M))
+    regrouped = NOTHING_TO_REGROUP not in added_output
     print(f"\n== lumina run at scale: generated 640 x 480 JPEGs with EXIF, batches of {BATCH_SIZE} ==")
     print(f"  peak RSS of the first run: {SMALL:,} photos {peaks[SMALL] / 1e9:.2f} GB, "
           f"{LARGE:,} photos {peaks[LARGE] / 1e9:.2f} GB (the largest process: a batch worker)")
@@ -215,6 +222,8 @@ def run() -> None:
           f"start-up; {'no' if idle else 'SOME'} batch or regrouping run), bare os.scandir walk with stat {walk:.3f} s")
     print(f"  no-change run / bare walk = {seconds / walk:.0f}x, = the walk + {seconds - walk:.2f} s "
           "(target: the walk + under 2 s)")
+    print(f"  {NEW} new photos: {added_seconds:.1f} s, {read} read, "
+          f"{'one regrouping' if regrouped else 'NO regrouping'} (target: the {NEW} read, one regrouping)")
     photos = CORES_FOLDERS * PER_FOLDER
     print(f"\n== {photos:,} photos on 1 and 2 cores: a first lumina run (inventory, batches of {FULL_BATCH} in a "
           "worker per core, grouping; its database on the same cores) and a bare loop of the same per-file work ==")
