@@ -104,7 +104,8 @@ class KeeperRule:
 
 
 def rank_for_primary(images: pl.DataFrame, keeper: KeeperRule = KeeperRule()) -> pl.DataFrame:
-    """Add `rank` (0 = best): the primary of any group is its member of lowest rank."""
+    """Sorted best first, with `rank` (0 = best): the primary of any group is its member of
+    lowest rank. A subset of the files is ranked in the order it has among all of them."""
     extension = pl.col("path").str.extract(r"\.([^./]*)$").str.to_lowercase()
     family = pl.when(pl.col("kind") == "raw").then(pl.lit("raw")).otherwise(extension.replace(FORMAT_FAMILIES))
     formats = {name: index for index, name in enumerate(keeper.formats)}
@@ -122,21 +123,21 @@ def rank_for_primary(images: pl.DataFrame, keeper: KeeperRule = KeeperRule()) ->
     return ordered.with_columns(rank=pl.int_range(pl.len(), dtype=pl.Int64))
 
 
-def exact_groups(ranked: pl.DataFrame) -> pl.DataFrame:
+def exact_groups(images: pl.DataFrame) -> pl.DataFrame:
     """Files with the same SHA-256, two or more per group (a stack's RAW or video too)."""
-    with_copies = ranked.filter(pl.col("checksum").is_not_null() & (pl.len().over("checksum") > 1))
+    with_copies = images.filter(pl.col("checksum").is_not_null() & (pl.len().over("checksum") > 1))
     return with_copies.select(
         group_key=pl.concat_str(pl.lit("exact:"), "checksum"), id="id", similarity_score=pl.lit(100, pl.Int64)
     )
 
 
-def uninformative(ranked: pl.DataFrame) -> pl.Series:
+def uninformative(images: pl.DataFrame) -> pl.Series:
     """Files whose hashes say nothing (flat or blank images): two or more constant hashes."""
     constant = [pl.col(name).is_in(["0" * 16, "f" * 16]).cast(pl.Int8) for name in ("dhash", "ahash", "whash")]
-    return ranked.select(pl.sum_horizontal(constant) >= 2).to_series()
+    return images.select(pl.sum_horizontal(constant) >= 2).to_series()
 
 
-def near_groups(ranked: pl.DataFrame, rule: NearDuplicateRule) -> pl.DataFrame:
+def near_groups(images: pl.DataFrame, rule: NearDuplicateRule, keeper: KeeperRule = KeeperRule()) -> pl.DataFrame:
     """Near-duplicate groups in which every pair of distinct contents satisfies `rule`, two
     frames of one burst never being a pair; videos and stills apart, stacks by their primary.
 
@@ -145,29 +146,35 @@ def near_groups(ranked: pl.DataFrame, rule: NearDuplicateRule) -> pl.DataFrame:
     the rare component that is not (A~B, B~C, A far from C) is split greedily, best rank
     first, so that unrelated photos are never chained together.
     """
-    hashed = ranked.filter(
-        pl.col("ahash").is_not_null() & ~uninformative(ranked) & pl.col("stack_primary").fill_null(True)
+    hashed = images.filter(
+        pl.col("ahash").is_not_null() & ~uninformative(images) & pl.col("stack_primary").fill_null(True)
     )
     media = hashed.with_columns(video=pl.col("kind") == "video").partition_by("video", include_key=False)
-    return pl.concat([_near_groups(part, rule) for part in media or [hashed]])
+    return pl.concat([_near_groups(part, rule, keeper) for part in media or [hashed]])
 
 
-def _near_groups(hashed: pl.DataFrame, rule: NearDuplicateRule) -> pl.DataFrame:
-    contents = hashed.with_columns(pl.col("burst_id").max().over("checksum")).sort("rank").unique(
-        "checksum", keep="first", maintain_order=True
-    )
-    hashes = np.stack([_uint64(contents[name].fill_null("0")) for name in HASHES], axis=1)
+def _near_groups(hashed: pl.DataFrame, rule: NearDuplicateRule, keeper: KeeperRule) -> pl.DataFrame:
+    contents = _one_per_content(hashed, keeper)
+    hashes = np.stack([_uint64(contents[name]) for name in HASHES], axis=1)
     with_phash = contents["phash"].is_not_null().to_numpy()
     # a burst's number per content, -1 outside bursts: frames of one burst are never a pair
     bursts = contents["burst_id"].cast(pl.Categorical).to_physical().cast(pl.Int64).fill_null(-1).to_numpy()
     i, j = _candidates(hashes, with_phash, rule.ahash)
     both = with_phash[i] & with_phash[j]
     match = rule.matches(hamming(hashes[i], hashes[j]), both) & ((bursts[i] < 0) | (bursts[i] != bursts[j]))
-    i, j = i[match], j[match]
-    labels = _components(len(contents), i, j)
-    groups = _split_non_cliques(labels, i, j, hashes, with_phash, bursts, rule)
+    # from here on the contents with a match alone, renumbered best first (ranking these few
+    # costs much less than ranking every file)
+    matched = np.unique(np.concatenate([i[match], j[match]]))
+    best_first = rank_for_primary(contents[matched].with_columns(node=matched), keeper)["node"].to_numpy()
+    renumbered = np.empty(len(contents), dtype=np.int64)
+    renumbered[best_first] = np.arange(len(best_first))
+    i, j, hashes = renumbered[i[match]], renumbered[j[match]], hashes[best_first]
+    labels = _components(len(best_first), i, j)
+    groups = _split_non_cliques(labels, i, j, hashes, with_phash[best_first], bursts[best_first], rule)
     # nodes are in rank order, so the smallest node of a group is its primary
-    nodes = contents.select("checksum").with_row_index("node").with_columns(group=pl.Series(groups, dtype=pl.Int64))
+    nodes = contents[best_first].select("checksum").with_row_index("node").with_columns(
+        group=pl.Series(groups, dtype=pl.Int64)
+    )
     nodes = nodes.filter(pl.col("group") >= 0).with_columns(
         primary=pl.col("node").min().over("group"), primary_checksum=pl.col("checksum").first().over("group")
     )
@@ -180,6 +187,16 @@ def _near_groups(hashed: pl.DataFrame, rule: NearDuplicateRule) -> pl.DataFrame:
     return expanded.select(
         group_key=pl.concat_str(pl.lit("perceptual:"), "primary_checksum"), id="id", similarity_score="similarity_score"
     )
+
+
+def _one_per_content(hashed: pl.DataFrame, keeper: KeeperRule) -> pl.DataFrame:
+    """One row per checksum: the file itself, or of exact copies the best-ranked one, in a
+    burst if any copy is."""
+    # by a 64-bit hash of the checksum (fast); two checksums meeting in it are merely ranked
+    copied = pl.col("checksum").hash().is_duplicated()
+    copies = rank_for_primary(hashed.filter(copied), keeper).with_columns(pl.col("burst_id").max().over("checksum"))
+    best_copies = copies.unique("checksum", keep="first", maintain_order=True).drop("rank")
+    return pl.concat([hashed.filter(~copied), best_copies])
 
 
 def describe_groups(members: pl.DataFrame, ranked: pl.DataFrame) -> pl.DataFrame:
@@ -196,10 +213,11 @@ def describe_groups(members: pl.DataFrame, ranked: pl.DataFrame) -> pl.DataFrame
 def group_catalog(
     images: pl.DataFrame, rule: NearDuplicateRule, keeper: KeeperRule = KeeperRule()
 ) -> tuple[pl.DataFrame, pl.DataFrame, int]:
-    """All groups of a catalog: (members, groups, count of files too flat to compare)."""
-    ranked = rank_for_primary(images, keeper)
-    members = pl.concat([exact_groups(ranked), near_groups(ranked, rule)])
-    return members, describe_groups(members, ranked), too_flat(images)
+    """All groups of a catalog: (members, groups, count of files too flat to compare). Only
+    the files in a group are ranked for their primary."""
+    members = pl.concat([exact_groups(images), near_groups(images, rule, keeper)])
+    grouped = images.join(members.select("id"), on="id", how="semi")
+    return members, describe_groups(members, rank_for_primary(grouped, keeper)), too_flat(images)
 
 
 def too_flat(images: pl.DataFrame) -> int:
@@ -208,7 +226,7 @@ def too_flat(images: pl.DataFrame) -> int:
 
 
 def _uint64(hex_values: pl.Series) -> NDArray[np.uint64]:
-    return hex_values.str.to_integer(base=16, dtype=pl.UInt64).to_numpy()
+    return hex_values.str.to_integer(base=16, dtype=pl.UInt64).fill_null(0).to_numpy()
 
 
 def _candidates(
