@@ -14,7 +14,10 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.definitions.reconstruct import ReconstructableRepository
+from sqlalchemy import text
 
+from lumina_pipeline.defs.run_launcher import PID_TAG, process_exists
 from lumina_pipeline.storage.database import make_engine
 from lumina_pipeline_tests.conftest import stop_embedded_server
 from lumina_pipeline_tests.test_deployment import BIN, PROJECT, hashed
@@ -76,61 +79,95 @@ def descendants(table: dict[int, tuple[int, str]], pid: int) -> list[int]:
 
 @pytest.fixture
 def daemon(tmp_path, instance_for):
-    """dagster-daemon on a Lumina home with one watched (empty) catalog, one run at a time (so a
-    dead run alone would stop every run after it) and run monitoring every few seconds."""
+    """A start of dagster-daemon on a Lumina home with one watched (empty) catalog, one run at a
+    time (so a dead run alone would stop every run after it) and run monitoring every few seconds."""
     library = tmp_path / "library"
     library.mkdir()
     env = prepared_env(tmp_path / "home", LUMINA_MAX_RUNS="1", LUMINA_RUN_MONITORING_SECONDS=str(MONITORING_SECONDS))
     subprocess.run([sys.executable, "-m", "lumina_pipeline.cli", "catalog", "add", "watched", str(library)],
                    env=env, check=True, capture_output=True)
     log = open(tmp_path / "daemon.log", "w")
-    process = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", str(PROJECT / "workspace.yaml")], env=env,
-                               cwd=PROJECT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    started = []
+
+    def start() -> subprocess.Popen:
+        started.append(subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", str(PROJECT / "workspace.yaml")],
+                                        env=env, cwd=PROJECT, stdout=log, stderr=subprocess.STDOUT,
+                                        start_new_session=True))
+        return started[-1]
+
     try:
-        yield process, library, instance_for(env), env
+        yield start, library, instance_for(env), env
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=30)
-        with contextlib.suppress(ProcessLookupError):  # code servers the daemon started may outlive it
-            os.killpg(process.pid, signal.SIGKILL)
+        for process in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=30)
+            with contextlib.suppress(ProcessLookupError):  # code servers the daemon started may outlive it
+                os.killpg(process.pid, signal.SIGKILL)
         log.close()
         stop_embedded_server(tmp_path / "home" / "pgdata")
 
 
-def test_a_daemon_run_whose_worker_died_with_its_code_server_is_failed_and_the_next_runs_complete(daemon, corpus):
-    process, library, instance, env = daemon
-    photos = [corpus.photos / r["path"] for r in corpus.files(expected_status="ok") if r["format"] == "JPEG"][:14]
-    for photo in photos[:12]:
-        shutil.copy(photo, library / photo.name)
+def batch_run_and_its_process(instance: dg.DagsterInstance, daemon: subprocess.Popen) -> tuple[dg.DagsterRun, int]:
+    """The first batch run to start, and its run worker: a process of its own, tagged on the run,
+    forked from the forkserver the daemon's run launcher started."""
     started = dg.RunsFilter(job_name="batch_job", statuses=[dg.DagsterRunStatus.STARTED])
     run = wait_for(lambda: instance.get_runs(started), "a batch run to start")[0]
+    worker = int(run.tags[PID_TAG])
+    assert worker in descendants(processes(), daemon.pid)
+    return run, worker
 
-    # The run worker is the code server's child; the code server fails a run whose worker dies
-    # by itself, so both go, with the worker's step processes (as when the daemon is killed).
-    table = processes()
-    workers = [pid for pid, (parent, args) in table.items() if "spawn_main" in args
-               and "dagster api grpc" in table.get(parent, (0, ""))[1] and table[parent][0] == process.pid]
-    assert len(workers) == 1, "not one run worker (one run at a time): did the batch run end already?"
-    server = table[workers[0]][0]
-    for pid in [server, workers[0], *descendants(table, workers[0])]:
-        os.kill(pid, signal.SIGKILL)
-    killed_at = time.time()
 
-    wait_for(lambda: instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE,
-             "run monitoring to fail the dead run", seconds=3 * MONITORING_SECONDS)
-    messages = [record.message for record in instance.all_logs(run.run_id)]
-    assert any(f"run worker process {workers[0]} is gone" in message for message in messages), messages
+def kill_with_its_processes(pid: int) -> None:
+    """kill -9 a process and its descendants (a run worker's step processes)."""
+    for process in [pid, *descendants(processes(), pid)]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process, signal.SIGKILL)
 
-    for photo in photos[12:]:  # the folder sensor's next runs take the place the dead run held
-        shutil.copy(photo, library / photo.name)
+
+def copy_and_wait_for_hashes(photos: list[Path], library: Path, env: dict[str, str]) -> None:
+    for photo in photos:
+        if not (library / photo.name).exists():
+            shutil.copy(photo, library / photo.name)
     engine = make_engine(env["LUMINA_DATABASE_URL"])
     wait_for(lambda: hashed(engine, [p.name for p in photos]), "every photo's hashes")
     engine.dispose()
-    inventory = instance.get_run_records(dg.RunsFilter(job_name="inventory_job"), limit=1)[0]
-    assert inventory.create_timestamp.timestamp() > killed_at
-    assert inventory.dagster_run.status == dg.DagsterRunStatus.SUCCESS
-    assert inventory.dagster_run.tags["dagster/sensor_name"] == "folder_change_sensor"
+
+
+def test_daemon_runs_whose_worker_died_are_failed_and_the_next_runs_complete(daemon, corpus):
+    start, library, instance, env = daemon
+    photos = [corpus.photos / r["path"] for r in corpus.files(expected_status="ok") if r["format"] == "JPEG"][:16]
+    process = start()
+    for photo in photos[:8]:
+        shutil.copy(photo, library / photo.name)
+
+    # A run worker killed while the daemon lives: its launcher fails the run at once.
+    run, worker = batch_run_and_its_process(instance, process)
+    kill_with_its_processes(worker)
+    wait_for(lambda: instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE,
+             "the launcher to fail the dead run", seconds=MONITORING_SECONDS)
+    messages = [record.message for record in instance.all_logs(run.run_id)]
+    assert any(f"run worker process {worker} ended with code -9" in message for message in messages), messages
+
+    # The daemon killed with its run worker (as when the machine stops): once it is back, run
+    # monitoring fails the run, and the retry and the folder sensor's next runs take its place.
+    for photo in photos[8:12]:
+        shutil.copy(photo, library / photo.name)
+    run, worker = batch_run_and_its_process(instance, process)
+    kill_with_its_processes(process.pid)
+    process.wait()
+    killed_at = time.time()
+    start()
+    wait_for(lambda: instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE,
+             "run monitoring to fail the dead run", seconds=60 + 3 * MONITORING_SECONDS)
+    messages = [record.message for record in instance.all_logs(run.run_id)]
+    assert any(f"run worker process {worker} is gone" in message for message in messages), messages
+
+    copy_and_wait_for_hashes(photos, library, env)
+    done = instance.get_run_records(dg.RunsFilter(job_name="inventory_job", statuses=[dg.DagsterRunStatus.SUCCESS]))
+    assert any(record.create_timestamp.timestamp() > killed_at
+               and record.dagster_run.tags["dagster/sensor_name"] == "folder_change_sensor" for record in done)
 
 
 def test_a_lumina_run_killed_mid_run_has_its_run_failed_by_the_next_one(tmp_path, corpus, instance_for):
@@ -159,4 +196,49 @@ def test_a_lumina_run_killed_mid_run_has_its_run_failed_by_the_next_one(tmp_path
         assert instance.get_runs_count(dg.RunsFilter(statuses=IN_PROGRESS)) == 0
         assert instance.get_runs_count(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE])) == 1
     finally:
+        stop_embedded_server(tmp_path / "home" / "pgdata")
+
+
+def launched(instance: dg.DagsterInstance, job_name: str, partition_key: str) -> dg.DagsterRun:
+    """A run of `job_name` for `partition_key`, launched by the instance's run launcher as the
+    daemon launches one."""
+    job = ReconstructableRepository.for_module("lumina_pipeline.definitions", "defs").get_reconstructable_job(job_name)
+    definition = job.get_definition()
+    run = instance.create_run_for_job(definition, run_config=definition.get_run_config_for_partition_key(partition_key),
+                                      tags=definition.get_tags_for_partition_key(partition_key, None),
+                                      job_code_origin=job.get_python_origin())
+    return instance.launch_run(run.run_id, workspace=None)  # type: ignore[arg-type]  (Lumina's launcher needs none)
+
+
+def test_a_run_terminated_from_another_process_is_canceled_and_leaves_its_batch_to_read(
+    tmp_path, corpus, instance_for, monkeypatch
+):
+    env = prepared_env(tmp_path / "home")
+    for key in [key for key in env if key.startswith("LUMINA_")]:  # the run processes' resources read them
+        monkeypatch.setenv(key, env[key])
+    instance = instance_for(env)
+    subprocess.run([sys.executable, "-m", "lumina_pipeline.cli", "catalog", "add", "trip", str(corpus.photos)],
+                   env=env, check=True, capture_output=True)
+    engine = make_engine(env["LUMINA_DATABASE_URL"])
+
+    def statuses() -> dict[str, int]:
+        with engine.connect() as connection:
+            return dict(connection.execute(text("SELECT status, count(*) FROM images GROUP BY status")).all())
+
+    try:
+        inventory = launched(instance, "inventory_job", "trip")
+        wait_for(lambda: instance.get_run_by_id(inventory.run_id).is_finished, "the inventory")  # type: ignore[union-attr]
+        inventoried = statuses()
+        assert inventoried["pending"] > 80
+        batch = launched(instance, "batch_job", str(dg.MultiPartitionKey({"catalog": "trip", "batch": "00000"})))
+        wait_for(lambda: instance.all_logs(batch.run_id, of_type=dg.DagsterEventType.STEP_START), "its step to start")
+
+        # As the webserver does when someone presses Terminate: from another process than the launcher's.
+        assert instance.run_launcher.terminate(batch.run_id)
+        ended = wait_for(lambda: (run := instance.get_run_by_id(batch.run_id)) and run.is_finished and run, "its end")
+        assert ended.status == dg.DagsterRunStatus.CANCELED
+        wait_for(lambda: not process_exists(int(ended.tags[PID_TAG])), "its process to be gone", seconds=10)
+        assert statuses() == inventoried  # the batch writes in one transaction: nothing half-written
+    finally:
+        engine.dispose()
         stop_embedded_server(tmp_path / "home" / "pgdata")

@@ -1,21 +1,36 @@
-"""The run launcher of Lumina's Dagster instance (named in dagster.yaml): Dagster's default one
-plus a run worker health check, and the tags `lumina run` puts on the runs it executes."""
+"""The run launcher of Lumina's Dagster instance (named in dagster.yaml): each run in a new
+process forked from one that has already imported the libraries runs use, a health check of run
+workers for run monitoring, and the tags that tell which process executes a run."""
 
-import json
+import multiprocessing
 import os
+import signal
 import socket
+import threading
 
 import dagster as dg
-from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
-from dagster._core.storage.tags import GRPC_INFO_TAG
+from dagster._cli.api import _execute_run_command_body
+from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, RunLauncher, WorkerStatus
+from dagster._serdes import ConfigurableClass
+from dagster._serdes.config_class import ConfigurableClassData
+from dagster._utils.interrupts import capture_interrupts
 
-# On runs that `lumina run` executes in its own process: which process, on which machine.
+# On runs executed by a process of this machine (a run worker, or `lumina run`): which one.
 PID_TAG, HOST_TAG = "lumina/pid", "lumina/host"
 
+# What a run imports that costs seconds, imported once by the forkserver rather than by every
+# run. Lumina's own modules are not among them: each run imports them anew, so a run always has
+# the code its code location has now (about 0.4 s).
+PRELOADED = [
+    "dagster", "dagster._cli.api", "dagster_postgres", "alembic.command", "numpy", "polars", "sqlalchemy.orm",
+    "psycopg2", "pgvector.sqlalchemy", "PIL.Image", "pillow_heif", "scipy.fft", "pywt", "av", "onnxruntime", "ollama",
+]
 
-def process_tags() -> dict[str, str]:
-    """Tags for runs executed in this process, so that they can be failed once it died."""
-    return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+
+def process_tags(pid: int | None = None) -> dict[str, str]:
+    """Tags for a run executed by process `pid` of this machine (default: this one), so that it
+    can be failed once the process died."""
+    return {PID_TAG: str(pid or os.getpid()), HOST_TAG: socket.gethostname()}
 
 
 def process_exists(pid: int) -> bool:
@@ -30,41 +45,86 @@ def process_exists(pid: int) -> bool:
     return True
 
 
-def worker_pid(instance: dg.DagsterInstance, run: dg.DagsterRun) -> int | None:
-    """The process on this machine that executes `run`, or None where that is unknown: the one
-    `lumina run` tagged it with, or, for a run a code server reached over a unix socket started
-    (the daemon's own, from workspace.yaml), the run worker Dagster logged as "Started process
-    for run (pid: ...)", the first engine event of the run that carries a pid."""
-    if run.tags.get(HOST_TAG) == socket.gethostname():
-        return int(run.tags[PID_TAG])
-    if "socket" not in json.loads(run.tags.get(GRPC_INFO_TAG, "{}")):
-        return None
-    for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
-        event = record.dagster_event  # present on every engine event
-        pid = event.engine_event_data.metadata.get("pid") if event else None
-        if isinstance(pid, dg.TextMetadataValue) and pid.text is not None:  # Dagster logs it as text
-            return int(pid.text)
-    return None
+def worker_pid(run: dg.DagsterRun) -> int | None:
+    """The process of this machine that executes `run`, or None where that is unknown."""
+    return int(run.tags[PID_TAG]) if run.tags.get(HOST_TAG) == socket.gethostname() else None
 
 
-class LocalRunLauncher(dg.DefaultRunLauncher):
-    """Dagster's default launcher (each run a subprocess of a code server on this machine) plus
-    the run worker health check it lacks, written here because Dagster has none for it.
+class LocalRunLauncher(RunLauncher, ConfigurableClass):
+    """Executes each run in a process of its own on this machine, as Dagster's default launcher
+    does, but forked from a forkserver that imported the heavy libraries once: a batch run's
+    process is ready in about a second instead of four, which on a 500-photo batch is the
+    difference between a tenth of the run and a twentieth.
 
-    With it, the daemon's run monitoring (dagster.yaml) fails a STARTED run whose worker is
-    gone. The code server itself fails a run whose worker died while the server lives; this
-    covers a worker that died with its code server (the daemon killed with its processes, a
-    restart of the machine) and `lumina run` processes that died.
-    """
+    The run process executes Dagster's own run worker body (`dagster api execute_run`). A
+    thread of the launching process waits for it and fails its run at once if it died without
+    ending it; run monitoring (dagster.yaml) fails, through `check_run_worker_health`, the runs
+    whose process died with the launcher (the daemon killed, the machine restarted).
+
+    Terminating a run (from any process of this machine, as the webserver's Terminate button)
+    kills its process and marks it cancelled, as Dagster's Kubernetes launcher deletes its pod:
+    an interrupt would not do, since a step with a retry policy (the batch step) retries after
+    one. What a killed run wrote is one transaction or journaled, so nothing is half-done."""
+
+    def __init__(self, inst_data: ConfigurableClassData | None = None):
+        self._inst_data = inst_data
+        self._forkserver = multiprocessing.get_context("forkserver")
+        self._forkserver.set_forkserver_preload(PRELOADED)
+
+    @property
+    def inst_data(self) -> ConfigurableClassData | None:
+        return self._inst_data
+
+    @classmethod
+    def config_type(cls) -> dict:
+        return {}
+
+    @classmethod
+    def from_config_value(cls, inst_data: ConfigurableClassData, config_value: dict) -> "LocalRunLauncher":
+        return cls(inst_data=inst_data)
+
+    def launch_run(self, context: LaunchRunContext) -> None:
+        run = context.dagster_run
+        process = self._forkserver.Process(target=execute_run, args=(run.run_id, self._instance.get_ref()),
+                                           name=f"dagster run {run.run_id}")
+        process.start()
+        self._instance.add_run_tags(run.run_id, process_tags(process.pid))
+        threading.Thread(target=self._fail_if_it_dies, args=(run.run_id, process), daemon=True).start()
+
+    def _fail_if_it_dies(self, run_id: str, process) -> None:
+        process.join()
+        run = self._instance.get_run_by_id(run_id)
+        if run is not None and not run.is_finished:
+            self._instance.report_run_failed(run, f"run worker process {process.pid} ended with code "
+                                                  f"{process.exitcode} before its run")
+
+    def terminate(self, run_id: str) -> bool:
+        run = self._instance.get_run_by_id(run_id)
+        pid = worker_pid(run) if run else None
+        if run is None or run.is_finished or pid is None:
+            return False
+        self._instance.report_run_canceling(run)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return False
+        self._instance.report_run_canceled(run, f"its run process {pid} was stopped")
+        return True
 
     @property
     def supports_check_run_worker_health(self) -> bool:
         return True
 
     def check_run_worker_health(self, run: dg.DagsterRun) -> CheckRunHealthResult:
-        pid = worker_pid(self._instance, run)
+        pid = worker_pid(run)
         if pid is None:  # not known here; run monitoring would fail a run with any status but RUNNING
             return CheckRunHealthResult(WorkerStatus.RUNNING, "run worker unknown on this machine, not checked")
         if process_exists(pid):
             return CheckRunHealthResult(WorkerStatus.RUNNING)
         return CheckRunHealthResult(WorkerStatus.FAILED, f"run worker process {pid} is gone")
+
+
+def execute_run(run_id: str, instance_ref) -> None:
+    """A run process: Dagster's run worker body, as `dagster api execute_run` executes it."""
+    with capture_interrupts(), dg.DagsterInstance.from_ref(instance_ref) as instance:
+        _execute_run_command_body(run_id, instance, lambda event: None, set_exit_code_on_failure=False)
