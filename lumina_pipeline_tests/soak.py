@@ -159,11 +159,13 @@ def _wait_for_run_workers(seconds: float) -> list[int]:
 
 
 def _run_workers() -> list[int]:
-    """Run workers the daemon's code server started (multiprocessing children of `dagster api
-    grpc`), with their step processes: killing one is a run dying in the middle."""
+    """Run workers the daemon's run launcher started: the children of its forkserver (which
+    carry the forkserver's command line), each executing one run: killing one is a run dying
+    in the middle."""
     table = _processes()
-    servers = {pid for pid, (_, command) in table.items() if b"dagster" in command and b"grpc" in command}
-    return [pid for pid, (parent, command) in table.items() if parent in servers and b"spawn_main" in command]
+    forked = {pid for pid, (_, command) in table.items() if b"multiprocessing.forkserver" in command}
+    servers = {pid for pid in forked if table[pid][0] not in forked}
+    return [pid for pid, (parent, _) in table.items() if parent in servers]
 
 
 def _processes() -> dict[int, tuple[int, bytes]]:
