@@ -6,11 +6,11 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import httpx
 import numpy as np
-import ollama
 from numpy.typing import NDArray
 from pydantic import PrivateAttr
 from sqlalchemy import Engine
@@ -21,6 +21,9 @@ from lumina_pipeline.models import ImageModel, Labels, load_image_model
 from lumina_pipeline.models.text import TextEncoder
 from lumina_pipeline.storage.database import make_engine
 from lumina_pipeline.storage.thumbnails import read_thumbnail, save_thumbnails
+
+if TYPE_CHECKING:  # imported by OllamaVision's methods: ollama makes an HTTP client as it is
+    import ollama  # imported, 0.1 s of every process that loads the code location
 
 
 class CatalogDatabase(dg.ConfigurableResource):
@@ -122,7 +125,7 @@ class OllamaVision(dg.ConfigurableResource):
     timeout_seconds: float = 120.0  # per request: a CPU-only server takes tens of seconds per photo
     retries: int = 2  # after a timeout, a server error or an answer that is not the asked JSON
     backoff_seconds: float = 2.0  # before the first retry, doubled before each next one
-    _client: ollama.Client | None = PrivateAttr(default=None)
+    _client: "ollama.Client | None" = PrivateAttr(default=None)
 
     @property
     def configured(self) -> bool:
@@ -130,6 +133,8 @@ class OllamaVision(dg.ConfigurableResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         if self.url:
+            import ollama
+
             self._client = ollama.Client(host=self.url, timeout=self.timeout_seconds)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
@@ -137,13 +142,15 @@ class OllamaVision(dg.ConfigurableResource):
             self._client.close()
 
     @property
-    def client(self) -> ollama.Client:
+    def client(self) -> "ollama.Client":
         if self._client is None:  # made for execution, and only where a url is configured
             raise RuntimeError("no Ollama server is configured (LUMINA_OLLAMA_URL)")
         return self._client
 
     def unavailable(self) -> str | None:
         """Why no photo can be captioned now (server unreachable, model not pulled), or None."""
+        import ollama
+
         try:
             pulled = {entry.model for entry in self.client.list().models}
         except (ConnectionError, httpx.HTTPError, ollama.ResponseError) as error:
@@ -154,6 +161,8 @@ class OllamaVision(dg.ConfigurableResource):
 
     def caption(self, jpeg: bytes) -> CaptionAnswer:
         """Ask for the caption of one photo, retrying with backoff; never raises for the photo."""
+        import ollama
+
         error = ""
         for attempt in range(self.retries + 1):
             if attempt:
@@ -176,6 +185,8 @@ class OllamaVision(dg.ConfigurableResource):
 
 
 def _reason(error: Exception, timeout_seconds: float) -> str:
+    import ollama
+
     if isinstance(error, httpx.TimeoutException):
         return f"no answer within {timeout_seconds:g} s"
     if isinstance(error, ollama.ResponseError):
