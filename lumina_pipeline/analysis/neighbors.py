@@ -33,7 +33,6 @@ def pairs_within(keys: NDArray[np.uint64], max_distance: int) -> tuple[NDArray[n
     count = len(keys)
     chunk_count = max(max_distance // 2 + 1, MIN_CHUNKS)
     bounds = np.linspace(0, 64, chunk_count + 1).astype(int)
-    everyone = np.arange(count, dtype=np.int32)
     found = [np.empty(0, dtype=np.int64)]
     for low, high in pairwise(bounds):
         bits = int(high - low)
@@ -45,10 +44,12 @@ def pairs_within(keys: NDArray[np.uint64], max_distance: int) -> tuple[NDArray[n
         bucket = np.full(1 << bits, -1, dtype=np.int32)  # bucket number of each chunk value
         bucket[chunk[first]] = np.arange(len(first), dtype=np.int32)
         own = np.repeat(np.arange(len(first), dtype=np.int32), sizes)
+        crowded = np.flatnonzero(sizes[own] > 1).astype(np.int32)  # most buckets hold one key
         for flip in [0, *(1 << b for b in range(bits))]:
             other = bucket[chunk ^ flip]
-            # two buckets one bit apart are paired once, from the smaller value's side
-            probing = everyone if flip == 0 else np.flatnonzero(other > own).astype(np.int32)
+            # within a bucket from the buckets of two keys or more; two buckets one bit apart
+            # from the smaller value's side, so that they are paired once
+            probing = crowded if flip == 0 else np.flatnonzero(other > own).astype(np.int32)
             for start in range(0, len(probing), STEP):
                 p, q = _close_members(probing[start : start + STEP], other, first, sizes, sorted_keys, max_distance)
                 i, j = order[p], order[q]
