@@ -2,6 +2,7 @@
 process forked from one that has already imported the libraries runs use, a health check of run
 workers for run monitoring, and the tags that tell which process executes a run."""
 
+import gc
 import multiprocessing
 import os
 import signal
@@ -126,5 +127,6 @@ class LocalRunLauncher(RunLauncher, ConfigurableClass):
 
 def execute_run(run_id: str, instance_ref) -> None:
     """A run process: Dagster's run worker body, as `dagster api execute_run` executes it."""
+    gc.freeze()  # the forkserver's modules live as long as the process: no collection need scan them
     with capture_interrupts(), dg.DagsterInstance.from_ref(instance_ref) as instance:
         _execute_run_command_body(run_id, instance, lambda event: None, set_exit_code_on_failure=False)
