@@ -9,6 +9,8 @@ distinct frames of one burst are never near-duplicates (the burst is their revie
 video is compared with videos only (its poster frame), never with a still.
 """
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -232,14 +234,20 @@ def _uint64(hex_values: pl.Series) -> NDArray[np.uint64]:
 def _candidates(
     hashes: NDArray[np.uint64], with_phash: NDArray[np.bool_], radius: int
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Pairs (i < j) within `radius` bits on ahash, or, among photos with a pHash, on any hash."""
+    """Pairs (i < j) within `radius` bits on ahash, or, among photos with a pHash, on any hash.
+
+    The four searches run at once on the cores this process may use: NumPy releases the GIL
+    in its loops, and the searches are most of the grouping's time."""
     count = len(hashes)
-    found = [pairs_within(hashes[:, 1], radius)]
     hashed = np.flatnonzero(with_phash)
-    for column in (0, 2, 3):
-        i, j = pairs_within(hashes[hashed, column], radius)
-        found.append((hashed[i], hashed[j]))
-    keys = np.unique(np.concatenate([i * count + j for i, j in found]))
+    searches = [(np.arange(count), 1)] + [(hashed, column) for column in (0, 2, 3)]
+
+    def search(rows: NDArray[np.int64], column: int) -> NDArray[np.int64]:
+        i, j = pairs_within(hashes[rows, column], radius)
+        return rows[i] * count + rows[j]
+
+    with ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
+        keys = np.unique(np.concatenate(list(pool.map(search, *zip(*searches, strict=True)))))
     return keys // count, keys % count
 
 
