@@ -61,13 +61,17 @@ def make_library(folder: Path, count: int) -> None:
 
 
 class Peak(NamedTuple):
-    """The peak RSS in bytes of the largest of a command's processes (itself or a batch worker;
-    the database server it may start is not its child), then of the command itself and of its
-    largest child as sampled while it ran."""
+    """The peak RSS in bytes of a command itself and of its largest child (a batch worker; the
+    database server it may start is not its child), each its high-water mark as last seen while
+    it ran. Not the rusage of the command: that counts, from before its exec, the peak of this
+    process, which an earlier part of `make bench` may have raised."""
 
-    largest: int
     command: int
     child: int
+
+    @property
+    def largest(self) -> int:
+        return max(self.command, self.child)
 
     def which(self) -> str:
         return "`lumina run` itself" if self.command >= self.child else "a batch worker"
@@ -80,18 +84,18 @@ def lumina(env: dict, *args: str) -> tuple[float, Peak, str]:
         process = subprocess.Popen([sys.executable, "-m", "lumina_pipeline.cli", *args], env=env, stdout=output,
                                    stderr=subprocess.STDOUT)
         command = child = 0
-        while not (ended := os.wait4(process.pid, os.WNOHANG))[0]:  # reaped here, for its rusage
+        while not (ended := os.wait4(process.pid, os.WNOHANG))[0]:
             command = max(command, peak_rss(process.pid))
             child = max([child, *map(peak_rss, children(process.pid))])
             time.sleep(0.2)
-        _, status, usage = ended
+        _, status, _ = ended
         process.returncode = os.waitstatus_to_exitcode(status)
         seconds = time.perf_counter() - started
         output.seek(0)
         text = output.read()
     if process.returncode:
         raise RuntimeError(f"lumina {' '.join(args)} failed:\n{text[-3000:]}")
-    return seconds, Peak(usage.ru_maxrss * 1024, command, child), text  # Linux counts ru_maxrss in KB
+    return seconds, Peak(command, child), text
 
 
 def peak_rss(pid: int) -> int:
