@@ -212,10 +212,11 @@ def _export(env: dict[str, str], catalog: str) -> dict:
 
 
 def _differences(soaked: dict, clean: dict) -> list[str]:
-    """What the soaked catalog says differently from the clean one (ids and roots aside)."""
+    """What the soaked catalog says differently from the clean one (ids and roots aside: a stack,
+    group or burst keeps its id while it lasts, so the soaked one's ids tell its history)."""
     def files(document):
-        return {f["path"]: {k: v for k, v in f.items() if k not in ("source_root", "batch")} for f in document["files"]
-                if f["status"] != "deleted"}
+        return {f["path"]: {k: v for k, v in f.items() if k not in ("source_root", "batch", "stack")}
+                for f in document["files"] if f["status"] != "deleted"}
 
     def grouped(document, key):
         return sorted(sorted(g["members"]) for g in document[key])
@@ -223,7 +224,7 @@ def _differences(soaked: dict, clean: dict) -> list[str]:
     ours, theirs = files(soaked), files(clean)
     found = [f"{path}: {ours.get(path)} != {theirs.get(path)}" for path in sorted(ours.keys() | theirs.keys())
              if ours.get(path) != theirs.get(path)]
-    for key in ("duplicate_groups", "bursts"):
+    for key in ("stacks", "duplicate_groups", "bursts"):
         if grouped(soaked, key) != grouped(clean, key):
             found.append(f"{key}: {grouped(soaked, key)} != {grouped(clean, key)}")
     return found
