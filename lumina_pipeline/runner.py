@@ -239,7 +239,7 @@ def _start_worker(parent: int, threads: int) -> None:
         # Its run stays STARTED under this worker's pid, which the next `lumina run` fails.
         libc = ctypes.CDLL(None)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        # A batch reads each file in a thread of its own (analysis.photos), which spreads its
+        # A batch reads its files in a thread of their own (analysis.photos), which spreads its
         # allocations over several malloc arenas (glibc allows 8 per core), each keeping freed
         # pages of its own: a worker grew by about 70 MB a batch. Two arenas hold it flat.
         libc.mallopt(M_ARENA_MAX, 2)

@@ -3,12 +3,14 @@ import json
 import os
 import subprocess
 import sys
+import threading
 
 import imagehash
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from lumina_pipeline.analysis import photos
 from lumina_pipeline.analysis.files import classify
 from lumina_pipeline.analysis.photos import ANALYSIS_SCHEMA, analyze_file, analyze_files
 
@@ -193,6 +195,30 @@ def test_a_file_over_the_time_limit_is_abandoned_as_an_error_and_the_batch_goes_
     assert frame.select("status", "error").rows() == [
         ("error", "not read and decoded within 0.001 s (file_timeout_seconds): abandoned")
     ] * 2
+
+
+def test_after_a_file_hangs_the_next_files_are_read_by_a_new_thread(tmp_path, monkeypatch):
+    hung, photo = tmp_path / "on-a-hung-share.jpg", tmp_path / "photo.jpg"
+    for path in (hung, photo):
+        Image.new("RGB", (64, 48), "red").save(path)
+    released = threading.Event()
+    read = photos.analyze_file
+
+    def blocking_on_the_share(path, *args, **kwargs):  # as a read() of a share that stopped answering
+        if path == os.fsencode(hung):
+            released.wait(30)
+        return read(path, *args, **kwargs)
+
+    monkeypatch.setattr(photos, "analyze_file", blocking_on_the_share)
+    try:
+        frame = analyze_files([os.fsencode(hung), os.fsencode(photo), os.fsencode(photo)], ["image"] * 3,
+                              timeout_seconds=0.5)
+    finally:
+        released.set()
+
+    assert frame.select("status", "error").rows() == [
+        ("error", "not read and decoded within 0.5 s (file_timeout_seconds): abandoned"), ("ok", None), ("ok", None)
+    ]
 
 
 def test_a_file_that_changed_since_the_inventory_stays_pending(tmp_path):
