@@ -28,7 +28,7 @@ from lumina_pipeline.definitions import defs
 from lumina_pipeline.defs.assets.regrouping import rule_settings
 from lumina_pipeline.defs.jobs import BATCH_TAG, GROUPINGS, QUIET_RUN_CONFIG
 from lumina_pipeline.defs.partitions import CATALOGS
-from lumina_pipeline.defs.run_launcher import HOST_TAG, PID_TAG, process_exists, process_tags
+from lumina_pipeline.defs.run_launcher import HOST_TAG, PID_TAG, keep_connections_open, process_exists, process_tags
 from lumina_pipeline.humanize import plural, size
 from lumina_pipeline.storage.captions import batches_to_caption
 from lumina_pipeline.storage.catalogs import get_catalog
@@ -172,11 +172,9 @@ def _failure(result: dg.ExecuteInProcessResult) -> str:
 
 @functools.cache
 def _dagster() -> tuple[dg.Definitions, dg.DagsterInstance]:
-    """The code location and the instance, loaded once per process. The instance keeps its
-    database connections open, as Dagster's webserver does: by default it opens one per query,
-    about a hundred per run."""
+    """The code location and the instance, loaded once per process."""
     instance = dg.DagsterInstance.get()
-    instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=10)  # 0: no timeout
+    keep_connections_open(instance)
     return defs(), instance
 
 
