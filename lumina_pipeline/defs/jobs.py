@@ -20,6 +20,7 @@ from lumina_pipeline.defs.assets.organize import organize_plan
 from lumina_pipeline.defs.assets.stacks import StacksConfig, stacks
 from lumina_pipeline.defs.assets.vectors import vector_index
 from lumina_pipeline.defs.assets.verification import checksum_verification
+from lumina_pipeline.defs.checks import every_photo_is_analyzed
 from lumina_pipeline.defs.partitions import catalog_batches, catalogs
 from lumina_pipeline.storage.groups import BURSTS, DUPLICATES, STACKS
 
@@ -44,7 +45,7 @@ inventory_job = dg.define_asset_job(
 )
 batch_job = dg.define_asset_job(
     "batch_job",
-    selection=[photo_analysis],
+    selection=dg.AssetSelection.assets(photo_analysis).without_checks(),
     config=dg.PartitionedConfig(
         catalog_batches,
         run_config_for_partition_key_fn=lambda key: {},
@@ -62,8 +63,10 @@ GROUPINGS = [
 CATALOG_ASSETS = [asset for asset, _, _ in GROUPINGS]
 catalog_job = dg.define_asset_job(
     "catalog_job",
-    # the plan follows each regrouping (it never applies); the vectors batches wrote join their index
-    selection=[*CATALOG_ASSETS, organize_plan, vector_index],
+    # The plan follows each regrouping (it never applies); the vectors batches wrote join their
+    # index; whether every photo is analyzed is asked once the batches are done, not by each.
+    selection=dg.AssetSelection.assets(*CATALOG_ASSETS, organize_plan, vector_index)
+    | dg.AssetSelection.checks(every_photo_is_analyzed),
     config=dg.PartitionedConfig(
         catalogs,
         run_config_for_partition_key_fn=lambda key: {},
