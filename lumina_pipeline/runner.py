@@ -4,13 +4,16 @@ processes, as many at once as the run queue allows one catalog's batches, the re
 A catalog that has nothing to do (its folders as last inventoried, its batches read, its
 groupings made from what it holds) starts no run: a no-change rescan costs about a walk."""
 
+import contextlib
 import ctypes
 import functools
-import multiprocessing
+import multiprocessing.forkserver
 import os
+import select
 import signal
 import socket
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -28,7 +31,14 @@ from lumina_pipeline.definitions import defs
 from lumina_pipeline.defs.assets.regrouping import rule_settings
 from lumina_pipeline.defs.jobs import BATCH_TAG, GROUPINGS, QUIET_RUN_CONFIG
 from lumina_pipeline.defs.partitions import CATALOGS
-from lumina_pipeline.defs.run_launcher import HOST_TAG, PID_TAG, keep_connections_open, process_exists, process_tags
+from lumina_pipeline.defs.run_launcher import (
+    HOST_TAG,
+    PID_TAG,
+    keep_connections_open,
+    preloaded_forkserver,
+    process_exists,
+    process_tags,
+)
 from lumina_pipeline.humanize import plural, size
 from lumina_pipeline.storage.captions import batches_to_caption
 from lumina_pipeline.storage.catalogs import get_catalog
@@ -36,7 +46,6 @@ from lumina_pipeline.storage.groups import BURSTS, DUPLICATES, STACKS, input_dig
 from lumina_pipeline.storage.images import load_inventory, pending_batches, status_counts
 from lumina_pipeline.storage.models import Catalog
 
-PR_SET_PDEATHSIG = 1  # linux/prctl.h: the signal a process gets when its parent dies
 M_ARENA_MAX = -8  # malloc.h: the most malloc arenas glibc makes for the threads of a process
 NOTHING_TO_REGROUP = "groupings: nothing they read changed since they were made"
 
@@ -87,6 +96,8 @@ def files_if_up_to_date(connection, catalog: Catalog) -> int | None:
 def _bring_up_to_date(name: str, catalog_id, engine) -> None:
     """The inventory, the batches with files to read, and the regrouping if a grouping would
     read anything new, as Dagster runs."""
+    preloaded_forkserver()
+    multiprocessing.forkserver.ensure_running()  # its imports now, on a core the inventory leaves
     _, instance = _dagster()
     _fail_dead_runs(instance)
     instance.add_dynamic_partitions(CATALOGS, [name])
@@ -217,11 +228,11 @@ def batches_at_once(instance: dg.DagsterInstance) -> int:
 
 
 def batch_workers(count: int) -> ProcessPoolExecutor:
-    """`count` processes to execute batch runs (`execute_batch`). Each loads the code location
-    and the image model once, and sizes the model's threads to its share of this process's cores,
-    so that the workers do not fight over them."""
-    return ProcessPoolExecutor(count, multiprocessing.get_context("spawn"), _start_worker,
-                               (os.getpid(), threads_per_worker(count)))
+    """`count` processes to execute batch runs (`execute_batch`), forked from a forkserver that
+    imported the heavy libraries once (as the daemon's runs are). Each loads the code location
+    and the image model once, and sizes the model's threads to its share of this process's
+    cores, so that the workers do not fight over them."""
+    return ProcessPoolExecutor(count, preloaded_forkserver(), _start_worker, (os.getpid(), threads_per_worker(count)))
 
 
 def threads_per_worker(count: int) -> int:
@@ -229,20 +240,25 @@ def threads_per_worker(count: int) -> int:
     return max(1, len(os.sched_getaffinity(0)) // count)
 
 
-def _start_worker(parent: int, threads: int) -> None:
+def _start_worker(command: int, threads: int) -> None:
     # Read by onnxruntime sessions (models.onnx_session) and torch, both made after this.
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     if sys.platform == "linux":
-        # Killed with `lumina run`, however it ends: an orphan would wait for batches forever.
-        # Its run stays STARTED under this worker's pid, which the next `lumina run` fails.
-        libc = ctypes.CDLL(None)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        threading.Thread(target=_end_with, args=(command,), daemon=True, name="ends with lumina run").start()
         # A batch reads its files in a thread of their own (analysis.photos), which spreads its
         # allocations over several malloc arenas (glibc allows 8 per core), each keeping freed
         # pages of its own: a worker grew by about 70 MB a batch. Two arenas hold it flat.
-        libc.mallopt(M_ARENA_MAX, 2)
-    if os.getppid() != parent:  # `lumina run` died before the prctl above
-        os._exit(1)
+        ctypes.CDLL(None).mallopt(M_ARENA_MAX, 2)
+
+
+def _end_with(command: int) -> None:
+    """Kill this worker once `lumina run` (process `command`) ends, however it ends: an orphan
+    would wait for batches forever. Its parent is the forkserver, which lives as long as any
+    process it forked. The worker's run stays STARTED under its pid, which the next `lumina
+    run` fails."""
+    with contextlib.suppress(ProcessLookupError):  # already gone
+        select.select([os.pidfd_open(command)], [], [])  # readable once the process ended
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 class BatchFailed(Exception):

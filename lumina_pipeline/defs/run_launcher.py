@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import threading
+from multiprocessing.context import ForkServerContext
 
 import dagster as dg
 from dagster._cli.api import _execute_run_command_body
@@ -26,6 +27,13 @@ PRELOADED = [
     "dagster", "dagster._cli.api", "dagster_postgres", "alembic.command", "numpy", "polars", "sqlalchemy.orm",
     "psycopg2", "pgvector.sqlalchemy", "PIL.Image", "pillow_heif", "scipy.fft", "pywt", "av", "onnxruntime", "ollama",
 ]
+
+
+def preloaded_forkserver() -> ForkServerContext:
+    """Processes forked from this process's forkserver, which imports PRELOADED when it starts."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOADED)
+    return context
 
 
 def process_tags(pid: int | None = None) -> dict[str, str]:
@@ -75,8 +83,7 @@ class LocalRunLauncher(RunLauncher, ConfigurableClass):
 
     def __init__(self, inst_data: ConfigurableClassData | None = None):
         self._inst_data = inst_data
-        self._forkserver = multiprocessing.get_context("forkserver")
-        self._forkserver.set_forkserver_preload(PRELOADED)
+        self._forkserver = preloaded_forkserver()
 
     @property
     def inst_data(self) -> ConfigurableClassData | None:
