@@ -4,6 +4,7 @@ larger against a bare walk of its folders, and one after 50 new photos; 2,000 ph
 core and on two, each against a bare loop of the same per-file work on as many cores; and what
 launching a batch run costs."""
 
+import ctypes
 import json
 import multiprocessing
 import os
@@ -28,6 +29,7 @@ from benchmarks.foundation import bare_walk, timed
 from lumina_pipeline import home
 from lumina_pipeline.analysis.embedding import stack_inputs
 from lumina_pipeline.analysis.photos import ANALYSIS_SCHEMA, analyze_file
+from lumina_pipeline.defs.run_launcher import keep_connections_open
 from lumina_pipeline.models import load_image_model
 from lumina_pipeline.models.efficientnet import exported_network
 from lumina_pipeline.runner import NOTHING_TO_REGROUP
@@ -42,6 +44,7 @@ FULL_BATCH = 500  # the default batch size
 CORES_FOLDERS = 4  # 2,000 photos: two batches of 500 per worker on two cores
 EMBED_BATCH = 16  # the Embedder's batch_size
 MODEL_INPUT = list(ANALYSIS_SCHEMA).index("model_input")
+PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
 
 
 def make_library(folder: Path, count: int) -> None:
@@ -61,8 +64,8 @@ def make_library(folder: Path, count: int) -> None:
 
 
 class Peak(NamedTuple):
-    """The peak RSS in bytes of a command itself and of its largest child (a batch worker; the
-    database server it may start is not its child), each its high-water mark as last seen while
+    """The peak RSS in bytes of a command itself and of its largest descendant (a batch worker;
+    the database server it may start is not one), each its high-water mark as last seen while
     it ran. Not the rusage of the command: that counts, from before its exec, the peak of this
     process, which an earlier part of `make bench` may have raised."""
 
@@ -78,24 +81,45 @@ class Peak(NamedTuple):
 
 
 def lumina(env: dict, *args: str) -> tuple[float, Peak, str]:
-    """Run `lumina ARGS`: its wall time, its processes' peak RSS and its output."""
+    """Run `lumina ARGS`: its wall time, its processes' peak RSS and its output. Its processes'
+    CPU time counts in this one's RUSAGE_CHILDREN once it ended, those it leaves behind included."""
+    ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1)  # its orphans are this process's to wait for
     started = time.perf_counter()
     with tempfile.TemporaryFile("w+") as output:
         process = subprocess.Popen([sys.executable, "-m", "lumina_pipeline.cli", *args], env=env, stdout=output,
                                    stderr=subprocess.STDOUT)
         command = child = 0
+        seen: set[int] = set()
         while not (ended := os.wait4(process.pid, os.WNOHANG))[0]:
             command = max(command, peak_rss(process.pid))
-            child = max([child, *map(peak_rss, children(process.pid))])
+            below = descendants(process.pid)
+            seen.update(below)
+            child = max([child, *map(peak_rss, below)])
             time.sleep(0.2)
         _, status, _ = ended
         process.returncode = os.waitstatus_to_exitcode(status)
         seconds = time.perf_counter() - started
+        reap(seen)
         output.seek(0)
         text = output.read()
     if process.returncode:
         raise RuntimeError(f"lumina {' '.join(args)} failed:\n{text[-3000:]}")
     return seconds, Peak(command, child), text
+
+
+def reap(pids: set[int], seconds: float = 5.0) -> None:
+    """Wait, up to `seconds`, for those of `pids` that the command left to this process (their
+    subreaper) to end: the forkserver of `lumina run`'s batch workers ends right after it. The
+    database server it may have started lives on."""
+    deadline = time.monotonic() + seconds
+    while pids and time.monotonic() < deadline:
+        for pid in list(pids):
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0]:
+                    pids.discard(pid)
+            except ChildProcessError:  # not this process's: its own parent waited for it
+                pids.discard(pid)
+        time.sleep(0.01)
 
 
 def peak_rss(pid: int) -> int:
@@ -107,13 +131,15 @@ def peak_rss(pid: int) -> int:
     return 0
 
 
-def children(pid: int) -> list[int]:
-    """The processes a running process started (by any of its threads) and that still run."""
+def descendants(pid: int) -> list[int]:
+    """The processes a running process started (by any of its threads), theirs, and so on, that
+    still run."""
     listed = ""
     for thread in Path(f"/proc/{pid}/task").glob("*"):
         with suppress(OSError):  # the thread or the process ended meanwhile
             listed += (thread / "children").read_text()
-    return [int(child) for child in listed.split()]
+    children = [int(child) for child in listed.split()]
+    return children + [below for child in children for below in descendants(child)]
 
 
 @contextmanager
@@ -204,15 +230,16 @@ def launch_costs(name: str) -> None:
     """In a prepared `lumina` environment, as the daemon launches runs (by the instance's run
     launcher, each in a process of its own): the inventory of catalog `name`, which also brings
     the launcher's forkserver up, as a daemon's first run does, then its first batch; then two
-    batches in one new batch worker, one after the other, as `lumina run` hands them out. Prints, as JSON, each run's
-    seconds from its launch to its end and those inside the asset's body."""
+    batches in one new batch worker, one after the other, as `lumina run` hands them out. Prints
+    as JSON the daemon's batch run (Launched), then (wall, body) seconds of each worker's."""
     import dagster as dg
 
     from lumina_pipeline.runner import batch_workers, execute_batch
 
     home.prepare()
     launched_as_by_the_daemon("inventory_job", name)  # the launcher's forkserver up, as after a daemon's first run
-    costs = [launched_as_by_the_daemon("batch_job", str(dg.MultiPartitionKey({"catalog": name, "batch": "00000"})))]
+    first = dg.MultiPartitionKey({"catalog": name, "batch": "00000"})
+    costs: list = [launched_as_by_the_daemon("batch_job", str(first))]
     with batch_workers(1) as worker:
         for batch in ("00001", "00002"):
             started = time.perf_counter()
@@ -221,41 +248,50 @@ def launch_costs(name: str) -> None:
     print(json.dumps(costs))
 
 
-def launched_as_by_the_daemon(job_name: str, partition_key: str) -> tuple[float, float]:
-    """(wall, body) seconds of a run launched by the instance's run launcher, as the daemon
-    launches one (body: the `metadata` materialization's reading time, 0 without one)."""
+class Launched(NamedTuple):
+    """Seconds of a run launched as the daemon launches one."""
+
+    wall: float  # from its launch until its launcher saw it end
+    body: float  # in the asset's body: the `metadata` materialization's elapsed_seconds, 0 without one
+    to_body: float  # from its launch until that body started: what runs before its first file read
+
+
+def launched_as_by_the_daemon(job_name: str, partition_key: str) -> Launched:
+    """A run launched by the instance's run launcher, as the daemon launches one."""
     import dagster as dg
     from dagster._core.definitions.reconstruct import ReconstructableRepository
 
     instance = dg.DagsterInstance.get()
+    keep_connections_open(instance)  # as the daemon's: waiting for the run costs it no new connections
     code_location = ReconstructableRepository.for_module("lumina_pipeline.definitions", "defs")
     job = code_location.get_reconstructable_job(job_name)
     definition = job.get_definition()
     run = instance.create_run_for_job(definition, run_config=definition.get_run_config_for_partition_key(partition_key),
                                       tags=definition.get_tags_for_partition_key(partition_key, None),
                                       job_code_origin=job.get_python_origin())
-    started = time.perf_counter()
+    launched_at, started = time.time(), time.perf_counter()
     instance.launch_run(run.run_id, workspace=None)  # type: ignore[arg-type]  (this launcher needs none)
     while not (finished := instance.get_run_by_id(run.run_id)) or not finished.is_finished:
-        time.sleep(0.02)
+        time.sleep(0.01)
     wall = time.perf_counter() - started
     assert finished.status == dg.DagsterRunStatus.SUCCESS
     read = instance.get_latest_materialization_event(dg.AssetKey("metadata"))
     if not read or read.run_id != run.run_id or not read.asset_materialization:
-        return wall, 0.0
+        return Launched(wall, 0.0, 0.0)
     body = read.asset_materialization.metadata["elapsed_seconds"]
     assert isinstance(body, dg.FloatMetadataValue) and body.value is not None
-    return wall, body.value
+    return Launched(wall, body.value, read.timestamp - body.value - launched_at)  # the event is the body's end
 
 
-def launch(env: dict, library: Path) -> list[tuple[float, float]]:
-    """(wall, body) seconds of a batch run the daemon's launcher starts, of one in a new
+def launch(env: dict, library: Path) -> tuple[Launched, tuple[float, float], tuple[float, float]]:
+    """A batch run the daemon's launcher starts, and (wall, body) seconds of one in a new
     `lumina run` worker, then of one in the same worker."""
     lumina(env, "catalog", "add", "launch", *(str(library / f"{n:03d}") for n in range(3)),
            "--batch-size", str(FULL_BATCH))
     measure = "from benchmarks.scale import launch_costs; launch_costs('launch')"
     output = subprocess.run([sys.executable, "-c", measure], env=env, check=True, capture_output=True, text=True)
-    return json.loads(output.stdout.strip().splitlines()[-1])
+    daemon, cold, warm = json.loads(output.stdout.strip().splitlines()[-1])
+    return Launched(*daemon), tuple(cold), tuple(warm)
 
 
 def run() -> None:
@@ -277,7 +313,7 @@ def run() -> None:
             added = lumina(env, "run", "large")
             database_pid = int((root / "home" / "pgdata" / "postmaster.pid").read_text().split()[0])
             rates = both_cores(env, library, root / "models", database_pid)
-            (daemon, daemon_body), (cold, cold_body), (warm, warm_body) = launch(env, library)
+            daemon, (cold, cold_body), (warm, warm_body) = launch(env, library)
         finally:
             stop_embedded_server(root / "home" / "pgdata")
     seconds, _, output = min(again)
@@ -307,10 +343,13 @@ def run() -> None:
               f"in CPU time per photo, bare / lumina = {rate.bare_cpu / rate.lumina_cpu:.0%}")
     print(f"  lumina run on 2 cores / on 1 = {rates[2].lumina / rates[1].lumina:.2f}x (target >= 1.7x; "
           f"the bare loop {rates[2].bare / rates[1].bare:.2f}x)")
-    print(f"\n== launching a batch run of {FULL_BATCH} photos: from its launch to its result, less the asset body ==")
+    print(f"\n== launching a batch run of {FULL_BATCH} photos: what it spends outside the asset body ==")
     print(f"  launched as the daemon launches it (a process forked from the launcher's forkserver, Lumina's "
-          f"imports, instance, model session, the run's own steps): {daemon - daemon_body:.2f} s = "
-          f"{(daemon - daemon_body) / daemon:.1%} of {daemon:.1f} s (target < 5%)")
+          f"imports, instance, resources with the model session, the run's start): from its launch to the body, "
+          f"before its first file read, {daemon.to_body:.2f} s = {daemon.to_body / daemon.wall:.1%} of "
+          f"{daemon.wall:.1f} s "
+          f"(target < 5%); with the run's end, all outside the body {daemon.wall - daemon.body:.2f} s = "
+          f"{(daemon.wall - daemon.body) / daemon.wall:.1%}")
     print(f"  in a new `lumina run` worker (process start, imports, code location, model session): "
           f"{cold - cold_body:.2f} s = {(cold - cold_body) / cold:.1%} of {cold:.1f} s, once per worker")
     print(f"  the same worker's next batch, as in a lumina run: {warm - warm_body:.2f} s = "
