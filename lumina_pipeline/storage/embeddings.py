@@ -27,6 +27,8 @@ from lumina_pipeline.storage.models import Image
 # widen their beam instead (SEARCH_BEAM), which costs a query milliseconds, to keep what the
 # sparser graph would lose of recall.
 GRAPH = {"m": 8, "ef_construction": 32}
+BUILD_MEMORY_BYTES = 1 << 30  # maintenance_work_mem of an index build: the graph is built in memory
+GRAPH_BYTES_PER_VECTOR = 50 * GRAPH["m"]  # a vector's links and bookkeeping in the graph, beside its values
 SEARCH_BEAM = 100  # hnsw.ef_search at least; pgvector's default is 40, and it returns no more rows than that
 
 
@@ -130,29 +132,42 @@ def nearest(connection: Connection, table: Table, catalog_id: uuid.UUID, vector:
 def index_vectors(connection: Connection, catalog_id: uuid.UUID) -> int:
     """Bring a catalog's vectors not yet indexed into their model's HNSW index; how many.
 
-    Where they outnumber those indexed (a library's first run), the index is built anew
-    over all, several times cheaper than inserting them one by one; searches of the table
-    wait for the build."""
+    Where building the index anew over all would be cheaper (`rebuilding_is_cheaper`), it is
+    dropped and built again; searches of the table wait for the build."""
     moved = 0
     for table in _vector_tables(connection):
-        pending, indexed = connection.execute(
-            text(f"SELECT count(*) FILTER (WHERE NOT indexed AND catalog_id = :c), count(*) FILTER (WHERE indexed) "
-                 f"FROM {table}"), {"c": catalog_id},
+        pending, indexed, dimensions = connection.execute(
+            text(f"""SELECT count(*) FILTER (WHERE NOT indexed AND catalog_id = :c), count(*) FILTER (WHERE indexed),
+                            (SELECT atttypmod FROM pg_attribute WHERE attrelid = '{table}'::regclass
+                                                                  AND attname = 'embedding')
+                     FROM {table}"""), {"c": catalog_id},
         ).one()
         if not pending:
             continue
         index = f"{table[:50]}_hnsw"
         definition = connection.execute(text("SELECT indexdef FROM pg_indexes WHERE indexname = :i"), {"i": index})
-        rebuild = definition.scalar_one() if pending > indexed else None
+        rebuild = definition.scalar_one() if rebuilding_is_cheaper(pending, indexed, dimensions) else None
         if rebuild:
             connection.execute(text(f"DROP INDEX {index}"))
         connection.execute(text(f"UPDATE {table} SET indexed = true WHERE NOT indexed AND catalog_id = :c"),
                            {"c": catalog_id})
         if rebuild:
-            connection.execute(text("SET LOCAL maintenance_work_mem = '1GB'"))  # the graph built in memory
+            connection.execute(text(f"SET LOCAL maintenance_work_mem = {BUILD_MEMORY_BYTES // 1024}"))  # in kB
             connection.execute(text(rebuild))
         moved += pending
     return moved
+
+
+def rebuilding_is_cheaper(pending: int, indexed: int, dimensions: int) -> bool:
+    """Whether building a table's HNSW index anew over all its vectors costs less than
+    inserting the `pending` ones into it.
+
+    A build whose graph fits in maintenance_work_mem costs a vector about a seventeenth of an
+    insert (6,000 vectors of 1280 dimensions: 2,000 inserted in 2.4 s, all 6,000 built in
+    0.43 s), so it wins from an eighth of the indexed count, leaving a margin. A graph larger
+    than memory is built on disk, insert by insert: that wins only when most vectors are new."""
+    in_memory = (pending + indexed) * (4 * dimensions + GRAPH_BYTES_PER_VECTOR) < BUILD_MEMORY_BYTES
+    return pending > indexed or (in_memory and 8 * pending > indexed)
 
 
 def _vector_tables(connection: Connection) -> list[str]:
