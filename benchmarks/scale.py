@@ -22,6 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
+import dagster as dg
 import numpy as np
 from PIL import Image
 
@@ -232,14 +233,14 @@ def launch_costs(name: str) -> None:
     the launcher's forkserver up, as a daemon's first run does, then its first batch; then two
     batches in one new batch worker, one after the other, as `lumina run` hands them out. Prints
     as JSON the daemon's batch run (Launched), then (wall, body) seconds of each worker's."""
-    import dagster as dg
-
     from lumina_pipeline.runner import batch_workers, execute_batch
 
     home.prepare()
-    launched_as_by_the_daemon("inventory_job", name)  # the launcher's forkserver up, as after a daemon's first run
+    instance = dg.DagsterInstance.get()  # one, as the daemon's: its launcher waits on each run process
+    keep_connections_open(instance)
+    launched_as_by_the_daemon(instance, "inventory_job", name)  # the launcher's forkserver up, as in a daemon
     first = dg.MultiPartitionKey({"catalog": name, "batch": "00000"})
-    costs: list = [launched_as_by_the_daemon("batch_job", str(first))]
+    costs: list = [launched_as_by_the_daemon(instance, "batch_job", str(first))]
     with batch_workers(1) as worker:
         for batch in ("00001", "00002"):
             started = time.perf_counter()
@@ -256,13 +257,10 @@ class Launched(NamedTuple):
     to_body: float  # from its launch until that body started: what runs before its first file read
 
 
-def launched_as_by_the_daemon(job_name: str, partition_key: str) -> Launched:
+def launched_as_by_the_daemon(instance: dg.DagsterInstance, job_name: str, partition_key: str) -> Launched:
     """A run launched by the instance's run launcher, as the daemon launches one."""
-    import dagster as dg
     from dagster._core.definitions.reconstruct import ReconstructableRepository
 
-    instance = dg.DagsterInstance.get()
-    keep_connections_open(instance)  # as the daemon's: waiting for the run costs it no new connections
     code_location = ReconstructableRepository.for_module("lumina_pipeline.definitions", "defs")
     job = code_location.get_reconstructable_job(job_name)
     definition = job.get_definition()
