@@ -45,25 +45,6 @@ def top_labels(probabilities: NDArray[np.float32], labels: list[str], k: int = 1
     ]
 
 
-def label_match_scores(
-    query_similarity: NDArray[np.float32], label_index: NDArray[np.int64], label_probability: NDArray[np.float32]
-) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-    """Score images for a text query through their labels.
-
-    `query_similarity` (L,): cosine of the query and each label name; `label_index` and
-    `label_probability` (N, k): each image's top labels. A label is relevant by how much
-    closer it is to the query than labels typically are (beyond one standard deviation above
-    the mean over all labels); an image scores the sum of its labels' probability x relevance.
-    Also returns, per image, the label that contributed most: the reason it matched.
-    """
-    # Any two phrases share some similarity; count only what stands out, or confident photos
-    # of anything would match every query a little.
-    relevance = np.maximum(query_similarity - query_similarity.mean() - query_similarity.std(), 0)
-    parts = label_probability * relevance[label_index]
-    reason = label_index[np.arange(len(parts)), parts.argmax(axis=1)] if len(parts) else np.empty(0, np.int64)
-    return parts.sum(axis=1).astype(np.float32), reason
-
-
 TAG_CONFIDENCE = 0.3  # a label becomes a tag when the model gives it at least this probability
 
 
