@@ -36,11 +36,13 @@ def prepare() -> Home:
     migrate(make_engine(url))
     dagster_home = root / "dagster"
     dagster_home.mkdir(parents=True, exist_ok=True)
-    # run limits: LUMINA_MAX_RUNS (default: one per core), LUMINA_BATCHES_PER_CATALOG (default 2);
-    # how often the daemon looks for dead runs: LUMINA_RUN_MONITORING_SECONDS (default 20)
+    # run limits: LUMINA_MAX_RUNS (default: one per core), LUMINA_BATCHES_PER_CATALOG (default: one
+    # per core, at most 4, as a batch run holds about 1 GB); how often the daemon looks for dead
+    # runs: LUMINA_RUN_MONITORING_SECONDS (default 20)
+    cores = os.cpu_count() or 2
     settings = {
-        "max_concurrent_runs": int(os.environ.get("LUMINA_MAX_RUNS", os.cpu_count() or 2)),
-        "batches_per_catalog": int(os.environ.get("LUMINA_BATCHES_PER_CATALOG", 2)),
+        "max_concurrent_runs": int(os.environ.get("LUMINA_MAX_RUNS", cores)),
+        "batches_per_catalog": int(os.environ.get("LUMINA_BATCHES_PER_CATALOG", min(cores, 4))),
         "ollama_requests": int(os.environ.get("LUMINA_OLLAMA_REQUESTS", 1)),  # the `ollama` pool's limit
         "monitoring_seconds": int(os.environ.get("LUMINA_RUN_MONITORING_SECONDS", 20)),
     }
