@@ -330,7 +330,7 @@ def _catalog_for_run(args: argparse.Namespace, place: home.Home) -> str:
 
             catalog_store.add_catalog(session, name, folders, batch_size_for(count_files(folders)))
             return name
-        if existing.source_directories != folders:
+        if folders[0] not in existing.source_directories:  # it may hold its organized tree too
             raise catalog_store.CatalogError(
                 f"catalog {name!r} already holds {', '.join(existing.source_directories)}; "
                 "choose another name with CATALOG=..."

@@ -6,6 +6,7 @@ engine (actions/runs.py) under its journal, so that a killed run is finished by 
 import os
 import stat
 from dataclasses import dataclass
+from typing import cast
 
 import polars as pl
 from sqlalchemy import Connection
@@ -19,7 +20,7 @@ from lumina_pipeline.analysis.organize import (
     target_folders,
 )
 from lumina_pipeline.analysis.plans import NO_CHECKSUM, PLAN_SCHEMA
-from lumina_pipeline.storage.catalogs import CatalogError
+from lumina_pipeline.storage.catalogs import CatalogError, add_source_directory
 from lumina_pipeline.storage.models import Catalog
 from lumina_pipeline.storage.organize import organize_files
 
@@ -50,10 +51,14 @@ def organize(actions: Actions, *, dry_run: bool, move: bool = False) -> Organize
     catalog to its place in the tree, after finishing what a killed run left; a dry run only plans."""
     catalog = actions.catalog
     resumed = 0 if dry_run else actions.resume().done
-    planned = plan_catalog(actions.connection, catalog, move=move or catalog.organize_move, checksums=not dry_run)
+    moving = move or catalog.organize_move
+    planned = plan_catalog(actions.connection, catalog, move=moving, checksums=not dry_run)
     plan = planned.plan
     if dry_run:
         return Organized(planned, Report(None, 0, len(plan), int(plan["size_bytes"].sum())))
+    if moving and len(plan):  # the catalog follows its files: rows into the tree, the inventory along
+        tree = cast(str, catalog.organized_directory)  # plan_catalog made sure there is one
+        add_source_directory(actions.connection, catalog.id, tree)  # committed with the plan
     run_id = new_run_id()
     unchecked = plan.filter(pl.col("checksum").is_null())  # a sidecar changed since it was cataloged
     report = Report(run_id, resumed, skipped=[(os.fsdecode(source), NO_CHECKSUM) for source in unchecked["source"]])

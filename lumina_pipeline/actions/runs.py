@@ -127,12 +127,16 @@ class Actions:
         return report
 
     def _remove_empty_folders(self) -> None:
-        """Drop the folders of the catalog's quarantine and organized tree that an undo or purge emptied."""
+        """Drop the folders of the catalog's quarantine and organized tree that an undo or purge
+        emptied. A tree files were moved into is one of the catalog's folders: its top stays, for
+        the inventory to list."""
         organized = [os.fsencode(self.catalog.organized_directory)] if self.catalog.organized_directory else []
         for top in [os.path.join(self.quarantine, self.catalog.name.encode()), *organized]:
+            source = os.fsdecode(top) in self.catalog.source_directories
             for folder, _, _ in os.walk(top, topdown=False):
-                with contextlib.suppress(OSError):  # not empty
-                    os.rmdir(folder)
+                if not (source and folder == top):
+                    with contextlib.suppress(OSError):  # not empty
+                        os.rmdir(folder)
 
     def _preview(self, plan: pl.DataFrame, report: Report) -> Report:
         """What applying `plan` would do as things are: only sizes and mtimes are looked at."""

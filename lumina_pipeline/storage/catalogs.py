@@ -43,6 +43,13 @@ def add_catalog(
     return catalog
 
 
+def add_source_directory(connection: Connection, catalog_id: uuid.UUID, folder: str) -> None:
+    """Make `folder` (absolute) one of the catalog's source folders, unless it is one already."""
+    connection.execute(text("""
+        UPDATE catalogs SET source_directories = array_append(source_directories, :folder), updated_at = now()
+        WHERE id = :c AND NOT :folder = ANY(source_directories)"""), {"c": catalog_id, "folder": folder})
+
+
 def partition_grid(session: Session) -> tuple[int, int]:
     """How many catalogs there are and the most batches one of them has: the two sides of
     Dagster's catalog x batch partitions."""

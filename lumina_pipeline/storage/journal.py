@@ -93,7 +93,8 @@ def start_purge(connection: Connection, catalog_id: uuid.UUID, older_than_days: 
 def record(connection: Connection, outcomes: list[tuple[int, str, str | None]]) -> None:
     """Store each entry's new (state, reason), and its image's status: a done operation gives
     it `status_after`, an undone one its `status_before` again, a purged file is deleted (caller's
-    transaction). The change stamp keeps a batch that read the row from writing over it."""
+    transaction). A moved file's row follows it where it now lies in one of the catalog's folders
+    (`follow_moves`). The change stamp keeps a batch that read the row from writing over it."""
     stage(connection, "outcomes", pl.DataFrame(
         outcomes, schema={"id": pl.Int64, "state": pl.String, "reason": pl.String}, orient="row"
     ))
@@ -107,3 +108,32 @@ def record(connection: Connection, outcomes: list[tuple[int, str, str | None]]) 
                           change_stamp = images.change_stamp + 1, updated_at = now()
         FROM updated u
         WHERE images.id = u.image_id AND u.status_after IS NOT NULL AND u.state IN ('done', 'undone', 'purged')"""))
+    follow_moves(connection)
+
+
+# Where each moved file of the staged outcomes now lies (its target once done, its source once
+# undone), as a row's (root, path): the catalog's folder holding it and the rest. A place outside
+# every folder (the quarantine) has no row: the row keeps its place, and the journal knows where the file is.
+MOVED_PLACES = """
+    SELECT a.image_id, a.catalog_id, r.root,
+           substring(p.place FROM octet_length(convert_to(r.root, 'UTF8')) + 2) AS path
+    FROM outcomes o JOIN file_actions a ON a.id = o.id JOIN catalogs c ON c.id = a.catalog_id
+    CROSS JOIN LATERAL (SELECT CASE a.state WHEN 'done' THEN a.target ELSE a.source END AS place) p
+    CROSS JOIN LATERAL (SELECT root FROM unnest(c.source_directories) root
+                        WHERE position(convert_to(root || '/', 'UTF8') IN p.place) = 1
+                        ORDER BY length(root) DESC LIMIT 1) r
+    WHERE a.operation = 'move' AND a.state IN ('done', 'undone')"""
+
+
+def follow_moves(connection: Connection) -> None:
+    """Point the rows of the files `record` saw moved (organize into the catalog's tree, undo
+    back out of it) at where they are now. Another row of that place told of a file gone from it,
+    since no file is ever moved over another: it goes, for the place is unique."""
+    connection.execute(text(f"""
+        DELETE FROM images i USING ({MOVED_PLACES}) m
+        WHERE i.catalog_id = m.catalog_id AND i.source_root = m.root AND i.path = m.path AND i.id <> m.image_id"""))
+    connection.execute(text(f"""
+        UPDATE images SET source_root = m.root, path = m.path,
+                          change_stamp = images.change_stamp + 1, updated_at = now()
+        FROM ({MOVED_PLACES}) m
+        WHERE images.id = m.image_id AND (images.source_root, images.path) IS DISTINCT FROM (m.root, m.path)"""))

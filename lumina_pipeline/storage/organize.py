@@ -20,13 +20,15 @@ from lumina_pipeline.storage.models import Catalog
 def set_organizing(session: Session, name: str, into: str, template: str, move: bool) -> Catalog:
     """Organize catalog `name` into the folder `into` (absolute) by `template`, moving by default
     when `move`. The folder may not lie inside one of the catalog's own: a rescan would catalog
-    each organized file again, as a copy of itself."""
+    each organized file again, as a copy of itself. The tree files were moved into is one of
+    them (actions/organize.py), and stays the place to organize into."""
     catalog = get_catalog(session, name)
     try:
         catalog.organize_template = check_template(template)
     except ValueError as error:
         raise CatalogError(str(error)) from None
-    if any(os.path.commonpath([into, folder]) == folder for folder in catalog.source_directories):
+    inside = any(os.path.commonpath([into, folder]) == folder for folder in catalog.source_directories)
+    if inside and into != catalog.organized_directory:
         raise CatalogError(f"{into} is inside a folder of {name}: organize into a folder of its own")
     catalog.organized_directory, catalog.organize_move = into, move
     return catalog

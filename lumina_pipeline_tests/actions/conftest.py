@@ -61,6 +61,22 @@ class Library:
         with self.actions(**options) as actions:
             return actions.undo(run_id)
 
+    def placed(self) -> dict[int, tuple]:
+        """Every row of the catalog: id -> where it says its file is, its checksum, status, and
+        what people and groupings decided about it (keeper, rating, manual tags, stack, burst,
+        keeper of a reviewed group: an unreviewed group's keeper may change with a path, its last tie-break)."""
+        rows = self.pipeline.rows(self.catalog, """
+            id, source_root, path, checksum, status, kept, rating, stack_id, burst_id,
+            id IN (SELECT primary_image_id FROM duplicate_groups WHERE reviewed) AS group_primary,
+            ARRAY(SELECT t.name FROM image_tags it JOIN tags t ON t.id = it.tag_id
+                  WHERE it.image_id = images.id AND it.source = 'manual' ORDER BY t.name) AS tags""")
+        return {row.pop("id"): (row.pop("source_root"), bytes(row.pop("path")), *row.values()) for row in rows}
+
+    def rows_point_at_their_files(self) -> bool:
+        """Each row of a file in the catalog's folders says where the file is."""
+        return all(os.path.isfile(os.path.join(os.fsencode(root), path))
+                   for root, path, _, status, *_ in self.placed().values() if status not in ("deleted", "quarantined"))
+
     def removable(self) -> set[bytes]:
         with self.pipeline.engine.connect() as connection:
             return {row.path for row in removable_files(connection, self.pipeline.catalog_id(self.catalog))}

@@ -18,7 +18,8 @@ from lumina_pipeline.defs.actions import QuarantineFolder
 from lumina_pipeline.defs.assets.organize import organize_plan
 from lumina_pipeline.defs.organize import organize_job
 from lumina_pipeline.defs.resources import CatalogDatabase
-from lumina_pipeline.storage.decisions import decide
+from lumina_pipeline.storage.catalogs import get_catalog
+from lumina_pipeline.storage.decisions import add_manual_tag, decide, set_rating
 from lumina_pipeline.storage.groups import DUPLICATES
 from lumina_pipeline.storage.organize import set_organizing
 from lumina_pipeline_tests.actions.conftest import edit_behind_the_catalog, snapshot
@@ -34,11 +35,12 @@ STACKS = [[b"RAW/NZ9_0001.dng", b"RAW/NZ9_0001.JPG"], [b"Kamera/DSC_4410.DNG", b
 
 def test_each_kept_file_is_copied_to_its_dated_folder_once_and_the_sources_stay_untouched(library):
     prepare(library)
-    before = snapshot(library.photos)
+    before, rows = snapshot(library.photos), library.placed()
     organized = organize_into(library, "tidy")
     moves = relative_moves(library, organized.planned.plan, "tidy")
     assert organized.report.skipped == [] and organized.report.done == len(moves) > 40
     assert snapshot(library.photos) == before
+    assert library.placed() == rows and source_folders(library) == [str(library.photos)]  # copies: rows stay
     tree = snapshot(library.photos.parent / "tidy")
     assert set(tree) == set(moves.values())
     assert all(tree[target] == before[source] for source, target in moves.items())  # bytes and mtime
@@ -123,7 +125,48 @@ def test_the_cli_moves_into_the_tree_and_undo_puts_every_file_back(library, data
 
     back = lumina(library, database_url, tmp_path, "undo", CATALOG)
     assert back.stdout.startswith(f"put back {files} files (")
-    assert snapshot(library.photos) == before and not tree.exists()  # nor the folders it made
+    assert snapshot(library.photos) == before and list(tree.iterdir()) == []  # nor the folders it made
+    assert str(tree) in source_folders(library)  # the tree stays, for the inventory to list
+
+
+def test_after_a_move_the_catalog_follows_its_photos_into_the_tree_and_back_on_undo(library):
+    tree, photo = library.photos.parent / "tidy-followed", b"Toscana 2008/DSCN0038.jpg"
+    with library.pipeline.engine.begin() as connection:  # a person's decisions on a photo that moves
+        image_id = connection.execute(text("SELECT id FROM images WHERE path = :p"), {"p": photo}).scalar_one()
+        set_rating(connection, image_id, 4)
+        add_manual_tag(connection, image_id, "Toscana")
+    before, rows = snapshot(library.photos), library.placed()
+    set_tree(library, "tidy-followed", move=True)
+    with library.actions() as actions:
+        moved = organize(actions, dry_run=False)
+    moves = relative_moves(library, moved.planned.plan, "tidy-followed")
+    assert moved.report.done == len(moves) > 40 and photo in moves and set(moves) & {p for s in STACKS for p in s}
+
+    assert library.pipeline.inventory(CATALOG)["deleted"] == 0
+    library.pipeline.catalog_everything(CATALOG)
+    ids = dict(moved.planned.plan.select("image_id", "source").rows())
+    followed = {image_id: (str(tree), moves[os.path.relpath(source, os.fsencode(library.photos))])
+                for image_id, source in ids.items()}
+    assert library.placed() == {image_id: followed.get(image_id, row[:2]) + row[2:] for image_id, row in rows.items()}
+    assert (rows[image_id][5], rows[image_id][-1]) == (4, ["Toscana"])  # the rating and tag that came along
+    assert source_folders(library).count(str(tree)) == 1 and library.rows_point_at_their_files()
+
+    set_tree(library, "tidy-followed", move=True)  # the tree, now a folder of the catalog, stays its tree
+    with library.actions() as actions:
+        again = plan_catalog(actions.connection, actions.catalog, move=True)
+    assert (len(again.plan), again.in_place) == (0, len(moves))
+    shown = library.pipeline.materialize([organize_plan], CATALOG).asset_materializations_for_node("organize_plan")
+    assert (shown[0].metadata["files"].value, shown[0].metadata["in_place"].value) == (0, len(moves))
+
+    assert library.undo().done == len(moves)
+    assert library.pipeline.inventory(CATALOG)["deleted"] == 0
+    library.pipeline.catalog_everything(CATALOG)
+    assert snapshot(library.photos) == before and library.placed() == rows
+
+
+def source_folders(library) -> list[str]:
+    with Session(library.pipeline.engine) as session:
+        return get_catalog(session, CATALOG).source_directories
 
 
 def prepare(library) -> None:

@@ -1,6 +1,6 @@
 """kill -9 at three moments of an organize run that copies as across filesystems, then run
 again: over the library and the tree, a moved file is in exactly one place, a copied one in
-both, every one whole; undo then brings all back."""
+both, every one whole, and its row says where; undo then brings all back."""
 
 import os
 import subprocess
@@ -58,6 +58,7 @@ def test_a_killed_run_is_finished_by_the_next_and_nothing_is_lost(library, befor
     assert {path: before[source] for path, source in places.items()} == tree_now  # complete, whole, mtimes kept
     untouched = {path: state for path, state in before.items() if path not in places.values()}
     assert library_now == (untouched if operation == "move" else before)  # moved: in exactly one place
+    assert library.rows_point_at_their_files()
 
     library.undo(always_copy=True)
-    assert snapshot(library.photos) == before and snapshot(tree) == {}
+    assert snapshot(library.photos) == before and snapshot(tree) == {} and library.rows_point_at_their_files()
