@@ -210,3 +210,21 @@ def relative_moves(library, plan, tree: str) -> dict[bytes, bytes]:
     photos, organized = os.fsencode(library.photos), os.fsencode(library.photos.parent / tree)
     return {os.path.relpath(source, photos): os.path.relpath(target, organized)
             for source, target in plan.select("source", "target").rows()}
+
+
+def test_a_move_onto_the_place_of_a_file_gone_from_the_tree_takes_over_its_row(library):
+    tree, place = library.photos.parent / "tidy-followed", "2008/2008-10-22/DSCN0027.jpg"  # a folder of the catalog
+    (tree / place).parent.mkdir(parents=True)
+    (tree / place).write_bytes(b"a file of the tree, cataloged, then deleted by hand")
+    library.pipeline.inventory(CATALOG)
+    (tree / place).unlink()
+    assert library.pipeline.inventory(CATALOG)["deleted"] == 1
+
+    set_tree(library, "tidy-followed", move=True)
+    with library.actions() as actions:
+        moved = organize(actions, dry_run=False)
+    moves = relative_moves(library, moved.planned.plan, "tidy-followed")
+    assert moved.report.skipped == [] and os.fsencode(place) in moves.values()  # the row there goes
+    assert library.pipeline.inventory(CATALOG)["deleted"] == 0 and library.rows_point_at_their_files()
+    assert not [row for row in library.placed().values() if row[3] == "deleted"]
+    library.undo()
