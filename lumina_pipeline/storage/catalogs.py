@@ -72,8 +72,20 @@ def list_catalogs(session: Session) -> list[Catalog]:
 
 def remove_catalog(session: Session, name: str) -> None:
     """Delete a catalog and, by cascade, every row that belongs to it, and the captions of
-    contents no other catalog holds (captions are kept by content, for all catalogs)."""
-    session.execute(text("DELETE FROM catalogs WHERE id = :c"), {"c": get_catalog(session, name).id})
+    contents no other catalog holds (captions are kept by content, for all catalogs). Not while
+    its quarantine holds files or a file action is unfinished: without the journal, nothing
+    could put them back."""
+    catalog_id = get_catalog(session, name).id
+    held = session.execute(text("""
+        SELECT count(*) FROM file_actions
+        WHERE catalog_id = :c
+          AND (state IN ('planned', 'undoing', 'purging') OR (action = 'quarantine' AND state = 'done'))"""),
+        {"c": catalog_id}).scalar_one()
+    if held:
+        raise CatalogError(f"catalog {name} has {held} files in quarantine or in an unfinished file action: "
+                           f"`lumina undo {name}` puts them back, `lumina quarantine purge {name} --older-than 0` "
+                           "deletes those in quarantine; then remove it")
+    session.execute(text("DELETE FROM catalogs WHERE id = :c"), {"c": catalog_id})
     session.execute(
         text("DELETE FROM captions c WHERE NOT EXISTS (SELECT 1 FROM images i WHERE i.checksum = c.checksum)")
     )

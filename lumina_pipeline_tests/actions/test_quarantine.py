@@ -139,6 +139,8 @@ def test_the_cli_says_what_would_move_moves_it_and_puts_it_back(library, databas
     moved = lumina(library, database_url, tmp_path, "quarantine", CATALOG)
     assert moved.stdout.startswith(f"moved {len(removable)} files (") and f"undo {CATALOG}" in moved.stdout
     assert set(library.quarantined()) == removable
+    kept = lumina(library, database_url, tmp_path, "catalog", "remove", CATALOG, check=False)
+    assert kept.returncode == 2 and f"has {len(removable)} files in quarantine" in kept.stderr
     back = lumina(library, database_url, tmp_path, "undo", CATALOG)
     assert back.stdout.startswith(f"put back {len(removable)} files (")
     assert snapshot(library.photos) == before
