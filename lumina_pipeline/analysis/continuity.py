@@ -6,6 +6,20 @@ the id of the previous group from which most members carried over (more than hal
 group's members, the largest overlap winning, then the most files still the same: a stack
 and its backup copy have the same checksums but not the same files); it keeps `reviewed` only if its members are
 the same, and keeps a chosen primary (or best frame) only if that file is still a member.
+
+A group that vanishes for a while (its copies quarantined, then put back by undo; a folder
+unmounted, then back) has no previous group to carry over from, so the decisions on every
+group that does not carry over whole are remembered by its kind and members (`members`, its
+checksums as one string), and a group that forms with those members takes them back:
+reviewed (so "keep all" and "not duplicates" stay dismissed) and the chosen file when it is
+a member again. A remembered decision lives until a group with those members forms again (the
+decision is then that group's, and remembered anew when it goes) or another group with those
+members goes: its decision, or none if a person took the review back, replaces it. Members
+held by several groups at once (a burst and its backup copy) are neither remembered nor
+recalled: the decision was on one of them, and recalling it on the other would make files
+removable that nobody looked at. Which files a person keeps (`images.kept`, keep several) is
+per file and needs no memory. Nothing forgets a decision because its files were purged: the
+same bytes may come back from a backup, and a decision is a few checksums.
 """
 
 import uuid
@@ -20,6 +34,14 @@ PREVIOUS_SCHEMA = {
     "chosen_checksum": pl.String,
 }
 PREVIOUS_MEMBERS_SCHEMA = {"group_id": pl.String, "kind": pl.String, "checksum": pl.String, "id": pl.Int64}
+REMEMBERED_SCHEMA = {
+    "kind": pl.String,
+    "members": pl.String,  # the group's checksums, sorted, space-separated: a multiset
+    "reviewed": pl.Boolean,
+    "chosen_id": pl.Int64,
+    "chosen_checksum": pl.String,
+}
+KIND = pl.col("group_key").str.split(":").list.first().alias("kind")  # of a found group
 
 
 class GroupFrames(NamedTuple):
@@ -35,29 +57,72 @@ class Found(GroupFrames):
     group_key, id, checksum and the kind's own columns."""
 
 
-class Previous(GroupFrames):
-    """The stored result: `groups` (PREVIOUS_SCHEMA) and `members` (PREVIOUS_MEMBERS_SCHEMA)."""
+class Previous(NamedTuple):
+    """The stored result: `groups` (PREVIOUS_SCHEMA) and `members` (PREVIOUS_MEMBERS_SCHEMA),
+    and the decisions `remembered` (REMEMBERED_SCHEMA) on groups gone before them."""
+
+    groups: pl.DataFrame
+    members: pl.DataFrame
+    remembered: pl.DataFrame
 
 
-class Settled(GroupFrames):
+class Settled(NamedTuple):
     """Found's frames with `group_id` (kept or new) on both; `groups` also get `reviewed`,
-    `choice` (a person's kept choice, else the rule's) and `chosen` (a person's)."""
+    `choice` (a person's kept choice, else the rule's) and `chosen` (a person's). `remembered`:
+    the decisions to remember from now on (REMEMBERED_SCHEMA)."""
+
+    groups: pl.DataFrame
+    members: pl.DataFrame
+    remembered: pl.DataFrame
 
 
 def settle(found: Found, previous: Previous) -> Settled:
     """Give every found group its id and the decisions people made that still hold.
     Groups only inherit from previous groups of their own kind."""
-    carried = _carry_over(found.members, previous)
-    groups = found.groups.join(carried, on="group_key").with_columns(
+    members = found.members.with_columns(KIND)
+    carried = _carry_over(members, previous)
+    # only groups that did not carry over whole are remembered or recalled: the others keep
+    # their decisions in their own rows, and a regrouping that changes little costs little
+    gone = previous.members.join(carried.filter("unchanged"), on="group_id", how="anti")
+    remembered = _remember(previous.remembered, _member_sets(gone, "group_id").join(previous.groups, on="group_id"))
+    formed = _member_sets(members.join(carried.filter(~pl.col("unchanged")), on="group_key", how="semi"), "group_key")
+    recalled = formed.filter("alone").join(remembered, on=["kind", "members"])
+    decided = (
+        carried.join(recalled.select("group_key", recalled_review="reviewed"), on="group_key", how="left")
+        .join(_still_member(recalled, members).rename({"kept_choice": "recalled_choice"}), on="group_key", how="left")
+        .select("group_key", "group_id", reviewed=pl.col("reviewed") | pl.col("recalled_review").fill_null(False),
+                chosen_id=pl.coalesce("chosen_id", "recalled_choice"))  # the later decision first
+    )
+    groups = found.groups.join(decided, on="group_key").with_columns(
         choice=pl.coalesce("chosen_id", "choice"), chosen=pl.col("chosen_id").is_not_null()
     ).drop("chosen_id")
-    return Settled(groups, found.members.join(carried.select("group_key", "group_id"), on="group_key"))
+    settled_members = found.members.join(carried.select("group_key", "group_id"), on="group_key")
+    # a recalled decision lives on in its group's row, until that group is gone again
+    return Settled(groups, settled_members, remembered.join(recalled, on=["kind", "members"], how="anti"))
+
+
+def _member_sets(members: pl.DataFrame, group: str) -> pl.DataFrame:
+    """One row per `group` with its kind and `members`, and whether no other group has the same."""
+    return (
+        members.group_by(group)
+        .agg(pl.col("kind").first(), members=pl.col("checksum").sort().str.join(" "))
+        .with_columns(alone=pl.len().over("kind", "members") == 1)
+    )
+
+
+def _remember(remembered: pl.DataFrame, gone: pl.DataFrame) -> pl.DataFrame:
+    """The remembered decisions with those on the `gone` groups (member sets with their
+    PREVIOUS_SCHEMA decisions): each group's members take its decision, or are forgotten when
+    it has none or another gone group has the same members."""
+    decided = gone.filter(pl.col("alone") & (pl.col("reviewed") | pl.col("chosen_id").is_not_null()))
+    older = remembered.join(gone, on=["kind", "members"], how="anti")
+    return pl.concat([older, decided.select(list(REMEMBERED_SCHEMA))])
 
 
 def _carry_over(members: pl.DataFrame, previous: Previous) -> pl.DataFrame:
-    """One row per group_key with `group_id`, `reviewed` and `chosen_id` (null: the rule's)."""
-    kind = pl.col("group_key").str.split(":").list.first().alias("kind")
-    new_counts = members.group_by("group_key", "checksum").agg(new=pl.len()).with_columns(kind)
+    """One row per group_key with `group_id`, `reviewed`, `chosen_id` (null: the rule's) and
+    whether it is `unchanged` (the same members as the previous group it carries on)."""
+    new_counts = members.group_by("group_key", "kind", "checksum").agg(new=pl.len())
     old_counts = previous.members.group_by("group_id", "kind", "checksum").agg(old=pl.len())
     old_sizes = old_counts.group_by("group_id").agg(old_size=pl.col("old").sum())
     new_sizes = new_counts.group_by("group_key").agg(new_size=pl.col("new").sum())
@@ -78,12 +143,12 @@ def _carry_over(members: pl.DataFrame, previous: Previous) -> pl.DataFrame:
     keys = keys.with_columns(fresh_id=pl.Series([str(uuid.uuid4()) for _ in range(len(keys))], dtype=pl.String))
     matched = keys.join(overlap, on="group_key", how="left").join(previous.groups, on="group_id", how="left")
     same_members = (pl.col("shared") == pl.col("old_size")) & (pl.col("shared") == pl.col("new_size"))
-    chosen = _still_member(matched, members)
-    return matched.join(chosen, on="group_key", how="left").select(
+    return matched.join(_still_member(matched, members), on="group_key", how="left").select(
         "group_key",
         group_id=pl.col("group_id").fill_null(pl.col("fresh_id")),
         reviewed=(same_members & pl.col("reviewed")).fill_null(False),
         chosen_id="kept_choice",
+        unchanged=same_members.fill_null(False),
     )
 
 

@@ -11,7 +11,13 @@ import polars as pl
 from sqlalchemy import Connection, text
 
 from lumina_pipeline.analysis.bursts import SELECTION_METHOD
-from lumina_pipeline.analysis.continuity import PREVIOUS_MEMBERS_SCHEMA, PREVIOUS_SCHEMA, Previous, Settled
+from lumina_pipeline.analysis.continuity import (
+    PREVIOUS_MEMBERS_SCHEMA,
+    PREVIOUS_SCHEMA,
+    REMEMBERED_SCHEMA,
+    Previous,
+    Settled,
+)
 from lumina_pipeline.analysis.files import display_path
 from lumina_pipeline.storage.fields import as_text
 from lumina_pipeline.storage.frames import copy_into, read_frame, stage
@@ -125,7 +131,8 @@ def load_catalog_rows(connection: Connection, catalog_id: uuid.UUID) -> pl.DataF
 
 
 def load_previous(connection: Connection, catalog_id: uuid.UUID, grouping: Grouping) -> Previous:
-    """The catalog's stored groups of a kind (`grouping`), for continuity.settle."""
+    """The catalog's stored groups of a kind (`grouping`) and the decisions remembered on
+    those gone before them, for continuity.settle."""
     params = {"c": catalog_id}
     groups = read_frame(connection, f"""
         SELECT g.id::text, g.reviewed, CASE WHEN g.{grouping.chosen} THEN g.{grouping.choice} END, i.checksum
@@ -134,7 +141,10 @@ def load_previous(connection: Connection, catalog_id: uuid.UUID, grouping: Group
     members = read_frame(connection, f"""
         SELECT g.id::text, {grouping.kind}, i.checksum, i.id FROM {grouping.table} g {grouping.members}
         WHERE g.catalog_id = :c""", params, PREVIOUS_MEMBERS_SCHEMA)
-    return Previous(groups, members)
+    remembered = read_frame(connection, f"""
+        SELECT {", ".join(REMEMBERED_SCHEMA)} FROM remembered_decisions
+        WHERE catalog_id = :c AND grouping = :grouping""", {**params, "grouping": grouping.table}, REMEMBERED_SCHEMA)
+    return Previous(groups, members, remembered)
 
 
 def input_digest(rows: pl.DataFrame, grouping: Grouping, settings: str) -> str:
@@ -156,8 +166,8 @@ def last_regrouping(connection: Connection, catalog_id: uuid.UUID, grouping: Gro
 def replace(
     connection: Connection, catalog_id: uuid.UUID, grouping: Grouping, settled: Settled, read: str, figures: dict
 ) -> None:
-    """Swap the catalog's groups of a kind for the settled ones, and record what was read
-    (input_digest) and found (caller's transaction: all or nothing)."""
+    """Swap the catalog's groups of a kind, and its remembered decisions, for the settled ones,
+    and record what was read (input_digest) and found (caller's transaction: all or nothing)."""
     params = {"c": catalog_id}
     connection.execute(
         text("UPDATE catalogs SET groupings = groupings || jsonb_build_object(:kind, CAST(:last AS jsonb))"
@@ -172,6 +182,10 @@ def replace(
         **{grouping.choice: "choice", grouping.chosen: "chosen"},
     )
     copy_into(connection, grouping.table, groups)
+    connection.execute(text("DELETE FROM remembered_decisions WHERE catalog_id = :c AND grouping = :grouping"),
+                       {**params, "grouping": grouping.table})
+    remembered = settled.remembered.with_columns(catalog_id=pl.lit(str(catalog_id)), grouping=pl.lit(grouping.table))
+    copy_into(connection, "remembered_decisions", remembered)
     stage(connection, "settled_members", settled.members.select("group_id", "id", *grouping.member_columns))
     connection.execute(text(grouping.link))
 

@@ -171,6 +171,23 @@ class Stack(Base):
     created_at: Mapped[datetime] = _created()
 
 
+class RememberedDecision(Base):
+    """A person's decision on a group (or burst, or stack) gone or changed, by its kind and
+    members' checksums, to give back when a group of the same members forms again
+    (analysis/continuity.py says how long it lives)."""
+
+    __tablename__ = "remembered_decisions"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)  # members can outgrow an index key
+    catalog_id: Mapped[uuid.UUID] = _catalog_fk()
+    grouping: Mapped[str] = mapped_column(String(32))  # the groups' table: duplicate_groups / bursts / stacks
+    kind: Mapped[str] = mapped_column(String(16))  # exact / perceptual / burst / stack
+    members: Mapped[str] = mapped_column(Text)  # their checksums, sorted, space-separated
+    reviewed: Mapped[bool] = mapped_column(Boolean)
+    chosen_id: Mapped[int | None] = mapped_column(BigInteger)  # no foreign key: outlives its image row
+    chosen_checksum: Mapped[str | None] = mapped_column(String(64))
+
+
 class Tag(Base):
     __tablename__ = "tags"
     __table_args__ = (UniqueConstraint("catalog_id", "name"),)

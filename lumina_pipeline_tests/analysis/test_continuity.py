@@ -1,14 +1,22 @@
 import polars as pl
 
-from lumina_pipeline.analysis.continuity import PREVIOUS_MEMBERS_SCHEMA, PREVIOUS_SCHEMA, Found, Previous, settle
+from lumina_pipeline.analysis.continuity import (
+    PREVIOUS_MEMBERS_SCHEMA,
+    PREVIOUS_SCHEMA,
+    REMEMBERED_SCHEMA,
+    Found,
+    Previous,
+    settle,
+)
 
 MEMBERS = {"group_key": pl.String, "id": pl.Int64, "checksum": pl.String}
+NOTHING_REMEMBERED = pl.DataFrame(schema=REMEMBERED_SCHEMA)
 
 
 def previous(reviewed=True, chosen=None, chosen_checksum=None, members=("a", "b", "c")):
     groups = pl.DataFrame([("g1", reviewed, chosen, chosen_checksum)], schema=PREVIOUS_SCHEMA, orient="row")
     rows = [("g1", "perceptual", checksum, id_) for id_, checksum in enumerate(members, 1)]
-    return Previous(groups, pl.DataFrame(rows, schema=PREVIOUS_MEMBERS_SCHEMA, orient="row"))
+    return Previous(groups, pl.DataFrame(rows, schema=PREVIOUS_MEMBERS_SCHEMA, orient="row"), NOTHING_REMEMBERED)
 
 
 def found(*pairs, key="perceptual:a"):
@@ -57,10 +65,44 @@ def test_a_group_and_its_copy_with_the_same_checksums_each_keep_their_id():
     groups = pl.DataFrame([("s1", False, None, None), ("s2", False, None, None)], schema=PREVIOUS_SCHEMA, orient="row")
     rows = [("s1", "stack", "heic", 1), ("s1", "stack", "mov", 2),
             ("s2", "stack", "heic", 3), ("s2", "stack", "mov", 4)]
-    before = Previous(groups, pl.DataFrame(rows, schema=PREVIOUS_MEMBERS_SCHEMA, orient="row"))
+    before = Previous(groups, pl.DataFrame(rows, schema=PREVIOUS_MEMBERS_SCHEMA, orient="row"), NOTHING_REMEMBERED)
     keys = ["stack:phone", "stack:phone", "stack:backup", "stack:backup"]
     members = pl.DataFrame({"group_key": keys, "id": [1, 2, 3, 4], "checksum": ["heic", "mov"] * 2})
     now = Found(pl.DataFrame({"group_key": ["stack:phone", "stack:backup"], "choice": [1, 3]}), members)
     for order in (now, Found(now.groups.reverse(), now.members.reverse())):
         settled = settle(order, before).groups
         assert dict(settled.select("group_key", "group_id").iter_rows()) == {"stack:phone": "s1", "stack:backup": "s2"}
+
+
+def nothing_before(remembered: pl.DataFrame) -> Previous:
+    """No previous group (they all dissolved), only what is remembered."""
+    return Previous(pl.DataFrame(schema=PREVIOUS_SCHEMA), pl.DataFrame(schema=PREVIOUS_MEMBERS_SCHEMA), remembered)
+
+
+def test_a_group_that_dissolved_and_formed_again_comes_back_with_its_decision():
+    gone = settle(found((1, "a")), previous(chosen=2, chosen_checksum="b"))  # b and c quarantined
+    assert gone.groups["reviewed"].to_list() == [False]
+    back = settle(found((1, "a"), (2, "b"), (3, "c")), nothing_before(gone.remembered))  # undone
+    assert back.groups.select("reviewed", "choice", "chosen").row(0) == (True, 2, True)
+    assert back.remembered.is_empty()  # the group's own row holds the decision again
+
+
+def test_a_remembered_decision_needs_the_same_members_counted_with_multiplicity():
+    remembered = settle(found((1, "a")), previous(members=("a", "b", "b"))).remembered
+    assert remembered["members"].to_list() == ["a b b"]
+    for other in (found((1, "a"), (2, "b")), found((1, "a"), (2, "b"), (3, "b"), (4, "b"))):
+        assert settle(other, nothing_before(remembered)).groups["reviewed"].to_list() == [False]
+
+
+def test_a_decision_taken_back_is_forgotten():
+    remembered = settle(found((1, "a")), previous()).remembered
+    undecided = previous(reviewed=False)
+    assert settle(found((1, "a")), undecided._replace(remembered=remembered)).remembered.is_empty()
+
+
+def test_a_decision_is_not_recalled_on_two_groups_with_the_same_checksums():
+    remembered = settle(found((1, "a")), previous(members=("heic", "mov"))).remembered
+    keys = ["burst:phone", "burst:phone", "burst:backup", "burst:backup"]
+    members = pl.DataFrame({"group_key": keys, "id": [1, 2, 3, 4], "checksum": ["heic", "mov"] * 2})
+    both = Found(pl.DataFrame({"group_key": ["burst:phone", "burst:backup"], "choice": [1, 3]}), members)
+    assert settle(both, nothing_before(remembered)).groups["reviewed"].to_list() == [False, False]
