@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     except catalog_store.CatalogError as error:
         print(f"lumina: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `lumina duplicates NAME | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return 1
 
 
 def catalog_add(args: argparse.Namespace) -> None:

@@ -193,3 +193,14 @@ def test_catalogs_are_listed_and_removed(lumina_home, corpus):
     lumina(lumina_home, "catalog", "remove", "corpus")
     assert lumina(lumina_home, "catalog", "list").stdout == ""
 
+
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LUMINA_", "DAGSTER_"))}
+    reading, writing = os.pipe()
+    os.close(reading)  # as `| head -1` once it has its line
+    try:
+        ended = subprocess.run([sys.executable, "-m", "lumina_pipeline.cli", "stop"], stdout=writing,
+                               stderr=subprocess.PIPE, text=True, env=env | {"LUMINA_HOME": str(tmp_path)}, timeout=60)
+    finally:
+        os.close(writing)
+    assert (ended.returncode, ended.stderr) == (1, "")
