@@ -111,20 +111,23 @@ class Match:
 
 def nearest(connection: Connection, table: Table, catalog_id: uuid.UUID, vector: str, k: int) -> list[Match]:
     """The k images closest to `vector` (pgvector text) by cosine: through the HNSW index, and
-    by an exact scan of the vectors not indexed yet."""
+    by an exact scan of the vectors not indexed yet. Equally close images (copies have one
+    vector) come in id order, whichever way each was found: each part offers twice k."""
     if not _exists(connection, table):
         return []
-    connection.execute(text("SELECT set_config('hnsw.ef_search', :beam, true)"), {"beam": str(max(SEARCH_BEAM, k))})
+    offered = 2 * k
+    connection.execute(text("SELECT set_config('hnsw.ef_search', :beam, true)"),
+                       {"beam": str(max(SEARCH_BEAM, offered))})
     closest = """(SELECT i.id, i.path, e.embedding <=> CAST(:v AS vector) AS distance, e.labels
                   FROM {table} e JOIN images i ON i.id = e.image_id
                   WHERE e.catalog_id = :c AND i.status = 'ok' AND {which}
-                  ORDER BY e.embedding <=> CAST(:v AS vector) LIMIT :k)"""
+                  ORDER BY e.embedding <=> CAST(:v AS vector) LIMIT :offered)"""
     rows = connection.execute(
         text(f"""SELECT id, path, 1 - distance AS score, labels
                  FROM ({closest.format(table=table.name, which="e.indexed")}
                        UNION ALL {closest.format(table=table.name, which="NOT e.indexed")}) both_parts
-                 ORDER BY distance LIMIT :k"""),
-        {"v": vector, "c": catalog_id, "k": k},
+                 ORDER BY distance, id LIMIT :k"""),
+        {"v": vector, "c": catalog_id, "k": k, "offered": offered},
     )
     return [Match(**row._mapping) for row in rows]
 

@@ -133,7 +133,7 @@ def test_similar_and_text_search_use_the_embeddings(served):
     client = served.client
     original = served.image_id("Toscana 2008/DSCN0038.jpg")
     similar = client.get(f"/api/images/{original}/similar", params={"k": 3}).json()
-    assert similar[0]["score"] > 0.99 and similar[0]["path"].endswith("DSCN0038.jpg")
+    assert similar[0]["score"] > 0.99 and "DSCN0038" in similar[0]["path"]  # one of its copies, the first by id
     found = client.get(f"/api/catalogs/{CATALOG}/search", params={"q": "lighthouse", "k": 3}).json()
     assert found[0]["path"] == "Reisen/Leuchtturm 🌅 Abend.jpg" and "beacon" in found[0]["reason"]
     assert client.get(f"/api/catalogs/{CATALOG}/search", params={"q": "a dog"}).json() == []  # the corpus has no dog
