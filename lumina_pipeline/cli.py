@@ -13,6 +13,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from lumina_pipeline import home
+from lumina_pipeline.forkserver import start_forkserver
 from lumina_pipeline.humanize import plural, size
 from lumina_pipeline.storage import catalogs as catalog_store
 from lumina_pipeline.storage.database import make_engine, stop_embedded_server
@@ -74,6 +75,8 @@ def run(args: argparse.Namespace) -> None:
     """Inventory a catalog, then analyze every batch with pending files, in this process."""
     place = home.prepare()
     name = _catalog_for_run(args, place)
+    if place.batches_per_catalog > 1:  # the batch workers' imports, on another core than this process's
+        start_forkserver()
     # Dagster and the whole code location: some 250,000 objects that live as long as the process.
     # The garbage collector would scan them over and over as they come and again at shutdown
     # (full collections of 0.1-0.2 s each, a second of a no-change run); frozen, it leaves them be.

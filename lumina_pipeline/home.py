@@ -21,6 +21,7 @@ class Home:
     dagster_home: Path
     thumbnail_dir: Path
     quarantine_dir: Path
+    batches_per_catalog: int  # batch runs of one catalog at once
 
 
 def home_folder() -> Path:
@@ -60,4 +61,4 @@ def prepare() -> Home:
         LUMINA_OLLAMA_URL=os.environ.get("LUMINA_OLLAMA_URL", ""),  # empty: no captions
         LUMINA_OLLAMA_MODEL=os.environ.get("LUMINA_OLLAMA_MODEL", "moondream"),
     )
-    return Home(root, url, dagster_home, thumbnail_dir, quarantine_dir)
+    return Home(root, url, dagster_home, thumbnail_dir, quarantine_dir, settings["batches_per_catalog"])

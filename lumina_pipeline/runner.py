@@ -1,13 +1,13 @@
 """`lumina run`: the inventory, the batches with files to read and the regrouping of one
 catalog, executed as Dagster runs recorded in the instance the UI reads: the batches in worker
-processes, as many at once as the run queue allows one catalog's batches, the rest in this one.
+processes, as many at once as the run queue allows one catalog's batches (in this one where
+that is one), the rest in this one.
 A catalog that has nothing to do (its folders as last inventoried, its batches read, its
 groupings made from what it holds) starts no run: a no-change rescan costs about a walk."""
 
 import contextlib
 import ctypes
 import functools
-import multiprocessing.forkserver
 import os
 import select
 import signal
@@ -35,10 +35,10 @@ from lumina_pipeline.defs.run_launcher import (
     HOST_TAG,
     PID_TAG,
     keep_connections_open,
-    preloaded_forkserver,
     process_exists,
     process_tags,
 )
+from lumina_pipeline.forkserver import preloaded_forkserver
 from lumina_pipeline.humanize import plural, size
 from lumina_pipeline.storage.captions import batches_to_caption
 from lumina_pipeline.storage.catalogs import get_catalog
@@ -96,8 +96,6 @@ def files_if_up_to_date(connection, catalog: Catalog) -> int | None:
 def _bring_up_to_date(name: str, catalog_id, engine) -> None:
     """The inventory, the batches with files to read, and the regrouping if a grouping would
     read anything new, as Dagster runs."""
-    preloaded_forkserver()
-    multiprocessing.forkserver.ensure_running()  # its imports now, on a core the inventory leaves
     _, instance = _dagster()
     _fail_dead_runs(instance)
     instance.add_dynamic_partitions(CATALOGS, [name])
@@ -201,22 +199,30 @@ def execute_run(job: str, partition_key: str, raise_on_error: bool = True) -> dg
 
 def _analyze(instance: dg.DagsterInstance, name: str, todo: list[str]) -> None:
     """Execute the batch runs of `todo` in worker processes, as many at once as the run queue
-    lets one catalog have (LUMINA_BATCHES_PER_CATALOG), printing each batch as it ends.
+    lets one catalog have (LUMINA_BATCHES_PER_CATALOG), printing each batch as it ends; one at a
+    time, in this process, which has imported all a batch uses.
 
     A failed batch ends `lumina run` once the batches already handed to a worker end; the
     others are not started. Runs of workers that died are marked failed on the way out."""
-    workers = batch_workers(min(len(todo), batches_at_once(instance)))
+    at_once = min(len(todo), batches_at_once(instance))
+    workers = batch_workers(at_once) if at_once > 1 else None
     try:
-        futures = [workers.submit(execute_batch, name, batch) for batch in todo]
-        for number, done in enumerate(as_completed(futures), 1):
-            _print_batch(done.result(), number, len(todo))
+        if workers:
+            futures = [workers.submit(execute_batch, name, batch) for batch in todo]
+            done = (future.result() for future in as_completed(futures))
+        else:
+            os.environ.setdefault("OMP_NUM_THREADS", str(threads_per_worker(1)))  # as a worker's
+            done = (execute_batch(name, batch) for batch in todo)
+        for number, figures in enumerate(done, 1):
+            _print_batch(figures, number, len(todo))
     except BatchFailed as failure:
         raise SystemExit(f"lumina: {failure}") from None
     except BrokenProcessPool:
         raise SystemExit(f"lumina: a batch worker process died (killed, or out of memory); "
                          f"`lumina run {name}` goes on from where it stopped") from None
     finally:
-        workers.shutdown(cancel_futures=True)
+        if workers:
+            workers.shutdown(cancel_futures=True)
         _fail_dead_runs(instance)
 
 
@@ -273,7 +279,7 @@ class BatchFigures:
 
 
 def execute_batch(name: str, batch: str) -> BatchFigures:
-    """Run batch_job for one batch of catalog `name` in this (worker) process."""
+    """Run batch_job for one batch of catalog `name` in this process."""
     result = execute_run("batch_job", _batch_key(name, batch), raise_on_error=False)
     if not result.success:
         raise BatchFailed(f"batch {batch} of catalog {name} failed (run {result.run_id}): {_failure(result)}")

@@ -100,19 +100,29 @@ def test_two_batches_run_at_once_in_two_worker_processes_and_give_the_catalog_of
     lumina(lumina_home, "catalog", "add", "halves", str(corpus.photos), "--batch-size", str(half))
     run = lumina(lumina_home, "run", "halves").stdout
     assert "batch 00000 (" in run and "batch 00001 (" in run
-    with dagster_tables(lumina_home) as connection:
-        pids = connection.execute(text(
-            "SELECT run.pipeline_name, pid.value FROM runs run"
-            " JOIN run_tags pid ON pid.run_id = run.run_id AND pid.key = 'lumina/pid'"
-            " JOIN run_tags catalog ON catalog.run_id = run.run_id AND catalog.value = 'halves'"
-            " AND catalog.key IN ('dagster/partition', 'dagster/partition/catalog')"
-        )).all()
-    workers = {pid for job, pid in pids if job == "batch_job"}
-    [runner] = {pid for job, pid in pids if job != "batch_job"}  # the inventory and the regrouping
+    pids = run_processes(lumina_home, "halves")
+    workers = pids.pop("batch_job")
+    [runner] = set().union(*pids.values())  # the inventory and the regrouping
     assert len(workers) == 2 and runner not in workers
-    # "corpus" was read in one batch, by one worker
+    # "corpus" was read in one batch, by `lumina run` itself: it has imported all a batch uses
+    assert len(set().union(*run_processes(lumina_home, "corpus").values())) == 1
     assert exported_answers(lumina_home, "halves") == exported_answers(lumina_home, "corpus")
     lumina(lumina_home, "catalog", "remove", "halves")
+
+
+def run_processes(home, catalog: str) -> dict[str, set[str]]:
+    """The processes that executed the catalog's runs, by job: their `lumina/pid` tags."""
+    with dagster_tables(home) as connection:
+        rows = connection.execute(text(
+            "SELECT run.pipeline_name, pid.value FROM runs run"
+            " JOIN run_tags pid ON pid.run_id = run.run_id AND pid.key = 'lumina/pid'"
+            " JOIN run_tags catalog ON catalog.run_id = run.run_id AND catalog.value = :catalog"
+            " AND catalog.key IN ('dagster/partition', 'dagster/partition/catalog')"
+        ), {"catalog": catalog}).all()
+    processes: dict[str, set[str]] = {}
+    for job, pid in rows:
+        processes.setdefault(job, set()).add(pid)
+    return processes
 
 
 def dagster_tables(home):

@@ -3,12 +3,10 @@ process forked from one that has already imported the libraries runs use, a heal
 workers for run monitoring, and the tags that tell which process executes a run."""
 
 import gc
-import multiprocessing
 import os
 import signal
 import socket
 import threading
-from multiprocessing.context import ForkServerContext
 
 import dagster as dg
 from dagster._cli.api import _execute_run_command_body
@@ -17,23 +15,10 @@ from dagster._serdes import ConfigurableClass
 from dagster._serdes.config_class import ConfigurableClassData
 from dagster._utils.interrupts import capture_interrupts
 
+from lumina_pipeline.forkserver import preloaded_forkserver
+
 # On runs executed by a process of this machine (a run worker, or `lumina run`): which one.
 PID_TAG, HOST_TAG = "lumina/pid", "lumina/host"
-
-# What a run imports that costs seconds, imported once by the forkserver rather than by every
-# run. Lumina's own modules are not among them: each run imports them anew, so a run always has
-# the code its code location has now (about 0.4 s).
-PRELOADED = [
-    "dagster", "dagster._cli.api", "dagster_postgres", "alembic.command", "numpy", "polars", "sqlalchemy.orm",
-    "psycopg2", "pgvector.sqlalchemy", "PIL.Image", "pillow_heif", "scipy.fft", "pywt", "av", "onnxruntime", "ollama",
-]
-
-
-def preloaded_forkserver() -> ForkServerContext:
-    """Processes forked from this process's forkserver, which imports PRELOADED when it starts."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(PRELOADED)
-    return context
 
 
 def process_tags(pid: int | None = None) -> dict[str, str]:
