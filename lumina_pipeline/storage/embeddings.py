@@ -30,6 +30,10 @@ GRAPH = {"m": 8, "ef_construction": 32}
 BUILD_MEMORY_BYTES = 1 << 30  # maintenance_work_mem of an index build: the graph is built in memory
 GRAPH_BYTES_PER_VECTOR = 50 * GRAPH["m"]  # a vector's links and bookkeeping in the graph, beside its values
 SEARCH_BEAM = 100  # hnsw.ef_search at least; pgvector's default is 40, and it returns no more rows than that
+# A table with fewer vectors has no index built: a search scans them all exactly, in tens of
+# milliseconds (benchmarks/search.py searches 10,000 so), and a library's first regrouping does
+# not wait for a build (0.7 s for 2,000 vectors).
+EXACT_SCAN_VECTORS = 10_000
 
 
 def embeddings_table(model_id: str, dimensions: int) -> Table:
@@ -132,8 +136,9 @@ def nearest(connection: Connection, table: Table, catalog_id: uuid.UUID, vector:
     return [Match(**row._mapping) for row in rows]
 
 
-def index_vectors(connection: Connection, catalog_id: uuid.UUID) -> int:
-    """Bring a catalog's vectors not yet indexed into their model's HNSW index; how many.
+def index_vectors(connection: Connection, catalog_id: uuid.UUID, exact_below: int = EXACT_SCAN_VECTORS) -> int:
+    """Bring a catalog's vectors not yet indexed into their model's HNSW index, in tables of at
+    least `exact_below` vectors; how many.
 
     Where building the index anew over all would be cheaper (`rebuilding_is_cheaper`), it is
     dropped and built again; searches of the table wait for the build."""
@@ -145,7 +150,7 @@ def index_vectors(connection: Connection, catalog_id: uuid.UUID) -> int:
                                                                   AND attname = 'embedding')
                      FROM {table}"""), {"c": catalog_id},
         ).one()
-        if not pending:
+        if not pending or pending + indexed < exact_below:
             continue
         index = f"{table[:50]}_hnsw"
         definition = connection.execute(text("SELECT indexdef FROM pg_indexes WHERE indexname = :i"), {"i": index})

@@ -20,6 +20,7 @@ from lumina_pipeline.defs.assets.vectors import vector_index
 from lumina_pipeline.defs.resources import Embedder
 from lumina_pipeline.models.efficientnet import EfficientNetModel
 from lumina_pipeline.search import SearchModels, SearchResult, label_match, search_similar, search_text
+from lumina_pipeline.storage.embeddings import EXACT_SCAN_VECTORS, index_vectors
 
 CATALOG = "search"
 DEFAULT_TABLE = "embeddings_efficientnet_lite0_imagenet"
@@ -263,16 +264,26 @@ def test_clip_tags_photos_from_a_vocabulary_as_openclip_and_leaves_other_sources
 LIGHTHOUSE = "Reisen/Leuchtturm 🌅 Abend.jpg"
 
 
-def test_search_answers_the_same_before_and_after_the_catalog_step_indexes_the_vectors(searchable, corpus):
+def test_search_answers_the_same_before_and_after_the_vectors_are_indexed(searchable, corpus):
     pipeline, _ = searchable
     originals = [group["original"] for group in corpus.manifest["near_duplicate_groups"]]
-    before = [[result.path for result in search(pipeline, search_similar, path, 5)] for path in originals]
+
+    def answers() -> list[list[str]]:
+        return [[result.path for result in search(pipeline, search_similar, path, 5)] for path in originals]
+
+    def indexed() -> list[tuple[bool, int]]:
+        with pipeline.engine.connect() as connection:
+            return connection.execute(text(f"SELECT indexed, count(*) FROM {DEFAULT_TABLE} GROUP BY indexed")).all()
+
+    before, [(in_index, vectors)] = answers(), indexed()
+    assert not in_index  # a batch writes outside the index
 
     result = dg.materialize([vector_index], partition_key=CATALOG, instance=pipeline.instance,
                             resources=pipeline.resources)
 
-    indexed = result.asset_materializations_for_node("vector_index")[0].metadata["vectors_indexed"].value
-    with pipeline.engine.connect() as connection:
-        flags = connection.execute(text(f"SELECT indexed, count(*) FROM {DEFAULT_TABLE} GROUP BY indexed")).all()
-    assert flags == [(True, indexed)]  # a batch writes outside the index; the catalog step brought all in
-    assert [[result.path for result in search(pipeline, search_similar, path, 5)] for path in originals] == before
+    assert result.asset_materializations_for_node("vector_index")[0].metadata["vectors_indexed"].value == 0
+    assert indexed() == [(False, vectors)] and vectors < EXACT_SCAN_VECTORS  # searches scan so few exactly
+    with pipeline.engine.begin() as connection:
+        assert index_vectors(connection, pipeline.catalog_id(CATALOG), exact_below=0) == vectors
+    assert indexed() == [(True, vectors)]
+    assert answers() == before
