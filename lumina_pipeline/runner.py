@@ -211,7 +211,7 @@ def _analyze(instance: dg.DagsterInstance, name: str, todo: list[str]) -> None:
             futures = [workers.submit(execute_batch, name, batch) for batch in todo]
             done = (future.result() for future in as_completed(futures))
         else:
-            os.environ.setdefault("OMP_NUM_THREADS", str(threads_per_worker(1)))  # as a worker's
+            _ready_for_batches(threads_per_worker(1))
             done = (execute_batch(name, batch) for batch in todo)
         for number, figures in enumerate(done, 1):
             _print_batch(figures, number, len(todo))
@@ -247,10 +247,16 @@ def threads_per_worker(count: int) -> int:
 
 
 def _start_worker(command: int, threads: int) -> None:
+    _ready_for_batches(threads)
+    if sys.platform == "linux":
+        threading.Thread(target=_end_with, args=(command,), daemon=True, name="ends with lumina run").start()
+
+
+def _ready_for_batches(threads: int) -> None:
+    """Size the model's threads and malloc's arenas of a process that executes batches."""
     # Read by onnxruntime sessions (models.onnx_session) and torch, both made after this.
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     if sys.platform == "linux":
-        threading.Thread(target=_end_with, args=(command,), daemon=True, name="ends with lumina run").start()
         # A batch reads its files in a thread of their own (analysis.photos), which spreads its
         # allocations over several malloc arenas (glibc allows 8 per core), each keeping freed
         # pages of its own: a worker grew by about 70 MB a batch. Two arenas hold it flat.
