@@ -1,8 +1,9 @@
 """`lumina run` at scale, on a generated library: its peak memory at 1,000 and at 10,000
 photos (ten batches per worker) and which process peaked; a no-change `lumina run` of the
-larger against a bare walk of its folders, and one after 50 new photos; 2,000 photos on one
-core and on two, each against a bare loop of the same per-file work on as many cores; and what
-launching a batch run costs."""
+larger against a bare walk of its folders, and one after 50 new photos; 4,000 photos on one
+core and on two, each against a bare loop of the same per-file work on as many cores, in a home
+of their own (a library as a first `lumina run` catalogs it); and what launching a batch run
+costs."""
 
 import ctypes
 import json
@@ -42,7 +43,7 @@ PER_FOLDER = 500
 ROUNDS = 3
 NEW = 50  # photos added to the larger library after its no-change runs
 FULL_BATCH = 500  # the default batch size
-CORES_FOLDERS = 4  # 2,000 photos: two batches of 500 per worker on two cores
+CORES_FOLDERS = 8  # 4,000 photos: four batches of 500 per worker on two cores
 EMBED_BATCH = 16  # the Embedder's batch_size
 MODEL_INPUT = list(ANALYSIS_SCHEMA).index("model_input")
 PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
@@ -211,19 +212,25 @@ class Throughput:
     bare_cpu: float
 
 
-def both_cores(env: dict, library: Path, models: Path, database_pid: int) -> dict[int, Throughput]:
+def both_cores(env: dict, library: Path, models: Path) -> dict[int, Throughput]:
     """Per core count (1, 2): photos per second of `lumina run` (one worker per core) and of the
     bare loop, everything including the database on those cores; then the CPU seconds of each
-    (the bare loop's without its start-up, as on its clock)."""
+    (the bare loop's without its start-up, as on its clock). In a home of their own, which holds
+    nothing else."""
     folders = [library / f"{n:03d}" for n in range(CORES_FOLDERS)]
     paths = sorted(os.fsencode(path) for folder in folders for path in folder.iterdir())
+    env = env | {"LUMINA_HOME": str(library.parent / "cores-home")}
     rates = {}
-    for cores in (1, 2):
-        lumina(env, "catalog", "add", f"cores{cores}", *map(str, folders), "--batch-size", str(FULL_BATCH))
-        with on_cores(set(sorted(os.sched_getaffinity(0))[:cores]), database_pid):
-            before = cpu_seconds(database_pid)
-            ours = lumina_rate(env, f"cores{cores}", len(paths), workers=cores)
-            rates[cores] = Throughput(ours, cpu_seconds(database_pid) - before, *bare_rate(paths, cores, models))
+    try:
+        for cores in (1, 2):
+            lumina(env, "catalog", "add", f"cores{cores}", *map(str, folders), "--batch-size", str(FULL_BATCH))
+            database_pid = int((library.parent / "cores-home" / "pgdata" / "postmaster.pid").read_text().split()[0])
+            with on_cores(set(sorted(os.sched_getaffinity(0))[:cores]), database_pid):
+                before = cpu_seconds(database_pid)
+                ours = lumina_rate(env, f"cores{cores}", len(paths), workers=cores)
+                rates[cores] = Throughput(ours, cpu_seconds(database_pid) - before, *bare_rate(paths, cores, models))
+    finally:
+        stop_embedded_server(library.parent / "cores-home" / "pgdata")
     return rates
 
 
@@ -309,8 +316,7 @@ def run() -> None:
             again = [lumina(env, "run", "large") for _ in range(ROUNDS)]
             make_library(library / "new", NEW)  # copies of the first photos under new names
             added = lumina(env, "run", "large")
-            database_pid = int((root / "home" / "pgdata" / "postmaster.pid").read_text().split()[0])
-            rates = both_cores(env, library, root / "models", database_pid)
+            rates = both_cores(env, library, root / "models")
             daemon, (cold, cold_body), (warm, warm_body) = launch(env, library)
         finally:
             stop_embedded_server(root / "home" / "pgdata")
@@ -334,7 +340,8 @@ def run() -> None:
           f"{'one regrouping' if regrouped else 'NO regrouping'} (target: the {NEW} read, one regrouping)")
     photos = CORES_FOLDERS * PER_FOLDER
     print(f"\n== {photos:,} photos on 1 and 2 cores: a first lumina run (inventory, batches of {FULL_BATCH} in a "
-          "worker per core, grouping; its database on the same cores) and a bare loop of the same per-file work ==")
+          "worker per core, grouping; its own database, on the same cores) and a bare loop of the same "
+          "per-file work ==")
     for cores, rate in rates.items():
         print(f"  {cores} core{'s' if cores > 1 else ''}: lumina run {rate.lumina:.1f} photos/s, bare loop "
               f"{rate.bare:.1f} photos/s: lumina / bare = {rate.lumina / rate.bare:.0%} (target >= 85%); "
