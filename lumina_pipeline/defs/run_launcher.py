@@ -9,7 +9,6 @@ import socket
 import threading
 
 import dagster as dg
-from dagster._cli.api import _execute_run_command_body
 from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, RunLauncher, WorkerStatus
 from dagster._serdes import ConfigurableClass
 from dagster._serdes.config_class import ConfigurableClassData
@@ -125,6 +124,10 @@ class LocalRunLauncher(RunLauncher, ConfigurableClass):
 
 def execute_run(run_id: str, instance_ref) -> None:
     """A run process: Dagster's run worker body, as `dagster api execute_run` executes it."""
+    # Here, not at the top: Dagster's CLI costs `lumina run`, which imports this module, 0.15 s
+    # (the forkserver has it imported already).
+    from dagster._cli.api import _execute_run_command_body
+
     gc.freeze()  # the forkserver's modules live as long as the process: no collection need scan them
     with capture_interrupts(), dg.DagsterInstance.from_ref(instance_ref) as instance:
         keep_connections_open(instance)
