@@ -171,16 +171,18 @@ def test_daemon_runs_whose_worker_died_are_failed_and_the_next_runs_complete(dae
                and record.dagster_run.tags["dagster/sensor_name"] == "folder_change_sensor" for record in done)
 
 
-def test_a_lumina_run_killed_mid_run_has_its_run_failed_by_the_next_one(tmp_path, corpus, instance_for):
+@pytest.mark.parametrize("batch_size", [6, 3], ids=["its batch in lumina run", "its batches in two workers"])
+def test_a_lumina_run_killed_mid_run_has_its_runs_failed_by_the_next_one(tmp_path, corpus, instance_for, batch_size):
     library = tmp_path / "library"
     library.mkdir()
     for record in [r for r in corpus.files(expected_status="ok") if r["format"] == "JPEG"][:6]:
         shutil.copy(corpus.photos / record["path"], library)
     env = prepared_env(tmp_path / "home")
     instance = instance_for(env)
-    lumina = [sys.executable, "-m", "lumina_pipeline.cli", "run", "--photos", str(library), "trip"]
+    cli = [sys.executable, "-m", "lumina_pipeline.cli"]
+    subprocess.run([*cli, "catalog", "add", "trip", str(library), "--batch-size", str(batch_size)], env=env, check=True)
     try:
-        first = subprocess.Popen(lumina, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        first = subprocess.Popen([*cli, "run", "trip"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         batch = dg.RunsFilter(job_name="batch_job", statuses=IN_PROGRESS)
         try:  # kill it inside its first batch run
             wait_for(lambda: first.poll() is not None or instance.get_runs(batch), "a batch run of `lumina run`")
@@ -188,14 +190,19 @@ def test_a_lumina_run_killed_mid_run_has_its_run_failed_by_the_next_one(tmp_path
         finally:
             first.kill()
             first.wait(timeout=30)
-        assert instance.get_runs_count(dg.RunsFilter(statuses=IN_PROGRESS)) == 1
+        killed = instance.get_runs(dg.RunsFilter(statuses=IN_PROGRESS))
+        assert killed
+        # the processes that executed them die with `lumina run`, and none ends its batch
+        wait_for(lambda: not any(process_exists(int(run.tags[PID_TAG])) for run in killed), "their processes to end",
+                 seconds=10)
 
-        second = subprocess.run(lumina, env=env, capture_output=True, text=True, timeout=600)
+        second = subprocess.run([*cli, "run", "trip"], env=env, capture_output=True, text=True, timeout=600)
         assert second.returncode == 0, second.stderr[-3000:]
         assert "marked failed, their `lumina run` process died: batch_job" in second.stdout
         assert "catalog trip: 6 files (6 ok)" in second.stdout
         assert instance.get_runs_count(dg.RunsFilter(statuses=IN_PROGRESS)) == 0
-        assert instance.get_runs_count(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE])) == 1
+        failed = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]))
+        assert {run.run_id for run in failed} == {run.run_id for run in killed}
     finally:
         stop_embedded_server(tmp_path / "home" / "pgdata")
 
