@@ -33,11 +33,16 @@ def copy_into(connection: Connection, table: str, frame: pl.DataFrame) -> None:
 
 
 def stage(connection: Connection, table: str, frame: pl.DataFrame) -> None:
-    """Load `frame` into a temporary table that lives until the transaction ends."""
-    columns = ", ".join(
-        f'"{name}" {POSTGRES_TYPES.get(dtype.base_type(), "bigint")}' for name, dtype in frame.schema.items()
-    )
-    dbapi_cursor(connection).execute(f"CREATE TEMP TABLE {table} ({columns}) ON COMMIT DROP")
+    """Load `frame` into a temporary table that lives until the transaction ends. Its long
+    values are stored as they come: read once, compressing them cost the database more than
+    the rest of the load (a batch's 500 vectors as text: 0.25 s of 0.3 s)."""
+    types = {name: POSTGRES_TYPES.get(dtype.base_type(), "bigint") for name, dtype in frame.schema.items()}
+    columns = ", ".join(f'"{name}" {kind}' for name, kind in types.items())
+    cursor = dbapi_cursor(connection)
+    cursor.execute(f"CREATE TEMP TABLE {table} ({columns}) ON COMMIT DROP")
+    if long := [name for name, kind in types.items() if kind in ("text", "bytea")]:
+        cursor.execute(f"ALTER TABLE {table} "
+                       + ", ".join(f'ALTER COLUMN "{name}" SET STORAGE EXTERNAL' for name in long))
     copy_into(connection, table, frame)
 
 
