@@ -23,7 +23,10 @@ import time
 from pathlib import Path
 
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
+from lumina_pipeline.runner import files_if_up_to_date
+from lumina_pipeline.storage.catalogs import get_catalog
 from lumina_pipeline.storage.database import make_engine
 from lumina_pipeline_tests.conftest import CORPUS, PROJECT, stop_embedded_server
 
@@ -50,9 +53,9 @@ def main() -> int:
     daemon = _start_daemon(env, work / "daemon.log")
     try:
         figures = _churn(library, spare, env, args.seconds)
-        settled = _settle(engine, library, args.settle_seconds)
+        settled = _settle(engine, args.settle_seconds)
     finally:
-        _stop(daemon)
+        _stop(daemon, env["LUMINA_HOME"])
     final = work / "final" / "photos"
     shutil.copytree(library, final, symlinks=True)
     _lumina(env, "run", "--photos", str(final), "clean")
@@ -94,13 +97,13 @@ def _start_daemon(env: dict[str, str], log: Path) -> subprocess.Popen:
                             start_new_session=True)
 
 
-def _stop(daemon: subprocess.Popen) -> None:
+def _stop(daemon: subprocess.Popen, home: str) -> None:
     os.killpg(daemon.pid, signal.SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):
         daemon.wait(timeout=60)
     with contextlib.suppress(ProcessLookupError):  # code servers and runs the daemon started
         os.killpg(daemon.pid, signal.SIGKILL)
-    for pid in _run_workers():  # a run started just before the stop has a session of its own
+    for pid in _run_workers(home):  # a run started just before the stop has a session of its own
         _kill_with_children(pid)
 
 
@@ -136,7 +139,7 @@ def _churn(library: Path, spare: list[bytes], env: dict[str, str], seconds: floa
             second.rename(first)
             (library / "swap.tmp").rename(second)
         elif action == "runs_killed":
-            workers = _wait_for_run_workers(seconds=15)
+            workers = _wait_for_run_workers(env["LUMINA_HOME"], seconds=15)
             if not workers:
                 continue
             _kill_with_children(random.choice(workers))
@@ -151,21 +154,31 @@ def _churn(library: Path, spare: list[bytes], env: dict[str, str], seconds: floa
     return done
 
 
-def _wait_for_run_workers(seconds: float) -> list[int]:
+def _wait_for_run_workers(home: str, seconds: float) -> list[int]:
     deadline = time.monotonic() + seconds
-    while not (workers := _run_workers()) and time.monotonic() < deadline:
+    while not (workers := _run_workers(home)) and time.monotonic() < deadline:
         time.sleep(0.2)
     return workers
 
 
-def _run_workers() -> list[int]:
-    """Run workers the daemon's run launcher started: the children of its forkserver (which
-    carry the forkserver's command line), each executing one run: killing one is a run dying
-    in the middle."""
+def _run_workers(home: str) -> list[int]:
+    """Run workers the soak's daemon started: the children of its run launcher's forkserver
+    (which carry the forkserver's command line), each executing one run: killing one is a run
+    dying in the middle. The forkserver is told by the LUMINA_HOME it started with, so that no
+    other program's forkserver loses its children."""
     table = _processes()
     forked = {pid for pid, (_, command) in table.items() if b"multiprocessing.forkserver" in command}
-    servers = {pid for pid in forked if table[pid][0] not in forked}
+    servers = {pid for pid in forked if table[pid][0] not in forked and _home_of(pid) == os.fsencode(home)}
     return [pid for pid, (parent, _) in table.items() if parent in servers]
+
+
+def _home_of(pid: int) -> bytes | None:
+    """The LUMINA_HOME process `pid` started with, if any."""
+    with contextlib.suppress(OSError):
+        for variable in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+            if variable.startswith(b"LUMINA_HOME="):
+                return variable.removeprefix(b"LUMINA_HOME=")
+    return None
 
 
 def _processes() -> dict[int, tuple[int, bytes]]:
@@ -190,18 +203,17 @@ def _kill_with_children(pid: int) -> None:
             os.kill(member, signal.SIGKILL)
 
 
-def _settle(engine, library: Path, limit: float) -> float | None:
-    """Seconds until the catalog lists exactly the folder's files, none is left to read and
-    no run is in progress, three polls in a row; None if that never happened."""
+def _settle(engine, limit: float) -> float | None:
+    """Seconds until `lumina run soak` would have nothing to do (its folders as last
+    inventoried, no file left to read, each grouping made from what the catalog holds) and no
+    run is in progress, three polls in a row; None if that never happened."""
     started, calm = time.monotonic(), 0
-    on_disk = {os.fsencode(p.relative_to(library)) for p in library.rglob("*") if p.is_file()}
     while time.monotonic() - started < limit:
         time.sleep(10)
-        with contextlib.suppress(Exception):  # the database may still be coming back
-            listed = {bytes(p) for (p,) in _rows(engine, "SELECT path FROM images WHERE status <> 'deleted'")}
+        with contextlib.suppress(Exception), Session(engine) as session:  # the database may still be coming back
+            settled = files_if_up_to_date(session.connection(), get_catalog(session, "soak")) is not None
             busy = _count(engine, f"SELECT count(*) FROM runs WHERE status IN {IN_PROGRESS}")
-            pending = _count(engine, "SELECT count(*) FROM images WHERE status = 'pending'")
-            calm = calm + 1 if (listed == on_disk and not busy and not pending) else 0
+            calm = calm + 1 if settled and not busy else 0
             if calm == 3:
                 return round(time.monotonic() - started, 1)
     return None
