@@ -1,7 +1,7 @@
 """`lumina run`: the inventory, the batches with files to read and the regrouping of one
 catalog, executed as Dagster runs recorded in the instance the UI reads: the batches in worker
-processes, as many at once as the run queue allows one catalog's batches (in this one where
-that is one), the rest in this one.
+processes, as many at once as the run queue allows one catalog's batches (in this process when
+that is one at a time), the inventory and the regrouping in this process.
 A catalog that has nothing to do (its folders as last inventoried, its batches read, its
 groupings made from what it holds) starts no run: a no-change rescan costs about a walk."""
 
@@ -207,7 +207,7 @@ def _analyze(instance: dg.DagsterInstance, name: str, todo: list[str]) -> None:
     at_once = min(len(todo), batches_at_once(instance))
     workers = batch_workers(at_once) if at_once > 1 else None
     try:
-        if workers:
+        if workers is not None:
             futures = [workers.submit(execute_batch, name, batch) for batch in todo]
             done = (future.result() for future in as_completed(futures))
         else:
@@ -221,7 +221,7 @@ def _analyze(instance: dg.DagsterInstance, name: str, todo: list[str]) -> None:
         raise SystemExit(f"lumina: a batch worker process died (killed, or out of memory); "
                          f"`lumina run {name}` goes on from where it stopped") from None
     finally:
-        if workers:
+        if workers is not None:
             workers.shutdown(cancel_futures=True)
         _fail_dead_runs(instance)
 
