@@ -4,10 +4,12 @@ the single-process run.
 
 The inventory and the regrouping run from this process; the batches are three runs started
 together, each in a process of its own, as the daemon launches them. Two workers of one process
-each (`--pool solo`: the worker's own process executes the step) take the steps as they come."""
+each (`--pool solo`: the worker's own process executes the step) take the steps as they come.
+A worker killed while it executes a step leaves the step to the other one."""
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -31,6 +33,9 @@ from lumina_pipeline_tests.test_run_monitoring import wait_for
 BATCH_SIZE = 40  # the corpus's 94 files make three batches
 WORKERS = ("worker-a", "worker-b")
 START_SECONDS = 60
+# A step's task not acknowledged after this long goes to another worker: long enough for any
+# step of the corpus (a few seconds), short enough to wait for once.
+REDELIVER_SECONDS = 20
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -76,17 +81,15 @@ def cluster(database_url, model_cache, tmp_path, monkeypatch) -> Iterator[Cluste
     (home := tmp_path / "dagster").mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     settings = {
-        "LUMINA_CELERY_BROKER": broker, "LUMINA_DATABASE_URL": database_url,
+        "LUMINA_CELERY_BROKER": broker, "LUMINA_CELERY_REDELIVER_SECONDS": str(REDELIVER_SECONDS),
+        "LUMINA_DATABASE_URL": database_url,
         "LUMINA_THUMBNAIL_DIR": str(tmp_path / "thumbnails"), "LUMINA_MODEL_CACHE": model_cache,
         "LUMINA_CLIP_MODEL": "", "LUMINA_TAG_VOCABULARY": "", "LUMINA_OLLAMA_URL": "", "LUMINA_OLLAMA_MODEL": "",
     }
     for name, value in settings.items():  # this process's runs too hand their steps to Celery
         monkeypatch.setenv(name, value)
     env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": str(PROJECT)}  # where the code location is
-    # what `dagster-celery worker start -A dagster_celery.app -y celery.yaml` runs, with the
-    # broker in Celery's own variables
-    worker_env = {**env, "CELERY_BROKER_URL": broker, "CELERY_RESULT_BACKEND": broker}
-    celery = [sys.executable, "-m", "celery", "-A", "dagster_celery.app", "worker", "--pool", "solo",
+    celery = [sys.executable, "-m", "celery", "-A", "lumina_pipeline.celery_workers", "worker", "--pool", "solo",
               "--prefetch-multiplier", "1", "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
     with ExitStack() as stack:
         server = stack.enter_context(started(
@@ -94,7 +97,7 @@ def cluster(database_url, model_cache, tmp_path, monkeypatch) -> Iterator[Cluste
             tmp_path / "redis.log",
         ))
         workers = {name: stack.enter_context(started([*celery, "-n", f"{name}@%h"], tmp_path / f"{name}.log",
-                                                     worker_env))
+                                                     env))
                    for name in WORKERS}
         with Celery(broker=broker) as app:
             wait_for(lambda: len(app.control.ping(timeout=0.5)) == len(WORKERS), "both Celery workers", START_SECONDS)
@@ -104,7 +107,7 @@ def cluster(database_url, model_cache, tmp_path, monkeypatch) -> Iterator[Cluste
 
 
 def step_pids(instance: dg.DagsterInstance, run_id: str) -> dict[str, int]:
-    """The process that started each step of the run."""
+    """The process that started each step of the run (last, of a step started again)."""
     starts = [entry.dagster_event for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START)]
     return {event.step_key: event.pid for event in starts if event is not None}
 
@@ -182,3 +185,31 @@ def test_celery_workers_catalog_the_corpus_as_one_process_does(cluster, catalogs
     assert {row["status"] for row in distributed} >= {"ok", "error"}
     assert any(row["duplicate_of"] for row in distributed) and any(row["burst_best"] for row in distributed)
     assert distributed == single
+
+
+@pytest.mark.filterwarnings("ignore::celery.exceptions.DuplicateTaskNameWarning")
+def test_the_step_of_a_worker_killed_midway_is_taken_by_the_other_worker(cluster, catalogs, engine, tmp_path):
+    instance = cluster.instance
+    instance.add_dynamic_partitions("catalogs", ["distributed"])
+    run("inventory_job", "distributed", instance)
+    first, *others = instance.get_dynamic_partitions("batches")
+    key = str(dg.MultiPartitionKey({"catalog": "distributed", "batch": first}))
+    with started([sys.executable, "-m", MODULE, "batch_job", key], tmp_path / "run.log", cluster.env,
+                 subprocess.PIPE) as batch:
+        assert batch.stdout is not None and batch.stdout.readline() == "ready\n"
+        assert batch.stdin is not None
+        batch.stdin.write("go\n")
+        batch.stdin.close()
+        batch_run = wait_for(lambda: next(iter(instance.get_runs(dg.RunsFilter(job_name="batch_job"))), None),
+                             "the batch run", START_SECONDS)
+        killed = wait_for(lambda: step_pids(instance, batch_run.run_id).get("photo_analysis"), "the step's start")
+        os.kill(killed, signal.SIGKILL)
+        assert batch.wait(timeout=REDELIVER_SECONDS + 120) == 0, (tmp_path / "run.log").read_text()
+
+    [survivor] = set(cluster.workers.values()) - {killed}
+    assert step_pids(instance, batch_run.run_id)["photo_analysis"] == survivor  # the step's last start
+    assert instance.get_run_by_id(batch_run.run_id).status == dg.DagsterRunStatus.SUCCESS
+    for batch in others:
+        run("batch_job", str(dg.MultiPartitionKey({"catalog": "distributed", "batch": batch})), instance)
+    run("catalog_job", "distributed", instance)
+    assert catalog_rows(engine, "distributed") == catalog_rows(engine, "single")
