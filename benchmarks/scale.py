@@ -184,11 +184,18 @@ def bare_rate(paths: list[bytes], workers: int, models: Path) -> tuple[float, fl
     context = multiprocessing.get_context("spawn")
     ready = context.Barrier(workers + 1)
     chunks = [paths[start : start + EMBED_BATCH] for start in range(0, len(paths), EMBED_BATCH)]
-    with context.Pool(workers, _bare_worker, (models, threads_per_worker(workers), ready)) as pool:
+    pool = context.Pool(workers, _bare_worker, (models, threads_per_worker(workers), ready))
+    try:
         ready.wait()
         started = time.perf_counter()
         cpu = pool.map(partial(bare_work, models=models), chunks, chunksize=1)
         return len(paths) / (time.perf_counter() - started), sum(cpu)
+    finally:
+        # ended by closing, not by the SIGTERM of the pool's `with`: once this process ran a
+        # Dagster run with SIGINT ignored (`make bench &` in a script), it and the workers it
+        # starts ignore SIGTERM too (dagster._utils.interrupts maps SIGTERM to SIGINT's handler)
+        pool.close()
+        pool.join()
 
 
 def _bare_worker(models: Path, threads: int, ready) -> None:
