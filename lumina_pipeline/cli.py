@@ -7,6 +7,7 @@ import ipaddress
 import json
 import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -24,8 +25,16 @@ from lumina_pipeline.storage.images import status_counts
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # Started in the background of a script (`lumina run NAME &`), which ignores SIGINT. Each
+        # Dagster run gives SIGTERM the handler of SIGINT when it ends (dagster._utils.interrupts):
+        # `kill` would no longer stop `lumina`, nor the processes it starts.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return args.command(args) or 0
+    except KeyboardInterrupt:  # Ctrl-C, or `kill` once a Dagster run ran
+        print("lumina: interrupted", file=sys.stderr)
+        return 130
     except catalog_store.CatalogError as error:
         print(f"lumina: {error}", file=sys.stderr)
         return 2

@@ -171,38 +171,72 @@ def test_daemon_runs_whose_worker_died_are_failed_and_the_next_runs_complete(dae
                and record.dagster_run.tags["dagster/sensor_name"] == "folder_change_sensor" for record in done)
 
 
-@pytest.mark.parametrize("batch_size", [6, 3], ids=["its batch in lumina run", "its batches in two workers"])
-def test_a_lumina_run_killed_mid_run_has_its_runs_failed_by_the_next_one(tmp_path, corpus, instance_for, batch_size):
+CLI = [sys.executable, "-m", "lumina_pipeline.cli"]
+
+
+def six_photo_catalog(tmp_path: Path, corpus, batch_size: int) -> dict[str, str]:
+    """Catalog `trip` of six of the corpus's photos in a home of its own; its environment."""
     library = tmp_path / "library"
     library.mkdir()
     for record in [r for r in corpus.files(expected_status="ok") if r["format"] == "JPEG"][:6]:
         shutil.copy(corpus.photos / record["path"], library)
     env = prepared_env(tmp_path / "home")
-    instance = instance_for(env)
-    cli = [sys.executable, "-m", "lumina_pipeline.cli"]
-    subprocess.run([*cli, "catalog", "add", "trip", str(library), "--batch-size", str(batch_size)], env=env, check=True)
+    subprocess.run([*CLI, "catalog", "add", "trip", str(library), "--batch-size", str(batch_size)], env=env, check=True)
+    return env
+
+
+def stopped_in_its_first_batch(command: list[str], env: dict[str, str], instance: dg.DagsterInstance,
+                               stop: signal.Signals) -> int:
+    """Start `lumina run trip` by `command`, send it `stop` once its first batch run started;
+    its exit code."""
+    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    batch = dg.RunsFilter(job_name="batch_job", statuses=IN_PROGRESS)
     try:
-        first = subprocess.Popen([*cli, "run", "trip"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        batch = dg.RunsFilter(job_name="batch_job", statuses=IN_PROGRESS)
-        try:  # kill it inside its first batch run
-            wait_for(lambda: first.poll() is not None or instance.get_runs(batch), "a batch run of `lumina run`")
-            assert first.poll() is None, "`lumina run` ended before its batch run was seen"
-        finally:
-            first.kill()
-            first.wait(timeout=30)
+        wait_for(lambda: first.poll() is not None or instance.get_runs(batch), "a batch run of `lumina run`")
+        assert first.poll() is None, "`lumina run` ended before its batch run was seen"
+    finally:
+        first.send_signal(stop)
+    return first.wait(timeout=30)
+
+
+@pytest.mark.parametrize("batch_size", [6, 3], ids=["its batch in lumina run", "its batches in two workers"])
+def test_a_lumina_run_killed_mid_run_has_its_runs_failed_by_the_next_one(tmp_path, corpus, instance_for, batch_size):
+    env = six_photo_catalog(tmp_path, corpus, batch_size)
+    instance = instance_for(env)
+    try:
+        stopped_in_its_first_batch([*CLI, "run", "trip"], env, instance, signal.SIGKILL)
         killed = instance.get_runs(dg.RunsFilter(statuses=IN_PROGRESS))
         assert killed
         # the processes that executed them die with `lumina run`, and none ends its batch
         wait_for(lambda: not any(process_exists(int(run.tags[PID_TAG])) for run in killed), "their processes to end",
                  seconds=10)
 
-        second = subprocess.run([*cli, "run", "trip"], env=env, capture_output=True, text=True, timeout=600)
+        second = subprocess.run([*CLI, "run", "trip"], env=env, capture_output=True, text=True, timeout=600)
         assert second.returncode == 0, second.stderr[-3000:]
         assert "marked failed, their `lumina run` process died: batch_job" in second.stdout
         assert "catalog trip: 6 files (6 ok)" in second.stdout
         assert instance.get_runs_count(dg.RunsFilter(statuses=IN_PROGRESS)) == 0
         failed = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]))
         assert {run.run_id for run in failed} == {run.run_id for run in killed}
+    finally:
+        stop_embedded_server(tmp_path / "home" / "pgdata")
+
+
+def test_kill_stops_a_lumina_run_started_in_the_background_of_a_script(tmp_path, corpus, instance_for):
+    """A shell starts `lumina run NAME &` with SIGINT ignored; once a Dagster run ended, Dagster
+    had SIGTERM ignored too, and `kill` left `lumina run` running to its end."""
+    env = six_photo_catalog(tmp_path, corpus, batch_size=3)
+    instance = instance_for(env)
+    as_a_background_job = [
+        sys.executable, "-c", "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+        "os.execv(sys.executable, [sys.executable, '-m', 'lumina_pipeline.cli', 'run', 'trip'])",
+    ]
+    try:
+        assert stopped_in_its_first_batch(as_a_background_job, env, instance, signal.SIGTERM) != 0
+        assert instance.get_runs(dg.RunsFilter(job_name="catalog_job")) == []  # it stopped before the regrouping
+        second = subprocess.run([*CLI, "run", "trip"], env=env, capture_output=True, text=True, timeout=600)
+        assert "catalog trip: 6 files (6 ok)" in second.stdout, second.stderr[-3000:]
+        assert instance.get_runs_count(dg.RunsFilter(statuses=IN_PROGRESS)) == 0
     finally:
         stop_embedded_server(tmp_path / "home" / "pgdata")
 
