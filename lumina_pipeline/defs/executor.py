@@ -10,7 +10,9 @@ import os
 
 import dagster as dg
 
-REDELIVER_SECONDS = 3600  # Redis's own default visibility timeout
+# Redis's own visibility timeout is an hour; a batch of 500 camera photos takes a minute or two,
+# and a step that runs twice does no harm
+REDELIVER_SECONDS = 600
 
 
 def celery_settings() -> dict:
@@ -19,8 +21,8 @@ def celery_settings() -> dict:
     A worker acknowledges a step's task when the step ends, not when it starts (late acks), so
     that the step of a worker that dies (killed, out of memory, its machine gone) is handed to
     another worker: at once where the worker's pool saw its process die, else by Redis once
-    `LUMINA_CELERY_REDELIVER_SECONDS` passed without the acknowledgement. Without that, the
-    run's process would wait for the lost step forever. Set it above the longest step (an
+    `LUMINA_CELERY_REDELIVER_SECONDS` passed without the acknowledgement; the run's process
+    waits for the step meanwhile. Set it above the longest step (an
     inventory of the largest folder, a regrouping): a step still running then is handed out
     again, and runs twice (harmlessly, as every step may, but for nothing)."""
     broker = os.environ["LUMINA_CELERY_BROKER"]
