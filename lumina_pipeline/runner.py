@@ -174,9 +174,16 @@ def _batch_key(name: str, batch: str) -> dg.MultiPartitionKey:
 
 
 def _failure(result: dg.ExecuteInProcessResult) -> str:
-    """The error of the run's (first) failed step."""
+    """The error of the run's (first) failed step, and where it has causes, the first line of
+    the last: a retried step fails with "Exceeded max_retries of 2", its reason in the causes."""
     error = next(event for event in result.all_events if event.is_step_failure).step_failure_data.error
-    return error.message.strip() if error else "no error recorded"
+    if error is None:
+        return "no error recorded"
+    root = error
+    while root.cause is not None:
+        root = root.cause
+    reason = root.message.strip().splitlines()[0] if root is not error else ""
+    return f"{error.message.strip()} ({reason})" if reason else error.message.strip()
 
 
 @functools.cache

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -30,9 +31,9 @@ def lumina_home(tmp_path_factory):
     stop_embedded_server(home / "pgdata")
 
 
-def lumina(home, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def lumina(home, *args: str, check: bool = True, **settings: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LUMINA_", "DAGSTER_"))}
-    env["LUMINA_HOME"] = str(home)
+    env.update(LUMINA_HOME=str(home), **settings)
     command = [sys.executable, "-m", "lumina_pipeline.cli", *args]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     if check:
@@ -45,6 +46,24 @@ def test_bad_catalog_requests_get_a_clear_error(lumina_home, tmp_path):
     assert bad_name.returncode == 2 and "bad catalog name" in bad_name.stderr
     missing = lumina(lumina_home, "catalog", "add", "trip", str(tmp_path / "nowhere"), check=False)
     assert missing.returncode == 2 and "not a folder" in missing.stderr
+
+
+def test_a_batch_that_keeps_failing_ends_the_run_with_its_reason(corpus, tmp_path):
+    """A batch step is retried twice; the run's last word names what failed, not only the retries."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for record in [r for r in corpus.files(expected_status="ok") if r["format"] == "JPEG"][:2]:
+        shutil.copy(corpus.photos / record["path"], photos)
+    in_the_way = tmp_path / "thumbnails"
+    in_the_way.write_text("a file where the thumbnails' folder should be")
+    try:
+        run = lumina(tmp_path / "home", "run", "--photos", str(photos), "blocked", check=False,
+                     LUMINA_THUMBNAIL_DIR=str(in_the_way))
+        assert run.returncode != 0
+        assert re.search(r"batch 00000 of catalog blocked failed \(run [0-9a-f-]+\): Exceeded max_retries of 2 "
+                         r"\((FileExistsError|NotADirectoryError): ", run.stderr), run.stderr[-3000:]
+    finally:
+        stop_embedded_server(tmp_path / "home" / "pgdata")
 
 
 def test_run_then_export_gives_the_corpus_answers(lumina_home, corpus, tmp_path):
