@@ -182,8 +182,8 @@ def _failure(result: dg.ExecuteInProcessResult) -> str:
     root = error
     while root.cause is not None:
         root = root.cause
-    reason = root.message.strip().splitlines()[0] if root is not error else ""
-    return f"{error.message.strip()} ({reason})" if reason else error.message.strip()
+    message, reason = error.message.strip(), root.message.strip().partition("\n")[0]
+    return f"{message} ({reason})" if root is not error and reason else message
 
 
 @functools.cache

@@ -3,8 +3,8 @@
 step would import the code location and load the image model again, seconds a batch run does
 not have. With `LUMINA_CELERY_BROKER` set (a Redis URL such as `redis://queue-host:6379/0`),
 every step becomes a Celery task that any worker listening to that broker may take
-(`lumina_pipeline/celery_workers.py`), on this machine or another (docs/deploy.md): the run's own process
-only hands out the steps and collects their events."""
+(`lumina_pipeline/celery_workers.py`), on this machine or another (docs/deploy.md): the run's
+own process only hands out the steps and collects their events."""
 
 import os
 
@@ -22,9 +22,9 @@ def celery_settings() -> dict:
     that the step of a worker that dies (killed, out of memory, its machine gone) is handed to
     another worker: at once where the worker's pool saw its process die, else by Redis once
     `LUMINA_CELERY_REDELIVER_SECONDS` passed without the acknowledgement; the run's process
-    waits for the step meanwhile. Set it above the longest step (an
-    inventory of the largest folder, a regrouping): a step still running then is handed out
-    again, and runs twice (harmlessly, as every step may, but for nothing)."""
+    waits for the step meanwhile. Set it above the longest step (an inventory of the largest
+    folder, a regrouping): a step still running then is handed out again, and runs twice
+    (harmlessly, as every step may, but for nothing)."""
     broker = os.environ["LUMINA_CELERY_BROKER"]
     redeliver = int(os.environ.get("LUMINA_CELERY_REDELIVER_SECONDS", REDELIVER_SECONDS))
     return {
