@@ -21,7 +21,7 @@ from lumina_pipeline.analysis.neighbors import hamming, pairs_within
 
 GROUPING_SCHEMA = {
     "id": pl.Int64,
-    "path": pl.String,  # for folder preferences and a deterministic last tie-break
+    "path": pl.String,  # for folder preferences
     "checksum": pl.String,
     "size_bytes": pl.Int64,
     "pixels": pl.Int64,
@@ -38,7 +38,7 @@ GROUPING_SCHEMA = {
     "burst_id": pl.String,
 }
 DEFAULT_AVOIDED_FOLDERS = ("backup", "export", "download", "shared", "whatsapp", "chat", "copy", "kopie")
-# What decides a group's keeper, first key first (KeeperRule); the path breaks the last ties.
+# What decides a group's keeper, first key first (KeeperRule); the row id breaks the last ties.
 KEEPER_ORDER = ("stack", "pixels", "metadata", "quality", "format", "earliest", "library_folder")
 DEFAULT_FORMATS = ("raw", "heic", "jpeg")  # preferred first; a format not listed comes after these
 FORMAT_FAMILIES = {"jpg": "jpeg", "jpe": "jpeg", "heif": "heic", "tif": "tiff"}
@@ -86,7 +86,8 @@ class NearDuplicateRule:
 @dataclass(frozen=True)
 class KeeperRule:
     """Which file of a group is kept (its primary): the first key of `order` that tells two
-    files apart decides, the path breaks the last ties. The keys:
+    files apart decides; the file cataloged first (lowest id) breaks the last ties, not its
+    path, so that a suggested keeper stays on its file when files are moved. The keys:
 
     stack: a file of a stack (a whole shot) before a loose one; pixels: more first;
     metadata: more metadata fields (capture time, camera, ...) first, so that a camera
@@ -120,7 +121,7 @@ def rank_for_primary(images: pl.DataFrame, keeper: KeeperRule = KeeperRule()) ->
         "earliest": (pl.col("captured_at"), False),
         "library_folder": (pl.col("path").str.to_lowercase().str.contains_any(list(keeper.avoided_folders)), False),
     }
-    chosen = [keys[name] for name in keeper.order] + [(pl.col("path"), False)]
+    chosen = [keys[name] for name in keeper.order] + [(pl.col("id"), False)]
     ordered = images.sort([key for key, _ in chosen], descending=[down for _, down in chosen], nulls_last=True)
     return ordered.with_columns(rank=pl.int_range(pl.len(), dtype=pl.Int64))
 

@@ -64,10 +64,10 @@ class Library:
     def placed(self) -> dict[int, tuple]:
         """Every row of the catalog: id -> where it says its file is, its checksum, status, and
         what people and groupings decided about it (keeper, rating, manual tags, stack, burst,
-        keeper of a reviewed group: an unreviewed group's keeper may change with a path, its last tie-break)."""
+        keeper of a group, reviewed or not)."""
         rows = self.pipeline.rows(self.catalog, """
             id, source_root, path, checksum, status, kept, rating, stack_id, burst_id,
-            id IN (SELECT primary_image_id FROM duplicate_groups WHERE reviewed) AS group_primary,
+            id IN (SELECT primary_image_id FROM duplicate_groups) AS group_primary,
             ARRAY(SELECT t.name FROM image_tags it JOIN tags t ON t.id = it.tag_id
                   WHERE it.image_id = images.id AND it.source = 'manual' ORDER BY t.name) AS tags""")
         return {row.pop("id"): (row.pop("source_root"), bytes(row.pop("path")), *row.values()) for row in rows}

@@ -57,6 +57,13 @@ def test_exact_copies_form_an_exact_group_with_the_avoided_folder_losing():
     assert exact["primary_id"].to_list() == [2] and exact["confidence"].to_list() == [100]
 
 
+def test_between_copies_tied_on_every_key_the_file_cataloged_first_is_kept_wherever_it_lies():
+    rows = [image(1, BASE, checksum="same", path="2008/b.jpg"), image(2, BASE, checksum="same", path="2008/a.jpg")]
+    for moved in (rows, [{**rows[0], "path": "tidy/z.jpg"}, rows[1]]):
+        _, groups, _ = group_catalog(frame(moved), RULE)
+        assert groups["primary_id"].to_list() == [1]
+
+
 def test_near_copy_joins_and_the_bigger_image_is_primary():
     rows = [image(1, BASE, pixels=100), image(2, flip(BASE, 1, 2), pixels=400), image(3, ~BASE & (2**64 - 1))]
     assert groups_as_sets(rows) == {((1, 2), 2)}
