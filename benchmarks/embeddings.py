@@ -156,8 +156,7 @@ def vector_writes(database_url: str, embedder: Embedder, rest_of_batch: float) -
         timings.append(time.perf_counter() - started)
     write = min(timings)
     started = time.perf_counter()
-    with engine.begin() as connection:
-        indexed = index_vectors(connection, catalog_id)
+    indexed = index_vectors(engine, catalog_id)
     indexing = time.perf_counter() - started
     print(f"\n== vector writes, {BATCH_PHOTOS} vectors into a table of {STORED_VECTORS:,} "
           f"({embedder.model.dimensions} dimensions; filled and indexed in {filling:.0f} s) ==")

@@ -39,7 +39,7 @@ class CatalogDatabase(dg.ConfigurableResource):
         self._engine.dispose()
 
     @property
-    def engine(self) -> Engine:  # for work that commits as it goes (actions/runs.py)
+    def engine(self) -> Engine:  # for work that commits as it goes (actions/runs.py, index_vectors)
         return self._engine
 
     @contextmanager

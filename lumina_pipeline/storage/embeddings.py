@@ -15,8 +15,22 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 from pgvector.sqlalchemy import Vector
-from sqlalchemy import BigInteger, Boolean, Column, Connection, ForeignKey, Index, MetaData, Table, Text, false, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Engine,
+    ForeignKey,
+    Index,
+    MetaData,
+    Table,
+    Text,
+    false,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.schema import CreateIndex
 
 from lumina_pipeline.storage.frames import stage
 from lumina_pipeline.storage.models import Image
@@ -136,34 +150,54 @@ def nearest(connection: Connection, table: Table, catalog_id: uuid.UUID, vector:
     return [Match(**row._mapping) for row in rows]
 
 
-def index_vectors(connection: Connection, catalog_id: uuid.UUID, exact_below: int = EXACT_SCAN_VECTORS) -> int:
+def index_vectors(engine: Engine, catalog_id: uuid.UUID, exact_below: int = EXACT_SCAN_VECTORS) -> int:
     """Bring a catalog's vectors not yet indexed into their model's HNSW index, in tables of at
-    least `exact_below` vectors; how many.
+    least `exact_below` vectors; how many. Call it outside any transaction of this process: a
+    concurrent build waits for the transactions open on its table.
 
-    Where building the index anew over all would be cheaper (`rebuilding_is_cheaper`), it is
-    dropped and built again; searches of the table wait for the build."""
+    Where building the index anew over all would be cheaper (`rebuilding_is_cheaper`), or a
+    killed build left it missing or invalid, it is dropped and built again concurrently: the
+    table stays open to searches (which scan exactly meanwhile) and to batches' writes. One
+    process at a time indexes a table."""
     moved = 0
-    for table in _vector_tables(connection):
-        pending, indexed, dimensions = connection.execute(
-            text(f"""SELECT count(*) FILTER (WHERE NOT indexed AND catalog_id = :c), count(*) FILTER (WHERE indexed),
-                            (SELECT atttypmod FROM pg_attribute WHERE attrelid = '{table}'::regclass
-                                                                  AND attname = 'embedding')
-                     FROM {table}"""), {"c": catalog_id},
-        ).one()
-        if not pending or pending + indexed < exact_below:
-            continue
-        index = f"{table[:50]}_hnsw"
-        definition = connection.execute(text("SELECT indexdef FROM pg_indexes WHERE indexname = :i"), {"i": index})
-        rebuild = definition.scalar_one() if rebuilding_is_cheaper(pending, indexed, dimensions) else None
-        if rebuild:
-            connection.execute(text(f"DROP INDEX {index}"))
-        connection.execute(text(f"UPDATE {table} SET indexed = true WHERE NOT indexed AND catalog_id = :c"),
-                           {"c": catalog_id})
-        if rebuild:
-            connection.execute(text(f"SET LOCAL maintenance_work_mem = {BUILD_MEMORY_BYTES // 1024}"))  # in kB
-            connection.execute(text(rebuild))
-        moved += pending
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        for table in _vector_tables(connection):
+            lock = {"key": f"{table}:index"}
+            connection.execute(text("SELECT pg_advisory_lock(hashtext(:key))"), lock)
+            try:
+                moved += _index_table(connection, table, catalog_id, exact_below)
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(hashtext(:key))"), lock)
     return moved
+
+
+def _index_table(connection: Connection, table: str, catalog_id: uuid.UUID, exact_below: int) -> int:
+    pending, indexed, dimensions = connection.execute(
+        text(f"""SELECT count(*) FILTER (WHERE NOT indexed AND catalog_id = :c), count(*) FILTER (WHERE indexed),
+                        (SELECT atttypmod FROM pg_attribute WHERE attrelid = '{table}'::regclass
+                                                              AND attname = 'embedding')
+                 FROM {table}"""), {"c": catalog_id},
+    ).one()
+    index = f"{table[:50]}_hnsw"
+    valid = connection.execute(text("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(:i)"),
+                               {"i": index}).scalar()
+    mark = text(f"UPDATE {table} SET indexed = true WHERE NOT indexed AND catalog_id = :c")
+    if valid and (not pending or pending + indexed < exact_below):
+        return 0
+    if valid and not rebuilding_is_cheaper(pending, indexed, dimensions):
+        connection.execute(mark, {"c": catalog_id})
+        return pending
+    model_id = connection.execute(text(f"SELECT model_id FROM {table} LIMIT 1")).scalar_one()
+    hnsw = next(i for i in embeddings_table(model_id, dimensions).indexes if i.name == index)
+    connection.execute(text(f"DROP INDEX CONCURRENTLY IF EXISTS {index}"))
+    connection.execute(mark, {"c": catalog_id})
+    connection.execute(text(f"SET maintenance_work_mem = {BUILD_MEMORY_BYTES // 1024}"))  # in kB
+    try:
+        definition = str(CreateIndex(hnsw).compile(dialect=connection.dialect))
+        connection.execute(text(definition.replace("CREATE INDEX", "CREATE INDEX CONCURRENTLY", 1)))
+    finally:
+        connection.execute(text("RESET maintenance_work_mem"))
+    return pending
 
 
 def rebuilding_is_cheaper(pending: int, indexed: int, dimensions: int) -> bool:

@@ -7,6 +7,7 @@ import os
 import string
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dagster as dg
@@ -22,6 +23,7 @@ from lumina_pipeline.models.efficientnet import EfficientNetModel
 from lumina_pipeline.models.text import TextEncoder
 from lumina_pipeline.search import SearchModels, SearchResult, label_match, search_similar, search_text
 from lumina_pipeline.storage.embeddings import EXACT_SCAN_VECTORS, index_vectors
+from lumina_pipeline_tests.defs.racing import wait_until_waiting
 
 CATALOG = "search"
 DEFAULT_TABLE = "embeddings_efficientnet_lite0_imagenet"
@@ -295,7 +297,34 @@ def test_search_answers_the_same_before_and_after_the_vectors_are_indexed(search
 
     assert result.asset_materializations_for_node("vector_index")[0].metadata["vectors_indexed"].value == 0
     assert indexed() == [(False, vectors)] and vectors < EXACT_SCAN_VECTORS  # searches scan so few exactly
-    with pipeline.engine.begin() as connection:
-        assert index_vectors(connection, pipeline.catalog_id(CATALOG), exact_below=0) == vectors
+    assert index_vectors(pipeline.engine, pipeline.catalog_id(CATALOG), exact_below=0) == vectors
     assert indexed() == [(True, vectors)]
     assert answers() == before
+
+
+def test_a_rebuild_of_the_index_leaves_searches_and_batch_writes_going(searchable, corpus):
+    pipeline, _ = searchable
+    catalog_id, original = pipeline.catalog_id(CATALOG), corpus.manifest["near_duplicate_groups"][0]["original"]
+    before = [result.path for result in search(pipeline, search_similar, original, 5)]
+    with pipeline.engine.begin() as connection:  # all to index again: a rebuild is cheaper than inserting them
+        vectors = connection.execute(text(f"UPDATE {DEFAULT_TABLE} SET indexed = false")).rowcount
+
+    def write_a_vector() -> int:  # as a batch does (`write_embeddings` is an upsert)
+        with pipeline.engine.begin() as connection:
+            return connection.execute(text(f"UPDATE {DEFAULT_TABLE} SET labels = labels WHERE image_id = "
+                                           f"(SELECT min(image_id) FROM {DEFAULT_TABLE})")).rowcount
+
+    with ThreadPoolExecutor(3) as pool, pipeline.engine.connect() as reader:  # a failure closes the reader first
+        reader.execute(text(f"SELECT count(*) FROM {DEFAULT_TABLE}"))  # a transaction left open holds the build
+        indexing = pool.submit(index_vectors, pipeline.engine, catalog_id, 0)
+        wait_until_waiting(pipeline.engine, 1)
+        searching = pool.submit(lambda: [result.path for result in search(pipeline, search_similar, original, 5)])
+        assert searching.result(timeout=30) == before and pool.submit(write_a_vector).result(timeout=30) == 1
+        assert not indexing.done()
+        reader.rollback()
+        assert indexing.result(timeout=120) == vectors
+    with pipeline.engine.connect() as connection:
+        assert connection.execute(text(f"""SELECT indisvalid FROM pg_index
+                                           WHERE indexrelid = '{DEFAULT_TABLE[:50]}_hnsw'::regclass""")).scalar_one()
+        assert connection.execute(text(f"SELECT bool_and(indexed) FROM {DEFAULT_TABLE}")).scalar_one()
+    assert [result.path for result in search(pipeline, search_similar, original, 5)] == before

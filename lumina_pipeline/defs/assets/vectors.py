@@ -19,5 +19,6 @@ from lumina_pipeline.storage.embeddings import index_vectors
 def vector_index(context: dg.AssetExecutionContext, database: CatalogDatabase) -> dg.MaterializeResult:
     """How many of the catalog's vectors were brought into the index."""
     with database.transaction() as session:
-        indexed = index_vectors(session.connection(), get_catalog(session, context.partition_key).id)
+        catalog_id = get_catalog(session, context.partition_key).id
+    indexed = index_vectors(database.engine, catalog_id)  # outside the transaction: it builds concurrently
     return dg.MaterializeResult(metadata={"vectors_indexed": indexed})
