@@ -43,9 +43,11 @@ def classify(path: bytes) -> str:
 def walk_sources(roots: Sequence[str]) -> Walk:
     """List every file below `roots` with os.scandir, keeping names as raw bytes.
 
-    A symlink is followed only when its target lies inside one of the roots, so a link
-    to `/` or to another disk never pulls foreign files into a catalog; folders are
-    visited once by (device, inode), which also ends symlink loops.
+    A symlink to a folder is followed only when its target lies inside one of the roots, so a
+    link to `/` or to another disk never pulls foreign files into a catalog; folders are
+    visited once by (device, inode), which also ends symlink loops. A symlink to a file is
+    never listed: one inside the roots would be cataloged as an exact copy of its own target,
+    which could then be chosen as the keeper and its target quarantined (and purged).
     """
     real_roots = [os.fsencode(os.path.realpath(root)) for root in roots]
     columns: dict[str, list] = {name: [] for name in WALK_SCHEMA}
@@ -66,14 +68,13 @@ def walk_sources(roots: Sequence[str]) -> Walk:
                 continue
             for entry in entries:
                 path = relative + b"/" + entry.name if relative else entry.name
-                if entry.is_symlink() and not resolves_inside(entry.path, real_roots):
-                    continue
                 try:
                     if entry.is_dir():
-                        stack.append((entry.path, path))
+                        if not entry.is_symlink() or resolves_inside(entry.path, real_roots):
+                            stack.append((entry.path, path))
                         continue
-                    if not entry.is_file():
-                        continue  # sockets, fifos, devices
+                    if entry.is_symlink() or not entry.is_file():
+                        continue  # links to files, sockets, fifos, devices
                     stat = entry.stat()
                 except OSError:  # vanished or unreadable between listing and stat
                     continue
