@@ -147,7 +147,9 @@ def _drop_source(operation: FileOperation, problem: str | None) -> str | None:
 
 def _rename_without_replacing(source: bytes, target: bytes) -> None:
     """os.rename, except that it fails if `target` exists: a hard link (which never replaces a
-    name) then unlink. Where links are not supported, look first, then rename."""
+    name) then unlink. Where links are not supported, look first, then rename. Where the
+    source cannot be unlinked (a folder only readable), the new name goes again: the file
+    keeps one name."""
     try:
         os.link(source, target)
     except OSError as error:
@@ -157,7 +159,11 @@ def _rename_without_replacing(source: bytes, target: bytes) -> None:
             raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), target) from error
         os.rename(source, target)
         return
-    os.unlink(source)
+    try:
+        os.unlink(source)
+    except OSError:
+        os.unlink(target)
+        raise
 
 
 def _remove_copy(operation: FileOperation) -> str | None:

@@ -3,6 +3,7 @@ and finished (not repeated) when it is carried out again from any state a kill l
 
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,25 @@ def test_a_changed_source_and_a_file_in_the_way_are_left_alone(tmp_path):
     original = photo(Path(os.fsdecode(operation.source)))
     assert "is in the way" in str(carry_out(original))
     assert state(original.source) == (original.checksum, MTIME_NS) and state(other.source) is not None
+
+
+def test_a_move_out_of_a_folder_it_may_not_change_leaves_the_file_where_it_was_only():
+    with tempfile.TemporaryDirectory() as folder:  # not below pytest's own folders, which only root may enter
+        os.chmod(folder, 0o755)
+        operation = photo(Path(folder) / "photos" / "a.jpg")
+        os.makedirs(os.path.dirname(operation.target), mode=0o777)
+        os.chmod(os.path.dirname(operation.target), 0o777)  # the quarantine may be written, the photos may not
+        os.chown(operation.source, 65534, 65534)  # the user's photo, in a folder they made read-only
+        os.chmod(os.path.dirname(operation.source), 0o555)
+        reader, writer = os.pipe()
+        if (child := os.fork()) == 0:  # root changes any folder: move as an unprivileged user
+            if os.geteuid() == 0:
+                os.setuid(65534)
+            os.write(writer, repr(carry_out(operation)).encode())
+            os._exit(0)
+        os.waitpid(child, 0)
+        assert os.read(reader, 1000).decode() == repr(f"Permission denied: {os.fsdecode(operation.source)}")
+        assert state(operation.source) == (operation.checksum, MTIME_NS) and state(operation.target) is None
 
 
 def test_a_copy_is_undone_only_while_the_original_holds_the_same_bytes(tmp_path):
