@@ -2,8 +2,10 @@
 
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.orm import Session
 
 from lumina_pipeline.analysis.inventory import SMALLEST_BATCH
@@ -13,6 +15,7 @@ CATALOG_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 # The first key of Lumina's advisory locks (PostgreSQL's two-key form), so that they never meet
 # another application's locks in a shared database; the second is the catalog's.
 CATALOG_LOCK_SPACE = 0x4C554D  # "LUM"
+INVENTORY_LOCK_SPACE = CATALOG_LOCK_SPACE + 2  # (+ 1: the file actions' lock, storage/journal.py)
 
 
 class CatalogError(ValueError):
@@ -102,6 +105,22 @@ def lock_catalog(connection: Connection, catalog_id: uuid.UUID) -> None:
         text("SELECT pg_advisory_xact_lock(:space, hashtext(CAST(:catalog AS text)))"),
         {"space": CATALOG_LOCK_SPACE, "catalog": str(catalog_id)},
     )
+
+
+@contextmanager
+def inventory_turn(engine: Engine, catalog_id: uuid.UUID) -> Iterator[None]:
+    """Hold the catalog's inventory lock for the block: from before an inventory walks its
+    folders until it has written what it found, so that a walk older than the rows is never
+    written over them. Not the catalog lock: decisions and regroupings go on during a walk."""
+    key = {"space": INVENTORY_LOCK_SPACE, "catalog": str(catalog_id)}
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:space, hashtext(CAST(:catalog AS text)))"), key)
+        connection.commit()
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:space, hashtext(CAST(:catalog AS text)))"), key)
+            connection.commit()
 
 
 def batch_keys(connection: Connection, catalog_id: uuid.UUID) -> list[str]:

@@ -1,19 +1,26 @@
 """What the daemon allows at once on one catalog: two inventories, two regroupings, a decision
 during a regrouping, two writes of one batch's vectors. Each test starts real processes and
-makes them collide (racing.py), then checks the rows."""
+makes them collide (racing.py), then checks the rows; where only a slowed step makes the
+interleaving (a walk that ends before a change), two threads with connections of their own."""
 
+import contextlib
 import shutil
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import dagster as dg
 import polars as pl
 import pytest
 from sqlalchemy import text
 
+from lumina_pipeline.analysis.files import walk_sources
+from lumina_pipeline.defs.assets import inventory
 from lumina_pipeline.models.efficientnet import EfficientNetModel
 from lumina_pipeline.storage.embeddings import embeddings_table, write_embeddings
-from lumina_pipeline_tests.defs.conftest import ProjectionModel
+from lumina_pipeline_tests.defs.conftest import Pipeline, ProjectionModel
 from lumina_pipeline_tests.defs.racing import finish, stalled, start, wait_until_waiting
 
 
@@ -51,6 +58,39 @@ def test_two_inventories_at_once_list_every_file_once(pipeline, library):
     assert [code for code, _ in outcomes] == [0, 0], outcomes
     files = count(pipeline, "SELECT count(*) FROM images WHERE catalog_id = :c", "twice")
     assert files == len(list(library.iterdir()))
+
+
+def test_an_inventory_that_walked_before_a_change_never_writes_over_one_that_walked_after(
+    pipeline, library, database_url, engine, embedder, tmp_path, monkeypatch
+):
+    pipeline.add_catalog("walked", str(library))
+    pipeline.inventory("walked")
+    walked, written = threading.Event(), threading.Event()
+
+    def slow_walk(folders):  # the first walk ends before the change; its inventory writes after the second's
+        walk = walk_sources(folders)
+        if not walked.is_set():
+            walked.set()
+            written.wait(30)
+        return walk
+
+    monkeypatch.setattr(inventory, "walk_sources", slow_walk)
+    with ThreadPoolExecutor(2) as pool, dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("catalogs", ["walked"])
+        daemon = Pipeline(instance, database_url, str(tmp_path / "thumbnails"), engine, embedder)
+        first = pool.submit(daemon.inventory, "walked")
+        assert walked.wait(30)
+        (library / "00.jpg").unlink()
+        shutil.copy(library / "01.jpg", library / "02.jpg")
+        second = pool.submit(pipeline.inventory, "walked")
+        with contextlib.suppress(TimeoutError):  # the second waits for the first to write (else it is done)
+            wait_until_waiting(engine, 1, timeout=10)
+        written.set()
+        first.result(timeout=60), second.result(timeout=60)
+    rows = {bytes(row["path"]): row for row in pipeline.rows("walked")}
+    changed = (library / "02.jpg").stat()
+    assert rows[b"00.jpg"]["status"] == "deleted"
+    assert (rows[b"02.jpg"]["size_bytes"], rows[b"02.jpg"]["mtime_ns"]) == (changed.st_size, changed.st_mtime_ns)
 
 
 def test_two_regroupings_at_once_leave_one_set_of_groups(pipeline, library):

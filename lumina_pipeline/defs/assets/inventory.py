@@ -10,7 +10,7 @@ from lumina_pipeline.analysis.inventory import diff_inventory
 from lumina_pipeline.defs.markdown import markdown_table
 from lumina_pipeline.defs.partitions import BATCHES, catalogs, unregistered_batches
 from lumina_pipeline.defs.resources import CatalogDatabase
-from lumina_pipeline.storage.catalogs import get_catalog, lock_catalog
+from lumina_pipeline.storage.catalogs import get_catalog, inventory_turn, lock_catalog
 from lumina_pipeline.storage.images import apply_inventory, load_inventory
 
 
@@ -25,12 +25,13 @@ def file_inventory(context: dg.AssetExecutionContext, database: CatalogDatabase)
     with database.transaction() as session:
         catalog = get_catalog(session, context.partition_key)
         catalog_id, folders, batch_size = catalog.id, catalog.source_directories, catalog.batch_size
-    walk = walk_sources(folders)
-    with database.transaction() as session:  # diff against what the last inventory wrote, under its lock
-        connection = session.connection()
-        lock_catalog(connection, catalog_id)
-        changes = diff_inventory(load_inventory(connection, catalog_id), walk, batch_size=batch_size)
-        apply_inventory(connection, catalog_id, changes)
+    with inventory_turn(database.engine, catalog_id):  # inventories of a catalog walk and write in turn
+        walk = walk_sources(folders)
+        with database.transaction() as session:  # diff against what the last inventory wrote, under its lock
+            connection = session.connection()
+            lock_catalog(connection, catalog_id)
+            changes = diff_inventory(load_inventory(connection, catalog_id), walk, batch_size=batch_size)
+            apply_inventory(connection, catalog_id, changes)
     with database.transaction() as session:
         # from the database, not from this run's changes: a run killed before this line
         # left batches that only the next inventory can register
