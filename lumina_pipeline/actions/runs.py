@@ -114,7 +114,7 @@ class Actions:
         self.connection.commit()
         entries = journal.entries(self.connection, self.catalog_id, ["undoing"], run_id)
         report = self._settle(entries, Report(run_id, resumed))
-        self._remove_empty_folders()
+        self._remove_emptied_folders(journal.entries(self.connection, self.catalog_id, ["undone", "skipped"], run_id))
         return report
 
     def purge(self, older_than_days: float) -> Report:
@@ -122,21 +122,27 @@ class Actions:
         resumed = self.resume().done
         journal.start_purge(self.connection, self.catalog_id, older_than_days)
         self.connection.commit()
-        report = self._settle(journal.entries(self.connection, self.catalog_id, ["purging"]), Report(None, resumed))
-        self._remove_empty_folders()
+        entries = journal.entries(self.connection, self.catalog_id, ["purging"])
+        report = self._settle(entries, Report(None, resumed))
+        self._remove_emptied_folders(entries)
         return report
 
-    def _remove_empty_folders(self) -> None:
+    def _remove_emptied_folders(self, entries: list[Row]) -> None:
         """Drop the folders of the catalog's quarantine and organized tree that an undo or purge
-        emptied. A tree files were moved into is one of the catalog's folders: its top stays, for
-        the inventory to list."""
+        of `entries` emptied: their targets' folders and those above, up to the catalog's
+        quarantine folder or the tree's top, which stays (a person chose it). A folder no file of
+        theirs was in is never looked at (a person's empty ones)."""
         organized = [os.fsencode(self.catalog.organized_directory)] if self.catalog.organized_directory else []
-        for top in [os.path.join(self.quarantine, self.catalog.name.encode()), *organized]:
-            source = os.fsdecode(top) in self.catalog.source_directories
-            for folder, _, _ in os.walk(top, topdown=False):
-                if not (source and folder == top):
-                    with contextlib.suppress(OSError):  # not empty
-                        os.rmdir(folder)
+        tops = [self.quarantine, *organized]
+        for folder in sorted({os.path.dirname(entry.target) for entry in entries}, key=len, reverse=True):
+            top = next((top for top in tops if folder.startswith(top + b"/")), folder)
+            while folder != top:
+                try:
+                    os.rmdir(folder)
+                except OSError:  # not empty, or gone with a deeper one's parents
+                    if os.path.isdir(folder):
+                        break
+                folder = os.path.dirname(folder)
 
     def _preview(self, plan: pl.DataFrame, report: Report) -> Report:
         """What applying `plan` would do as things are: only sizes and mtimes are looked at."""

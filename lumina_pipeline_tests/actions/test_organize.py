@@ -76,6 +76,7 @@ def test_a_second_run_adds_nothing_and_a_new_photo_is_all_the_next_plan_holds(li
 def test_a_file_changed_since_it_was_cataloged_is_left_where_it_is_with_the_reason(library, corpus):
     grown, rewritten = b"Alte Kameras/Nikon_D70.jpg", b"Garten/P8230001.JPG"
     edit_behind_the_catalog(library.photos, grown, rewritten)
+    (library.photos.parent / "tidy-edited" / "Wedding 2024 (to fill)").mkdir(parents=True)  # the person's
 
     organized = organize_into(library, "tidy-edited")
     skipped = {os.path.relpath(os.fsencode(source), os.fsencode(library.photos)): why
@@ -85,8 +86,8 @@ def test_a_file_changed_since_it_was_cataloged_is_left_where_it_is_with_the_reas
     tree = snapshot(library.photos.parent / "tidy-edited")
     assert len(tree) == organized.report.done and not any(p.endswith((b"Nikon_D70.jpg", b"P8230001.JPG")) for p in tree)
 
-    assert library.undo().done == organized.report.done  # a copy's undo removes the copy
-    assert not (library.photos.parent / "tidy-edited").exists()
+    assert library.undo().done == organized.report.done  # a copy's undo removes the copy, and its folders
+    assert [folder.name for folder in (library.photos.parent / "tidy-edited").iterdir()] == ["Wedding 2024 (to fill)"]
     for changed in (grown, rewritten):
         shutil.copy2(os.fsencode(corpus.photos) + b"/" + changed, os.fsencode(library.photos) + b"/" + changed)
 
