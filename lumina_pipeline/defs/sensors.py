@@ -83,19 +83,20 @@ def inventory_followup_sensor(context: dg.SensorEvaluationContext, database: Cat
     that still holds files to read, once, under the newest inventory's change: batches that
     earlier runs already read are skipped (after downtime, a queue of old inventories asks
     for nothing twice), and batches a failed run left behind are picked up again. A change
-    with nothing to read but deletions regroups the catalog at once."""
+    with nothing to read (files deleted, sidecars added or changed: no batch reads those)
+    regroups the catalog at once."""
     records = context.instance.fetch_materializations(
         file_inventory.key, limit=100, cursor=context.cursor, ascending=True
     )
     newest: dict[str, dg.EventLogRecord] = {}
-    deleted: set[str] = set()
+    changed: set[str] = set()
     for record in records.records:
         materialization = record.asset_materialization
         if materialization is None or materialization.partition is None:  # each has both: the asset is partitioned
             continue
         newest[materialization.partition] = record
-        if materialization.metadata["deleted"].value:
-            deleted.add(materialization.partition)
+        if any(materialization.metadata[rows].value for rows in ("new", "changed", "deleted")):
+            changed.add(materialization.partition)
     requests = []
     for catalog, record in newest.items():
         change, todo = record.run_id, _batches_to_read(database, catalog)
@@ -108,7 +109,7 @@ def inventory_followup_sensor(context: dg.SensorEvaluationContext, database: Cat
             )
             for batch in sorted(todo)
         ]
-        if not todo and catalog in deleted:
+        if not todo and catalog in changed:
             requests.append(
                 dg.RunRequest(job_name=catalog_job.name, partition_key=catalog, run_key=f"{change}:catalog")
             )

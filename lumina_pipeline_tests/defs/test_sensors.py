@@ -133,6 +133,16 @@ def test_a_deleted_photo_is_marked_deleted_and_the_catalog_regrouped(pipeline, l
     assert statuses[b"0.jpg"] == "deleted"
 
 
+def test_a_new_sidecar_no_batch_reads_regroups_the_catalog_at_once(pipeline, library):
+    pipeline.add_catalog("annotated", str(library))
+    pipeline.catalog_everything("annotated")
+    seen = tick(inventory_followup_sensor, pipeline).cursor
+    (library / "0.xmp").write_text("<x:xmpmeta/>")  # a stack gains it, once regrouped
+    assert pipeline.inventory("annotated")["batches_to_process"] == []
+    followup = tick(inventory_followup_sensor, pipeline, seen)
+    assert [(r.job_name, r.partition_key) for r in followup.run_requests] == [("catalog_job", "annotated")]
+
+
 def test_grouping_follows_once_the_last_batch_of_a_change_is_done(pipeline, library):
     pipeline.add_catalog("followed", str(library), batch_size=3)
     pipeline.inventory("followed")
