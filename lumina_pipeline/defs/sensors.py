@@ -21,6 +21,8 @@ RUNNING = dg.DefaultSensorStatus.RUNNING
 FAILED_BATCHES_TAG = "lumina/failed_batches"  # on a regrouping run: batches of its change whose runs failed
 IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
                dg.DagsterRunStatus.STARTED]
+ENDED_BADLY = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
+RUN_KEY_TAG = "dagster/run_key"  # what Dagster tags a sensor's run with
 
 
 @dg.sensor(minimum_interval_seconds=30, default_status=RUNNING)
@@ -52,7 +54,8 @@ def folder_change_sensor(
     a catalog not finished within the tick's budget, how far its walk got. Files are never
     opened, and no per-file state goes into the cursor Dagster stores with every tick. A
     catalog the cursor does not know yet is compared with its stored inventory, so a library
-    `lumina run` has just cataloged starts no run when the daemon starts.
+    `lumina run` has just cataloged starts no run when the daemon starts; so is one whose
+    requested inventory failed, so that the change is asked for again.
     """
     state = json.loads(context.cursor or "{}")
     deadline = time.monotonic() + folder_watch.tick_budget_seconds
@@ -60,7 +63,7 @@ def folder_change_sensor(
         current = {catalog.name: list(catalog.source_directories) for catalog in list_catalogs(session)}
     requests, cursor = [], {}
     for name, folders in current.items():
-        entry = dict(state.get(name, {"changes": 0}))
+        entry = _once_its_inventory_ended(context.instance, state.get(name, {"changes": 0}))
         start = Progress(*entry.pop("partial"), done=False) if "partial" in entry else None
         progress = fingerprint(folders, start=start, budget_seconds=max(0.0, deadline - time.monotonic()))
         if not progress.done:
@@ -70,8 +73,8 @@ def folder_change_sensor(
         if "digest" not in entry:  # a catalog seen for the first time starts from its last inventory
             entry["digest"] = f"{_inventoried_digest(database, name):016x}"
         if entry["digest"] != digest:
-            entry = {"digest": digest, "changes": entry["changes"] + 1}
-            run_key = f"{name}:{entry['changes']}:{digest}"  # a folder can return to an old state
+            run_key = f"{name}:{entry['changes'] + 1}:{digest}"  # a folder can return to an old state
+            entry = {"digest": digest, "changes": entry["changes"] + 1, "requested": run_key}
             requests.append(dg.RunRequest(partition_key=name, run_key=run_key))
         cursor[name] = entry
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))
@@ -114,6 +117,19 @@ def inventory_followup_sensor(context: dg.SensorEvaluationContext, database: Cat
                 dg.RunRequest(job_name=catalog_job.name, partition_key=catalog, run_key=f"{change}:catalog")
             )
     return dg.SensorResult(run_requests=requests, cursor=records.cursor)
+
+
+def _once_its_inventory_ended(instance: dg.DagsterInstance, entry: dict) -> dict:
+    """A catalog's cursor entry, once the inventory it requested has ended: without the
+    request if the run succeeded, and without the digest too if it failed (the folders are then
+    compared with the stored inventory again)."""
+    if "requested" not in entry:
+        return dict(entry)
+    runs = instance.get_runs(dg.RunsFilter(tags={RUN_KEY_TAG: entry["requested"]}), limit=1)
+    if not runs or runs[0].status not in [dg.DagsterRunStatus.SUCCESS, *ENDED_BADLY]:
+        return dict(entry)
+    forgotten = {"requested", "digest"} if runs[0].status in ENDED_BADLY else {"requested"}
+    return {key: value for key, value in entry.items() if key not in forgotten}
 
 
 def _inventoried_digest(database: CatalogDatabase, catalog: str) -> int:

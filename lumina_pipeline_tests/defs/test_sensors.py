@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from lumina_pipeline.defs.assets.inventory import file_inventory
 from lumina_pipeline.defs.jobs import CHANGE_TAG, batch_job
 from lumina_pipeline.defs.resources import CatalogDatabase, FolderWatch
 from lumina_pipeline.defs.schedules import nightly_backfill_schedule
@@ -105,6 +106,25 @@ def test_a_library_already_cataloged_starts_no_run_when_the_sensor_first_sees_it
     assert first.run_requests == []
     (library / "1.jpg").unlink()
     assert [r.partition_key for r in tick(folder_change_sensor, pipeline, first.cursor).run_requests] == ["known"]
+
+
+def test_a_change_whose_inventory_failed_is_asked_for_again_until_one_succeeds(pipeline, library):
+    pipeline.add_catalog("retried", str(library))
+    pipeline.catalog_everything("retried")
+    cursor = tick(folder_change_sensor, pipeline).cursor
+    shutil.copy(library / "0.jpg", library / "new.jpg")
+    keys = []
+    for database in ("postgresql://nobody@127.0.0.1:1/none", pipeline.resources["database"].url):  # down, then up
+        asked = tick(folder_change_sensor, pipeline, cursor)
+        [request], cursor = asked.run_requests, asked.cursor
+        assert tick(folder_change_sensor, pipeline, cursor).run_requests == []  # asked once, while its run is to come
+        resources = {**pipeline.resources, "database": CatalogDatabase(url=database)}
+        run = dg.materialize([file_inventory], partition_key="retried", instance=pipeline.instance,
+                             resources=resources, tags={"dagster/run_key": request.run_key}, raise_on_error=False)
+        keys.append((request.run_key, run.success))
+    assert [success for _, success in keys] == [False, True] and keys[0][0] != keys[1][0]
+    assert tick(folder_change_sensor, pipeline, cursor).run_requests == []
+    assert b"new.jpg" in {bytes(row["path"]) for row in pipeline.rows("retried", "path")}
 
 
 def test_a_catalog_too_big_for_one_tick_is_walked_over_several(pipeline, library):
