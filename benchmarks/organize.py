@@ -65,4 +65,4 @@ def run() -> None:
     print(f"\n== organize plan: {FILES} files, best of {ROUNDS} (target: < 2 s) ==")
     print(f"  into an empty tree: {into_empty:.3f} s ({numbers['files']} to copy, {numbers['renamed']} renamed, "
           f"{numbers['undated']} undated, left out {numbers['left_out']})")
-    print(f"  half of it in place: {again:.3f} s ({len(second.plan)} to copy, {second.in_place} in place)")
+    print(f"  half of it in place: {again:.3f} s ({len(second.plan)} to copy, {len(second.in_place)} in place)")

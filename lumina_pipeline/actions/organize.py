@@ -11,6 +11,7 @@ from typing import cast
 import polars as pl
 from sqlalchemy import Connection
 
+from lumina_pipeline.actions.files import sha256
 from lumina_pipeline.actions.runs import Actions, Report, checksum_unread, new_run_id
 from lumina_pipeline.analysis.organize import (
     DEFAULT_TEMPLATE,
@@ -20,6 +21,7 @@ from lumina_pipeline.analysis.organize import (
     target_folders,
 )
 from lumina_pipeline.analysis.plans import NO_CHECKSUM, PLAN_SCHEMA
+from lumina_pipeline.storage import journal
 from lumina_pipeline.storage.catalogs import CatalogError, add_source_directory
 from lumina_pipeline.storage.models import Catalog
 from lumina_pipeline.storage.organize import organize_files
@@ -43,7 +45,32 @@ def plan_catalog(connection: Connection, catalog: Catalog, *, move: bool, checks
     template = catalog.organize_template or DEFAULT_TEMPLATE
     into = os.fsencode(catalog.organized_directory)
     existing = list_folders(into, target_folders(files, template))
+    planned = plan_organize(files, existing, template, into, move=move)
+    others = _other_bytes(connection, catalog.id, planned.in_place)
+    if not others:
+        return planned
+    names = {os.path.relpath(target, into) for target in others}  # each a name taken, not the file's place
+    places = existing.select("folder", "name").rows()
+    taken = pl.Series([os.path.join(folder.encode(), name) in names for folder, name in places])
+    existing = existing.with_columns(size_bytes=pl.when(taken).then(-1).otherwise("size_bytes"))
     return plan_organize(files, existing, template, into, move=move)
+
+
+def _other_bytes(connection: Connection, catalog_id, in_place: pl.DataFrame) -> list[bytes]:
+    """The places of `in_place` that hold other bytes than the file planned there, though of
+    its name, size and mtime (a second camera's DSC_0001.NEF). The file itself (moved there
+    before) and what a run of the journal put there are not read; anything else is."""
+    placed = journal.placed(connection, catalog_id, in_place["target"].to_list())
+    return [target for source, target, checksum in in_place.rows()
+            if checksum is not None and source != target and placed.get(target) != checksum
+            and _sha256_or_none(target) != checksum]
+
+
+def _sha256_or_none(path: bytes) -> str | None:
+    try:
+        return sha256(path)
+    except OSError:
+        return None
 
 
 def organize(actions: Actions, *, dry_run: bool, move: bool = False) -> Organized:

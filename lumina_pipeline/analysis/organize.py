@@ -39,14 +39,15 @@ FILES_SCHEMA = {
     "removable": pl.Boolean,  # reviewed away (storage/browse.removable_files)
 }
 EXISTING_SCHEMA = {"folder": pl.String, "name": pl.Binary, "size_bytes": pl.Int64, "mtime_ns": pl.Int64}
-# A file already where the plan puts it: same name (joined on), size and mtime.
+# A file already where the plan puts it: same name (joined on), size and mtime. Whether it holds
+# the same bytes is for the caller to make sure of (OrganizePlan.in_place), as only reading tells.
 IN_PLACE = (pl.col("size_bytes") == pl.col("existing_size")) & (pl.col("mtime_ns") == pl.col("existing_mtime"))
 
 
 @dataclass(frozen=True)
 class OrganizePlan:
     plan: pl.DataFrame  # PLAN_SCHEMA's columns, then year ("undated" without a capture time) and renamed
-    in_place: int  # files the tree already holds where they belong: same name, size and mtime
+    in_place: pl.DataFrame  # source, target, checksum: files the tree holds where they belong (name, size, mtime)
     left_out: dict[str, int]  # files not organized, by why
 
 
@@ -76,11 +77,16 @@ def plan_organize(
     numbered = _numbered(_placed(chosen, template), on_disk)
     final = numbered.with_columns(key=_key(_name(pl.col("k")))).join(on_disk, on="key", how="left")
     todo = final.filter(~IN_PLACE.fill_null(False)).sort("folder", "path")
-    targets = [os.path.join(into, folder.encode(), _unescaped(name))
-               for folder, name in todo.select("folder", _name(pl.col("k"))).rows()]
-    plan = plan_rows(todo, targets, "move" if move else "copy", None)  # the catalog's rows stay as they are
+    plan = plan_rows(todo, _targets(todo, into), "move" if move else "copy", None)  # the catalog's rows stay
     plan = plan.with_columns(year=todo["year"], renamed=todo["k"] > 1)
-    return OrganizePlan(plan, len(final) - len(todo), left_out)
+    placed = final.filter(IN_PLACE.fill_null(False))
+    in_place = plan_rows(placed, _targets(placed, into), "copy", None).select("source", "target", "checksum")
+    return OrganizePlan(plan, in_place, left_out)
+
+
+def _targets(files: pl.DataFrame, into: bytes) -> list[bytes]:
+    return [os.path.join(into, folder.encode(), _unescaped(name))
+            for folder, name in files.select("folder", _name(pl.col("k"))).rows()]
 
 
 def figures(organized: OrganizePlan) -> dict:
@@ -92,7 +98,7 @@ def figures(organized: OrganizePlan) -> dict:
         "by_year": dict(sorted(plan["year"].value_counts().rows())),
         "undated": int((plan["year"] == UNDATED).sum()),
         "renamed": int(plan["renamed"].sum()),
-        "in_place": organized.in_place,
+        "in_place": len(organized.in_place),
         "left_out": organized.left_out,
     }
 

@@ -51,6 +51,14 @@ def kept_images(connection: Connection, catalog_id: uuid.UUID, image_ids: Sequen
     return set(rows.scalars())
 
 
+def placed(connection: Connection, catalog_id: uuid.UUID, targets: Sequence[bytes]) -> dict[bytes, str]:
+    """Of `targets`, those a run of the catalog put there and did not take back: their checksums."""
+    rows = connection.execute(text("""SELECT target, checksum FROM file_actions
+                                      WHERE catalog_id = :c AND state = 'done' AND target = ANY(:targets)"""),
+                              {"c": catalog_id, "targets": list(targets)})
+    return {bytes(target): checksum for target, checksum in rows}
+
+
 def write_plan(connection: Connection, catalog_id: uuid.UUID, run_id: str, action: str, plan: pl.DataFrame) -> None:
     """Journal a run's operations as `planned`, before any file is touched (caller's transaction)."""
     copy_into(connection, "file_actions", plan.with_columns(

@@ -64,7 +64,7 @@ def test_each_kept_file_is_copied_to_its_dated_folder_once_and_the_sources_stay_
 
 def test_a_second_run_adds_nothing_and_a_new_photo_is_all_the_next_plan_holds(library):
     again = organize_into(library, "tidy")
-    assert (again.report.done, again.planned.in_place) == (0, len(snapshot(library.photos.parent / "tidy")))
+    assert (again.report.done, len(again.planned.in_place)) == (0, len(snapshot(library.photos.parent / "tidy")))
 
     new_photo(library, b"Neu/IMG_9000.jpg", "2023:05:06 07:08:09")
     with library.actions() as actions:
@@ -90,6 +90,24 @@ def test_a_file_changed_since_it_was_cataloged_is_left_where_it_is_with_the_reas
     assert [folder.name for folder in (library.photos.parent / "tidy-edited").iterdir()] == ["Wedding 2024 (to fill)"]
     for changed in (grown, rewritten):
         shutil.copy2(os.fsencode(corpus.photos) + b"/" + changed, os.fsencode(library.photos) + b"/" + changed)
+
+
+def test_a_file_of_the_photos_name_size_and_mtime_but_other_bytes_is_not_taken_for_it(library):
+    set_tree(library, "tidy-other-camera")
+    with library.actions() as actions:
+        planned = plan_catalog(actions.connection, actions.catalog, move=False)
+    stacked = {os.fsencode(library.photos) + b"/" + path for shot in STACKS for path in shot}
+    source, target = next(row for row in planned.plan.select("source", "target").rows() if row[0] not in stacked)
+    os.makedirs(os.path.dirname(target))
+    Path(os.fsdecode(target)).write_bytes(bytes(os.path.getsize(source)))  # another camera's file of that name
+    shutil.copystat(source, target)
+
+    organized = organize_into(library, "tidy-other-camera")
+    stem, extension = os.path.splitext(target)
+    assert dict(organized.planned.plan.select("source", "target").rows())[source] == stem + b" (2)" + extension
+    assert Path(os.fsdecode(target)).read_bytes() == bytes(os.path.getsize(source))  # left as it was
+    assert Path(os.fsdecode(stem + b" (2)" + extension)).read_bytes() == Path(os.fsdecode(source)).read_bytes()
+    assert library.undo().done == organized.report.done
 
 
 def test_the_asset_shows_the_plan_and_the_job_is_a_dry_run_by_default(library, database_url):
@@ -155,7 +173,7 @@ def test_after_a_move_the_catalog_follows_its_photos_into_the_tree_and_back_on_u
     set_tree(library, "tidy-followed", move=True)  # the tree, now a folder of the catalog, stays its tree
     with library.actions() as actions:
         again = plan_catalog(actions.connection, actions.catalog, move=True)
-    assert (len(again.plan), again.in_place) == (0, len(moves))
+    assert (len(again.plan), len(again.in_place)) == (0, len(moves))
     shown = library.pipeline.materialize([organize_plan], CATALOG).asset_materializations_for_node("organize_plan")
     assert (shown[0].metadata["files"].value, shown[0].metadata["in_place"].value) == (0, len(moves))
 
