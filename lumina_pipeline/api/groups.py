@@ -13,7 +13,7 @@ from lumina_pipeline.api.dependencies import CatalogName, Database, Limit, Model
 from lumina_pipeline.api.views import burst_fields, burst_view, group_view, or_404
 from lumina_pipeline.storage.browse import BurstRow, GroupRow, RemovableFile, find_listed, removable_files
 from lumina_pipeline.storage.catalogs import get_catalog
-from lumina_pipeline.storage.decisions import Accepted, accept_suggestions, decide
+from lumina_pipeline.storage.decisions import Accepted, GroupChanged, accept_suggestions, decide
 from lumina_pipeline.storage.groups import BURSTS, DUPLICATES, Grouping
 from lumina_pipeline.storage.models import Burst, DuplicateGroup
 
@@ -75,9 +75,14 @@ def decide_on_burst(session: Database, burst_id: uuid.UUID, decision: schemas.Bu
 
 def _decide(session: Session, grouping: Grouping, group_id: uuid.UUID, keeper: int | None,
             decision: schemas.Decision, members: str) -> None:
-    """Record a person's decision on a group, or 422 when it names an image outside it (`members`)."""
-    if not decide(session.connection(), grouping, group_id, keeper, decision.reviewed, decision.keep,
-                  decision.keep_all):
+    """Record a person's decision on a group, or 422 when it names an image outside it (`members`),
+    or 409 when the group's members are no longer those the decision was made on."""
+    try:
+        decided = decide(session.connection(), grouping, group_id, keeper, decision.reviewed, decision.keep,
+                         decision.keep_all, decision.members)
+    except GroupChanged as error:
+        raise HTTPException(409, f"not saved: {error}") from None
+    if not decided:
         raise HTTPException(422, f"an image of {decision.model_dump(exclude_defaults=True)} is not {members}")
     session.commit()
 

@@ -160,8 +160,11 @@ class BurstPage(BaseModel):
     next_after: uuid.UUID | None
 
 
+# Image ids in a request body: at most the largest integer a JSON number keeps exactly where it
+# is a double (the review page's JavaScript; validators comparing with the schema as doubles).
+BODY_ID_MAX = 2**53 - 1
 # the bounds before the validator: after it, they would be left out of the JSON schema
-ImageIds = list[Annotated[int, Field(ge=1, le=2**63 - 1), BeforeValidator(_whole_number)]]
+ImageIds = list[Annotated[int, Field(ge=1, le=BODY_ID_MAX), BeforeValidator(_whole_number)]]
 
 
 class Decision(BaseModel):
@@ -174,17 +177,22 @@ class Decision(BaseModel):
                     "kept; omit to leave them as they are",
     )
     keep_all: bool = Field(False, description="not duplicates: keep every member (overrides `keep`)")
+    members: ImageIds | None = Field(
+        None, max_length=10_000,
+        description="the members the decision was made on, as shown; if the members are others by the time it is "
+                    "saved (a regrouping came first), nothing is saved and the answer is 409",
+    )
 
 
 class GroupDecision(Decision):
     primary_image_id: IntegerOrNull = Field(
-        None, ge=1, le=2**63 - 1, description="a member to keep; omit to keep the current one"
+        None, ge=1, le=BODY_ID_MAX, description="a member to keep; omit to keep the current one"
     )
 
 
 class BurstDecision(Decision):
     best_image_id: IntegerOrNull = Field(
-        None, ge=1, le=2**63 - 1, description="a frame to keep; omit to keep the current one"
+        None, ge=1, le=BODY_ID_MAX, description="a frame to keep; omit to keep the current one"
     )
 
 

@@ -44,6 +44,10 @@ def remove_tag(connection: Connection, image_id: int, name: str) -> bool:
     return removed.rowcount > 0
 
 
+class GroupChanged(Exception):
+    """A decision made on members a group no longer has: a regrouping came first."""
+
+
 def decide(
     connection: Connection,
     grouping: Grouping,
@@ -52,16 +56,20 @@ def decide(
     reviewed: bool,
     keep: Sequence[int] | None = None,
     keep_all: bool = False,
+    seen: Sequence[int] | None = None,
 ) -> bool:
     """Record a person's choice of a group's primary or a burst's best frame (when given: it
     must be a member), the other members to keep too (`keep`, when given: the members not
     in it are no longer kept; `keep_all`: every member, "not duplicates"), and whether it is
     reviewed. A reviewed group's left-over files hand their manual tags and best rating to
-    the keeper. False when an image is not a member."""
+    the keeper. False when an image is not a member; GroupChanged when the members are no
+    longer those the person saw (`seen`, when given)."""
     _lock_catalog_of(connection, grouping.table, group_id)
     members = set(connection.execute(
         text(f"SELECT i.id FROM {grouping.table} g {grouping.members} WHERE g.id = :g"), {"g": group_id}
     ).scalars())
+    if seen is not None and set(seen) != members:
+        raise GroupChanged(f"its members changed since it was shown (now {sorted(members)}): look again")
     if not {image_id, *(keep or ())} - {None} <= members:
         return False
     keep = sorted(members) if keep_all else keep

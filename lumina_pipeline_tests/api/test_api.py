@@ -225,8 +225,12 @@ def test_keep_all_keep_several_and_bulk_accept_through_the_api(served):
     not_a_member = served.image_id("Toscana 2008/DSCN0038.jpg")
     refused = client.post(f"/api/groups/{group['id']}/decision", json={"keep": [not_a_member]})
     assert refused.status_code == 422 and "not a member" in refused.json()["detail"]
-    some = [m["image"]["id"] for m in group["members"][1:2]]
-    several = client.post(f"/api/groups/{group['id']}/decision", json={"keep": some}).json()
+    members = [m["image"]["id"] for m in group["members"]]
+    stale = client.post(f"/api/groups/{group['id']}/decision", json={"keep_all": True, "members": members[1:]})
+    assert stale.status_code == 409 and "members changed" in stale.json()["detail"]  # seen before one joined
+    assert not client.get(f"/api/groups/{group['id']}").json()["reviewed"]
+    some = members[1:2]
+    several = client.post(f"/api/groups/{group['id']}/decision", json={"keep": some, "members": members}).json()
     assert [m["image"]["id"] for m in several["members"] if m["image"]["kept"]] == some
     dismissed = client.post(f"/api/groups/{group['id']}/decision", json={"keep_all": True}).json()
     assert dismissed["reviewed"] and all(m["image"]["kept"] for m in dismissed["members"])

@@ -59,9 +59,9 @@ def wait_until_waiting(engine: Engine, count: int, timeout: float = 120.0) -> No
 
 def _run(step: str, database_url: str, thumbnails: str, models: str, catalog: str, *args: str) -> None:
     engine = make_engine(database_url)
-    if step == "decide":  # what the review page's POST does: reviewed, no new primary
+    if step == "decide":  # what the review page's POST does: reviewed, no new primary, on the members it showed
         with engine.begin() as connection:
-            decide(connection, DUPLICATES, uuid.UUID(args[0]), None, True)
+            decide(connection, DUPLICATES, uuid.UUID(args[0]), None, True, seen=[int(arg) for arg in args[1:]] or None)
         return
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("catalogs", [catalog])

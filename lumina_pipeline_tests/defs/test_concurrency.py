@@ -106,23 +106,30 @@ def test_two_regroupings_at_once_leave_one_set_of_groups(pipeline, library):
     assert groups == single["exact_groups"] + single["near_duplicate_groups"] >= 1
 
 
-def test_a_decision_saved_during_a_regrouping_is_kept(pipeline, library):
+@pytest.mark.parametrize("new_copy", [False, True])
+def test_a_decision_saved_during_a_regrouping_is_kept_if_the_members_it_was_made_on_stay(pipeline, library, new_copy):
     pipeline.add_catalog("decided", str(library))
     pipeline.catalog_everything("decided")
     pipeline.forget_groupings("decided")  # so that the regrouping has work to do
     with pipeline.engine.connect() as connection:
-        group = connection.execute(
-            text("SELECT id FROM duplicate_groups WHERE catalog_id = :c AND NOT reviewed"),
-            {"c": pipeline.catalog_id("decided")},
-        ).scalars().first()
+        group = connection.execute(text("""SELECT m.group_id FROM duplicate_members m JOIN images i ON i.id = m.image_id
+                                           WHERE i.catalog_id = :c AND i.path = 'copy-a.jpg'"""),
+                                   {"c": pipeline.catalog_id("decided")}).scalar_one()
+        seen = connection.execute(text("SELECT image_id FROM duplicate_members WHERE group_id = :g"),
+                                  {"g": group}).scalars().all()
+    if new_copy:  # cataloged, not grouped yet: the regrouping adds it to the group the person looks at
+        shutil.copy(library / "copy-a.jpg", library / "copy-c.jpg")
+        for batch in pipeline.inventory("decided")["batches_to_process"]:
+            pipeline.analyze("decided", batch)
     # the regrouping reads the groups, then waits to write; the decision comes in meanwhile
-    outcomes = race(pipeline, "duplicate_groups", ("regroup", "decided"), ("decide", "decided", str(group)))
-    assert [code for code, _ in outcomes] == [0, 0], outcomes
+    decision = ("decide", "decided", str(group), *map(str, seen))
+    outcomes = race(pipeline, "duplicate_groups", ("regroup", "decided"), decision)
+    assert [code for code, _ in outcomes] == [0, 1 if new_copy else 0], outcomes
+    assert ("its members changed since it was shown" in outcomes[1][1]) is new_copy
     with pipeline.engine.connect() as connection:
-        reviewed = connection.execute(
-            text("SELECT reviewed FROM duplicate_groups WHERE id = :g"), {"g": group}
-        ).scalar()
-    assert reviewed is True
+        reviewed = connection.execute(text("SELECT reviewed FROM duplicate_groups WHERE id = :g"),
+                                      {"g": group}).scalar()
+    assert reviewed is not new_copy
 
 
 def test_two_writes_of_one_batchs_vectors_at_once_leave_one_vector_per_photo(pipeline, library):

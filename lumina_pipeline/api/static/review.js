@@ -25,10 +25,12 @@ async function post(url, body) {
 }
 
 async function decideAndGoOn(keepAll) {
+  const members = cards.map((card) => Number(card.dataset.imageId)); // as shown: refused if a regrouping changed them
   const body = keepAll
-    ? { reviewed: true, keep_all: true }
+    ? { reviewed: true, keep_all: true, members }
     : {
         reviewed: true,
+        members,
         [review.dataset.keeperField]: Number(cards[chosen].dataset.imageId),
         keep: cards.filter((card) => card.classList.contains("also")).map((card) => Number(card.dataset.imageId)),
       };
