@@ -30,11 +30,13 @@ def catalog_sensor(context: dg.SensorEvaluationContext, database: CatalogDatabas
     """Keep the `catalogs` partitions equal to the catalogs `lumina catalog` registered, and
     register every batch that holds rows (an inventory killed before registering its new
     batches would otherwise leave them unknown to Dagster for good)."""
+    # Partitions first: `lumina catalog add` commits its row, then adds the partition, so one
+    # seen here is in the rows read next, never deleted as a catalog that does not exist.
+    known = set(context.instance.get_dynamic_partitions(CATALOGS))
     with database.transaction() as session:
         found = list_catalogs(session)
         names = {catalog.name for catalog in found}
         missing = {b for c in found for b in unregistered_batches(context.instance, session.connection(), c.id)}
-    known = set(context.instance.get_dynamic_partitions(CATALOGS))
     return dg.SensorResult(
         dynamic_partitions_requests=[
             catalogs.build_add_request(sorted(names - known)),

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from lumina_pipeline.defs import sensors
 from lumina_pipeline.defs.assets.inventory import file_inventory
 from lumina_pipeline.defs.jobs import CHANGE_TAG, batch_job
 from lumina_pipeline.defs.resources import CatalogDatabase, FolderWatch
@@ -20,7 +21,7 @@ from lumina_pipeline.defs.sensors import (
     grouping_after_failed_batches_sensor,
     inventory_followup_sensor,
 )
-from lumina_pipeline.storage.catalogs import add_catalog
+from lumina_pipeline.storage.catalogs import add_catalog, list_catalogs
 
 
 def photos(corpus, count, skip=0):
@@ -52,6 +53,20 @@ def test_a_new_catalog_becomes_a_partition_and_a_removed_one_goes(pipeline, libr
     added, removed, _ = result.dynamic_partitions_requests
     assert "fresh" in added.partition_keys and "gone" not in added.partition_keys
     assert removed.partition_keys == ["gone"]
+
+
+def test_a_catalog_added_while_the_sensor_looks_keeps_its_partition(pipeline, library, monkeypatch):
+    def added_meanwhile(session):  # `lumina catalog add` commits its row, then adds the partition
+        found = list_catalogs(session)
+        with Session(pipeline.engine) as other, other.begin():
+            add_catalog(other, "meanwhile", [str(library)])
+        pipeline.catalogs.append("meanwhile")
+        pipeline.instance.add_dynamic_partitions("catalogs", ["meanwhile"])
+        return found
+
+    monkeypatch.setattr(sensors, "list_catalogs", added_meanwhile)
+    _, removed, _ = tick(catalog_sensor, pipeline).dynamic_partitions_requests
+    assert "meanwhile" not in removed.partition_keys
 
 
 def test_batches_an_interrupted_inventory_left_unregistered_are_registered_from_the_database(pipeline, library):
