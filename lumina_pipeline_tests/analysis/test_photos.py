@@ -3,7 +3,9 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
+from pathlib import Path
 
 import imagehash
 import numpy as np
@@ -81,19 +83,20 @@ def test_a_file_deleted_after_the_inventory_is_an_error_not_a_crash(tmp_path):
     assert got["status"] == "error" and "cannot read file" in got["error"]
 
 
-def test_an_unreadable_file_is_an_error_not_a_crash(tmp_path):
-    photo = tmp_path / "locked.jpg"
-    Image.new("RGB", (64, 48), "red").save(photo)
-    photo.chmod(0)
-    tmp_path.chmod(0o755)
-    reader, writer = os.pipe()
-    if (child := os.fork()) == 0:  # root reads any file: look as an unprivileged user
-        if os.geteuid() == 0:
-            os.setuid(65534)
-        os.write(writer, repr(analyze_file(os.fsencode(photo), "image")[:2]).encode())
-        os._exit(0)
-    os.waitpid(child, 0)
-    assert os.read(reader, 1000).decode() == "('error', 'cannot read file: Permission denied')"
+def test_an_unreadable_file_is_an_error_not_a_crash():
+    with tempfile.TemporaryDirectory() as folder:  # not below pytest's own folders, which only root may enter
+        os.chmod(folder, 0o755)
+        photo = Path(folder) / "locked.jpg"
+        Image.new("RGB", (64, 48), "red").save(photo)
+        photo.chmod(0)
+        reader, writer = os.pipe()
+        if (child := os.fork()) == 0:  # root reads any file: look as an unprivileged user
+            if os.geteuid() == 0:
+                os.setuid(65534)
+            os.write(writer, repr((os.path.exists(photo), *analyze_file(os.fsencode(photo), "image")[:2])).encode())
+            os._exit(0)
+        os.waitpid(child, 0)
+        assert os.read(reader, 1000).decode() == "(True, 'error', 'cannot read file: Permission denied')"
 
 
 @pytest.mark.parametrize(
