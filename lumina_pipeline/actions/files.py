@@ -84,6 +84,8 @@ def _carry_out(operation: FileOperation, always_copy: bool) -> str | None:
     _remove(target + PARTIAL)  # a copy a kill interrupted
     if os.path.lexists(target):  # done, or done but for the source's removal, or someone else's file
         if problem := mismatch(target, operation, read=True):
+            if operation.operation == "move" and not os.path.lexists(source):
+                return None  # moved before a kill, then changed where it lies: the journal must say it is there
             return f"{os.fsdecode(target)} is in the way ({problem})"
         if operation.operation == "move" and mismatch(source, operation, read=True) is None:
             return _drop_source(operation, None)

@@ -50,6 +50,16 @@ def test_a_kill_during_a_copy_or_before_the_source_went_is_finished_on_the_next_
     assert state(operation.source) is None and state(operation.target) == (operation.checksum, MTIME_NS)
 
 
+def test_a_move_a_kill_kept_from_the_journal_is_done_though_the_file_changed_since_where_it_lies(tmp_path):
+    operation = photo(tmp_path / "photos" / "a.jpg")
+    assert carry_out(operation) is None  # then killed before the journal heard of it
+    with open(operation.target, "ab") as moved:
+        moved.write(b"edited in its new place")
+    assert carry_out(operation) is None  # finishing the run: done, not "in the way"
+    assert state(operation.source) is None and os.path.getsize(operation.target) > operation.size_bytes
+    assert undo(operation) == "size changed (55023 bytes, cataloged 55000)"  # a changed file is never moved back
+
+
 def test_a_changed_source_and_a_file_in_the_way_are_left_alone(tmp_path):
     operation = photo(tmp_path / "photos" / "a.jpg")
     photo(Path(os.fsdecode(operation.source)), b"\xff\xd8 other bytes".ljust(operation.size_bytes, b"!"))
