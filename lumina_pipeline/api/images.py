@@ -34,8 +34,9 @@ from lumina_pipeline.storage.thumbnails import thumbnail_file
 router = APIRouter(prefix="/api", responses={404: {"model": schemas.Problem}})
 
 ImageId = Annotated[int, PathParameter(ge=1, le=2**63 - 1)]
-IMAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"image/jpeg": {}, "image/png": {}, "image/gif": {}, "image/webp": {}}}
+FILE_RESPONSES: dict[int | str, dict[str, Any]] = {  # a photo a browser shows, or a video as stored (video_type)
+    200: {"content": {"image/jpeg": {}, "image/png": {}, "image/gif": {}, "image/webp": {}, "video/*": {},
+                      "application/octet-stream": {}}}
 }
 CACHE = "private, max-age=86400"
 
@@ -108,7 +109,7 @@ def thumbnail(session: Database, thumbnail_dir: ThumbnailDir, image_id: ImageId,
     return _send(request, found, lambda data: (data, "image/jpeg"))
 
 
-@router.get("/images/{image_id}/file", response_class=Response, responses=IMAGE_RESPONSES)
+@router.get("/images/{image_id}/file", response_class=Response, responses=FILE_RESPONSES)
 def image_file(session: Database, image_id: ImageId, request: Request):
     """The photo itself: JPEG, PNG, GIF and WebP as stored; HEIC/HEIF, TIFF, RAW previews,
     AVIF and the like converted to JPEG. A video as stored, streamed in ranges."""

@@ -214,6 +214,9 @@ def test_a_stack_is_one_card_with_its_badge_and_files_and_a_video_plays(served, 
     assert played.content == (corpus.photos / "Phone/2022/IMG_0002.MOV").read_bytes()
     video = client.get(f"/api/images/{clip['id']}").json()
     assert video["duration_seconds"] == pytest.approx(2.5, abs=0.1) and video["thumbnail_url"]
+    served_as = client.get(clip["file_url"]).headers["content-type"]  # documented, as every answer must be
+    documented = client.get("/openapi.json").json()["paths"]["/api/images/{image_id}/file"]["get"]["responses"]
+    assert served_as == "video/mp4" and "video/*" in documented["200"]["content"]
     page = client.get(f"/review/{CATALOG}/groups/{group['id']}").text
     assert page.count(">LIVE<") == 2 and "IMG_0002.MOV" in page and f'src="{clip["file_url"]}"' in page
 
