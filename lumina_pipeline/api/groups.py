@@ -81,7 +81,7 @@ def _decide(session: Session, grouping: Grouping, group_id: uuid.UUID, keeper: i
         decided = decide(session.connection(), grouping, group_id, keeper, decision.reviewed, decision.keep,
                          decision.keep_all, decision.members)
     except GroupChanged as error:
-        raise HTTPException(409, f"not saved: {error}") from None
+        raise HTTPException(409, str(error)) from None
     if not decided:
         raise HTTPException(422, f"an image of {decision.model_dump(exclude_defaults=True)} is not {members}")
     session.commit()
