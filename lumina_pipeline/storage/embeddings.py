@@ -187,7 +187,9 @@ def _index_table(connection: Connection, table: str, catalog_id: uuid.UUID, exac
     if valid and not rebuilding_is_cheaper(pending, indexed, dimensions):
         connection.execute(mark, {"c": catalog_id})
         return pending
-    model_id = connection.execute(text(f"SELECT model_id FROM {table} LIMIT 1")).scalar_one()
+    model_id = connection.execute(text(f"SELECT model_id FROM {table} LIMIT 1")).scalar()
+    if model_id is None:  # no vector left: the index is built when the next ones come
+        return 0
     hnsw = next(i for i in embeddings_table(model_id, dimensions).indexes if i.name == index)
     connection.execute(text(f"DROP INDEX CONCURRENTLY IF EXISTS {index}"))
     connection.execute(mark, {"c": catalog_id})

@@ -323,8 +323,14 @@ def test_a_rebuild_of_the_index_leaves_searches_and_batch_writes_going(searchabl
         assert not indexing.done()
         reader.rollback()
         assert indexing.result(timeout=120) == vectors
+    hnsw = f"{DEFAULT_TABLE[:50]}_hnsw"
+    index_is_valid = text(f"SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('{hnsw}')")
     with pipeline.engine.connect() as connection:
-        assert connection.execute(text(f"""SELECT indisvalid FROM pg_index
-                                           WHERE indexrelid = '{DEFAULT_TABLE[:50]}_hnsw'::regclass""")).scalar_one()
+        assert connection.execute(index_is_valid).scalar_one()
         assert connection.execute(text(f"SELECT bool_and(indexed) FROM {DEFAULT_TABLE}")).scalar_one()
     assert [result.path for result in search(pipeline, search_similar, original, 5)] == before
+    with pipeline.engine.begin() as connection:  # a rebuild killed between its drop and its build
+        connection.execute(text(f"DROP INDEX {hnsw}"))
+    assert index_vectors(pipeline.engine, catalog_id) == 0  # nothing to bring in, an index to build again
+    with pipeline.engine.connect() as connection:
+        assert connection.execute(index_is_valid).scalar_one()
