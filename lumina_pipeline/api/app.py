@@ -123,12 +123,12 @@ def _token_check(token: str):
 
     async def check(request: Request, call_next):
         scheme, credentials = get_authorization_scheme_param(request.headers.get("authorization"))
-        offered = (
-            (credentials if scheme.lower() == "bearer" else "")  # RFC 7235: the scheme is case-insensitive
-            or request.cookies.get(TOKEN_COOKIE, "")
-            or request.query_params.get("token", "")
-        )
-        if not secrets.compare_digest(offered.encode(), token.encode()):
+        offered = [  # any may be right: a cookie left by an earlier token must not refuse a new link
+            credentials if scheme.lower() == "bearer" else "",  # RFC 7235: the scheme is case-insensitive
+            request.cookies.get(TOKEN_COOKIE, ""),
+            request.query_params.get("token", ""),
+        ]
+        if not any(secrets.compare_digest(each.encode(), token.encode()) for each in offered):
             return JSONResponse({"detail": "a valid token is required (Authorization: Bearer <token>)"}, 401)
         response = await call_next(request)
         if request.query_params.get("token"):

@@ -8,12 +8,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi import Path as PathParameter
-from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
 
 from lumina_pipeline.api import schemas
 from lumina_pipeline.api.dependencies import CatalogName, Database, Limit, Models, ThumbnailDir
-from lumina_pipeline.api.files import browser_image, file_inside, video_type
+from lumina_pipeline.api.files import OpenFileResponse, browser_image, open_inside, video_type
 from lumina_pipeline.api.views import or_404, summary
 from lumina_pipeline.search import SearchResult, search_text, similar_to_image
 from lumina_pipeline.storage.browse import (
@@ -106,7 +105,7 @@ def thumbnail(session: Database, thumbnail_dir: ThumbnailDir, image_id: ImageId,
     found = thumbnail_file(Path(thumbnail_dir), row.thumbnail_path)
     if found is None:
         raise HTTPException(404, f"the thumbnail of image {image_id} is missing; re-run its batch")
-    return _send(request, found, lambda data: (data, "image/jpeg"))
+    return _send(request, os.open(found, os.O_RDONLY), lambda data: (data, "image/jpeg"))
 
 
 @router.get("/images/{image_id}/file", response_class=Response, responses=FILE_RESPONSES)
@@ -117,26 +116,27 @@ def image_file(session: Database, image_id: ImageId, request: Request):
     if row.kind not in ("image", "raw", "video") or row.status != "ok":
         raise HTTPException(404, f"image {image_id} is a {row.kind} file ({row.status}): nothing to show")
     roots = session.get_one(Catalog, row.catalog_id).source_directories
-    found = file_inside(roots, row.source_root, row.path)
+    found = open_inside(roots, row.source_root, row.path)
     if found is None:
         raise HTTPException(404, f"the file of image {image_id} is not inside its catalog's folders (moved or gone?)")
     if row.kind == "video":
-        return FileResponse(os.fsdecode(found), media_type=video_type(found), headers={"Cache-Control": CACHE})
+        return OpenFileResponse(found, media_type=video_type(row.path), headers={"Cache-Control": CACHE})
     return _send(request, found, browser_image)
 
 
-def _send(request: Request, path: bytes, convert) -> Response:
-    """The file's bytes, as `convert` makes them, with an ETag from its size and mtime."""
-    stat = os.stat(path)
-    tag = f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"'
-    headers = {"ETag": tag, "Cache-Control": CACHE}
-    if request.headers.get("if-none-match") == tag:
-        return Response(status_code=304, headers=headers)
-    try:
-        with open(path, "rb") as file:
+def _send(request: Request, descriptor: int, convert) -> Response:
+    """The open file's bytes, as `convert` makes them, with an ETag from its size and mtime;
+    the file is closed."""
+    with open(descriptor, "rb") as file:
+        info = os.fstat(descriptor)
+        tag = f'"{info.st_size:x}-{info.st_mtime_ns:x}"'
+        headers = {"ETag": tag, "Cache-Control": CACHE}
+        if request.headers.get("if-none-match") == tag:
+            return Response(status_code=304, headers=headers)
+        try:
             data, media_type = convert(file.read())
-    except Exception as error:  # a file that no longer decodes is that file's problem
-        raise HTTPException(422, f"cannot show this file: {type(error).__name__}: {error}") from error
+        except Exception as error:  # a file that no longer decodes is that file's problem
+            raise HTTPException(422, f"cannot show this file: {type(error).__name__}: {error}") from error
     return Response(data, media_type=media_type, headers=headers)
 
 
@@ -156,7 +156,7 @@ def tag(session: Database, image_id: ImageId, new: schemas.NewTag):
     return image_tags(session.connection(), image_id)
 
 
-@router.delete("/images/{image_id}/tags/{name}", response_model=list[schemas.ImageTag])
+@router.delete("/images/{image_id}/tags/{name:path}", response_model=list[schemas.ImageTag])  # a tag may hold "/"
 def untag(
     session: Database, image_id: ImageId, name: Annotated[str, PathParameter(max_length=100, pattern=schemas.TEXT)]
 ):

@@ -3,7 +3,7 @@ burst and tags, duplicate groups and bursts with their members, and review progr
 
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Connection, text
@@ -95,7 +95,7 @@ def find_images(
           AND (CAST(:camera AS text) IS NULL OR strpos(
                 lower(concat_ws(' ', {as_text("camera_make")}, {as_text("camera_model")})), lower(:camera)) > 0)
           AND (CAST(:captured_from AS text) IS NULL OR {as_text("captured_at")} >= :captured_from)
-          AND (CAST(:captured_before AS text) IS NULL OR {as_text("captured_at")} < :captured_before)
+          AND (CAST(:captured_to AS text) IS NULL OR left({as_text("captured_at")}, 10) <= :captured_to)
           AND (CAST(:tag AS text) IS NULL AND CAST(:tag_source AS text) IS NULL OR EXISTS (
                 SELECT 1 FROM image_tags it JOIN tags t ON t.id = it.tag_id
                 WHERE it.image_id = i.id AND (CAST(:tag AS text) IS NULL OR t.name = :tag)
@@ -107,7 +107,7 @@ def find_images(
         ORDER BY i.id LIMIT :limit"""), {
         **asdict(filters),
         "captured_from": str(filters.captured_from) if filters.captured_from else None,
-        "captured_before": str(filters.captured_to + timedelta(days=1)) if filters.captured_to else None,
+        "captured_to": str(filters.captured_to) if filters.captured_to else None,  # a whole day, up to 9999-12-31
         "c": catalog_id, "after": after, "limit": limit,
     })
     return rows_as(ImageRow, rows)

@@ -187,6 +187,34 @@ def test_files_are_served_only_from_inside_the_catalogs_folders(served, corpus, 
                      q=b"Alte Kameras/link.jpg")
 
 
+def test_a_catalog_folder_swapped_for_a_symlink_to_elsewhere_serves_nothing(served, corpus, tmp_path):
+    video = served.image_id("Phone/2022/IMG_0002.MOV")
+    assert served.client.get(f"/api/images/{video}/file").status_code == 200
+    elsewhere, moved = tmp_path / "elsewhere", corpus.photos.with_name("photos-moved")
+    (elsewhere / "Phone" / "2022").mkdir(parents=True)
+    (elsewhere / "Phone" / "2022" / "IMG_0002.MOV").write_bytes(b"a file outside every catalog")
+    os.rename(corpus.photos, moved)
+    os.symlink(elsewhere, corpus.photos)  # the folder as stored is now a link: its files are not the catalog's
+    try:
+        response = served.client.get(f"/api/images/{video}/file")
+        assert response.status_code == 404 and "not inside" in response.json()["detail"]
+    finally:
+        os.unlink(corpus.photos)
+        os.rename(moved, corpus.photos)
+
+
+def test_a_photo_before_9999_12_31_and_a_tag_with_a_slash_are_ordinary(served):
+    client = served.client
+    everything = client.get(f"/api/catalogs/{CATALOG}/images", params={"limit": 500}).json()["items"]
+    until_the_end = client.get(f"/api/catalogs/{CATALOG}/images", params={"captured_to": "9999-12-31", "limit": 500})
+    assert until_the_end.status_code == 200
+    assert len(until_the_end.json()["items"]) == sum(image["captured_at"] is not None for image in everything) > 0
+    photo = served.image_id("Alte Kameras/Canon_40D.jpg")
+    assert {"name": "AC/DC", "source": "manual", "confidence": None} in client.post(
+        f"/api/images/{photo}/tags", json={"name": "AC/DC"}).json()
+    assert "AC/DC" not in [tag["name"] for tag in client.delete(f"/api/images/{photo}/tags/AC%2FDC").json()]
+
+
 def test_a_token_guards_the_app_and_a_public_host_needs_one(served):
     from fastapi.testclient import TestClient
 
@@ -197,6 +225,8 @@ def test_a_token_guards_the_app_and_a_public_host_needs_one(served):
         assert client.get("/api/catalogs", headers={"Authorization": "Bearer s3cret"}).status_code == 200
         assert client.get("/", params={"token": "s3cret"}).status_code == 200
         assert client.get("/api/catalogs").status_code == 200  # the cookie the link set
+    with TestClient(create_app(settings), cookies={"lumina_token": "an-earlier-token"}) as browser:  # left before
+        assert browser.get("/", params={"token": "s3cret"}).status_code == 200  # the new link still opens the page
     assert main(["serve", "--host", "0.0.0.0"]) == 2
 
 
