@@ -4,6 +4,7 @@ import io
 import math
 import re
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 import pillow_heif
@@ -23,7 +24,7 @@ SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
 # TIFFs (which hold 16-bit values in practice) as `I`.
 SIXTEEN_BIT_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})
 # Python's default repr of an object: its address differs on every run.
-OBJECT_REPR = re.compile(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>")
+OBJECT_REPR = re.compile(r"\s*<(?:[^<>]* at 0x[0-9a-fA-F]+|_io\.\w+ name=.*)>")  # an object, or an open file
 
 
 class ImageTooLarge(ValueError):
@@ -47,8 +48,8 @@ class DecodedPhoto:
         return (self.height, self.width) if rotated else (self.width, self.height)
 
 
-def decode_photo(data: bytes, *, max_pixels: int = MAX_PIXELS) -> DecodedPhoto:
-    """Decode the bytes of one photo at reduced scale: short side of 256-511 px (the thumbnail's)
+def decode_photo(data: bytes | BinaryIO, *, max_pixels: int = MAX_PIXELS) -> DecodedPhoto:
+    """Decode one photo (its bytes, or its open file) at reduced scale: short side of 256-511 px (the thumbnail's)
     when the photo is that large (JPEG DCT scaling via `Image.draft`, else a box reduce).
 
     That one image serves the hashes, the quality score and, as it is, the thumbnail.
@@ -63,7 +64,7 @@ def decode_photo(data: bytes, *, max_pixels: int = MAX_PIXELS) -> DecodedPhoto:
     Raises what Pillow raises for files it cannot decode: unknown formats, truncated data, and
     images over its own decompression-bomb limit (about 179 megapixels), checked first.
     """
-    image = Image.open(io.BytesIO(data))
+    image = Image.open(io.BytesIO(data) if isinstance(data, bytes) else data)
     width, height, photo_format = *image.size, image.format
     try:
         exif, exif_error = image.getexif(), None
@@ -101,7 +102,8 @@ def decode_photo(data: bytes, *, max_pixels: int = MAX_PIXELS) -> DecodedPhoto:
 
 def describe_error(error: BaseException) -> str:
     """An exception as stable, readable text: its type and message without object reprs
-    (Pillow names the file object it could not identify, at a new address on every run)."""
+    (Pillow names the file object it could not identify: at a new address on every run, or by
+    the file's path, which the row has already)."""
     return OBJECT_REPR.sub("", f"{type(error).__name__}: {error}")
 
 

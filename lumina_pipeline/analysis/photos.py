@@ -28,6 +28,10 @@ Read = TypeVar("Read")  # what `_read`'s reader makes of a file
 # Long enough to checksum a 10 GB video from a slow disk; a hung share costs this per file.
 FILE_TIMEOUT_SECONDS = 300.0
 FIXTURES = Path(__file__).parent / "fixtures"
+# A JPEG's scans (SOS markers, which entropy-coded data never holds): cameras and editors write
+# at most a few dozen; libjpeg decodes every one, each a pass over all the coefficients, so a
+# crafted file of thousands keeps a core busy for minutes, past any timeout.
+SCAN_MARKER, MAX_JPEG_SCANS = b"\xff\xda", 500
 CHANGED_SINCE_INVENTORY = "changed since the inventory listed it; it will be read again"
 CHANGED_WHILE_READ = "changed while being read; it will be read again"
 SPECIAL_FILES = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
@@ -121,21 +125,20 @@ def analyze_file(
             result.update(video.metadata)
             result.update(_describe_pixels(video.poster, result["latitude"], result["longitude"], model_inputs))
             return _finish(result, "ok", None)
-        data = _read(path, recorded, lambda file: file.read())
+        read = partial(_read_image, model_inputs=model_inputs, max_pixels=max_pixels)
+        result["checksum"], described = _read(path, recorded, read)
     except _Unread as unread:
         return _finish(result, unread.status, unread.reason)
-    result["checksum"] = hashlib.sha256(data).hexdigest()
-    if not data:
+    if described is None:
         return _finish(result, "error", "empty file (0 bytes)")
-    try:
-        result.update(_describe_image(data, model_inputs, max_pixels))
-    except ImageTooLarge as error:
-        return _finish(result, "error", str(error))
-    except Exception as error:  # any decoder failure is this file's problem, never the batch's
-        reason = f"cannot decode image: {describe_error(error)}"
+    if isinstance(described, ImageTooLarge):
+        return _finish(result, "error", str(described))
+    if isinstance(described, Exception):
+        reason = f"cannot decode image: {describe_error(described)}"
         if kind == "raw":
             return _finish(result, "skipped", f"RAW file without a preview Pillow can read ({reason})")
         return _finish(result, "error", reason)
+    result.update(described)
     return _finish(result, "ok", None)
 
 
@@ -238,8 +241,30 @@ def _read_video(file: BufferedReader, max_pixels: int) -> tuple[str, DecodedVide
         return checksum, _Unread("error", f"cannot decode video: {describe_video_error(error)}")
 
 
-def _describe_image(data: bytes, model_inputs: bool, max_pixels: int) -> dict:
-    photo = decode_photo(data, max_pixels=max_pixels)
+def _read_image(file: BufferedReader, model_inputs: bool, max_pixels: int) -> tuple[str, dict | Exception | None]:
+    """The checksum of the open file (streamed: a file of any size is never held whole), then
+    what its one decode gives, from the same file object within _read's checks; None for an
+    empty file. Why decoding failed is returned, not raised: the row keeps its checksum."""
+    digest, scans, jpeg = hashlib.sha256(), 0, None
+    while chunk := file.read(1 << 20):  # hashlib.file_digest, counting a JPEG's scans on the way
+        digest.update(chunk)
+        jpeg = chunk.startswith(b"\xff\xd8") if jpeg is None else jpeg
+        scans += chunk.count(SCAN_MARKER)
+    checksum = digest.hexdigest()
+    if jpeg is None:
+        return checksum, None
+    if jpeg and scans > MAX_JPEG_SCANS:
+        reason = f"a JPEG of {scans} scans, over the {MAX_JPEG_SCANS} any encoder writes: not decoded"
+        return checksum, ImageTooLarge(reason)
+    file.seek(0)
+    try:
+        return checksum, _describe_image(file, model_inputs, max_pixels)
+    except Exception as error:  # any decoder failure is this file's problem, never the batch's
+        return checksum, error
+
+
+def _describe_image(file: BufferedReader, model_inputs: bool, max_pixels: int) -> dict:
+    photo = decode_photo(file, max_pixels=max_pixels)
     exif = read_exif_metadata(photo.exif)
     return {
         **exif,

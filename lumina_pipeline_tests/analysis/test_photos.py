@@ -1,6 +1,7 @@
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -81,6 +82,34 @@ def test_bad_inputs_are_errors_with_their_reason(corpus, path, reason):
 def test_a_file_deleted_after_the_inventory_is_an_error_not_a_crash(tmp_path):
     got = analyze(os.fsencode(tmp_path / "gone.jpg"))
     assert got["status"] == "error" and "cannot read file" in got["error"]
+
+
+def test_a_file_of_any_size_is_read_in_pieces_never_whole(tmp_path):
+    def peak_of_analyzing(path: Path) -> tuple[str, int]:  # in a process of its own: its memory is this file's
+        code = ("import resource, sys; from lumina_pipeline.analysis.photos import ANALYSIS_SCHEMA, analyze_file; "
+                "row = dict(zip(ANALYSIS_SCHEMA, analyze_file(sys.argv[1].encode(), 'image'))); "
+                "print(row['status'], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+        status, kilobytes = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
+                                           check=True).stdout.split()
+        return status, int(kilobytes)
+
+    small, large = tmp_path / "photo.jpg", tmp_path / "photo with half a gigabyte after it.jpg"
+    Image.new("RGB", (640, 480), "red").save(small)
+    shutil.copy(small, large)
+    os.truncate(large, 512 * 2**20)  # sparse: no disk is used
+    (status, base), (large_status, peak) = peak_of_analyzing(small), peak_of_analyzing(large)
+    assert (status, large_status) == ("ok", "ok") and peak - base < 64 * 1024  # kB: not the 512 MB
+
+
+def test_a_jpeg_of_thousands_of_scans_is_refused_before_its_decode(tmp_path):
+    photo = tmp_path / "scans.jpg"
+    Image.new("RGB", (64, 48), "red").save(photo, progressive=True)
+    data = photo.read_bytes()
+    last_scan = data.rindex(photos.SCAN_MARKER)
+    photo.write_bytes(data[:last_scan] + data[last_scan:-2] * 2000 + data[-2:])  # its last scan, 2,000 times
+    scans = data.count(photos.SCAN_MARKER) + 1999
+    status, error = analyze_file(os.fsencode(photo), "image")[:2]
+    assert (status, error) == ("error", f"a JPEG of {scans} scans, over the 500 any encoder writes: not decoded")
 
 
 def test_an_unreadable_file_is_an_error_not_a_crash():
