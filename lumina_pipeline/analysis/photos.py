@@ -2,6 +2,7 @@
 (of a photo, or of a video's poster frame)."""
 
 import hashlib
+import io
 import os
 import queue
 import stat
@@ -11,7 +12,7 @@ from concurrent.futures import Future
 from functools import partial
 from io import BufferedReader
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 import polars as pl
 from PIL import Image
@@ -32,6 +33,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 # at most a few dozen; libjpeg decodes every one, each a pass over all the coefficients, so a
 # crafted file of thousands keeps a core busy for minutes, past any timeout.
 SCAN_MARKER, MAX_JPEG_SCANS = b"\xff\xda", 500
+IN_MEMORY_BYTES = 64 << 20  # a photo up to this size is read at once (see _read_image)
 CHANGED_SINCE_INVENTORY = "changed since the inventory listed it; it will be read again"
 CHANGED_WHILE_READ = "changed while being read; it will be read again"
 SPECIAL_FILES = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
@@ -242,28 +244,30 @@ def _read_video(file: BufferedReader, max_pixels: int) -> tuple[str, DecodedVide
 
 
 def _read_image(file: BufferedReader, model_inputs: bool, max_pixels: int) -> tuple[str, dict | Exception | None]:
-    """The checksum of the open file (streamed: a file of any size is never held whole), then
-    what its one decode gives, from the same file object within _read's checks; None for an
-    empty file. Why decoding failed is returned, not raised: the row keeps its checksum."""
-    digest, scans, jpeg = hashlib.sha256(), 0, None
+    """The checksum of the open file, then what its one decode gives, within _read's checks;
+    None for an empty file. A photo up to IN_MEMORY_BYTES is read at once and decoded from
+    memory; a larger file is hashed in pieces and decoded from the file, never held whole. Why
+    decoding failed is returned, not raised: the row keeps its checksum."""
+    head = file.read(IN_MEMORY_BYTES)
+    digest, scans = hashlib.sha256(head), head.count(SCAN_MARKER)
     while chunk := file.read(1 << 20):  # hashlib.file_digest, counting a JPEG's scans on the way
         digest.update(chunk)
-        jpeg = chunk.startswith(b"\xff\xd8") if jpeg is None else jpeg
         scans += chunk.count(SCAN_MARKER)
     checksum = digest.hexdigest()
-    if jpeg is None:
+    if not head:
         return checksum, None
-    if jpeg and scans > MAX_JPEG_SCANS:
+    if head.startswith(b"\xff\xd8") and scans > MAX_JPEG_SCANS:
         reason = f"a JPEG of {scans} scans, over the {MAX_JPEG_SCANS} any encoder writes: not decoded"
         return checksum, ImageTooLarge(reason)
-    file.seek(0)
+    source = io.BytesIO(head) if file.tell() == len(head) else file
+    source.seek(0)
     try:
-        return checksum, _describe_image(file, model_inputs, max_pixels)
+        return checksum, _describe_image(source, model_inputs, max_pixels)
     except Exception as error:  # any decoder failure is this file's problem, never the batch's
         return checksum, error
 
 
-def _describe_image(file: BufferedReader, model_inputs: bool, max_pixels: int) -> dict:
+def _describe_image(file: BinaryIO, model_inputs: bool, max_pixels: int) -> dict:
     photo = decode_photo(file, max_pixels=max_pixels)
     exif = read_exif_metadata(photo.exif)
     return {
