@@ -260,6 +260,7 @@ def _read_image(file: BufferedReader, model_inputs: bool, max_pixels: int) -> tu
         reason = f"a JPEG of {scans} scans, over the {MAX_JPEG_SCANS} any encoder writes: not decoded"
         return checksum, ImageTooLarge(reason)
     source = io.BytesIO(head) if file.tell() == len(head) else file
+    del head  # a larger file decodes from the file, without its first 64 MB held meanwhile
     source.seek(0)
     try:
         return checksum, _describe_image(source, model_inputs, max_pixels)

@@ -15,7 +15,11 @@ CATALOG_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 # The first key of Lumina's advisory locks (PostgreSQL's two-key form), so that they never meet
 # another application's locks in a shared database; the second is the catalog's.
 CATALOG_LOCK_SPACE = 0x4C554D  # "LUM"
-INVENTORY_LOCK_SPACE = CATALOG_LOCK_SPACE + 2  # (+ 1: the file actions' lock, storage/journal.py)
+# (+ 1: the file actions' lock, storage/journal.py.) A catalog's inventories hold theirs from
+# before the walk until they have written what they found, so that a walk older than the rows
+# is never written over them; not the catalog lock, so decisions and regroupings go on meanwhile.
+INVENTORY_LOCK_SPACE = CATALOG_LOCK_SPACE + 2
+VECTOR_INDEX_LOCK_SPACE = CATALOG_LOCK_SPACE + 3  # one process at a time indexes a vector table
 
 
 class CatalogError(ValueError):
@@ -108,19 +112,17 @@ def lock_catalog(connection: Connection, catalog_id: uuid.UUID) -> None:
 
 
 @contextmanager
-def inventory_turn(engine: Engine, catalog_id: uuid.UUID) -> Iterator[None]:
-    """Hold the catalog's inventory lock for the block: from before an inventory walks its
-    folders until it has written what it found, so that a walk older than the rows is never
-    written over them. Not the catalog lock: decisions and regroupings go on during a walk."""
-    key = {"space": INVENTORY_LOCK_SPACE, "catalog": str(catalog_id)}
-    with engine.connect() as connection:
-        connection.execute(text("SELECT pg_advisory_lock(:space, hashtext(CAST(:catalog AS text)))"), key)
-        connection.commit()
+def held_lock(engine: Engine, space: int, key: str) -> Iterator[None]:
+    """Wait for, then hold for the block, the advisory lock (`space`, `key`), across the
+    transactions of other connections: on a connection of its own, in no transaction itself.
+    The process's death releases it too."""
+    lock = {"space": space, "key": key}
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:space, hashtext(:key))"), lock)
         try:
             yield
         finally:
-            connection.execute(text("SELECT pg_advisory_unlock(:space, hashtext(CAST(:catalog AS text)))"), key)
-            connection.commit()
+            connection.execute(text("SELECT pg_advisory_unlock(:space, hashtext(:key))"), lock)
 
 
 def batch_keys(connection: Connection, catalog_id: uuid.UUID) -> list[str]:

@@ -32,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.schema import CreateIndex
 
+from lumina_pipeline.storage.catalogs import VECTOR_INDEX_LOCK_SPACE, held_lock
 from lumina_pipeline.storage.frames import stage
 from lumina_pipeline.storage.models import Image
 
@@ -162,12 +163,8 @@ def index_vectors(engine: Engine, catalog_id: uuid.UUID, exact_below: int = EXAC
     moved = 0
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         for table in _vector_tables(connection):
-            lock = {"key": f"{table}:index"}
-            connection.execute(text("SELECT pg_advisory_lock(hashtext(:key))"), lock)
-            try:
+            with held_lock(engine, VECTOR_INDEX_LOCK_SPACE, table):
                 moved += _index_table(connection, table, catalog_id, exact_below)
-            finally:
-                connection.execute(text("SELECT pg_advisory_unlock(hashtext(:key))"), lock)
     return moved
 
 

@@ -10,7 +10,7 @@ from lumina_pipeline.analysis.inventory import diff_inventory
 from lumina_pipeline.defs.markdown import markdown_table
 from lumina_pipeline.defs.partitions import BATCHES, catalogs, unregistered_batches
 from lumina_pipeline.defs.resources import CatalogDatabase
-from lumina_pipeline.storage.catalogs import get_catalog, inventory_turn, lock_catalog
+from lumina_pipeline.storage.catalogs import INVENTORY_LOCK_SPACE, get_catalog, held_lock, lock_catalog
 from lumina_pipeline.storage.images import apply_inventory, load_inventory
 
 
@@ -25,7 +25,7 @@ def file_inventory(context: dg.AssetExecutionContext, database: CatalogDatabase)
     with database.transaction() as session:
         catalog = get_catalog(session, context.partition_key)
         catalog_id, folders, batch_size = catalog.id, catalog.source_directories, catalog.batch_size
-    with inventory_turn(database.engine, catalog_id):  # inventories of a catalog walk and write in turn
+    with held_lock(database.engine, INVENTORY_LOCK_SPACE, str(catalog_id)):  # inventories walk and write in turn
         walk = walk_sources(folders)
         with database.transaction() as session:  # diff against what the last inventory wrote, under its lock
             connection = session.connection()
