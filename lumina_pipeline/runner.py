@@ -54,6 +54,7 @@ def run_catalog(place: home.Home, name: str, engine) -> None:
     """Run what the catalog needs and print a line per step. A catalog with nothing to do
     starts no Dagster run at all (`files_if_up_to_date`)."""
     started = time.perf_counter()
+    _fail_dead_runs(_instance())
     with Session(engine) as session:
         catalog = get_catalog(session, name)
         catalog_id, files = catalog.id, files_if_up_to_date(session.connection(), catalog)
@@ -96,8 +97,7 @@ def files_if_up_to_date(connection, catalog: Catalog) -> int | None:
 def _bring_up_to_date(name: str, catalog_id, engine) -> None:
     """The inventory, the batches with files to read, and the regrouping if a grouping would
     read anything new, as Dagster runs."""
-    _, instance = _dagster()
-    _fail_dead_runs(instance)
+    instance = _instance()
     instance.add_dynamic_partitions(CATALOGS, [name])
     inventory = _figures(execute_run("inventory_job", name), "file_inventory")
     print(f"inventory: {plural(inventory['files'], 'file')}, {inventory['new']} new, "
@@ -187,19 +187,24 @@ def _failure(result: dg.ExecuteInProcessResult) -> str:
 
 
 @functools.cache
-def _dagster() -> tuple[dg.Definitions, dg.DagsterInstance]:
-    """The code location and the instance, loaded once per process."""
+def _instance() -> dg.DagsterInstance:
+    """The Dagster instance, loaded once per process."""
     instance = dg.DagsterInstance.get()
     keep_connections_open(instance)
-    return defs(), instance
+    return instance
+
+
+@functools.cache
+def _definitions() -> dg.Definitions:
+    """The code location, loaded once per process."""
+    return defs()
 
 
 def execute_run(job: str, partition_key: str, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
     """A run of `job` in this process, tagged with it so that a later `lumina run` can tell if
     the process died."""
-    definitions, instance = _dagster()
-    return definitions.resolve_job_def(job).execute_in_process(
-        partition_key=partition_key, instance=instance, run_config=QUIET_RUN_CONFIG, tags=process_tags(),
+    return _definitions().resolve_job_def(job).execute_in_process(
+        partition_key=partition_key, instance=_instance(), run_config=QUIET_RUN_CONFIG, tags=process_tags(),
         raise_on_error=raise_on_error,
     )
 

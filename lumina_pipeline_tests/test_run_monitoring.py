@@ -15,9 +15,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from dagster._core.definitions.reconstruct import ReconstructableRepository
+from dagster._core.utils import make_new_run_id
 from sqlalchemy import text
 
-from lumina_pipeline.defs.run_launcher import PID_TAG, process_exists
+from lumina_pipeline.defs.run_launcher import PID_TAG, process_exists, process_tags
 from lumina_pipeline.storage.database import make_engine
 from lumina_pipeline_tests.conftest import stop_embedded_server
 from lumina_pipeline_tests.test_deployment import BIN, PROJECT, hashed
@@ -218,6 +219,17 @@ def test_a_lumina_run_killed_mid_run_has_its_runs_failed_by_the_next_one(tmp_pat
         assert instance.get_runs_count(dg.RunsFilter(statuses=IN_PROGRESS)) == 0
         failed = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]))
         assert {run.run_id for run in failed} == {run.run_id for run in killed}
+
+        # killed after its last write (in its regrouping, say): the next run has nothing to do,
+        # and fails the dead run all the same
+        gone = subprocess.Popen(["true"])
+        gone.wait()
+        left = instance.add_run(dg.DagsterRun(job_name="catalog_job", run_id=make_new_run_id(),
+                                              status=dg.DagsterRunStatus.STARTED, tags=process_tags(gone.pid)))
+        third = subprocess.run([*CLI, "run", "trip"], env=env, capture_output=True, text=True, timeout=600)
+        assert "0 new, 0 changed, 0 deleted" in third.stdout, third.stderr[-3000:]
+        assert f"marked failed, their `lumina run` process died: catalog_job {left.run_id}" in third.stdout
+        assert instance.get_runs_count(dg.RunsFilter(statuses=IN_PROGRESS)) == 0
     finally:
         stop_embedded_server(tmp_path / "home" / "pgdata")
 
