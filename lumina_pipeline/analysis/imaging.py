@@ -20,6 +20,10 @@ MAX_PIXELS = 120_000_000
 ORIENTATION_TAG = ExifTags.Base.Orientation
 REDUCIBLE_MODES = frozenset({"L", "RGB", "RGBA", "F"})
 SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
+# Formats whose decoder turns the image upright itself: pillow-heif (the container's rotation,
+# then the tag reset to 1) and Pillow's TIFF plugin (the Orientation tag; it also reports the
+# turned size).
+SELF_TURNING_FORMATS = frozenset({"HEIF", "TIFF"})
 # Greyscale with 16 bits per sample: 16-bit PNGs and TIFFs load as `I;16*`, 32-bit integer
 # TIFFs (which hold 16-bit values in practice) as `I`.
 SIXTEEN_BIT_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})
@@ -35,7 +39,7 @@ class ImageTooLarge(ValueError):
 class DecodedPhoto:
     image: Image.Image  # upright (orientation applied), short side 256-511 px where the file has it
     format: str | None  # Pillow's name for it; every format Image.open opens sets one
-    width: int  # as the file stores it; for HEIF as decoded, container rotation applied
+    width: int  # as the file stores it; for HEIF as decoded, the container's rotation applied
     height: int
     orientation: int | None  # the raw EXIF value
     exif: Image.Exif
@@ -73,6 +77,8 @@ def decode_photo(data: bytes | BinaryIO, *, max_pixels: int = MAX_PIXELS) -> Dec
     orientation = exif.get(ORIENTATION_TAG)
     if photo_format == "HEIF":  # pillow-heif rotates and resets the tag to 1; keep the original
         orientation = image.info.get("original_orientation") or orientation
+    if photo_format == "TIFF" and orientation in SWAPPING_ORIENTATIONS:
+        width, height = height, width  # as stored, not as Pillow turns it
     scale = THUMBNAIL_SHORT_SIDE / min(width, height)
     if scale < 1:
         image.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
@@ -83,7 +89,7 @@ def decode_photo(data: bytes | BinaryIO, *, max_pixels: int = MAX_PIXELS) -> Dec
             f"is over the limit of {max_pixels / 1e6:g} megapixels (max_megapixels)"
         )
     image.load()
-    if photo_format != "HEIF" and orientation not in (None, 1):
+    if photo_format not in SELF_TURNING_FORMATS and orientation not in (None, 1):
         image = ImageOps.exif_transpose(image)
     if image.mode in SIXTEEN_BIT_MODES:  # Pillow's own conversion clips every value above 255 to white
         image = Image.fromarray((np.asarray(image).clip(0, 65535) >> 8).astype(np.uint8))

@@ -140,6 +140,25 @@ def test_thumbnail_is_upright_with_a_short_side_of_at_least_256(corpus, path, sh
     assert (thumbnail.width > thumbnail.height) == (got["display_width"] > got["display_height"])
 
 
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_tiff_reports_its_size_and_turns_upright_as_a_jpeg_of_the_same_picture(tmp_path, orientation):
+    """Pillow's TIFF plugin turns a TIFF upright itself and reports the turned size."""
+    picture = Image.new("RGB", (600, 400), "darkred")
+    ImageDraw.Draw(picture).rectangle((0, 0, 150, 100), fill="white")  # a corner shows any turn
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    got = {}
+    for suffix in ("jpg", "tif"):
+        picture.save(tmp_path / f"shot.{suffix}", exif=exif)
+        got[suffix] = analyze(os.fsencode(tmp_path / f"shot.{suffix}"))
+
+    turned = orientation >= 5
+    for suffix in ("jpg", "tif"):
+        assert (got[suffix]["width"], got[suffix]["height"], got[suffix]["orientation"]) == (600, 400, orientation)
+        assert (got[suffix]["display_width"], got[suffix]["display_height"]) == ((400, 600) if turned else (600, 400))
+    assert got["tif"]["dhash"] == got["jpg"]["dhash"]
+
+
 def test_raw_without_a_readable_preview_is_skipped_with_a_reason(tmp_path):
     raw = tmp_path / "IMG_0001.CR3"
     raw.write_bytes(b"\x00\x00\x00\x18ftypcrx " + bytes(64))
