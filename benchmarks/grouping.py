@@ -132,6 +132,7 @@ def burst_shots(count: int, seed: int = 3) -> pl.DataFrame:
             "camera_model": [f"Model {c}" for c in cameras],
             "camera_serial": None,
             "quality_score": rng.integers(0, 101, count),
+            "pixels": 24_000_000,
             "stack_id": None,
         },
         schema=SHOTS_SCHEMA,

@@ -16,6 +16,7 @@ SHOTS_SCHEMA = {
     "camera_model": pl.String,
     "camera_serial": pl.String,
     "quality_score": pl.Int64,
+    "pixels": pl.Int64,  # width x height
     "stack_id": pl.String,  # the stack (stacks.py) a file belongs to: its files are one shot
 }
 CAMERA = ["camera_make", "camera_model", "camera_serial"]
@@ -37,8 +38,11 @@ def find_bursts(shots: pl.DataFrame, rule: BurstRule) -> pl.DataFrame:
     `best` (the frame with the highest quality score, the earliest on ties).
 
     Byte-identical copies are one shot, and so are the files of one stack (a RAW and its
-    JPEG twin: the JPEG stands for both), copies of a stacked file included. Files without
-    a capture time or camera never join a burst.
+    JPEG twin: the JPEG stands for both), copies of a stacked file included, and one camera's
+    files of one instant to the sub-second: an edit or a resized export of a frame keeps the
+    frame's EXIF. A shot's frame is the file of its stack (not a backup copy), else the one of
+    most pixels (the original, not an export). Files without a capture time or camera never
+    join a burst.
     """
     with_camera = shots.filter(pl.col("camera_model").is_not_null())
     checksum = _key("checksum")
@@ -47,17 +51,22 @@ def find_bursts(shots: pl.DataFrame, rule: BurstRule) -> pl.DataFrame:
         stack=_key("stack_id").max()
     )
     timed = with_camera.select(  # what the sorts carry, no more
-        "id", "path", "checksum", "kind", "quality_score",
+        "id", "path", "checksum", "kind", "quality_score", "pixels", "stack_id",
         taken=_capture_time(),
+        to_the_subsecond=pl.col("captured_at").str.len_bytes() > len("2021-12-24T18:40:58"),
         camera=pl.struct(CAMERA).hash(),  # a number per camera, as `_key` for checksums
         shot=checksum.replace_strict(stacked["checksum"], stacked["stack"], default=checksum),
     )
-    distinct = (
+    first_of_its_shot = (
         timed.filter(pl.col("taken").is_not_null())
-        .sort(["taken", pl.col("kind") == "raw", "path"])
+        .sort(["taken", pl.col("kind") == "raw", pl.col("stack_id").is_null(), "pixels", "path"],
+              descending=[False, False, False, True, False], nulls_last=True)
         .filter(pl.col("shot").is_first_distinct())
         .sort("camera", maintain_order=True)
     )
+    # Without sub-seconds, a camera's frames of one second share their time: only those with are one shot.
+    same_instant = (pl.col("camera") == pl.col("camera").shift()) & (pl.col("taken") == pl.col("taken").shift())
+    distinct = first_of_its_shot.filter(~(same_instant & pl.col("to_the_subsecond")).fill_null(False))
     gap = pl.col("taken").diff().dt.total_microseconds() / 1e6
     starts = (pl.col("camera") != pl.col("camera").shift()).fill_null(True) | (gap > rule.max_gap_seconds)
     runs = distinct.with_columns(run=starts.cum_sum().set_sorted())  # sorted: windows over runs need no hashing

@@ -11,11 +11,12 @@ START = datetime(2021, 12, 24, 18, 40, 58)
 DEFAULT_RULE = BurstRule()
 
 
-def shot(id_, seconds, *, model="E950", path=None, checksum=None, quality=50, kind="image", serial=None, stack=None):
-    taken = (START + timedelta(seconds=seconds)).isoformat(timespec="milliseconds") if seconds is not None else None
+def shot(id_, seconds, *, model="E950", path=None, checksum=None, quality=50, kind="image", serial=None, stack=None,
+         pixels=24_000_000, timespec="milliseconds"):
+    taken = (START + timedelta(seconds=seconds)).isoformat(timespec=timespec) if seconds is not None else None
     return {"id": id_, "path": path or f"f/{id_}.jpg", "checksum": checksum or f"c{id_}", "kind": kind,
             "captured_at": taken, "camera_make": "NIKON", "camera_model": model, "camera_serial": serial,
-            "quality_score": quality, "stack_id": stack}
+            "quality_score": quality, "pixels": pixels, "stack_id": stack}
 
 
 def bursts_of(rows, rule=DEFAULT_RULE):
@@ -54,8 +55,20 @@ def test_byte_identical_copies_and_the_files_of_a_stack_count_as_one_shot():
     twins = [shot(1, 0, path="f/a.JPG", stack="s"), shot(2, 0, path="f/a.NEF", kind="raw", stack="s"), shot(3, 1),
              shot(4, 1.5)]
     assert bursts_of(twins) == [([1, 3, 4], 1)]
-    copy_of_a_twin = [*twins, shot(5, 0, checksum="c1", path="backup/a.JPG")]
-    assert bursts_of(copy_of_a_twin) in ([([1, 3, 4], 1)], [([5, 3, 4], 5)])
+    copy_of_a_twin = [*twins, shot(5, 0, checksum="c1", path="a_backup/a.JPG")]
+    assert bursts_of(copy_of_a_twin) == [([1, 3, 4], 1)]  # the stack's file, not the copy
+
+
+def test_an_export_of_a_frame_is_not_a_shot_of_its_own_nor_the_best_frame():
+    """A resized export keeps the frame's EXIF, sub-seconds included, and looks sharper."""
+    export = shot(9, 0.5, path="Exports/2_web.jpg", pixels=250_000, quality=99)
+    assert bursts_of([shot(1, 0), shot(2, 0.5), export]) == []
+    assert bursts_of([shot(1, 0), shot(2, 0.5), export, shot(3, 1)]) == [([1, 2, 3], 1)]
+
+
+def test_without_sub_seconds_frames_of_one_second_are_distinct_shots():
+    rows = [shot(1, 0, timespec="seconds"), shot(2, 0.3, timespec="seconds"), shot(3, 0.6, timespec="seconds")]
+    assert bursts_of(rows) == [([1, 2, 3], 1)]
 
 
 def test_files_without_a_capture_time_never_join():
