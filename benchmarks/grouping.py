@@ -206,6 +206,7 @@ def inventory_rows(count: int, seed: int = 11) -> pl.DataFrame:
         kind="kind",
         checksum=pl.col("id").cast(pl.String),
         captured_at=pl.when(pl.col("kind") != "sidecar").then(pl.col("taken").dt.strftime("%Y-%m-%dT%H:%M:%S")),
+        captured_at_source=pl.lit("DateTimeOriginal"),
         capture_offset=pl.lit(None, pl.String),
         duration_seconds=pl.when(pl.col("kind") == "video").then(pl.lit(2.5)),
         content_identifier=pl.lit(None, pl.String),

@@ -19,14 +19,17 @@ FILES_SCHEMA = {  # what find_stacks reads of each file (more columns may come a
     "kind": pl.String,  # image / raw / video / sidecar (files.classify)
     "checksum": pl.String,
     "captured_at": pl.String,  # the camera's clock, ISO
+    "captured_at_source": pl.String,  # its tag: IFD0 `DateTime` is when the file was last written
     "capture_offset": pl.String,  # "+02:00" when the file records it
     "duration_seconds": pl.Float64,
     "content_identifier": pl.String,  # Apple's, shared by a Live Photo's still and video
 }
 DEVELOPED = ["jpg", "jpeg", "heic", "heif", "tif", "tiff"]  # what a camera writes beside its RAW
 LIVE_STILLS = ["jpg", "jpeg", "heic", "heif"]
+# Of several stills of one name, the one a camera or phone wrote: HEIC over a JPEG (often its
+# conversion), a JPEG over a TIFF (often an export).
+STILL_ORDER = {"heic": 0, "heif": 0, "jpg": 1, "jpeg": 1, "tif": 2, "tiff": 2}
 PRIMARY_ORDER = {"image": 0, "raw": 1, "video": 2, "sidecar": 3}
-SHOT = ["source_root", "folder", "stem"]
 
 
 @dataclass(frozen=True)
@@ -43,26 +46,35 @@ class StackRule:
 
 def find_stacks(rows: pl.DataFrame, rule: StackRule = StackRule()) -> Found:
     """The stacks among a catalog's files: members share source root, folder and name stem
-    (any case) and pass the rule pairwise with the stack's still."""
+    (any case) and pass the rule pairwise with the stack's still. A stack holds one still, at
+    most one RAW and one clip (the first cataloged): other files of the name (a copy, a
+    conversion) stay files of their own, which duplicate grouping compares with the still."""
     files = _shots(rows)
     developed = files.filter((pl.col("kind") == "image") & pl.col("extension").is_in(DEVELOPED))
     raws = files.filter(pl.col("kind") == "raw")
     videos = files.filter((pl.col("kind") == "video") & (pl.col("duration_seconds") <= rule.live_max_seconds))
-    raw_pairs = developed.join(raws, on=SHOT, suffix="_other").filter(
-        _seconds_apart().fill_null(0) <= rule.raw_seconds
+    raw_pairs = developed.join(raws, on="shot", suffix="_other").filter(  # one camera's clock on both
+        (_seconds_apart() <= rule.raw_seconds) | pl.col("taken_other").is_null()
     )
+    # A phone's video records UTC and its still may record only the clock: no comparing those.
+    comparable = pl.col("capture_offset").is_null() == pl.col("capture_offset_other").is_null()
     same_clip = pl.col("content_identifier") == pl.col("content_identifier_other")
-    live_pairs = developed.filter(pl.col("extension").is_in(LIVE_STILLS)).join(videos, on=SHOT, suffix="_other").filter(
-        (_seconds_apart() <= rule.live_seconds).fill_null(False) | same_clip.fill_null(False)
+    stills = developed.filter(pl.col("extension").is_in(LIVE_STILLS))
+    live_pairs = stills.join(videos, on="shot", suffix="_other").filter(
+        (comparable & (_seconds_apart() <= rule.live_seconds)).fill_null(False) | same_clip.fill_null(False)
     )
-    pairs = pl.concat([raw_pairs.with_columns(live=False), live_pairs.with_columns(live=True)])
-    stacked = pl.concat([pairs.select(*SHOT, "live", id="id"), pairs.select(*SHOT, "live", id="id_other")])
-    shots = stacked.group_by(SHOT).agg(live=pl.col("live").any())
-    sidecars = files.filter(pl.col("kind") == "sidecar").join(shots, on=SHOT).select(*SHOT, "live", "id")
+    pairs = pl.concat([raw_pairs.with_columns(live=False), live_pairs.with_columns(live=True)]).sort(
+        pl.col("extension").replace_strict(STILL_ORDER, return_dtype=pl.Int8), "id", "id_other"
+    )
+    still = pl.col("id") == pl.col("id").first().over("shot")
+    pairs = pairs.filter(still).unique(["shot", "live"], keep="first")
+    stacked = pl.concat([pairs.select("shot", "live", id="id"), pairs.select("shot", "live", id="id_other")])
+    shots = stacked.group_by("shot").agg(live=pl.col("live").any())
+    sidecars = files.filter(pl.col("kind") == "sidecar").join(shots, on="shot").select("shot", "live", "id")
     members = (
         pl.concat([stacked, sidecars]).unique("id").join(files.select("id", "kind", "path", "checksum"), on="id")
         .with_columns(
-            group_key=pl.concat_str(pl.lit("stack:"), *SHOT, separator="/"),
+            group_key=pl.concat_str(pl.lit("stack:"), pl.col("shot").cast(pl.String)),
             order=pl.col("kind").replace_strict(PRIMARY_ORDER, default=len(PRIMARY_ORDER), return_dtype=pl.Int8),
         )
         .sort("group_key", "order", "path")
@@ -75,18 +87,25 @@ def find_stacks(rows: pl.DataFrame, rule: StackRule = StackRule()) -> Found:
 
 
 def _shots(rows: pl.DataFrame) -> pl.DataFrame:
-    """Rows with folder, lower-case name stem and extension, and the capture time both as the
-    camera's clock (`taken`) and, when the file records its offset, as UTC (`instant`).
-    A sidecar's stem drops a photo extension too: darktable writes `IMG_1.CR2.xmp`."""
+    """Rows with a number for their source root, folder and lower-case name stem (`shot`), their
+    extension, and the shutter's time both as the camera's clock (`taken`) and, when the file
+    records its offset, as UTC (`instant`).
+    A sidecar's stem drops a photo extension too: darktable writes `IMG_1.CR2.xmp`.
+    Two shots meeting in the 64-bit number (odds about 1 in 10^8 among a million files) would
+    be compared as one, the rule still applying to their files."""
     name = pl.col("path").str.split("/").list.last()
     stem = name.str.replace(r"\.[^.]*$", "").str.to_lowercase()
     photo_extension = rf"\.({'|'.join(DEVELOPED)}|dng|cr2|cr3|nef|arw|orf|raf|rw2|pef|srw)$"
+    shutter = pl.when(pl.col("captured_at_source").ne_missing("DateTime")).then("captured_at")
     return rows.with_columns(
-        folder=pl.col("path").str.replace(r"[^/]*$", ""),
-        stem=pl.when(pl.col("kind") == "sidecar").then(stem.str.replace(photo_extension, "")).otherwise(stem),
+        shot=pl.struct(
+            "source_root",
+            folder=pl.col("path").str.replace(r"[^/]*$", ""),
+            stem=pl.when(pl.col("kind") == "sidecar").then(stem.str.replace(photo_extension, "")).otherwise(stem),
+        ).hash(),
         extension=name.str.extract(r"\.([^.]*)$").str.to_lowercase(),
-        taken=pl.col("captured_at").str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False),
-        instant=pl.concat_str("captured_at", "capture_offset").str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", strict=False),
+        taken=shutter.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False),
+        instant=pl.concat_str(shutter, "capture_offset").str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", strict=False),
     )
 
 

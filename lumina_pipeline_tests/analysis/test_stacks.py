@@ -3,9 +3,11 @@ import polars as pl
 from lumina_pipeline.analysis.stacks import FILES_SCHEMA, find_stacks
 
 
-def file(id_, path, kind="image", *, at="2022-08-14T14:14:59", offset=None, duration=None, clip=None, root="r"):
+def file(id_, path, kind="image", *, at="2022-08-14T14:14:59", offset=None, duration=None, clip=None, root="r",
+         source="DateTimeOriginal"):
     return {"id": id_, "source_root": root, "path": path, "kind": kind, "checksum": f"c{id_}", "captured_at": at,
-            "capture_offset": offset, "duration_seconds": duration, "content_identifier": clip}
+            "captured_at_source": source, "capture_offset": offset, "duration_seconds": duration,
+            "content_identifier": clip}
 
 
 def stacks_of(*files) -> set[tuple[str, int, tuple[int, ...]]]:
@@ -30,6 +32,23 @@ def test_an_unreadable_raw_pairs_by_folder_and_stem():
     assert stacks_of(file(1, "a/DSC_1.dng", "raw", at=None), file(2, "a/DSC_1.JPG")) == {("raw_jpeg", 2, (1, 2))}
 
 
+def test_a_raw_whose_only_date_is_when_it_was_written_pairs_by_folder_and_stem():
+    written = file(1, "a/DSC_1.DNG", "raw", at="2023-09-04T18:30:00", source="DateTime")
+    assert stacks_of(written, file(2, "a/DSC_1.JPG")) == {("raw_jpeg", 2, (1, 2))}
+
+
+def test_a_jpeg_without_a_capture_time_is_not_the_twin_of_a_dated_raw():
+    assert stacks_of(file(1, "a/DSC_1.CR2", "raw"), file(2, "a/DSC_1.JPG", at=None)) == set()
+
+
+def test_a_stack_holds_one_file_of_each_role_and_a_second_import_stays_apart():
+    shot = [file(1, "a/IMG_30.CR2", "raw"), file(2, "a/IMG_30.JPG"), file(3, "a/IMG_30.xmp", "sidecar", at=None)]
+    copies = [file(4, "a/img_30.cr2", "raw"), file(5, "a/img_30.jpg")]
+    assert stacks_of(*shot, *copies) == {("raw_jpeg", 2, (1, 2, 3))}
+    converted = [file(6, "p/IMG_2.HEIC"), file(7, "p/IMG_2.JPG"), file(8, "p/IMG_2.MOV", "video", duration=2.5)]
+    assert stacks_of(*converted) == {("live_photo", 6, (6, 8))}
+
+
 def test_a_still_and_its_short_clip_are_a_live_photo():
     still, clip = file(1, "p/IMG_2.HEIC"), file(2, "p/IMG_2.MOV", "video", at="2022-08-14T14:15:00.500", duration=2.5)
     assert stacks_of(clip, still) == {("live_photo", 1, (1, 2))}
@@ -39,6 +58,14 @@ def test_times_compare_in_utc_when_both_files_record_their_offset():
     still = file(1, "p/IMG_2.JPG", offset="+02:00")
     clip = file(2, "p/IMG_2.MOV", "video", at="2022-08-14T12:14:59", offset="+00:00", duration=2.5)
     assert stacks_of(still, clip) == {("live_photo", 1, (1, 2))}
+
+
+def test_a_still_of_the_clock_alone_and_a_clip_in_utc_pair_only_by_apples_identifier():
+    still = file(1, "p/IMG_3.JPG", at="2022-08-14T08:15:01")  # 10:15 at +02:00, the clip's instant
+    clip = file(2, "p/IMG_3.MOV", "video", at="2022-08-14T08:15:00", offset="+00:00", duration=3.0)
+    assert stacks_of(still, clip) == set()
+    assert stacks_of({**still, "content_identifier": "X"}, {**clip, "content_identifier": "X"}) == {
+        ("live_photo", 1, (1, 2))}
 
 
 def test_a_long_clip_or_a_clip_hours_apart_is_not_a_live_photo_unless_apple_says_so():
