@@ -30,7 +30,8 @@ def read_exif_metadata(exif: Image.Exif) -> dict:
     offset = _text(exif_ifd.get(TAG.OffsetTimeOriginal)) if original else None
     latitude = _gps_degrees(gps.get(GPS.GPSLatitude), gps.get(GPS.GPSLatitudeRef), "S")
     longitude = _gps_degrees(gps.get(GPS.GPSLongitude), gps.get(GPS.GPSLongitudeRef), "W")
-    if latitude is None or longitude is None or abs(latitude) > 90 or abs(longitude) > 180:
+    no_fix = gps.get(GPS.GPSStatus) == "V" or latitude == longitude == 0  # "void": a receiver that had none
+    if latitude is None or longitude is None or abs(latitude) > 90 or abs(longitude) > 180 or no_fix:
         latitude = longitude = None
     subsec = subsec if subsec and _SUBSEC.match(subsec) else None
     return {

@@ -1,3 +1,4 @@
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from PIL import ExifTags, Image
@@ -26,3 +27,20 @@ def test_missing_and_malformed_tags_give_none():
     assert fields["camera_make"] == "Canon"
     assert fields["captured_at"] is None and fields["captured_at_source"] is None
     assert fields["latitude"] is None and fields["longitude"] is None
+
+
+def test_a_receiver_without_a_fix_gives_no_position(tmp_path):
+    def position(status: str | None, latitude: tuple, longitude: tuple) -> tuple:
+        exif = Image.Exif()
+        gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+        gps.update({ExifTags.GPS.GPSLatitudeRef: "N", ExifTags.GPS.GPSLatitude: latitude,
+                    ExifTags.GPS.GPSLongitudeRef: "E", ExifTags.GPS.GPSLongitude: longitude})
+        if status:
+            gps[ExifTags.GPS.GPSStatus] = status
+        Image.new("RGB", (8, 8)).save(tmp_path / "fix.jpg", exif=exif)  # as a camera writes it, read back
+        fields = read_exif_metadata(Image.open(tmp_path / "fix.jpg").getexif())
+        return fields["latitude"], fields["longitude"]
+
+    assert position(None, (0, 0, 0), (0, 0, 0)) == (None, None)
+    assert position("V", (48, 51, 30), (2, 17, 40)) == (None, None)
+    assert position("A", (48, 51, 30), (2, 17, 40)) == pytest.approx((48.858333, 2.294444))
