@@ -9,7 +9,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from lumina_pipeline.storage.browse import ImageTag, Membership  # as storage reads them
 
-Status = Literal["pending", "ok", "error", "skipped", "ignored", "deleted"]
+Status = Literal["pending", "ok", "error", "skipped", "ignored", "quarantined", "deleted"]
 Kind = Literal["image", "raw", "video", "sidecar", "system", "other"]
 # who set a tag: a person, ImageNet labels, CLIP's vocabulary, an Ollama caption, or two of those
 TagSource = Literal["manual", "model", "openclip", "ollama", "combined"]

@@ -215,6 +215,17 @@ def test_a_photo_before_9999_12_31_and_a_tag_with_a_slash_are_ordinary(served):
     assert "AC/DC" not in [tag["name"] for tag in client.delete(f"/api/images/{photo}/tags/AC%2FDC").json()]
 
 
+def test_a_quarantined_photo_is_shown_and_found_with_its_status(served):
+    photo = served.image_id("Alte Kameras/Canon_40D.jpg")
+    served.query("UPDATE images SET status = 'quarantined' WHERE id = :i", i=photo)
+    try:
+        assert served.client.get(f"/api/images/{photo}").json()["status"] == "quarantined"
+        assert [item["id"] for item in every_page(served.client, 100, status="quarantined")] == [photo]
+        assert photo in {item["id"] for item in every_page(served.client, 100)}
+    finally:
+        served.query("UPDATE images SET status = 'ok' WHERE id = :i", i=photo)
+
+
 def test_a_token_guards_the_app_and_a_public_host_needs_one(served):
     from fastapi.testclient import TestClient
 
