@@ -10,15 +10,27 @@ TORCH ?= torch==2.13.0
 
 .PHONY: run dev stop lint test bench soak clean
 
+# Which Python the virtualenv is made with, checked before anything is installed; a .venv of
+# another Python (left by an earlier attempt) is made anew.
+SUPPORTED := import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))
+VERSION := import sys; print(*sys.version_info[:2])
+
 $(BIN)/lumina: pyproject.toml
+	@$(PYTHON) -c '$(SUPPORTED)' || { echo "Lumina needs Python 3.11 to 3.13; $(PYTHON) is $$($(PYTHON) -V 2>&1). Try: make $(MAKECMDGOALS) PYTHON=python3.12" >&2; exit 2; }
+	@if [ -x $(BIN)/python ] && [ "$$($(BIN)/python -c '$(VERSION)')" != "$$($(PYTHON) -c '$(VERSION)')" ]; then rm -rf $(VENV); fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet --editable '.[embeddings]'
+	touch $@
+
+# What the tests, linters and benchmarks add (pytest, pyright, the reference libraries, Celery).
+$(VENV)/dev-installed: $(BIN)/lumina
 	$(BIN)/pip install --quiet --editable '.[dev,embeddings]'
 	touch $@
 
 run: $(BIN)/lumina
-	$(BIN)/lumina run $(if $(PHOTOS),--photos "$(PHOTOS)") $(CATALOG)
+	$(BIN)/lumina run $(if $(PHOTOS),--photos "$(PHOTOS)") $(if $(CATALOG),"$(CATALOG)")
 
 dev: $(BIN)/lumina
 	$(BIN)/lumina dev
@@ -29,7 +41,7 @@ stop: $(BIN)/lumina
 # ruff and pyright, configured in pyproject.toml; `make test` runs them before the tests.
 # pyright is named its config (a pyrightconfig.json in a parent folder would win otherwise)
 # and asks no server whether a newer pyright exists (the version is pinned).
-lint: $(BIN)/lumina
+lint: $(VENV)/dev-installed
 	$(BIN)/ruff check lumina_pipeline lumina_pipeline_tests benchmarks
 	PYRIGHT_PYTHON_IGNORE_WARNINGS=1 $(BIN)/pyright --project pyproject.toml
 
@@ -38,14 +50,16 @@ test: lint
 
 # The project's bytecode first, as an installed package has it: where PYTHONDONTWRITEBYTECODE is
 # set, each process the benchmarks time would otherwise compile Lumina's modules again (0.04 s).
-bench: $(BIN)/lumina
+bench: $(VENV)/dev-installed
 	$(BIN)/python -m compileall -q lumina_pipeline
 	$(BIN)/python -m benchmarks
 
 # The daemon on a changing copy of the corpus, with faults, for SOAK_SECONDS (default 600); not in `make test`.
-soak: $(BIN)/lumina
+soak: $(VENV)/dev-installed
 	$(BIN)/python -m lumina_pipeline_tests.soak $(if $(SOAK_SECONDS),--seconds $(SOAK_SECONDS))
 
+# Never with photos in quarantine: they would be deleted with .lumina.
 clean:
+	@if [ -n "$$(find .lumina/quarantine -type f -print -quit 2>/dev/null)" ]; then echo "make clean: .lumina/quarantine holds quarantined photos; put them back (lumina undo CATALOG) or delete them for good (lumina quarantine purge CATALOG --older-than 0) first" >&2; exit 2; fi
 	if [ -x $(BIN)/lumina ]; then $(BIN)/lumina stop; fi
 	rm -rf $(VENV) .lumina
