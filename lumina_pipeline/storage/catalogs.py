@@ -1,7 +1,9 @@
 """The catalogs table: named sets of source folders."""
 
 import re
+import unicodedata
 import uuid
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -27,8 +29,11 @@ class CatalogError(ValueError):
 
 
 def slugify(text: str) -> str:
-    slug = re.sub(r"[^a-z0-9_-]+", "-", text.lower()).strip("-_")
-    return slug[:63] or "photos"
+    """A catalog name for a folder's name, accents dropped ("Été" -> "ete"); for a name with no
+    Latin letter or digit ("家族"), "photos-" and a number of its own."""
+    latin = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    slug = re.sub(r"[^a-z0-9_-]+", "-", latin).strip("-_")[:63].rstrip("-_")
+    return slug or f"photos-{zlib.crc32(text.encode()):08x}"
 
 
 def add_catalog(
