@@ -62,14 +62,14 @@ def folder_change_sensor(
     state = json.loads(context.cursor or "{}")
     deadline = time.monotonic() + folder_watch.tick_budget_seconds
     with database.transaction() as session:
-        current = {catalog.name: list(catalog.source_directories) for catalog in list_catalogs(session)}
+        current = {str(c.id): (c.name, list(c.source_directories)) for c in list_catalogs(session)}
     requests, cursor = [], {}
-    for name, folders in current.items():
-        entry = _once_its_inventory_ended(context.instance, state.get(name, {"changes": 0}))
+    for key, (name, folders) in current.items():  # by id: a catalog removed and added again is a new one
+        entry = _once_its_inventory_ended(context.instance, state.get(key, {"changes": 0}))
         start = Progress(*entry.pop("partial"), done=False) if "partial" in entry else None
         progress = fingerprint(folders, start=start, budget_seconds=max(0.0, deadline - time.monotonic()))
         if not progress.done:
-            cursor[name] = {**entry, "partial": [progress.digest, progress.next_unit]}
+            cursor[key] = {**entry, "partial": [progress.digest, progress.next_unit]}
             continue
         digest = f"{progress.digest:016x}"
         if "digest" not in entry:  # a catalog seen for the first time starts from its last inventory
@@ -78,7 +78,7 @@ def folder_change_sensor(
             run_key = f"{name}:{entry['changes'] + 1}:{digest}"  # a folder can return to an old state
             entry = {"digest": digest, "changes": entry["changes"] + 1, "requested": run_key}
             requests.append(dg.RunRequest(partition_key=name, run_key=run_key))
-        cursor[name] = entry
+        cursor[key] = entry
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))
 
 
@@ -104,6 +104,8 @@ def inventory_followup_sensor(context: dg.SensorEvaluationContext, database: Cat
             changed.add(materialization.partition)
     requests = []
     for catalog, record in newest.items():
+        if not context.instance.has_dynamic_partition(CATALOGS, catalog):  # removed since: nothing to follow up
+            continue
         change, todo = record.run_id, _batches_to_read(database, catalog)
         requests += [
             dg.RunRequest(
@@ -146,21 +148,24 @@ def _batches_to_read(database: CatalogDatabase, catalog: str) -> set[str]:
         return {b for c in found for b in pending_batches(session.connection(), c.id, ANALYSIS_VERSION)}
 
 
-def _regroup_once_the_change_ended(context: dg.RunStatusSensorContext):
-    """Once the last batch run of a change ends, whether it succeeded or failed, regroup its
-    catalog: one run per change, not one per batch (run keys make the request once, however
-    many see it). Batches whose runs failed are named in the regrouping run's tags; their
-    files stay pending for the next change, a retry or the nightly schedule."""
-    change = context.dagster_run.tags.get(CHANGE_TAG)
-    if change is None:
-        return dg.SkipReason("batch run launched by hand: nothing to follow up")
-    unfinished = context.instance.get_runs_count(dg.RunsFilter(tags={CHANGE_TAG: change}, statuses=IN_PROGRESS))
-    if unfinished:
-        return dg.SkipReason(f"{unfinished} batch runs of this change still to finish")
+def _regroup_once_the_change_ended(context: dg.RunStatusSensorContext) -> dg.RunRequest | None:
+    """Once the last batch run of a change ends, whether it succeeded, failed or was canceled,
+    regroup its catalog: one run per change, not one per batch (run keys make the request once,
+    however many see it). Batches whose runs did not succeed are named in the regrouping run's
+    tags; their files stay pending for the next change, a retry or the nightly schedule.
+
+    None, not a SkipReason, for a run with nothing to follow up: Dagster ends a run status
+    sensor's tick at the first run its function returns something for, and goes on past runs
+    it returns None for, so that hand-launched runs and a change's earlier batches do not
+    hold back the regroupings behind them by a tick each."""
+    change, catalog = context.dagster_run.tags.get(CHANGE_TAG), context.dagster_run.tags["dagster/partition/catalog"]
+    if change is None or not context.instance.has_dynamic_partition(CATALOGS, catalog):  # by hand, or removed
+        return None
+    if context.instance.get_runs_count(dg.RunsFilter(tags={CHANGE_TAG: change}, statuses=IN_PROGRESS)):
+        return None  # the change's last run to end regroups
     ended = context.instance.get_runs(dg.RunsFilter(tags={CHANGE_TAG: change}))  # newest first
     latest = {run.tags.get("dagster/partition/batch"): run.status for run in reversed(ended)}
-    failed = sorted(batch for batch, status in latest.items() if batch and status == dg.DagsterRunStatus.FAILURE)
-    catalog = context.dagster_run.tags["dagster/partition/catalog"]
+    failed = sorted(batch for batch, status in latest.items() if batch and status in ENDED_BADLY)
     tags = {FAILED_BATCHES_TAG: ",".join(failed)} if failed else {}
     return dg.RunRequest(partition_key=catalog, run_key=f"{change}:catalog", tags=tags)
 
@@ -170,21 +175,28 @@ def _regrouping_sensor(name: str, status: dg.DagsterRunStatus) -> dg.RunStatusSe
                                 default_status=RUNNING)(_regroup_once_the_change_ended)
 
 
-# The same follow-up after a success and after a failure. Each sensor keeps its own run keys,
-# so a failed batch run that is retried and then succeeds regroups the catalog once more.
+# The same follow-up after a success, a failure and a cancel (Terminate in the UI). Each sensor
+# keeps its own run keys, so a failed batch run that is retried and then succeeds regroups the
+# catalog once more.
 grouping_after_batches_sensor = _regrouping_sensor("grouping_after_batches_sensor", dg.DagsterRunStatus.SUCCESS)
 grouping_after_failed_batches_sensor = _regrouping_sensor(
     "grouping_after_failed_batches_sensor", dg.DagsterRunStatus.FAILURE
+)
+grouping_after_canceled_batches_sensor = _regrouping_sensor(
+    "grouping_after_canceled_batches_sensor", dg.DagsterRunStatus.CANCELED
 )
 
 
 @dg.run_status_sensor(
     run_status=dg.DagsterRunStatus.SUCCESS, monitored_jobs=[batch_job], request_job=captions_job, default_status=RUNNING
 )
-def captions_after_batch_sensor(context: dg.RunStatusSensorContext, vision: OllamaVision):
+def captions_after_batch_sensor(context: dg.RunStatusSensorContext, vision: OllamaVision) -> dg.RunRequest | None:
     """Caption the photos of each batch once it is analyzed (the captions run of a batch asks
-    only for contents not captioned yet, so this costs nothing where there is nothing new)."""
-    if not vision.configured:
-        return dg.SkipReason("no Ollama server configured (LUMINA_OLLAMA_URL)")
+    only for contents not captioned yet, so this costs nothing where there is nothing new).
+    None without an Ollama server (LUMINA_OLLAMA_URL), or for a removed catalog: the tick
+    goes on to the next run (see _regroup_once_the_change_ended)."""
     run = context.dagster_run
+    removed = not context.instance.has_dynamic_partition(CATALOGS, run.tags["dagster/partition/catalog"])
+    if not vision.configured or removed:
+        return None
     return dg.RunRequest(partition_key=run.tags["dagster/partition"], run_key=f"{run.run_id}:captions")

@@ -5,12 +5,15 @@ from datetime import datetime
 
 import dagster as dg
 import pytest
+from dagster._core.utils import make_new_run_id
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from lumina_pipeline.definitions import defs
 from lumina_pipeline.defs import sensors
 from lumina_pipeline.defs.assets.inventory import file_inventory
 from lumina_pipeline.defs.jobs import CHANGE_TAG, batch_job
+from lumina_pipeline.defs.partitions import CATALOGS
 from lumina_pipeline.defs.resources import CatalogDatabase, FolderWatch
 from lumina_pipeline.defs.schedules import nightly_backfill_schedule
 from lumina_pipeline.defs.sensors import (
@@ -18,10 +21,11 @@ from lumina_pipeline.defs.sensors import (
     catalog_sensor,
     folder_change_sensor,
     grouping_after_batches_sensor,
+    grouping_after_canceled_batches_sensor,
     grouping_after_failed_batches_sensor,
     inventory_followup_sensor,
 )
-from lumina_pipeline.storage.catalogs import add_catalog, list_catalogs
+from lumina_pipeline.storage.catalogs import add_catalog, list_catalogs, remove_catalog
 
 
 def photos(corpus, count, skip=0):
@@ -220,6 +224,74 @@ def test_grouping_follows_a_change_whose_last_batch_failed_and_names_it(pipeline
     request = grouping_after_failed_batches_sensor(context)
     assert (request.partition_key, request.run_key) == ("failing", "change-2:catalog")
     assert request.tags[FAILED_BATCHES_TAG] == "00001"
+
+
+def run_batches(pipeline, catalog: str, tags_by_batch: dict[str, dict]) -> list[dg.ExecuteInProcessResult]:
+    definitions = dg.Definitions(assets=pipeline.assets, jobs=[batch_job], resources=pipeline.resources)
+    job = definitions.resolve_job_def(batch_job.name)
+    return [job.execute_in_process(partition_key=dg.MultiPartitionKey({"catalog": catalog, "batch": batch}),
+                                   instance=pipeline.instance, tags=tags)
+            for batch, tags in tags_by_batch.items()]
+
+
+def evaluated(sensor: dg.RunStatusSensorDefinition, pipeline, cursor: str | None):
+    """One tick of a run status sensor over the instance's runs, as the daemon evaluates it."""
+    with (dg.build_sensor_context(instance=pipeline.instance, cursor=cursor, definitions=defs()) as context,
+          dg.partition_loading_context(dynamic_partitions_store=pipeline.instance)):
+        return sensor.evaluate_tick(context)
+
+
+def test_one_tick_goes_past_batch_runs_with_nothing_to_follow_up(pipeline, library):
+    """Dagster ends a run status sensor's tick at the first run its function answers for:
+    each hand-launched batch held the regroupings behind it back by a tick."""
+    pipeline.add_catalog("busy", str(library), batch_size=2)
+    pipeline.inventory("busy")
+    started = evaluated(grouping_after_batches_sensor, pipeline, None)  # it starts from now
+    run_batches(pipeline, "busy", {"00000": {}, "00001": {}, "00002": {CHANGE_TAG: "change-3"}})
+    requests = evaluated(grouping_after_batches_sensor, pipeline, started.cursor).run_requests
+    assert [(r.partition_key, r.run_key) for r in requests] == [("busy", "change-3:catalog")]
+
+
+def test_a_change_whose_last_batch_was_canceled_is_regrouped_and_names_it(pipeline, library):
+    pipeline.add_catalog("stopped", str(library), batch_size=3)
+    pipeline.inventory("stopped")
+    started = evaluated(grouping_after_canceled_batches_sensor, pipeline, None)
+    run_batches(pipeline, "stopped", {"00000": {CHANGE_TAG: "change-4"}})
+    canceled = pipeline.instance.add_run(dg.DagsterRun(
+        job_name=batch_job.name, run_id=make_new_run_id(), status=dg.DagsterRunStatus.STARTED,
+        tags={CHANGE_TAG: "change-4", "dagster/partition/catalog": "stopped", "dagster/partition/batch": "00001",
+              "dagster/partition": "00001|stopped"}))
+    pipeline.instance.report_run_canceled(canceled)  # Terminate in the UI
+    [request] = evaluated(grouping_after_canceled_batches_sensor, pipeline, started.cursor).run_requests
+    assert (request.partition_key, request.run_key) == ("stopped", "change-4:catalog")
+    assert request.tags[FAILED_BATCHES_TAG] == "00001"
+
+
+def test_the_follow_up_sensors_pass_over_a_removed_catalog(pipeline, library):
+    pipeline.add_catalog("gone", str(library), batch_size=3)
+    inventoried = tick(inventory_followup_sensor, pipeline)
+    pipeline.inventory("gone")
+    started = evaluated(grouping_after_batches_sensor, pipeline, None)
+    run_batches(pipeline, "gone", {"00000": {CHANGE_TAG: "change-5"}, "00001": {CHANGE_TAG: "change-5"}})
+    with Session(pipeline.engine) as session, session.begin():
+        remove_catalog(session, "gone")
+    pipeline.catalogs.remove("gone")
+    pipeline.instance.delete_dynamic_partition(CATALOGS, "gone")  # as `lumina catalog remove` does
+
+    assert tick(inventory_followup_sensor, pipeline, inventoried.cursor).run_requests == []
+    assert evaluated(grouping_after_batches_sensor, pipeline, started.cursor).run_requests == []
+
+
+def test_a_catalog_removed_and_added_again_is_inventoried_again(pipeline, library):
+    pipeline.add_catalog("again", str(library))
+    pipeline.catalog_everything("again")
+    seen = tick(folder_change_sensor, pipeline)
+    assert seen.run_requests == []
+    with Session(pipeline.engine) as session, session.begin():
+        remove_catalog(session, "again")
+    pipeline.catalogs.remove("again")
+    pipeline.add_catalog("again", str(library))
+    assert [r.partition_key for r in tick(folder_change_sensor, pipeline, seen.cursor).run_requests] == ["again"]
 
 
 def test_the_nightly_schedule_requests_only_real_batches_that_are_missing_or_stale(pipeline, library, corpus, tmp_path):
