@@ -89,7 +89,7 @@ def files_if_up_to_date(connection, catalog: Catalog) -> int | None:
     read anything new. Runs killed on the way leave one of these undone."""
     walk = walk_sources(catalog.source_directories)
     changes = diff_inventory(load_inventory(connection, catalog.id), walk, batch_size=catalog.batch_size)
-    if walk.unreadable or not changes.is_empty() or pending_batches(connection, catalog.id, ANALYSIS_VERSION):
+    if changes.unlisted or not changes.is_empty() or pending_batches(connection, catalog.id, ANALYSIS_VERSION):
         return None
     return None if _regrouping_needed(connection, catalog.id) else len(walk.files)
 
@@ -102,6 +102,9 @@ def _bring_up_to_date(name: str, catalog_id, engine) -> None:
     inventory = _figures(execute_run("inventory_job", name), "file_inventory")
     print(f"inventory: {plural(inventory['files'], 'file')}, {inventory['new']} new, "
           f"{inventory['changed']} changed, {inventory['deleted']} deleted")
+    for folder in inventory["unlisted_folders"]:
+        print(f"lumina: cannot list {folder}, or it is empty (a drive not mounted?): its files are kept as they were",
+              file=sys.stderr)
     with Session(engine) as session:
         todo = pending_batches(session.connection(), catalog_id, ANALYSIS_VERSION)
     if todo:

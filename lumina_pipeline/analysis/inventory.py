@@ -32,6 +32,7 @@ class InventoryChanges:
     changed: pl.DataFrame  # id, batch, size_bytes, mtime_ns, status, error
     deleted: pl.DataFrame  # id
     unchanged: int
+    unlisted: list[tuple[str, bytes]]  # (source root, folder) not listed, whose files are kept as they were
 
     def is_empty(self) -> bool:
         """Whether the rescan changes no row."""
@@ -49,7 +50,8 @@ def diff_inventory(stored: pl.DataFrame, walk: Walk, *, batch_size: int) -> Inve
     `stored` has the columns id, source_root, path, size_bytes, mtime_ns, batch, kind, status.
     A file that reappears after being marked deleted counts as changed and keeps its batch.
     Files under a folder the walk could not list are neither compared nor marked deleted:
-    an unmounted share must not look like an emptied one.
+    an unmounted share must not look like an emptied one. Nor are those of a source folder
+    that lists no file at all while the catalog holds some there: an empty mount point.
     """
     stored_files = stored.select(*KEY, "id", "batch", "kind", "status", "size_bytes", "mtime_ns")
     present = walk.files.join(stored_files, on=KEY, how="left", suffix="_stored")
@@ -63,16 +65,16 @@ def diff_inventory(stored: pl.DataFrame, walk: Walk, *, batch_size: int) -> Inve
     # only new files need a kind: classifying every file of every rescan costs a third of the walk
     new = new.with_columns(kind=pl.Series([classify(path) for path in new["path"]], dtype=pl.String))
     changed = present.filter(known & differs)
-    gone = (
-        stored.filter(~pl.col("status").is_in(["deleted", "quarantined"]))  # the journal knows where those are
-        .join(walk.files.select(KEY), on=KEY, how="anti")
-        .filter(~_under_any(walk.unreadable))
-    )
+    live = stored.filter(~pl.col("status").is_in(["deleted", "quarantined"]))  # the journal knows where those are
+    emptied = set(live["source_root"].unique()) - set(walk.files["source_root"].unique())
+    unlisted = walk.unreadable + [(root, b"") for root in sorted(emptied) if (root, b"") not in walk.unreadable]
+    gone = live.join(walk.files.select(KEY), on=KEY, how="anti").filter(~_under_any(unlisted))
     return InventoryChanges(
         new=_with_initial_status(new.with_columns(batch=_new_batches(stored, len(new), batch_size))),
         changed=_with_initial_status(changed).select("id", "batch", "size_bytes", "mtime_ns", "status", "error"),
         deleted=gone.select("id"),
         unchanged=len(present) - len(new) - len(changed),
+        unlisted=unlisted,
     )
 
 

@@ -52,7 +52,15 @@ def test_vanished_files_are_marked_deleted_and_come_back_as_changed():
 def test_files_under_an_unreadable_folder_are_not_marked_deleted():
     stored = stored_after(diff_inventory(EMPTY, walk((b"nas/a.jpg", 1), (b"b.jpg", 1)), batch_size=5), EMPTY)
     changes = diff_inventory(stored, walk((b"b.jpg", 1), unreadable=[("/photos", b"nas")]), batch_size=5)
-    assert changes.deleted.is_empty()
+    assert changes.deleted.is_empty() and changes.unlisted == [("/photos", b"nas")]
+
+
+def test_a_source_folder_that_lists_empty_is_taken_for_an_unmounted_drive():
+    stored = stored_after(diff_inventory(EMPTY, walk((b"a.jpg", 1), (b"b.jpg", 1)), batch_size=5), EMPTY)
+    changes = diff_inventory(stored, walk(), batch_size=5)  # the mount point, empty
+    assert changes.deleted.is_empty() and changes.unlisted == [("/photos", b"")]
+    one_left = diff_inventory(stored, walk((b"b.jpg", 1)), batch_size=5)
+    assert one_left.deleted["id"].to_list() == [1] and one_left.unlisted == []
 
 
 @settings(max_examples=50, deadline=None)

@@ -37,8 +37,9 @@ def file_inventory(context: dg.AssetExecutionContext, database: CatalogDatabase)
         # left batches that only the next inventory can register
         new_batches = unregistered_batches(context.instance, session.connection(), catalog_id)
         context.instance.add_dynamic_partitions(BATCHES, new_batches)
-    for root, folder in walk.unreadable:
-        context.log.warning(f"could not list {root}/{folder.decode(errors='replace')}: its files are kept as they were")
+    unlisted = [f"{root}/{folder.decode(errors='replace')}".rstrip("/") for root, folder in changes.unlisted]
+    for folder in unlisted:
+        context.log.warning(f"could not list {folder} (or it is empty: a drive not mounted?): its files are kept")
     return dg.MaterializeResult(
         metadata={
             "files": len(walk.files),
@@ -46,7 +47,7 @@ def file_inventory(context: dg.AssetExecutionContext, database: CatalogDatabase)
             "changed": len(changes.changed),
             "deleted": len(changes.deleted),
             "unchanged": changes.unchanged,
-            "unreadable_folders": len(walk.unreadable),
+            "unlisted_folders": dg.MetadataValue.json(unlisted),
             "bytes": int(walk.files["size_bytes"].sum()),
             "batches_to_process": dg.MetadataValue.json(changes.batches_to_process()),
             "elapsed_seconds": round(time.perf_counter() - started, 3),
