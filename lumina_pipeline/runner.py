@@ -47,6 +47,7 @@ from lumina_pipeline.storage.images import load_inventory, pending_batches, stat
 from lumina_pipeline.storage.models import Catalog
 
 M_ARENA_MAX = -8  # malloc.h: the most malloc arenas glibc makes for the threads of a process
+STOPS = {signal.SIGINT, signal.SIGTERM}  # Ctrl-C and `kill`
 NOTHING_TO_REGROUP = "groupings: nothing they read changed since they were made"
 
 
@@ -54,6 +55,7 @@ def run_catalog(place: home.Home, name: str, engine) -> None:
     """Run what the catalog needs and print a line per step. A catalog with nothing to do
     starts no Dagster run at all (`files_if_up_to_date`)."""
     started = time.perf_counter()
+    _stop_at_once_on_interrupt()
     _fail_dead_runs(_instance())
     with Session(engine) as session:
         catalog = get_catalog(session, name)
@@ -147,6 +149,29 @@ def _caption(engine, name: str) -> None:
         print(f"captions {batch}: {plural(figures['photos_captioned'], 'photo')} by {model}, "
               f"{figures['contents_asked']} asked, {plural(figures['errors'], 'error')}, "
               f"{figures['seconds_per_photo']} s per photo asked")
+
+
+def _stop_at_once_on_interrupt() -> None:
+    """End this process at once on Ctrl-C or `kill`, as a kill -9 would: what a run had not
+    written is read by the next `lumina run`, which fails the runs left behind.
+
+    Dagster turns an interrupt into a step failure and retries a step with a retry policy (for
+    a preempted pod): a batch executed in this process went on to its end. Whatever handler
+    Dagster gives the signals, Python writes each one caught to the wakeup file descriptor,
+    which a thread of this process waits on."""
+    waiting, wakeup = socket.socketpair()
+    wakeup.setblocking(False)
+    signal.set_wakeup_fd(wakeup.fileno(), warn_on_full_buffer=False)
+    threading.Thread(target=_exit_on_stop, args=(waiting, wakeup), daemon=True, name="stops lumina run").start()
+
+
+def _exit_on_stop(waiting: socket.socket, wakeup: socket.socket) -> None:
+    while waiting.recv(1)[0] not in STOPS:  # `wakeup` stays open as long as this thread waits
+        pass
+    print("lumina: interrupted; the next `lumina run` goes on from where this one stopped", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)
 
 
 def _fail_dead_runs(instance: dg.DagsterInstance) -> None:
@@ -262,6 +287,7 @@ def threads_per_worker(count: int) -> int:
 
 
 def _start_worker(command: int, threads: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the process group; workers end with `lumina run`
     _ready_for_batches(threads)
     if sys.platform == "linux":
         threading.Thread(target=_end_with, args=(command,), daemon=True, name="ends with lumina run").start()

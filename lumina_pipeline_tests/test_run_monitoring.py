@@ -234,6 +234,22 @@ def test_a_lumina_run_killed_mid_run_has_its_runs_failed_by_the_next_one(tmp_pat
         stop_embedded_server(tmp_path / "home" / "pgdata")
 
 
+@pytest.mark.parametrize("batch_size", [6, 3], ids=["its batch in lumina run", "its batches in two workers"])
+def test_ctrl_c_stops_lumina_run_at_once_and_the_next_one_goes_on(tmp_path, corpus, instance_for, batch_size):
+    """Dagster retries an interrupted step that has a retry policy: a batch executed by `lumina
+    run` itself went on to its end, and so did the run."""
+    env = six_photo_catalog(tmp_path, corpus, batch_size)
+    instance = instance_for(env)
+    try:
+        assert stopped_in_its_first_batch([*CLI, "run", "trip"], env, instance, signal.SIGINT) == 130
+        assert instance.get_runs(dg.RunsFilter(job_name="catalog_job")) == []
+        second = subprocess.run([*CLI, "run", "trip"], env=env, capture_output=True, text=True, timeout=600)
+        assert "catalog trip: 6 files (6 ok)" in second.stdout, second.stderr[-3000:]
+        assert instance.get_runs_count(dg.RunsFilter(statuses=IN_PROGRESS)) == 0
+    finally:
+        stop_embedded_server(tmp_path / "home" / "pgdata")
+
+
 def test_kill_stops_a_lumina_run_started_in_the_background_of_a_script(tmp_path, corpus, instance_for):
     """A shell starts `lumina run NAME &` with SIGINT ignored; once a Dagster run ended, Dagster
     had SIGTERM ignored too, and `kill` left `lumina run` running to its end."""
