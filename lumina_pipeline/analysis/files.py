@@ -2,7 +2,7 @@
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 
@@ -22,10 +22,12 @@ WALK_SCHEMA = {"source_root": pl.String, "path": pl.Binary, "size_bytes": pl.Int
 
 @dataclass(frozen=True)
 class Walk:
-    """What a walk found: one row per file, and the folders it could not list."""
+    """What a walk found: one row per file, the folders it could not list, and the source
+    folders that hold nothing at all, not even a folder (as an unmounted drive's mount point)."""
 
     files: pl.DataFrame
     unreadable: list[tuple[str, bytes]]  # (source_root, relative folder) pairs
+    empty_roots: list[str] = field(default_factory=list)
 
 
 def classify(path: bytes) -> str:
@@ -52,6 +54,7 @@ def walk_sources(roots: Sequence[str]) -> Walk:
     real_roots = [os.fsencode(os.path.realpath(root)) for root in roots]
     columns: dict[str, list] = {name: [] for name in WALK_SCHEMA}
     unreadable: list[tuple[str, bytes]] = []
+    empty_roots: list[str] = []
     seen: set[tuple[int, int]] = set()
     for root, real_root in zip(roots, real_roots, strict=True):
         stack = [(real_root, b"")]
@@ -66,6 +69,8 @@ def walk_sources(roots: Sequence[str]) -> Walk:
             except OSError:
                 unreadable.append((root, relative))
                 continue
+            if not entries and not relative:
+                empty_roots.append(root)
             for entry in entries:
                 path = relative + b"/" + entry.name if relative else entry.name
                 try:
@@ -82,7 +87,7 @@ def walk_sources(roots: Sequence[str]) -> Walk:
                 columns["path"].append(path)
                 columns["size_bytes"].append(stat.st_size)
                 columns["mtime_ns"].append(stat.st_mtime_ns)
-    return Walk(pl.DataFrame(columns, schema=WALK_SCHEMA), unreadable)
+    return Walk(pl.DataFrame(columns, schema=WALK_SCHEMA), unreadable, empty_roots)
 
 
 def count_files(roots: Sequence[str]) -> int:

@@ -51,7 +51,7 @@ def diff_inventory(stored: pl.DataFrame, walk: Walk, *, batch_size: int) -> Inve
     A file that reappears after being marked deleted counts as changed and keeps its batch.
     Files under a folder the walk could not list are neither compared nor marked deleted:
     an unmounted share must not look like an emptied one. Nor are those of a source folder
-    that lists no file at all while the catalog holds some there: an empty mount point.
+    that holds nothing at all (an empty mount point) while the catalog holds files there.
     """
     stored_files = stored.select(*KEY, "id", "batch", "kind", "status", "size_bytes", "mtime_ns")
     present = walk.files.join(stored_files, on=KEY, how="left", suffix="_stored")
@@ -66,8 +66,8 @@ def diff_inventory(stored: pl.DataFrame, walk: Walk, *, batch_size: int) -> Inve
     new = new.with_columns(kind=pl.Series([classify(path) for path in new["path"]], dtype=pl.String))
     changed = present.filter(known & differs)
     live = stored.filter(~pl.col("status").is_in(["deleted", "quarantined"]))  # the journal knows where those are
-    emptied = set(live["source_root"].unique()) - set(walk.files["source_root"].unique())
-    unlisted = walk.unreadable + [(root, b"") for root in sorted(emptied) if (root, b"") not in walk.unreadable]
+    emptied = set(walk.empty_roots) & set(live["source_root"].unique())
+    unlisted = walk.unreadable + [(root, b"") for root in sorted(emptied)]
     gone = live.join(walk.files.select(KEY), on=KEY, how="anti").filter(~_under_any(unlisted))
     return InventoryChanges(
         new=_with_initial_status(new.with_columns(batch=_new_batches(stored, len(new), batch_size))),

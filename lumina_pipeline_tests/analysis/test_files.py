@@ -34,7 +34,14 @@ def test_walk_lists_every_file_with_size_and_raw_name(tmp_path):
     assert set(rows) == {b"a/b/one.jpg", b"a/Gr\xfc\xdfe.jpg"}
     assert rows[b"a/b/one.jpg"]["size_bytes"] == 5
     assert rows[b"a/Gr\xfc\xdfe.jpg"]["source_root"] == str(tmp_path)
-    assert walk.unreadable == []
+    assert walk.unreadable == [] and walk.empty_roots == []
+
+
+def test_walk_names_the_roots_that_hold_nothing_at_all(tmp_path):
+    (tmp_path / "mount point").mkdir()
+    (tmp_path / "emptied" / "2024").mkdir(parents=True)
+    walk = walk_sources([str(tmp_path / "mount point"), str(tmp_path / "emptied")])
+    assert walk.files.is_empty() and walk.empty_roots == [str(tmp_path / "mount point")]
 
 
 def test_walk_never_follows_a_symlink_out_of_the_roots_nor_lists_one_to_a_file(tmp_path):

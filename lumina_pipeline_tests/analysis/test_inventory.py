@@ -7,9 +7,9 @@ from lumina_pipeline.analysis.inventory import batch_size_for, diff_inventory, g
 from lumina_pipeline.storage.images import INVENTORY_SCHEMA
 
 
-def walk(*files: tuple[bytes, int], unreadable=()) -> Walk:
+def walk(*files: tuple[bytes, int], unreadable=(), empty_roots=()) -> Walk:
     rows = [("/photos", path, size, 1000) for path, size in files]
-    return Walk(pl.DataFrame(rows, schema=WALK_SCHEMA, orient="row"), list(unreadable))
+    return Walk(pl.DataFrame(rows, schema=WALK_SCHEMA, orient="row"), list(unreadable), list(empty_roots))
 
 
 def stored_after(changes, stored: pl.DataFrame) -> pl.DataFrame:
@@ -55,12 +55,14 @@ def test_files_under_an_unreadable_folder_are_not_marked_deleted():
     assert changes.deleted.is_empty() and changes.unlisted == [("/photos", b"nas")]
 
 
-def test_a_source_folder_that_lists_empty_is_taken_for_an_unmounted_drive():
+def test_a_source_folder_that_holds_nothing_at_all_is_taken_for_an_unmounted_drive():
     stored = stored_after(diff_inventory(EMPTY, walk((b"a.jpg", 1), (b"b.jpg", 1)), batch_size=5), EMPTY)
-    changes = diff_inventory(stored, walk(), batch_size=5)  # the mount point, empty
-    assert changes.deleted.is_empty() and changes.unlisted == [("/photos", b"")]
-    one_left = diff_inventory(stored, walk((b"b.jpg", 1)), batch_size=5)
-    assert one_left.deleted["id"].to_list() == [1] and one_left.unlisted == []
+    unmounted = diff_inventory(stored, walk(empty_roots=["/photos"]), batch_size=5)  # the mount point
+    assert unmounted.deleted.is_empty() and unmounted.unlisted == [("/photos", b"")]
+    emptied = diff_inventory(stored, walk(), batch_size=5)  # its files deleted, its folders left
+    assert emptied.deleted["id"].to_list() == [1, 2] and emptied.unlisted == []
+    new_and_empty = diff_inventory(EMPTY, walk(empty_roots=["/photos"]), batch_size=5)
+    assert new_and_empty.unlisted == []
 
 
 @settings(max_examples=50, deadline=None)
