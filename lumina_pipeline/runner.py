@@ -35,8 +35,8 @@ from lumina_pipeline.defs.run_launcher import (
     HOST_TAG,
     PID_TAG,
     keep_connections_open,
-    process_exists,
     process_tags,
+    worker_alive,
 )
 from lumina_pipeline.forkserver import preloaded_forkserver
 from lumina_pipeline.humanize import plural, size
@@ -182,7 +182,7 @@ def _fail_dead_runs(instance: dg.DagsterInstance) -> None:
         statuses=[dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED],
         tags={HOST_TAG: socket.gethostname()},
     )
-    dead = [run for run in instance.get_runs(mine) if not process_exists(int(run.tags[PID_TAG]))]
+    dead = [run for run in instance.get_runs(mine) if worker_alive(run) is False]
     for run in dead:
         instance.report_run_failed(run, f"its `lumina run` process {run.tags[PID_TAG]} is gone")
     if dead:

@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import threading
+from pathlib import Path
 
 import dagster as dg
 from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, RunLauncher, WorkerStatus
@@ -16,19 +17,23 @@ from dagster._utils.interrupts import capture_interrupts
 
 from lumina_pipeline.forkserver import preloaded_forkserver
 
-# On runs executed by a process of this machine (a run worker, or `lumina run`): which one.
-PID_TAG, HOST_TAG = "lumina/pid", "lumina/host"
+# On runs executed by a process of this machine (a run worker, or `lumina run`): which one,
+# and (on Linux) the boot and start time that tell it from a later process given its pid.
+PID_TAG, HOST_TAG, PROCESS_TAG = "lumina/pid", "lumina/host", "lumina/process"
+LAUNCHED_TAG = "lumina/launched_by_daemon"  # on runs this launcher started, in the daemon's process
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 
 
 def process_tags(pid: int | None = None) -> dict[str, str]:
     """Tags for a run executed by process `pid` of this machine (default: this one), so that it
     can be failed once the process died."""
-    return {PID_TAG: str(pid or os.getpid()), HOST_TAG: socket.gethostname()}
+    pid = pid or os.getpid()
+    identity = _identity(pid)
+    return {PID_TAG: str(pid), HOST_TAG: socket.gethostname(), **({PROCESS_TAG: identity} if identity else {})}
 
 
 def process_exists(pid: int) -> bool:
-    """Whether process `pid` exists on this machine. A pid the system reused since makes a dead
-    run look alive, never the other way round, so no live run is ever failed."""
+    """Whether process `pid` exists on this machine."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -38,15 +43,34 @@ def process_exists(pid: int) -> bool:
     return True
 
 
+def worker_alive(run: dg.DagsterRun) -> bool | None:
+    """Whether the process that executes `run` lives; None where that cannot be known here.
+
+    A run this launcher started on another machine is dead: one daemon serves an instance,
+    and its runs' processes are on its machine, so another name is a daemon since replaced
+    (a container made anew). A run of `lumina run` elsewhere cannot be checked. Here, a
+    process recorded with its boot and start time is alive only as the same process: after a
+    restart, pids are handed out again from the start."""
+    if run.tags.get(HOST_TAG) != socket.gethostname():
+        return False if run.tags.get(LAUNCHED_TAG) else None
+    pid = int(run.tags[PID_TAG])
+    recorded = run.tags.get(PROCESS_TAG)
+    return _identity(pid) == recorded if recorded else process_exists(pid)
+
+
+def _identity(pid: int) -> str | None:
+    """'<boot id>:<start time>' of process `pid`, None where /proc does not tell (not Linux, gone)."""
+    try:
+        boot, stat = BOOT_ID.read_text().strip(), Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return f"{boot}:{stat.rpartition(')')[2].split()[19]}"  # field 22, starttime; the name may hold spaces
+
+
 def keep_connections_open(instance: dg.DagsterInstance) -> None:
     """Have the instance keep its database connections open, as Dagster's webserver does: by
     default it opens one per query, about a hundred per run (0.1 s of a batch run)."""
     instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=10)  # 0: no timeout
-
-
-def worker_pid(run: dg.DagsterRun) -> int | None:
-    """The process of this machine that executes `run`, or None where that is unknown."""
-    return int(run.tags[PID_TAG]) if run.tags.get(HOST_TAG) == socket.gethostname() else None
 
 
 class LocalRunLauncher(RunLauncher, ConfigurableClass):
@@ -86,7 +110,7 @@ class LocalRunLauncher(RunLauncher, ConfigurableClass):
         process = self._forkserver.Process(target=execute_run, args=(run.run_id, self._instance.get_ref()),
                                            name=f"dagster run {run.run_id}")
         process.start()
-        self._instance.add_run_tags(run.run_id, process_tags(process.pid))
+        self._instance.add_run_tags(run.run_id, {**process_tags(process.pid), LAUNCHED_TAG: "true"})
         threading.Thread(target=self._fail_if_it_dies, args=(run.run_id, process), daemon=True).start()
 
     def _fail_if_it_dies(self, run_id: str, process) -> None:
@@ -98,9 +122,9 @@ class LocalRunLauncher(RunLauncher, ConfigurableClass):
 
     def terminate(self, run_id: str) -> bool:
         run = self._instance.get_run_by_id(run_id)
-        pid = worker_pid(run) if run else None
-        if run is None or run.is_finished or pid is None:
-            return False
+        if run is None or run.is_finished or PID_TAG not in run.tags or not worker_alive(run):
+            return False  # never a process that only has the pid of a dead run's
+        pid = int(run.tags[PID_TAG])
         self._instance.report_run_canceling(run)
         try:
             os.kill(pid, signal.SIGKILL)
@@ -114,12 +138,19 @@ class LocalRunLauncher(RunLauncher, ConfigurableClass):
         return True
 
     def check_run_worker_health(self, run: dg.DagsterRun) -> CheckRunHealthResult:
-        pid = worker_pid(run)
-        if pid is None:  # not known here; run monitoring would fail a run with any status but RUNNING
-            return CheckRunHealthResult(WorkerStatus.RUNNING, "run worker unknown on this machine, not checked")
-        if process_exists(pid):
-            return CheckRunHealthResult(WorkerStatus.RUNNING)
-        return CheckRunHealthResult(WorkerStatus.FAILED, f"run worker process {pid} is gone")
+        return worker_health(run)
+
+
+def worker_health(run: dg.DagsterRun) -> CheckRunHealthResult:
+    """What run monitoring learns of a STARTED run's process (worker_alive)."""
+    if PID_TAG not in run.tags:  # not started by a process of Lumina's
+        return CheckRunHealthResult(WorkerStatus.RUNNING, "run worker unknown, not checked")
+    alive = worker_alive(run)
+    if alive is None:  # run monitoring would fail a run with any status but RUNNING
+        return CheckRunHealthResult(WorkerStatus.RUNNING, "run worker on another machine, not checked")
+    if alive:
+        return CheckRunHealthResult(WorkerStatus.RUNNING)
+    return CheckRunHealthResult(WorkerStatus.FAILED, f"run worker process {run.tags[PID_TAG]} is gone")
 
 
 def execute_run(run_id: str, instance_ref) -> None:
