@@ -194,7 +194,10 @@ def quarantine(args: argparse.Namespace) -> int:
     with file_actions(make_engine(place.database_url), args.words[-1], os.fsencode(place.quarantine_dir)) as actions:
         report = actions.purge(args.older_than) if purging else actions.quarantine_removable(dry_run=args.dry_run)
     done = "deleted" if purging else "would move" if args.dry_run else "moved"
-    _print_report(report, f"{done} {plural(report.done, 'file')} ({size(report.size_bytes)})")
+    _print_report(report, f"{done} {plural(report.done, 'file')} ({size(report.size_bytes)})"
+                          + (":" if args.dry_run and report.done else ""))
+    if args.dry_run:
+        print("".join(f"  {path}\n" for path in report.files), end="")
     if report.run_id and report.done:
         print(f"to {place.quarantine_dir / args.words[-1] / report.run_id}; undo: {_lumina()} undo {args.words[-1]}")
     return 0
@@ -239,7 +242,9 @@ def undo(args: argparse.Namespace) -> None:
     place = home.prepare()
     with file_actions(make_engine(place.database_url), args.catalog, os.fsencode(place.quarantine_dir)) as actions:
         report = actions.undo(args.run)
-    _print_report(report, f"put back {plural(report.done, 'file')} ({size(report.size_bytes)}) of run {report.run_id}")
+    done = "removed the copies of" if report.copies else "put back"
+    _print_report(report, f"{done} {plural(report.done, 'file')} ({size(report.size_bytes)}) of run {report.run_id}"
+                          + ("; the originals were never touched" if report.copies else ""))
 
 
 def _print_report(report, summary: str) -> None:

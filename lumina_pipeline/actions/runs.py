@@ -43,13 +43,18 @@ class Report:
 
     run_id: str | None = None
     resumed: int = 0  # operations of a killed run finished first
-    done: int = 0
     size_bytes: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (the file's original path, why)
+    files: list[str] = field(default_factory=list)  # the original paths of the files done
+    copies: bool = False  # an undo of copies, which removes them (an organize run that copied)
+
+    @property
+    def done(self) -> int:
+        return len(self.files)
 
     def add(self, source: bytes, size: int, problem: str | None) -> None:
         if problem is None:
-            self.done += 1
+            self.files.append(os.fsdecode(source))
             self.size_bytes += size
         else:
             self.skipped.append((os.fsdecode(source), problem))
@@ -113,7 +118,8 @@ class Actions:
         journal.start_undo(self.connection, self.catalog_id, run_id)
         self.connection.commit()
         entries = journal.entries(self.connection, self.catalog_id, ["undoing"], run_id)
-        report = self._settle(entries, Report(run_id, resumed))
+        copies = bool(entries) and all(entry.operation == "copy" for entry in entries)
+        report = self._settle(entries, Report(run_id, resumed, copies=copies))
         self._remove_emptied_folders(journal.entries(self.connection, self.catalog_id, ["undone", "skipped"], run_id))
         return report
 

@@ -147,6 +147,11 @@ def test_the_cli_moves_into_the_tree_and_undo_puts_every_file_back(library, data
     assert snapshot(library.photos) == before and list(tree.iterdir()) == []  # nor the folders it made
     assert str(tree) in source_folders(library)  # the tree stays, for the inventory to list
 
+    lumina(library, database_url, tmp_path, "organize", CATALOG)  # copies this time
+    removed = lumina(library, database_url, tmp_path, "undo", CATALOG)
+    assert removed.stdout.startswith(f"removed the copies of {files} files (") and "never touched" in removed.stdout
+    assert snapshot(library.photos) == before and list(tree.iterdir()) == []
+
 
 def test_after_a_move_the_catalog_follows_its_photos_into_the_tree_and_back_on_undo(library):
     tree, photo = library.photos.parent / "tidy-followed", b"Toscana 2008/DSCN0038.jpg"

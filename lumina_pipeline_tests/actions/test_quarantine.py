@@ -135,6 +135,8 @@ def test_the_cli_says_what_would_move_moves_it_and_puts_it_back(library, databas
     before = snapshot(library.photos)
     dry = lumina(library, database_url, tmp_path, "quarantine", CATALOG, "--dry-run")
     assert dry.stdout.startswith(f"would move {len(removable)} files (")
+    listed = [line.strip() for line in dry.stdout.splitlines()[1:]]
+    assert sorted(os.fsencode(os.path.relpath(path, library.photos)) for path in listed) == sorted(removable)
     assert snapshot(library.photos) == before
     moved = lumina(library, database_url, tmp_path, "quarantine", CATALOG)
     assert moved.stdout.startswith(f"moved {len(removable)} files (") and f"undo {CATALOG}" in moved.stdout
