@@ -249,7 +249,7 @@ def launch_costs(name: str) -> None:
     as JSON the daemon's batch run (Launched), then (wall, body) seconds of each worker's."""
     from lumina_pipeline.runner import batch_workers, execute_batch
 
-    home.prepare()
+    home.prepare(create=True)
     instance = dg.DagsterInstance.get()  # one, as the daemon's: its launcher waits on each run process
     keep_connections_open(instance)
     launched_as_by_the_daemon(instance, "inventory_job", name)  # the launcher's forkserver up, as in a daemon

@@ -50,7 +50,7 @@ def catalog_add(args: argparse.Namespace) -> None:
     folders = _source_folders(args.folders)
     files = count_files(folders)
     batch_size = args.batch_size or batch_size_for(files)
-    place = home.prepare()
+    place = home.prepare(create=True)
     with _session(place) as session, session.begin():
         catalog_store.add_catalog(session, args.name, folders, batch_size)
         catalogs, batches = catalog_store.partition_grid(session)
@@ -82,7 +82,7 @@ def catalog_remove(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> None:
     """Inventory a catalog, then analyze every batch with pending files, in this process."""
-    place = home.prepare()
+    place = home.prepare(create=True)
     name = _catalog_for_run(args, place)
     if place.batches_per_catalog > 1:  # the batch workers' imports, on another core than this process's
         start_forkserver()
@@ -257,7 +257,7 @@ def _print_report(report, summary: str) -> None:
 
 def dev(args: argparse.Namespace) -> None:
     """`dagster dev` (webserver + daemon) on the same instance and database as the CLI."""
-    home.prepare()
+    home.prepare(create=True)
     workspace = Path(__file__).resolve().parent.parent / "workspace.yaml"
     command = [
         sys.executable, "-m", "dagster", "dev", "-w", str(workspace), "--host", args.host, "--port", str(args.port)
@@ -289,14 +289,34 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def stop(args: argparse.Namespace) -> None:
-    """Stop the embedded PostgreSQL of this `$LUMINA_HOME` (the next command starts it again)."""
+def stop(args: argparse.Namespace) -> int:
+    """Stop the embedded PostgreSQL of this `$LUMINA_HOME` (the next command starts it again),
+    unless another process uses it: a run would end in a wall of connection errors."""
     if os.environ.get("LUMINA_DATABASE_URL"):
         print("lumina: the database is an external one (LUMINA_DATABASE_URL): nothing to stop")
-        return
+        return 0
     pgdata = home.home_folder() / "pgdata"
+    if (pgdata / "postmaster.pid").exists() and not args.force and (users := _other_connections(pgdata)):
+        print(f"lumina: the database is in use ({plural(users, 'connection')}: `make dev`, `lumina serve` or a "
+              "run); stop those first, or `lumina stop --force`", file=sys.stderr)
+        return 2
     stopped = stop_embedded_server(pgdata)
     print(f"stopped the database in {pgdata}" if stopped else f"no database running in {pgdata}")
+    return 0
+
+
+def _other_connections(pgdata: Path) -> int:
+    from sqlalchemy import text
+
+    from lumina_pipeline.storage.database import start_embedded_server  # joins the running one
+
+    engine = make_engine(start_embedded_server(pgdata))
+    with engine.connect() as connection:
+        count = connection.execute(text("""
+            SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+        """)).scalar()
+    engine.dispose()
+    return int(count or 0)
 
 
 def _catalog_partitions(action: str, name: str) -> None:
@@ -464,9 +484,9 @@ def _parser() -> argparse.ArgumentParser:
     serve_parser.add_argument("--token", default="", help="required by every request (or LUMINA_API_TOKEN)")
     serve_parser.set_defaults(command=serve)
 
-    commands.add_parser("stop", help="stop the embedded database (it starts again with any command)").set_defaults(
-        command=stop
-    )
+    stop_parser = commands.add_parser("stop", help="stop the embedded database (it starts again with any command)")
+    stop_parser.add_argument("--force", action="store_true", help="stop it even while other processes use it")
+    stop_parser.set_defaults(command=stop)
     return parser
 
 

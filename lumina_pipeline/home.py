@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from lumina_pipeline.storage.catalogs import CatalogError
 from lumina_pipeline.storage.database import make_engine, migrate, normalize_url, start_embedded_server
 
 DAGSTER_YAML = Path(__file__).parent / "dagster.yaml"
@@ -28,9 +29,14 @@ def home_folder() -> Path:
     return Path(os.environ.get("LUMINA_HOME", ".lumina")).resolve()
 
 
-def prepare() -> Home:
-    """Start or join the database, migrate it, write `dagster.yaml`, export the variables."""
+def prepare(*, create: bool = False) -> Home:
+    """Start or join the database, migrate it, write `dagster.yaml`, export the variables.
+    Only the commands that catalog (`create`) make a home where there is none: any other, run
+    from another folder, would find an empty one of its own."""
     root = home_folder()
+    if not create and not root.is_dir():
+        raise CatalogError(f"no Lumina home in {root}: run lumina from the folder of your `make run` (its home is "
+                           "./.lumina), or set LUMINA_HOME; `lumina catalog add` or `lumina run` makes a new one")
     root.mkdir(parents=True, exist_ok=True)
     external = os.environ.get("LUMINA_DATABASE_URL")
     url = normalize_url(external) if external else start_embedded_server(root / "pgdata")

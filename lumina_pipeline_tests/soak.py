@@ -79,7 +79,7 @@ def _environment(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LUMINA_", "DAGSTER_"))}
     env["LUMINA_HOME"] = str(home)
     prepared = subprocess.run(
-        [sys.executable, "-c", "import json, os; from lumina_pipeline import home; home.prepare(); "
+        [sys.executable, "-c", "import json, os; from lumina_pipeline import home; home.prepare(create=True); "
          "print(json.dumps({k: v for k, v in os.environ.items() if k.startswith(('LUMINA_', 'DAGSTER_'))}))"],
         env=env, check=True, capture_output=True, text=True,
     )

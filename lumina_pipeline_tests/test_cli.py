@@ -6,11 +6,12 @@ import re
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import text
 
-from lumina_pipeline.storage.database import make_engine
+from lumina_pipeline.storage.database import make_engine, start_embedded_server
 from lumina_pipeline_tests.conftest import stop_embedded_server
 
 EXPORT_FIELDS = [
@@ -39,6 +40,12 @@ def lumina(home, *args: str, check: bool = True, **settings: str) -> subprocess.
     if check:
         assert result.returncode == 0, result.stderr[-3000:]
     return result
+
+
+def test_a_command_run_outside_the_folder_of_its_home_says_so_and_makes_none(tmp_path):
+    listed = lumina(tmp_path / "elsewhere" / ".lumina", "catalog", "list", check=False)
+    assert listed.returncode == 2 and "no Lumina home in" in listed.stderr
+    assert not (tmp_path / "elsewhere").exists()
 
 
 def test_bad_catalog_requests_get_a_clear_error(lumina_home, tmp_path):
@@ -144,11 +151,16 @@ def run_processes(home, catalog: str) -> dict[str, set[str]]:
     return processes
 
 
+@contextmanager
 def dagster_tables(home):
-    """A connection to the database `lumina` started under `home` (Dagster's tables are there too)."""
-    import pgserver
-
-    return make_engine(pgserver.get_server(home / "pgdata", cleanup_mode=None).get_uri()).connect()
+    """A connection to the database `lumina` started under `home` (Dagster's tables are there
+    too), closed after: an idle one would count as a user of the database for `lumina stop`."""
+    engine = make_engine(start_embedded_server(home / "pgdata"))
+    try:
+        with engine.connect() as connection:
+            yield connection
+    finally:
+        engine.dispose()
 
 
 def test_runs_are_recorded_in_the_instance_the_ui_reads(lumina_home, corpus):
@@ -203,6 +215,11 @@ def test_output_speaks_in_plurals_and_sizes_and_says_what_to_paste_next(lumina_h
 
 
 def test_stop_stops_the_embedded_database_and_the_next_command_starts_it(lumina_home, corpus):
+    engine = make_engine(start_embedded_server(lumina_home / "pgdata"))
+    with engine.connect():  # as `lumina serve` or a run
+        in_use = lumina(lumina_home, "stop", check=False)
+    engine.dispose()
+    assert in_use.returncode == 2 and "in use (1 connection" in in_use.stderr
     assert lumina(lumina_home, "stop").stdout.startswith("stopped the database")
     assert lumina(lumina_home, "stop").stdout.startswith("no database running")
     assert lumina(lumina_home, "catalog", "list").stdout.startswith("corpus\t")

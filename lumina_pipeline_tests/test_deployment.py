@@ -64,7 +64,7 @@ def deployment(tmp_path):
     lumina = [sys.executable, "-m", "lumina_pipeline.cli"]
     subprocess.run([*lumina, "catalog", "add", "watched", str(library)], env=env, check=True, capture_output=True)
     prepared = subprocess.run(
-        [sys.executable, "-c", "import json, os; from lumina_pipeline import home; home.prepare(); "
+        [sys.executable, "-c", "import json, os; from lumina_pipeline import home; home.prepare(create=True); "
          "print(json.dumps({k: v for k, v in os.environ.items() if k.startswith(('LUMINA_', 'DAGSTER_'))}))"],
         env=env, check=True, capture_output=True, text=True,
     )
