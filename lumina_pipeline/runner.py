@@ -41,7 +41,7 @@ from lumina_pipeline.defs.run_launcher import (
 from lumina_pipeline.forkserver import preloaded_forkserver
 from lumina_pipeline.humanize import plural, size
 from lumina_pipeline.storage.captions import batches_to_caption
-from lumina_pipeline.storage.catalogs import get_catalog
+from lumina_pipeline.storage.catalogs import RUN_LOCK_SPACE, get_catalog, held_lock
 from lumina_pipeline.storage.groups import BURSTS, DUPLICATES, STACKS, input_digest, last_regrouping, load_catalog_rows
 from lumina_pipeline.storage.images import load_inventory, pending_batches, status_counts
 from lumina_pipeline.storage.models import Catalog
@@ -58,13 +58,16 @@ def run_catalog(place: home.Home, name: str, engine) -> None:
     _stop_at_once_on_interrupt()
     _fail_dead_runs(_instance())
     with Session(engine) as session:
-        catalog = get_catalog(session, name)
-        catalog_id, files = catalog.id, files_if_up_to_date(session.connection(), catalog)
-    if files is None:
-        _bring_up_to_date(name, catalog_id, engine)
-    else:  # what the inventory and the regrouping check would have said
-        print(f"inventory: {plural(files, 'file')}, 0 new, 0 changed, 0 deleted")
-        print(NOTHING_TO_REGROUP)
+        catalog_id = get_catalog(session, name).id
+    waiting = functools.partial(print, f"waiting for the other `lumina run {name}` to end", file=sys.stderr)
+    with held_lock(engine, RUN_LOCK_SPACE, str(catalog_id), waiting):  # it would read the same files
+        with Session(engine) as session:
+            files = files_if_up_to_date(session.connection(), get_catalog(session, name))
+        if files is None:
+            _bring_up_to_date(name, catalog_id, engine)
+        else:  # what the inventory and the regrouping check would have said
+            print(f"inventory: {plural(files, 'file')}, 0 new, 0 changed, 0 deleted")
+            print(NOTHING_TO_REGROUP)
     with Session(engine) as session:
         shots, groups, frames = (last_regrouping(session.connection(), catalog_id, grouping)["figures"]
                                  for grouping in (STACKS, DUPLICATES, BURSTS))

@@ -250,6 +250,21 @@ def test_ctrl_c_stops_lumina_run_at_once_and_the_next_one_goes_on(tmp_path, corp
         stop_embedded_server(tmp_path / "home" / "pgdata")
 
 
+def test_two_lumina_runs_of_one_catalog_take_turns_and_read_each_file_once(tmp_path, corpus, instance_for):
+    env = six_photo_catalog(tmp_path, corpus, batch_size=6)
+    instance = instance_for(env)
+    try:
+        both = [subprocess.Popen([*CLI, "run", "trip"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True) for _ in range(2)]
+        outputs = [process.communicate(timeout=600) for process in both]
+        assert [process.returncode for process in both] == [0, 0], outputs
+        assert sum("waiting for the other `lumina run trip` to end" in err for _, err in outputs) == 1
+        assert all("catalog trip: 6 files (6 ok)" in out for out, _ in outputs)
+        assert len(instance.get_runs(dg.RunsFilter(job_name="batch_job"))) == 1
+    finally:
+        stop_embedded_server(tmp_path / "home" / "pgdata")
+
+
 def test_kill_stops_a_lumina_run_started_in_the_background_of_a_script(tmp_path, corpus, instance_for):
     """A shell starts `lumina run NAME &` with SIGINT ignored; once a Dagster run ended, Dagster
     had SIGTERM ignored too, and `kill` left `lumina run` running to its end."""

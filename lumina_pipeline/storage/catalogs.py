@@ -4,7 +4,7 @@ import re
 import unicodedata
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine, select, text
@@ -22,6 +22,7 @@ CATALOG_LOCK_SPACE = 0x4C554D  # "LUM"
 # is never written over them; not the catalog lock, so decisions and regroupings go on meanwhile.
 INVENTORY_LOCK_SPACE = CATALOG_LOCK_SPACE + 2
 VECTOR_INDEX_LOCK_SPACE = CATALOG_LOCK_SPACE + 3  # one process at a time indexes a vector table
+RUN_LOCK_SPACE = CATALOG_LOCK_SPACE + 4  # one `lumina run` of a catalog at a time
 
 
 class CatalogError(ValueError):
@@ -117,13 +118,15 @@ def lock_catalog(connection: Connection, catalog_id: uuid.UUID) -> None:
 
 
 @contextmanager
-def held_lock(engine: Engine, space: int, key: str) -> Iterator[None]:
-    """Wait for, then hold for the block, the advisory lock (`space`, `key`), across the
-    transactions of other connections: on a connection of its own, in no transaction itself.
-    The process's death releases it too."""
+def held_lock(engine: Engine, space: int, key: str, waiting: Callable[[], None] = lambda: None) -> Iterator[None]:
+    """Wait for (calling `waiting` first when another holds it), then hold for the block, the
+    advisory lock (`space`, `key`), across the transactions of other connections: on a
+    connection of its own, in no transaction itself. The process's death releases it too."""
     lock = {"space": space, "key": key}
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        connection.execute(text("SELECT pg_advisory_lock(:space, hashtext(:key))"), lock)
+        if not connection.execute(text("SELECT pg_try_advisory_lock(:space, hashtext(:key))"), lock).scalar_one():
+            waiting()
+            connection.execute(text("SELECT pg_advisory_lock(:space, hashtext(:key))"), lock)
         try:
             yield
         finally:
