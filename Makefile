@@ -33,7 +33,7 @@ run: $(BIN)/lumina
 	$(BIN)/lumina run $(if $(PHOTOS),--photos "$(PHOTOS)") $(if $(CATALOG),"$(CATALOG)")
 
 dev: $(BIN)/lumina
-	$(BIN)/lumina dev
+	$(BIN)/lumina dev $(if $(PORT),--port $(PORT))
 
 stop: $(BIN)/lumina
 	$(BIN)/lumina stop

@@ -66,7 +66,8 @@ def catalog_list(args: argparse.Namespace) -> None:
     with _session(place) as session:
         for catalog in catalog_store.list_catalogs(session):
             counts = status_counts(session.connection(), catalog.id)
-            print(f"{catalog.name}\t{plural(sum(counts.values()), 'file')}\t{', '.join(catalog.source_directories)}")
+            files = sum(count for status, count in counts.items() if status != "deleted")
+            print(f"{catalog.name}\t{plural(files, 'file')}\t{', '.join(catalog.source_directories)}")
 
 
 def catalog_remove(args: argparse.Namespace) -> None:
@@ -167,6 +168,8 @@ def _burst_heading(burst: dict) -> str:
 def search(args: argparse.Namespace) -> None:
     from lumina_pipeline.search import SearchModels, search_similar, search_text
 
+    if not args.query.strip():
+        raise catalog_store.CatalogError(f"nothing to look for: give a {'text' if args.mode == 'search' else 'path'}")
     place = home.prepare()
     with _session(place) as session:
         find = search_text if args.mode == "search" else search_similar
@@ -341,6 +344,12 @@ def _lumina() -> str:
     return os.path.relpath(called)
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a whole number of at least 1, not {text!r}")
+    return int(text)
+
+
 def _is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -452,7 +461,7 @@ def _parser() -> argparse.ArgumentParser:
         finder = commands.add_parser(name, help=text)
         finder.add_argument("catalog")
         finder.add_argument("query", metavar=query.upper())
-        finder.add_argument("-k", type=int, default=10, help="how many results (default 10)")
+        finder.add_argument("-k", type=_positive, default=10, help="how many results (default 10)")
         finder.add_argument("--json", action="store_true", help="a JSON list of {path, score, reason}")
         finder.set_defaults(command=search, mode=name)
 

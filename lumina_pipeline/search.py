@@ -143,9 +143,14 @@ def label_match(similarity: NDArray[np.float32]) -> NDArray[np.float32]:
 
 
 def search_similar(session: Session, catalog: str, path: str, k: int, models: SearchModels) -> list[SearchResult]:
-    """The k images nearest to the photo at `path` (relative to its source folder), by cosine."""
-    catalog_id = get_catalog(session, catalog).id
-    found = vector_of(session.connection(), models.table, catalog_id, path=path.encode())
+    """The k images nearest to the photo at `path` (relative to its source folder, or
+    absolute), by cosine."""
+    found_catalog = get_catalog(session, catalog)
+    catalog_id, roots = found_catalog.id, found_catalog.source_directories
+    if os.path.isabs(path):
+        real = os.path.realpath(path)
+        path = next((os.path.relpath(real, root) for root in roots if real.startswith(root.rstrip("/") + "/")), path)
+    found = vector_of(session.connection(), models.table, catalog_id, path=os.fsencode(path))
     if found is None:
         raise CatalogError(f"no embedded photo at {path!r} in {catalog!r} (paths as `lumina export` shows them)")
     return _neighbours(session, models, catalog_id, *found, k)

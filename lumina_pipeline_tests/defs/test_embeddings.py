@@ -158,6 +158,8 @@ def test_similar_photos_of_an_original_are_its_edited_copies(searchable, corpus)
         results = search(searchable[0], search_similar, group["original"], len(copies) + 2)
         assert copies <= {result.path for result in results}, group["id"]
         assert group["original"] not in {result.path for result in results}
+        absolute = str(corpus.photos / group["original"])
+        assert search(searchable[0], search_similar, absolute, len(copies) + 2) == results
 
 
 def model_tags(pipeline) -> set[tuple[str, str, str]]:
