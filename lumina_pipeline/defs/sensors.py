@@ -75,7 +75,7 @@ def folder_change_sensor(
         if "digest" not in entry:  # a catalog seen for the first time starts from its last inventory
             entry["digest"] = f"{_inventoried_digest(database, name):016x}"
         if entry["digest"] != digest:
-            run_key = f"{name}:{entry['changes'] + 1}:{digest}"  # a folder can return to an old state
+            run_key = f"{name}:{key}:{entry['changes'] + 1}:{digest}"  # a folder can return to an old state
             entry = {"digest": digest, "changes": entry["changes"] + 1, "requested": run_key}
             requests.append(dg.RunRequest(partition_key=name, run_key=run_key))
         cursor[key] = entry
