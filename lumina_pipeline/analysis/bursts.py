@@ -38,11 +38,12 @@ def find_bursts(shots: pl.DataFrame, rule: BurstRule) -> pl.DataFrame:
     `best` (the frame with the highest quality score, the earliest on ties).
 
     Byte-identical copies are one shot, and so are the files of one stack (a RAW and its
-    JPEG twin: the JPEG stands for both), copies of a stacked file included, and one camera's
-    files of one instant to the sub-second: an edit or a resized export of a frame keeps the
-    frame's EXIF. A shot's frame is the file of its stack (not a backup copy), else the one of
-    most pixels (the original, not an export). Files without a capture time or camera never
-    join a burst.
+    JPEG twin: the JPEG stands for both), copies of a stacked file included. A shot's frame
+    is the file of its stack (not a backup copy). A file of fewer pixels than another of the
+    same camera and time is no shot of its own: a resized export of a frame keeps the frame's
+    EXIF, while a camera's frames have one size (a camera that records no sub-seconds, or the
+    same ones each time, gives several frames one time). Files without a capture time or
+    camera never join a burst.
     """
     with_camera = shots.filter(pl.col("camera_model").is_not_null())
     checksum = _key("checksum")
@@ -53,7 +54,6 @@ def find_bursts(shots: pl.DataFrame, rule: BurstRule) -> pl.DataFrame:
     timed = with_camera.select(  # what the sorts carry, no more
         "id", "path", "checksum", "kind", "quality_score", "pixels", "stack_id",
         taken=_capture_time(),
-        to_the_subsecond=pl.col("captured_at").str.len_bytes() > len("2021-12-24T18:40:58"),
         camera=pl.struct(CAMERA).hash(),  # a number per camera, as `_key` for checksums
         shot=checksum.replace_strict(stacked["checksum"], stacked["stack"], default=checksum),
     )
@@ -64,9 +64,11 @@ def find_bursts(shots: pl.DataFrame, rule: BurstRule) -> pl.DataFrame:
         .filter(pl.col("shot").is_first_distinct())
         .sort("camera", maintain_order=True)
     )
-    # Without sub-seconds, a camera's frames of one second share their time: only those with are one shot.
-    same_instant = (pl.col("camera") == pl.col("camera").shift()) & (pl.col("taken") == pl.col("taken").shift())
-    distinct = first_of_its_shot.filter(~(same_instant & pl.col("to_the_subsecond")).fill_null(False))
+    smaller_at_its_time = (  # than the file before it, the largest of that camera and time coming first
+        (pl.col("camera") == pl.col("camera").shift()) & (pl.col("taken") == pl.col("taken").shift())
+        & (pl.col("pixels") < pl.col("pixels").shift())
+    )
+    distinct = first_of_its_shot.filter(~smaller_at_its_time.fill_null(False))
     gap = pl.col("taken").diff().dt.total_microseconds() / 1e6
     starts = (pl.col("camera") != pl.col("camera").shift()).fill_null(True) | (gap > rule.max_gap_seconds)
     runs = distinct.with_columns(run=starts.cum_sum().set_sorted())  # sorted: windows over runs need no hashing

@@ -66,9 +66,12 @@ def test_an_export_of_a_frame_is_not_a_shot_of_its_own_nor_the_best_frame():
     assert bursts_of([shot(1, 0), shot(2, 0.5), export, shot(3, 1)]) == [([1, 2, 3], 1)]
 
 
-def test_without_sub_seconds_frames_of_one_second_are_distinct_shots():
+def test_frames_of_one_recorded_time_are_distinct_shots_and_an_export_among_them_is_none():
+    """A camera without sub-seconds (or writing the same ones each time) gives frames one time."""
     rows = [shot(1, 0, timespec="seconds"), shot(2, 0.3, timespec="seconds"), shot(3, 0.6, timespec="seconds")]
     assert bursts_of(rows) == [([1, 2, 3], 1)]
+    export = shot(9, 0.3, timespec="seconds", path="Exports/2.jpg", pixels=250_000, quality=99)
+    assert bursts_of([*rows, export]) == [([1, 2, 3], 1)]
 
 
 def test_files_without_a_capture_time_never_join():
