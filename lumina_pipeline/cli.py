@@ -369,8 +369,9 @@ def _catalog_for_run(args: argparse.Namespace, place: home.Home) -> str:
             catalog_store.get_catalog(session, args.catalog)  # a typo ends here, before any run
         return args.catalog
     folders = _source_folders([photos])
-    name = args.catalog or catalog_store.slugify(Path(folders[0]).name)
     with _session(place) as session, session.begin():
+        holding = [c.name for c in catalog_store.list_catalogs(session) if folders[0] in c.source_directories]
+        name = args.catalog or (holding[0] if holding else catalog_store.slugify(Path(folders[0]).name))
         try:
             existing = catalog_store.get_catalog(session, name)
         except catalog_store.CatalogError:

@@ -31,14 +31,14 @@ def home_folder() -> Path:
 
 def prepare(*, create: bool = False) -> Home:
     """Start or join the database, migrate it, write `dagster.yaml`, export the variables.
-    Only the commands that catalog (`create`) make a home where there is none: any other, run
-    from another folder, would find an empty one of its own."""
+    With the embedded database, only the commands that catalog (`create`) make a home where
+    there is none: any other, run from another folder, would find an empty one of its own."""
     root = home_folder()
-    if not create and not root.is_dir():
+    external = os.environ.get("LUMINA_DATABASE_URL")
+    if not (create or external or root.is_dir()):
         raise CatalogError(f"no Lumina home in {root}: run lumina from the folder of your `make run` (its home is "
                            "./.lumina), or set LUMINA_HOME; `lumina catalog add` or `lumina run` makes a new one")
     root.mkdir(parents=True, exist_ok=True)
-    external = os.environ.get("LUMINA_DATABASE_URL")
     url = normalize_url(external) if external else start_embedded_server(root / "pgdata")
     migrate(make_engine(url))
     dagster_home = root / "dagster"

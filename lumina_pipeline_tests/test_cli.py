@@ -42,10 +42,12 @@ def lumina(home, *args: str, check: bool = True, **settings: str) -> subprocess.
     return result
 
 
-def test_a_command_run_outside_the_folder_of_its_home_says_so_and_makes_none(tmp_path):
+def test_a_command_run_outside_the_folder_of_its_home_says_so_and_makes_none(lumina_home, tmp_path):
     listed = lumina(tmp_path / "elsewhere" / ".lumina", "catalog", "list", check=False)
     assert listed.returncode == 2 and "no Lumina home in" in listed.stderr
     assert not (tmp_path / "elsewhere").exists()
+    database = start_embedded_server(lumina_home / "pgdata")  # an external one: a home holds only settings
+    lumina(tmp_path / "deployed", "catalog", "list", LUMINA_DATABASE_URL=database)
 
 
 def test_bad_catalog_requests_get_a_clear_error(lumina_home, tmp_path):
@@ -236,6 +238,15 @@ def test_a_catalog_is_sized_from_a_count_of_its_files(lumina_home, corpus):
     assert "batches of 40" in chosen
     for name in ("sized", "chosen"):
         lumina(lumina_home, "catalog", "remove", name)
+
+
+def test_run_with_photos_runs_the_catalog_that_holds_the_folder_whatever_its_name(lumina_home, tmp_path):
+    folder = tmp_path / "Été"
+    folder.mkdir()
+    lumina(lumina_home, "catalog", "add", "t", str(folder))  # the name an earlier Lumina gave it
+    assert "catalog t: 0 files" in lumina(lumina_home, "run", "--photos", str(folder)).stdout
+    assert lumina(lumina_home, "catalog", "list").stdout.count(str(folder)) == 1
+    lumina(lumina_home, "catalog", "remove", "t")
 
 
 def test_catalogs_are_listed_and_removed(lumina_home, corpus):
