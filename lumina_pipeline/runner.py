@@ -56,11 +56,11 @@ def run_catalog(place: home.Home, name: str, engine) -> None:
     starts no Dagster run at all (`files_if_up_to_date`)."""
     started = time.perf_counter()
     _stop_at_once_on_interrupt()
-    _fail_dead_runs(_instance())
     with Session(engine) as session:
         catalog_id = get_catalog(session, name).id
     waiting = functools.partial(print, f"waiting for the other `lumina run {name}` to end", file=sys.stderr)
     with held_lock(engine, RUN_LOCK_SPACE, str(catalog_id), waiting):  # it would read the same files
+        _fail_dead_runs(_instance())  # the other's too, if it was killed while this one waited
         with Session(engine) as session:
             files = files_if_up_to_date(session.connection(), get_catalog(session, name))
         if files is None:
@@ -165,6 +165,7 @@ def _stop_at_once_on_interrupt() -> None:
     waiting, wakeup = socket.socketpair()
     wakeup.setblocking(False)
     signal.set_wakeup_fd(wakeup.fileno(), warn_on_full_buffer=False)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a handler of Python's, so that it is written
     threading.Thread(target=_exit_on_stop, args=(waiting, wakeup), daemon=True, name="stops lumina run").start()
 
 
