@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from lumina_pipeline import home
 from lumina_pipeline.analysis.captions import PROMPT_VERSION
-from lumina_pipeline.analysis.files import walk_sources
+from lumina_pipeline.analysis.files import display_path, walk_sources
 from lumina_pipeline.analysis.inventory import diff_inventory
 from lumina_pipeline.analysis.photos import ANALYSIS_VERSION
 from lumina_pipeline.definitions import defs
@@ -43,11 +43,12 @@ from lumina_pipeline.humanize import plural, size
 from lumina_pipeline.storage.captions import batches_to_caption
 from lumina_pipeline.storage.catalogs import RUN_LOCK_SPACE, get_catalog, held_lock
 from lumina_pipeline.storage.groups import BURSTS, DUPLICATES, STACKS, input_digest, last_regrouping, load_catalog_rows
-from lumina_pipeline.storage.images import load_inventory, pending_batches, status_counts
+from lumina_pipeline.storage.images import errors, load_inventory, pending_batches, status_counts
 from lumina_pipeline.storage.models import Catalog
 
 M_ARENA_MAX = -8  # malloc.h: the most malloc arenas glibc makes for the threads of a process
 STOPS = {signal.SIGINT, signal.SIGTERM}  # Ctrl-C and `kill`
+ERRORS_SHOWN = 10  # files that could not be read, named under the summary
 NOTHING_TO_REGROUP = "groupings: nothing they read changed since they were made"
 
 
@@ -81,10 +82,15 @@ def run_catalog(place: home.Home, name: str, engine) -> None:
     _caption(engine, name)
     with Session(engine) as session:
         counts = status_counts(session.connection(), catalog_id)
+        unread = errors(session.connection(), catalog_id, ERRORS_SHOWN)
     summary = ", ".join(plural(count, status) if status == "error" else f"{count} {status}"
                         for status, count in sorted(counts.items()))
     seconds = time.perf_counter() - started
     print(f"catalog {name}: {plural(sum(counts.values()), 'file')} ({summary}) in {seconds:.1f} s")
+    for path, reason in unread:
+        print(f"  {display_path(path)[0]}: {reason}")
+    if counts.get("error", 0) > len(unread):
+        print(f"  and {counts['error'] - len(unread)} more: `lumina export {name}` gives each file's status and reason")
 
 
 def files_if_up_to_date(connection, catalog: Catalog) -> int | None:

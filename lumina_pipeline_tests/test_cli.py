@@ -82,6 +82,9 @@ def test_a_batch_that_keeps_failing_ends_the_run_with_its_reason(corpus, tmp_pat
 def test_run_then_export_gives_the_corpus_answers(lumina_home, corpus, tmp_path):
     run = lumina(lumina_home, "run", "--photos", str(corpus.photos), "corpus")
     assert f"catalog corpus: {len(corpus.manifest['files'])} files" in run.stdout
+    unread = [line.strip() for line in run.stdout.splitlines() if line.startswith("  _eingang/")]
+    assert "_eingang/leer.jpg: empty file (0 bytes)" in unread  # each file that could not be read, and why
+    assert len(unread) == int(re.search(r"\((\d+) errors", run.stdout)[1])
     kinds = [stack["kind"] for stack in corpus.manifest["stacks"]]
     assert (f"stacks: {len(kinds)} shots stored as several files ({kinds.count('raw_jpeg')} RAW+JPEG, "
             f"{kinds.count('live_photo')} Live Photo)") in run.stdout

@@ -159,6 +159,15 @@ def status_counts(connection: Connection, catalog_id: uuid.UUID, batch: str | No
     return dict(rows.all())
 
 
+def errors(connection: Connection, catalog_id: uuid.UUID, limit: int) -> list[tuple[bytes, str]]:
+    """(path, reason) of the first `limit` files of the catalog that could not be read, by path."""
+    rows = connection.execute(
+        text("SELECT path, error FROM images WHERE catalog_id = :c AND status = 'error' ORDER BY path LIMIT :n"),
+        {"c": catalog_id, "n": limit},
+    )
+    return [(bytes(path), error) for path, error in rows]
+
+
 def files_to_verify(connection: Connection, catalog_id: uuid.UUID, share: float) -> pl.DataFrame:
     """The `share` of the catalog's read files whose checksum was verified longest ago."""
     query = """
