@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -260,6 +261,7 @@ def _print_report(report, summary: str) -> None:
 
 def dev(args: argparse.Namespace) -> None:
     """`dagster dev` (webserver + daemon) on the same instance and database as the CLI."""
+    _port_free(args.host, args.port, "make dev PORT=")  # else the daemon would run on, without the UI
     home.prepare(create=True)
     workspace = Path(__file__).resolve().parent.parent / "workspace.yaml"
     command = [
@@ -275,6 +277,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"lumina: refusing to serve on {args.host} without a token: anyone on the network could "
               "see your photos; pass --token or set LUMINA_API_TOKEN", file=sys.stderr)
         return 2
+    _port_free(args.host, args.port, "lumina serve --port ")
     import uvicorn
 
     from lumina_pipeline.api.app import ApiSettings, create_app
@@ -342,6 +345,17 @@ def _lumina() -> str:
     if shutil.which("lumina") == str(called.resolve()) or called.name != "lumina":
         return "lumina"
     return os.path.relpath(called)
+
+
+def _port_free(host: str, port: int, another: str) -> None:
+    """Refuse, before anything starts, a port another program listens on."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: only a listener is in the way
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise catalog_store.CatalogError(f"cannot listen on {host}:{port} ({os.strerror(error.errno or 0)}): "
+                                             f"choose another port ({another}{port + 1})") from None
 
 
 def _positive(text: str) -> int:

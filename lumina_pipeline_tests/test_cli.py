@@ -4,6 +4,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -250,6 +251,16 @@ def test_run_with_photos_runs_the_catalog_that_holds_the_folder_whatever_its_nam
     assert "catalog t: 0 files" in lumina(lumina_home, "run", "--photos", str(folder)).stdout
     assert lumina(lumina_home, "catalog", "list").stdout.count(str(folder)) == 1
     lumina(lumina_home, "catalog", "remove", "t")
+
+
+def test_the_ui_and_the_review_page_refuse_a_port_in_use_before_starting(lumina_home):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for command in ("dev", "serve"):
+            refused = lumina(lumina_home, command, "--port", str(port), check=False)
+            assert refused.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in refused.stderr, command
 
 
 def test_catalogs_are_listed_and_removed(lumina_home, corpus):
