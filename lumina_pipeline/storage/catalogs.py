@@ -23,6 +23,7 @@ CATALOG_LOCK_SPACE = 0x4C554D  # "LUM"
 INVENTORY_LOCK_SPACE = CATALOG_LOCK_SPACE + 2
 VECTOR_INDEX_LOCK_SPACE = CATALOG_LOCK_SPACE + 3  # one process at a time indexes a vector table
 RUN_LOCK_SPACE = CATALOG_LOCK_SPACE + 4  # one `lumina run` of a catalog at a time
+BATCH_LOCK_SPACE = CATALOG_LOCK_SPACE + 5  # one run at a time reads a batch
 
 
 class CatalogError(ValueError):

@@ -70,7 +70,7 @@ def _run(step: str, database_url: str, thumbnails: str, models: str, catalog: st
         if step == "inventory":
             pipeline.inventory(catalog)
         elif step == "analyze":
-            pipeline.analyze(catalog, "00000")
+            print(f"files read: {pipeline.analyze(catalog, '00000')['files_read']}")
         elif step == "regroup":
             result = dg.materialize(
                 [duplicate_groups], partition_key=catalog, instance=instance, resources=pipeline.resources

@@ -4,6 +4,7 @@ makes them collide (racing.py), then checks the rows; where only a slowed step m
 interleaving (a walk that ends before a change), two threads with connections of their own."""
 
 import contextlib
+import re
 import shutil
 import subprocess
 import sys
@@ -91,6 +92,16 @@ def test_an_inventory_that_walked_before_a_change_never_writes_over_one_that_wal
     changed = (library / "02.jpg").stat()
     assert rows[b"00.jpg"]["status"] == "deleted"
     assert (rows[b"02.jpg"]["size_bytes"], rows[b"02.jpg"]["mtime_ns"]) == (changed.st_size, changed.st_mtime_ns)
+
+
+def test_two_runs_of_one_batch_at_once_read_each_file_once(pipeline, library):
+    """A hand launch beside the sensor's, or `lumina run` beside the daemon: they take turns."""
+    pipeline.add_catalog("read-once", str(library))
+    pipeline.inventory("read-once")
+    outcomes = race(pipeline, "images", ("analyze", "read-once"), ("analyze", "read-once"))
+    assert [code for code, _ in outcomes] == [0, 0], outcomes
+    read = sorted(int(re.search(r"files read: (\d+)", output)[1]) for _, output in outcomes)
+    assert read == [0, len(list(library.iterdir()))]
 
 
 def test_two_regroupings_at_once_leave_one_set_of_groups(pipeline, library):

@@ -16,7 +16,7 @@ from lumina_pipeline.defs.assets.inventory import file_inventory
 from lumina_pipeline.defs.markdown import markdown_table
 from lumina_pipeline.defs.partitions import by_catalog, catalog_batches
 from lumina_pipeline.defs.resources import CatalogDatabase, Embedder, ThumbnailStore
-from lumina_pipeline.storage.catalogs import get_catalog
+from lumina_pipeline.storage.catalogs import BATCH_LOCK_SPACE, get_catalog, held_lock
 from lumina_pipeline.storage.embeddings import embeddings_table, missing_vectors, vector_rows, write_embeddings
 from lumina_pipeline.storage.images import pending_files, status_counts, write_analysis
 from lumina_pipeline.storage.tags import replace_tags
@@ -73,30 +73,34 @@ def photo_analysis(
     keys = catalog_batches.get_partition_key_from_str(context.partition_key).keys_by_dimension
     vectors = embeddings_table(embedder.model.model_id, embedder.model.dimensions)
     with database.transaction() as session:
-        connection = session.connection()
         catalog_id = get_catalog(session, keys["catalog"]).id
-        unembedded = missing_vectors(connection, vectors, catalog_id, keys["batch"])
-        pending = pending_files(connection, catalog_id, keys["batch"], ANALYSIS_VERSION, unembedded)
-    analysis = analyze_files(
-        absolute_paths(pending["source_root"], pending["path"]),
-        pending["kind"],
-        pending.select("size_bytes", "mtime_ns").rows(),
-        model_inputs=True,
-        max_pixels=round(config.max_megapixels * 1e6),
-        timeout_seconds=config.file_timeout_seconds,
-    )
-    saved = thumbnails.save_all(keys["catalog"], analysis["checksum"], analysis["thumbnail"])
-    rows = analysis.drop("thumbnail", "model_input").with_columns(
-        *pending.select("id", "size_bytes", "mtime_ns", "change_stamp"),
-        thumbnail_path=pl.Series(saved, dtype=pl.String),
-    )
-    embedded = embed_photos(embedder, catalog_id, pending["id"], analysis["model_input"])
-    with database.transaction() as session:
-        written = write_analysis(session.connection(), rows, HASH_VERSION, ANALYSIS_VERSION)
-        kept = embedded.only(written)
-        write_embeddings(session.connection(), vectors, kept.vectors)
-        replace_tags(session.connection(), catalog_id, embedder.model.tag_source, embedder.model.model_id, kept.tags)
-        in_batch = status_counts(session.connection(), catalog_id, keys["batch"])
+    # Two runs of one batch (a hand launch beside the sensor's, `lumina run` beside the daemon)
+    # take turns: the second reads only what the first left.
+    with held_lock(database.engine, BATCH_LOCK_SPACE, f"{catalog_id}/{keys['batch']}"):
+        with database.transaction() as session:
+            unembedded = missing_vectors(session.connection(), vectors, catalog_id, keys["batch"])
+            pending = pending_files(session.connection(), catalog_id, keys["batch"], ANALYSIS_VERSION, unembedded)
+        analysis = analyze_files(
+            absolute_paths(pending["source_root"], pending["path"]),
+            pending["kind"],
+            pending.select("size_bytes", "mtime_ns").rows(),
+            model_inputs=True,
+            max_pixels=round(config.max_megapixels * 1e6),
+            timeout_seconds=config.file_timeout_seconds,
+        )
+        saved = thumbnails.save_all(keys["catalog"], analysis["checksum"], analysis["thumbnail"])
+        rows = analysis.drop("thumbnail", "model_input").with_columns(
+            *pending.select("id", "size_bytes", "mtime_ns", "change_stamp"),
+            thumbnail_path=pl.Series(saved, dtype=pl.String),
+        )
+        embedded = embed_photos(embedder, catalog_id, pending["id"], analysis["model_input"])
+        with database.transaction() as session:
+            connection = session.connection()
+            written = write_analysis(connection, rows, HASH_VERSION, ANALYSIS_VERSION)
+            kept = embedded.only(written)
+            write_embeddings(connection, vectors, kept.vectors)
+            replace_tags(connection, catalog_id, embedder.model.tag_source, embedder.model.model_id, kept.tags)
+            in_batch = status_counts(connection, catalog_id, keys["batch"])
     elapsed = time.perf_counter() - started
     common = {
         # the batch as it now stands, so that a run that had nothing to read still shows it
