@@ -24,11 +24,11 @@ FILES_SCHEMA = {  # what find_stacks reads of each file (more columns may come a
     "duration_seconds": pl.Float64,
     "content_identifier": pl.String,  # Apple's, shared by a Live Photo's still and video
 }
-DEVELOPED = ["jpg", "jpeg", "heic", "heif", "tif", "tiff"]  # what a camera writes beside its RAW
-LIVE_STILLS = ["jpg", "jpeg", "heic", "heif"]
-# Of several stills of one name, the one a camera or phone wrote: HEIC over a JPEG (often its
-# conversion), a JPEG over a TIFF (often an export).
+# What a camera writes beside its RAW; of several stills of one name, the one a camera or phone
+# wrote comes first: HEIC over a JPEG (often its conversion), a JPEG over a TIFF (often an export).
 STILL_ORDER = {"heic": 0, "heif": 0, "jpg": 1, "jpeg": 1, "tif": 2, "tiff": 2}
+DEVELOPED = list(STILL_ORDER)
+LIVE_STILLS = ["jpg", "jpeg", "heic", "heif"]
 PRIMARY_ORDER = {"image": 0, "raw": 1, "video": 2, "sidecar": 3}
 
 
