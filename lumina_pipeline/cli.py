@@ -71,15 +71,24 @@ def catalog_list(args: argparse.Namespace) -> None:
             print(f"{catalog.name}\t{plural(files, 'file')}\t{', '.join(catalog.source_directories)}")
 
 
-def catalog_remove(args: argparse.Namespace) -> None:
+def catalog_remove(args: argparse.Namespace) -> int:
     from lumina_pipeline.storage.thumbnails import remove_thumbnails
 
     place = home.prepare()
+    with _session(place) as session:
+        said = catalog_store.said_by_people(session, args.name)
+    if said and not args.yes:
+        print(f"catalog {args.name} holds {', '.join(plural(n, kind) for kind, n in said.items())} given by people, "
+              "which removing it forgets (the photos themselves stay untouched)")
+        if not (sys.stdin.isatty() and input("remove it? [y/N] ").strip().lower() in ("y", "yes")):
+            print("nothing changed" + ("" if sys.stdin.isatty() else " (--yes removes it without asking)"))
+            return 1
     with _session(place) as session, session.begin():
         catalog_store.remove_catalog(session, args.name)
     _catalog_partitions("delete", args.name)
     remove_thumbnails(place.thumbnail_dir, args.name)
     print(f"removed catalog {args.name} (the photos themselves are untouched)")
+    return 0
 
 
 def run(args: argparse.Namespace) -> None:
@@ -431,6 +440,7 @@ def _parser() -> argparse.ArgumentParser:
     catalog.add_parser("list", help="list catalogs").set_defaults(command=catalog_list)
     remove = catalog.add_parser("remove", help="forget a catalog (photos stay on disk)")
     remove.add_argument("name")
+    remove.add_argument("--yes", action="store_true", help="do not ask, even when people's decisions would be lost")
     remove.set_defaults(command=catalog_remove)
     organizing = catalog.add_parser("organize", help="where and how `lumina organize` lays out the catalog's files")
     organizing.add_argument("name")

@@ -263,9 +263,16 @@ def test_the_ui_and_the_review_page_refuse_a_port_in_use_before_starting(lumina_
             assert refused.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in refused.stderr, command
 
 
-def test_catalogs_are_listed_and_removed(lumina_home, corpus):
-    assert lumina(lumina_home, "catalog", "list").stdout.startswith(f"corpus\t{len(corpus.manifest['files'])} files")
-    lumina(lumina_home, "catalog", "remove", "corpus")
+def test_catalogs_are_listed_and_removed_asking_first_when_people_decided_in_them(lumina_home, corpus):
+    listed = f"corpus\t{len(corpus.manifest['files'])} files"
+    assert lumina(lumina_home, "catalog", "list").stdout.startswith(listed)
+    lumina(lumina_home, "review", "accept", "corpus", "--exact", "--yes")  # if no test before did
+    refused = lumina(lumina_home, "catalog", "remove", "corpus", check=False)
+    exact = len(corpus.manifest["exact_duplicate_groups"])
+    assert refused.returncode == 1 and f"holds {exact} decisions given by people" in refused.stdout
+    assert "nothing changed (--yes removes it without asking)" in refused.stdout
+    assert lumina(lumina_home, "catalog", "list").stdout.startswith(listed)
+    lumina(lumina_home, "catalog", "remove", "corpus", "--yes")
     assert lumina(lumina_home, "catalog", "list").stdout == ""
 
 

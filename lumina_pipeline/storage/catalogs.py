@@ -89,6 +89,15 @@ def remove_catalog(session: Session, name: str) -> None:
     contents no other catalog holds (captions are kept by content, for all catalogs). Not while
     its quarantine holds files or a file action is unfinished: without the journal, nothing
     could put them back."""
+    catalog_id = ensure_nothing_held(session, name)
+    session.execute(text("DELETE FROM catalogs WHERE id = :c"), {"c": catalog_id})
+    session.execute(
+        text("DELETE FROM captions c WHERE NOT EXISTS (SELECT 1 FROM images i WHERE i.checksum = c.checksum)")
+    )
+
+
+def ensure_nothing_held(session: Session, name: str) -> uuid.UUID:
+    """The catalog's id, unless its quarantine holds files or a file action is unfinished."""
     catalog_id = get_catalog(session, name).id
     held = session.execute(text("""
         SELECT count(*) FROM file_actions
@@ -99,10 +108,21 @@ def remove_catalog(session: Session, name: str) -> None:
         raise CatalogError(f"catalog {name} has {held} files in quarantine or in an unfinished file action: "
                            f"`lumina undo {name}` puts them back, `lumina quarantine purge {name} --older-than 0` "
                            "deletes those in quarantine; then remove it")
-    session.execute(text("DELETE FROM catalogs WHERE id = :c"), {"c": catalog_id})
-    session.execute(
-        text("DELETE FROM captions c WHERE NOT EXISTS (SELECT 1 FROM images i WHERE i.checksum = c.checksum)")
-    )
+    return catalog_id
+
+
+def said_by_people(session: Session, name: str) -> dict[str, int]:
+    """What people said in a catalog, which removing it forgets: decisions on groups, bursts
+    and stacks, ratings, and the tags they gave. Refused as remove_catalog refuses."""
+    row = session.execute(text("""
+        SELECT (SELECT count(*) FROM duplicate_groups WHERE catalog_id = :c AND (reviewed OR primary_chosen))
+             + (SELECT count(*) FROM bursts WHERE catalog_id = :c AND (reviewed OR best_chosen))
+             + (SELECT count(*) FROM stacks WHERE catalog_id = :c AND primary_chosen) AS decision,
+               (SELECT count(*) FROM images WHERE catalog_id = :c AND rating IS NOT NULL) AS rating,
+               (SELECT count(*) FROM image_tags t JOIN images i ON i.id = t.image_id
+                WHERE i.catalog_id = :c AND t.source = 'manual') AS tag"""),
+        {"c": ensure_nothing_held(session, name)}).one()
+    return {kind: count for kind, count in row._asdict().items() if count}
 
 
 def lock_catalog(connection: Connection, catalog_id: uuid.UUID) -> None:
