@@ -235,6 +235,13 @@ def test_stop_stops_the_embedded_database_and_the_next_command_starts_it(lumina_
     assert lumina(lumina_home, "catalog", "list").stdout.startswith("corpus\t")
 
 
+def test_a_command_killed_while_pgserver_rewrote_its_process_list_leaves_no_command_failing(lumina_home):
+    handles = lumina_home / "pgdata" / ".handle_pids.json"
+    handles.write_text("")  # as `kill -9` mid-write leaves it
+    lumina(lumina_home, "catalog", "list")
+    assert isinstance(json.loads(handles.read_text()), list)
+
+
 def test_a_catalog_is_sized_from_a_count_of_its_files(lumina_home, corpus):
     added = lumina(lumina_home, "catalog", "add", "sized", str(corpus.photos)).stdout
     assert f"(about {len(corpus.manifest['files'])} files, batches of 500)" in added

@@ -1,5 +1,6 @@
 """Where the catalog database lives (external or embedded PostgreSQL) and its schema."""
 
+import json
 import os
 import warnings
 from pathlib import Path
@@ -28,9 +29,26 @@ def start_embedded_server(data_directory: Path) -> str:
         warnings.simplefilter("ignore")
         import pgserver  # only the embedded set-up needs it
 
+    _mend_handle_list(data_directory)
     # pgserver's documented entry point; its package does not re-export it in the typed sense
     server = pgserver.get_server(data_directory, cleanup_mode=None)  # pyright: ignore[reportPrivateImportUsage]
     return normalize_url(server.get_uri())
+
+
+def _mend_handle_list(data_directory: Path) -> None:
+    """pgserver rewrites the list of processes using the server (.handle_pids.json) in place as
+    each starts and ends: one killed in between leaves it empty, and every later start failed to
+    parse it, `lumina stop` included. The list serves only cleanup modes Lumina does not use, so
+    an unreadable one becomes an empty one (put whole in place, never seen half-written)."""
+    handles = data_directory / ".handle_pids.json"
+    try:
+        json.loads(handles.read_text())
+    except FileNotFoundError:
+        return
+    except ValueError:
+        mended = handles.with_name(".handle_pids.mended")
+        mended.write_text("[]")
+        os.replace(mended, handles)
 
 
 def stop_embedded_server(data_directory: Path) -> bool:
