@@ -48,7 +48,7 @@ def planned(files: pl.DataFrame, existing: pl.DataFrame) -> tuple[float, Organiz
     times = []
     for _ in range(ROUNDS):
         started = time.perf_counter()
-        target_folders(files, DEFAULT_TEMPLATE)
+        target_folders(files, DEFAULT_TEMPLATE, TREE)
         plan = plan_organize(files, existing, DEFAULT_TEMPLATE, TREE, move=False)
         times.append(time.perf_counter() - started)
     return min(times), plan

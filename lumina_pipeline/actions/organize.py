@@ -44,7 +44,7 @@ def plan_catalog(connection: Connection, catalog: Catalog, *, move: bool, checks
     files = checksum_unread(files) if checksums else files
     template = catalog.organize_template or DEFAULT_TEMPLATE
     into = os.fsencode(catalog.organized_directory)
-    existing = list_folders(into, target_folders(files, template))
+    existing = list_folders(into, target_folders(files, template, into))
     planned = plan_organize(files, existing, template, into, move=move)
     others = _other_bytes(connection, catalog.id, planned.in_place)
     if not others:

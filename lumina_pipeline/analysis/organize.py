@@ -61,9 +61,9 @@ def check_template(template: str) -> str:
     return template
 
 
-def target_folders(files: pl.DataFrame, template: str) -> list[str]:
+def target_folders(files: pl.DataFrame, template: str, into: bytes) -> list[str]:
     """The folders of the tree the plan may put files in (to look at what they hold)."""
-    return _placed(_chosen(files)[0], template)["folder"].unique().sort().to_list()
+    return _placed(_chosen(files, into)[0], template)["folder"].unique().sort().to_list()
 
 
 def plan_organize(
@@ -72,7 +72,7 @@ def plan_organize(
     """Copy (or move) each kept file of `files` (FILES_SCHEMA) to `into`/<template>/<its name>,
     `existing` (EXISTING_SCHEMA) being what `target_folders` already hold. Left out: files
     reviewed away, byte-identical copies of a file organized, files not read."""
-    chosen, left_out = _chosen(files)
+    chosen, left_out = _chosen(files, into)
     on_disk = _keyed(existing)
     numbered = _numbered(_placed(chosen, template), on_disk)
     final = numbered.with_columns(key=_key(_name(pl.col("k")))).join(on_disk, on="key", how="left")
@@ -114,11 +114,14 @@ def _unescaped(text: str) -> bytes:
     return codecs.escape_decode(text.encode())[0]  # reads exactly the two escapes PostgreSQL writes
 
 
-def _chosen(files: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
-    """The files to organize: read, not reviewed away, and one of each content (a keeper first;
-    a sidecar belongs to its shot and is never a copy)."""
+def _chosen(files: pl.DataFrame, into: bytes) -> tuple[pl.DataFrame, dict[str, int]]:
+    """The files to organize: read, not reviewed away, and one of each content: one the tree
+    holds already (moved there, the tree is one of the catalog's folders), else a keeper. A
+    sidecar belongs to its shot and is never a copy."""
     read = files.filter(pl.col("status").is_in(READ))
-    kept = read.filter(~pl.col("removable")).sort("kept", "source_root", "path", descending=[True, False, False])
+    in_tree = pl.col("source_root") == os.fsdecode(into)
+    kept = read.filter(~pl.col("removable")).sort(in_tree, "kept", "source_root", "path",
+                                                  descending=[True, True, False, False])
     copy = (pl.col("kind") != "sidecar") & pl.col("checksum").is_not_null() & (pl.int_range(pl.len()) > 0)
     chosen = kept.filter(~copy.over("checksum"))
     left_out = {"reviewed away": len(read) - len(kept), "exact copies": len(kept) - len(chosen),

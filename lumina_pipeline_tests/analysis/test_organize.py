@@ -66,9 +66,22 @@ def test_a_shot_meeting_a_taken_name_is_numbered_whole_and_the_next_plan_only_ad
 def test_another_file_in_the_tree_is_never_taken_for_ours():
     library = files((1, b"a/IMG_1.JPG", DAY, None), (2, b"b/IMG_1.JPG", DAY, None))
     theirs = pl.DataFrame([("Fotos/2021", b"IMG_1.JPG", 999, 1)], schema=EXISTING_SCHEMA, orient="row")
-    assert target_folders(library, "Fotos/{year}") == ["Fotos/2021"]
+    assert target_folders(library, "Fotos/{year}", b"/t") == ["Fotos/2021"]
     assert plan(library, theirs, "Fotos/{year}") == {
         b"/p/a/IMG_1.JPG": b"/t/Fotos/2021/IMG_1 (2).JPG", b"/p/b/IMG_1.JPG": b"/t/Fotos/2021/IMG_1 (3).JPG"}
+
+
+def test_after_a_move_the_copy_in_the_tree_stands_for_its_content_and_an_identical_one_stays_out():
+    """A move makes the tree one of the catalog's folders; a byte copy left behind in the photo
+    folder (which sorts first) is not organized beside it as `IMG_1 (2).JPG`."""
+    library = files((1, b"a/IMG_1.JPG", DAY, None), (2, b"b/IMG_1.JPG", DAY, None)).with_columns(checksum=pl.lit("c"))
+    moved = library.with_columns(source_root=pl.when(pl.col("id") == 2).then(pl.lit("/t")).otherwise("source_root"),
+                                 path=pl.when(pl.col("id") == 2).then(b"2021/2021-05-03/IMG_1.JPG").otherwise("path"))
+    tree = pl.DataFrame([("2021/2021-05-03", b"IMG_1.JPG", 12, 1)], schema=EXISTING_SCHEMA, orient="row")
+    assert plan(moved, tree) == {}
+    planned = plan_organize(moved, tree, DEFAULT_TEMPLATE, b"/t", move=True)
+    assert planned.left_out["exact copies"] == 1
+    assert planned.in_place["source"].to_list() == [b"/t/2021/2021-05-03/IMG_1.JPG"]
 
 
 def test_only_the_date_fields_and_folders_inside_the_tree_make_a_template():
