@@ -171,8 +171,10 @@ def _rename_without_replacing(source: bytes, target: bytes) -> None:
 def _remove_copy(operation: FileOperation) -> str | None:
     if not os.path.lexists(operation.target):
         return None
-    if problem := mismatch(operation.source, operation, read=True) or mismatch(operation.target, operation, read=True):
-        return f"the copy stays: {problem}"
+    if problem := mismatch(operation.source, operation, read=True):
+        return f"the copy stays, as the original is no longer as cataloged: {problem}"
+    if problem := mismatch(operation.target, operation, read=True):
+        return f"the copy stays, changed since it was made: {problem}"
     os.unlink(operation.target)
     return None
 

@@ -24,7 +24,7 @@ from lumina_pipeline.actions.files import FileOperation, carry_out, mismatch, sh
 from lumina_pipeline.analysis.files import absolute_paths
 from lumina_pipeline.analysis.plans import plan_quarantine
 from lumina_pipeline.storage import journal
-from lumina_pipeline.storage.catalogs import CatalogError, get_catalog
+from lumina_pipeline.storage.catalogs import CatalogError, drop_emptied_source_directory, get_catalog
 from lumina_pipeline.storage.models import Catalog
 
 CHUNK = 200  # operations per journal commit: how many a kill can leave for the next run to look up
@@ -44,7 +44,7 @@ class Report:
     run_id: str | None = None
     resumed: int = 0  # operations of a killed run finished first
     size_bytes: int = 0
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (the file's original path, why)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (where the file was left, why)
     files: list[str] = field(default_factory=list)  # the original paths of the files done
     copies: bool = False  # an undo of copies, which removes them (an organize run that copied)
 
@@ -121,6 +121,9 @@ class Actions:
         copies = bool(entries) and all(entry.operation == "copy" for entry in entries)
         report = self._settle(entries, Report(run_id, resumed, copies=copies))
         self._remove_emptied_folders(journal.entries(self.connection, self.catalog_id, ["undone", "skipped"], run_id))
+        if self.catalog.organized_directory:
+            drop_emptied_source_directory(self.connection, self.catalog_id, self.catalog.organized_directory)
+            self.connection.commit()
         return report
 
     def purge(self, older_than_days: float) -> Report:
@@ -171,7 +174,8 @@ class Actions:
             journal.record(self.connection, outcomes)
             self.connection.commit()
             for entry, (_, _, reason) in zip(chunk, outcomes, strict=True):
-                report.add(entry.source, entry.size_bytes, reason)
+                left_at_target = reason is not None and entry.state != "planned"  # an undo or purge not done
+                report.add(entry.target if left_at_target else entry.source, entry.size_bytes, reason)
         return report
 
     def _finish(self, entry: Row, kept: set[int]) -> tuple[str, str | None]:

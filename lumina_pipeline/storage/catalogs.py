@@ -64,6 +64,17 @@ def add_source_directory(connection: Connection, catalog_id: uuid.UUID, folder: 
         WHERE id = :c AND NOT :folder = ANY(source_directories)"""), {"c": catalog_id, "folder": folder})
 
 
+def drop_emptied_source_directory(connection: Connection, catalog_id: uuid.UUID, folder: str) -> None:
+    """Make `folder` no longer one of the catalog's source folders once none of its files is
+    there (the organized tree, after an undo took every file moved into it back out)."""
+    connection.execute(text("""
+        UPDATE catalogs SET source_directories = array_remove(source_directories, :folder), updated_at = now()
+        WHERE id = :c AND :folder = ANY(source_directories) AND cardinality(source_directories) > 1
+          AND NOT EXISTS (SELECT 1 FROM images WHERE catalog_id = :c AND source_root = :folder
+                                                 AND status <> 'deleted')"""),
+        {"c": catalog_id, "folder": folder})
+
+
 def partition_grid(session: Session) -> tuple[int, int]:
     """How many catalogs there are and the most batches one of them has: the two sides of
     Dagster's catalog x batch partitions."""

@@ -77,10 +77,12 @@ def entries(connection: Connection, catalog_id: uuid.UUID, states: list[str], ru
 
 
 def latest_run(connection: Connection, catalog_id: uuid.UUID) -> str | None:
-    """The newest run of the catalog that still has something to undo."""
+    """The newest run of the catalog that still has something to undo, before those whose
+    undo was tried and left some (a copy whose original changed stays, on purpose), which come
+    next, newest first."""
     return connection.execute(text("""
         SELECT run_id FROM file_actions WHERE catalog_id = :c AND state = 'done'
-        ORDER BY created_at DESC, run_id DESC LIMIT 1"""), {"c": catalog_id}).scalar()
+        ORDER BY reason IS NULL DESC, created_at DESC, run_id DESC LIMIT 1"""), {"c": catalog_id}).scalar()
 
 
 def start_undo(connection: Connection, catalog_id: uuid.UUID, run_id: str) -> None:

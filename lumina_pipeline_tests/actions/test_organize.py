@@ -14,11 +14,13 @@ from sqlalchemy.orm import Session
 
 from lumina_pipeline.actions.organize import organize, plan_catalog
 from lumina_pipeline.analysis.organize import DEFAULT_TEMPLATE
+from lumina_pipeline.analysis.plans import PLAN_SCHEMA
 from lumina_pipeline.defs.actions import QuarantineFolder
 from lumina_pipeline.defs.assets.organize import organize_plan
 from lumina_pipeline.defs.organize import organize_job
 from lumina_pipeline.defs.resources import CatalogDatabase
-from lumina_pipeline.storage.catalogs import get_catalog
+from lumina_pipeline.storage import journal
+from lumina_pipeline.storage.catalogs import add_source_directory, get_catalog
 from lumina_pipeline.storage.decisions import add_manual_tag, decide, set_rating
 from lumina_pipeline.storage.groups import DUPLICATES
 from lumina_pipeline.storage.organize import set_organizing
@@ -92,6 +94,29 @@ def test_a_file_changed_since_it_was_cataloged_is_left_where_it_is_with_the_reas
         shutil.copy2(os.fsencode(corpus.photos) + b"/" + changed, os.fsencode(library.photos) + b"/" + changed)
 
 
+def test_undo_leaves_the_copy_of_a_changed_original_says_where_and_passes_over_its_run_next_time(library):
+    organized = organize_into(library, "tidy-kept")
+    source, target = organized.planned.plan.select("source", "target").row(0)
+    original = Path(os.fsdecode(source)).read_bytes()
+    with open(source, "ab") as file:
+        file.write(b"edited")  # the copy is now the only one of the photo as it was
+    undone = library.undo()
+    assert undone.done == organized.report.done - 1 and os.path.exists(target)
+    [(where, why)] = undone.skipped
+    assert where == os.fsdecode(target) and why.startswith("not undone: the copy stays, as the original is no longer")
+    with library.actions() as actions:  # an older run whose undo was not tried comes first
+        connection, catalog_id = actions.connection, actions.catalog_id
+        one = organized.planned.plan[1:2][list(PLAN_SCHEMA)]
+        journal.write_plan(connection, catalog_id, "untried", "organize", one)
+        connection.execute(text("UPDATE file_actions SET state = 'done', created_at = now() - interval '1 day' "
+                                "WHERE run_id = 'untried'"))
+        assert journal.latest_run(connection, catalog_id) != organized.report.run_id
+        connection.rollback()
+    Path(os.fsdecode(source)).write_bytes(original)
+    os.utime(source, ns=(os.stat(target).st_mtime_ns,) * 2)
+    assert library.undo(organized.report.run_id).done == 1 and snapshot(library.photos.parent / "tidy-kept") == {}
+
+
 def test_a_file_of_the_photos_name_size_and_mtime_but_other_bytes_is_not_taken_for_it(library):
     set_tree(library, "tidy-other-camera")
     with library.actions() as actions:
@@ -145,7 +170,7 @@ def test_the_cli_moves_into_the_tree_and_undo_puts_every_file_back(library, data
     back = lumina(library, database_url, tmp_path, "undo", CATALOG)
     assert back.stdout.startswith(f"put back {files} files (")
     assert snapshot(library.photos) == before and list(tree.iterdir()) == []  # nor the folders it made
-    assert str(tree) in source_folders(library)  # the tree stays, for the inventory to list
+    assert str(tree) not in source_folders(library)  # no file of the catalog is there now
 
     lumina(library, database_url, tmp_path, "organize", CATALOG)  # copies this time
     removed = lumina(library, database_url, tmp_path, "undo", CATALOG)
@@ -183,6 +208,7 @@ def test_after_a_move_the_catalog_follows_its_photos_into_the_tree_and_back_on_u
     assert (shown[0].metadata["files"].value, shown[0].metadata["in_place"].value) == (0, len(moves))
 
     assert library.undo().done == len(moves)
+    assert str(tree) not in source_folders(library)  # no file of the catalog is there now
     assert library.pipeline.inventory(CATALOG)["deleted"] == 0
     library.pipeline.catalog_everything(CATALOG)
     assert snapshot(library.photos) == before and library.placed() == rows
@@ -237,9 +263,11 @@ def relative_moves(library, plan, tree: str) -> dict[bytes, bytes]:
 
 
 def test_a_move_onto_the_place_of_a_file_gone_from_the_tree_takes_over_its_row(library):
-    tree, place = library.photos.parent / "tidy-followed", "2008/2008-10-22/DSCN0027.jpg"  # a folder of the catalog
+    tree, place = library.photos.parent / "tidy-followed", "2008/2008-10-22/DSCN0027.jpg"
     (tree / place).parent.mkdir(parents=True)
     (tree / place).write_bytes(b"a file of the tree, cataloged, then deleted by hand")
+    with library.pipeline.engine.begin() as connection:  # as an earlier move made it
+        add_source_directory(connection, get_catalog(Session(connection), CATALOG).id, str(tree))
     library.pipeline.inventory(CATALOG)
     (tree / place).unlink()
     assert library.pipeline.inventory(CATALOG)["deleted"] == 1
