@@ -190,6 +190,7 @@ def test_bulk_accept_shows_the_count_and_asks_before_it_acts(lumina_home, corpus
     removable = json.loads(lumina(lumina_home, "export", "corpus").stdout)["removable"]
     copies = sum(len(group["members"]) - 1 for group in corpus.manifest["exact_duplicate_groups"])
     assert len(removable) == copies
+    assert f"leaves {len(removable)} files (" in asked  # the Live Photo's copy, kept with its partner, not counted
 
 
 def test_a_second_run_finds_nothing_new_and_starts_no_run(lumina_home, corpus):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
 
+from lumina_pipeline.storage.browse import removable_files
 from lumina_pipeline.storage.catalogs import lock_catalog
 from lumina_pipeline.storage.groups import DUPLICATES, Grouping
 
@@ -100,24 +101,25 @@ def accept_suggestions(
     connection: Connection, catalog_id: uuid.UUID, *, exact: bool, min_confidence: int | None, apply: bool
 ) -> Accepted:
     """The unreviewed duplicate groups that are exact (with `exact`) or at least
-    `min_confidence` alike, with the files their suggested keepers leave over; with `apply`,
-    mark them reviewed, each keeping its primary."""
+    `min_confidence` alike, with the files their suggested keepers would make removable (as
+    the removable list will say, stacks and keepers elsewhere considered: the groups are
+    accepted, the list read, and that undone unless `apply`)."""
     lock_catalog(connection, catalog_id)
     groups = connection.execute(text("""
         SELECT id FROM duplicate_groups
         WHERE catalog_id = :c AND NOT reviewed AND (similarity_type = 'exact' OR NOT :exact)
           AND confidence >= coalesce(CAST(:min AS integer), 0)"""),
         {"c": catalog_id, "exact": exact, "min": min_confidence}).scalars().all()
-    files, size = connection.execute(text("""
-        SELECT count(*), CAST(coalesce(sum(size_bytes), 0) AS bigint) FROM images WHERE id IN (
-            SELECT m.image_id FROM duplicate_groups g JOIN duplicate_members m ON m.group_id = g.id
-            WHERE g.id = ANY(:groups) AND m.image_id <> g.primary_image_id) AND NOT kept"""),
-        {"groups": groups}).one()
+    before = {file.id for file in removable_files(connection, catalog_id)}
+    connection.execute(text("SAVEPOINT accepting"))
+    connection.execute(text("UPDATE duplicate_groups SET reviewed = true WHERE id = ANY(:groups)"), {"groups": groups})
+    newly = [file for file in removable_files(connection, catalog_id) if file.id not in before]
     if apply:
-        connection.execute(text("UPDATE duplicate_groups SET reviewed = true WHERE id = ANY(:groups)"),
-                           {"groups": groups})
+        connection.execute(text("RELEASE SAVEPOINT accepting"))
         _hand_over_to_keepers(connection, DUPLICATES, groups)
-    return Accepted(len(groups), files, size)
+    else:
+        connection.execute(text("ROLLBACK TO SAVEPOINT accepting"))
+    return Accepted(len(groups), len(newly), sum(file.size_bytes for file in newly))
 
 
 def _hand_over_to_keepers(connection: Connection, grouping: Grouping, group_ids: Sequence[uuid.UUID]) -> None:

@@ -97,6 +97,27 @@ def test_bulk_accept_counts_what_it_then_does(pipeline, library):
     assert len(removable(pipeline)) == preview.files  # in this library no left-over copy is kept elsewhere
 
 
+def test_bulk_accept_counts_no_copy_that_stays_with_a_kept_stack_partner(pipeline, library, corpus):
+    shutil.copytree(corpus.photos / "Phone", library / "Phone")  # the Live Photo beside its backup copy
+    pipeline.inventory(CATALOG)
+    pipeline.analyze(CATALOG, "00000")
+    regroup(pipeline)
+    found = groups(pipeline)
+    [(still, stills)] = [(path, group) for path, group in found.items() if path.endswith("IMG_0002.HEIC")]
+    [clips] = [group for path, group in found.items() if path.endswith("IMG_0002.MOV")]
+    [copy] = [path for path in stills["members"] if path != still]
+    with pipeline.engine.begin() as connection:  # the clip of the still's copy kept: that copy stays with it
+        assert decide(connection, DUPLICATES, clips["id"], clips["members"][copy[:-4] + "MOV"][0], reviewed=True)
+    before = removable(pipeline)
+    catalog_id = pipeline.catalog_id(CATALOG)
+    with pipeline.engine.begin() as connection:
+        preview = accept_suggestions(connection, catalog_id, exact=True, min_confidence=None, apply=False)
+    assert removable(pipeline) == before
+    with pipeline.engine.begin() as connection:
+        assert accept_suggestions(connection, catalog_id, exact=True, min_confidence=None, apply=True) == preview
+    assert copy not in removable(pipeline) and len(removable(pipeline) - before) == preview.files
+
+
 def test_a_left_over_copys_tags_and_best_rating_go_to_the_keeper(pipeline, library):
     ricoh = groups(pipeline)["exif.org samples/ricoh-rdc5300.jpg"]
     keeper = ricoh["members"]["exif.org samples/ricoh-rdc5300.jpg"][0]
