@@ -207,10 +207,7 @@ def quarantine(args: argparse.Namespace) -> int:
     with file_actions(make_engine(place.database_url), args.words[-1], os.fsencode(place.quarantine_dir)) as actions:
         report = actions.purge(args.older_than) if purging else actions.quarantine_removable(dry_run=args.dry_run)
     done = "deleted" if purging else "would move" if args.dry_run else "moved"
-    _print_report(report, f"{done} {plural(report.done, 'file')} ({size(report.size_bytes)})"
-                          + (":" if args.dry_run and report.done else ""))
-    if args.dry_run:
-        print("".join(f"  {path}\n" for path in report.files), end="")
+    _print_report(report, f"{done} {plural(report.done, 'file')} ({size(report.size_bytes)})", listed=args.dry_run)
     if report.run_id and report.done:
         print(f"to {place.quarantine_dir / args.words[-1] / report.run_id}; undo: {_lumina()} undo {args.words[-1]}")
     return 0
@@ -260,10 +257,16 @@ def undo(args: argparse.Namespace) -> None:
                           + ("; the originals were never touched" if report.copies else ""))
 
 
-def _print_report(report, summary: str) -> None:
+def _print_report(report, summary: str, *, listed: bool = False) -> None:
+    """The summary line, then (when `listed`) each file done, then each file left and why."""
     if report.resumed:
         print(f"finished {plural(report.resumed, 'operation')} an interrupted run had left")
-    print(summary + (f"; {plural(len(report.skipped), 'file')} left as they were:" if report.skipped else ""))
+    left = f"{plural(len(report.skipped), 'file')} left as they were:" if report.skipped else ""
+    if listed:
+        print(summary + (":" if report.done else ""), *(f"  {path}" for path in report.files), sep="\n")
+        print(left or "", end="\n" if left else "")
+    else:
+        print(summary + (f"; {left}" if left else ""))
     for path, reason in report.skipped:
         print(f"  {path}: {reason}")
 

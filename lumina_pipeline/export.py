@@ -3,6 +3,7 @@
 from sqlalchemy.orm import Session
 
 from lumina_pipeline.analysis.files import display_path
+from lumina_pipeline.humanize import camera_name
 from lumina_pipeline.storage.browse import RemovableFile, removable_files
 from lumina_pipeline.storage.catalogs import get_catalog
 from lumina_pipeline.storage.groups import BURSTS, DUPLICATES, STACKS, ListedGroup, catalog_groups
@@ -53,7 +54,7 @@ def _burst_record(group: ListedGroup) -> dict:
     burst = group.row
     return {
         "id": group.id,
-        "camera": " ".join(part for part in (burst["camera_make"], burst["camera_model"]) if part),
+        "camera": camera_name(burst["camera_make"], burst["camera_model"]),
         "start_time": burst["start_time"].isoformat(),
         "end_time": burst["end_time"].isoformat(),
         "duration_seconds": burst["duration_seconds"],

@@ -16,3 +16,9 @@ def size(byte_count: int) -> str:
             break
         value, unit = value / 1000, larger
     return f"{value:.1f} {unit}"
+
+
+def camera_name(make: str | None, model: str | None) -> str:
+    """'Canon EOS 40D', not 'Canon Canon EOS 40D': many models repeat their make."""
+    make, model = (make or "").strip(), (model or "").strip()
+    return model if make and model.lower().startswith(make.lower().split()[0]) else f"{make} {model}".strip()

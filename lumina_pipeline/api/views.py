@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from lumina_pipeline.analysis.files import display_path
 from lumina_pipeline.analysis.hashing import hamming_distance
 from lumina_pipeline.api import schemas
+from lumina_pipeline.humanize import camera_name
 from lumina_pipeline.search import SearchModels
 from lumina_pipeline.storage.browse import BurstRow, GroupRow, ImageRow, burst_frames, get_listed, group_members
 from lumina_pipeline.storage.embeddings import similarities_to
@@ -58,12 +59,6 @@ def _stack(stack: dict | None) -> schemas.StackSummary | None:
         for f in stack["files"]
     ]
     return schemas.StackSummary(id=stack["id"], kind=stack["kind"], badge=BADGES[stack["kind"]], files=files)
-
-
-def camera_name(make: str | None, model: str | None) -> str:
-    """'Canon EOS 40D', not 'Canon Canon EOS 40D': many models repeat their make."""
-    make, model = (make or "").strip(), (model or "").strip()
-    return model if make and model.lower().startswith(make.lower().split()[0]) else f"{make} {model}".strip()
 
 
 def group_view(session: Session, models: SearchModels, group_id: uuid.UUID) -> schemas.GroupDetail:

@@ -134,10 +134,17 @@ def test_the_dagster_job_is_a_dry_run_by_default_and_says_what_would_move(librar
 def test_the_cli_says_what_would_move_moves_it_and_puts_it_back(library, database_url, tmp_path):
     removable = library.removable()
     before = snapshot(library.photos)
-    dry = lumina(library, database_url, tmp_path, "quarantine", CATALOG, "--dry-run")
-    assert dry.stdout.startswith(f"would move {len(removable)} files (")
-    listed = [line.strip() for line in dry.stdout.splitlines()[1:]]
-    assert sorted(os.fsencode(os.path.relpath(path, library.photos)) for path in listed) == sorted(removable)
+    edited = library.photos / os.fsdecode(sorted(removable)[0])
+    original, mtime = edited.read_bytes(), edited.stat().st_mtime_ns
+    edited.write_bytes(original + b"edited")
+    dry = lumina(library, database_url, tmp_path, "quarantine", CATALOG, "--dry-run").stdout.splitlines()
+    assert dry[0].startswith(f"would move {len(removable) - 1} files (") and dry[0].endswith(":")
+    assert dry[-2:] == ["1 file left as they were:", f"  {edited}: size changed ({len(original) + 6} bytes, "
+                                                     f"cataloged {len(original)})"]
+    listed = [line.strip() for line in dry[1:-2]]
+    assert sorted(os.fsencode(os.path.relpath(path, library.photos)) for path in listed) == sorted(removable)[1:]
+    edited.write_bytes(original)
+    os.utime(edited, ns=(mtime, mtime))
     assert snapshot(library.photos) == before
     moved = lumina(library, database_url, tmp_path, "quarantine", CATALOG)
     assert moved.stdout.startswith(f"moved {len(removable)} files (") and f"undo {CATALOG}" in moved.stdout
