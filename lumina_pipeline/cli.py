@@ -259,7 +259,9 @@ def undo(args: argparse.Namespace) -> None:
 
 def _print_report(report, summary: str, *, listed: bool = False) -> None:
     """The summary line, then (when `listed`) each file done, then each file left and why."""
-    if report.resumed:
+    if report.resumed and summary.startswith("would"):
+        print(f"an interrupted run left {plural(report.resumed, 'operation')}, which the next run finishes first")
+    elif report.resumed:
         print(f"finished {plural(report.resumed, 'operation')} an interrupted run had left")
     left = f"{plural(len(report.skipped), 'file')} left as they were:" if report.skipped else ""
     if listed:

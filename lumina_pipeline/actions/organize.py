@@ -77,13 +77,13 @@ def organize(actions: Actions, *, dry_run: bool, move: bool = False) -> Organize
     """Copy (or move, with `move` or when the catalog moves by default) each kept file of the
     catalog to its place in the tree, after finishing what a killed run left; a dry run only plans."""
     catalog = actions.catalog
-    resumed = 0 if dry_run else actions.resume().done
+    resumed = len(actions.unfinished()) if dry_run else actions.resume().done
     moving = move or catalog.organize_move
     planned = plan_catalog(actions.connection, catalog, move=moving, checksums=not dry_run)
     plan = planned.plan
     if dry_run:
         sources = [os.fsdecode(source) for source in plan["source"]]
-        return Organized(planned, Report(None, size_bytes=int(plan["size_bytes"].sum()), files=sources))
+        return Organized(planned, Report(None, resumed, size_bytes=int(plan["size_bytes"].sum()), files=sources))
     if moving and len(plan):  # the catalog follows its files: rows into the tree, the inventory along
         tree = cast(str, catalog.organized_directory)  # plan_catalog made sure there is one
         add_source_directory(actions.connection, catalog.id, tree)  # committed with the plan

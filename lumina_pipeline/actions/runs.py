@@ -42,7 +42,7 @@ class Report:
     they were and why."""
 
     run_id: str | None = None
-    resumed: int = 0  # operations of a killed run finished first
+    resumed: int = 0  # operations of a killed run finished first (by a dry run: left to finish first)
     size_bytes: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (where the file was left, why)
     files: list[str] = field(default_factory=list)  # the original paths of the files done
@@ -86,15 +86,20 @@ class Actions:
 
     def resume(self) -> Report:
         """Finish every operation a killed run of this catalog left (applied, undone or purged)."""
-        return self._settle(journal.entries(self.connection, self.catalog_id, journal.UNFINISHED), Report())
+        return self._settle(self.unfinished(), Report())
+
+    def unfinished(self) -> list[Row]:
+        return journal.entries(self.connection, self.catalog_id, journal.UNFINISHED)
 
     def quarantine_removable(self, *, dry_run: bool) -> Report:
         """Move the catalog's removable files to `<quarantine>/<catalog>/<run>/`, after finishing
         what a killed run left; a dry run only says what would move."""
-        resumed = 0 if dry_run else self.resume().done
+        pending = [entry.image_id for entry in self.unfinished()] if dry_run else []
+        resumed = len(pending) if dry_run else self.resume().done
         run_id = new_run_id()
         folder = os.path.join(self.quarantine, self.catalog.name.encode(), run_id.encode())
-        files = checksum_unread(journal.files_to_quarantine(self.connection, self.catalog_id))
+        files = journal.files_to_quarantine(self.connection, self.catalog_id)
+        files = checksum_unread(files.filter(~pl.col("id").is_in(pending)))  # a killed run's are for resume
         plan, left_out = plan_quarantine(files, self.catalog.source_directories, folder)
         skipped = [(os.fsdecode(source), reason) for source, reason in left_out.rows()]
         report = Report(None if dry_run else run_id, resumed, skipped=skipped)

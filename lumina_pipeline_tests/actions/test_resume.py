@@ -33,6 +33,9 @@ def test_a_killed_run_is_finished_by_the_next_and_nothing_is_lost(library, befor
             "moved": entries_in(library, "done") > 0}[moment]
     assert entries_in(library, "planned") > 0
     assert every_file_is_somewhere_whole(library, before)
+    with library.actions() as actions:  # a dry run says what is left, and lists none of it as missing
+        preview = actions.quarantine_removable(dry_run=True)
+    assert (preview.resumed, preview.done, preview.skipped) == (entries_in(library, "planned"), 0, [])
 
     report = library.quarantine_removable(always_copy=True)
     assert report.resumed > 0 and report.done == 0  # the killed run's plan held every removable file
