@@ -77,7 +77,8 @@ def run_catalog(place: home.Home, name: str, engine) -> None:
           f"{plural(shots['files_in_stacks'], 'file')}")
     print(f"duplicates: {plural(groups['exact_groups'], 'exact group')}, "
           f"{plural(groups['near_duplicate_groups'], 'near-duplicate group')}, "
-          f"{plural(groups['files_in_groups'], 'file')} in groups, {size(groups['reclaimable_bytes'])} reclaimable")
+          f"{plural(groups['files_in_groups'], 'file')} in groups, "
+          f"{size(groups['reclaimable_bytes'])} reclaimable once reviewed")
     print(f"bursts: {plural(frames['bursts'], 'burst')}, {plural(frames['frames_in_bursts'], 'frame')}")
     _caption(engine, name)
     with Session(engine) as session:

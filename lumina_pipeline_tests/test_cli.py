@@ -222,7 +222,7 @@ def test_a_typo_is_one_line_and_exit_2_with_no_run_and_no_partition(lumina_home,
 def test_output_speaks_in_plurals_and_sizes_and_says_what_to_paste_next(lumina_home, corpus):
     again = lumina(lumina_home, "run", "corpus").stdout
     assert "1 exact groups" not in again and "reclaimable" in again
-    assert re.search(r"\d+(\.\d)? (KB|MB|GB) reclaimable", again)
+    assert re.search(r"\d+(\.\d)? (KB|MB|GB) reclaimable once reviewed", again)
     assert re.search(r"next: `\S*lumina duplicates corpus`", again)
 
 
