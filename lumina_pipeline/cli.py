@@ -126,16 +126,16 @@ def export(args: argparse.Namespace) -> None:
 
 def review_accept(args: argparse.Namespace) -> None:
     """Accept the suggested keepers of many groups at once: the count first, then a yes."""
-    from lumina_pipeline.storage.decisions import accept_suggestions
+    from lumina_pipeline.storage.decisions import GroupChanged, accept_suggestions
 
     place = home.prepare()
     which = "exact" if args.exact else f"at least {args.min_confidence} alike"
 
-    def accept(apply: bool):
+    def accept(apply: bool, seen: str | None = None):
         with _session(place) as session, session.begin():
             catalog_id = catalog_store.get_catalog(session, args.catalog).id
             return accept_suggestions(session.connection(), catalog_id, exact=args.exact,
-                                      min_confidence=args.min_confidence, apply=apply)
+                                      min_confidence=args.min_confidence, apply=apply, seen=seen)
 
     preview = accept(apply=False)
     print(f"{plural(preview.groups, 'unreviewed group')} {which}: keeping each suggested keeper leaves "
@@ -145,7 +145,10 @@ def review_accept(args: argparse.Namespace) -> None:
     if not args.yes and not (sys.stdin.isatty() and input("accept them? [y/N] ").strip().lower() in ("y", "yes")):
         print("nothing changed" + ("" if sys.stdin.isatty() else " (--yes accepts without asking)"))
         return
-    done = accept(apply=True)
+    try:
+        done = accept(apply=True, seen=preview.seen)
+    except GroupChanged as error:
+        raise catalog_store.CatalogError(f"nothing changed: {error}") from None
     print(f"accepted {plural(done.groups, 'group')}; `{_lumina()} export {args.catalog}` lists the removable files, "
           f"`{_lumina()} quarantine {args.catalog}` moves them aside")
 

@@ -64,7 +64,9 @@ def _burst_record(group: ListedGroup) -> dict:
 
 
 def _removable_record(row: RemovableFile) -> dict:
-    return {"path": _text(row.path), "size_bytes": row.size_bytes, "reason": row.reason, "keep": _text(row.keep_path)}
+    path, path_hex = display_path(row.path)
+    return {"path": path, **({"path_hex": path_hex} if path_hex else {}), "size_bytes": row.size_bytes,
+            "reason": row.reason, "keep": _text(row.keep_path)}
 
 
 def _file_record(row: CatalogFile) -> dict:

@@ -97,19 +97,27 @@ def accept_preview(session: Database, catalog: CatalogName, groups: Which, min_c
     return _accept(session, catalog, groups, min_confidence, apply=False)
 
 
-@router.post("/catalogs/{catalog}/accept", response_model=Accepted)
-def accept(session: Database, catalog: CatalogName, groups: Which, min_confidence: MinConfidence = 95):
+Seen = Annotated[str, Query(max_length=64, description="`seen` of the preview the person confirmed")]
+
+
+@router.post("/catalogs/{catalog}/accept", response_model=Accepted, responses={409: {"model": schemas.Problem}})
+def accept(session: Database, catalog: CatalogName, groups: Which, seen: Seen, min_confidence: MinConfidence = 95):
     """Mark every unreviewed exact group, or every one at least `min_confidence` alike,
-    reviewed with its suggested keeper, in one action."""
-    accepted = _accept(session, catalog, groups, min_confidence, apply=True)
+    reviewed with its suggested keeper, in one action: exactly those the preview counted
+    (`seen`), else 409 and nothing changes."""
+    try:
+        accepted = _accept(session, catalog, groups, min_confidence, apply=True, seen=seen)
+    except GroupChanged as error:
+        raise HTTPException(409, str(error)) from None
     session.commit()
     return accepted
 
 
-def _accept(session: Session, catalog: str, groups: str, min_confidence: int, apply: bool) -> Accepted:
+def _accept(session: Session, catalog: str, groups: str, min_confidence: int, apply: bool,
+            seen: str | None = None) -> Accepted:
     exact = groups == "exact"
     return accept_suggestions(session.connection(), get_catalog(session, catalog).id, exact=exact,
-                              min_confidence=None if exact else min_confidence, apply=apply)
+                              min_confidence=None if exact else min_confidence, apply=apply, seen=seen)
 
 
 @router.get("/catalogs/{catalog}/removable", response_model=schemas.Removable)
@@ -122,6 +130,7 @@ def removable(session: Database, catalog: CatalogName):
 
 
 def removable_file(row: RemovableFile) -> schemas.RemovableFile:
-    return schemas.RemovableFile(image_id=row.id, path=display_path(row.path)[0], source_root=row.source_root,
+    path, path_hex = display_path(row.path)
+    return schemas.RemovableFile(image_id=row.id, path=path, path_hex=path_hex, source_root=row.source_root,
                                  size_bytes=row.size_bytes, reason=row.reason, decided_by=row.decided_by,
                                  keep=display_path(row.keep_path)[0])

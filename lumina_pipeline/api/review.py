@@ -22,7 +22,7 @@ Kind = Literal["groups", "bursts"]
 
 @router.get("/")
 def index(request: Request, session: Database):
-    return templates.TemplateResponse(request, "index.html", {"catalogs": catalog_summaries(session.connection())})
+    return _page(request, "index.html", {"catalogs": catalog_summaries(session.connection())})
 
 
 @router.get("/review/{catalog}/{kind}")
@@ -34,8 +34,8 @@ def next_to_review(
     start = next((i + 1 for i, (item, _) in enumerate(queue) if item == str(after)), 0)
     waiting = [item for item, reviewed in queue[start:] + queue[:start] if not reviewed and item != str(after)]
     if not waiting:
-        context = {"catalog": catalog, "kind": kind, "total": len(queue)}
-        return templates.TemplateResponse(request, "done.html", context)
+        context = {"catalog": catalog, "kind": kind, "total": len(queue), "done": sum(r for _, r in queue)}
+        return _page(request, "done.html", context)
     return RedirectResponse(f"/review/{catalog}/{kind}/{waiting[0]}", status_code=303)
 
 
@@ -74,4 +74,12 @@ def review_item(
         "keeper_field": "primary_image_id" if kind == "groups" else "best_image_id",
         "next_url": f"/review/{catalog}/{kind}?after={item_id}",
     }
-    return templates.TemplateResponse(request, "review.html", context)
+    return _page(request, "review.html", context)
+
+
+def _page(request: Request, template: str, context: dict) -> HTMLResponse:
+    """A page as it is now: never kept by the browser, whose Back button would otherwise show a
+    decided group as undecided, ready to be decided again."""
+    page = templates.TemplateResponse(request, template, context)
+    page.headers["Cache-Control"] = "no-store"
+    return page

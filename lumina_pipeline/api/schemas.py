@@ -16,7 +16,7 @@ TagSource = Literal["manual", "model", "openclip", "ollama", "combined"]
 TEXT = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
 # Request bodies take JSON types as they are: `true` or `"5"` is no rating and `"yes"` no
 # decision, where pydantic's lax mode would make them 1, 5 and True.
-STRICT = ConfigDict(strict=True)
+STRICT = ConfigDict(strict=True, extra="forbid")  # a misspelt field is an error, not a default
 
 
 def _whole_number(value: Any) -> Any:
@@ -170,7 +170,7 @@ ImageIds = list[Annotated[int, Field(ge=1, le=BODY_ID_MAX), BeforeValidator(_who
 class Decision(BaseModel):
     model_config = STRICT
 
-    reviewed: bool = True
+    reviewed: bool = Field(description="true records the decision; false takes a review back")
     keep: ImageIds | None = Field(
         None, max_length=10_000,
         description="more members to keep besides the keeper (keep several); members not listed are no longer "
@@ -211,6 +211,7 @@ class NewTag(BaseModel):
 class RemovableFile(BaseModel):
     image_id: int
     path: str
+    path_hex: str | None = Field(description="the path's exact bytes in hex when they are not UTF-8")
     source_root: str
     size_bytes: int
     reason: Literal["duplicate", "burst"]

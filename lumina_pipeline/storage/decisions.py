@@ -3,6 +3,7 @@ more files to keep, and that a group or burst has been reviewed. The pipeline ke
 these across re-runs (`analysis/continuity.py` for groups and bursts; the rest it never
 writes)."""
 
+import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -70,7 +71,7 @@ def decide(
         text(f"SELECT i.id FROM {grouping.table} g {grouping.members} WHERE g.id = :g"), {"g": group_id}
     ).scalars())
     if seen is not None and set(seen) != members:
-        raise GroupChanged(f"its members changed since it was shown (now {sorted(members)}): look again")
+        raise GroupChanged(f"its members changed since it was shown (it now has {len(members)} files): look again")
     if not {image_id, *(keep or ())} - {None} <= members:
         return False
     keep = sorted(members) if keep_all else keep
@@ -97,21 +98,29 @@ class Accepted:
     groups: int
     files: int
     size_bytes: int
+    seen: str  # the groups and their members, digested: an accept given it takes exactly those
 
 
 def accept_suggestions(
-    connection: Connection, catalog_id: uuid.UUID, *, exact: bool, min_confidence: int | None, apply: bool
+    connection: Connection, catalog_id: uuid.UUID, *, exact: bool, min_confidence: int | None, apply: bool,
+    seen: str | None = None,
 ) -> Accepted:
     """The unreviewed duplicate groups that are exact (with `exact`) or at least
     `min_confidence` alike, with the files their suggested keepers would make removable (as
     the removable list will say, stacks and keepers elsewhere considered: the groups are
-    accepted, the list read, and that undone unless `apply`)."""
+    accepted, the list read, and that undone unless `apply`). GroupChanged when the groups or
+    their members are not those `seen` (a preview's) any more: a regrouping came in between."""
     lock_catalog(connection, catalog_id)
     groups = connection.execute(text("""
         SELECT id FROM duplicate_groups
         WHERE catalog_id = :c AND NOT reviewed AND (similarity_type = 'exact' OR NOT :exact)
           AND confidence >= coalesce(CAST(:min AS integer), 0)"""),
         {"c": catalog_id, "exact": exact, "min": min_confidence}).scalars().all()
+    pairs = connection.execute(text("SELECT group_id, image_id FROM duplicate_members WHERE group_id = ANY(:groups) "
+                                    "ORDER BY group_id, image_id"), {"groups": groups}).all()
+    digest = hashlib.sha256(repr([tuple(map(str, pair)) for pair in pairs]).encode()).hexdigest()
+    if seen is not None and seen != digest:
+        raise GroupChanged("the groups to accept changed since they were counted (a regrouping came first): look again")
     before = {file.id for file in removable_files(connection, catalog_id)}
     connection.execute(text("SAVEPOINT accepting"))
     connection.execute(text("UPDATE duplicate_groups SET reviewed = true WHERE id = ANY(:groups)"), {"groups": groups})
@@ -121,7 +130,7 @@ def accept_suggestions(
         _hand_over_to_keepers(connection, DUPLICATES, groups)
     else:
         connection.execute(text("ROLLBACK TO SAVEPOINT accepting"))
-    return Accepted(len(groups), len(newly), sum(file.size_bytes for file in newly))
+    return Accepted(len(groups), len(newly), sum(file.size_bytes for file in newly), digest)
 
 
 def _hand_over_to_keepers(connection: Connection, grouping: Grouping, group_ids: Sequence[uuid.UUID]) -> None:

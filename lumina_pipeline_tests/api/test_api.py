@@ -3,6 +3,7 @@ decisions that survive re-runs, and requests it must refuse."""
 
 import io
 import os
+import uuid
 
 import dagster as dg
 import pytest
@@ -10,9 +11,11 @@ from PIL import Image
 from sqlalchemy.orm import Session
 
 from lumina_pipeline.api.app import ApiSettings, create_app
+from lumina_pipeline.api.groups import removable_file
 from lumina_pipeline.cli import main
 from lumina_pipeline.defs.jobs import CATALOG_ASSETS
-from lumina_pipeline.export import export_catalog
+from lumina_pipeline.export import _removable_record, export_catalog
+from lumina_pipeline.storage.browse import RemovableFile
 from lumina_pipeline_tests.api.conftest import CATALOG
 
 IMAGES = f"/api/catalogs/{CATALOG}/images"
@@ -91,11 +94,11 @@ def test_decisions_are_stored_and_survive_a_rerun_of_the_catalog_assets(served):
     export = client.get(f"/api/images/{served.image_id('Exports/web/DSCN0021_small.jpg')}").json()
     group = client.get(f"/api/groups/{export['group']['group_id']}").json()
     keeper = next(m["image"]["id"] for m in group["members"] if not m["is_primary"])
-    decided = client.post(f"/api/groups/{group['id']}/decision", json={"primary_image_id": keeper}).json()
+    decided = decision(client, "groups", group["id"], primary_image_id=keeper).json()
     assert decided["reviewed"] and decided["primary_chosen"] and decided["primary_image_id"] == keeper
     burst = client.get(f"/api/bursts/{zoo['burst_id']}").json()
     best = burst["frames"][-1]["id"]
-    assert client.post(f"/api/bursts/{burst['id']}/decision", json={"best_image_id": best}).status_code == 200
+    assert decision(client, "bursts", burst["id"], best_image_id=best).status_code == 200
     assert client.put(f"/api/images/{keeper}/rating", json={"rating": 4}).json()["rating"] == 4
 
     dg.materialize(
@@ -160,8 +163,12 @@ def test_bad_requests_get_clear_json_errors(served):
            AND id NOT IN (SELECT image_id FROM duplicate_members WHERE group_id = :g)""",
         g=group["id"],
     )
-    refused = client.post(f"/api/groups/{group['id']}/decision", json={"primary_image_id": stranger})
+    refused = decision(client, "groups", group["id"], primary_image_id=stranger)
     assert refused.status_code == 422 and "not a member" in refused.json()["detail"]
+    reviewed = client.get(f"/api/groups/{group['id']}").json()["reviewed"]
+    for body in ({}, {"reviewd": False}, {"reviewed": not reviewed, "best_image_id": stranger}):  # no silent accept
+        assert client.post(f"/api/groups/{group['id']}/decision", json=body).status_code == 422, body
+    assert client.get(f"/api/groups/{group['id']}").json()["reviewed"] == reviewed
     assert client.put(f"/api/images/{stranger}/rating", json={"rating": 6}).status_code == 422
 
 
@@ -267,16 +274,16 @@ def test_keep_all_keep_several_and_bulk_accept_through_the_api(served):
     kodak = client.get(f"/api/images/{served.image_id('exif.org samples/kodak-dc210.jpg')}").json()["group"]
     group = client.get(f"/api/groups/{kodak['group_id']}").json()
     not_a_member = served.image_id("Toscana 2008/DSCN0038.jpg")
-    refused = client.post(f"/api/groups/{group['id']}/decision", json={"keep": [not_a_member]})
+    refused = decision(client, "groups", group["id"], keep=[not_a_member])
     assert refused.status_code == 422 and "not a member" in refused.json()["detail"]
     members = [m["image"]["id"] for m in group["members"]]
-    stale = client.post(f"/api/groups/{group['id']}/decision", json={"keep_all": True, "members": members[1:]})
+    stale = decision(client, "groups", group["id"], keep_all=True, members=members[1:])
     assert stale.status_code == 409 and "members changed" in stale.json()["detail"]  # seen before one joined
     assert not client.get(f"/api/groups/{group['id']}").json()["reviewed"]
     some = members[1:2]
-    several = client.post(f"/api/groups/{group['id']}/decision", json={"keep": some, "members": members}).json()
+    several = decision(client, "groups", group["id"], keep=some, members=members).json()
     assert [m["image"]["id"] for m in several["members"] if m["image"]["kept"]] == [several["primary_image_id"], *some]
-    dismissed = client.post(f"/api/groups/{group['id']}/decision", json={"keep_all": True}).json()
+    dismissed = decision(client, "groups", group["id"], keep_all=True).json()
     assert dismissed["reviewed"] and all(m["image"]["kept"] for m in dismissed["members"])
     listed = {f["image_id"] for f in client.get(f"/api/catalogs/{CATALOG}/removable").json()["files"]}
     assert not listed & {m["image"]["id"] for m in dismissed["members"]}
@@ -289,5 +296,23 @@ def test_keep_all_keep_several_and_bulk_accept_through_the_api(served):
         "groups"] == len(alike)
     preview = client.get(f"/api/catalogs/{CATALOG}/accept", params={"groups": "exact"}).json()
     assert preview["groups"] == len(exact) > 0
-    assert client.post(f"/api/catalogs/{CATALOG}/accept", params={"groups": "exact"}).json() == preview
+    stale = client.post(f"/api/catalogs/{CATALOG}/accept", params={"groups": "exact", "seen": "0" * 64})
+    assert stale.status_code == 409 and "changed since they were counted" in stale.json()["detail"]
+    assert client.post(f"/api/catalogs/{CATALOG}/accept", params={"groups": "exact"}).status_code == 422  # unseen
+    assert not any(client.get(f"/api/groups/{g['id']}").json()["reviewed"] for g in exact)
+    accepted = client.post(f"/api/catalogs/{CATALOG}/accept", params={"groups": "exact", "seen": preview["seen"]})
+    assert accepted.json() == preview
     assert all(client.get(f"/api/groups/{g['id']}").json()["reviewed"] for g in exact)
+
+
+def decision(client, kind: str, item_id: str, **body):
+    """A person's decision on a group or burst, as the review page sends it."""
+    return client.post(f"/api/{kind}/{item_id}/decision", json={"reviewed": True, **body})
+
+
+def test_a_removable_file_whose_name_is_not_utf8_is_given_by_its_bytes_too():
+    """Its text shows each such byte as \\xNN, which another file may have for a name."""
+    row = RemovableFile(1, "/photos", b"Gr\xfc\xdfe.jpg", 3565, "duplicate", uuid.uuid4(), b"keep.jpg")
+    listed = removable_file(row)
+    assert (listed.path, listed.path_hex) == ("Gr\\xfc\\xdfe.jpg", b"Gr\xfc\xdfe.jpg".hex())
+    assert _removable_record(row)["path_hex"] == listed.path_hex

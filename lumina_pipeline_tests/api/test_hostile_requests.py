@@ -106,7 +106,7 @@ def test_request_bodies_are_strictly_typed(served):
         (f"/api/groups/{group['id']}/decision", {"reviewed": "yes"}, "reviewed", "a valid boolean"),
         (
             f"/api/groups/{group['id']}/decision",
-            {"primary_image_id": str(image_id)},
+            {"reviewed": True, "primary_image_id": str(image_id)},
             "primary_image_id",
             "a valid integer",
         ),

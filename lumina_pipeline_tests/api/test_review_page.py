@@ -119,3 +119,53 @@ def test_keep_several_and_keep_all_with_the_keyboard(served, server, browser):
     members = served.query("SELECT i.kept FROM duplicate_members m JOIN images i ON i.id = m.image_id "
                            "WHERE m.group_id = :g", g=ricoh["group_id"])
     assert len(members) >= 2 and all(kept for (kept,) in members)
+
+
+def test_bulk_accept_takes_only_the_groups_it_counted_and_ctrl_a_decides_nothing(served, server, browser):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.expected_conditions import alert_is_present
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    waiting = [str(g) for (g,) in served.query("SELECT id FROM duplicate_groups WHERE catalog_id = :c AND NOT reviewed "
+                                              "ORDER BY id")]
+    assert len(waiting) >= 2
+    browser.get(f"{server}/review/{CATALOG}/groups/{waiting[0]}")
+    url = browser.current_url
+    ActionChains(browser).key_down(Keys.CONTROL).send_keys("a").key_up(Keys.CONTROL).perform()  # select all
+    time.sleep(0.5)
+    assert browser.current_url == url and not reviewed(served, waiting)
+
+    confidence = browser.find_element(By.NAME, "min_confidence")
+    confidence.clear()
+    confidence.send_keys("0")
+    browser.find_element(By.CSS_SELECTOR, "button[data-query^='groups=alike']").click()
+    question = WebDriverWait(browser, 10).until(alert_is_present())
+    assert question.text.startswith(f"Mark {len(waiting)} groups reviewed")
+    served.query("UPDATE duplicate_groups SET reviewed = true WHERE id = :g", g=waiting[-1])  # meanwhile, elsewhere
+    question.accept()
+    refusal = WebDriverWait(browser, 10).until(alert_is_present())
+    assert "changed since they were counted" in refusal.text
+    refusal.accept()
+    assert reviewed(served, waiting) == {waiting[-1]}  # the count shown was not taken for the groups now waiting
+
+    served.query("UPDATE duplicate_groups SET reviewed = false WHERE id = :g", g=waiting[-1])
+    assert served.client.get(f"/review/{CATALOG}/groups/{waiting[0]}").headers["cache-control"] == "no-store"
+
+
+def reviewed(served, groups: list[str]) -> set[str]:
+    rows = served.query("SELECT id FROM duplicate_groups WHERE reviewed AND id = ANY(CAST(:g AS uuid[]))", g=groups)
+    return {str(group) for (group,) in rows}
+
+
+def test_skipping_the_last_group_waiting_does_not_say_all_are_reviewed(served):
+    waiting = [str(g) for (g,) in served.query("SELECT id FROM duplicate_groups WHERE catalog_id = :c AND NOT reviewed "
+                                              "ORDER BY id")]
+    total = len(served.query("SELECT id FROM duplicate_groups WHERE catalog_id = :c"))
+    served.query("UPDATE duplicate_groups SET reviewed = true WHERE id = ANY(CAST(:g AS uuid[]))", g=waiting[1:])
+    try:
+        skipped = served.client.get(f"/review/{CATALOG}/groups", params={"after": waiting[0]}).text
+    finally:
+        served.query("UPDATE duplicate_groups SET reviewed = false WHERE id = ANY(CAST(:g AS uuid[]))", g=waiting[1:])
+    assert f"{total - 1} of {total} groups reviewed" in skipped and "All " not in skipped

@@ -20,7 +20,12 @@ async function post(url, body) {
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify(body),
   });
-  if (!response.ok) alert(`Not saved: ${(await response.json()).detail}`);
+  if (!response.ok) {
+    alert(`Not saved: ${(await response.json()).detail}`);
+    // changed since shown: show it as it is now; gone (regrouped away): go on to the next
+    if (response.status === 409) window.location.reload();
+    if (response.status === 404) window.location.assign(review.dataset.nextUrl);
+  }
   return response.ok;
 }
 
@@ -47,7 +52,10 @@ review.querySelectorAll(".bulk button").forEach((button) => {
     const megabytes = (preview.size_bytes / 1048576).toFixed(1);
     const question = `Mark ${preview.groups} groups reviewed, each keeping its suggested keeper? ` +
       `${preview.files} files (${megabytes} MB) become removable.`;
-    if (preview.groups && confirm(question) && (await post(url, {}))) window.location.assign(review.dataset.nextUrl);
+    if (!preview.groups) alert(preview.detail ? `Not counted: ${JSON.stringify(preview.detail)}` : "No group to accept.");
+    else if (confirm(question) && (await post(`${url}&seen=${preview.seen}`, {}))) {
+      window.location.assign(review.dataset.nextUrl);
+    }
   });
 });
 
@@ -59,8 +67,9 @@ review.querySelectorAll("video.clip").forEach((clip) => {
   card.addEventListener("mouseleave", () => clip.pause());
 });
 document.addEventListener("keydown", (event) => {
-  if (event.target.tagName === "INPUT") return;
-  const digit = /^Digit[1-9]$/.test(event.code) ? Number(event.code.slice(5)) : 0;
+  // Ctrl+A selects, Alt+Left goes back: only plain keys (and Shift with a digit) are the page's
+  if (event.target.tagName === "INPUT" || event.ctrlKey || event.altKey || event.metaKey) return;
+  const digit = /^(Digit|Numpad)[1-9]$/.test(event.code) ? Number(event.code.slice(-1)) : 0;
   if (digit && digit <= cards.length) (event.shiftKey ? keepToo : pick)(digit - 1);
   else if (event.key === "ArrowRight") pick(chosen + 1);
   else if (event.key === "ArrowLeft") pick(chosen - 1);
