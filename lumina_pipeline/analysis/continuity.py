@@ -18,10 +18,8 @@ members goes: its decision, or none if a person took the review back, replaces i
 held by several groups at once (a burst and its backup copy) are neither remembered nor
 recalled: the decision was on one of them, and recalling it on the other would make files
 removable that nobody looked at. Which files a person keeps (`images.kept`, keep several) is
-per file and needs no memory; a group all of whose files a person keeps is reviewed, whatever
-it was before (keep several, then the others quarantined: nothing is left to decide).
-Nothing forgets a decision because its files were purged: the same bytes may come back from
-a backup, and a decision is a few checksums.
+per file and needs no memory. Nothing forgets a decision because its files were purged: the
+same bytes may come back from a backup, and a decision is a few checksums.
 """
 
 import uuid
@@ -61,13 +59,11 @@ class Found(GroupFrames):
 
 class Previous(NamedTuple):
     """The stored result: `groups` (PREVIOUS_SCHEMA) and `members` (PREVIOUS_MEMBERS_SCHEMA),
-    the decisions `remembered` (REMEMBERED_SCHEMA) on groups gone before them, and the ids of
-    the files people keep."""
+    and the decisions `remembered` (REMEMBERED_SCHEMA) on groups gone before them."""
 
     groups: pl.DataFrame
     members: pl.DataFrame
     remembered: pl.DataFrame
-    kept: pl.Series = pl.Series(dtype=pl.Int64)
 
 
 class Settled(NamedTuple):
@@ -91,13 +87,10 @@ def settle(found: Found, previous: Previous) -> Settled:
     remembered = _remember(previous.remembered, _member_sets(gone, "group_id").join(previous.groups, on="group_id"))
     formed = _member_sets(members.join(carried.filter(~pl.col("unchanged")), on="group_key", how="semi"), "group_key")
     recalled = formed.filter("alone").join(remembered, on=["kind", "members"])
-    all_kept = members.group_by("group_key").agg(all_kept=pl.col("id").is_in(previous.kept.implode()).all())
     decided = (
         carried.join(recalled.select("group_key", recalled_review="reviewed"), on="group_key", how="left")
         .join(_still_member(recalled, members).rename({"kept_choice": "recalled_choice"}), on="group_key", how="left")
-        .join(all_kept, on="group_key")
-        .select("group_key", "group_id",
-                reviewed=pl.col("reviewed") | pl.col("recalled_review").fill_null(False) | pl.col("all_kept"),
+        .select("group_key", "group_id", reviewed=pl.col("reviewed") | pl.col("recalled_review").fill_null(False),
                 chosen_id=pl.coalesce("chosen_id", "recalled_choice"))  # the later decision first
     )
     groups = found.groups.join(decided, on="group_key").with_columns(

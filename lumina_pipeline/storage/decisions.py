@@ -79,11 +79,9 @@ def decide(
         connection.execute(text(f"""
             UPDATE {grouping.table} SET {grouping.choice} = :i, {grouping.chosen} = true{grouping.on_choice}
             WHERE id = :g"""), {"g": group_id, "i": image_id})
-    if keep is not None:  # and the keeper: keeping several is keeping it too
-        connection.execute(text(f"""
-            UPDATE images SET kept = (id = ANY(:keep) OR id = (SELECT {grouping.choice} FROM {grouping.table}
-                                                               WHERE id = :g))
-            WHERE id = ANY(:members)"""), {"keep": list(keep), "members": list(members), "g": group_id})
+    if keep is not None:
+        connection.execute(text("UPDATE images SET kept = (id = ANY(:keep)) WHERE id = ANY(:members)"),
+                           {"keep": list(keep), "members": list(members)})
     connection.execute(text(f"UPDATE {grouping.table} SET reviewed = :r WHERE id = :g"), {"g": group_id, "r": reviewed})
     if reviewed:
         _hand_over_to_keepers(connection, grouping, [group_id])

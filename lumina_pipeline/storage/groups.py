@@ -131,8 +131,8 @@ def load_catalog_rows(connection: Connection, catalog_id: uuid.UUID) -> pl.DataF
 
 
 def load_previous(connection: Connection, catalog_id: uuid.UUID, grouping: Grouping) -> Previous:
-    """The catalog's stored groups of a kind (`grouping`), the decisions remembered on those
-    gone before them and the files people keep, for continuity.settle."""
+    """The catalog's stored groups of a kind (`grouping`) and the decisions remembered on
+    those gone before them, for continuity.settle."""
     params = {"c": catalog_id}
     groups = read_frame(connection, f"""
         SELECT g.id::text, g.reviewed, CASE WHEN g.{grouping.chosen} THEN g.{grouping.choice} END, i.checksum
@@ -144,8 +144,7 @@ def load_previous(connection: Connection, catalog_id: uuid.UUID, grouping: Group
     remembered = read_frame(connection, f"""
         SELECT {", ".join(REMEMBERED_SCHEMA)} FROM remembered_decisions
         WHERE catalog_id = :c AND grouping = :grouping""", {**params, "grouping": grouping.table}, REMEMBERED_SCHEMA)
-    kept = connection.execute(text("SELECT id FROM images WHERE catalog_id = :c AND kept"), params).scalars().all()
-    return Previous(groups, members, remembered, pl.Series(kept, dtype=pl.Int64))
+    return Previous(groups, members, remembered)
 
 
 def input_digest(rows: pl.DataFrame, grouping: Grouping, settings: str) -> str:

@@ -49,8 +49,7 @@ def test_groups_and_bursts_a_quarantine_dissolved_come_back_from_undo_as_they_we
     regroup(library)
     dissolved = decisions(library)
     assert not [members for _, members in dissolved if SCAN in members]
-    # the two files kept of the three stay a group, which has nothing left to decide
-    assert [decided for (_, members), decided in dissolved.items() if TOSCANA in members] == [(True, TOSCANA)]
+    assert [decided for (_, members), decided in dissolved.items() if TOSCANA in members] == [(False, TOSCANA)]
 
     library.undo()
     regroup(library)

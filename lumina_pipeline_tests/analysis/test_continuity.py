@@ -106,9 +106,3 @@ def test_a_decision_is_not_recalled_on_two_groups_with_the_same_checksums():
     members = pl.DataFrame({"group_key": keys, "id": [1, 2, 3, 4], "checksum": ["heic", "mov"] * 2})
     both = Found(pl.DataFrame({"group_key": ["burst:phone", "burst:backup"], "choice": [1, 3]}), members)
     assert settle(both, nothing_before(remembered)).groups["reviewed"].to_list() == [False, False]
-
-
-def test_a_group_all_of_whose_files_a_person_keeps_is_reviewed_whatever_came_before():
-    kept = pl.Series([1, 3], dtype=pl.Int64)  # keep several, then the others quarantined
-    assert settle(found((1, "a"), (3, "c")), previous(reviewed=False)._replace(kept=kept)).groups["reviewed"][0]
-    assert not settle(found((1, "a"), (2, "b")), previous()._replace(kept=kept)).groups["reviewed"][0]
