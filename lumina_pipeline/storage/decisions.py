@@ -106,29 +106,30 @@ def accept_suggestions(
     """The unreviewed duplicate groups that are exact (with `exact`) or at least
     `min_confidence` alike, with the files their suggested keepers would make removable (as
     the removable list will say, stacks and keepers elsewhere considered: the groups are
-    accepted, the list read, and that undone unless `apply`). GroupChanged when the groups or
-    their members are not those `seen` (a preview's) any more: a regrouping came in between."""
+    accepted, the list read, and that undone unless `apply`). GroupChanged when the groups,
+    their keepers or members, or the files made removable are not those `seen` (a preview's)
+    any more: a regrouping came in between."""
     lock_catalog(connection, catalog_id)
     groups = connection.execute(text("""
-        SELECT id FROM duplicate_groups
-        WHERE catalog_id = :c AND NOT reviewed AND (similarity_type = 'exact' OR NOT :exact)
-          AND confidence >= coalesce(CAST(:min AS integer), 0)"""),
-        {"c": catalog_id, "exact": exact, "min": min_confidence}).scalars().all()
-    pairs = connection.execute(text("SELECT group_id, image_id FROM duplicate_members WHERE group_id = ANY(:groups) "
-                                    "ORDER BY group_id, image_id"), {"groups": groups}).all()
-    digest = hashlib.sha256(repr([tuple(map(str, pair)) for pair in pairs]).encode()).hexdigest()
-    if seen is not None and seen != digest:
-        raise GroupChanged("the groups to accept changed since they were counted (a regrouping came first): look again")
+        SELECT g.id, g.primary_image_id, array_agg(m.image_id ORDER BY m.image_id) AS members
+        FROM duplicate_groups g JOIN duplicate_members m ON m.group_id = g.id
+        WHERE g.catalog_id = :c AND NOT g.reviewed AND (g.similarity_type = 'exact' OR NOT :exact)
+          AND g.confidence >= coalesce(CAST(:min AS integer), 0)
+        GROUP BY g.id ORDER BY g.id"""), {"c": catalog_id, "exact": exact, "min": min_confidence}).all()
+    ids = [group.id for group in groups]
     before = {file.id for file in removable_files(connection, catalog_id)}
     connection.execute(text("SAVEPOINT accepting"))
-    connection.execute(text("UPDATE duplicate_groups SET reviewed = true WHERE id = ANY(:groups)"), {"groups": groups})
+    connection.execute(text("UPDATE duplicate_groups SET reviewed = true WHERE id = ANY(:groups)"), {"groups": ids})
     newly = [file for file in removable_files(connection, catalog_id) if file.id not in before]
-    if apply:
-        connection.execute(text("RELEASE SAVEPOINT accepting"))
-        _hand_over_to_keepers(connection, DUPLICATES, groups)
-    else:
-        connection.execute(text("ROLLBACK TO SAVEPOINT accepting"))
-    return Accepted(len(groups), len(newly), sum(file.size_bytes for file in newly), digest)
+    outcome = [(str(group.id), group.primary_image_id, group.members) for group in groups], sorted(f.id for f in newly)
+    digest = hashlib.sha256(repr(outcome).encode()).hexdigest()
+    taken = apply and seen in (None, digest)
+    connection.execute(text("RELEASE SAVEPOINT accepting" if taken else "ROLLBACK TO SAVEPOINT accepting"))
+    if apply and not taken:
+        raise GroupChanged("the groups to accept changed since they were counted (a regrouping came first): look again")
+    if taken:
+        _hand_over_to_keepers(connection, DUPLICATES, ids)
+    return Accepted(len(ids), len(newly), sum(file.size_bytes for file in newly), digest)
 
 
 def _hand_over_to_keepers(connection: Connection, grouping: Grouping, group_ids: Sequence[uuid.UUID]) -> None:

@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from lumina_pipeline.defs.jobs import CATALOG_ASSETS
 from lumina_pipeline.storage.browse import removable_files
-from lumina_pipeline.storage.decisions import accept_suggestions, add_manual_tag, decide, set_rating
+from lumina_pipeline.storage.decisions import GroupChanged, accept_suggestions, add_manual_tag, decide, set_rating
 from lumina_pipeline.storage.groups import DUPLICATES
 
 CATALOG = "decisions"
@@ -89,8 +89,16 @@ def test_bulk_accept_counts_what_it_then_does(pipeline, library):
             "SELECT id FROM duplicate_groups WHERE similarity_type = 'exact' AND NOT reviewed")).scalars())
     assert preview.groups == len(exact_ids) > 0
     assert not removable(pipeline)
+    with pytest.raises(GroupChanged), pipeline.engine.begin() as connection:  # a regrouping chose another keeper
+        connection.execute(text("""
+            UPDATE duplicate_groups g SET primary_image_id = (SELECT max(image_id) FROM duplicate_members
+                                                              WHERE group_id = g.id AND image_id <> g.primary_image_id)
+            WHERE id = :g"""), {"g": min(exact_ids)})
+        accept_suggestions(connection, catalog_id, exact=True, min_confidence=None, apply=True, seen=preview.seen)
+    assert not removable(pipeline) and not [g for g in groups(pipeline).values() if g["reviewed"]]
     with pipeline.engine.begin() as connection:
-        done = accept_suggestions(connection, catalog_id, exact=True, min_confidence=None, apply=True)
+        done = accept_suggestions(connection, catalog_id, exact=True, min_confidence=None, apply=True,
+                                  seen=preview.seen)
     assert done == preview
     reviewed = {g["id"] for g in groups(pipeline).values() if g["reviewed"]}
     assert reviewed == exact_ids
