@@ -12,7 +12,7 @@ import polars as pl
 from sqlalchemy import Connection
 
 from lumina_pipeline.actions.files import sha256
-from lumina_pipeline.actions.runs import Actions, Report, checksum_unread, new_run_id
+from lumina_pipeline.actions.runs import ORGANIZE, Actions, Report, checksum_unread, new_run_id
 from lumina_pipeline.analysis.organize import (
     DEFAULT_TEMPLATE,
     EXISTING_SCHEMA,
@@ -25,8 +25,6 @@ from lumina_pipeline.storage import journal
 from lumina_pipeline.storage.catalogs import CatalogError, add_source_directory
 from lumina_pipeline.storage.models import Catalog
 from lumina_pipeline.storage.organize import organize_files
-
-ORGANIZE = "organize"
 
 
 @dataclass

@@ -32,6 +32,7 @@ CHUNK = 200  # operations per journal commit: how many a kill can leave for the 
 # fsyncs together, and hashing releases the GIL, so a run is not one disk wait after another.
 FILES_AT_ONCE = 8
 QUARANTINE = "quarantine"
+ORGANIZE = "organize"
 OPERATION_FIELDS = ("source", "target", "operation", "size_bytes", "mtime_ns", "checksum")  # FileOperation's
 KEPT = "kept: a group's primary, a burst's best frame, a file a person keeps, or a file of their stack"
 
@@ -94,12 +95,13 @@ class Actions:
     def quarantine_removable(self, *, dry_run: bool) -> Report:
         """Move the catalog's removable files to `<quarantine>/<catalog>/<run>/`, after finishing
         what a killed run left; a dry run only says what would move."""
-        pending = [entry.image_id for entry in self.unfinished()] if dry_run else []
-        resumed = len(pending) if dry_run else self.resume().done
+        unfinished = self.unfinished() if dry_run else []
+        resumed = len(unfinished) if dry_run else self.resume().done
+        pending = [entry.image_id for entry in unfinished if entry.state == "planned"]  # on their way already
         run_id = new_run_id()
         folder = os.path.join(self.quarantine, self.catalog.name.encode(), run_id.encode())
         files = journal.files_to_quarantine(self.connection, self.catalog_id)
-        files = checksum_unread(files.filter(~pl.col("id").is_in(pending)))  # a killed run's are for resume
+        files = checksum_unread(files.filter(~pl.col("id").is_in(pending)))
         plan, left_out = plan_quarantine(files, self.catalog.source_directories, folder)
         skipped = [(os.fsdecode(source), reason) for source, reason in left_out.rows()]
         report = Report(None if dry_run else run_id, resumed, skipped=skipped)
@@ -126,8 +128,10 @@ class Actions:
         copies = bool(entries) and all(entry.operation == "copy" for entry in entries)
         report = self._settle(entries, Report(run_id, resumed, copies=copies))
         self._remove_emptied_folders(journal.entries(self.connection, self.catalog_id, ["undone", "skipped"], run_id))
-        if self.catalog.organized_directory:
-            drop_emptied_source_directory(self.connection, self.catalog_id, self.catalog.organized_directory)
+        tree = self.catalog.organized_directory
+        moved_in = any(entry.action == ORGANIZE and entry.operation == "move" for entry in entries)
+        if tree and moved_in and not _holds_a_file(os.fsencode(tree)):
+            drop_emptied_source_directory(self.connection, self.catalog_id, tree)  # moved into it, now all back
             self.connection.commit()
         return report
 
@@ -178,9 +182,8 @@ class Actions:
                 outcomes = [(entry.id, *outcome) for entry, outcome in zip(chunk, finished, strict=True)]
             journal.record(self.connection, outcomes)
             self.connection.commit()
-            for entry, (_, _, reason) in zip(chunk, outcomes, strict=True):
-                left_at_target = reason is not None and entry.state != "planned"  # an undo or purge not done
-                report.add(entry.target if left_at_target else entry.source, entry.size_bytes, reason)
+            for entry, (_, state, reason) in zip(chunk, outcomes, strict=True):  # named where it is left
+                report.add(entry.target if reason and state == "done" else entry.source, entry.size_bytes, reason)
         return report
 
     def _finish(self, entry: Row, kept: set[int]) -> tuple[str, str | None]:
@@ -188,7 +191,7 @@ class Actions:
         operation = FileOperation(*(getattr(entry, name) for name in OPERATION_FIELDS))
         if entry.state == "undoing":
             problem = undo(operation, always_copy=self.always_copy)
-            return ("undone", None) if problem is None else ("done", f"not undone: {problem}")
+            return ("undone", None) if problem is None else ("done", f"{journal.NOT_UNDONE}{problem}")
         if entry.state == "purging":
             problem = _delete_inside(self.quarantine, entry.target)
             return ("purged", None) if problem is None else ("done", f"not purged: {problem}")
@@ -197,6 +200,10 @@ class Actions:
             return ("skipped", KEPT) if problem is None else ("done", f"kept, but not put back: {problem}")
         problem = carry_out(operation, always_copy=self.always_copy)
         return ("done", None) if problem is None else ("skipped", problem)
+
+
+def _holds_a_file(folder: bytes) -> bool:
+    return any(files for _, _, files in os.walk(folder))
 
 
 def new_run_id() -> str:

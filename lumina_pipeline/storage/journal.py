@@ -15,6 +15,7 @@ from lumina_pipeline.storage.images import VERIFY_SCHEMA
 
 ACTIONS_LOCK_SPACE = CATALOG_LOCK_SPACE + 1  # not the catalog lock: inventories go on during a run
 UNFINISHED = ["planned", "undoing", "purging"]  # states a killed run leaves behind
+NOT_UNDONE = "not undone: "  # the reason of an operation an undo left as it was
 REMOVABLE_SCHEMA = {**VERIFY_SCHEMA, "status": pl.String}  # a file as cataloged, to check before it is touched
 
 
@@ -80,9 +81,10 @@ def latest_run(connection: Connection, catalog_id: uuid.UUID) -> str | None:
     """The newest run of the catalog that still has something to undo, before those whose
     undo was tried and left some (a copy whose original changed stays, on purpose), which come
     next, newest first."""
-    return connection.execute(text("""
-        SELECT run_id FROM file_actions WHERE catalog_id = :c AND state = 'done'
-        ORDER BY reason IS NULL DESC, created_at DESC, run_id DESC LIMIT 1"""), {"c": catalog_id}).scalar()
+    return connection.execute(text(f"""
+        SELECT run_id FROM file_actions WHERE catalog_id = :c AND state = 'done' GROUP BY run_id
+        ORDER BY bool_or(coalesce(reason, '') LIKE '{NOT_UNDONE}%'), max(created_at) DESC, run_id DESC LIMIT 1"""),
+        {"c": catalog_id}).scalar()
 
 
 def start_undo(connection: Connection, catalog_id: uuid.UUID, run_id: str) -> None:

@@ -111,6 +111,9 @@ def test_undo_leaves_the_copy_of_a_changed_original_says_where_and_passes_over_i
         connection.execute(text("UPDATE file_actions SET state = 'done', created_at = now() - interval '1 day' "
                                 "WHERE run_id = 'untried'"))
         assert journal.latest_run(connection, catalog_id) != organized.report.run_id
+        connection.execute(text("UPDATE file_actions SET reason = 'not purged: busy', created_at = now() "
+                                "WHERE run_id = 'untried'"))  # a purge's trouble is no undo tried
+        assert journal.latest_run(connection, catalog_id) == "untried"
         connection.rollback()
     Path(os.fsdecode(source)).write_bytes(original)
     os.utime(source, ns=(os.stat(target).st_mtime_ns,) * 2)
