@@ -210,7 +210,8 @@ def quarantine(args: argparse.Namespace) -> int:
     with file_actions(make_engine(place.database_url), args.words[-1], os.fsencode(place.quarantine_dir)) as actions:
         report = actions.purge(args.older_than) if purging else actions.quarantine_removable(dry_run=args.dry_run)
     done = "deleted" if purging else "would move" if args.dry_run else "moved"
-    _print_report(report, f"{done} {plural(report.done, 'file')} ({size(report.size_bytes)})", listed=args.dry_run)
+    _print_report(report, f"{done} {plural(report.done, 'file')} ({size(report.size_bytes)})",
+                  dry_run=args.dry_run, listed=args.dry_run)
     if report.run_id and report.done:
         print(f"to {place.quarantine_dir / args.words[-1] / report.run_id}; undo: {_lumina()} undo {args.words[-1]}")
     return 0
@@ -240,7 +241,8 @@ def organize(args: argparse.Namespace) -> None:
         moving, into = args.move or actions.catalog.organize_move, actions.catalog.organized_directory
     done = ("would move" if args.dry_run else "moved") if moving else ("would copy" if args.dry_run else "copied")
     report, numbers = organized.report, figures(organized.planned)
-    _print_report(report, f"{done} {plural(report.done, 'file')} ({size(report.size_bytes)}) into {into}")
+    _print_report(report, f"{done} {plural(report.done, 'file')} ({size(report.size_bytes)}) into {into}",
+                  dry_run=args.dry_run)
     years = ", ".join(f"{year}: {count}" for year, count in numbers["by_year"].items())
     print(f"  {years or 'nothing new'}; {numbers['renamed']} renamed (their name was taken), "
           f"{numbers['in_place']} already in place")
@@ -260,9 +262,9 @@ def undo(args: argparse.Namespace) -> None:
                           + ("; the originals were never touched" if report.copies else ""))
 
 
-def _print_report(report, summary: str, *, listed: bool = False) -> None:
+def _print_report(report, summary: str, *, dry_run: bool = False, listed: bool = False) -> None:
     """The summary line, then (when `listed`) each file done, then each file left and why."""
-    if report.resumed and summary.startswith("would"):
+    if report.resumed and dry_run:
         print(f"an interrupted run left {plural(report.resumed, 'operation')}, which the next run finishes first")
     elif report.resumed:
         print(f"finished {plural(report.resumed, 'operation')} an interrupted run had left")

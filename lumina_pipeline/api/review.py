@@ -1,6 +1,7 @@
 """The review page: one duplicate group or burst at a time, the keeper picked with the
 keyboard, decisions sent to the API. Server-rendered; `static/review.js` adds the keys."""
 
+import hashlib
 import uuid
 from pathlib import Path
 from typing import Literal
@@ -16,6 +17,10 @@ from lumina_pipeline.storage.catalogs import get_catalog
 
 router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+# in the static files' addresses, so that a browser never runs an older review.js with a newer API
+templates.env.globals["static_version"] = hashlib.sha256(
+    b"".join(path.read_bytes() for path in sorted((Path(__file__).parent / "static").iterdir()))
+).hexdigest()[:12]
 
 Kind = Literal["groups", "bursts"]
 

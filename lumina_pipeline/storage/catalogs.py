@@ -124,11 +124,14 @@ def ensure_nothing_held(session: Session, name: str) -> uuid.UUID:
 
 def said_by_people(session: Session, name: str) -> dict[str, int]:
     """What people said in a catalog, which removing it forgets: decisions on groups, bursts
-    and stacks, ratings, and the tags they gave. Refused as remove_catalog refuses."""
+    and stacks (and those remembered), files kept, ratings, and the tags they gave. Refused as
+    remove_catalog refuses."""
     row = session.execute(text("""
         SELECT (SELECT count(*) FROM duplicate_groups WHERE catalog_id = :c AND (reviewed OR primary_chosen))
              + (SELECT count(*) FROM bursts WHERE catalog_id = :c AND (reviewed OR best_chosen))
-             + (SELECT count(*) FROM stacks WHERE catalog_id = :c AND primary_chosen) AS decision,
+             + (SELECT count(*) FROM stacks WHERE catalog_id = :c AND primary_chosen)
+             + (SELECT count(*) FROM remembered_decisions WHERE catalog_id = :c) AS decision,
+               (SELECT count(*) FROM images WHERE catalog_id = :c AND kept) AS "file kept",
                (SELECT count(*) FROM images WHERE catalog_id = :c AND rating IS NOT NULL) AS rating,
                (SELECT count(*) FROM image_tags t JOIN images i ON i.id = t.image_id
                 WHERE i.catalog_id = :c AND t.source = 'manual') AS tag"""),

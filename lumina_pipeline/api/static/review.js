@@ -21,7 +21,8 @@ async function post(url, body) {
     body: JSON.stringify(body),
   });
   if (!response.ok) {
-    alert(`Not saved: ${(await response.json()).detail}`);
+    const { detail } = await response.json();
+    alert(`Not saved: ${typeof detail === "string" ? detail : JSON.stringify(detail)}`);
     // changed since shown: show it as it is now; gone (regrouped away): go on to the next
     if (response.status === 409) window.location.reload();
     if (response.status === 404) window.location.assign(review.dataset.nextUrl);
