@@ -203,7 +203,7 @@ def quarantine(args: argparse.Namespace) -> int:
     from lumina_pipeline.actions.runs import file_actions
 
     purging = len(args.words) == 2 and args.words[0] == "purge"
-    if len(args.words) != 1 + purging or purging != (args.older_than is not None):
+    if len(args.words) != 1 + purging or purging != (args.older_than is not None) or (purging and args.dry_run):
         print(f"lumina: usage: {args.usage}", file=sys.stderr)
         return 2
     place = home.prepare()
@@ -500,7 +500,7 @@ def _parser() -> argparse.ArgumentParser:
         finder.add_argument("--json", action="store_true", help="a JSON list of {path, score, reason}")
         finder.set_defaults(command=search, mode=name)
 
-    usage = "lumina quarantine CATALOG [--dry-run] | lumina quarantine purge CATALOG --older-than DAYS"
+    usage = "lumina quarantine CATALOG [--dry-run] | lumina quarantine purge CATALOG --older-than DAYS (no dry run)"
     quarantine_parser = commands.add_parser("quarantine", usage=usage, help="move reviewed-away files to quarantine")
     quarantine_parser.add_argument("words", nargs="+", metavar="[purge] CATALOG")
     quarantine_parser.add_argument("--dry-run", action="store_true", help="say what would move, move nothing")

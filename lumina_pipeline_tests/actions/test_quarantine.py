@@ -149,6 +149,9 @@ def test_the_cli_says_what_would_move_moves_it_and_puts_it_back(library, databas
     moved = lumina(library, database_url, tmp_path, "quarantine", CATALOG)
     assert moved.stdout.startswith(f"moved {len(removable)} files (") and f"undo {CATALOG}" in moved.stdout
     assert set(library.quarantined()) == removable
+    unpurged = lumina(library, database_url, tmp_path, "quarantine", "purge", CATALOG, "--older-than", "0", "--dry-run",
+                      check=False)  # deleting is never what a dry run does
+    assert unpurged.returncode == 2 and "(no dry run)" in unpurged.stderr and set(library.quarantined()) == removable
     kept = lumina(library, database_url, tmp_path, "catalog", "remove", CATALOG, check=False)
     assert kept.returncode == 2 and f"has {len(removable)} files in quarantine" in kept.stderr
     back = lumina(library, database_url, tmp_path, "undo", CATALOG)
