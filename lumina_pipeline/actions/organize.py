@@ -79,9 +79,8 @@ def organize(actions: Actions, *, dry_run: bool, move: bool = False) -> Organize
     moving = move or catalog.organize_move
     planned = plan_catalog(actions.connection, catalog, move=moving, checksums=not dry_run)
     plan = planned.plan
-    if dry_run:
-        sources = [os.fsdecode(source) for source in plan["source"]]
-        return Organized(planned, Report(None, resumed, size_bytes=int(plan["size_bytes"].sum()), files=sources))
+    if dry_run:  # the files it holds are the ones kept
+        return Organized(planned, actions.preview(plan, Report(None, resumed), keepers_stay=False))
     if moving and len(plan):  # the catalog follows its files: rows into the tree, the inventory along
         tree = cast(str, catalog.organized_directory)  # plan_catalog made sure there is one
         add_source_directory(actions.connection, catalog.id, tree)  # committed with the plan

@@ -105,7 +105,7 @@ class Actions:
         plan, left_out = plan_quarantine(files, self.catalog.source_directories, folder)
         skipped = [(os.fsdecode(source), reason) for source, reason in left_out.rows()]
         report = Report(None if dry_run else run_id, resumed, skipped=skipped)
-        return self._preview(plan, report) if dry_run else self.apply(QUARANTINE, run_id, plan, report)
+        return self.preview(plan, report) if dry_run else self.apply(QUARANTINE, run_id, plan, report)
 
     def apply(self, action: str, run_id: str, plan: pl.DataFrame, report: Report | None = None) -> Report:
         """Carry out a plan (analysis/plans.py) as run `run_id`, journaled; its outcome is added
@@ -162,9 +162,10 @@ class Actions:
                         break
                 folder = os.path.dirname(folder)
 
-    def _preview(self, plan: pl.DataFrame, report: Report) -> Report:
-        """What applying `plan` would do as things are: only sizes and mtimes are looked at."""
-        kept = journal.kept_images(self.connection, self.catalog_id, plan["image_id"].to_list())
+    def preview(self, plan: pl.DataFrame, report: Report, *, keepers_stay: bool = True) -> Report:
+        """What applying `plan` would do as things are: only sizes and mtimes are looked at (and,
+        with `keepers_stay`, whether a file is kept now)."""
+        kept = journal.kept_images(self.connection, self.catalog_id, plan["image_id"].to_list()) if keepers_stay else ()
         for entry in plan.iter_rows(named=True):
             operation = FileOperation(*(entry[name] for name in OPERATION_FIELDS))
             problem = KEPT if entry["image_id"] in kept else mismatch(operation.source, operation, read=False)

@@ -79,6 +79,11 @@ def test_a_file_changed_since_it_was_cataloged_is_left_where_it_is_with_the_reas
     grown, rewritten = b"Alte Kameras/Nikon_D70.jpg", b"Garten/P8230001.JPG"
     edit_behind_the_catalog(library.photos, grown, rewritten)
     (library.photos.parent / "tidy-edited" / "Wedding 2024 (to fill)").mkdir(parents=True)  # the person's
+    set_tree(library, "tidy-edited")
+    with library.actions() as actions:  # a dry run tells what sizes and dates tell; only reading tells the rest
+        preview = organize(actions, dry_run=True).report
+    assert [(os.path.relpath(os.fsencode(path), os.fsencode(library.photos)), why[:12]) for path, why in preview.skipped
+            ] == [(grown, "size changed")]
 
     organized = organize_into(library, "tidy-edited")
     skipped = {os.path.relpath(os.fsencode(source), os.fsencode(library.photos)): why
