@@ -1,6 +1,7 @@
 """The FastAPI app of `lumina serve`: the images API under /api and the review page, over
 the catalog database through the storage layer's queries."""
 
+import json
 import math
 import re
 import secrets
@@ -9,11 +10,13 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security.utils import get_authorization_scheme_param
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 from swagger_ui_bundle import swagger_ui_path
 
 from lumina_pipeline.api import groups, images, review
@@ -54,8 +57,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.mount("/swagger-ui", StaticFiles(directory=swagger_ui_path), name="swagger-ui")
     app.get("/docs", include_in_schema=False)(_docs)
     # the decorator: add_exception_handler's typing rejects a handler of one exception class
-    app.exception_handler(CatalogError)(_not_found)
-    app.exception_handler(RequestValidationError)(_invalid_request)
+    app.exception_handler(CatalogError)(_for_people(_not_found))
+    app.exception_handler(RequestValidationError)(_for_people(_invalid_request))
+    app.exception_handler(HTTPException)(_for_people(http_exception_handler))
     # The middleware added last runs first: the host name (or the token), then the origin.
     app.middleware("http")(_same_origin_writes)
     if settings.token:
@@ -76,6 +80,20 @@ async def _docs(request: Request) -> HTMLResponse:
         swagger_css_url=f"{root}/swagger-ui/swagger-ui.css",
         swagger_favicon_url=f"{root}/swagger-ui/favicon-32x32.png",
     )
+
+
+def _for_people(answer_in_json):
+    """`answer_in_json`'s refusal, or under /review/ (pages people read) the same as a page."""
+
+    async def answer(request: Request, error: Exception):
+        refusal = await answer_in_json(request, error)
+        if not request.url.path.startswith("/review/"):
+            return refusal
+        detail = json.loads(bytes(refusal.body))["detail"]
+        return review.error_page(request, refusal.status_code,
+                                 detail if isinstance(detail, str) else "no such review page")
+
+    return answer
 
 
 async def _not_found(request: Request, error: CatalogError) -> JSONResponse:

@@ -88,3 +88,10 @@ def _page(request: Request, template: str, context: dict) -> HTMLResponse:
     page = templates.TemplateResponse(request, template, context)
     page.headers["Cache-Control"] = "no-store"
     return page
+
+
+def error_page(request: Request, status: int, detail: str) -> HTMLResponse:
+    """A refusal of a review page, as a page: people read these addresses, not programs."""
+    page = _page(request, "error.html", {"detail": detail})
+    page.status_code = status
+    return page

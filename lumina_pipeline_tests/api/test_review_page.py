@@ -169,3 +169,13 @@ def test_skipping_the_last_group_waiting_does_not_say_all_are_reviewed(served):
     finally:
         served.query("UPDATE duplicate_groups SET reviewed = false WHERE id = ANY(CAST(:g AS uuid[]))", g=waiting[1:])
     assert f"{total - 1} of {total} groups reviewed" in skipped and "All " not in skipped
+
+
+def test_a_review_address_that_is_not_one_answers_a_page_and_the_api_json(served):
+    client, gone = served.client, uuid.uuid4()
+    for address, status in [(f"/review/{CATALOG}/groups/{gone}", 404), (f"/review/{CATALOG}/stacks", 422),
+                            ("/review/no-such-catalog/groups", 404)]:
+        refused = client.get(address)
+        assert refused.status_code == status and refused.headers["content-type"].startswith("text/html"), address
+        assert "Back to the catalogs" in refused.text, address
+    assert client.get(f"/api/groups/{gone}").json()["detail"]  # the API stays JSON
