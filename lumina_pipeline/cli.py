@@ -80,8 +80,7 @@ def catalog_remove(args: argparse.Namespace) -> int:
     if said and not args.yes:
         print(f"catalog {args.name} holds {', '.join(plural(n, kind) for kind, n in said.items())} given by people, "
               "which removing it forgets (the photos themselves stay untouched)")
-        if not (sys.stdin.isatty() and input("remove it? [y/N] ").strip().lower() in ("y", "yes")):
-            print("nothing changed" + ("" if sys.stdin.isatty() else " (--yes removes it without asking)"))
+        if not _confirmed("remove it?", "removes it"):
             return 1
     with _session(place) as session, session.begin():
         catalog_store.remove_catalog(session, args.name)
@@ -142,8 +141,7 @@ def review_accept(args: argparse.Namespace) -> None:
           f"{plural(preview.files, 'file')} ({size(preview.size_bytes)}) removable")
     if not preview.groups:
         return
-    if not args.yes and not (sys.stdin.isatty() and input("accept them? [y/N] ").strip().lower() in ("y", "yes")):
-        print("nothing changed" + ("" if sys.stdin.isatty() else " (--yes accepts without asking)"))
+    if not args.yes and not _confirmed("accept them?", "accepts"):
         return
     try:
         done = accept(apply=True, seen=preview.seen)
@@ -262,6 +260,14 @@ def undo(args: argparse.Namespace) -> None:
                           + ("; the originals were never touched" if report.copies else ""))
 
 
+def _confirmed(question: str, what_yes_does: str) -> bool:
+    """A person's yes at the terminal; without a terminal, no (and how to say yes beforehand)."""
+    if sys.stdin.isatty() and input(f"{question} [y/N] ").strip().lower() in ("y", "yes"):
+        return True
+    print("nothing changed" + ("" if sys.stdin.isatty() else f" (--yes {what_yes_does} without asking)"))
+    return False
+
+
 def _print_report(report, summary: str, *, dry_run: bool = False, listed: bool = False) -> None:
     """The summary line, then (when `listed`) each file done, then each file left and why."""
     if report.resumed and dry_run:
@@ -271,7 +277,8 @@ def _print_report(report, summary: str, *, dry_run: bool = False, listed: bool =
     left = f"{plural(len(report.skipped), 'file')} left as they were:" if report.skipped else ""
     if listed:
         print(summary + (":" if report.done else ""), *(f"  {path}" for path in report.files), sep="\n")
-        print(left or "", end="\n" if left else "")
+        if left:
+            print(left)
     else:
         print(summary + (f"; {left}" if left else ""))
     for path, reason in report.skipped:
