@@ -4,8 +4,11 @@ A group is identified by its members' checksums, counted with multiplicity: a fi
 renamed keeps its checksum and so its place, while a new copy adds one. A new group takes
 the id of the previous group from which most members carried over (more than half of that
 group's members, the largest overlap winning, then the most files still the same: a stack
-and its backup copy have the same checksums but not the same files); it keeps `reviewed` only if its members are
-the same, and keeps a chosen primary (or best frame) only if that file is still a member.
+and its backup copy have the same checksums but not the same files). It keeps `reviewed` if
+its members are the same, or if it only lost members and its keeper (primary, best frame)
+is the one the person saw: they judged every file left (copies quarantined from a group
+where several were kept, a frame taken out of a burst). It keeps a chosen primary (or best
+frame) only if that file is still a member.
 
 A group that vanishes for a while (its copies quarantined, then put back by undo; a folder
 unmounted, then back) has no previous group to carry over from, so the decisions on every
@@ -31,7 +34,7 @@ PREVIOUS_SCHEMA = {
     "group_id": pl.String,
     "reviewed": pl.Boolean,
     "chosen_id": pl.Int64,  # primary / best frame a person chose; null if the rule chose
-    "chosen_checksum": pl.String,
+    "chosen_checksum": pl.String,  # of the primary / best frame, whoever chose it
 }
 PREVIOUS_MEMBERS_SCHEMA = {"group_id": pl.String, "kind": pl.String, "checksum": pl.String, "id": pl.Int64}
 REMEMBERED_SCHEMA = {
@@ -90,12 +93,18 @@ def settle(found: Found, previous: Previous) -> Settled:
     decided = (
         carried.join(recalled.select("group_key", recalled_review="reviewed"), on="group_key", how="left")
         .join(_still_member(recalled, members).rename({"kept_choice": "recalled_choice"}), on="group_key", how="left")
-        .select("group_key", "group_id", reviewed=pl.col("reviewed") | pl.col("recalled_review").fill_null(False),
+        .select("group_key", "group_id", "reviewed_keeper", "recalled_review",
                 chosen_id=pl.coalesce("chosen_id", "recalled_choice"))  # the later decision first
     )
-    groups = found.groups.join(decided, on="group_key").with_columns(
-        choice=pl.coalesce("chosen_id", "choice"), chosen=pl.col("chosen_id").is_not_null()
-    ).drop("chosen_id")
+    keeper = found.members.select("group_key", choice="id", keeper="checksum")
+    groups = (
+        found.groups.join(decided, on="group_key")
+        .with_columns(choice=pl.coalesce("chosen_id", "choice"), chosen=pl.col("chosen_id").is_not_null())
+        .join(keeper, on=["group_key", "choice"], how="left")
+        .with_columns(reviewed=(pl.col("keeper") == pl.col("reviewed_keeper")) | pl.col("recalled_review"))
+        .with_columns(pl.col("reviewed").fill_null(False))
+        .drop("chosen_id", "reviewed_keeper", "recalled_review", "keeper")
+    )
     settled_members = found.members.join(carried.select("group_key", "group_id"), on="group_key")
     # a recalled decision lives on in its group's row, until that group is gone again
     return Settled(groups, settled_members, remembered.join(recalled, on=["kind", "members"], how="anti"))
@@ -120,8 +129,9 @@ def _remember(remembered: pl.DataFrame, gone: pl.DataFrame) -> pl.DataFrame:
 
 
 def _carry_over(members: pl.DataFrame, previous: Previous) -> pl.DataFrame:
-    """One row per group_key with `group_id`, `reviewed`, `chosen_id` (null: the rule's) and
-    whether it is `unchanged` (the same members as the previous group it carries on)."""
+    """One row per group_key with `group_id`, `chosen_id` (null: the rule's), whether it is
+    `unchanged` (the same members as the previous group it carries on) and `reviewed_keeper`:
+    the checksum of the keeper of a reviewed group whose members it has, or some of them."""
     new_counts = members.group_by("group_key", "kind", "checksum").agg(new=pl.len())
     old_counts = previous.members.group_by("group_id", "kind", "checksum").agg(old=pl.len())
     old_sizes = old_counts.group_by("group_id").agg(old_size=pl.col("old").sum())
@@ -142,13 +152,14 @@ def _carry_over(members: pl.DataFrame, previous: Previous) -> pl.DataFrame:
     keys = members.select("group_key").unique(maintain_order=True)
     keys = keys.with_columns(fresh_id=pl.Series([str(uuid.uuid4()) for _ in range(len(keys))], dtype=pl.String))
     matched = keys.join(overlap, on="group_key", how="left").join(previous.groups, on="group_id", how="left")
-    same_members = (pl.col("shared") == pl.col("old_size")) & (pl.col("shared") == pl.col("new_size"))
+    only_lost = pl.col("shared") == pl.col("new_size")
+    same_members = only_lost & (pl.col("shared") == pl.col("old_size"))
     return matched.join(_still_member(matched, members), on="group_key", how="left").select(
         "group_key",
         group_id=pl.col("group_id").fill_null(pl.col("fresh_id")),
-        reviewed=(same_members & pl.col("reviewed")).fill_null(False),
         chosen_id="kept_choice",
         unchanged=same_members.fill_null(False),
+        reviewed_keeper=pl.when(only_lost & pl.col("reviewed")).then("chosen_checksum"),
     )
 
 

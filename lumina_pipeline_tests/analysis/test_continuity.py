@@ -14,7 +14,9 @@ NOTHING_REMEMBERED = pl.DataFrame(schema=REMEMBERED_SCHEMA)
 
 
 def previous(reviewed=True, chosen=None, chosen_checksum=None, members=("a", "b", "c")):
-    groups = pl.DataFrame([("g1", reviewed, chosen, chosen_checksum)], schema=PREVIOUS_SCHEMA, orient="row")
+    """One group of these checksums (ids 1, 2, ...) keeping `chosen`, else the first."""
+    keeper = chosen_checksum or members[0]
+    groups = pl.DataFrame([("g1", reviewed, chosen, keeper)], schema=PREVIOUS_SCHEMA, orient="row")
     rows = [("g1", "perceptual", checksum, id_) for id_, checksum in enumerate(members, 1)]
     return Previous(groups, pl.DataFrame(rows, schema=PREVIOUS_MEMBERS_SCHEMA, orient="row"), NOTHING_REMEMBERED)
 
@@ -38,6 +40,18 @@ def test_a_group_that_gained_a_copy_keeps_its_id_and_choice_but_needs_review_aga
 def test_a_moved_file_keeps_the_choice_and_the_review():
     settled = settle(found((1, "a"), (9, "b"), (3, "c")), previous(chosen=2, chosen_checksum="b")).groups
     assert settled.select("group_id", "reviewed", "choice").row(0) == ("g1", True, 9)
+
+
+def test_a_group_that_only_lost_members_stays_reviewed_while_its_keeper_is_the_same():
+    kept_several = previous(chosen=2, chosen_checksum="b")
+    assert settle(found((1, "a"), (2, "b")), kept_several).groups["reviewed"].to_list() == [True]  # c quarantined
+    assert settle(found((1, "a"), (3, "c")), kept_several).groups["reviewed"].to_list() == [False]  # the keeper went
+    assert settle(found((1, "a"), (2, "b")), previous()).groups["reviewed"].to_list() == [True]  # the rule's keeper
+    rule_now_picks_b = found((2, "b"), (1, "a"), (3, "c"))
+    assert settle(rule_now_picks_b, previous()).groups["reviewed"].to_list() == [False]
+    assert settle(rule_now_picks_b, previous(members=("a", "b", "c", "d"))).groups["reviewed"].to_list() == [False]
+    lost_one_gained_one = found((1, "a"), (2, "b"), (9, "x"))
+    assert settle(lost_one_gained_one, previous(members=("a", "b", "c", "d"))).groups["reviewed"].to_list() == [False]
 
 
 def test_a_group_that_kept_a_minority_of_members_gets_a_new_id():
