@@ -166,14 +166,17 @@ def listing(args: argparse.Namespace) -> None:
 
 
 def _group_heading(group: dict) -> str:
-    state = "reviewed" if group["reviewed"] else "not reviewed"
     return (f"{group['similarity_type']} group {group['id'][:8]} "
-            f"(confidence {group['confidence']}, {plural(len(group['members']), 'file')}, {state})")
+            f"(confidence {group['confidence']}, {plural(len(group['members']), 'file')}, {_state(group)})")
 
 
 def _burst_heading(burst: dict) -> str:
     return (f"{burst['camera']}, {burst['start_time']} to {burst['end_time'][11:]} "
-            f"({burst['duration_seconds']} s, {plural(len(burst['members']), 'frame')})")
+            f"({burst['duration_seconds']} s, {plural(len(burst['members']), 'frame')}, {_state(burst)})")
+
+
+def _state(group: dict) -> str:
+    return "reviewed" if group["reviewed"] else "not reviewed"
 
 
 def search(args: argparse.Namespace) -> None:

@@ -60,6 +60,7 @@ def _burst_record(group: ListedGroup) -> dict:
         "duration_seconds": burst["duration_seconds"],
         "best": _text(group.chosen_path),
         "members": _members(group),
+        "reviewed": group.reviewed,
     }
 
 

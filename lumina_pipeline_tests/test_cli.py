@@ -95,6 +95,8 @@ def test_run_then_export_gives_the_corpus_answers(lumina_home, corpus, tmp_path)
     files = {f["path"]: f for f in document["files"]}
     assert document["catalog"] == "corpus" and len(files) == len(corpus.manifest["files"])
     assert sorted(burst["camera"] for burst in document["bursts"]) == ["Canon DIGITAL IXUS", "NIKON E950"]
+    assert [burst["reviewed"] for burst in document["bursts"]] == [False, False]
+    assert lumina(lumina_home, "bursts", "corpus").stdout.count(" frames, not reviewed)") == 2
     for record in corpus.manifest["files"]:
         exported = files[record["path"]]
         assert exported["status"] in record["acceptable_status"]
