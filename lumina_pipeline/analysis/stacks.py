@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from lumina_pipeline.analysis.continuity import Found
+from lumina_pipeline.analysis.files import KINDS
 
 FILES_SCHEMA = {  # what find_stacks reads of each file (more columns may come along)
     "id": pl.Int64,
@@ -28,6 +29,7 @@ FILES_SCHEMA = {  # what find_stacks reads of each file (more columns may come a
 # wrote comes first: HEIC over a JPEG (often its conversion), a JPEG over a TIFF (often an export).
 STILL_ORDER = {"heic": 0, "heif": 0, "jpg": 1, "jpeg": 1, "tif": 2, "tiff": 2}
 DEVELOPED = list(STILL_ORDER)
+RAW_EXTENSIONS = [extension.decode() for extension, kind in KINDS.items() if kind == "raw"]
 LIVE_STILLS = ["jpg", "jpeg", "heic", "heif"]
 PRIMARY_ORDER = {"image": 0, "raw": 1, "video": 2, "sidecar": 3}
 
@@ -95,7 +97,7 @@ def _shots(rows: pl.DataFrame) -> pl.DataFrame:
     be compared as one, the rule still applying to their files."""
     name = pl.col("path").str.split("/").list.last()
     stem = name.str.replace(r"\.[^.]*$", "").str.to_lowercase()
-    photo_extension = rf"\.({'|'.join(DEVELOPED)}|dng|cr2|cr3|nef|arw|orf|raf|rw2|pef|srw)$"
+    photo_extension = rf"\.({'|'.join([*DEVELOPED, *RAW_EXTENSIONS])})$"
     shutter = pl.when(pl.col("captured_at_source").ne_missing("DateTime")).then("captured_at")
     return rows.with_columns(
         shot=pl.struct(

@@ -82,6 +82,8 @@ def test_sidecars_join_their_photos_stack_and_never_make_one():
     sidecars = [file(3, "a/DSC_1.xmp", "sidecar", at=None), file(4, "a/DSC_1.CR2.xmp", "sidecar", at=None)]
     assert stacks_of(*shot, *sidecars) == {("raw_jpeg", 2, (1, 2, 3, 4))}
     assert stacks_of(file(2, "a/DSC_1.JPG"), *sidecars) == set()
+    nikon = [file(1, "a/DSC_2.NRW", "raw"), file(2, "a/DSC_2.JPG"), file(3, "a/DSC_2.NRW.xmp", "sidecar", at=None)]
+    assert stacks_of(*nikon) == {("raw_jpeg", 2, (1, 2, 3))}
 
 
 def test_a_raw_jpeg_and_clip_of_one_shot_are_one_live_stack():
