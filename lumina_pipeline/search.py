@@ -17,7 +17,7 @@ from lumina_pipeline.models import ImageModel, TextAndImageModel, load_image_mod
 from lumina_pipeline.models.text import TextEncoder
 from lumina_pipeline.storage.captions import description_matches, vector_text
 from lumina_pipeline.storage.catalogs import CatalogError, get_catalog
-from lumina_pipeline.storage.embeddings import Match, catalog_labels, embeddings_table, nearest, vector_of
+from lumina_pipeline.storage.embeddings import Match, catalog_labels, embeddings_table, nearest, vectors_of
 
 LABELS_SHOWN = 3
 
@@ -147,22 +147,24 @@ def search_similar(session: Session, catalog: str, path: str, k: int, models: Se
     absolute), by cosine."""
     found_catalog = get_catalog(session, catalog)
     catalog_id, roots = found_catalog.id, found_catalog.source_directories
-    if os.path.isabs(path):
-        real = os.path.realpath(path)
-        path = next((os.path.relpath(real, root) for root in roots if real.startswith(root.rstrip("/") + "/")), path)
-    found = vector_of(session.connection(), models.table, catalog_id, path=os.fsencode(path))
-    if found is None:
+    real = os.path.realpath(path)
+    root = next((root for root in roots if os.path.isabs(path) and real.startswith(root.rstrip("/") + "/")), None)
+    relative = path if root is None else os.path.relpath(real, root)
+    found = vectors_of(session.connection(), models.table, catalog_id, path=os.fsencode(relative), source_root=root)
+    if not found:
         raise CatalogError(f"no embedded photo at {path!r} in {catalog!r} (paths as `lumina export` shows them)")
-    return _neighbours(session, models, catalog_id, *found, k)
+    if len(found) > 1:
+        raise CatalogError(f"{path!r} is in {len(found)} of the source folders of {catalog!r}: give its absolute path")
+    return _neighbours(session, models, catalog_id, *found[0], k)
 
 
 def similar_to_image(session: Session, image_id: int, k: int, models: SearchModels) -> list[SearchResult] | None:
     """The same for an image id; None when that image has no vector from the model."""
-    found = vector_of(session.connection(), models.table, None, image_id=image_id)
-    if found is None:
+    found = vectors_of(session.connection(), models.table, None, image_id=image_id)
+    if not found:
         return None
     catalog_id = session.execute(text("SELECT catalog_id FROM images WHERE id = :i"), {"i": image_id}).scalar_one()
-    return _neighbours(session, models, catalog_id, *found, k)
+    return _neighbours(session, models, catalog_id, *found[0], k)
 
 
 def _neighbours(

@@ -218,18 +218,21 @@ def _vector_tables(connection: Connection) -> list[str]:
     )).scalars())
 
 
-def vector_of(
-    connection: Connection, table: Table, catalog_id: uuid.UUID | None, *, path: bytes = b"", image_id: int = 0
-) -> tuple[int, str] | None:
-    """(image id, vector) of the photo at `path` in a catalog, or of the image `image_id`."""
+def vectors_of(
+    connection: Connection, table: Table, catalog_id: uuid.UUID | None, *, path: bytes = b"",
+    source_root: str | None = None, image_id: int = 0,
+) -> list[tuple[int, str]]:
+    """(image id, vector) of the image `image_id`, or of each photo at `path` in a catalog: in
+    `source_root` when given, else in any of its source folders (two may hold the same path)."""
     if not _exists(connection, table):
-        return None
-    row = connection.execute(
+        return []
+    rows = connection.execute(
         text(f"""SELECT i.id, e.embedding::text FROM {table.name} e JOIN images i ON i.id = e.image_id
-                 WHERE i.status = 'ok' AND (i.id = :i OR (e.catalog_id = :c AND i.path = :p))"""),
-        {"c": catalog_id, "p": path, "i": image_id},
-    ).first()
-    return None if row is None else tuple(row)
+                 WHERE i.status = 'ok' AND (i.id = :i OR (e.catalog_id = :c AND i.path = :p
+                       AND i.source_root = coalesce(CAST(:r AS text), i.source_root)))"""),
+        {"c": catalog_id, "p": path, "r": source_root, "i": image_id},
+    )
+    return [(row.id, row.embedding) for row in rows]
 
 
 def similarities_to(connection: Connection, table: Table, image_id: int, others: list[int]) -> dict[int, float]:

@@ -22,6 +22,7 @@ from lumina_pipeline.defs.resources import Embedder
 from lumina_pipeline.models.efficientnet import EfficientNetModel
 from lumina_pipeline.models.text import TextEncoder
 from lumina_pipeline.search import SearchModels, SearchResult, label_match, search_similar, search_text
+from lumina_pipeline.storage.catalogs import CatalogError
 from lumina_pipeline.storage.embeddings import EXACT_SCAN_VECTORS, index_vectors
 from lumina_pipeline_tests.defs.racing import wait_until_waiting
 
@@ -160,6 +161,33 @@ def test_similar_photos_of_an_original_are_its_edited_copies(searchable, corpus)
         assert group["original"] not in {result.path for result in results}
         absolute = str(corpus.photos / group["original"])
         assert search(searchable[0], search_similar, absolute, len(copies) + 2) == results
+
+
+def test_a_path_two_source_folders_hold_is_named_by_its_absolute_path(searchable, corpus):
+    """A catalog of two folders may hold one relative path twice: each is its own photo."""
+    pipeline, original = searchable[0], "Toscana 2008/DSCN0038.jpg"
+    alike = {result.path for result in search(pipeline, search_similar, original, 3)}
+    with pipeline.engine.begin() as connection:  # the same name in another folder, another photo's vector
+        twin = connection.execute(text("""
+            INSERT INTO images (catalog_id, source_root, path, size_bytes, mtime_ns, kind, status, batch)
+            SELECT catalog_id, '/elsewhere', path, size_bytes, mtime_ns, kind, status, batch FROM images
+            WHERE catalog_id = :c AND path = :p RETURNING id"""),
+            {"c": pipeline.catalog_id(CATALOG), "p": original.encode()}).scalar_one()
+        connection.execute(text(f"""
+            INSERT INTO {DEFAULT_TABLE} (image_id, catalog_id, model_id, embedding)
+            SELECT :twin, catalog_id, model_id, embedding FROM {DEFAULT_TABLE} WHERE image_id <> :twin
+            ORDER BY embedding <=> (SELECT e.embedding FROM {DEFAULT_TABLE} e JOIN images i ON i.id = e.image_id
+                                    WHERE i.path = :p AND i.source_root <> '/elsewhere') DESC LIMIT 1"""),
+            {"twin": twin, "p": original.encode()})
+    try:
+        with pytest.raises(CatalogError, match="is in 2 of the source folders"):
+            search(pipeline, search_similar, original, 3)
+        absolute = str(corpus.photos / original)
+        assert {result.path for result in search(pipeline, search_similar, absolute, 3)} == alike
+    finally:
+        with pipeline.engine.begin() as connection:
+            connection.execute(text(f"DELETE FROM {DEFAULT_TABLE} WHERE image_id = :i"), {"i": twin})
+            connection.execute(text("DELETE FROM images WHERE id = :i"), {"i": twin})
 
 
 def model_tags(pipeline) -> set[tuple[str, str, str]]:
