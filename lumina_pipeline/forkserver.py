@@ -10,7 +10,8 @@ from multiprocessing.context import ForkServerContext
 # the code its code location has now (about 0.4 s).
 PRELOADED = [
     "dagster", "dagster._cli.api", "dagster_postgres", "alembic.command", "numpy", "polars", "sqlalchemy.orm",
-    "psycopg2", "pgvector.sqlalchemy", "PIL.Image", "pillow_heif", "scipy.fft", "pywt", "av", "onnxruntime", "ollama",
+    "psycopg2", "pgvector.sqlalchemy", "PIL.Image", "pillow_heif", "scipy.fft",
+    "scipy.sparse.csgraph", "pywt", "av", "onnxruntime", "ollama",
 ]
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
+from scipy.sparse import coo_array
+from scipy.sparse.csgraph import connected_components
 
 from lumina_pipeline.analysis.neighbors import hamming, pairs_within
 
@@ -163,8 +165,7 @@ def _near_groups(hashed: pl.DataFrame, rule: NearDuplicateRule, keeper: KeeperRu
     # a burst's number per content, -1 outside bursts: frames of one burst are never a pair
     bursts = contents["burst_id"].cast(pl.Categorical).to_physical().cast(pl.Int64).fill_null(-1).to_numpy()
     i, j = _candidates(hashes, with_phash, rule.ahash)
-    both = with_phash[i] & with_phash[j]
-    match = rule.matches(hamming(hashes[i], hashes[j]), both) & ((bursts[i] < 0) | (bursts[i] != bursts[j]))
+    match = _pairs(i, j, hashes, with_phash, bursts, rule)
     # from here on the contents with a match alone, renumbered best first (ranking these few
     # costs much less than ranking every file)
     matched = np.unique(np.concatenate([i[match], j[match]]))
@@ -253,16 +254,10 @@ def _candidates(
 
 
 def _components(count: int, i: NDArray[np.int64], j: NDArray[np.int64]) -> NDArray[np.int64]:
-    """Connected-component label (smallest index) of every node, by label propagation."""
-    labels = np.arange(count)
-    while True:
-        smaller = np.minimum(labels[i], labels[j])
-        before = labels.copy()
-        np.minimum.at(labels, i, smaller)
-        np.minimum.at(labels, j, smaller)
-        labels = labels[labels]  # jump to the label's own label: few rounds even on long chains
-        if np.array_equal(labels, before):
-            return labels
+    """Connected-component label (smallest index) of every node."""
+    graph = coo_array((np.ones(len(i), dtype=bool), (i, j)), shape=(count, count))
+    _, component = connected_components(graph, directed=False)
+    return np.unique(component, return_index=True)[1][component]
 
 
 def _split_non_cliques(
@@ -282,7 +277,7 @@ def _split_non_cliques(
         nodes = np.flatnonzero(labels == label)
         cliques: list[list[int]] = []
         for node in nodes.tolist():
-            home = next((c for c in cliques if _joins(c, node, hashes, with_phash, bursts, rule)), None)
+            home = next((c for c in cliques if _pairs(c, node, hashes, with_phash, bursts, rule).all()), None)
             if home is None:
                 cliques.append([node])
             else:
@@ -292,18 +287,18 @@ def _split_non_cliques(
     return groups
 
 
-def _joins(
-    clique: list[int],
-    node: int,
+def _pairs(
+    a: NDArray[np.int64] | list[int],
+    b: NDArray[np.int64] | int,
     hashes: NDArray[np.uint64],
     with_phash: NDArray[np.bool_],
     bursts: NDArray[np.int64],
     rule: NearDuplicateRule,
-) -> bool:
-    """Whether `node` matches every node of `clique` and shares a burst with none."""
-    other_shots = (bursts[node] < 0) | (bursts[clique] != bursts[node])
-    both = with_phash[clique] & with_phash[node]
-    return bool((rule.matches(hamming(hashes[clique], hashes[node]), both) & other_shots).all())
+) -> NDArray[np.bool_]:
+    """Whether each `a` and `b` (node numbers, arrays of one length or one of them a single
+    node) are near-duplicates: they satisfy the rule and are not two frames of one burst."""
+    other_shots = (bursts[a] < 0) | (bursts[a] != bursts[b])
+    return rule.matches(hamming(hashes[a], hashes[b]), with_phash[a] & with_phash[b]) & other_shots
 
 
 def reclaimable_bytes(members: pl.DataFrame, groups: pl.DataFrame, sizes: pl.DataFrame) -> int:
