@@ -19,7 +19,6 @@ DAGSTER_YAML = Path(__file__).parent / "dagster.yaml"
 class Home:
     root: Path
     database_url: str
-    dagster_home: Path
     thumbnail_dir: Path
     quarantine_dir: Path
     batches_per_catalog: int  # batch runs of one catalog at once
@@ -67,4 +66,4 @@ def prepare(*, create: bool = False) -> Home:
         LUMINA_OLLAMA_URL=os.environ.get("LUMINA_OLLAMA_URL", ""),  # empty: no captions
         LUMINA_OLLAMA_MODEL=os.environ.get("LUMINA_OLLAMA_MODEL", "moondream"),
     )
-    return Home(root, url, dagster_home, thumbnail_dir, quarantine_dir, settings["batches_per_catalog"])
+    return Home(root, url, thumbnail_dir, quarantine_dir, settings["batches_per_catalog"])

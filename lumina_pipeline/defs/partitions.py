@@ -16,8 +16,7 @@ catalog_batches = dg.MultiPartitionsDefinition({"catalog": catalogs, "batch": ba
 
 # A catalog-level asset reads every batch of its own catalog, never another catalog's.
 # The mapping has been marked beta since Dagster 1.6 and is the documented way to do this.
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", dg.BetaWarning)
+with warnings.catch_warnings(action="ignore", category=dg.BetaWarning):
     by_catalog = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="catalog")
 
 

@@ -90,8 +90,8 @@ def export_onnx(path: Path, network: Any, example: Any, inputs: dict[str, dict],
 
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".{os.getpid()}.part")
-    with warnings.catch_warnings():  # the exporter's deprecation notes are for torch's developers, not our users
-        warnings.simplefilter("ignore")
+    # the exporter's deprecation notes are for torch's developers, not our users
+    with warnings.catch_warnings(action="ignore"):
         torch.onnx.export(network, example, str(partial), input_names=list(inputs), output_names=list(outputs),
                           dynamic_axes=inputs | outputs, dynamo=False)
     partial.replace(path)

@@ -4,6 +4,7 @@ import json
 import os
 import warnings
 from pathlib import Path
+from types import ModuleType
 
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
@@ -23,16 +24,20 @@ def start_embedded_server(data_directory: Path) -> str:
     The server outlives this process, so the CLI, the Dagster webserver, the daemon and
     run workers all share it; `pgserver` reattaches to it on the next call.
     """
-    # pgserver keeps its lock in the user's runtime folder; where XDG_RUNTIME_DIR is unset
-    # (containers, cron) platformdirs falls back to one under /tmp, fine, but warns every time.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import pgserver  # only the embedded set-up needs it
-
+    pgserver = _pgserver()
     _mend_handle_list(data_directory)
     # pgserver's documented entry point; its package does not re-export it in the typed sense
     server = pgserver.get_server(data_directory, cleanup_mode=None)  # pyright: ignore[reportPrivateImportUsage]
     return normalize_url(server.get_uri())
+
+
+def _pgserver() -> ModuleType:
+    """pgserver, imported only where the embedded server is used. It keeps its lock in the
+    user's runtime folder; where XDG_RUNTIME_DIR is unset (containers, cron) platformdirs falls
+    back to one under /tmp, fine, but warns every time."""
+    with warnings.catch_warnings(action="ignore"):
+        import pgserver
+    return pgserver
 
 
 def _mend_handle_list(data_directory: Path) -> None:
@@ -56,10 +61,7 @@ def stop_embedded_server(data_directory: Path) -> bool:
 
     Every `lumina` command joins the server the first one started and leaves it running for
     the next; `lumina stop` ends it (the next command starts it again)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import pgserver
-
+    pgserver = _pgserver()
     if not (data_directory / "postmaster.pid").exists():
         return False
     owner = "pgserver" if os.geteuid() == 0 else None  # under root, pgserver runs the server as this user

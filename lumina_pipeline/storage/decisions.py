@@ -13,8 +13,7 @@ from sqlalchemy import Connection, text
 from lumina_pipeline.storage.browse import removable_files
 from lumina_pipeline.storage.catalogs import lock_catalog
 from lumina_pipeline.storage.groups import DUPLICATES, Grouping
-
-MANUAL = "manual"  # image_tags.source of a tag a person set
+from lumina_pipeline.storage.tags import MANUAL
 
 
 def set_rating(connection: Connection, image_id: int, rating: int | None) -> bool:
