@@ -24,7 +24,13 @@ from lumina_pipeline.actions.files import FileOperation, carry_out, mismatch, sh
 from lumina_pipeline.analysis.files import absolute_paths
 from lumina_pipeline.analysis.plans import plan_quarantine
 from lumina_pipeline.storage import journal
-from lumina_pipeline.storage.catalogs import CatalogError, drop_emptied_source_directory, get_catalog
+from lumina_pipeline.storage.catalogs import (
+    ACTIONS_LOCK_SPACE,
+    CatalogError,
+    drop_emptied_source_directory,
+    get_catalog,
+    held_lock,
+)
 from lumina_pipeline.storage.models import Catalog
 
 CHUNK = 200  # operations per journal commit: how many a kill can leave for the next run to look up
@@ -65,17 +71,14 @@ class Report:
 def file_actions(engine: Engine, catalog: str, quarantine: bytes, *, always_copy: bool = False) -> Iterator["Actions"]:
     """The catalog's file actions, holding its file-actions lock meanwhile. `quarantine` is the
     folder of every catalog's quarantine; `always_copy` copies even within one filesystem."""
+    def refuse() -> None:
+        raise CatalogError(f"another quarantine, undo or purge of {catalog} is running")
+
     with engine.connect() as connection:
         with Session(connection) as session:
             found = get_catalog(session, catalog)
-        if not journal.try_lock_actions(connection, found.id):
-            raise CatalogError(f"another quarantine, undo or purge of {catalog} is running")
-        try:
+        with held_lock(engine, ACTIONS_LOCK_SPACE, str(found.id), waiting=refuse):
             yield Actions(connection, found, quarantine, always_copy)
-        finally:
-            connection.rollback()
-            journal.unlock_actions(connection, found.id)
-            connection.commit()
 
 
 class Actions:

@@ -17,9 +17,12 @@ CATALOG_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 # The first key of Lumina's advisory locks (PostgreSQL's two-key form), so that they never meet
 # another application's locks in a shared database; the second is the catalog's.
 CATALOG_LOCK_SPACE = 0x4C554D  # "LUM"
-# (+ 1: the file actions' lock, storage/journal.py.) A catalog's inventories hold theirs from
-# before the walk until they have written what they found, so that a walk older than the rows
-# is never written over them; not the catalog lock, so decisions and regroupings go on meanwhile.
+# One quarantine, undo or purge of a catalog at a time (actions/runs.py); not the catalog lock:
+# inventories go on during a run.
+ACTIONS_LOCK_SPACE = CATALOG_LOCK_SPACE + 1
+# A catalog's inventories hold theirs from before the walk until they have written what they
+# found, so that a walk older than the rows is never written over them; not the catalog lock,
+# so decisions and regroupings go on meanwhile.
 INVENTORY_LOCK_SPACE = CATALOG_LOCK_SPACE + 2
 VECTOR_INDEX_LOCK_SPACE = CATALOG_LOCK_SPACE + 3  # one process at a time indexes a vector table
 RUN_LOCK_SPACE = CATALOG_LOCK_SPACE + 4  # one `lumina run` of a catalog at a time

@@ -9,31 +9,12 @@ import polars as pl
 from sqlalchemy import Connection, LargeBinary, Row, text
 
 from lumina_pipeline.storage.browse import KEPT_SHOTS, removable_files
-from lumina_pipeline.storage.catalogs import CATALOG_LOCK_SPACE
 from lumina_pipeline.storage.frames import copy_into, read_frame, stage
 from lumina_pipeline.storage.images import VERIFY_SCHEMA
 
-ACTIONS_LOCK_SPACE = CATALOG_LOCK_SPACE + 1  # not the catalog lock: inventories go on during a run
 UNFINISHED = ["planned", "undoing", "purging"]  # states a killed run leaves behind
 NOT_UNDONE = "not undone: "  # the reason of an operation an undo left as it was
 REMOVABLE_SCHEMA = {**VERIFY_SCHEMA, "status": pl.String}  # a file as cataloged, to check before it is touched
-
-
-def try_lock_actions(connection: Connection, catalog_id: uuid.UUID) -> bool:
-    """Take the catalog's file-actions lock, if free: one quarantine, undo or purge of a catalog
-    at a time. The connection holds it across its transactions until `unlock_actions` or until
-    the process dies."""
-    return connection.execute(
-        text("SELECT pg_try_advisory_lock(:space, hashtext(CAST(:catalog AS text)))"),
-        {"space": ACTIONS_LOCK_SPACE, "catalog": str(catalog_id)},
-    ).scalar_one()
-
-
-def unlock_actions(connection: Connection, catalog_id: uuid.UUID) -> None:
-    connection.execute(
-        text("SELECT pg_advisory_unlock(:space, hashtext(CAST(:catalog AS text)))"),
-        {"space": ACTIONS_LOCK_SPACE, "catalog": str(catalog_id)},
-    )
 
 
 def files_to_quarantine(connection: Connection, catalog_id: uuid.UUID) -> pl.DataFrame:
