@@ -29,7 +29,7 @@ from lumina_pipeline.analysis.inventory import diff_inventory
 from lumina_pipeline.analysis.photos import ANALYSIS_VERSION
 from lumina_pipeline.definitions import defs
 from lumina_pipeline.defs.assets.regrouping import rule_settings
-from lumina_pipeline.defs.jobs import BATCH_TAG, GROUPINGS, QUIET_RUN_CONFIG
+from lumina_pipeline.defs.jobs import BATCH_TAG, FOLLOWED_UP_BY_TAG, GROUPINGS, QUIET_RUN_CONFIG
 from lumina_pipeline.defs.partitions import CATALOGS
 from lumina_pipeline.defs.run_launcher import (
     HOST_TAG,
@@ -243,7 +243,8 @@ def execute_run(job: str, partition_key: str, raise_on_error: bool = True) -> dg
     """A run of `job` in this process, tagged with it so that a later `lumina run` can tell if
     the process died."""
     return _definitions().resolve_job_def(job).execute_in_process(
-        partition_key=partition_key, instance=_instance(), run_config=QUIET_RUN_CONFIG, tags=process_tags(),
+        partition_key=partition_key, instance=_instance(), run_config=QUIET_RUN_CONFIG,
+        tags={**process_tags(), FOLLOWED_UP_BY_TAG: "lumina run"},
         raise_on_error=raise_on_error,
     )
 

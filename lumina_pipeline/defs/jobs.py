@@ -28,6 +28,7 @@ INVENTORY_TAG = "lumina/inventory"  # value: catalog; dagster.yaml allows one ru
 BATCH_TAG = "lumina/batches"  # value: catalog; dagster.yaml bounds the runs per value
 REGROUP_TAG = "lumina/regroup"  # value: catalog; dagster.yaml allows one run per value
 CHANGE_TAG = "lumina/change"  # what a batch run belongs to: grouping follows once all are done
+FOLLOWED_UP_BY_TAG = "lumina/followed_up_by"  # on `lumina run`'s runs: it regroups after them, no sensor
 
 
 def batch_catalog(partition_key: str) -> str:

@@ -11,7 +11,14 @@ import polars as pl
 from lumina_pipeline.analysis.fingerprint import Progress, fingerprint, inventory_digest
 from lumina_pipeline.analysis.photos import ANALYSIS_VERSION
 from lumina_pipeline.defs.assets.inventory import file_inventory
-from lumina_pipeline.defs.jobs import CHANGE_TAG, batch_job, captions_job, catalog_job, inventory_job
+from lumina_pipeline.defs.jobs import (
+    CHANGE_TAG,
+    FOLLOWED_UP_BY_TAG,
+    batch_job,
+    captions_job,
+    catalog_job,
+    inventory_job,
+)
 from lumina_pipeline.defs.partitions import CATALOGS, batches, catalogs, unregistered_batches
 from lumina_pipeline.defs.resources import CatalogDatabase, FolderWatch, OllamaVision
 from lumina_pipeline.storage.catalogs import get_catalog, list_catalogs
@@ -23,6 +30,7 @@ IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.D
                dg.DagsterRunStatus.STARTED]
 ENDED_BADLY = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 RUN_KEY_TAG = "dagster/run_key"  # what Dagster tags a sensor's run with
+BACKFILL_TAG = "dagster/backfill"  # ... and a backfill's runs: its id
 
 
 @dg.sensor(minimum_interval_seconds=30, default_status=RUNNING)
@@ -151,23 +159,43 @@ def _batches_to_read(database: CatalogDatabase, catalog: str) -> set[str]:
 def _regroup_once_the_change_ended(context: dg.RunStatusSensorContext) -> dg.RunRequest | None:
     """Once the last batch run of a change ends, whether it succeeded, failed or was canceled,
     regroup its catalog: one run per change, not one per batch (run keys make the request once,
-    however many see it). Batches whose runs did not succeed are named in the regrouping run's
-    tags; their files stay pending for the next change, a retry or the nightly schedule.
+    however many see it). A change is the runs a sensor or schedule requested together
+    (CHANGE_TAG), a backfill's runs, or a run launched alone (the Launchpad); `lumina run`
+    regroups the runs it made itself. Batches whose runs did not succeed are named in the
+    regrouping run's tags; their files stay pending for the next change, a retry or the
+    nightly schedule.
 
     None, not a SkipReason, for a run with nothing to follow up: Dagster ends a run status
     sensor's tick at the first run its function returns something for, and goes on past runs
-    it returns None for, so that hand-launched runs and a change's earlier batches do not
+    it returns None for, so that `lumina run`'s runs and a change's earlier batches do not
     hold back the regroupings behind them by a tick each."""
-    change, catalog = context.dagster_run.tags.get(CHANGE_TAG), context.dagster_run.tags["dagster/partition/catalog"]
-    if change is None or not context.instance.has_dynamic_partition(CATALOGS, catalog):  # by hand, or removed
+    run, instance = context.dagster_run, context.instance
+    catalog = run.tags["dagster/partition/catalog"]
+    if FOLLOWED_UP_BY_TAG in run.tags or not instance.has_dynamic_partition(CATALOGS, catalog):
         return None
-    if context.instance.get_runs_count(dg.RunsFilter(tags={CHANGE_TAG: change}, statuses=IN_PROGRESS)):
+    tag = next((tag for tag in (CHANGE_TAG, BACKFILL_TAG) if tag in run.tags), None)
+    if tag is None:  # launched alone: a change of its own
+        change, ended = run.run_id, [run]
+    elif instance.get_runs_count(dg.RunsFilter(tags={tag: run.tags[tag]}, statuses=IN_PROGRESS)):
         return None  # the change's last run to end regroups
-    ended = context.instance.get_runs(dg.RunsFilter(tags={CHANGE_TAG: change}))  # newest first
+    else:
+        change = run.tags[tag]
+        ended = list(instance.get_runs(dg.RunsFilter(tags={tag: change})))  # newest first
+        if tag == BACKFILL_TAG and not _launched_whole(instance, change, ended):
+            return None
     latest = {run.tags.get("dagster/partition/batch"): run.status for run in reversed(ended)}
     failed = sorted(batch for batch, status in latest.items() if batch and status in ENDED_BADLY)
     tags = {FAILED_BATCHES_TAG: ",".join(failed)} if failed else {}
     return dg.RunRequest(partition_key=catalog, run_key=f"{change}:catalog", tags=tags)
+
+
+def _launched_whole(instance: dg.DagsterInstance, backfill_id: str, runs: list[dg.DagsterRun]) -> bool:
+    """Whether a backfill has launched a run of each of its partitions (it launches a large one
+    a chunk at a time), or stopped launching (canceled)."""
+    backfill = instance.get_backfill(backfill_id)
+    if backfill is None or backfill.status.value != "REQUESTED" or backfill.partition_names is None:
+        return True
+    return set(backfill.partition_names) <= {run.tags.get("dagster/partition") for run in runs}
 
 
 def _regrouping_sensor(name: str, status: dg.DagsterRunStatus) -> dg.RunStatusSensorDefinition:

@@ -5,6 +5,7 @@ from datetime import datetime
 
 import dagster as dg
 import pytest
+from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
 from dagster._core.utils import make_new_run_id
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -12,11 +13,12 @@ from sqlalchemy.orm import Session
 from lumina_pipeline.definitions import defs
 from lumina_pipeline.defs import sensors
 from lumina_pipeline.defs.assets.inventory import file_inventory
-from lumina_pipeline.defs.jobs import CHANGE_TAG, batch_job
+from lumina_pipeline.defs.jobs import CHANGE_TAG, FOLLOWED_UP_BY_TAG, batch_job
 from lumina_pipeline.defs.partitions import CATALOGS
 from lumina_pipeline.defs.resources import CatalogDatabase, FolderWatch
 from lumina_pipeline.defs.schedules import nightly_backfill_schedule
 from lumina_pipeline.defs.sensors import (
+    BACKFILL_TAG,
     FAILED_BATCHES_TAG,
     catalog_sensor,
     folder_change_sensor,
@@ -243,13 +245,40 @@ def evaluated(sensor: dg.RunStatusSensorDefinition, pipeline, cursor: str | None
 
 def test_one_tick_goes_past_batch_runs_with_nothing_to_follow_up(pipeline, library):
     """Dagster ends a run status sensor's tick at the first run its function answers for:
-    each hand-launched batch held the regroupings behind it back by a tick."""
+    each batch of a `lumina run` (which regroups itself) held the regroupings behind it back
+    by a tick."""
     pipeline.add_catalog("busy", str(library), batch_size=2)
     pipeline.inventory("busy")
     started = evaluated(grouping_after_batches_sensor, pipeline, None)  # it starts from now
-    run_batches(pipeline, "busy", {"00000": {}, "00001": {}, "00002": {CHANGE_TAG: "change-3"}})
+    by_lumina_run = {FOLLOWED_UP_BY_TAG: "lumina run"}
+    run_batches(pipeline, "busy", {"00000": by_lumina_run, "00001": by_lumina_run, "00002": {CHANGE_TAG: "change-3"}})
     requests = evaluated(grouping_after_batches_sensor, pipeline, started.cursor).run_requests
     assert [(r.partition_key, r.run_key) for r in requests] == [("busy", "change-3:catalog")]
+
+
+def test_a_batch_launched_alone_and_a_backfill_once_it_launched_every_batch_are_regrouped(pipeline, library):
+    """As the Launchpad and a job's backfill launch them, without a change of the sensors'."""
+    pipeline.add_catalog("launched", str(library), batch_size=2)
+    pipeline.inventory("launched")
+    [alone] = run_batches(pipeline, "launched", {"00000": {}})
+    assert grouping_after_batches_sensor(success_context(pipeline, alone)).run_key == f"{alone.run_id}:catalog"
+
+    partitions = [f"{batch}|launched" for batch in ("00000", "00001", "00002")]
+    pipeline.instance.add_backfill(PartitionBackfill(
+        backfill_id="fill", status=BulkActionStatus.REQUESTED, from_failure=False, tags={},
+        backfill_timestamp=datetime.now().timestamp(), partition_names=partitions))
+    filling = {BACKFILL_TAG: "fill"}
+    _, second = run_batches(pipeline, "launched", {"00000": filling, "00001": filling})
+    assert grouping_after_batches_sensor(success_context(pipeline, second)) is None  # 00002 is not launched yet
+    [last] = run_batches(pipeline, "launched", {"00002": filling})
+    assert grouping_after_batches_sensor(success_context(pipeline, last)).run_key == "fill:catalog"
+
+
+def success_context(pipeline, result: dg.ExecuteInProcessResult) -> dg.RunStatusSensorContext:
+    return dg.build_run_status_sensor_context(
+        sensor_name=grouping_after_batches_sensor.name, dagster_instance=pipeline.instance,
+        dagster_run=result.dagster_run, dagster_event=result.get_run_success_event(),
+    )
 
 
 def test_a_change_whose_last_batch_was_canceled_is_regrouped_and_names_it(pipeline, library):
