@@ -239,8 +239,9 @@ def organize(args: argparse.Namespace) -> None:
     place = home.prepare()
     with file_actions(make_engine(place.database_url), args.catalog, os.fsencode(place.quarantine_dir)) as actions:
         organized = organize_catalog(actions, dry_run=args.dry_run, move=args.move)
-        moving, into = args.move or actions.catalog.organize_move, actions.catalog.organized_directory
-    done = ("would move" if args.dry_run else "moved") if moving else ("would copy" if args.dry_run else "copied")
+        into = actions.catalog.organized_directory
+    verb = ("move", "moved") if organized.moving else ("copy", "copied")
+    done = f"would {verb[0]}" if args.dry_run else verb[1]
     report, numbers = organized.report, figures(organized.planned)
     _print_report(report, f"{done} {plural(report.done, 'file')} ({size(report.size_bytes)}) into {into}",
                   dry_run=args.dry_run)
@@ -520,7 +521,9 @@ def _parser() -> argparse.ArgumentParser:
     organize_parser = commands.add_parser("organize", help="copy the kept files into the catalog's dated tree")
     organize_parser.add_argument("catalog")
     organize_parser.add_argument("--dry-run", action="store_true", help="say what would be copied, touch nothing")
-    organize_parser.add_argument("--move", action="store_true", help="move the files rather than copy them")
+    how = organize_parser.add_mutually_exclusive_group()  # neither: as `catalog organize` set it up
+    how.add_argument("--move", action="store_const", const=True, help="move the files this time")
+    how.add_argument("--copy", action="store_const", const=False, dest="move", help="copy them this time")
     organize_parser.set_defaults(command=organize)
     undo_parser = commands.add_parser("undo", help="take back a quarantine or organize run")
     undo_parser.add_argument("catalog")

@@ -31,6 +31,7 @@ from lumina_pipeline.storage.organize import organize_files
 class Organized:
     planned: OrganizePlan
     report: Report  # for a dry run, what the plan would do
+    moving: bool  # moves rather than copies
 
 
 def plan_catalog(connection: Connection, catalog: Catalog, *, move: bool, checksums: bool = False) -> OrganizePlan:
@@ -71,16 +72,16 @@ def _sha256_or_none(path: bytes) -> str | None:
         return None
 
 
-def organize(actions: Actions, *, dry_run: bool, move: bool = False) -> Organized:
-    """Copy (or move, with `move` or when the catalog moves by default) each kept file of the
-    catalog to its place in the tree, after finishing what a killed run left; a dry run only plans."""
+def organize(actions: Actions, *, dry_run: bool, move: bool | None = None) -> Organized:
+    """Copy or move (`move`; None: as the catalog does by default) each kept file of the catalog
+    to its place in the tree, after finishing what a killed run left; a dry run only plans."""
     catalog = actions.catalog
     resumed = len(actions.unfinished()) if dry_run else actions.resume().done
-    moving = move or catalog.organize_move
+    moving = catalog.organize_move if move is None else move
     planned = plan_catalog(actions.connection, catalog, move=moving, checksums=not dry_run)
     plan = planned.plan
     if dry_run:  # the files it holds are the ones kept
-        return Organized(planned, actions.preview(plan, Report(None, resumed), keepers_stay=False))
+        return Organized(planned, actions.preview(plan, Report(None, resumed), keepers_stay=False), moving)
     if moving and len(plan):  # the catalog follows its files: rows into the tree, the inventory along
         tree = cast(str, catalog.organized_directory)  # plan_catalog made sure there is one
         add_source_directory(actions.connection, catalog.id, tree)  # committed with the plan
@@ -88,7 +89,7 @@ def organize(actions: Actions, *, dry_run: bool, move: bool = False) -> Organize
     unchecked = plan.filter(pl.col("checksum").is_null())  # a sidecar changed since it was cataloged
     report = Report(run_id, resumed, skipped=[(os.fsdecode(source), NO_CHECKSUM) for source in unchecked["source"]])
     checked = plan.filter(pl.col("checksum").is_not_null()).select(*PLAN_SCHEMA)
-    return Organized(planned, actions.apply(ORGANIZE, run_id, checked, report))
+    return Organized(planned, actions.apply(ORGANIZE, run_id, checked, report), moving)
 
 
 def list_folders(into: bytes, folders: list[str]) -> pl.DataFrame:

@@ -4,6 +4,7 @@ A dry run unless its config says `dry_run: false`; `lumina undo` puts the files 
 import os
 
 import dagster as dg
+from pydantic import Field
 
 from lumina_pipeline.actions.runs import Report, file_actions
 from lumina_pipeline.defs.partitions import catalogs
@@ -17,7 +18,7 @@ class QuarantineFolder(dg.ConfigurableResource):
 
 
 class QuarantineConfig(dg.Config):
-    dry_run: bool = True  # list what would move and why some would not, move nothing
+    dry_run: bool = Field(True, description="list what would move and why some would not, move nothing")
 
 
 @dg.op
@@ -39,6 +40,7 @@ def report_metadata(context: dg.OpExecutionContext, report: Report, dry_run: boo
         "dry_run": dry_run,
         "run_id": report.run_id or "",
         "files": report.done,
+        "file_paths": dg.MetadataValue.json(report.files[:100]),  # the first 100
         "bytes": report.size_bytes,
         "skipped": len(report.skipped),
         "skipped_files": dg.MetadataValue.json([{"path": p, "reason": r} for p, r in report.skipped[:100]]),

@@ -4,6 +4,7 @@ A dry run unless its config says `dry_run: false`; `lumina undo` takes a run bac
 import os
 
 import dagster as dg
+from pydantic import Field
 
 from lumina_pipeline.actions.organize import organize
 from lumina_pipeline.actions.runs import file_actions
@@ -14,8 +15,9 @@ from lumina_pipeline.defs.resources import CatalogDatabase
 
 
 class OrganizeConfig(dg.Config):
-    dry_run: bool = True  # say what would be copied, touch nothing
-    move: bool = False  # move this time, even if the catalog copies by default
+    dry_run: bool = Field(True, description="say what would be copied or moved, touch nothing")
+    move: bool | None = Field(None, description="true: move the files, false: copy them; "
+                                                "unset: as the catalog does (lumina catalog organize [--move])")
 
 
 @dg.op
@@ -26,8 +28,10 @@ def organize_catalog(
     interrupted."""
     with file_actions(database.engine, context.partition_key, os.fsencode(quarantine.root)) as actions:
         organized = organize(actions, dry_run=config.dry_run, move=config.move)
+        into = actions.catalog.organized_directory or ""
     # the plan's figures, with files and bytes as done (or, in a dry run, to do)
-    return dg.Output(None, metadata={**figures(organized.planned),
+    return dg.Output(None, metadata={**figures(organized.planned), "operation": "move" if organized.moving else "copy",
+                                     "into": dg.MetadataValue.path(into),
                                      **report_metadata(context, organized.report, config.dry_run)})
 
 

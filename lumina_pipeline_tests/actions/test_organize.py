@@ -152,13 +152,23 @@ def test_the_asset_shows_the_plan_and_the_job_is_a_dry_run_by_default(library, d
     shown = {k: v.value for k, v in asset.asset_materializations_for_node("organize_plan")[0].metadata.items()}
     assert (shown["files"], shown["renamed"], shown["operation"]) == (files, 1, "copy")
     assert shown["undated"] == shown["by_year"]["undated"] > 0 and "DSCN0027 (2).jpg" in shown["preview"]
-    job = organize_job.execute_in_process(
-        instance=library.pipeline.instance, partition_key=CATALOG,
-        resources={"database": CatalogDatabase(url=database_url),
-                   "quarantine": QuarantineFolder(root=str(library.quarantine))})
-    output = next(e for e in job.all_events if e.event_type == dg.DagsterEventType.STEP_OUTPUT)
-    metadata = {key: value.value for key, value in output.step_output_data.metadata.items()}
+
+    def dry_run(config: dict) -> dict:
+        job = organize_job.execute_in_process(
+            instance=library.pipeline.instance, partition_key=CATALOG,
+            run_config={"ops": {"organize_catalog": {"config": config}}},
+            resources={"database": CatalogDatabase(url=database_url),
+                       "quarantine": QuarantineFolder(root=str(library.quarantine))})
+        output = next(e for e in job.all_events if e.event_type == dg.DagsterEventType.STEP_OUTPUT)
+        return {key: value.value for key, value in output.step_output_data.metadata.items()}
+
+    metadata = dry_run({})
     assert (metadata["dry_run"], metadata["files"], metadata["skipped"], metadata["renamed"]) == (True, files, 0, 1)
+    assert (metadata["operation"], metadata["into"]) == ("copy", str(library.photos.parent / "tidy-preview"))
+    assert len(metadata["file_paths"]) == min(files, 100)
+    assert str(library.photos / "Toscana 2008" / "DSCN0038.jpg") in metadata["file_paths"]
+    set_tree(library, "tidy-preview", move=True)  # the catalog moves by default; one run may copy
+    assert [dry_run(config)["operation"] for config in ({}, {"move": False})] == ["move", "copy"]
     assert snapshot(library.photos) == before and not (library.photos.parent / "tidy-preview").exists()
 
 
@@ -180,7 +190,9 @@ def test_the_cli_moves_into_the_tree_and_undo_puts_every_file_back(library, data
     assert snapshot(library.photos) == before and list(tree.iterdir()) == []  # nor the folders it made
     assert str(tree) not in source_folders(library)  # no file of the catalog is there now
 
-    lumina(library, database_url, tmp_path, "organize", CATALOG)  # copies this time
+    lumina(library, database_url, tmp_path, "catalog", "organize", CATALOG, "--into", str(tree), "--move")
+    assert lumina(library, database_url, tmp_path, "organize", CATALOG, "--dry-run").stdout.startswith("would move")
+    lumina(library, database_url, tmp_path, "organize", CATALOG, "--copy")  # copies this time
     removed = lumina(library, database_url, tmp_path, "undo", CATALOG)
     assert removed.stdout.startswith(f"removed the copies of {files} files (") and "never touched" in removed.stdout
     assert snapshot(library.photos) == before and list(tree.iterdir()) == []

@@ -129,6 +129,7 @@ def test_the_dagster_job_is_a_dry_run_by_default_and_says_what_would_move(librar
     sizes = {path: os.stat(library.photos / os.fsdecode(path)).st_size for path in removable}
     assert metadata["dry_run"] is True and metadata["run_id"] == ""
     assert (metadata["files"], metadata["bytes"], metadata["skipped"]) == (len(removable), sum(sizes.values()), 0)
+    assert sorted(metadata["file_paths"]) == sorted(os.fsdecode(library.photos / os.fsdecode(p)) for p in removable)
 
 
 def test_the_cli_says_what_would_move_moves_it_and_puts_it_back(library, database_url, tmp_path):
