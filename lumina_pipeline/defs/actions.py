@@ -50,6 +50,7 @@ def report_metadata(context: dg.OpExecutionContext, report: Report, dry_run: boo
 
 @dg.job(partitions_def=catalogs)
 def quarantine_job() -> None:
+    """Moves a catalog's reviewed-away files to quarantine; a dry run unless dry_run is false."""
     quarantine_removable()
 
 

@@ -37,6 +37,7 @@ def batch_catalog(partition_key: str) -> str:
 
 inventory_job = dg.define_asset_job(
     "inventory_job",
+    description="Walks a catalog's folders and records new, changed and deleted files (stat only)",
     selection=dg.AssetSelection.assets(file_inventory).without_checks(),
     config=dg.PartitionedConfig(
         catalogs,
@@ -46,6 +47,7 @@ inventory_job = dg.define_asset_job(
 )
 batch_job = dg.define_asset_job(
     "batch_job",
+    description="Reads the new and changed files of one batch: checksum, metadata, hashes, thumbnail, vector",
     selection=dg.AssetSelection.assets(photo_analysis).without_checks(),
     config=dg.PartitionedConfig(
         catalog_batches,
@@ -64,6 +66,7 @@ GROUPINGS = [
 CATALOG_ASSETS = [asset for asset, _, _ in GROUPINGS]
 catalog_job = dg.define_asset_job(
     "catalog_job",
+    description="Regroups a catalog: stacks, bursts, duplicate groups, the organize plan and the vector index",
     # The plan follows each regrouping (it never applies); the vectors batches wrote join their
     # index; whether every photo is analyzed is asked once the batches are done, not by each.
     selection=dg.AssetSelection.assets(*CATALOG_ASSETS, organize_plan, vector_index)
@@ -76,8 +79,13 @@ catalog_job = dg.define_asset_job(
 )
 # Its own job, not part of batch_job: a vision model takes seconds per photo where the analysis
 # takes milliseconds, so batch runs (and the regrouping waiting for them) never wait on it.
-captions_job = dg.define_asset_job("captions_job", selection=[captions])
-verification_job = dg.define_asset_job("verification_job", selection=[checksum_verification])
+captions_job = dg.define_asset_job(
+    "captions_job", selection=[captions], description="Captions one batch's photos with a local Ollama vision model"
+)
+verification_job = dg.define_asset_job(
+    "verification_job", selection=[checksum_verification],
+    description="Re-reads the least recently verified files of each catalog against their checksums",
+)
 
 # For runs started from a terminal (`lumina run`, benchmarks): warnings and errors only.
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}

@@ -37,6 +37,7 @@ def organize_catalog(
 
 @dg.job(partitions_def=catalogs)
 def organize_job() -> None:
+    """Copies (or moves) a catalog's kept files into its dated tree; a dry run unless dry_run is false."""
     organize_catalog()
 
 

@@ -19,7 +19,8 @@ from lumina_pipeline.storage.images import pending_batches
 RUNNING = dg.DefaultScheduleStatus.RUNNING
 
 
-@dg.schedule(job=batch_job, cron_schedule="0 2 * * *", default_status=RUNNING)
+@dg.schedule(job=batch_job, cron_schedule="0 2 * * *", default_status=RUNNING,
+             description="Reads every batch holding a file unread or read by another analysis version")
 def nightly_backfill_schedule(context: dg.ScheduleEvaluationContext, database: CatalogDatabase):
     """Every real (catalog, batch) holding a file that is unread or was read by another
     analysis version; never the empty cells of the catalog x batch cross product."""
@@ -29,7 +30,8 @@ def nightly_backfill_schedule(context: dg.ScheduleEvaluationContext, database: C
     return requests or dg.SkipReason("every batch is read and current")
 
 
-@dg.schedule(job=captions_job, cron_schedule="0 3 * * *", default_status=RUNNING)
+@dg.schedule(job=captions_job, cron_schedule="0 3 * * *", default_status=RUNNING,
+             description="Captions every batch holding a photo without a caption, with an Ollama server configured")
 def nightly_captions_schedule(context: dg.ScheduleEvaluationContext, database: CatalogDatabase, vision: OllamaVision):
     """Every (catalog, batch) holding a photo without a caption from the configured model:
     photos whose captions run failed (Ollama down, the model not pulled yet) or that a photo
@@ -42,7 +44,8 @@ def nightly_captions_schedule(context: dg.ScheduleEvaluationContext, database: C
     return requests or dg.SkipReason(f"every photo has its caption from {vision.model}")
 
 
-@dg.schedule(job=verification_job, cron_schedule="0 4 * * *", default_status=RUNNING)
+@dg.schedule(job=verification_job, cron_schedule="0 4 * * *", default_status=RUNNING,
+             description="Re-reads a thirtieth of each catalog against its checksums (bit rot)")
 def nightly_verification_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """Re-read a share of every catalog's files against their checksums (bit rot)."""
     return dg.RunRequest(run_key=f"verify:{context.scheduled_execution_time:%Y-%m-%d}")

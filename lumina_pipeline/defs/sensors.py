@@ -33,7 +33,8 @@ RUN_KEY_TAG = "dagster/run_key"  # what Dagster tags a sensor's run with
 BACKFILL_TAG = "dagster/backfill"  # ... and a backfill's runs: its id
 
 
-@dg.sensor(minimum_interval_seconds=30, default_status=RUNNING)
+@dg.sensor(minimum_interval_seconds=30, default_status=RUNNING,
+           description="Keeps the catalogs partitions (and their batches) equal to the catalogs `lumina catalog` made")
 def catalog_sensor(context: dg.SensorEvaluationContext, database: CatalogDatabase) -> dg.SensorResult:
     """Keep the `catalogs` partitions equal to the catalogs `lumina catalog` registered, and
     register every batch that holds rows (an inventory killed before registering its new
@@ -54,7 +55,8 @@ def catalog_sensor(context: dg.SensorEvaluationContext, database: CatalogDatabas
     )
 
 
-@dg.sensor(job=inventory_job, minimum_interval_seconds=30, default_status=RUNNING)
+@dg.sensor(job=inventory_job, minimum_interval_seconds=30, default_status=RUNNING,
+           description="Inventories a catalog when its folders changed (names, sizes, mtimes; no file is opened)")
 def folder_change_sensor(
     context: dg.SensorEvaluationContext, database: CatalogDatabase, folder_watch: FolderWatch
 ) -> dg.SensorResult:
@@ -90,7 +92,8 @@ def folder_change_sensor(
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))
 
 
-@dg.sensor(jobs=[batch_job, catalog_job], minimum_interval_seconds=15, default_status=RUNNING)
+@dg.sensor(jobs=[batch_job, catalog_job], minimum_interval_seconds=15, default_status=RUNNING,
+           description="After an inventory, reads the batches holding new or changed files (or regroups at once)")
 def inventory_followup_sensor(context: dg.SensorEvaluationContext, database: CatalogDatabase) -> dg.SensorResult:
     """After a catalog's `file_inventory` materializations, run every batch of the catalog
     that still holds files to read, once, under the newest inventory's change: batches that
@@ -198,25 +201,30 @@ def _launched_whole(instance: dg.DagsterInstance, backfill_id: str, runs: list[d
     return set(backfill.partition_names) <= {run.tags.get("dagster/partition") for run in runs}
 
 
-def _regrouping_sensor(name: str, status: dg.DagsterRunStatus) -> dg.RunStatusSensorDefinition:
-    return dg.run_status_sensor(name=name, run_status=status, monitored_jobs=[batch_job], request_job=catalog_job,
-                                default_status=RUNNING)(_regroup_once_the_change_ended)
+def _regrouping_sensor(name: str, status: dg.DagsterRunStatus, ended: str) -> dg.RunStatusSensorDefinition:
+    return dg.run_status_sensor(
+        name=name, run_status=status, monitored_jobs=[batch_job], request_job=catalog_job, default_status=RUNNING,
+        description=f"Regroups a catalog (catalog_job) once the last batch run of a change {ended}",
+    )(_regroup_once_the_change_ended)
 
 
 # The same follow-up after a success, a failure and a cancel (Terminate in the UI). Each sensor
 # keeps its own run keys, so a failed batch run that is retried and then succeeds regroups the
 # catalog once more.
-grouping_after_batches_sensor = _regrouping_sensor("grouping_after_batches_sensor", dg.DagsterRunStatus.SUCCESS)
+grouping_after_batches_sensor = _regrouping_sensor(
+    "grouping_after_batches_sensor", dg.DagsterRunStatus.SUCCESS, "succeeded"
+)
 grouping_after_failed_batches_sensor = _regrouping_sensor(
-    "grouping_after_failed_batches_sensor", dg.DagsterRunStatus.FAILURE
+    "grouping_after_failed_batches_sensor", dg.DagsterRunStatus.FAILURE, "failed"
 )
 grouping_after_canceled_batches_sensor = _regrouping_sensor(
-    "grouping_after_canceled_batches_sensor", dg.DagsterRunStatus.CANCELED
+    "grouping_after_canceled_batches_sensor", dg.DagsterRunStatus.CANCELED, "was canceled (Terminate)"
 )
 
 
 @dg.run_status_sensor(
-    run_status=dg.DagsterRunStatus.SUCCESS, monitored_jobs=[batch_job], request_job=captions_job, default_status=RUNNING
+    run_status=dg.DagsterRunStatus.SUCCESS, monitored_jobs=[batch_job], request_job=captions_job,
+    default_status=RUNNING, description="Captions each analyzed batch, with an Ollama server configured",
 )
 def captions_after_batch_sensor(context: dg.RunStatusSensorContext, vision: OllamaVision) -> dg.RunRequest | None:
     """Caption the photos of each batch once it is analyzed (the captions run of a batch asks

@@ -348,3 +348,9 @@ def test_the_nightly_schedule_requests_only_real_batches_that_are_missing_or_sta
         connection.execute(text("UPDATE images SET analysis_version = 'photos-v0' WHERE batch = '00001'"))
     assert requested() == ["00001|big"]
     assert pipeline.analyze("big", "00001")["files_read"] == 2
+
+
+def test_every_sensor_schedule_and_job_says_in_the_ui_what_it_does():
+    definitions = defs()
+    described = [*definitions.sensors, *definitions.schedules, *definitions.jobs]
+    assert len(described) > 15 and [item.name for item in described if not item.description] == []
