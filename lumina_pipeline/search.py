@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 from sqlalchemy import Table, text
 from sqlalchemy.orm import Session
 
-from lumina_pipeline.analysis.files import display_path
+from lumina_pipeline.analysis.files import display_path, path_from_display
 from lumina_pipeline.models import ImageModel, TextAndImageModel, load_image_model
 from lumina_pipeline.models.text import TextEncoder
 from lumina_pipeline.storage.captions import description_matches, vector_text
@@ -150,7 +150,10 @@ def search_similar(session: Session, catalog: str, path: str, k: int, models: Se
     real = os.path.realpath(path)
     root = next((root for root in roots if os.path.isabs(path) and real.startswith(root.rstrip("/") + "/")), None)
     relative = path if root is None else os.path.relpath(real, root)
-    found = vectors_of(session.connection(), models.table, catalog_id, path=os.fsencode(relative), source_root=root)
+    found = next(filter(None, (
+        vectors_of(session.connection(), models.table, catalog_id, path=candidate, source_root=root)
+        for candidate in (os.fsencode(relative), path_from_display(relative))  # as given, or as `export` shows it
+    )), [])
     if not found:
         raise CatalogError(f"no embedded photo at {path!r} in {catalog!r} (paths as `lumina export` shows them)")
     if len(found) > 1:

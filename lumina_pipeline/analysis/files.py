@@ -1,6 +1,7 @@
 """Stat-level walk of a catalog's source folders: names, sizes and mtimes, never contents."""
 
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -116,6 +117,12 @@ def display_path(path: bytes) -> tuple[str, str | None]:
         return path.decode("utf-8"), None
     except UnicodeDecodeError:
         return path.decode("utf-8", "backslashreplace"), path.hex()
+
+
+def path_from_display(shown: str) -> bytes:
+    """The bytes of a path as display_path shows it: each \\xNN back to its byte (a name that
+    holds those four characters as text is ambiguous: look it up as given first)."""
+    return re.sub(rb"\\x([0-9a-fA-F]{2})", lambda hexed: bytes.fromhex(hexed[1].decode()), os.fsencode(shown))
 
 
 def resolves_inside(path: bytes, real_roots: Sequence[bytes]) -> bool:

@@ -182,7 +182,7 @@ def search(
     session: Database,
     models: Models,
     catalog: CatalogName,
-    q: Annotated[str, Query(min_length=1, max_length=200, pattern=schemas.TEXT, description="what to look for")],
+    q: Annotated[str, Query(max_length=200, pattern=schemas.QUERY, description="what to look for")],
     k: Annotated[int, Query(ge=1, le=100)] = 10,
 ):
     """Photos matching a text, best first: with CLIP directly, with the default model through

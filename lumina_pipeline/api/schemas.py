@@ -14,6 +14,7 @@ Kind = Literal["image", "raw", "video", "sidecar", "system", "other"]
 # who set a tag: a person, ImageNet labels, CLIP's vocabulary, an Ollama caption, or two of those
 TagSource = Literal["manual", "model", "openclip", "ollama", "combined"]
 TEXT = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
+QUERY = r"^[^\x00]*[^\s\x00][^\x00]*$"  # ... and a search something more than spaces
 # Request bodies take JSON types as they are: `true` or `"5"` is no rating and `"yes"` no
 # decision, where pydantic's lax mode would make them 1, 5 and True.
 STRICT = ConfigDict(strict=True, extra="forbid")  # a misspelt field is an error, not a default

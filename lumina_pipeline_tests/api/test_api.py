@@ -140,6 +140,8 @@ def test_similar_and_text_search_use_the_embeddings(served):
     found = client.get(f"/api/catalogs/{CATALOG}/search", params={"q": "lighthouse", "k": 3}).json()
     assert found[0]["path"] == "Reisen/Leuchtturm 🌅 Abend.jpg" and "beacon" in found[0]["reason"]
     assert client.get(f"/api/catalogs/{CATALOG}/search", params={"q": "a dog"}).json() == []  # the corpus has no dog
+    blank = client.get(f"/api/catalogs/{CATALOG}/search", params={"q": "  "})
+    assert blank.status_code == 422 and "q" in str(blank.json()["detail"])
 
 
 def test_bad_requests_get_clear_json_errors(served):

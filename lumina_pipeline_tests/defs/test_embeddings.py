@@ -161,6 +161,8 @@ def test_similar_photos_of_an_original_are_its_edited_copies(searchable, corpus)
         assert group["original"] not in {result.path for result in results}
         absolute = str(corpus.photos / group["original"])
         assert search(searchable[0], search_similar, absolute, len(copies) + 2) == results
+    not_utf8 = next(f["path"] for f in corpus.manifest["files"] if f.get("path_hex") and "ok" in f["acceptable_status"])
+    assert len(search(searchable[0], search_similar, not_utf8, 3)) == 3  # named as `lumina export` shows it
 
 
 def test_a_path_two_source_folders_hold_is_named_by_its_absolute_path(searchable, corpus):
