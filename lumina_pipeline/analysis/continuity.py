@@ -4,11 +4,12 @@ A group is identified by its members' checksums, counted with multiplicity: a fi
 renamed keeps its checksum and so its place, while a new copy adds one. A new group takes
 the id of the previous group from which most members carried over (more than half of that
 group's members, the largest overlap winning, then the most files still the same: a stack
-and its backup copy have the same checksums but not the same files). It keeps `reviewed` if
-its members are the same, or if it only lost members and its keeper (primary, best frame)
-is the one the person saw: they judged every file left (copies quarantined from a group
-where several were kept, a frame taken out of a burst). It keeps a chosen primary (or best
-frame) only if that file is still a member.
+and its backup copy have the same checksums but not the same files). It keeps a chosen
+primary (or best frame) only if that file is still a member (or, moved, its new file). It
+keeps `reviewed` when its members are the same or fewer (copies quarantined from a group
+where several were kept, a frame taken out of a burst) and its chosen keeper is still there:
+the person judged every file left. Reviewing a group chooses its keeper (storage/decisions.py),
+so that no regrouping puts another file in its place while it stays reviewed.
 
 A group that vanishes for a while (its copies quarantined, then put back by undo; a folder
 unmounted, then back) has no previous group to carry over from, so the decisions on every
@@ -93,18 +94,12 @@ def settle(found: Found, previous: Previous) -> Settled:
     decided = (
         carried.join(recalled.select("group_key", recalled_review="reviewed"), on="group_key", how="left")
         .join(_still_member(recalled, members).rename({"kept_choice": "recalled_choice"}), on="group_key", how="left")
-        .select("group_key", "group_id", "reviewed_keeper", "recalled_review",
+        .select("group_key", "group_id", reviewed=pl.col("reviewed") | pl.col("recalled_review").fill_null(False),
                 chosen_id=pl.coalesce("chosen_id", "recalled_choice"))  # the later decision first
     )
-    keeper = found.members.select("group_key", choice="id", keeper="checksum")
-    groups = (
-        found.groups.join(decided, on="group_key")
-        .with_columns(choice=pl.coalesce("chosen_id", "choice"), chosen=pl.col("chosen_id").is_not_null())
-        .join(keeper, on=["group_key", "choice"], how="left")
-        .with_columns(reviewed=(pl.col("keeper") == pl.col("reviewed_keeper")) | pl.col("recalled_review"))
-        .with_columns(pl.col("reviewed").fill_null(False))
-        .drop("chosen_id", "reviewed_keeper", "recalled_review", "keeper")
-    )
+    groups = found.groups.join(decided, on="group_key").with_columns(
+        choice=pl.coalesce("chosen_id", "choice"), chosen=pl.col("chosen_id").is_not_null()
+    ).drop("chosen_id")
     settled_members = found.members.join(carried.select("group_key", "group_id"), on="group_key")
     # a recalled decision lives on in its group's row, until that group is gone again
     return Settled(groups, settled_members, remembered.join(recalled, on=["kind", "members"], how="anti"))
@@ -129,9 +124,8 @@ def _remember(remembered: pl.DataFrame, gone: pl.DataFrame) -> pl.DataFrame:
 
 
 def _carry_over(members: pl.DataFrame, previous: Previous) -> pl.DataFrame:
-    """One row per group_key with `group_id`, `chosen_id` (null: the rule's), whether it is
-    `unchanged` (the same members as the previous group it carries on) and `reviewed_keeper`:
-    the checksum of the keeper of a reviewed group whose members it has, or some of them."""
+    """One row per group_key with `group_id`, `reviewed`, `chosen_id` (null: the rule's) and
+    whether it is `unchanged` (the same members as the previous group it carries on)."""
     new_counts = members.group_by("group_key", "kind", "checksum").agg(new=pl.len())
     old_counts = previous.members.group_by("group_id", "kind", "checksum").agg(old=pl.len())
     old_sizes = old_counts.group_by("group_id").agg(old_size=pl.col("old").sum())
@@ -154,24 +148,32 @@ def _carry_over(members: pl.DataFrame, previous: Previous) -> pl.DataFrame:
     matched = keys.join(overlap, on="group_key", how="left").join(previous.groups, on="group_id", how="left")
     only_lost = pl.col("shared") == pl.col("new_size")
     same_members = only_lost & (pl.col("shared") == pl.col("old_size"))
-    return matched.join(_still_member(matched, members), on="group_key", how="left").select(
+    return matched.join(_still_member(matched, members, previous.members), on="group_key", how="left").select(
         "group_key",
         group_id=pl.col("group_id").fill_null(pl.col("fresh_id")),
+        # the person's keeper is still there, and every file left is one they judged
+        reviewed=(only_lost & pl.col("reviewed") & pl.col("kept_choice").is_not_null()).fill_null(False),
         chosen_id="kept_choice",
         unchanged=same_members.fill_null(False),
-        reviewed_keeper=pl.when(only_lost & pl.col("reviewed")).then("chosen_checksum"),
     )
 
 
-def _still_member(matched: pl.DataFrame, members: pl.DataFrame) -> pl.DataFrame:
-    """The chosen file if it is still a member, else a member with its checksum (moved)."""
+def _still_member(matched: pl.DataFrame, members: pl.DataFrame, before: pl.DataFrame | None = None) -> pl.DataFrame:
+    """The chosen file if it is still a member, else a member with its checksum: first one that
+    was no member of the group `before` (the file it moved to), then another copy."""
     candidates = matched.filter(pl.col("chosen_id").is_not_null()).join(
         members.select("group_key", "id", "checksum"), on="group_key"
     )
-    same_file = candidates.filter(pl.col("id") == pl.col("chosen_id"))
-    moved = candidates.filter(pl.col("checksum") == pl.col("chosen_checksum"))
+    was_member = pl.lit(False)
+    if before is not None:
+        candidates = candidates.join(before.select("group_id", "id", was=pl.lit(True)), on=["group_id", "id"],
+                                     how="left")
+        was_member = pl.col("was").fill_null(False)
+    order = (pl.when(pl.col("id") == pl.col("chosen_id")).then(0)
+             .when(pl.col("checksum") == pl.col("chosen_checksum")).then(1 + was_member.cast(pl.Int32)))
     return (
-        pl.concat([same_file.with_columns(order=0), moved.with_columns(order=1)])
+        candidates.with_columns(order=order)
+        .filter(pl.col("order").is_not_null())
         .sort("order", "id")
         .unique("group_key", keep="first")
         .select("group_key", kept_choice="id")

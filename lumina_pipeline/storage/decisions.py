@@ -81,7 +81,9 @@ def decide(
     if keep is not None:
         connection.execute(text("UPDATE images SET kept = (id = ANY(:keep)) WHERE id = ANY(:members)"),
                            {"keep": list(keep), "members": list(members)})
-    connection.execute(text(f"UPDATE {grouping.table} SET reviewed = :r WHERE id = :g"), {"g": group_id, "r": reviewed})
+    # reviewing chooses the keeper shown, so that a regrouping never puts another in its place
+    connection.execute(text(f"UPDATE {grouping.table} SET reviewed = :r, {grouping.chosen} = {grouping.chosen} OR :r"
+                            " WHERE id = :g"), {"g": group_id, "r": reviewed})
     if reviewed:
         _hand_over_to_keepers(connection, grouping, [group_id])
     return True
@@ -118,7 +120,8 @@ def accept_suggestions(
     ids = [group.id for group in groups]
     before = {file.id for file in removable_files(connection, catalog_id)}
     connection.execute(text("SAVEPOINT accepting"))
-    connection.execute(text("UPDATE duplicate_groups SET reviewed = true WHERE id = ANY(:groups)"), {"groups": ids})
+    accepted = "UPDATE duplicate_groups SET reviewed = true, primary_chosen = true WHERE id = ANY(:groups)"
+    connection.execute(text(accepted), {"groups": ids})
     newly = [file for file in removable_files(connection, catalog_id) if file.id not in before]
     outcome = [(str(group.id), group.primary_image_id, group.members) for group in groups], sorted(f.id for f in newly)
     digest = hashlib.sha256(repr(outcome).encode()).hexdigest()

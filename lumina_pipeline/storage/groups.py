@@ -131,15 +131,16 @@ def load_catalog_rows(connection: Connection, catalog_id: uuid.UUID) -> pl.DataF
 
 
 def load_previous(connection: Connection, catalog_id: uuid.UUID, grouping: Grouping) -> Previous:
-    """The catalog's stored groups of a kind (`grouping`) and the decisions remembered on
-    those gone before them, for continuity.settle."""
+    """The catalog's stored groups of a kind (`grouping`), their members as grouped (a file
+    edited since has another checksum in its row, not in the group people decided on), and
+    the decisions remembered on those gone before them, for continuity.settle."""
     params = {"c": catalog_id}
     groups = read_frame(connection, f"""
-        SELECT g.id::text, g.reviewed, CASE WHEN g.{grouping.chosen} THEN g.{grouping.choice} END, i.checksum
-        FROM {grouping.table} g LEFT JOIN images i ON i.id = g.{grouping.choice}
-        WHERE g.catalog_id = :c""", params, PREVIOUS_SCHEMA)
+        SELECT id::text, reviewed, CASE WHEN {grouping.chosen} THEN {grouping.choice} END,
+               member_checksums[array_position(member_ids, {grouping.choice})]
+        FROM {grouping.table} g WHERE catalog_id = :c""", params, PREVIOUS_SCHEMA)
     members = read_frame(connection, f"""
-        SELECT g.id::text, {grouping.kind}, i.checksum, i.id FROM {grouping.table} g {grouping.members}
+        SELECT g.id::text, {grouping.kind}, unnest(g.member_checksums), unnest(g.member_ids) FROM {grouping.table} g
         WHERE g.catalog_id = :c""", params, PREVIOUS_MEMBERS_SCHEMA)
     remembered = read_frame(connection, f"""
         SELECT {", ".join(REMEMBERED_SCHEMA)} FROM remembered_decisions
@@ -177,9 +178,13 @@ def replace(
     if grouping.unlink:
         connection.execute(text(grouping.unlink), params)
     connection.execute(text(f"DELETE FROM {grouping.table} WHERE catalog_id = :c"), params)
-    groups = settled.groups.select(
-        *grouping.columns, id="group_id", catalog_id=pl.lit(str(catalog_id)), reviewed="reviewed",
-        **{grouping.choice: "choice", grouping.chosen: "chosen"},
+    as_grouped = settled.members.sort("id").group_by("group_id").agg(  # as PostgreSQL array literals
+        member_ids=pl.format("{{{}}}", pl.col("id").cast(pl.String).str.join(",")),
+        member_checksums=pl.format("{{{}}}", pl.col("checksum").fill_null("NULL").str.join(",")),
+    )
+    groups = settled.groups.join(as_grouped, on="group_id").select(
+        *grouping.columns, "member_ids", "member_checksums", id="group_id", catalog_id=pl.lit(str(catalog_id)),
+        reviewed="reviewed", **{grouping.choice: "choice", grouping.chosen: "chosen"},
     )
     copy_into(connection, grouping.table, groups)
     connection.execute(text("DELETE FROM remembered_decisions WHERE catalog_id = :c AND grouping = :grouping"),

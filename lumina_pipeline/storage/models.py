@@ -115,7 +115,15 @@ class Image(Base):
     updated_at: Mapped[datetime] = _updated()
 
 
-class DuplicateGroup(Base):
+class AsGrouped:
+    """A grouping's members as it grouped them, what people's decisions on it were made on,
+    whatever the files' rows say since (analysis/continuity.py)."""
+
+    member_ids: Mapped[list[int] | None] = mapped_column(ARRAY(BigInteger))
+    member_checksums: Mapped[list[str | None] | None] = mapped_column(ARRAY(String(64)))
+
+
+class DuplicateGroup(AsGrouped, Base):
     __tablename__ = "duplicate_groups"
 
     id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4)
@@ -138,7 +146,7 @@ class DuplicateMember(Base):
     similarity_score: Mapped[int] = mapped_column(SmallInteger)  # 0-100
 
 
-class Burst(Base):
+class Burst(AsGrouped, Base):
     __tablename__ = "bursts"
 
     id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4)
@@ -156,7 +164,7 @@ class Burst(Base):
     created_at: Mapped[datetime] = _created()
 
 
-class Stack(Base):
+class Stack(AsGrouped, Base):
     """One shot stored as several files (RAW + JPEG, a Live Photo's still and video); its
     members are the images whose stack_id points here."""
 

@@ -103,6 +103,9 @@ def test_bulk_accept_counts_what_it_then_does(pipeline, library):
     reviewed = {g["id"] for g in groups(pipeline).values() if g["reviewed"]}
     assert reviewed == exact_ids
     assert len(removable(pipeline)) == preview.files  # in this library no left-over copy is kept elsewhere
+    with pipeline.engine.connect() as connection:  # accepted keepers are chosen: no regrouping swaps them
+        chosen = set(connection.execute(text("SELECT id FROM duplicate_groups WHERE primary_chosen")).scalars())
+    assert chosen == exact_ids
 
 
 def test_bulk_accept_counts_no_copy_that_stays_with_a_kept_stack_partner(pipeline, library, corpus):

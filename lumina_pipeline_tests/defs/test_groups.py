@@ -4,6 +4,7 @@ import itertools
 import shutil
 
 import pytest
+from PIL import Image
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -86,9 +87,10 @@ def grouped_paths(corpus) -> list:
 
 
 def mark_reviewed(pipeline, path):
+    """As the review page's Enter does: the group reviewed, keeping its keeper."""
     with pipeline.engine.begin() as connection:
         connection.execute(text("""
-            UPDATE duplicate_groups SET reviewed = true WHERE id IN (
+            UPDATE duplicate_groups SET reviewed = true, primary_chosen = true WHERE id IN (
                 SELECT m.group_id FROM duplicate_members m JOIN images i ON i.id = m.image_id
                 WHERE i.path = :p AND i.status <> 'deleted')"""), {"p": path.encode()})
 
@@ -123,6 +125,18 @@ def test_moving_a_file_keeps_its_group_and_the_review(grouped, pipeline, library
     after = group_of(exported(pipeline), "Archiv/DSCN0021_small.jpg")
     assert after["id"] == before["id"] and after["reviewed"]
     assert moved not in after["members"]
+
+
+def test_a_member_edited_in_place_takes_its_groups_review_back(grouped, pipeline, library):
+    """The group people reviewed held the file as it was: its new content is not what they judged."""
+    edited = "Exports/web/DSCN0021_small.jpg"
+    mark_reviewed(pipeline, edited)
+    with Image.open(library / edited) as image:
+        image.convert("RGB").save(library / edited, quality=70)  # still a near-duplicate, other bytes
+    pipeline.catalog_everything(CATALOG)
+    after = group_of(exported(pipeline), edited)
+    assert not after["reviewed"]
+    assert edited not in [file["path"] for file in exported(pipeline)["removable"]]
 
 
 def test_a_chosen_primary_survives_a_rerun(grouped, pipeline):
