@@ -215,6 +215,7 @@ def quarantine(args: argparse.Namespace) -> int:
                   dry_run=args.dry_run, listed=args.dry_run)
     if report.run_id and report.done:
         print(f"to {place.quarantine_dir / args.words[-1] / report.run_id}; undo: {_lumina()} undo {args.words[-1]}")
+        _regroup(args.words[-1])
     return 0
 
 
@@ -251,6 +252,8 @@ def organize(args: argparse.Namespace) -> None:
     print("  left out: " + ", ".join(f"{count} {why}" for why, count in numbers["left_out"].items()))
     if report.run_id and report.done:
         print(f"undo: {_lumina()} undo {args.catalog}")
+        if organized.moving:
+            _regroup(args.catalog)
 
 
 def undo(args: argparse.Namespace) -> None:
@@ -262,6 +265,16 @@ def undo(args: argparse.Namespace) -> None:
     done = "removed the copies of" if report.copies else "put back"
     _print_report(report, f"{done} {plural(report.done, 'file')} ({size(report.size_bytes)}) of run {report.run_id}"
                           + ("; the originals were never touched" if report.copies else ""))
+    if report.done and not report.copies:
+        _regroup(args.catalog)
+
+
+def _regroup(catalog: str) -> None:
+    """Regroup a catalog whose files a file action moved: its groups still hold them where they were."""
+    from lumina_pipeline.runner import regroup
+
+    regroup(catalog)
+    print(f"regrouped {catalog}")
 
 
 def _confirmed(question: str, what_yes_does: str) -> bool:

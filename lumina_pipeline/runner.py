@@ -129,6 +129,12 @@ def _bring_up_to_date(name: str, catalog_id, engine) -> None:
         print(NOTHING_TO_REGROUP)
 
 
+def regroup(name: str) -> None:
+    """Regroup the catalog as a Dagster run (its partition known to the instance first)."""
+    _instance().add_dynamic_partitions(CATALOGS, [name])
+    execute_run("catalog_job", name)
+
+
 def _regrouping_needed(connection, catalog_id) -> bool:
     """Whether catalog_job would regroup anything: whether what a grouping reads differs from
     what its last regrouping read. Its assets ask again under the catalog lock; this only

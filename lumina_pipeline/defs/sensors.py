@@ -4,12 +4,14 @@ gets its captions when an Ollama server is configured."""
 
 import json
 import time
+from typing import cast
 
 import dagster as dg
 import polars as pl
 
 from lumina_pipeline.analysis.fingerprint import Progress, fingerprint, inventory_digest
 from lumina_pipeline.analysis.photos import ANALYSIS_VERSION
+from lumina_pipeline.defs.actions import quarantine_job
 from lumina_pipeline.defs.assets.inventory import file_inventory
 from lumina_pipeline.defs.jobs import (
     CHANGE_TAG,
@@ -19,6 +21,7 @@ from lumina_pipeline.defs.jobs import (
     catalog_job,
     inventory_job,
 )
+from lumina_pipeline.defs.organize import organize_job
 from lumina_pipeline.defs.partitions import CATALOGS, batches, catalogs, unregistered_batches
 from lumina_pipeline.defs.resources import CatalogDatabase, FolderWatch, OllamaVision
 from lumina_pipeline.storage.catalogs import get_catalog, list_catalogs
@@ -220,6 +223,22 @@ grouping_after_failed_batches_sensor = _regrouping_sensor(
 grouping_after_canceled_batches_sensor = _regrouping_sensor(
     "grouping_after_canceled_batches_sensor", dg.DagsterRunStatus.CANCELED, "was canceled (Terminate)"
 )
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS, monitored_jobs=[quarantine_job, organize_job], request_job=catalog_job,
+    default_status=RUNNING, description="Regroups a catalog once a quarantine or organize run moved its files",
+)
+def grouping_after_file_actions_sensor(context: dg.RunStatusSensorContext) -> dg.RunRequest | None:
+    """The inventory that follows sees no change (the rows already say where the files went),
+    so the groups would hold quarantined files until the next change. None for a dry run (the
+    jobs' default), or for a removed catalog."""
+    run = context.dagster_run
+    catalog, ops = run.tags["dagster/partition"], cast(dict, run.run_config.get("ops") or {})
+    dry_run = not ops or any(op.get("config", {}).get("dry_run", True) for op in ops.values())
+    if dry_run or not context.instance.has_dynamic_partition(CATALOGS, catalog):
+        return None
+    return dg.RunRequest(partition_key=catalog, run_key=f"{run.run_id}:catalog")
 
 
 @dg.run_status_sensor(

@@ -256,6 +256,9 @@ KEPT_SHOTS = f"""
     UNION SELECT i.id FROM images i JOIN images k ON k.stack_id = i.stack_id WHERE k.id IN (SELECT id FROM kept)"""
 
 
+GONE = "('quarantined', 'deleted')"  # statuses of files no longer where the groups found them
+
+
 @dataclass(frozen=True, slots=True)
 class RemovableFile:
     id: int
@@ -269,7 +272,8 @@ class RemovableFile:
 
 def removable_files(connection: Connection, catalog_id: uuid.UUID) -> list[RemovableFile]:
     """Files a person has reviewed away: members of reviewed duplicate groups other than the
-    primary, and frames of reviewed bursts other than the best; never a file kept anywhere
+    primary, and frames of reviewed bursts other than the best, still in their folders (a
+    regrouping not yet done after a quarantine or a deletion); never a file kept anywhere
     (a burst's extra frame can be a group's primary; a file a person keeps), each listed once. A stack goes or stays
     whole: a removable primary brings its stack's other files (RAW, video, sidecars), and no
     file is listed while a file of its stack is kept. Nothing is deleted."""
@@ -279,11 +283,11 @@ def removable_files(connection: Connection, catalog_id: uuid.UUID) -> list[Remov
                    keep.path AS keep_path
             FROM duplicate_groups g JOIN duplicate_members m ON m.group_id = g.id JOIN images i ON i.id = m.image_id
             JOIN images keep ON keep.id = g.primary_image_id
-            WHERE g.catalog_id = :c AND g.reviewed AND i.id <> g.primary_image_id
+            WHERE g.catalog_id = :c AND g.reviewed AND i.id <> g.primary_image_id AND i.status NOT IN {GONE}
             UNION ALL
             SELECT i.id, i.source_root, i.path, i.size_bytes, 'burst', b.id, keep.path
             FROM bursts b JOIN images i ON i.burst_id = b.id JOIN images keep ON keep.id = b.best_image_id
-            WHERE b.catalog_id = :c AND b.reviewed AND i.id <> b.best_image_id
+            WHERE b.catalog_id = :c AND b.reviewed AND i.id <> b.best_image_id AND i.status NOT IN {GONE}
         ),
         kept AS ({KEPT}),
         candidates AS (
@@ -291,13 +295,14 @@ def removable_files(connection: Connection, catalog_id: uuid.UUID) -> list[Remov
             UNION ALL
             SELECT mate.id, mate.source_root, mate.path, mate.size_bytes, l.reason, l.decided_by, l.keep_path
             FROM left_over l JOIN stacks s ON s.primary_image_id = l.id JOIN images mate ON mate.stack_id = s.id
-            WHERE mate.id <> l.id AND mate.id NOT IN (SELECT id FROM kept)
+            WHERE mate.id <> l.id AND mate.id NOT IN (SELECT id FROM kept) AND mate.status NOT IN {GONE}
         ),
         whole AS (
             SELECT c.* FROM candidates c JOIN images i ON i.id = c.id
             WHERE i.stack_id IS NULL OR NOT EXISTS (
                 SELECT 1 FROM images mate
-                WHERE mate.stack_id = i.stack_id AND mate.id NOT IN (SELECT id FROM candidates))
+                WHERE mate.stack_id = i.stack_id AND mate.status NOT IN {GONE}
+                  AND mate.id NOT IN (SELECT id FROM candidates))
         )
         SELECT * FROM (SELECT DISTINCT ON (id) * FROM whole ORDER BY id, reason DESC) once
         ORDER BY path"""), {"c": catalog_id})

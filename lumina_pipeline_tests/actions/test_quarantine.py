@@ -2,6 +2,7 @@
 job: what moves, what never does, what a rescan makes of it, undo and purge."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from lumina_pipeline.analysis.plans import plan_quarantine
 from lumina_pipeline.definitions import defs
 from lumina_pipeline.defs.actions import QuarantineFolder, quarantine_job
 from lumina_pipeline.defs.resources import CatalogDatabase
+from lumina_pipeline.defs.sensors import grouping_after_file_actions_sensor
 from lumina_pipeline.storage.catalogs import CatalogError
 from lumina_pipeline.storage.frames import read_frame
 from lumina_pipeline.storage.groups import load_catalog_rows
@@ -119,11 +121,25 @@ def test_the_dagster_job_is_a_dry_run_by_default_and_says_what_would_move(librar
     assert defs().resolve_job_def("quarantine_job")  # in the code location the UI loads
     before = snapshot(library.photos)
     removable = library.removable()
-    result = quarantine_job.execute_in_process(
-        instance=library.pipeline.instance, partition_key=CATALOG,
-        resources={"database": CatalogDatabase(url=database_url),
-                   "quarantine": QuarantineFolder(root=str(library.quarantine))})
+
+    def run(config: dict) -> tuple[dg.ExecuteInProcessResult, dg.RunRequest | None]:
+        """The job's run, and what the sensor that follows file actions asks for after it."""
+        result = quarantine_job.execute_in_process(
+            instance=library.pipeline.instance, partition_key=CATALOG,
+            run_config={"ops": {"quarantine_removable": {"config": config}}},
+            resources={"database": CatalogDatabase(url=database_url),
+                       "quarantine": QuarantineFolder(root=str(library.quarantine))})
+        followed = grouping_after_file_actions_sensor(dg.build_run_status_sensor_context(
+            sensor_name=grouping_after_file_actions_sensor.name, dagster_instance=library.pipeline.instance,
+            dagster_run=result.dagster_run, dagster_event=result.get_run_success_event()))
+        return result, followed
+
+    result, regrouping = run({})
     assert result.success and snapshot(library.photos) == before and library.quarantined() == {}
+    assert regrouping is None  # a dry run moved nothing to regroup
+    _, regrouping = run({"dry_run": False})
+    assert set(library.quarantined()) == removable and regrouping and regrouping.partition_key == CATALOG
+    library.undo()
     output = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_OUTPUT)
     metadata = {key: value.value for key, value in output.step_output_data.metadata.items()}
     sizes = {path: os.stat(library.photos / os.fsdecode(path)).st_size for path in removable}
@@ -147,9 +163,14 @@ def test_the_cli_says_what_would_move_moves_it_and_puts_it_back(library, databas
     edited.write_bytes(original)
     os.utime(edited, ns=(mtime, mtime))
     assert snapshot(library.photos) == before
+    def groups() -> str:  # `lumina duplicates` but the groups' ids (a group formed again has a new one)
+        return re.sub(r"group \w{8} ", "group ", lumina(library, database_url, tmp_path, "duplicates", CATALOG).stdout)
+
+    grouped = groups()
     moved = lumina(library, database_url, tmp_path, "quarantine", CATALOG)
     assert moved.stdout.startswith(f"moved {len(removable)} files (") and f"undo {CATALOG}" in moved.stdout
-    assert set(library.quarantined()) == removable
+    assert set(library.quarantined()) == removable and moved.stdout.endswith(f"regrouped {CATALOG}\n")
+    assert not [path for path in removable if os.fsdecode(path) in groups()]  # the files gone from the groups
     unpurged = lumina(library, database_url, tmp_path, "quarantine", "purge", CATALOG, "--older-than", "0", "--dry-run",
                       check=False)  # deleting is never what a dry run does
     assert unpurged.returncode == 2 and "(no dry run)" in unpurged.stderr and set(library.quarantined()) == removable
@@ -158,6 +179,7 @@ def test_the_cli_says_what_would_move_moves_it_and_puts_it_back(library, databas
     back = lumina(library, database_url, tmp_path, "undo", CATALOG)
     assert back.stdout.startswith(f"put back {len(removable)} files (")
     assert snapshot(library.photos) == before
+    assert groups() == grouped  # and decided as before
     usage = lumina(library, database_url, tmp_path, "quarantine", "purge", CATALOG, check=False)
     assert usage.returncode == 2 and "--older-than DAYS" in usage.stderr
 
