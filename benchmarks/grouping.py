@@ -124,7 +124,6 @@ def burst_shots(count: int, seed: int = 3) -> pl.DataFrame:
     return pl.DataFrame(
         {
             "id": np.arange(count),
-            "path": [f"DCIM/{i:07d}.JPG" for i in range(count)],
             "checksum": [f"{i:064x}" for i in range(count)],
             "kind": "image",
             "captured_at": taken,

@@ -8,7 +8,6 @@ from lumina_pipeline.analysis.continuity import Found
 
 SHOTS_SCHEMA = {
     "id": pl.Int64,
-    "path": pl.String,
     "checksum": pl.String,
     "kind": pl.String,
     "captured_at": pl.String,  # DateTimeOriginal with sub-seconds, camera local time
@@ -52,14 +51,15 @@ def find_bursts(shots: pl.DataFrame, rule: BurstRule) -> pl.DataFrame:
         stack=_key("stack_id").max()
     )
     timed = with_camera.select(  # what the sorts carry, no more
-        "id", "path", "checksum", "kind", "quality_score", "pixels", "stack_id",
+        "id", "checksum", "kind", "quality_score", "pixels", "stack_id",
         taken=_capture_time(),
         camera=pl.struct(CAMERA).hash(),  # a number per camera, as `_key` for checksums
         shot=checksum.replace_strict(stacked["checksum"], stacked["stack"], default=checksum),
     )
     first_of_its_shot = (
         timed.filter(pl.col("taken").is_not_null())
-        .sort(["taken", pl.col("kind") == "raw", pl.col("stack_id").is_null(), "pixels", "path"],
+        # the file cataloged first last: a copy imported later (whatever its folder) never takes its place
+        .sort(["taken", pl.col("kind") == "raw", pl.col("stack_id").is_null(), "pixels", "id"],
               descending=[False, False, False, True, False], nulls_last=True)
         .filter(pl.col("shot").is_first_distinct())
         .sort("camera", maintain_order=True)

@@ -11,10 +11,10 @@ START = datetime(2021, 12, 24, 18, 40, 58)
 DEFAULT_RULE = BurstRule()
 
 
-def shot(id_, seconds, *, model="E950", path=None, checksum=None, quality=50, kind="image", serial=None, stack=None,
+def shot(id_, seconds, *, model="E950", checksum=None, quality=50, kind="image", serial=None, stack=None,
          pixels=24_000_000, timespec="milliseconds"):
     taken = (START + timedelta(seconds=seconds)).isoformat(timespec=timespec) if seconds is not None else None
-    return {"id": id_, "path": path or f"f/{id_}.jpg", "checksum": checksum or f"c{id_}", "kind": kind,
+    return {"id": id_, "checksum": checksum or f"c{id_}", "kind": kind,
             "captured_at": taken, "camera_make": "NIKON", "camera_model": model, "camera_serial": serial,
             "quality_score": quality, "pixels": pixels, "stack_id": stack}
 
@@ -50,18 +50,20 @@ def test_a_different_body_serial_is_another_camera():
 
 
 def test_byte_identical_copies_and_the_files_of_a_stack_count_as_one_shot():
-    copies = [shot(1, 0), shot(2, 0, checksum="c1", path="backup/1.jpg"), shot(3, 0.5)]
+    copies = [shot(1, 0), shot(2, 0, checksum="c1"), shot(3, 0.5)]
     assert bursts_of(copies) == []
-    twins = [shot(1, 0, path="f/a.JPG", stack="s"), shot(2, 0, path="f/a.NEF", kind="raw", stack="s"), shot(3, 1),
+    imported_later = [shot(1, 0), shot(2, 1), shot(3, 2), shot(9, 0, checksum="c1")]
+    assert bursts_of(imported_later) == [([1, 2, 3], 1)]  # the frame stays the file cataloged first
+    twins = [shot(1, 0, stack="s"), shot(2, 0, kind="raw", stack="s"), shot(3, 1),
              shot(4, 1.5)]
     assert bursts_of(twins) == [([1, 3, 4], 1)]
-    copy_of_a_twin = [*twins, shot(5, 0, checksum="c1", path="a_backup/a.JPG")]
+    copy_of_a_twin = [*twins, shot(5, 0, checksum="c1")]
     assert bursts_of(copy_of_a_twin) == [([1, 3, 4], 1)]  # the stack's file, not the copy
 
 
 def test_an_export_of_a_frame_is_not_a_shot_of_its_own_nor_the_best_frame():
     """A resized export keeps the frame's EXIF, sub-seconds included, and looks sharper."""
-    export = shot(9, 0.5, path="Exports/2_web.jpg", pixels=250_000, quality=99)
+    export = shot(9, 0.5, pixels=250_000, quality=99)
     assert bursts_of([shot(1, 0), shot(2, 0.5), export]) == []
     assert bursts_of([shot(1, 0), shot(2, 0.5), export, shot(3, 1)]) == [([1, 2, 3], 1)]
 
@@ -70,7 +72,7 @@ def test_frames_of_one_recorded_time_are_distinct_shots_and_an_export_among_them
     """A camera without sub-seconds (or writing the same ones each time) gives frames one time."""
     rows = [shot(1, 0, timespec="seconds"), shot(2, 0.3, timespec="seconds"), shot(3, 0.6, timespec="seconds")]
     assert bursts_of(rows) == [([1, 2, 3], 1)]
-    export = shot(9, 0.3, timespec="seconds", path="Exports/2.jpg", pixels=250_000, quality=99)
+    export = shot(9, 0.3, timespec="seconds", pixels=250_000, quality=99)
     assert bursts_of([*rows, export]) == [([1, 2, 3], 1)]
 
 

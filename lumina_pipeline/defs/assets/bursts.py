@@ -22,7 +22,7 @@ class BurstsConfig(dg.Config):
     deps=[dg.AssetDep("metadata", partition_mapping=by_catalog), "stacks"],
     kinds={"polars", "postgres"},
     group_name="catalog",
-    code_version="bursts-v3",  # bump when the rule or the stored result changes
+    code_version="bursts-v4",  # bump when the rule or the stored result changes
 )
 def bursts(context: dg.AssetExecutionContext, config: BurstsConfig, database: CatalogDatabase) -> dg.MaterializeResult:
     """Runs of at least three shots from one camera, each within two seconds of the last,
