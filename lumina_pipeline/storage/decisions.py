@@ -45,6 +45,35 @@ def remove_tag(connection: Connection, image_id: int, name: str) -> bool:
     return removed.rowcount > 0
 
 
+def follow_moved_files(connection: Connection, image_ids: Sequence[int]) -> None:
+    """What a person said of a file moved or renamed outside Lumina (kept, rating, manual tags)
+    goes from its old row, which the inventory marked deleted, to the new row of the same
+    checksum among `image_ids` (just read), and leaves the old row: the inventory knows files
+    by name, and only their checksum tells that the new one is the old one moved."""
+    pairs = connection.execute(text("""
+        SELECT DISTINCT ON (d.id) n.id AS new_id, d.id AS old_id
+        FROM images n JOIN images d ON d.catalog_id = n.catalog_id AND d.checksum = n.checksum
+        WHERE n.id = ANY(:ids) AND d.status = 'deleted' AND (d.kept OR d.rating IS NOT NULL OR EXISTS (
+            SELECT 1 FROM image_tags t WHERE t.image_id = d.id AND t.source = :manual))
+        ORDER BY d.id, n.id"""), {"ids": list(image_ids), "manual": MANUAL}).all()
+    if not pairs:
+        return
+    moved = "unnest(CAST(:new AS bigint[]), CAST(:old AS bigint[])) AS p(new_id, old_id)"
+    params = {"new": [p.new_id for p in pairs], "old": [p.old_id for p in pairs], "manual": MANUAL}
+    connection.execute(text(f"""
+        INSERT INTO image_tags (image_id, tag_id, source)
+        SELECT DISTINCT p.new_id, t.tag_id, :manual FROM {moved} JOIN image_tags t ON t.image_id = p.old_id
+        WHERE t.source = :manual
+        ON CONFLICT (image_id, tag_id) DO UPDATE SET source = :manual, confidence = NULL"""), params)
+    connection.execute(text(f"""
+        UPDATE images SET kept = images.kept OR m.kept, rating = greatest(images.rating, m.rating)
+        FROM (SELECT p.new_id, bool_or(d.kept) AS kept, max(d.rating) AS rating
+              FROM {moved} JOIN images d ON d.id = p.old_id GROUP BY p.new_id) m
+        WHERE images.id = m.new_id"""), params)
+    connection.execute(text("UPDATE images SET kept = false, rating = NULL WHERE id = ANY(:old)"), params)
+    connection.execute(text("DELETE FROM image_tags WHERE image_id = ANY(:old) AND source = :manual"), params)
+
+
 class GroupChanged(Exception):
     """A decision made on members a group no longer has: a regrouping came first."""
 

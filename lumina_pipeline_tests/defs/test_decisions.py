@@ -143,3 +143,25 @@ def test_a_left_over_copys_tags_and_best_rating_go_to_the_keeper(pipeline, libra
         tags = connection.execute(text("""SELECT t.name, it.source FROM image_tags it JOIN tags t ON t.id = it.tag_id
                                           WHERE it.image_id = :i AND it.source = 'manual'"""), {"i": keeper}).all()
     assert rating == 5 and [tuple(tag) for tag in tags] == [("Oma", "manual")]
+
+
+def test_a_file_moved_by_hand_keeps_what_was_said_of_it(pipeline, library):
+    """The inventory knows names: a moved file is a new row, the old one deleted; its checksum
+    tells it is the same file, and the person's marks follow it."""
+    kodak = groups(pipeline)["exif.org samples/kodak-dc210.jpg"]
+    [crop] = [path for path in kodak["members"] if "crop" in path]
+    with pipeline.engine.begin() as connection:
+        assert decide(connection, DUPLICATES, kodak["id"], None, reviewed=True,
+                      keep=[kodak["members"][crop][0]])  # keep several: the crop too
+        set_rating(connection, kodak["members"][crop][0], 4)
+        add_manual_tag(connection, kodak["members"][crop][0], "Oma")
+    (library / "Reisen").mkdir()
+    (library / crop).rename(library / "Reisen" / "crop.jpg")
+    pipeline.catalog_everything(CATALOG)
+    with pipeline.engine.connect() as connection:
+        moved = connection.execute(text("""
+            SELECT i.kept, i.rating, array_agg(t.name) FILTER (WHERE it.source = 'manual') AS tags FROM images i
+            LEFT JOIN image_tags it ON it.image_id = i.id LEFT JOIN tags t ON t.id = it.tag_id
+            WHERE i.path = :p GROUP BY i.id"""), {"p": b"Reisen/crop.jpg"}).one()
+    assert (moved.kept, moved.rating, moved.tags) == (True, 4, ["Oma"])
+    assert "Reisen/crop.jpg" not in removable(pipeline)
