@@ -83,7 +83,8 @@ def _decide(session: Session, grouping: Grouping, group_id: uuid.UUID, keeper: i
     except GroupChanged as error:
         raise HTTPException(409, str(error)) from None
     if not decided:
-        raise HTTPException(422, f"an image of {decision.model_dump(exclude_defaults=True)} is not {members}")
+        named = sorted({image for image in (keeper, *(decision.keep or ())) if image is not None})
+        raise HTTPException(422, f"not every image of {named} is {members}")
     session.commit()
 
 

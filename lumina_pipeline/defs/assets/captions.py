@@ -20,7 +20,9 @@ from lumina_pipeline.storage.catalogs import get_catalog
 # Every `captions` step holds a slot of this pool while it asks: its limit (dagster.yaml,
 # LUMINA_OLLAMA_REQUESTS) is how many requests reach the Ollama server at once.
 OLLAMA_POOL = "ollama"
-NOT_CONFIGURED = "no Ollama server configured (set LUMINA_OLLAMA_URL): nothing asked, nothing changed"
+# a run's resource config replaces the whole resource: one that gives `model` alone has no url
+NOT_CONFIGURED = ("no Ollama server configured (set LUMINA_OLLAMA_URL, or give the vision resource's url in the "
+                  "run's config with its model): nothing asked, nothing changed")
 
 
 @dg.asset(
