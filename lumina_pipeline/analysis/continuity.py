@@ -91,10 +91,17 @@ def settle(found: Found, previous: Previous) -> Settled:
     remembered = _remember(previous.remembered, _member_sets(gone, "group_id").join(previous.groups, on="group_id"))
     formed = _member_sets(members.join(carried.filter(~pl.col("unchanged")), on="group_key", how="semi"), "group_key")
     recalled = formed.filter("alone").join(remembered, on=["kind", "members"])
+    # a decision comes back with the very file it kept, not a copy of it (which one would be a
+    # guess), and a review only with it, not with another file chosen since
+    recalled_keeper = _still_member(recalled, members).filter(~pl.col("moved")).select(
+        "group_key", recalled_choice="kept_choice"
+    )
+    recalled_review = (pl.col("recalled_review") & pl.col("recalled_choice").is_not_null()
+                       & pl.coalesce(pl.col("chosen_id") == pl.col("recalled_choice"), pl.lit(True)))
     decided = (
         carried.join(recalled.select("group_key", recalled_review="reviewed"), on="group_key", how="left")
-        .join(_still_member(recalled, members).rename({"kept_choice": "recalled_choice"}), on="group_key", how="left")
-        .select("group_key", "group_id", reviewed=pl.col("reviewed") | pl.col("recalled_review").fill_null(False),
+        .join(recalled_keeper, on="group_key", how="left")
+        .select("group_key", "group_id", reviewed=pl.col("reviewed") | recalled_review.fill_null(False),
                 chosen_id=pl.coalesce("chosen_id", "recalled_choice"))  # the later decision first
     )
     groups = found.groups.join(decided, on="group_key").with_columns(
@@ -159,8 +166,8 @@ def _carry_over(members: pl.DataFrame, previous: Previous) -> pl.DataFrame:
 
 
 def _still_member(matched: pl.DataFrame, members: pl.DataFrame, before: pl.DataFrame | None = None) -> pl.DataFrame:
-    """The chosen file if it is still a member, else a member with its checksum: first one that
-    was no member of the group `before` (the file it moved to), then another copy."""
+    """The chosen file if it is still a member, else (`moved`) a member with its checksum: first
+    one that was no member of the group `before` (the file it moved to), then another copy."""
     candidates = matched.filter(pl.col("chosen_id").is_not_null()).join(
         members.select("group_key", "id", "checksum"), on="group_key"
     )
@@ -176,5 +183,5 @@ def _still_member(matched: pl.DataFrame, members: pl.DataFrame, before: pl.DataF
         .filter(pl.col("order").is_not_null())
         .sort("order", "id")
         .unique("group_key", keep="first")
-        .select("group_key", kept_choice="id")
+        .select("group_key", kept_choice="id", moved=pl.col("order") > 0)
     )

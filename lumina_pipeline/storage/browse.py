@@ -272,8 +272,8 @@ class RemovableFile:
 
 def removable_files(connection: Connection, catalog_id: uuid.UUID) -> list[RemovableFile]:
     """Files a person has reviewed away: members of reviewed duplicate groups other than the
-    primary, and frames of reviewed bursts other than the best, still in their folders (a
-    regrouping not yet done after a quarantine or a deletion); never a file kept anywhere
+    primary, and frames of reviewed bursts other than the best, they and their keeper still in
+    their folders (a regrouping not yet done after a quarantine or a deletion); never a file kept anywhere
     (a burst's extra frame can be a group's primary; a file a person keeps), each listed once. A stack goes or stays
     whole: a removable primary brings its stack's other files (RAW, video, sidecars), and no
     file is listed while a file of its stack is kept. Nothing is deleted."""
@@ -283,11 +283,13 @@ def removable_files(connection: Connection, catalog_id: uuid.UUID) -> list[Remov
                    keep.path AS keep_path
             FROM duplicate_groups g JOIN duplicate_members m ON m.group_id = g.id JOIN images i ON i.id = m.image_id
             JOIN images keep ON keep.id = g.primary_image_id
-            WHERE g.catalog_id = :c AND g.reviewed AND i.id <> g.primary_image_id AND i.status NOT IN {GONE}
+            WHERE g.catalog_id = :c AND g.reviewed AND i.id <> g.primary_image_id
+              AND i.status NOT IN {GONE} AND keep.status NOT IN {GONE}
             UNION ALL
             SELECT i.id, i.source_root, i.path, i.size_bytes, 'burst', b.id, keep.path
             FROM bursts b JOIN images i ON i.burst_id = b.id JOIN images keep ON keep.id = b.best_image_id
-            WHERE b.catalog_id = :c AND b.reviewed AND i.id <> b.best_image_id AND i.status NOT IN {GONE}
+            WHERE b.catalog_id = :c AND b.reviewed AND i.id <> b.best_image_id
+              AND i.status NOT IN {GONE} AND keep.status NOT IN {GONE}
         ),
         kept AS ({KEPT}),
         candidates AS (
@@ -301,7 +303,7 @@ def removable_files(connection: Connection, catalog_id: uuid.UUID) -> list[Remov
             SELECT c.* FROM candidates c JOIN images i ON i.id = c.id
             WHERE i.stack_id IS NULL OR NOT EXISTS (
                 SELECT 1 FROM images mate
-                WHERE mate.stack_id = i.stack_id AND mate.status NOT IN {GONE}
+                WHERE mate.stack_id = i.stack_id AND mate.status <> 'quarantined'  -- one moved by hand may be kept
                   AND mate.id NOT IN (SELECT id FROM candidates))
         )
         SELECT * FROM (SELECT DISTINCT ON (id) * FROM whole ORDER BY id, reason DESC) once

@@ -125,3 +125,22 @@ def test_a_decision_is_not_recalled_on_two_groups_with_the_same_checksums():
     members = pl.DataFrame({"group_key": keys, "id": [1, 2, 3, 4], "checksum": ["heic", "mov"] * 2})
     both = Found(pl.DataFrame({"group_key": ["burst:phone", "burst:backup"], "choice": [1, 3]}), members)
     assert settle(both, nothing_before(remembered)).groups["reviewed"].to_list() == [False, False]
+
+
+def test_a_review_comes_back_only_with_the_file_it_kept():
+    reviewed_pair = previous(chosen=1, chosen_checksum="a", members=("a", "b"))
+    grown = settle(found((1, "a"), (2, "b"), (3, "c")), reviewed_pair)  # c joins: asked again, the pair remembered
+    assert grown.groups["reviewed"].to_list() == [False] and not grown.remembered.is_empty()
+    chose_b = Previous(grown.groups.select("group_id", "reviewed", chosen_id=pl.lit(2, pl.Int64),
+                                           chosen_checksum=pl.lit("b")),
+                       grown.members.select("group_id", kind=pl.lit("perceptual"), checksum="checksum", id="id"),
+                       grown.remembered)
+    shrunk = settle(found((1, "a"), (2, "b")), chose_b).groups  # c gone again; b chosen meanwhile, not reviewed
+    assert shrunk.select("reviewed", "choice").row(0) == (False, 2)
+
+    remembered = settle(found((2, "x")), previous(chosen=1, chosen_checksum="x", members=("x", "x"))).remembered
+    renamed = settle(found((2, "x"), (9, "x")), nothing_before(remembered)).groups  # 1 renamed to 9, 2 put back
+    assert renamed["reviewed"].to_list() == [False]  # which copy is the one kept, a guess: asked again
+
+    unchosen = settle(found((1, "a")), previous(members=("a", "b"))).remembered  # reviewed before reviews chose
+    assert settle(found((1, "a"), (2, "b")), nothing_before(unchosen)).groups["reviewed"].to_list() == [False]
