@@ -273,8 +273,11 @@ def _regroup(catalog: str) -> None:
     """Regroup a catalog whose files a file action moved: its groups still hold them where they were."""
     from lumina_pipeline.runner import regroup
 
-    regroup(catalog)
-    print(f"regrouped {catalog}")
+    if failure := regroup(catalog):  # the files did move: say so, not a traceback
+        print(f"lumina: regrouping {catalog} failed ({failure}); `{_lumina()} run {catalog}` regroups it",
+              file=sys.stderr)
+    else:
+        print(f"regrouped {catalog}")
 
 
 def _confirmed(question: str, what_yes_does: str) -> bool:

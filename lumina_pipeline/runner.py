@@ -129,10 +129,12 @@ def _bring_up_to_date(name: str, catalog_id, engine) -> None:
         print(NOTHING_TO_REGROUP)
 
 
-def regroup(name: str) -> None:
-    """Regroup the catalog as a Dagster run (its partition known to the instance first)."""
+def regroup(name: str) -> str | None:
+    """Regroup the catalog as a Dagster run (its partition known to the instance first); why
+    it failed, if it did."""
     _instance().add_dynamic_partitions(CATALOGS, [name])
-    execute_run("catalog_job", name)
+    result = execute_run("catalog_job", name, raise_on_error=False)
+    return None if result.success else _failure(result)
 
 
 def _regrouping_needed(connection, catalog_id) -> bool:

@@ -124,7 +124,7 @@ class Group(BaseModel):
     similarity_type: Literal["exact", "perceptual"]
     confidence: int
     reviewed: bool
-    primary_chosen: bool = Field(description="the primary was chosen by a person")
+    primary_chosen: bool = Field(description="a person chose the primary, or accepted it by reviewing the group")
     primary_image_id: int | None
     member_count: int
 
@@ -149,7 +149,7 @@ class Burst(BaseModel):
     best_image_id: int | None
     selection_method: str | None
     reviewed: bool
-    best_chosen: bool = Field(description="the best frame was chosen by a person")
+    best_chosen: bool = Field(description="a person chose the best frame, or accepted it by reviewing the burst")
 
 
 class BurstDetail(Burst):

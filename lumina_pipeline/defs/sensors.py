@@ -30,7 +30,7 @@ from lumina_pipeline.storage.images import load_inventory, pending_batches
 RUNNING = dg.DefaultSensorStatus.RUNNING
 FAILED_BATCHES_TAG = "lumina/failed_batches"  # on a regrouping run: batches of its change whose runs failed
 IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-               dg.DagsterRunStatus.STARTED]
+               dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 ENDED_BADLY = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 RUN_KEY_TAG = "dagster/run_key"  # what Dagster tags a sensor's run with
 BACKFILL_TAG = "dagster/backfill"  # ... and a backfill's runs: its id
@@ -162,22 +162,21 @@ def _batches_to_read(database: CatalogDatabase, catalog: str) -> set[str]:
         return {b for c in found for b in pending_batches(session.connection(), c.id, ANALYSIS_VERSION)}
 
 
-def _regroup_once_the_change_ended(context: dg.RunStatusSensorContext) -> dg.RunRequest | None:
+def _regroup_once_the_change_ended(context: dg.RunStatusSensorContext) -> list[dg.RunRequest] | None:
     """Once the last batch run of a change ends, whether it succeeded, failed or was canceled,
-    regroup its catalog: one run per change, not one per batch (run keys make the request once,
-    however many see it). A change is the runs a sensor or schedule requested together
-    (CHANGE_TAG), a backfill's runs, or a run launched alone (the Launchpad); `lumina run`
-    regroups the runs it made itself. Batches whose runs did not succeed are named in the
-    regrouping run's tags; their files stay pending for the next change, a retry or the
-    nightly schedule.
+    regroup its catalogs: one run per change and catalog, not one per batch (run keys make the
+    request once, however many see it). A change is the runs a sensor or schedule requested
+    together (CHANGE_TAG), a backfill's runs (of one catalog or several), or a run launched
+    alone (the Launchpad); `lumina run` regroups the runs it made itself. Batches whose runs
+    did not succeed are named in the regrouping run's tags; their files stay pending for the
+    next change, a retry or the nightly schedule.
 
     None, not a SkipReason, for a run with nothing to follow up: Dagster ends a run status
     sensor's tick at the first run its function returns something for, and goes on past runs
     it returns None for, so that `lumina run`'s runs and a change's earlier batches do not
     hold back the regroupings behind them by a tick each."""
     run, instance = context.dagster_run, context.instance
-    catalog = run.tags["dagster/partition/catalog"]
-    if FOLLOWED_UP_BY_TAG in run.tags or not instance.has_dynamic_partition(CATALOGS, catalog):
+    if FOLLOWED_UP_BY_TAG in run.tags:
         return None
     tag = next((tag for tag in (CHANGE_TAG, BACKFILL_TAG) if tag in run.tags), None)
     if tag is None:  # launched alone: a change of its own
@@ -189,17 +188,26 @@ def _regroup_once_the_change_ended(context: dg.RunStatusSensorContext) -> dg.Run
         ended = list(instance.get_runs(dg.RunsFilter(tags={tag: change})))  # newest first
         if tag == BACKFILL_TAG and not _launched_whole(instance, change, ended):
             return None
-    latest = {run.tags.get("dagster/partition/batch"): run.status for run in reversed(ended)}
-    failed = sorted(batch for batch, status in latest.items() if batch and status in ENDED_BADLY)
-    tags = {FAILED_BATCHES_TAG: ",".join(failed)} if failed else {}
-    return dg.RunRequest(partition_key=catalog, run_key=f"{change}:catalog", tags=tags)
+    latest = {(run.tags["dagster/partition/catalog"], run.tags["dagster/partition/batch"]): run.status
+              for run in reversed(ended)}
+    requests = []
+    for catalog in sorted({catalog for catalog, _ in latest}):
+        if not instance.has_dynamic_partition(CATALOGS, catalog):  # removed since
+            continue
+        failed = sorted(b for (c, b), status in latest.items() if c == catalog and status in ENDED_BADLY)
+        tags = {FAILED_BATCHES_TAG: ",".join(failed)} if failed else {}
+        requests.append(dg.RunRequest(partition_key=catalog, run_key=f"{change}:{catalog}:catalog", tags=tags))
+    return requests or None  # a list, not a SensorResult: the tick yields the run's reaction after it
 
 
 def _launched_whole(instance: dg.DagsterInstance, backfill_id: str, runs: list[dg.DagsterRun]) -> bool:
     """Whether a backfill has launched a run of each of its partitions (it launches a large one
-    a chunk at a time), or stopped launching (canceled)."""
+    a chunk at a time), or stopped launching (canceled). One from failure launches only those
+    that failed: whole once none is in progress."""
     backfill = instance.get_backfill(backfill_id)
-    if backfill is None or backfill.status.value != "REQUESTED" or backfill.partition_names is None:
+    if backfill is None or backfill.status.value != "REQUESTED" or not backfill.partition_names:
+        return True
+    if backfill.from_failure:
         return True
     return set(backfill.partition_names) <= {run.tags.get("dagster/partition") for run in runs}
 

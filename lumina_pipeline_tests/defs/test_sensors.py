@@ -200,8 +200,8 @@ def test_grouping_follows_once_the_last_batch_of_a_change_is_done(pipeline, libr
         sensor_name=grouping_after_batches_sensor.name, dagster_instance=pipeline.instance,
         dagster_run=results[-1].dagster_run, dagster_event=results[-1].get_run_success_event(),
     )
-    request = grouping_after_batches_sensor(context)
-    assert (request.partition_key, request.run_key) == ("followed", "change-1:catalog")
+    [request] = grouping_after_batches_sensor(context)
+    assert (request.partition_key, request.run_key) == ("followed", "change-1:followed:catalog")
 
 
 def test_grouping_follows_a_change_whose_last_batch_failed_and_names_it(pipeline, library):
@@ -223,8 +223,8 @@ def test_grouping_follows_a_change_whose_last_batch_failed_and_names_it(pipeline
         sensor_name=grouping_after_failed_batches_sensor.name, dagster_instance=pipeline.instance,
         dagster_run=failed.dagster_run, dagster_event=failed.get_run_failure_event(),
     )
-    request = grouping_after_failed_batches_sensor(context)
-    assert (request.partition_key, request.run_key) == ("failing", "change-2:catalog")
+    [request] = grouping_after_failed_batches_sensor(context)
+    assert (request.partition_key, request.run_key) == ("failing", "change-2:failing:catalog")
     assert request.tags[FAILED_BATCHES_TAG] == "00001"
 
 
@@ -253,7 +253,7 @@ def test_one_tick_goes_past_batch_runs_with_nothing_to_follow_up(pipeline, libra
     by_lumina_run = {FOLLOWED_UP_BY_TAG: "lumina run"}
     run_batches(pipeline, "busy", {"00000": by_lumina_run, "00001": by_lumina_run, "00002": {CHANGE_TAG: "change-3"}})
     requests = evaluated(grouping_after_batches_sensor, pipeline, started.cursor).run_requests
-    assert [(r.partition_key, r.run_key) for r in requests] == [("busy", "change-3:catalog")]
+    assert [(r.partition_key, r.run_key) for r in requests] == [("busy", "change-3:busy:catalog")]
 
 
 def test_a_batch_launched_alone_and_a_backfill_once_it_launched_every_batch_are_regrouped(pipeline, library):
@@ -261,7 +261,8 @@ def test_a_batch_launched_alone_and_a_backfill_once_it_launched_every_batch_are_
     pipeline.add_catalog("launched", str(library), batch_size=2)
     pipeline.inventory("launched")
     [alone] = run_batches(pipeline, "launched", {"00000": {}})
-    assert grouping_after_batches_sensor(success_context(pipeline, alone)).run_key == f"{alone.run_id}:catalog"
+    [request] = grouping_after_batches_sensor(success_context(pipeline, alone))
+    assert request.run_key == f"{alone.run_id}:launched:catalog"
 
     partitions = [f"{batch}|launched" for batch in ("00000", "00001", "00002")]
     pipeline.instance.add_backfill(PartitionBackfill(
@@ -271,7 +272,18 @@ def test_a_batch_launched_alone_and_a_backfill_once_it_launched_every_batch_are_
     _, second = run_batches(pipeline, "launched", {"00000": filling, "00001": filling})
     assert grouping_after_batches_sensor(success_context(pipeline, second)) is None  # 00002 is not launched yet
     [last] = run_batches(pipeline, "launched", {"00002": filling})
-    assert grouping_after_batches_sensor(success_context(pipeline, last)).run_key == "fill:catalog"
+    [request] = grouping_after_batches_sensor(success_context(pipeline, last))
+    assert request.run_key == "fill:launched:catalog"
+
+    pipeline.add_catalog("launched-too", str(library), batch_size=2)  # a backfill over two catalogs
+    pipeline.inventory("launched-too")
+    pipeline.instance.add_backfill(PartitionBackfill(
+        backfill_id="both", status=BulkActionStatus.REQUESTED, from_failure=False, tags={},
+        backfill_timestamp=datetime.now().timestamp(), partition_names=["00000|launched", "00000|launched-too"]))
+    run_batches(pipeline, "launched", {"00000": {BACKFILL_TAG: "both"}})
+    [last] = run_batches(pipeline, "launched-too", {"00000": {BACKFILL_TAG: "both"}})
+    requests = grouping_after_batches_sensor(success_context(pipeline, last))
+    assert [r.partition_key for r in requests] == ["launched", "launched-too"]
 
 
 def success_context(pipeline, result: dg.ExecuteInProcessResult) -> dg.RunStatusSensorContext:
@@ -292,7 +304,7 @@ def test_a_change_whose_last_batch_was_canceled_is_regrouped_and_names_it(pipeli
               "dagster/partition": "00001|stopped"}))
     pipeline.instance.report_run_canceled(canceled)  # Terminate in the UI
     [request] = evaluated(grouping_after_canceled_batches_sensor, pipeline, started.cursor).run_requests
-    assert (request.partition_key, request.run_key) == ("stopped", "change-4:catalog")
+    assert (request.partition_key, request.run_key) == ("stopped", "change-4:stopped:catalog")
     assert request.tags[FAILED_BATCHES_TAG] == "00001"
 
 
