@@ -233,20 +233,33 @@ grouping_after_canceled_batches_sensor = _regrouping_sensor(
 )
 
 
-@dg.run_status_sensor(
-    run_status=dg.DagsterRunStatus.SUCCESS, monitored_jobs=[quarantine_job, organize_job], request_job=catalog_job,
-    default_status=RUNNING, description="Regroups a catalog once a quarantine or organize run moved its files",
-)
-def grouping_after_file_actions_sensor(context: dg.RunStatusSensorContext) -> dg.RunRequest | None:
-    """The inventory that follows sees no change (the rows already say where the files went),
-    so the groups would hold quarantined files until the next change. None for a dry run (the
-    jobs' default), or for a removed catalog."""
+def _regroup_after_file_actions(context: dg.RunStatusSensorContext) -> dg.RunRequest | None:
+    """The inventory that follows a quarantine or organize run sees no change (the rows already
+    say where the files went), so the groups would hold quarantined files until the next
+    change; one that failed part-way moved some. None for a dry run (the jobs' default), or for
+    a removed catalog."""
     run = context.dagster_run
     catalog, ops = run.tags["dagster/partition"], cast(dict, run.run_config.get("ops") or {})
     dry_run = not ops or any(op.get("config", {}).get("dry_run", True) for op in ops.values())
     if dry_run or not context.instance.has_dynamic_partition(CATALOGS, catalog):
         return None
     return dg.RunRequest(partition_key=catalog, run_key=f"{run.run_id}:catalog")
+
+
+def _file_actions_sensor(name: str, status: dg.DagsterRunStatus, ended: str) -> dg.RunStatusSensorDefinition:
+    return dg.run_status_sensor(
+        name=name, run_status=status, monitored_jobs=[quarantine_job, organize_job], request_job=catalog_job,
+        default_status=RUNNING,
+        description=f"Regroups a catalog once a quarantine or organize run, not a dry run, {ended}",
+    )(_regroup_after_file_actions)
+
+
+grouping_after_file_actions_sensor = _file_actions_sensor(
+    "grouping_after_file_actions_sensor", dg.DagsterRunStatus.SUCCESS, "succeeded"
+)
+grouping_after_failed_file_actions_sensor = _file_actions_sensor(
+    "grouping_after_failed_file_actions_sensor", dg.DagsterRunStatus.FAILURE, "failed part-way"
+)
 
 
 @dg.run_status_sensor(

@@ -9,6 +9,7 @@ import sys
 
 import dagster as dg
 import pytest
+from dagster._core.utils import make_new_run_id
 from sqlalchemy import text
 
 from lumina_pipeline.actions.runs import KEPT, QUARANTINE
@@ -16,7 +17,7 @@ from lumina_pipeline.analysis.plans import plan_quarantine
 from lumina_pipeline.definitions import defs
 from lumina_pipeline.defs.actions import QuarantineFolder, quarantine_job
 from lumina_pipeline.defs.resources import CatalogDatabase
-from lumina_pipeline.defs.sensors import grouping_after_file_actions_sensor
+from lumina_pipeline.defs.sensors import grouping_after_failed_file_actions_sensor, grouping_after_file_actions_sensor
 from lumina_pipeline.storage.catalogs import CatalogError
 from lumina_pipeline.storage.frames import read_frame
 from lumina_pipeline.storage.groups import load_catalog_rows
@@ -140,6 +141,15 @@ def test_the_dagster_job_is_a_dry_run_by_default_and_says_what_would_move(librar
     _, regrouping = run({"dry_run": False})
     assert set(library.quarantined()) == removable and regrouping and regrouping.partition_key == CATALOG
     library.undo()
+    failed = library.pipeline.instance.add_run(dg.DagsterRun(  # a run that moved some files, then failed
+        job_name=quarantine_job.name, run_id=make_new_run_id(), status=dg.DagsterRunStatus.STARTED,
+        run_config={"ops": {"quarantine_removable": {"config": {"dry_run": False}}}},
+        tags={"dagster/partition": CATALOG}))
+    failure = library.pipeline.instance.report_run_failed(failed)
+    regrouping = grouping_after_failed_file_actions_sensor(dg.build_run_status_sensor_context(
+        sensor_name=grouping_after_failed_file_actions_sensor.name, dagster_instance=library.pipeline.instance,
+        dagster_run=failed, dagster_event=failure))
+    assert regrouping and regrouping.partition_key == CATALOG
     output = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_OUTPUT)
     metadata = {key: value.value for key, value in output.step_output_data.metadata.items()}
     sizes = {path: os.stat(library.photos / os.fsdecode(path)).st_size for path in removable}
