@@ -205,32 +205,9 @@ def _launched_whole(instance: dg.DagsterInstance, backfill_id: str, runs: list[d
     a chunk at a time), or stopped launching (canceled). One from failure launches only those
     that failed: whole once none is in progress."""
     backfill = instance.get_backfill(backfill_id)
-    if backfill is None or backfill.status.value != "REQUESTED" or not backfill.partition_names:
+    if backfill is None or backfill.status.value != "REQUESTED" or backfill.from_failure:
         return True
-    if backfill.from_failure:
-        return True
-    return set(backfill.partition_names) <= {run.tags.get("dagster/partition") for run in runs}
-
-
-def _regrouping_sensor(name: str, status: dg.DagsterRunStatus, ended: str) -> dg.RunStatusSensorDefinition:
-    return dg.run_status_sensor(
-        name=name, run_status=status, monitored_jobs=[batch_job], request_job=catalog_job, default_status=RUNNING,
-        description=f"Regroups a catalog (catalog_job) once the last batch run of a change {ended}",
-    )(_regroup_once_the_change_ended)
-
-
-# The same follow-up after a success, a failure and a cancel (Terminate in the UI). Each sensor
-# keeps its own run keys, so a failed batch run that is retried and then succeeds regroups the
-# catalog once more.
-grouping_after_batches_sensor = _regrouping_sensor(
-    "grouping_after_batches_sensor", dg.DagsterRunStatus.SUCCESS, "succeeded"
-)
-grouping_after_failed_batches_sensor = _regrouping_sensor(
-    "grouping_after_failed_batches_sensor", dg.DagsterRunStatus.FAILURE, "failed"
-)
-grouping_after_canceled_batches_sensor = _regrouping_sensor(
-    "grouping_after_canceled_batches_sensor", dg.DagsterRunStatus.CANCELED, "was canceled (Terminate)"
-)
+    return set(backfill.partition_names or ()) <= {run.tags.get("dagster/partition") for run in runs}
 
 
 def _regroup_after_file_actions(context: dg.RunStatusSensorContext) -> dg.RunRequest | None:
@@ -246,19 +223,41 @@ def _regroup_after_file_actions(context: dg.RunStatusSensorContext) -> dg.RunReq
     return dg.RunRequest(partition_key=catalog, run_key=f"{run.run_id}:catalog")
 
 
-def _file_actions_sensor(name: str, status: dg.DagsterRunStatus, ended: str) -> dg.RunStatusSensorDefinition:
-    return dg.run_status_sensor(
-        name=name, run_status=status, monitored_jobs=[quarantine_job, organize_job], request_job=catalog_job,
-        default_status=RUNNING,
-        description=f"Regroups a catalog once a quarantine or organize run, not a dry run, {ended}",
-    )(_regroup_after_file_actions)
+# What each kind of regrouping sensor follows: the jobs, the function asking for the regrouping,
+# and how its description starts.
+FOLLOWED = {
+    "batches": ([batch_job], _regroup_once_the_change_ended,
+                "Regroups a catalog (catalog_job) once the last batch run of a change "),
+    "file actions": ([quarantine_job, organize_job], _regroup_after_file_actions,
+                     "Regroups a catalog once a quarantine or organize run, not a dry run, "),
+}
 
 
-grouping_after_file_actions_sensor = _file_actions_sensor(
-    "grouping_after_file_actions_sensor", dg.DagsterRunStatus.SUCCESS, "succeeded"
+def _regrouping_sensor(
+    followed: str, name: str, status: dg.DagsterRunStatus, ended: str
+) -> dg.RunStatusSensorDefinition:
+    jobs, regroup, description = FOLLOWED[followed]
+    return dg.run_status_sensor(name=name, run_status=status, monitored_jobs=jobs, request_job=catalog_job,
+                                default_status=RUNNING, description=description + ended)(regroup)
+
+
+# The same follow-up after a success, a failure and a cancel (Terminate in the UI). Each sensor
+# keeps its own run keys, so a failed batch run that is retried and then succeeds regroups the
+# catalog once more.
+grouping_after_batches_sensor = _regrouping_sensor(
+    "batches", "grouping_after_batches_sensor", dg.DagsterRunStatus.SUCCESS, "succeeded"
 )
-grouping_after_failed_file_actions_sensor = _file_actions_sensor(
-    "grouping_after_failed_file_actions_sensor", dg.DagsterRunStatus.FAILURE, "failed part-way"
+grouping_after_failed_batches_sensor = _regrouping_sensor(
+    "batches", "grouping_after_failed_batches_sensor", dg.DagsterRunStatus.FAILURE, "failed"
+)
+grouping_after_canceled_batches_sensor = _regrouping_sensor(
+    "batches", "grouping_after_canceled_batches_sensor", dg.DagsterRunStatus.CANCELED, "was canceled (Terminate)"
+)
+grouping_after_file_actions_sensor = _regrouping_sensor(
+    "file actions", "grouping_after_file_actions_sensor", dg.DagsterRunStatus.SUCCESS, "succeeded"
+)
+grouping_after_failed_file_actions_sensor = _regrouping_sensor(
+    "file actions", "grouping_after_failed_file_actions_sensor", dg.DagsterRunStatus.FAILURE, "failed part-way"
 )
 
 
