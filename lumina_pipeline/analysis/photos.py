@@ -36,6 +36,7 @@ SCAN_MARKER, MAX_JPEG_SCANS = b"\xff\xda", 500
 IN_MEMORY_BYTES = 64 << 20  # a photo up to this size is read at once (see _read_image)
 CHANGED_SINCE_INVENTORY = "changed since the inventory listed it; it will be read again"
 CHANGED_WHILE_READ = "changed while being read; it will be read again"
+EMPTY = "empty file (0 bytes)"
 SPECIAL_FILES = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
                  stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a folder"}
 
@@ -119,27 +120,19 @@ def analyze_file(
     decode_video).
     """
     result = dict.fromkeys(ANALYSIS_SCHEMA)
+    if kind == "video":
+        read = partial(_read_video, max_pixels=max_pixels)
+    else:
+        read = partial(_read_image, raw=kind == "raw", model_inputs=model_inputs, max_pixels=max_pixels)
     try:
-        if kind == "video":
-            result["checksum"], video = _read(path, recorded, partial(_read_video, max_pixels=max_pixels))
-            if isinstance(video, _Unread):
-                return _finish(result, video.status, video.reason)
-            result.update(video.metadata)
-            result.update(_describe_pixels(video.poster, result["latitude"], result["longitude"], model_inputs))
-            return _finish(result, "ok", None)
-        read = partial(_read_image, model_inputs=model_inputs, max_pixels=max_pixels)
         result["checksum"], described = _read(path, recorded, read)
     except _Unread as unread:
-        return _finish(result, unread.status, unread.reason)
-    if described is None:
-        return _finish(result, "error", "empty file (0 bytes)")
-    if isinstance(described, ImageTooLarge):
-        return _finish(result, "error", str(described))
-    if isinstance(described, Exception):
-        reason = f"cannot decode image: {describe_error(described)}"
-        if kind == "raw":
-            return _finish(result, "skipped", f"RAW file without a preview Pillow can read ({reason})")
-        return _finish(result, "error", reason)
+        described = unread
+    if isinstance(described, _Unread):
+        return _finish(result, described.status, described.reason)
+    if isinstance(described, DecodedVideo):
+        result.update(described.metadata)
+        described = _describe_pixels(described.poster, result["latitude"], result["longitude"], model_inputs)
     result.update(described)
     return _finish(result, "ok", None)
 
@@ -231,7 +224,7 @@ def _read_video(file: BufferedReader, max_pixels: int) -> tuple[str, DecodedVide
     failed is returned, not raised: the row keeps its checksum."""
     checksum = hashlib.file_digest(file, "sha256").hexdigest()
     if file.tell() == 0:
-        return checksum, _Unread("error", "empty file (0 bytes)")
+        return checksum, _Unread("error", EMPTY)
     file.seek(0)
     try:
         return checksum, decode_video(file, max_pixels=max_pixels)
@@ -243,11 +236,11 @@ def _read_video(file: BufferedReader, max_pixels: int) -> tuple[str, DecodedVide
         return checksum, _Unread("error", f"cannot decode video: {describe_video_error(error)}")
 
 
-def _read_image(file: BufferedReader, model_inputs: bool, max_pixels: int) -> tuple[str, dict | Exception | None]:
-    """The checksum of the open file, then what its one decode gives, within _read's checks;
-    None for an empty file. A photo up to IN_MEMORY_BYTES is read at once and decoded from
-    memory; a larger file is hashed in pieces and decoded from the file, never held whole. Why
-    decoding failed is returned, not raised: the row keeps its checksum."""
+def _read_image(file: BufferedReader, raw: bool, model_inputs: bool, max_pixels: int) -> tuple[str, dict | _Unread]:
+    """The checksum of the open file, then what its one decode gives, within _read's checks. A
+    photo up to IN_MEMORY_BYTES is read at once and decoded from memory; a larger file is hashed
+    in pieces and decoded from the file, never held whole. Why decoding failed is returned, not
+    raised: the row keeps its checksum."""
     head = file.read(IN_MEMORY_BYTES)
     digest, scans = hashlib.sha256(head), head.count(SCAN_MARKER)
     while chunk := file.read(1 << 20):  # hashlib.file_digest, counting a JPEG's scans on the way
@@ -255,17 +248,22 @@ def _read_image(file: BufferedReader, model_inputs: bool, max_pixels: int) -> tu
         scans += chunk.count(SCAN_MARKER)
     checksum = digest.hexdigest()
     if not head:
-        return checksum, None
+        return checksum, _Unread("error", EMPTY)
     if head.startswith(b"\xff\xd8") and scans > MAX_JPEG_SCANS:
         reason = f"a JPEG of {scans} scans, over the {MAX_JPEG_SCANS} any encoder writes: not decoded"
-        return checksum, ImageTooLarge(reason)
+        return checksum, _Unread("error", reason)
     source = io.BytesIO(head) if file.tell() == len(head) else file
     del head  # a larger file decodes from the file, without its first 64 MB held meanwhile
     source.seek(0)
     try:
         return checksum, _describe_image(source, model_inputs, max_pixels)
+    except ImageTooLarge as error:
+        return checksum, _Unread("error", str(error))
     except Exception as error:  # any decoder failure is this file's problem, never the batch's
-        return checksum, error
+        reason = f"cannot decode image: {describe_error(error)}"
+        if raw:
+            return checksum, _Unread("skipped", f"RAW file without a preview Pillow can read ({reason})")
+        return checksum, _Unread("error", reason)
 
 
 def _describe_image(file: BinaryIO, model_inputs: bool, max_pixels: int) -> dict:
