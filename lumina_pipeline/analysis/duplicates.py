@@ -10,8 +10,10 @@ video is compared with videos only (its poster frame), never with a still.
 """
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import polars as pl
@@ -174,7 +176,8 @@ def _near_groups(hashed: pl.DataFrame, rule: NearDuplicateRule, keeper: KeeperRu
     renumbered[best_first] = np.arange(len(best_first))
     i, j, hashes = renumbered[i[match]], renumbered[j[match]], hashes[best_first]
     labels = _components(len(best_first), i, j)
-    groups = _split_non_cliques(labels, i, j, hashes, with_phash[best_first], bursts[best_first], rule)
+    near = partial(_pairs, hashes=hashes, with_phash=with_phash[best_first], bursts=bursts[best_first], rule=rule)
+    groups = _split_non_cliques(labels, i, j, near)
     # nodes are in rank order, so the smallest node of a group is its primary
     nodes = contents[best_first].select("checksum").with_row_index("node").with_columns(
         group=pl.Series(groups, dtype=pl.Int64)
@@ -261,15 +264,10 @@ def _components(count: int, i: NDArray[np.int64], j: NDArray[np.int64]) -> NDArr
 
 
 def _split_non_cliques(
-    labels: NDArray[np.int64],
-    i: NDArray[np.int64],
-    j: NDArray[np.int64],
-    hashes: NDArray[np.uint64],
-    with_phash: NDArray[np.bool_],
-    bursts: NDArray[np.int64],
-    rule: NearDuplicateRule,
+    labels: NDArray[np.int64], i: NDArray[np.int64], j: NDArray[np.int64], near: Callable[..., NDArray[np.bool_]]
 ) -> NDArray[np.int64]:
-    """Group number per node (-1: in no group). Nodes are in rank order, best first."""
+    """Group number per node (-1: in no group), `near` telling which nodes match a node. Nodes
+    are in rank order, best first."""
     sizes = np.bincount(labels, minlength=len(labels))
     edges = np.bincount(labels[i], minlength=len(labels))
     groups = np.where(sizes[labels] > 1, labels, -1)
@@ -277,7 +275,7 @@ def _split_non_cliques(
         nodes = np.flatnonzero(labels == label)
         cliques: list[list[int]] = []
         for node in nodes.tolist():
-            home = next((c for c in cliques if _pairs(c, node, hashes, with_phash, bursts, rule).all()), None)
+            home = next((c for c in cliques if near(c, node).all()), None)
             if home is None:
                 cliques.append([node])
             else:
