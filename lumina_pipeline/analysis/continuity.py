@@ -48,17 +48,13 @@ REMEMBERED_SCHEMA = {
 KIND = pl.col("group_key").str.split(":").list.first().alias("kind")  # of a found group
 
 
-class GroupFrames(NamedTuple):
-    """A grouping as two frames: `groups`, one row per group, and `members`, one per member."""
+class Found(NamedTuple):
+    """What a rule found: `groups`, one row per group, have group_key ("<kind>:...": exact,
+    perceptual, burst), `choice` (the image id the rule picks) and the kind's own columns;
+    `members`, one row per member, have group_key, id, checksum and the kind's own columns."""
 
     groups: pl.DataFrame
     members: pl.DataFrame
-
-
-class Found(GroupFrames):
-    """What a rule found: `groups` have group_key ("<kind>:...": exact, perceptual, burst),
-    `choice` (the image id the rule picks) and the kind's own columns; `members` have
-    group_key, id, checksum and the kind's own columns."""
 
 
 class Previous(NamedTuple):
@@ -70,14 +66,10 @@ class Previous(NamedTuple):
     remembered: pl.DataFrame
 
 
-class Settled(NamedTuple):
+class Settled(Previous):
     """Found's frames with `group_id` (kept or new) on both; `groups` also get `reviewed`,
     `choice` (a person's kept choice, else the rule's) and `chosen` (a person's). `remembered`:
     the decisions to remember from now on (REMEMBERED_SCHEMA)."""
-
-    groups: pl.DataFrame
-    members: pl.DataFrame
-    remembered: pl.DataFrame
 
 
 def settle(found: Found, previous: Previous) -> Settled:
