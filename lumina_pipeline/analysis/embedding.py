@@ -48,20 +48,19 @@ def top_labels(probabilities: NDArray[np.float32], labels: list[str], k: int = 1
 TAG_CONFIDENCE = 0.3  # a label becomes a tag when the model gives it at least this probability
 
 
-def zero_shot_tags(labels: list[dict[str, float]], threshold: float = TAG_CONFIDENCE) -> list[list[tuple[str, float]]]:
-    """Per image, the labels at or above `threshold` (a softmax gives at most three)."""
-    return [[(label, p) for label, p in image.items() if p >= threshold] for image in labels]
+def zero_shot_tags(labels: list[dict[str, float]]) -> list[list[tuple[str, float]]]:
+    """Per image, the labels at or above TAG_CONFIDENCE (a softmax gives at most three)."""
+    return [[(label, p) for label, p in image.items() if p >= TAG_CONFIDENCE] for image in labels]
 
 
-def vocabulary_tags(
-    similarity: NDArray[np.float32], vocabulary: list[str], logit_scale: float, threshold: float = TAG_CONFIDENCE
-) -> list[list[tuple[str, float]]]:
+def vocabulary_tags(similarity: NDArray[np.float32], vocabulary: list[str],
+                    logit_scale: float) -> list[list[tuple[str, float]]]:
     """CLIP zero-shot classification (Radford et al. 2021, "Learning Transferable Visual
     Models From Natural Language Supervision"): per image, the softmax over the vocabulary of
     the cosine similarities (N, V) times the model's logit scale; the tags at or above
-    `threshold`, most probable first."""
+    TAG_CONFIDENCE, most probable first."""
     probabilities = softmax(similarity * logit_scale)
     return [
-        [(vocabulary[i], round(float(row[i]), 4)) for i in np.argsort(-row) if row[i] >= threshold]
+        [(vocabulary[i], round(float(row[i]), 4)) for i in np.argsort(-row) if row[i] >= TAG_CONFIDENCE]
         for row in probabilities
     ]
