@@ -42,14 +42,11 @@ SPECIAL_FILES = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", sta
 
 
 def _versions() -> tuple[str, str]:
-    """The hash version and the analysis version, from what the packaged fixtures give.
-
-    Library releases change results only now and then, so the fixtures' hashes and quality
-    scores stand for the libraries' version strings: a release re-reads a library only when
-    it changes them. Bump the first part of the analysis version when what a file's analysis
-    stores changes: it decides which files a batch reads again (and is the assets' Dagster
-    code version).
-    """
+    """The hash version and the analysis version. Library releases change results only now and
+    then, so the packaged fixtures' hashes and quality scores stand for the libraries' versions:
+    only a release that changes them re-reads a library. Bump the analysis version's first part
+    when what a file's analysis stores changes: it decides which files a batch reads again (and
+    is the assets' Dagster code version)."""
     fixtures = [decode_photo(path.read_bytes()).image for path in sorted(FIXTURES.iterdir())]
     hashes = hash_version(fixtures)
     qualities = " ".join(str(quality_score(image.convert("L"))) for image in fixtures)
@@ -83,13 +80,10 @@ def analyze_files(
     max_pixels: int = MAX_PIXELS,
     timeout_seconds: float = FILE_TIMEOUT_SECONDS,
 ) -> pl.DataFrame:
-    """One row per file, in order, with the columns of ANALYSIS_SCHEMA.
-
-    `recorded` holds each file's (size_bytes, mtime_ns) as the inventory saw it (see
+    """One row per file, in order, with the columns of ANALYSIS_SCHEMA (`recorded`: see
     analyze_file). A file that cannot be read or decoded becomes a row with a status and a
-    reason; nothing raised by one file reaches the others, and a file that takes longer than
-    `timeout_seconds` (a hung network share) is abandoned as an error.
-    """
+    reason: nothing raised by one file reaches the others, and a file that takes longer than
+    `timeout_seconds` (a hung network share) is abandoned as an error."""
     analyze = partial(analyze_file, model_inputs=model_inputs, max_pixels=max_pixels)
     reader = _Reader()
     try:
@@ -110,15 +104,11 @@ def analyze_file(
     model_inputs: bool = False,
     max_pixels: int = MAX_PIXELS,
 ) -> tuple:
-    """Read `path` once; decode it once if it is an image (`kind` image or raw), or its
-    container and one poster frame if it is a video. With `model_inputs`, the same decode
-    also gives the image model's input.
-
-    A file that no longer has the (size_bytes, mtime_ns) the inventory `recorded`, or that
-    changes while it is read, stays `pending`: what was read would not match its row. Images
-    and video frames needing more than `max_pixels` in memory are errors (decode_photo,
-    decode_video).
-    """
+    """Read `path` once and decode it once: an image (`kind` image or raw), or a video's
+    container and one poster frame; with `model_inputs`, the image model's input too. A file
+    that no longer has the (size_bytes, mtime_ns) the inventory `recorded`, or that changes
+    while it is read, stays `pending`: what was read would not match its row. Images and video
+    frames needing more than `max_pixels` in memory are errors (decode_photo, decode_video)."""
     result = dict.fromkeys(ANALYSIS_SCHEMA)
     if kind == "video":
         read = partial(_read_video, max_pixels=max_pixels)
