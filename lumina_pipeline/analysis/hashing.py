@@ -1,10 +1,9 @@
 """Perceptual hashes with imagehash's definitions (dhash, average_hash, whash, phash; hash_size 8).
 
-imagehash is the field's reference and our test oracle. These functions repeat its
-definitions on an image that imaging.py has already decoded once, so all four hashes
-(and the thumbnail) come from one read and one reduced-scale decode of each file.
-Hashes are 16 hex digits: the 64 bits row-major, most significant first, as imagehash prints.
-"""
+imagehash is the field's reference and our test oracle. These functions repeat its definitions
+on an image that imaging.py has already decoded once, so all four hashes (and the thumbnail)
+come from one read and one reduced-scale decode of each file. Hashes are 16 hex digits: the 64
+bits row-major, most significant first, as imagehash prints."""
 
 import hashlib
 from collections.abc import Sequence
@@ -21,13 +20,10 @@ HASH_ALGORITHM = "imagehash-4.3-defs/v2"
 
 
 def hash_version(fixtures: Sequence[Image.Image]) -> str:
-    """HASH_ALGORITHM plus a short digest of the four hashes of `fixtures`, recorded with
-    every hash.
-
-    A Pillow, PyWavelets or SciPy release can shift resampling or decoding and so move bits; the
-    fixtures' hashes show whether this one does, so only a release that changes results
-    changes the version (and has the library's hashes recomputed).
-    """
+    """HASH_ALGORITHM and a short digest of the four hashes of `fixtures`, recorded with every
+    hash. A Pillow, PyWavelets or SciPy release can shift resampling or decoding and so move
+    bits; the fixtures' hashes show whether this one does, so only a release that changes
+    results changes the version (and has the library's hashes recomputed)."""
     functions = (compute_dhash, compute_ahash, compute_whash, compute_phash)
     hashes = " ".join(compute(image) for image in fixtures for compute in functions)
     return f"{HASH_ALGORITHM}; fixtures {hashlib.sha256(hashes.encode()).hexdigest()[:12]}"

@@ -54,10 +54,9 @@ class DecodedPhoto:
 
 def decode_photo(data: bytes | BinaryIO, *, max_pixels: int = MAX_PIXELS) -> DecodedPhoto:
     """Decode one photo (its bytes, or its open file) at reduced scale: short side of 256-511 px (the thumbnail's)
-    when the photo is that large (JPEG DCT scaling via `Image.draft`, else a box reduce).
-
-    That one image serves the hashes, the quality score and, as it is, the thumbnail.
-    16-bit greyscale becomes 8-bit by keeping the high byte of each value.
+    when the photo is that large (JPEG DCT scaling via `Image.draft`, else a box reduce). That one image serves
+    the hashes, the quality score and, as it is, the thumbnail. 16-bit greyscale becomes 8-bit by keeping the
+    high byte of each value.
 
     `max_pixels` bounds the memory a decode takes, checked on the header before any pixel is
     decoded: a photo is refused (ImageTooLarge) when what the decoder holds is larger. That is
@@ -66,8 +65,7 @@ def decode_photo(data: bytes | BinaryIO, *, max_pixels: int = MAX_PIXELS) -> Dec
     full size (a 96-megapixel one took 300 MB at 1/8 scale), so their full size counts.
 
     Raises what Pillow raises for files it cannot decode: unknown formats, truncated data, and
-    images over its own decompression-bomb limit (about 179 megapixels), checked first.
-    """
+    images over its own decompression-bomb limit (about 179 megapixels), checked first."""
     image = Image.open(io.BytesIO(data) if isinstance(data, bytes) else data)
     width, height, photo_format = *image.size, image.format
     try:

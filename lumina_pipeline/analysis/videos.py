@@ -44,16 +44,13 @@ class DecodedVideo:
 
 
 def decode_video(file: BinaryIO | str, *, max_pixels: int = MAX_PIXELS) -> DecodedVideo:
-    """The container's metadata and one decoded poster frame of `file` (an open binary file
-    or a path).
-
-    The poster is the keyframe nearest POSTER_SECONDS (the middle of clips shorter than
-    twice that), not the first frame, which is often black; only keyframes are decoded, so
-    the cost is one frame's. A frame size over `max_pixels` is refused (ImageTooLarge)
-    before any frame is decoded. Raises NoVideoStream for a file without a video stream,
-    UnreadableVideo for one cut short or without a decodable keyframe, and what PyAV raises
-    for anything else it cannot read (describe_video_error words them all).
-    """
+    """The container's metadata and one decoded poster frame of `file` (an open binary file or
+    a path). The poster is the keyframe nearest POSTER_SECONDS (the middle of clips shorter than
+    twice that), not the first frame, which is often black; only keyframes are decoded, so the
+    cost is one frame's. A frame size over `max_pixels` is refused (ImageTooLarge) before any
+    frame is decoded. Raises NoVideoStream for a file without a video stream, UnreadableVideo for
+    one cut short or without a decodable keyframe, and what PyAV raises for anything else it
+    cannot read (describe_video_error words them all)."""
     with av.open(file, "r", metadata_errors="replace") as container:
         if not container.streams.video:
             raise NoVideoStream("no video stream (sound only?): nothing to show")
