@@ -3,8 +3,7 @@
 Sensors use it to notice that a catalog changed without reading any file and without
 keeping per-file state in their cursor: only a 64-bit digest per catalog. Each top-level
 folder of a root is one unit (the root's own files are another), so a catalog too big for
-one sensor tick is walked over several, resuming at the next unit.
-"""
+one sensor tick is walked over several, resuming at the next unit."""
 
 import contextlib
 import os
@@ -43,14 +42,10 @@ def fingerprint_units(roots: Sequence[str]) -> list[tuple[str, str | None]]:
     return units
 
 
-def fingerprint(
-    roots: Sequence[str], *, start: Progress | None = None, budget_seconds: float = float("inf")
-) -> Progress:
+def fingerprint(roots: Sequence[str], *, start: Progress | None, budget_seconds: float) -> Progress:
     """Walk units from `start` on until done or the time budget is spent (at least one unit).
-
-    The digest is the wrapping sum of one hash per file (its unit, path, size and mtime),
-    so units can be added in any number of steps and the order of files never matters.
-    """
+    The digest is the wrapping sum of one hash per file (its unit, path, size and mtime), so
+    units can be added in any number of steps and the order of files never matters."""
     units = fingerprint_units(roots)
     digest, index = (start.digest, start.next_unit) if start else (0, 0)
     deadline = time.monotonic() + budget_seconds
@@ -64,10 +59,8 @@ def fingerprint(
 def inventory_digest(stored: pl.DataFrame) -> int:
     """The digest `fingerprint` gives for folders holding exactly `stored`'s files (walk
     columns, paths relative to their root), so a sensor without a cursor can tell whether
-    the folders still are as the last inventory saw them.
-
-    Each file is hashed as its unit's walk lists it: below a top-level folder, relative to
-    that folder."""
+    the folders still are as the last inventory saw them. Each file is hashed as its unit's
+    walk lists it: below a top-level folder, relative to that folder."""
     units = [_as_unit_row(root, path) for root, path in zip(stored["source_root"], stored["path"], strict=True)]
     files = stored.with_columns(
         source_root=pl.Series([root for root, _ in units], dtype=pl.String),

@@ -35,7 +35,6 @@ class InventoryChanges:
     unlisted: list[tuple[str, bytes]]  # (source root, folder) not listed, whose files are kept as they were
 
     def is_empty(self) -> bool:
-        """Whether the rescan changes no row."""
         return not (len(self.new) or len(self.changed) or len(self.deleted))
 
     def batches_to_process(self) -> list[str]:
@@ -46,13 +45,11 @@ class InventoryChanges:
 
 def diff_inventory(stored: pl.DataFrame, walk: Walk, *, batch_size: int) -> InventoryChanges:
     """Compare by (source_root, path) then (size, mtime): new, changed, deleted, unchanged.
-
     `stored` has the columns id, source_root, path, size_bytes, mtime_ns, batch, kind, status.
     A file that reappears after being marked deleted counts as changed and keeps its batch.
     Files under a folder the walk could not list are neither compared nor marked deleted:
     an unmounted share must not look like an emptied one. Nor are those of a source folder
-    that holds nothing at all (an empty mount point) while the catalog holds files there.
-    """
+    that holds nothing at all (an empty mount point) while the catalog holds files there."""
     stored_files = stored.select(*KEY, "id", "batch", "kind", "status", "size_bytes", "mtime_ns")
     present = walk.files.join(stored_files, on=KEY, how="left", suffix="_stored")
     known = pl.col("id").is_not_null()
