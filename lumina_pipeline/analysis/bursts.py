@@ -42,8 +42,7 @@ def find_bursts(shots: pl.DataFrame, rule: BurstRule) -> pl.DataFrame:
     same camera and time is no shot of its own: a resized export of a frame keeps the frame's
     EXIF, while a camera's frames have one size (a camera that records no sub-seconds, or the
     same ones each time, gives several frames one time). Files without a capture time or
-    camera never join a burst.
-    """
+    camera never join a burst."""
     with_camera = shots.filter(pl.col("camera_model").is_not_null())
     checksum = _key("checksum")
     # a copy of a stacked file is its stack's shot (the greatest stack, where copies are in several)

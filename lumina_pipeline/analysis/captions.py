@@ -1,7 +1,6 @@
 """What Lumina asks a vision model about a photo, and how it reads the answer.
 
-Plain values only: the request itself is sent by the `OllamaVision` resource.
-"""
+Plain values only: the request itself is sent by the `OllamaVision` resource."""
 
 import json
 import re
@@ -38,8 +37,7 @@ def parse_caption(answer: str) -> Caption:
     """The caption in a model's answer (JSON following CAPTION_SCHEMA).
 
     Raises ValueError, with a short reason, for an answer that is not such JSON or says nothing:
-    a schema-constrained model can still stop mid-answer when it hits its token limit.
-    """
+    a schema-constrained model can still stop mid-answer when it hits its token limit."""
     try:
         document = json.loads(answer)
     except json.JSONDecodeError as error:

@@ -23,8 +23,7 @@ held by several groups at once (a burst and its backup copy) are neither remembe
 recalled: the decision was on one of them, and recalling it on the other would make files
 removable that nobody looked at. Which files a person keeps (`images.kept`, keep several) is
 per file and needs no memory. Nothing forgets a decision because its files were purged: the
-same bytes may come back from a backup, and a decision is a few checksums.
-"""
+same bytes may come back from a backup, and a decision is a few checksums."""
 
 import uuid
 from typing import NamedTuple

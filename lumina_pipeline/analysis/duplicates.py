@@ -6,8 +6,7 @@ Input: one row per file (`GROUPING_SCHEMA`). Output: members (`group_key`, `id`,
 Groups respect shots: a stack (stacks.py) takes part through its primary alone, so its own
 files are never duplicates of one another and a copy of a whole stack groups with it; two
 distinct frames of one burst are never near-duplicates (the burst is their review); and a
-video is compared with videos only (its poster frame), never with a still.
-"""
+video is compared with videos only (its poster frame), never with a still."""
 
 import os
 from collections.abc import Callable
@@ -66,8 +65,7 @@ class NearDuplicateRule:
     bits of pHash, 5 of dhash) and no two scenes (the closest differ in 20 bits of pHash).
 
     Either photo without a pHash (hashed before it was stored): the hash-only rule, ahash
-    within `ahash` bits and dhash within `dhash` bits or whash within `whash` bits.
-    """
+    within `ahash` bits and dhash within `dhash` bits or whash within `whash` bits."""
 
     ahash: int = 5
     dhash: int = 10
@@ -98,8 +96,7 @@ class KeeperRule:
     original beats an edited or stripped copy; quality: higher quality score first;
     format: in the order of `formats` (file extension families: raw, heic, jpeg, tiff, png,
     ...); earliest: earlier capture time first; library_folder: outside `avoided_folders`
-    (backup, export, ... copies lose to the library's own) first.
-    """
+    (backup, export, ... copies lose to the library's own) first."""
 
     order: tuple[str, ...] = KEEPER_ORDER
     formats: tuple[str, ...] = DEFAULT_FORMATS
@@ -151,8 +148,7 @@ def near_groups(images: pl.DataFrame, rule: NearDuplicateRule, keeper: KeeperRul
     Exact copies are compared once (their best-ranked file stands for all) and then all
     join the group. Connected components of the match graph are kept when they are cliques;
     the rare component that is not (A~B, B~C, A far from C) is split greedily, best rank
-    first, so that unrelated photos are never chained together.
-    """
+    first, so that unrelated photos are never chained together."""
     hashed = images.filter(
         pl.col("ahash").is_not_null() & ~uninformative(images) & pl.col("stack_primary").fill_null(True)
     )
@@ -303,8 +299,7 @@ def reclaimable_bytes(members: pl.DataFrame, groups: pl.DataFrame, sizes: pl.Dat
     """Bytes freed by keeping only the primaries: of each perceptual group, and of each exact
     group outside every perceptual group (an exact group inside one is decided there).
 
-    `groups`: similarity_type, primary_image_id; `sizes`: id, size_bytes.
-    """
+    `groups`: similarity_type, primary_image_id; `sizes`: id, size_bytes."""
     in_perceptual = members.filter(pl.col("group_key").str.starts_with("perceptual:"))["id"].implode()
     kept = groups.filter(
         (pl.col("similarity_type") == "perceptual") | ~pl.col("primary_image_id").is_in(in_perceptual)

@@ -1,7 +1,6 @@
 """Model inputs from the one reduced decode, and the arithmetic of vectors and labels.
 
-NumPy only: the models themselves run in `lumina_pipeline.models`.
-"""
+NumPy only: the models themselves run in `lumina_pipeline.models`."""
 
 import numpy as np
 from numpy.typing import NDArray

@@ -35,8 +35,7 @@ def classify(path: bytes) -> str:
     """Kind of a file from its name alone (the last part of `path`): image, raw, video, sidecar, system or other.
 
     `raw` is a camera RAW file: an image whose readable part, if any, is an embedded preview.
-    AppleDouble files (`._name`) hold macOS resource forks, not photos, whatever their extension.
-    """
+    AppleDouble files (`._name`) hold macOS resource forks, not photos, whatever their extension."""
     name = path.rpartition(b"/")[2]
     if name in SYSTEM_NAMES or name.startswith(b"._"):
         return "system"
@@ -50,8 +49,7 @@ def walk_sources(roots: Sequence[str]) -> Walk:
     link to `/` or to another disk never pulls foreign files into a catalog; folders are
     visited once by (device, inode), which also ends symlink loops. A symlink to a file is
     never listed: one inside the roots would be cataloged as an exact copy of its own target,
-    which could then be chosen as the keeper and its target quarantined (and purged).
-    """
+    which could then be chosen as the keeper and its target quarantined (and purged)."""
     real_roots = [os.fsencode(os.path.realpath(root)) for root in roots]
     columns: dict[str, list] = {name: [] for name in WALK_SCHEMA}
     unreadable: list[tuple[str, bytes]] = []

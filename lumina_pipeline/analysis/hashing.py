@@ -50,8 +50,7 @@ def compute_whash(image: Image.Image, hash_size: int = HASH_SIZE) -> str:
 
     The image is resized to the largest power of two not above its short side, so the
     result depends on the decoded size: a reduced decode can differ by a bit or two from
-    a full-size one.
-    """
+    a full-size one."""
     scale = max(2 ** int(np.log2(min(image.size))), hash_size)
     max_level = int(np.log2(scale))
     pixels = np.asarray(image.convert("L").resize((scale, scale), Image.Resampling.LANCZOS)) / 255.0
@@ -68,8 +67,7 @@ def compute_phash(image: Image.Image, hash_size: int = HASH_SIZE) -> str:
 
     It describes the image's large shapes, which re-encoding, resizing, exposure changes
     and small crops keep, with bits that are not correlated with ahash's brightness mask:
-    the second opinion that tells apart two scenes of one layout (a sky over a horizon).
-    """
+    the second opinion that tells apart two scenes of one layout (a sky over a horizon)."""
     size = hash_size * 4
     pixels = np.asarray(image.convert("L").resize((size, size), Image.Resampling.LANCZOS), dtype=np.float64)
     low = np.asarray(scipy.fft.dct(scipy.fft.dct(pixels, axis=0), axis=1))[:hash_size, :hash_size]

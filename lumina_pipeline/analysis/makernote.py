@@ -3,8 +3,7 @@ Live Photo (the still's MakerNote tag 0x0011, the video's `com.apple.quicktime.c
 
 Written by hand because Pillow parses no Apple MakerNote (only Fujifilm's and Nintendo's)
 and one tag is not worth a dependency: the note is a small TIFF-style IFD, read here with
-every count and offset checked against its bytes.
-"""
+every count and offset checked against its bytes."""
 
 import struct
 

@@ -140,8 +140,7 @@ def _read(path: bytes, recorded: tuple[int, int] | None, read: Callable[[Buffere
     (size_bytes, mtime_ns) `recorded` (when given) and keeps them while it is read.
 
     Opened non-blocking: a FIFO or a device swapped in after the inventory would block a
-    plain open until someone writes to it. Raises _Unread instead of reading anything else.
-    """
+    plain open until someone writes to it. Raises _Unread instead of reading anything else."""
     try:
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as error:

@@ -15,8 +15,7 @@ def quality_score(grey: Image.Image) -> int:
                 Laplacian of the grey image (Pech-Pacheco et al., 2000): blur lowers it;
     exposure  = (1 - |mean - 127.5| / 127.5) * (1 - clipped), clipped the share of pixels
                 at 0-3 or 252-255: dark, washed-out and blown images lose;
-    score     = round(100 * (0.7 * sharpness + 0.3 * exposure)).
-    """
+    score     = round(100 * (0.7 * sharpness + 0.3 * exposure))."""
     scale = SCALE_SHORT_SIDE / min(grey.size)
     if scale < 1:
         grey = grey.resize((round(grey.width * scale), round(grey.height * scale)), Image.Resampling.BILINEAR)

@@ -3,8 +3,7 @@ beside it; a Live Photo's still and its few seconds of video; and their sidecars
 
 Input: a catalog's rows (`load_catalog_rows`). Output: a `Found` for continuity.settle whose
 groups have `kind` (raw_jpeg / live_photo) and the primary as `choice`: the still a person
-looks at (a developed photo over the RAW, the still over the video).
-"""
+looks at (a developed photo over the RAW, the still over the video)."""
 
 from dataclasses import dataclass
 
