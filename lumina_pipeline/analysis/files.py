@@ -3,7 +3,7 @@
 import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -28,7 +28,7 @@ class Walk:
 
     files: pl.DataFrame
     unreadable: list[tuple[str, bytes]]  # (source_root, relative folder) pairs
-    empty_roots: list[str] = field(default_factory=list)
+    empty_roots: list[str]
 
 
 def classify(path: bytes) -> str:
