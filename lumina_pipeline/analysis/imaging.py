@@ -111,9 +111,9 @@ def describe_error(error: BaseException) -> str:
     return OBJECT_REPR.sub("", f"{type(error).__name__}: {error}")
 
 
-def encode_thumbnail(image: Image.Image, quality: int = 85) -> bytes:
+def encode_thumbnail(image: Image.Image) -> bytes:
     """The reduced decode as a JPEG thumbnail: its short side is already 256-511 px."""
     buffer = io.BytesIO()
-    (image if image.mode in ("RGB", "L") else image.convert("RGB")).save(buffer, "JPEG", quality=quality)
+    (image if image.mode in ("RGB", "L") else image.convert("RGB")).save(buffer, "JPEG", quality=85)
     return buffer.getvalue()
 

@@ -10,7 +10,6 @@ IFD = ExifTags.IFD
 TAG = ExifTags.Base
 GPS = ExifTags.GPS
 GEOHASH_ALPHABET = "0123456789bcdefghjkmnpqrstuvwxyz"
-_SUBSEC = re.compile(r"^\d+$")
 _OFFSET = re.compile(r"^[+-]\d{2}:\d{2}$")
 
 
@@ -31,7 +30,7 @@ def read_exif_metadata(exif: Image.Exif) -> dict:
     no_fix = gps.get(GPS.GPSStatus) == "V" or latitude == longitude == 0  # "void": a receiver that had none
     if latitude is None or longitude is None or abs(latitude) > 90 or abs(longitude) > 180 or no_fix:
         latitude = longitude = None
-    subsec = subsec if subsec and _SUBSEC.match(subsec) else None
+    subsec = subsec if subsec and subsec.isdecimal() else None
     return {
         "captured_at": f"{original}.{subsec}" if original and subsec else original or fallback,
         "captured_at_source": "DateTimeOriginal" if original else ("DateTime" if fallback else None),
