@@ -17,7 +17,6 @@ THUMBNAIL_SHORT_SIDE = 256
 # Above the largest camera sensors (102 megapixels, medium format); a 144-megapixel PNG took
 # 648 MB to decode. Baseline JPEGs decode reduced and may be larger (see decode_photo).
 MAX_PIXELS = 120_000_000
-ORIENTATION_TAG = ExifTags.Base.Orientation
 REDUCIBLE_MODES = frozenset({"L", "RGB", "RGBA", "F"})
 SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
 # Formats whose decoder turns the image upright itself: pillow-heif (the container's rotation,
@@ -72,7 +71,7 @@ def decode_photo(data: bytes | BinaryIO, *, max_pixels: int = MAX_PIXELS) -> Dec
         exif, exif_error = image.getexif(), None
     except Exception as error:  # malformed APP1 blocks raise from several places in Pillow
         exif, exif_error = Image.Exif(), describe_error(error)
-    orientation = exif.get(ORIENTATION_TAG)
+    orientation = exif.get(ExifTags.Base.Orientation)
     if photo_format == "HEIF":  # pillow-heif rotates and resets the tag to 1; keep the original
         orientation = image.info.get("original_orientation") or orientation
     if photo_format == "TIFF" and orientation in SWAPPING_ORIENTATIONS:
