@@ -78,8 +78,7 @@ def diff_inventory(stored: pl.DataFrame, walk: Walk, *, batch_size: int) -> Inve
 def _new_batches(stored: pl.DataFrame, count: int, batch_size: int) -> pl.Series:
     """Fill the open (last, not yet full) batch first, then open new ones. Append-only."""
     last = cast(str | None, stored["batch"].max())  # a String column; polars types max() as any scalar
-    ordinal = int(last) if last is not None else 0
-    filled = int((stored["batch"] == last).sum()) if last is not None else 0
+    ordinal, filled = (int(last), int((stored["batch"] == last).sum())) if last is not None else (0, 0)
     positions = pl.int_range(filled, filled + count, eager=True)
     return ((positions // batch_size) + ordinal).cast(pl.String).str.zfill(BATCH_KEY_DIGITS)
 
