@@ -34,11 +34,9 @@ def fingerprint_units(roots: Sequence[str]) -> list[tuple[str, str | None]]:
     units: list[tuple[str, str | None]] = []
     for root in roots:
         units.append((root, None))
-        try:
+        with contextlib.suppress(OSError):
             folders = sorted(entry.name for entry in os.scandir(root) if entry.is_dir(follow_symlinks=False))
-        except OSError:
-            folders = []
-        units.extend((root, folder) for folder in folders)
+            units.extend((root, folder) for folder in folders)
     return units
 
 
