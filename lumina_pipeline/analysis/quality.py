@@ -22,9 +22,7 @@ def quality_score(grey: Image.Image) -> int:
     pixels = np.asarray(grey, dtype=np.float32)
     if min(pixels.shape) < 3:
         return 0
-    laplacian = (
-        pixels[:-2, 1:-1] + pixels[2:, 1:-1] + pixels[1:-1, :-2] + pixels[1:-1, 2:] - 4 * pixels[1:-1, 1:-1]
-    )
+    laplacian = pixels[:-2, 1:-1] + pixels[2:, 1:-1] + pixels[1:-1, :-2] + pixels[1:-1, 2:] - 4 * pixels[1:-1, 1:-1]
     sharpness = min(1.0, np.log1p(laplacian.var()) / np.log1p(SHARPNESS_FULL_SCALE))
     clipped = np.mean((pixels <= 3) | (pixels >= 252))
     exposure = (1 - abs(pixels.mean() - 127.5) / 127.5) * (1 - clipped)
