@@ -126,15 +126,12 @@ def _carry_over(members: pl.DataFrame, previous: Previous) -> pl.DataFrame:
     whether it is `unchanged` (the same members as the previous group it carries on)."""
     new_counts = members.group_by("group_key", "kind", "checksum").agg(new=pl.len())
     old_counts = previous.members.group_by("group_id", "kind", "checksum").agg(old=pl.len())
-    old_sizes = old_counts.group_by("group_id").agg(old_size=pl.col("old").sum())
-    new_sizes = new_counts.group_by("group_key").agg(new_size=pl.col("new").sum())
     same_files = members.join(previous.members, on="id").group_by("group_key", "group_id").agg(same_files=pl.len())
     overlap = (
-        new_counts.join(old_counts, on=["kind", "checksum"])
+        new_counts.with_columns(new_size=pl.col("new").sum().over("group_key"))
+        .join(old_counts.with_columns(old_size=pl.col("old").sum().over("group_id")), on=["kind", "checksum"])
         .group_by("group_key", "group_id")
-        .agg(shared=pl.min_horizontal("new", "old").sum())
-        .join(old_sizes, on="group_id")
-        .join(new_sizes, on="group_key")
+        .agg(pl.col("new_size", "old_size").first(), shared=pl.min_horizontal("new", "old").sum())
         .filter(pl.col("shared") * 2 > pl.col("old_size"))
         .join(same_files, on=["group_key", "group_id"], how="left")
         .sort(["shared", "same_files", "group_key", "group_id"], descending=[True, True, False, False], nulls_last=True)
