@@ -34,6 +34,11 @@ class ImageTooLarge(ValueError):
     """The photo would need more pixels in memory than the `max_pixels` it was decoded with."""
 
 
+def too_large(what: str, width: int, height: int, max_pixels: int) -> ImageTooLarge:
+    return ImageTooLarge(f"{what} too large: {width} x {height} pixels ({width * height / 1e6:.1f} megapixels) "
+                         f"is over the limit of {max_pixels / 1e6:g} megapixels (max_megapixels)")
+
+
 @dataclass(frozen=True)
 class DecodedPhoto:
     image: Image.Image  # upright (orientation applied), short side 256-511 px where the file has it
@@ -81,10 +86,7 @@ def decode_photo(data: bytes | BinaryIO, *, max_pixels: int = MAX_PIXELS) -> Dec
         image.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
     held = (width, height) if image.info.get("progressive") else image.size  # draft reduced baseline JPEGs only
     if held[0] * held[1] > max_pixels:
-        raise ImageTooLarge(
-            f"image too large: {width} x {height} pixels ({width * height / 1e6:.1f} megapixels) "
-            f"is over the limit of {max_pixels / 1e6:g} megapixels (max_megapixels)"
-        )
+        raise too_large("image", width, height, max_pixels)
     image.load()
     if photo_format not in SELF_TURNING_FORMATS and orientation not in (None, 1):
         image = ImageOps.exif_transpose(image)

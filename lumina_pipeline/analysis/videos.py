@@ -14,7 +14,7 @@ from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 from PIL import Image
 
-from lumina_pipeline.analysis.imaging import MAX_PIXELS, THUMBNAIL_SHORT_SIDE, ImageTooLarge, describe_error
+from lumina_pipeline.analysis.imaging import MAX_PIXELS, THUMBNAIL_SHORT_SIDE, describe_error, too_large
 
 POSTER_SECONDS = 1.0  # the poster is the keyframe nearest this; clips shorter than twice it: their middle
 POSTER_TRIES = 3  # a (nearly) black poster gives way to the next keyframe, at most this many decoded
@@ -61,10 +61,7 @@ def decode_video(file: BinaryIO | str, *, max_pixels: int = MAX_PIXELS) -> Decod
         if not width or not height:
             raise UnreadableVideo("the video stream has no frame size")
         if width * height > max_pixels:
-            raise ImageTooLarge(
-                f"video too large: {width} x {height} pixels ({width * height / 1e6:.1f} megapixels) "
-                f"is over the limit of {max_pixels / 1e6:g} megapixels (max_megapixels)"
-            )
+            raise too_large("video", width, height, max_pixels)
         _check_complete(container, stream)
         duration = _duration(container, stream)
         frame, poster = _poster(container, stream, duration)
