@@ -466,100 +466,92 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lumina", description=__doc__)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
+    def command(group, name: str, function, help: str, *positional: str, **settings) -> argparse.ArgumentParser:
+        """A subcommand of `group` that calls `function`; `settings` are set on the args too."""
+        sub = group.add_parser(name, help=help, usage=settings.get("usage"))
+        for argument in positional:
+            sub.add_argument(argument)
+        sub.set_defaults(command=function, **settings)
+        return sub
+
     catalog = commands.add_parser("catalog", help="add, list or remove catalogs").add_subparsers(
         required=True, metavar="ACTION"
     )
-    add = catalog.add_parser("add", help="register a named set of photo folders")
-    add.add_argument("name")
+    add = command(catalog, "add", catalog_add, "register a named set of photo folders", "name")
     add.add_argument("folders", nargs="+")
     add.add_argument("--batch-size", type=int, help="files per batch (default: 500, more past 1,000,000 files)")
-    add.set_defaults(command=catalog_add)
-    catalog.add_parser("list", help="list catalogs").set_defaults(command=catalog_list)
-    remove = catalog.add_parser("remove", help="forget a catalog (photos stay on disk)")
-    remove.add_argument("name")
+    command(catalog, "list", catalog_list, "list catalogs")
+    remove = command(catalog, "remove", catalog_remove, "forget a catalog (photos stay on disk)", "name")
     remove.add_argument("--yes", action="store_true", help="do not ask, even when people's decisions would be lost")
-    remove.set_defaults(command=catalog_remove)
-    organizing = catalog.add_parser("organize", help="where and how `lumina organize` lays out the catalog's files")
-    organizing.add_argument("name")
+    organizing = command(catalog, "organize", catalog_organize,
+                         "where and how `lumina organize` lays out the catalog's files", "name")
     organizing.add_argument("--into", required=True, metavar="DIR", help="the tidy tree (not inside the catalog)")
     organizing.add_argument("--template", help="folders by capture time, of {year}, {month} and {day} "
                                                "(default: {year}/{year}-{month}-{day})")
     organizing.add_argument("--move", action="store_true", help="move the files by default rather than copy them")
-    organizing.set_defaults(command=catalog_organize)
 
-    run_parser = commands.add_parser("run", help="inventory a catalog and analyze its new files")
+    run_parser = command(commands, "run", run, "inventory a catalog and analyze its new files")
     run_parser.add_argument("catalog", nargs="?")
     run_parser.add_argument("--photos", help="folder to catalog (registered on first use)")
-    run_parser.set_defaults(command=run)
 
-    export_parser = commands.add_parser("export", help="write a catalog as JSON")
-    export_parser.add_argument("catalog")
-    export_parser.add_argument("--out", help="file to write (default: standard output)")
-    export_parser.set_defaults(command=export)
+    command(commands, "export", export, "write a catalog as JSON", "catalog").add_argument(
+        "--out", help="file to write (default: standard output)"
+    )
 
     review = commands.add_parser("review", help="decide many groups at once").add_subparsers(
         required=True, metavar="ACTION"
     )
-    accept = review.add_parser("accept", help="mark groups reviewed, each keeping its suggested keeper")
-    accept.add_argument("catalog")
+    accept = command(review, "accept", review_accept, "mark groups reviewed, each keeping its suggested keeper",
+                     "catalog")
     which = accept.add_mutually_exclusive_group(required=True)
     which.add_argument("--exact", action="store_true", help="every unreviewed exact group (identical bytes)")
     which.add_argument("--min-confidence", type=int, metavar="N", help="every unreviewed group at least N alike")
     accept.add_argument("--yes", action="store_true", help="do not ask")
-    accept.set_defaults(command=review_accept)
 
     for name, key, heading, kept, noun, marks in (
         ("duplicates", "duplicate_groups", _group_heading, "primary", "group", "the primary, the copy to keep"),
         ("bursts", "bursts", _burst_heading, "best", "burst", "the best frame"),
     ):
-        lister = commands.add_parser(name, help=f"list {key.replace('_', ' ')}")
-        lister.add_argument("catalog")
-        lister.set_defaults(command=listing, key=key, heading=heading, kept=kept, noun=noun, marks=marks)
+        command(commands, name, listing, f"list {key.replace('_', ' ')}", "catalog",
+                key=key, heading=heading, kept=kept, noun=noun, marks=marks)
 
     for name, text, query in (
         ("search", "photos that match a text", "text"),
         ("similar", "photos that look like one of the catalog's", "path"),
     ):
-        finder = commands.add_parser(name, help=text)
-        finder.add_argument("catalog")
+        finder = command(commands, name, search, text, "catalog", mode=name)
         finder.add_argument("query", metavar=query.upper())
         finder.add_argument("-k", type=_positive, default=10, help="how many results (default 10)")
         finder.add_argument("--json", action="store_true", help="a JSON list of {path, score, reason}")
-        finder.set_defaults(command=search, mode=name)
 
     usage = "lumina quarantine CATALOG [--dry-run] | lumina quarantine purge CATALOG --older-than DAYS (no dry run)"
-    quarantine_parser = commands.add_parser("quarantine", usage=usage, help="move reviewed-away files to quarantine")
+    quarantine_parser = command(commands, "quarantine", quarantine, "move reviewed-away files to quarantine",
+                                usage=usage)
     quarantine_parser.add_argument("words", nargs="+", metavar="[purge] CATALOG")
     quarantine_parser.add_argument("--dry-run", action="store_true", help="say what would move, move nothing")
     quarantine_parser.add_argument("--older-than", type=float, metavar="DAYS",
                                    help="purge: delete for good what was quarantined more than DAYS ago")
-    quarantine_parser.set_defaults(command=quarantine, usage=usage)
-    organize_parser = commands.add_parser("organize", help="copy the kept files into the catalog's dated tree")
-    organize_parser.add_argument("catalog")
+    organize_parser = command(commands, "organize", organize, "copy the kept files into the catalog's dated tree",
+                              "catalog")
     organize_parser.add_argument("--dry-run", action="store_true", help="say what would be copied, touch nothing")
     how = organize_parser.add_mutually_exclusive_group()  # neither: as `catalog organize` set it up
     how.add_argument("--move", action="store_const", const=True, help="move the files this time")
     how.add_argument("--copy", action="store_const", const=False, dest="move", help="copy them this time")
-    organize_parser.set_defaults(command=organize)
-    undo_parser = commands.add_parser("undo", help="take back a quarantine or organize run")
-    undo_parser.add_argument("catalog")
+    undo_parser = command(commands, "undo", undo, "take back a quarantine or organize run", "catalog")
     undo_parser.add_argument("run", nargs="?", help="default: the newest run with files to put back")
-    undo_parser.set_defaults(command=undo)
 
-    dev_parser = commands.add_parser("dev", help="open the Dagster UI on the same data")
+    dev_parser = command(commands, "dev", dev, "open the Dagster UI on the same data")
     dev_parser.add_argument("--host", default="127.0.0.1")
     dev_parser.add_argument("--port", type=int, default=3000)
-    dev_parser.set_defaults(command=dev)
 
-    serve_parser = commands.add_parser("serve", help="the images API and the duplicate/burst review page")
+    serve_parser = command(commands, "serve", serve, "the images API and the duplicate/burst review page")
     serve_parser.add_argument("--host", default="127.0.0.1", help="default loopback; any other needs a token")
     serve_parser.add_argument("--port", type=int, default=8765)
     serve_parser.add_argument("--token", default="", help="required by every request (or LUMINA_API_TOKEN)")
-    serve_parser.set_defaults(command=serve)
 
-    stop_parser = commands.add_parser("stop", help="stop the embedded database (it starts again with any command)")
-    stop_parser.add_argument("--force", action="store_true", help="stop it even while other processes use it")
-    stop_parser.set_defaults(command=stop)
+    command(commands, "stop", stop, "stop the embedded database (it starts again with any command)").add_argument(
+        "--force", action="store_true", help="stop it even while other processes use it"
+    )
     return parser
 
 
