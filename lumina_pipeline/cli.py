@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> None:
 
     gc.freeze()
     gc.enable()
-    run_catalog(place, name, make_engine(place.database_url))
+    run_catalog(name, make_engine(place.database_url))
     print(f"next: `{_lumina()} duplicates {name}`, `{_lumina()} serve` (the review page), "
           "`make dev` (the Dagster UI)")
 

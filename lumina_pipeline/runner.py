@@ -22,7 +22,6 @@ from dataclasses import dataclass
 import dagster as dg
 from sqlalchemy.orm import Session
 
-from lumina_pipeline import home
 from lumina_pipeline.analysis.captions import PROMPT_VERSION
 from lumina_pipeline.analysis.files import display_path, walk_sources
 from lumina_pipeline.analysis.inventory import diff_inventory
@@ -52,7 +51,7 @@ ERRORS_SHOWN = 10  # files that could not be read, named under the summary
 NOTHING_TO_REGROUP = "groupings: nothing they read changed since they were made"
 
 
-def run_catalog(place: home.Home, name: str, engine) -> None:
+def run_catalog(name: str, engine) -> None:
     """Run what the catalog needs and print a line per step. A catalog with nothing to do
     starts no Dagster run at all (`files_if_up_to_date`)."""
     started = time.perf_counter()
