@@ -51,8 +51,7 @@ def catalog_add(args: argparse.Namespace) -> None:
     folders = _source_folders(args.folders)
     files = count_files(folders)
     batch_size = args.batch_size or batch_size_for(files)
-    place = home.prepare(create=True)
-    with _session(place) as session, session.begin():
+    with _session(home.prepare(create=True)) as session, session.begin():
         catalog_store.add_catalog(session, args.name, folders, batch_size)
         catalogs, batches = catalog_store.partition_grid(session)
     _catalog_partitions("add", args.name)
@@ -63,8 +62,7 @@ def catalog_add(args: argparse.Namespace) -> None:
 
 
 def catalog_list(args: argparse.Namespace) -> None:
-    place = home.prepare()
-    with _session(place) as session:
+    with _session() as session:
         for catalog in catalog_store.list_catalogs(session):
             counts = status_counts(session.connection(), catalog.id)
             files = sum(count for status, count in counts.items() if status != "deleted")
@@ -112,8 +110,7 @@ def run(args: argparse.Namespace) -> None:
 def export(args: argparse.Namespace) -> None:
     from lumina_pipeline.export import export_catalog
 
-    place = home.prepare()
-    with _session(place) as session:
+    with _session() as session:
         document = export_catalog(session, args.catalog)
     text = json.dumps(document, ensure_ascii=False, indent=1)
     if args.out:
@@ -155,8 +152,7 @@ def listing(args: argparse.Namespace) -> None:
     """`duplicates` and `bursts`: a line per group, its members below, * on the one to keep."""
     from lumina_pipeline.export import grouping_records
 
-    place = home.prepare()
-    with _session(place) as session:
+    with _session() as session:
         records = grouping_records(session, args.catalog, args.key)
     for record in records:
         print(args.heading(record))
@@ -184,8 +180,7 @@ def search(args: argparse.Namespace) -> None:
 
     if not args.query.strip():
         raise catalog_store.CatalogError(f"nothing to look for: give a {'text' if args.mode == 'search' else 'path'}")
-    place = home.prepare()
-    with _session(place) as session:
+    with _session() as session:
         find = search_text if args.mode == "search" else search_similar
         models = SearchModels(Path(os.environ["LUMINA_MODEL_CACHE"]), os.environ["LUMINA_CLIP_MODEL"])
         results = find(session, args.catalog, args.query, args.k, models)
@@ -200,19 +195,15 @@ def search(args: argparse.Namespace) -> None:
 
 
 def quarantine(args: argparse.Namespace) -> int:
-    """`quarantine CATALOG [--dry-run]`, or `quarantine purge CATALOG --older-than DAYS`."""
-    from lumina_pipeline.actions.runs import file_actions
-
     purging = len(args.words) == 2 and args.words[0] == "purge"
     if len(args.words) != 1 + purging or purging != (args.older_than is not None) or (purging and args.dry_run):
         print(f"lumina: usage: {args.usage}", file=sys.stderr)
         return 2
     place = home.prepare()
-    with file_actions(make_engine(place.database_url), args.words[-1], os.fsencode(place.quarantine_dir)) as actions:
+    with _file_actions(place, args.words[-1]) as actions:
         report = actions.purge(args.older_than) if purging else actions.quarantine_removable(dry_run=args.dry_run)
     done = "deleted" if purging else "would move" if args.dry_run else "moved"
-    _print_report(report, f"{done} {plural(report.done, 'file')} ({size(report.size_bytes)})",
-                  dry_run=args.dry_run, listed=args.dry_run)
+    _print_report(report, done, dry_run=args.dry_run, listed=args.dry_run)
     if report.run_id and report.done:
         print(f"to {place.quarantine_dir / args.words[-1] / report.run_id}; undo: {_lumina()} undo {args.words[-1]}")
         _regroup(args.words[-1])
@@ -224,28 +215,23 @@ def catalog_organize(args: argparse.Namespace) -> None:
     from lumina_pipeline.storage.organize import set_organizing
 
     into, template = str(Path(args.into).expanduser().resolve()), args.template or DEFAULT_TEMPLATE
-    place = home.prepare()
-    with _session(place) as session, session.begin():
+    with _session() as session, session.begin():
         set_organizing(session, args.name, into, template, args.move)
     print(f"catalog {args.name}: organized into {into} by {template} ({'moving' if args.move else 'copying'})")
     print(f"next: {_lumina()} organize {args.name} --dry-run")
 
 
 def organize(args: argparse.Namespace) -> None:
-    """Copy (or move) the catalog's kept files into its dated tree, or say what that would do."""
     from lumina_pipeline.actions.organize import organize as organize_catalog
-    from lumina_pipeline.actions.runs import file_actions
     from lumina_pipeline.analysis.organize import figures
 
-    place = home.prepare()
-    with file_actions(make_engine(place.database_url), args.catalog, os.fsencode(place.quarantine_dir)) as actions:
+    with _file_actions(home.prepare(), args.catalog) as actions:
         organized = organize_catalog(actions, dry_run=args.dry_run, move=args.move)
         into = actions.catalog.organized_directory
     verb = ("move", "moved") if organized.moving else ("copy", "copied")
     done = f"would {verb[0]}" if args.dry_run else verb[1]
     report, numbers = organized.report, figures(organized.planned)
-    _print_report(report, f"{done} {plural(report.done, 'file')} ({size(report.size_bytes)}) into {into}",
-                  dry_run=args.dry_run)
+    _print_report(report, done, f" into {into}", dry_run=args.dry_run)
     years = ", ".join(f"{year}: {count}" for year, count in numbers["by_year"].items())
     print(f"  {years or 'nothing new'}; {numbers['renamed']} renamed (their name was taken), "
           f"{numbers['in_place']} already in place")
@@ -257,14 +243,11 @@ def organize(args: argparse.Namespace) -> None:
 
 
 def undo(args: argparse.Namespace) -> None:
-    from lumina_pipeline.actions.runs import file_actions
-
-    place = home.prepare()
-    with file_actions(make_engine(place.database_url), args.catalog, os.fsencode(place.quarantine_dir)) as actions:
+    with _file_actions(home.prepare(), args.catalog) as actions:
         report = actions.undo(args.run)
     done = "removed the copies of" if report.copies else "put back"
-    _print_report(report, f"{done} {plural(report.done, 'file')} ({size(report.size_bytes)}) of run {report.run_id}"
-                          + ("; the originals were never touched" if report.copies else ""))
+    untouched = "; the originals were never touched" if report.copies else ""
+    _print_report(report, done, f" of run {report.run_id}{untouched}")
     if report.done and not report.copies:
         _regroup(args.catalog)
 
@@ -288,8 +271,9 @@ def _confirmed(question: str, what_yes_does: str) -> bool:
     return False
 
 
-def _print_report(report, summary: str, *, dry_run: bool = False, listed: bool = False) -> None:
-    """The summary line, then (when `listed`) each file done, then each file left and why."""
+def _print_report(report, done: str, what: str = "", *, dry_run: bool = False, listed: bool = False) -> None:
+    """What was `done` to how many files, then (when `listed`) each of them, then each file left and why."""
+    summary = f"{done} {plural(report.done, 'file')} ({size(report.size_bytes)}){what}"
     if report.resumed and dry_run:
         print(f"an interrupted run left {plural(report.resumed, 'operation')}, which the next run finishes first")
     elif report.resumed:
@@ -458,8 +442,15 @@ def _source_folders(folders: list[str]) -> list[str]:
     return resolved
 
 
-def _session(place: home.Home) -> Session:
-    return Session(make_engine(place.database_url))
+def _session(place: home.Home | None = None) -> Session:
+    """A session on the database of `place` (default: the home, prepared)."""
+    return Session(make_engine((place or home.prepare()).database_url))
+
+
+def _file_actions(place: home.Home, catalog: str):
+    from lumina_pipeline.actions.runs import file_actions
+
+    return file_actions(make_engine(place.database_url), catalog, os.fsencode(place.quarantine_dir))
 
 
 def _parser() -> argparse.ArgumentParser:
