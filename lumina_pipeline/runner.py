@@ -71,6 +71,8 @@ def run_catalog(name: str, engine) -> None:
     with Session(engine) as session:
         shots, groups, frames = (last_regrouping(session.connection(), catalog_id, grouping)["figures"]
                                  for grouping in (STACKS, DUPLICATES, BURSTS))
+        counts = status_counts(session.connection(), catalog_id)  # captions change no file's status
+        unread = errors(session.connection(), catalog_id, ERRORS_SHOWN)
     print(f"stacks: {plural(shots['stacks'], 'shot')} stored as several files "
           f"({shots.get('raw_jpeg_stacks', 0)} RAW+JPEG, {shots.get('live_photo_stacks', 0)} Live Photo), "
           f"{plural(shots['files_in_stacks'], 'file')}")
@@ -80,9 +82,6 @@ def run_catalog(name: str, engine) -> None:
           f"{size(groups['reclaimable_bytes'])} reclaimable once reviewed")
     print(f"bursts: {plural(frames['bursts'], 'burst')}, {plural(frames['frames_in_bursts'], 'frame')}")
     _caption(engine, name)
-    with Session(engine) as session:
-        counts = status_counts(session.connection(), catalog_id)
-        unread = errors(session.connection(), catalog_id, ERRORS_SHOWN)
     summary = ", ".join(plural(count, status) if status == "error" else f"{count} {status}"
                         for status, count in sorted(counts.items()))
     seconds = time.perf_counter() - started
@@ -240,10 +239,7 @@ def _instance() -> dg.DagsterInstance:
     return instance
 
 
-@functools.cache
-def _definitions() -> dg.Definitions:
-    """The code location, loaded once per process."""
-    return defs()
+_definitions = functools.cache(defs)  # the code location, loaded once per process
 
 
 def execute_run(job: str, partition_key: str, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
