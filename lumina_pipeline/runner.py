@@ -1,9 +1,8 @@
-"""`lumina run`: the inventory, the batches with files to read and the regrouping of one
-catalog, executed as Dagster runs recorded in the instance the UI reads: the batches in worker
-processes, as many at once as the run queue allows one catalog's batches (in this process when
-that is one at a time), the inventory and the regrouping in this process.
-A catalog that has nothing to do (its folders as last inventoried, its batches read, its
-groupings made from what it holds) starts no run: a no-change rescan costs about a walk."""
+"""`lumina run`: a catalog's inventory, batches with files to read and regrouping, as Dagster runs
+recorded in the instance the UI reads. The batches run in worker processes, as many at once as the run
+queue allows one catalog (in this process when that is one); the rest in this process. A catalog with
+nothing to do (folders as last inventoried, batches read, groupings up to date) starts no run: a
+no-change rescan costs about a walk."""
 
 import contextlib
 import ctypes
@@ -93,10 +92,9 @@ def run_catalog(name: str, engine) -> None:
 
 
 def files_if_up_to_date(connection, catalog: Catalog) -> int | None:
-    """The number of files in the catalog's folders if `lumina run` has nothing to do for it,
-    else None: every folder could be listed and holds what the last inventory stored (walked
-    and compared as file_inventory does), no batch holds a file to read, and no grouping would
-    read anything new. Runs killed on the way leave one of these undone."""
+    """The number of files in the catalog's folders if `lumina run` has nothing to do, else None:
+    every folder listed holds what the last inventory stored (compared as file_inventory does), no
+    batch holds a file to read, no grouping would read anything new. A killed run leaves one undone."""
     walk = walk_sources(catalog.source_directories)
     changes = diff_inventory(load_inventory(connection, catalog.id), walk, batch_size=catalog.batch_size)
     if changes.unlisted or not changes.is_empty() or pending_batches(connection, catalog.id, ANALYSIS_VERSION):
@@ -105,8 +103,7 @@ def files_if_up_to_date(connection, catalog: Catalog) -> int | None:
 
 
 def _bring_up_to_date(name: str, catalog_id, engine) -> None:
-    """The inventory, the batches with files to read, and the regrouping if a grouping would
-    read anything new, as Dagster runs."""
+    """The inventory, the batches to read, and the regrouping if it would read anything new."""
     instance = _instance()
     instance.add_dynamic_partitions(CATALOGS, [name])
     inventory = _figures(execute_run("inventory_job", name), "file_inventory")
@@ -128,8 +125,7 @@ def _bring_up_to_date(name: str, catalog_id, engine) -> None:
 
 
 def regroup(name: str) -> str | None:
-    """Regroup the catalog as a Dagster run (its partition known to the instance first); why
-    it failed, if it did."""
+    """Regroup the catalog as a Dagster run; why it failed, if it did."""
     _instance().add_dynamic_partitions(CATALOGS, [name])
     result = execute_run("catalog_job", name, raise_on_error=False)
     return None if result.success else _failure(result)
@@ -148,8 +144,8 @@ def _regrouping_needed(connection, catalog_id) -> bool:
 
 
 def _caption(engine, name: str) -> None:
-    """Caption the photos that have no caption from the configured Ollama model yet, batch by
-    batch, after the grouping (which does not wait for them)."""
+    """Caption, batch by batch, the photos the configured Ollama model has not described yet,
+    after the grouping (which does not wait for them)."""
     model = os.environ["LUMINA_OLLAMA_MODEL"]
     if not os.environ["LUMINA_OLLAMA_URL"]:
         print("captions: off (set LUMINA_OLLAMA_URL to describe photos with a local Ollama vision model)")
@@ -168,13 +164,11 @@ def _caption(engine, name: str) -> None:
 
 
 def _stop_at_once_on_interrupt() -> None:
-    """End this process at once on Ctrl-C or `kill`, as a kill -9 would: what a run had not
-    written is read by the next `lumina run`, which fails the runs left behind.
-
-    Dagster turns an interrupt into a step failure and retries a step with a retry policy (for
-    a preempted pod): a batch executed in this process went on to its end. Whatever handler
-    Dagster gives the signals, Python writes each one caught to the wakeup file descriptor,
-    which a thread of this process waits on."""
+    """End this process at once on Ctrl-C or `kill`, as kill -9 would: the next `lumina run` reads
+    what a run had not written and fails the runs left behind. Dagster turns an interrupt into a
+    step failure and retries a step with a retry policy (for a preempted pod), so a batch in this
+    process went on to its end. Whatever handler Dagster gives the signals, Python writes each one
+    caught to the wakeup file descriptor, which a thread of this process waits on."""
     waiting, wakeup = socket.socketpair()
     wakeup.setblocking(False)
     signal.set_wakeup_fd(wakeup.fileno(), warn_on_full_buffer=False)
@@ -233,7 +227,6 @@ def _failure(result: dg.ExecuteInProcessResult) -> str:
 
 @functools.cache
 def _instance() -> dg.DagsterInstance:
-    """The Dagster instance, loaded once per process."""
     instance = dg.DagsterInstance.get()
     keep_connections_open(instance)
     return instance
@@ -253,12 +246,10 @@ def execute_run(job: str, partition_key: str, raise_on_error: bool = True) -> dg
 
 
 def _analyze(instance: dg.DagsterInstance, name: str, todo: list[str]) -> None:
-    """Execute the batch runs of `todo` in worker processes, as many at once as the run queue
-    lets one catalog have (LUMINA_BATCHES_PER_CATALOG), printing each batch as it ends; one at a
-    time, in this process, which has imported all a batch uses.
-
-    A failed batch ends `lumina run` once the batches already handed to a worker end; the
-    others are not started. Runs of workers that died are marked failed on the way out."""
+    """Execute the batch runs of `todo` in worker processes, as many at once as the run queue lets
+    one catalog have (LUMINA_BATCHES_PER_CATALOG), printing each as it ends; one at a time in this
+    process, which has imported all a batch uses. A failed batch ends `lumina run` once those handed
+    to a worker end; the rest are not started. Runs of dead workers are marked failed on the way out."""
     at_once = min(len(todo), batches_at_once(instance))
     workers = batch_workers(at_once) if at_once > 1 else None
     try:
@@ -289,10 +280,9 @@ def batches_at_once(instance: dg.DagsterInstance) -> int:
 
 
 def batch_workers(count: int) -> ProcessPoolExecutor:
-    """`count` processes to execute batch runs (`execute_batch`), forked from a forkserver that
-    imported the heavy libraries once (as the daemon's runs are). Each loads the code location
-    and the image model once, and sizes the model's threads to its share of this process's
-    cores, so that the workers do not fight over them."""
+    """`count` processes for `execute_batch`, forked from a forkserver that imported the heavy
+    libraries once (as the daemon's runs are). Each loads the code location and image model once,
+    and sizes the model's threads to its share of this process's cores: no fight over them."""
     return ProcessPoolExecutor(count, preloaded_forkserver(), _start_worker, (os.getpid(), threads_per_worker(count)))
 
 
@@ -320,10 +310,9 @@ def _ready_for_batches(threads: int) -> None:
 
 
 def _end_with(command: int) -> None:
-    """Kill this worker once `lumina run` (process `command`) ends, however it ends: an orphan
-    would wait for batches forever. Its parent is the forkserver, which lives as long as any
-    process it forked. The worker's run stays STARTED under its pid, which the next `lumina
-    run` fails."""
+    """Kill this worker once `lumina run` (process `command`) ends, however it ends: an orphan would
+    wait for batches forever, as its parent, the forkserver, lives as long as any process it forked.
+    Its run stays STARTED under its pid, which the next `lumina run` fails."""
     with contextlib.suppress(ProcessLookupError):  # already gone
         select.select([os.pidfd_open(command)], [], [])  # readable once the process ended
     os.kill(os.getpid(), signal.SIGKILL)
@@ -341,7 +330,6 @@ class BatchFigures:
 
 
 def execute_batch(name: str, batch: str) -> BatchFigures:
-    """Run batch_job for one batch of catalog `name` in this process."""
     result = execute_run("batch_job", _batch_key(name, batch), raise_on_error=False)
     if not result.success:
         raise BatchFailed(f"batch {batch} of catalog {name} failed (run {result.run_id}): {_failure(result)}")
