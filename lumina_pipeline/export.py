@@ -64,17 +64,18 @@ def _burst_record(group: ListedGroup) -> dict:
     }
 
 
+def _path(path: bytes) -> dict:
+    text, path_hex = display_path(bytes(path))
+    return {"path": text, **({"path_hex": path_hex} if path_hex else {})}
+
+
 def _removable_record(row: RemovableFile) -> dict:
-    path, path_hex = display_path(row.path)
-    return {"path": path, **({"path_hex": path_hex} if path_hex else {}), "size_bytes": row.size_bytes,
-            "reason": row.reason, "keep": _text(row.keep_path)}
+    return {**_path(row.path), "size_bytes": row.size_bytes, "reason": row.reason, "keep": _text(row.keep_path)}
 
 
 def _file_record(row: CatalogFile) -> dict:
-    path, path_hex = display_path(bytes(row.path))
     return {
-        "path": path,
-        **({"path_hex": path_hex} if path_hex else {}),
+        **_path(row.path),
         "source_root": row.source_root,
         "size_bytes": row.size_bytes,
         "kind": row.kind,
