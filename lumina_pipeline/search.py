@@ -53,7 +53,7 @@ class SearchModels:
 
     @cached_property
     def image(self) -> ImageModel:
-        return load_image_model(Path(self.cache_dir), self.clip_path)
+        return load_image_model(self.cache_dir, self.clip_path)
 
     @cached_property
     def table(self) -> Table:
@@ -61,7 +61,7 @@ class SearchModels:
 
     @cached_property
     def text(self) -> TextEncoder:
-        return TextEncoder(Path(self.cache_dir))
+        return TextEncoder(self.cache_dir)
 
     @cached_property
     def label_vectors(self) -> NDArray[np.float32]:
@@ -71,7 +71,7 @@ class SearchModels:
         if labels is None:
             raise ValueError(f"{self.image.model_id} has no labels")
         key = hashlib.sha256("\n".join([TextEncoder.model_id, *labels]).encode()).hexdigest()[:16]
-        cached = Path(self.cache_dir) / f"label-vectors-{key}.npy"
+        cached = self.cache_dir / f"label-vectors-{key}.npy"
         if not cached.exists():
             cached.parent.mkdir(parents=True, exist_ok=True)
             partial = cached.with_suffix(f".{os.getpid()}.part")  # two first searches at once each write their own

@@ -1,10 +1,8 @@
 """Journaled runs of file operations on one catalog: apply a plan, finish what a killed run left,
-undo a run, purge old quarantine.
-
-The journal (storage/journal.py) holds a run's operations as `planned` before any file is
-touched, and their outcome after, a chunk at a time. Since every operation of actions/files.py
-may be carried out again from any state a kill leaves, finishing a killed run is carrying out
-its unfinished entries again: no state of the files needs to be written down in between."""
+undo a run, purge old quarantine. The journal (storage/journal.py) holds a run's operations as
+`planned` before any file is touched, and their outcome after, a chunk at a time. As every operation
+of actions/files.py may be carried out again from any state a kill leaves, finishing a killed run
+is carrying out its unfinished entries again: no state of the files is written down in between."""
 
 import contextlib
 import itertools
@@ -45,8 +43,7 @@ KEPT = "kept: a group's primary, a burst's best frame, a file a person keeps, or
 
 @dataclass
 class Report:
-    """What a run did (or, for a dry run, would do): files done and their bytes, files left as
-    they were and why."""
+    """What a run did (a dry run: would do): files done and their bytes, files left and why."""
 
     run_id: str | None = None
     resumed: int = 0  # operations of a killed run finished first (by a dry run: left to finish first)
@@ -149,10 +146,9 @@ class Actions:
         return report
 
     def _remove_emptied_folders(self, entries: list[Row]) -> None:
-        """Drop the folders of the catalog's quarantine and organized tree that an undo or purge
-        of `entries` emptied: their targets' folders and those above, up to the catalog's
-        quarantine folder or the tree's top, which stays (a person chose it). A folder no file of
-        theirs was in is never looked at (a person's empty ones)."""
+        """Drop the folders of the quarantine and organized tree that an undo or purge of `entries`
+        emptied: their targets' folders and those above, up to the catalog's quarantine folder or
+        the tree's top, which stays (a person chose it). A person's empty folders are never looked at."""
         organized = [os.fsencode(self.catalog.organized_directory)] if self.catalog.organized_directory else []
         tops = [self.quarantine, *organized]
         for folder in sorted({os.path.dirname(entry.target) for entry in entries}, key=len, reverse=True):
