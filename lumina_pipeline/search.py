@@ -90,10 +90,9 @@ class SearchResult:
 
 
 def search_text(session: Session, catalog: str, query: str, k: int, models: SearchModels) -> list[SearchResult]:
-    """With CLIP: nearest images to the text's vector. With the default model: images whose
-    labels mean what the query means (MiniLM), best first; none when no photo passes the
-    relevance floor, rather than the least bad. Either way a photo whose description means
-    the query (DESCRIPTION_NO_MATCH) adds that match to its score."""
+    """With CLIP: nearest images to the text's vector. With the default model: images whose labels
+    mean what the query means (MiniLM), best first; none, rather than the least bad, when no photo
+    passes the relevance floor. Either way a description meaning the query (DESCRIPTION_NO_MATCH) adds to the score."""
     model, table = models.image, models.table
     catalog_id = get_catalog(session, catalog).id
     query_vector = models.text.embed([query])[0]
@@ -143,8 +142,7 @@ def label_match(similarity: NDArray[np.float32]) -> NDArray[np.float32]:
 
 
 def search_similar(session: Session, catalog: str, path: str, k: int, models: SearchModels) -> list[SearchResult]:
-    """The k images nearest to the photo at `path` (relative to its source folder, or
-    absolute), by cosine."""
+    """The k images nearest by cosine to the photo at `path` (relative to its source folder, or absolute)."""
     found_catalog = get_catalog(session, catalog)
     catalog_id, roots = found_catalog.id, found_catalog.source_directories
     real = os.path.realpath(path)
