@@ -294,10 +294,8 @@ def dev(args: argparse.Namespace) -> None:
     _port_free(args.host, args.port, "make dev PORT=")  # else the daemon would run on, without the UI
     home.prepare(create=True)
     workspace = Path(__file__).resolve().parent.parent / "workspace.yaml"
-    command = [
-        sys.executable, "-m", "dagster", "dev", "-w", str(workspace), "--host", args.host, "--port", str(args.port)
-    ]
-    os.execv(command[0], command)
+    os.execv(sys.executable, [sys.executable, "-m", "dagster", "dev", "-w", str(workspace),
+                              "--host", args.host, "--port", str(args.port)])
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -313,13 +311,8 @@ def serve(args: argparse.Namespace) -> int:
     from lumina_pipeline.api.app import ApiSettings, create_app
 
     place = home.prepare()
-    settings = ApiSettings(
-        database_url=place.database_url,
-        thumbnail_dir=str(place.thumbnail_dir),
-        model_cache=os.environ["LUMINA_MODEL_CACHE"],
-        clip_model=os.environ["LUMINA_CLIP_MODEL"],
-        token=token,
-    )
+    settings = ApiSettings(database_url=place.database_url, thumbnail_dir=str(place.thumbnail_dir), token=token,
+                           model_cache=os.environ["LUMINA_MODEL_CACHE"], clip_model=os.environ["LUMINA_CLIP_MODEL"])
     print(f"review page and API on http://{args.host}:{args.port}/ (API schema at /docs)")
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
     return 0
