@@ -58,18 +58,9 @@ def follow_moved_files(connection: Connection, image_ids: Sequence[int]) -> None
         ORDER BY d.id, n.id"""), {"ids": list(image_ids), "manual": MANUAL}).all()
     if not pairs:
         return
-    moved = "unnest(CAST(:new AS bigint[]), CAST(:old AS bigint[])) AS p(new_id, old_id)"
+    moved = "SELECT * FROM unnest(CAST(:new AS bigint[]), CAST(:old AS bigint[])) AS p(keeper, id)"
     params = {"new": [p.new_id for p in pairs], "old": [p.old_id for p in pairs], "manual": MANUAL}
-    connection.execute(text(f"""
-        INSERT INTO image_tags (image_id, tag_id, source)
-        SELECT DISTINCT p.new_id, t.tag_id, :manual FROM {moved} JOIN image_tags t ON t.image_id = p.old_id
-        WHERE t.source = :manual
-        ON CONFLICT (image_id, tag_id) DO UPDATE SET source = :manual, confidence = NULL"""), params)
-    connection.execute(text(f"""
-        UPDATE images SET kept = images.kept OR m.kept, rating = greatest(images.rating, m.rating)
-        FROM (SELECT p.new_id, bool_or(d.kept) AS kept, max(d.rating) AS rating
-              FROM {moved} JOIN images d ON d.id = p.old_id GROUP BY p.new_id) m
-        WHERE images.id = m.new_id"""), params)
+    _pass_on(connection, moved, params)
     connection.execute(text("UPDATE images SET kept = false, rating = NULL WHERE id = ANY(:old)"), params)
     connection.execute(text("DELETE FROM image_tags WHERE image_id = ANY(:old) AND source = :manual"), params)
 
@@ -167,18 +158,24 @@ def _hand_over_to_keepers(connection: Connection, grouping: Grouping, group_ids:
     """What a person said of a group's left-over files goes to its keeper: their manual tags
     (a union) and the highest rating, so that choosing a keeper never loses either."""
     left_over = f"""
-        SELECT g.{grouping.choice} AS keeper, i.id, i.rating FROM {grouping.table} g {grouping.members}
+        SELECT g.{grouping.choice} AS keeper, i.id FROM {grouping.table} g {grouping.members}
         WHERE g.id = ANY(CAST(:groups AS uuid[])) AND i.id <> g.{grouping.choice} AND NOT i.kept"""
-    params = {"groups": [str(group) for group in group_ids], "manual": MANUAL}
+    _pass_on(connection, left_over, {"groups": [str(group) for group in group_ids], "manual": MANUAL})
+
+
+def _pass_on(connection: Connection, pairs: str, params: dict) -> None:
+    """Give each `keeper` of `pairs` (SQL of keeper and id rows) the manual tags (a union),
+    the highest rating and the `kept` mark of its ids."""
     connection.execute(text(f"""
         INSERT INTO image_tags (image_id, tag_id, source)
-        SELECT DISTINCT l.keeper, t.tag_id, :manual FROM ({left_over}) l
-        JOIN image_tags t ON t.image_id = l.id AND t.source = :manual
+        SELECT DISTINCT p.keeper, t.tag_id, :manual FROM ({pairs}) p
+        JOIN image_tags t ON t.image_id = p.id AND t.source = :manual
         ON CONFLICT (image_id, tag_id) DO UPDATE SET source = :manual, confidence = NULL"""), params)
     connection.execute(text(f"""
-        UPDATE images SET rating = greatest(images.rating, best.rating)
-        FROM (SELECT keeper, max(rating) AS rating FROM ({left_over}) l GROUP BY keeper) best
-        WHERE images.id = best.keeper AND best.rating IS NOT NULL"""), params)
+        UPDATE images SET kept = images.kept OR m.kept, rating = greatest(images.rating, m.rating)
+        FROM (SELECT p.keeper, bool_or(i.kept) AS kept, max(i.rating) AS rating
+              FROM ({pairs}) p JOIN images i ON i.id = p.id GROUP BY p.keeper) m
+        WHERE images.id = m.keeper AND (m.kept OR m.rating IS NOT NULL)"""), params)
 
 
 def _lock_catalog_of(connection: Connection, table: str, row_id: uuid.UUID) -> None:
