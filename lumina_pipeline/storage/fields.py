@@ -16,23 +16,23 @@ FIELDS = {
 }
 
 
-def field(name: str, image: str = "i", operator: str = "->") -> str:
-    """SQL for one field of the images row `image`: as JSON, which the driver reads as Python
+def field(name: str, operator: str = "->") -> str:
+    """SQL for one field of the images row `i`: as JSON, which the driver reads as Python
     values exactly as stored, or with `->>` as text, to compare or cast. Null when absent."""
     column, key = FIELDS[name]
-    return f"{image}.{column}{operator}'{key}'"
+    return f"i.{column}{operator}'{key}'"
 
 
-def as_text(name: str, image: str = "i") -> str:
-    return field(name, image, "->>")
+def as_text(name: str) -> str:
+    return field(name, "->>")
 
 
-def selected(names: tuple[str, ...], image: str = "i") -> str:
+def selected(names: tuple[str, ...]) -> str:
     """A select list of fields as JSON values, each under its field name."""
-    return ", ".join(f"{field(name, image)} AS {name}" for name in names)
+    return ", ".join(f"{field(name)} AS {name}" for name in names)
 
 
-def written(column: str, analysis: str) -> str:
-    """SQL setting `column` (dates or metadata) from the fields of a staged analysis row."""
-    pairs = ", ".join(f"'{key}', {analysis}.{name}" for name, (into, key) in FIELDS.items() if into == column)
+def written(column: str) -> str:
+    """SQL setting `column` (dates or metadata) from the fields of a staged analysis row `a`."""
+    pairs = ", ".join(f"'{key}', a.{name}" for name, (into, key) in FIELDS.items() if into == column)
     return f"{column} = jsonb_strip_nulls(jsonb_build_object({pairs}))"

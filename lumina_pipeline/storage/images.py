@@ -96,7 +96,7 @@ def write_analysis(
         text(f"""
         UPDATE images SET
             status = a.status, error = a.error, checksum = a.checksum,
-            {fields.written("dates", "a")}, {fields.written("metadata", "a")},
+            {fields.written("dates")}, {fields.written("metadata")},
             dhash = a.dhash, ahash = a.ahash, whash = a.whash, phash = a.phash,
             hash_version = CASE WHEN a.dhash IS NULL THEN NULL ELSE :hash_version END,
             geohash_4 = left(a.geohash, 4), geohash_6 = left(a.geohash, 6), geohash_8 = a.geohash,
