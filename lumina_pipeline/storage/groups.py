@@ -18,6 +18,7 @@ from lumina_pipeline.analysis.continuity import (
     Previous,
     Settled,
 )
+from lumina_pipeline.analysis.duplicates import HASHES
 from lumina_pipeline.analysis.files import display_path
 from lumina_pipeline.storage.fields import as_text
 from lumina_pipeline.storage.frames import copy_into, read_frame, stage
@@ -37,10 +38,7 @@ CATALOG_ROWS_SCHEMA = {
     "quality_score": pl.Int64,
     "richness": pl.Int64,
     **{name: pl.Float64 if name == "duration_seconds" else pl.String for name in READ_FIELDS},
-    "dhash": pl.String,
-    "ahash": pl.String,
-    "whash": pl.String,
-    "phash": pl.String,
+    **dict.fromkeys(HASHES, pl.String),
     "stack_id": pl.String,
     "stack_primary": pl.Boolean,  # null outside a stack
     "burst_id": pl.String,
