@@ -9,6 +9,7 @@ import polars as pl
 from sqlalchemy import Connection, text
 
 from lumina_pipeline.storage.embeddings import Match
+from lumina_pipeline.storage.frames import rows_as
 from lumina_pipeline.storage.tags import replace_tags
 
 SOURCE = "ollama"  # image_tags.source of a caption's tags
@@ -107,7 +108,7 @@ def description_matches(
                   AND 1 - (d.embedding <=> CAST(:q AS vector)) >= :minimum"""),
         {"c": catalog_id, "t": text_model, "q": vector_text(vector), "minimum": minimum},
     )
-    return [Match(**row._mapping) for row in rows]
+    return rows_as(Match, rows)
 
 
 def vector_text(vector: np.ndarray) -> str:

@@ -9,6 +9,7 @@ yet indexed exactly, next to the index."""
 import json
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +25,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     MetaData,
+    Row,
     Table,
     Text,
     false,
@@ -33,7 +35,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.schema import CreateIndex
 
 from lumina_pipeline.storage.catalogs import VECTOR_INDEX_LOCK_SPACE, held_lock
-from lumina_pipeline.storage.frames import stage
+from lumina_pipeline.storage.frames import rows_as, stage
 from lumina_pipeline.storage.models import Image
 
 # The HNSW graph's links per vector (m) and build beam (ef_construction), below pgvector's 16
@@ -132,8 +134,6 @@ def nearest(connection: Connection, table: Table, catalog_id: uuid.UUID, vector:
     """The k images closest to `vector` (pgvector text) by cosine: through the HNSW index, and
     by an exact scan of the vectors not indexed yet. Equally close images (copies have one
     vector) come in id order, whichever way each was found: each part offers twice k."""
-    if not _exists(connection, table):
-        return []
     offered = 2 * k
     connection.execute(text("SELECT set_config('hnsw.ef_search', :beam, true)"),
                        {"beam": str(max(SEARCH_BEAM, offered))})
@@ -141,14 +141,13 @@ def nearest(connection: Connection, table: Table, catalog_id: uuid.UUID, vector:
                   FROM {table} e JOIN images i ON i.id = e.image_id
                   WHERE e.catalog_id = :c AND i.status = 'ok' AND {which}
                   ORDER BY e.embedding <=> CAST(:v AS vector) LIMIT :offered)"""
-    rows = connection.execute(
-        text(f"""SELECT id, path, 1 - distance AS score, labels
+    return rows_as(Match, _read(
+        connection, table, f"""SELECT id, path, 1 - distance AS score, labels
                  FROM ({closest.format(table=table.name, which="e.indexed")}
                        UNION ALL {closest.format(table=table.name, which="NOT e.indexed")}) both_parts
-                 ORDER BY distance, id LIMIT :k"""),
+                 ORDER BY distance, id LIMIT :k""",
         {"v": vector, "c": catalog_id, "k": k, "offered": offered},
-    )
-    return [Match(**row._mapping) for row in rows]
+    ))
 
 
 def index_vectors(engine: Engine, catalog_id: uuid.UUID, exact_below: int = EXACT_SCAN_VECTORS) -> int:
@@ -224,12 +223,10 @@ def vectors_of(
 ) -> list[tuple[int, str]]:
     """(image id, vector) of the image `image_id`, or of each photo at `path` in a catalog: in
     `source_root` when given, else in any of its source folders (two may hold the same path)."""
-    if not _exists(connection, table):
-        return []
-    rows = connection.execute(
-        text(f"""SELECT i.id, e.embedding::text FROM {table.name} e JOIN images i ON i.id = e.image_id
+    rows = _read(
+        connection, table, f"""SELECT i.id, e.embedding::text FROM {table.name} e JOIN images i ON i.id = e.image_id
                  WHERE i.status = 'ok' AND (i.id = :i OR (e.catalog_id = :c AND i.path = :p
-                       AND i.source_root = coalesce(CAST(:r AS text), i.source_root)))"""),
+                       AND i.source_root = coalesce(CAST(:r AS text), i.source_root)))""",
         {"c": catalog_id, "p": path, "r": source_root, "i": image_id},
     )
     return [(row.id, row.embedding) for row in rows]
@@ -237,11 +234,9 @@ def vectors_of(
 
 def similarities_to(connection: Connection, table: Table, image_id: int, others: list[int]) -> dict[int, float]:
     """Cosine similarity of each of `others` to `image_id`, for images that have vectors."""
-    if not _exists(connection, table):
-        return {}
-    rows = connection.execute(
-        text(f"""SELECT o.image_id, 1 - (o.embedding <=> a.embedding) FROM {table.name} a
-                 JOIN {table.name} o ON o.image_id = ANY(:others) WHERE a.image_id = :i"""),
+    rows = _read(
+        connection, table, f"""SELECT o.image_id, 1 - (o.embedding <=> a.embedding) FROM {table.name} a
+                 JOIN {table.name} o ON o.image_id = ANY(:others) WHERE a.image_id = :i""",
         {"i": image_id, "others": others},
     )
     return {image: round(float(score), 4) for image, score in rows}
@@ -255,16 +250,17 @@ def _create_once(connection: Connection, table: Table) -> None:
 
 
 def _exists(connection: Connection, table: Table) -> bool:
-    """Vector tables appear with their model's first batch; a read before that finds none."""
     return connection.execute(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": table.name}).scalar_one()
 
 
+def _read(connection: Connection, table: Table, query: str, params: dict) -> Sequence[Row]:
+    """Vector tables appear with their model's first batch; a read before that finds none."""
+    return connection.execute(text(query), params).all() if _exists(connection, table) else []
+
+
 def catalog_labels(connection: Connection, table: Table, catalog_id: uuid.UUID) -> list[Match]:
-    if not _exists(connection, table):
-        return []
-    rows = connection.execute(
-        text(f"""SELECT i.id, i.path, e.labels FROM {table.name} e JOIN images i ON i.id = e.image_id
-                 WHERE e.catalog_id = :c AND i.status = 'ok' AND e.labels IS NOT NULL"""),
+    return rows_as(Match, _read(
+        connection, table, f"""SELECT i.id, i.path, e.labels FROM {table.name} e JOIN images i ON i.id = e.image_id
+                 WHERE e.catalog_id = :c AND i.status = 'ok' AND e.labels IS NOT NULL""",
         {"c": catalog_id},
-    )
-    return [Match(**row._mapping) for row in rows]
+    ))
