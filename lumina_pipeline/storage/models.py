@@ -116,9 +116,14 @@ class Image(Base):
 
 
 class AsGrouped:
-    """A grouping's members as it grouped them, what people's decisions on it were made on,
-    whatever the files' rows say since (analysis/continuity.py)."""
+    """A group of one kind (duplicates, a burst, a stack) and its members as it grouped them,
+    what people's decisions on it were made on, whatever the files' rows say since
+    (analysis/continuity.py)."""
 
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4)
+    catalog_id: Mapped[uuid.UUID] = _catalog_fk()
+    reviewed: Mapped[bool] = mapped_column(Boolean, server_default=false())  # stacks: kept for the shared grouping path
+    created_at: Mapped[datetime] = _created()
     member_ids: Mapped[list[int] | None] = mapped_column(ARRAY(BigInteger))
     member_checksums: Mapped[list[str | None] | None] = mapped_column(ARRAY(String(64)))
 
@@ -126,14 +131,10 @@ class AsGrouped:
 class DuplicateGroup(AsGrouped, Base):
     __tablename__ = "duplicate_groups"
 
-    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4)
-    catalog_id: Mapped[uuid.UUID] = _catalog_fk()
     primary_image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"), index=True)
     similarity_type: Mapped[str] = mapped_column(String(16))  # exact / perceptual
     confidence: Mapped[int] = mapped_column(SmallInteger)  # 0-100
-    reviewed: Mapped[bool] = mapped_column(Boolean, server_default=false())
     primary_chosen: Mapped[bool] = mapped_column(Boolean, server_default=false())  # by a person
-    created_at: Mapped[datetime] = _created()
 
 
 class DuplicateMember(Base):
@@ -149,8 +150,6 @@ class DuplicateMember(Base):
 class Burst(AsGrouped, Base):
     __tablename__ = "bursts"
 
-    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4)
-    catalog_id: Mapped[uuid.UUID] = _catalog_fk()
     image_count: Mapped[int] = mapped_column(Integer)
     start_time: Mapped[datetime | None] = mapped_column(DateTime)
     end_time: Mapped[datetime | None] = mapped_column(DateTime)
@@ -159,9 +158,7 @@ class Burst(AsGrouped, Base):
     camera_model: Mapped[str | None] = mapped_column(Text)
     best_image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"), index=True)
     selection_method: Mapped[str | None] = mapped_column(String(32))
-    reviewed: Mapped[bool] = mapped_column(Boolean, server_default=false())
     best_chosen: Mapped[bool] = mapped_column(Boolean, server_default=false())  # by a person
-    created_at: Mapped[datetime] = _created()
 
 
 class Stack(AsGrouped, Base):
@@ -170,13 +167,9 @@ class Stack(AsGrouped, Base):
 
     __tablename__ = "stacks"
 
-    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4)
-    catalog_id: Mapped[uuid.UUID] = _catalog_fk()
     kind: Mapped[str] = mapped_column(String(16))  # raw_jpeg / live_photo
     primary_image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"), index=True)
-    reviewed: Mapped[bool] = mapped_column(Boolean, server_default=false())  # kept for the shared grouping path
     primary_chosen: Mapped[bool] = mapped_column(Boolean, server_default=false())
-    created_at: Mapped[datetime] = _created()
 
 
 class RememberedDecision(Base):
