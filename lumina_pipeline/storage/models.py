@@ -36,15 +36,18 @@ def _created() -> Mapped[datetime]:
     return mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-def _updated() -> Mapped[datetime]:
-    return mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
-
-
 def _catalog_fk() -> Mapped[uuid.UUID]:
     return mapped_column(ForeignKey("catalogs.id", ondelete="CASCADE"), index=True)
 
 
-class Catalog(Base):
+class Stamped:
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class Catalog(Stamped, Base):
     __tablename__ = "catalogs"
 
     id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4)
@@ -56,11 +59,9 @@ class Catalog(Base):
     batch_size: Mapped[int] = mapped_column(Integer)  # fixed at creation: batches are append-only
     # per grouping table: what its last regrouping read ("read", a digest) and found ("figures")
     groupings: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'"))
-    created_at: Mapped[datetime] = _created()
-    updated_at: Mapped[datetime] = _updated()
 
 
-class Image(Base):
+class Image(Stamped, Base):
     """One file of a catalog, from the inventory on; analysis fills in the rest."""
 
     __tablename__ = "images"
@@ -111,8 +112,6 @@ class Image(Base):
     stack_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("stacks.id", ondelete="SET NULL", use_alter=True), index=True  # stacks point back at images
     )
-    created_at: Mapped[datetime] = _created()
-    updated_at: Mapped[datetime] = _updated()
 
 
 class AsGrouped:
@@ -248,7 +247,7 @@ class DescriptionVector(Base):
     embedding = mapped_column(Vector(TEXT_DIMENSIONS), nullable=False)
 
 
-class FileAction(Base):
+class FileAction(Stamped, Base):
     """One operation on a person's file (move or copy to a planned place), written before it
     happens and updated after (storage/journal.py, actions/): what makes a killed run
     resumable and every run undoable.
@@ -274,5 +273,3 @@ class FileAction(Base):
     reason: Mapped[str | None] = mapped_column(Text)  # why skipped, or why undo refused
     status_before: Mapped[str | None] = mapped_column(String(16))  # images.status that undo restores
     status_after: Mapped[str | None] = mapped_column(String(16))  # images.status once done (null: unchanged)
-    created_at: Mapped[datetime] = _created()
-    updated_at: Mapped[datetime] = _updated()
