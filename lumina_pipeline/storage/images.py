@@ -30,14 +30,10 @@ def apply_inventory(connection: Connection, catalog_id: uuid.UUID, changes: Inve
 
     Every row changed or marked deleted gets a new `change_stamp`, so that a batch that read
     the row before does not write over it (write_analysis)."""
-    copy_into(
-        connection,
-        "images",
-        changes.new.select(
-            pl.lit(str(catalog_id)).alias("catalog_id"),
-            "source_root", "path", "kind", "size_bytes", "mtime_ns", "batch", "status", "error",
-        ),
-    )
+    copy_into(connection, "images", changes.new.select(
+        "source_root", "path", "kind", "size_bytes", "mtime_ns", "batch", "status", "error",
+        catalog_id=pl.lit(str(catalog_id)),
+    ))
     stage(connection, "changed_files", changes.changed)
     connection.execute(text("""
         UPDATE images SET size_bytes = c.size_bytes, mtime_ns = c.mtime_ns,
@@ -87,8 +83,7 @@ def write_analysis(
     Only rows still as the batch read them are written: a row the inventory changed or marked
     deleted meanwhile keeps what the inventory gave it (pending, to be read again). A file
     that changed while it was read (status `pending`) gets only its status and reason, and no
-    analysis version, so the next batch reads it again.
-    """
+    analysis version, so the next batch reads it again."""
     stage(connection, "analysis", analysis)
     unchanged = """images.id = a.id AND images.size_bytes = a.size_bytes
                    AND images.mtime_ns = a.mtime_ns AND images.change_stamp = a.change_stamp"""
@@ -188,12 +183,11 @@ def mark_verified(connection: Connection, ids: pl.Series) -> None:
 def unfinished_images(connection: Connection, catalog_id: uuid.UUID) -> dict[str, int]:
     """Photos and videos read as ok but missing metadata or hashes (a video's come from its
     poster frame), and files not read yet."""
-    row = connection.execute(text("""
+    return dict(connection.execute(text("""
         SELECT count(*) FILTER (WHERE status = 'ok' AND kind IN ('image', 'raw', 'video')
-                                AND (metadata IS NULL OR dhash IS NULL OR checksum IS NULL)),
-               count(*) FILTER (WHERE status = 'pending')
-        FROM images WHERE catalog_id = :c"""), {"c": catalog_id}).one()
-    return {"incomplete": row[0], "pending": row[1]}
+                                AND (metadata IS NULL OR dhash IS NULL OR checksum IS NULL)) AS incomplete,
+               count(*) FILTER (WHERE status = 'pending') AS pending
+        FROM images WHERE catalog_id = :c"""), {"c": catalog_id}).one()._mapping)
 
 
 def orphaned_references(connection: Connection, catalog_id: uuid.UUID) -> int:
