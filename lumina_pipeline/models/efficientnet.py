@@ -2,8 +2,7 @@
 
 The network is exported once from those weights to ONNX and cached (onnxruntime ran it
 3-5x faster than torch on a 2-core CPU and matched it to 1e-6). Vectors are the pooled
-1280-dimensional features, L2-normalised; labels come from the classifier's softmax.
-"""
+1280-dimensional features, L2-normalised; labels come from the classifier's softmax."""
 
 import contextlib
 import io

@@ -5,8 +5,7 @@ Loading the model through sentence-transformers imports torch, transformers and
 scikit-learn: about 6 s before a search can encode its query, against 0.1 s for
 onnxruntime and tokenizers. So the network is exported once from the packaged weights to
 ONNX and cached beside the image model (torch is needed for that export only); its output
-matches sentence-transformers' to 1e-6.
-"""
+matches sentence-transformers' to 1e-6."""
 
 import sys
 from pathlib import Path

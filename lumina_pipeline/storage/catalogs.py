@@ -147,8 +147,7 @@ def lock_catalog(connection: Connection, catalog_id: uuid.UUID) -> None:
 
     Inventories, regroupings and people's decisions on groups and bursts of one catalog take
     it, whoever started them (CLI, daemon, API), so each reads what the one before wrote.
-    Batch analysis does not: its writes are optimistic (storage/images.py).
-    """
+    Batch analysis does not: its writes are optimistic (storage/images.py)."""
     connection.execute(
         text("SELECT pg_advisory_xact_lock(:space, hashtext(CAST(:catalog AS text)))"),
         {"space": CATALOG_LOCK_SPACE, "catalog": str(catalog_id)},

@@ -22,8 +22,7 @@ def start_embedded_server(data_directory: Path) -> str:
     """Start (or join) the PostgreSQL + pgvector that `pgserver` ships; return its URL.
 
     The server outlives this process, so the CLI, the Dagster webserver, the daemon and
-    run workers all share it; `pgserver` reattaches to it on the next call.
-    """
+    run workers all share it; `pgserver` reattaches to it on the next call."""
     pgserver = _pgserver()
     _mend_handle_list(data_directory)
     # pgserver's documented entry point; its package does not re-export it in the typed sense

@@ -65,14 +65,8 @@ def embeddings_table(model_id: str, dimensions: int) -> Table:
         Column("embedding", Vector(dimensions), nullable=False),
         Column("labels", JSONB),  # {label: probability} for models with labels
         Column("indexed", Boolean, nullable=False, server_default=false()),  # in the HNSW index yet
-        Index(
-            f"{name[:50]}_hnsw",
-            "embedding",
-            postgresql_using="hnsw",
-            postgresql_ops={"embedding": "vector_cosine_ops"},
-            postgresql_with=GRAPH,
-            postgresql_where=text("indexed"),
-        ),
+        Index(f"{name[:50]}_hnsw", "embedding", postgresql_using="hnsw", postgresql_with=GRAPH,
+              postgresql_ops={"embedding": "vector_cosine_ops"}, postgresql_where=text("indexed")),
     )
 
 
