@@ -230,18 +230,15 @@ def burst_frames(connection: Connection, burst_id: uuid.UUID) -> list[ImageRow]:
     return rows_as(ImageRow, rows)
 
 
-REVIEW_ORDER = {
-    # largest groups first: they free the most
-    "groups": f"""SELECT id::text AS id, reviewed FROM ({GROUPS}) listed WHERE catalog_id = :c
-                  ORDER BY member_count DESC, id""",
-    "bursts": f"""SELECT id::text AS id, reviewed FROM ({BURSTS}) listed WHERE catalog_id = :c
-                  ORDER BY start_time, id""",
-}
+# largest groups first: they free the most
+REVIEW_ORDER = {"groups": (GROUPS, "member_count DESC, id"), "bursts": (BURSTS, "start_time, id")}
 
 
 def review_queue(connection: Connection, catalog_id: uuid.UUID, kind: str) -> list[tuple[str, bool]]:
     """Every group (or burst) of a catalog, in the order the review page shows them: (id, reviewed)."""
-    return [(id_, reviewed) for id_, reviewed in connection.execute(text(REVIEW_ORDER[kind]), {"c": catalog_id})]
+    listing, order = REVIEW_ORDER[kind]
+    query = f"SELECT id::text AS id, reviewed FROM ({listing}) listed WHERE catalog_id = :c ORDER BY {order}"
+    return [(id_, reviewed) for id_, reviewed in connection.execute(text(query), {"c": catalog_id})]
 
 
 # The catalog :c's kept files: group primaries, best frames of bursts, files a person keeps.
