@@ -16,7 +16,7 @@ SOURCE = "ollama"  # image_tags.source of a caption's tags
 
 BATCH_PHOTOS = """
     FROM images i LEFT JOIN captions c ON c.checksum = i.checksum AND c.model = :m AND c.prompt_version = :v"""
-IN_BATCH = "i.catalog_id = :c AND i.batch = :b AND i.status = 'ok' AND i.thumbnail_path IS NOT NULL"
+PHOTOS = "i.catalog_id = :c AND i.status = 'ok' AND i.thumbnail_path IS NOT NULL"
 
 
 def contents_to_caption(
@@ -28,7 +28,7 @@ def contents_to_caption(
     asked again."""
     rows = connection.execute(
         text(f"""SELECT DISTINCT ON (i.checksum) i.checksum, i.thumbnail_path {BATCH_PHOTOS}
-                 WHERE {IN_BATCH} AND c.description IS NULL"""),
+                 WHERE {PHOTOS} AND i.batch = :b AND c.description IS NULL"""),
         {"c": catalog_id, "b": batch, "m": model, "v": version},
     )
     return pl.DataFrame(rows.all(), schema={"checksum": pl.String, "thumbnail_path": pl.String}, orient="row")
@@ -61,7 +61,7 @@ def apply_captions(
         text(f"""SELECT i.id, c.description, c.tags,
                         i.description IS DISTINCT FROM c.description OR v.image_id IS NULL AS to_embed
                  {BATCH_PHOTOS} LEFT JOIN description_vectors v ON v.image_id = i.id AND v.text_model = :t
-                 WHERE {IN_BATCH} AND c.description IS NOT NULL ORDER BY i.id"""),
+                 WHERE {PHOTOS} AND i.batch = :b AND c.description IS NOT NULL ORDER BY i.id"""),
         {"c": catalog_id, "b": batch, "m": model, "v": version, "t": text_model},
     )
     schema = {"image_id": pl.Int64, "description": pl.String, "tags": pl.List(pl.String), "to_embed": pl.Boolean}
@@ -120,9 +120,8 @@ def batches_to_caption(connection: Connection, catalog_id: uuid.UUID, model: str
     """The catalog's batches holding a photo without this model's caption, or whose
     description is not its caption yet (captioned for a copy elsewhere, or by another model)."""
     rows = connection.execute(
-        text(f"""SELECT DISTINCT i.batch {BATCH_PHOTOS} WHERE i.catalog_id = :c AND i.status = 'ok'
-                   AND i.thumbnail_path IS NOT NULL
-                   AND (c.description IS NULL OR i.description IS DISTINCT FROM c.description)
+        text(f"""SELECT DISTINCT i.batch {BATCH_PHOTOS}
+                 WHERE {PHOTOS} AND (c.description IS NULL OR i.description IS DISTINCT FROM c.description)
                  ORDER BY i.batch"""),
         {"c": catalog_id, "m": model, "v": version},
     )
