@@ -32,7 +32,6 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
-from sqlalchemy.schema import CreateIndex
 
 from lumina_pipeline.storage.catalogs import VECTOR_INDEX_LOCK_SPACE, held_lock
 from lumina_pipeline.storage.frames import rows_as, stage
@@ -181,12 +180,12 @@ def _index_table(connection: Connection, table: str, catalog_id: uuid.UUID, exac
     if model_id is None:  # no vector left: the index is built when the next ones come
         return 0
     hnsw = next(i for i in embeddings_table(model_id, dimensions).indexes if i.name == index)
+    hnsw.dialect_options["postgresql"]["concurrently"] = True
     connection.execute(text(f"DROP INDEX CONCURRENTLY IF EXISTS {index}"))
     connection.execute(mark, {"c": catalog_id})
     connection.execute(text(f"SET maintenance_work_mem = {BUILD_MEMORY_BYTES // 1024}"))  # in kB
     try:
-        definition = str(CreateIndex(hnsw).compile(dialect=connection.dialect))
-        connection.execute(text(definition.replace("CREATE INDEX", "CREATE INDEX CONCURRENTLY", 1)))
+        hnsw.create(connection)
     finally:
         connection.execute(text("RESET maintenance_work_mem"))
     return pending
