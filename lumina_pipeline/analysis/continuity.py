@@ -65,10 +65,14 @@ class Previous(NamedTuple):
     remembered: pl.DataFrame
 
 
-class Settled(Previous):
+class Settled(NamedTuple):
     """Found's frames with `group_id` (kept or new) on both; `groups` also get `reviewed`,
     `choice` (a person's kept choice, else the rule's) and `chosen` (a person's). `remembered`:
     the decisions to remember from now on (REMEMBERED_SCHEMA)."""
+
+    groups: pl.DataFrame
+    members: pl.DataFrame
+    remembered: pl.DataFrame
 
 
 def settle(found: Found, previous: Previous) -> Settled:
