@@ -9,6 +9,8 @@ the rows right is the catalog lock in the database (storage/catalogs.py), which 
 runs launched by any means.
 """
 
+from collections.abc import Callable
+
 import dagster as dg
 
 from lumina_pipeline.defs.assets.bursts import BurstsConfig, bursts
@@ -35,25 +37,23 @@ def batch_catalog(partition_key: str) -> str:
     return catalog_batches.get_partition_key_from_str(partition_key).keys_by_dimension["catalog"]
 
 
+def _tagged(partitions: dg.PartitionsDefinition, tags: Callable[[str], dict[str, str]]) -> dg.PartitionedConfig:
+    """A job's runs tagged by their partition key (the run queue's limits), with no config of their own."""
+    return dg.PartitionedConfig(partitions, run_config_for_partition_key_fn=lambda key: {},
+                                tags_for_partition_key_fn=tags)
+
+
 inventory_job = dg.define_asset_job(
     "inventory_job",
     description="Walks a catalog's folders and records new, changed and deleted files (stat only)",
     selection=dg.AssetSelection.assets(file_inventory).without_checks(),
-    config=dg.PartitionedConfig(
-        catalogs,
-        run_config_for_partition_key_fn=lambda key: {},
-        tags_for_partition_key_fn=lambda key: {INVENTORY_TAG: key},
-    ),
+    config=_tagged(catalogs, lambda key: {INVENTORY_TAG: key}),
 )
 batch_job = dg.define_asset_job(
     "batch_job",
     description="Reads the new and changed files of one batch: checksum, metadata, hashes, thumbnail, vector",
     selection=dg.AssetSelection.assets(photo_analysis).without_checks(),
-    config=dg.PartitionedConfig(
-        catalog_batches,
-        run_config_for_partition_key_fn=lambda key: {},
-        tags_for_partition_key_fn=lambda key: {BATCH_TAG: batch_catalog(key)},
-    ),
+    config=_tagged(catalog_batches, lambda key: {BATCH_TAG: batch_catalog(key)}),
 )
 # The catalog-wide groupings, in their order: stacks say which files are one shot, bursts
 # which shots are one moment, and duplicate groups compare what is left. Each with where it is
@@ -71,11 +71,7 @@ catalog_job = dg.define_asset_job(
     # index; whether every photo is analyzed is asked once the batches are done, not by each.
     selection=dg.AssetSelection.assets(*CATALOG_ASSETS, organize_plan, vector_index)
     | dg.AssetSelection.checks(every_photo_is_analyzed),
-    config=dg.PartitionedConfig(
-        catalogs,
-        run_config_for_partition_key_fn=lambda key: {},
-        tags_for_partition_key_fn=lambda key: {REGROUP_TAG: key},
-    ),
+    config=_tagged(catalogs, lambda key: {REGROUP_TAG: key}),
 )
 # Its own job, not part of batch_job: a vision model takes seconds per photo where the analysis
 # takes milliseconds, so batch runs (and the regrouping waiting for them) never wait on it.
