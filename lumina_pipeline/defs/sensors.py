@@ -223,20 +223,18 @@ def _regroup_after_file_actions(context: dg.RunStatusSensorContext) -> dg.RunReq
     return dg.RunRequest(partition_key=catalog, run_key=f"{run.run_id}:catalog")
 
 
-# What each kind of regrouping sensor follows: the jobs, the function asking for the regrouping,
+# What a kind of regrouping sensor follows: the jobs, the function asking for the regrouping,
 # and how its description starts.
-FOLLOWED = {
-    "batches": ([batch_job], _regroup_once_the_change_ended,
-                "Regroups a catalog (catalog_job) once the last batch run of a change "),
-    "file actions": ([quarantine_job, organize_job], _regroup_after_file_actions,
-                     "Regroups a catalog once a quarantine or organize run, not a dry run, "),
-}
+BATCHES = ([batch_job], _regroup_once_the_change_ended,
+           "Regroups a catalog (catalog_job) once the last batch run of a change ")
+FILE_ACTIONS = ([quarantine_job, organize_job], _regroup_after_file_actions,
+                "Regroups a catalog once a quarantine or organize run, not a dry run, ")
 
 
 def _regrouping_sensor(
-    followed: str, name: str, status: dg.DagsterRunStatus, ended: str
+    followed: tuple, name: str, status: dg.DagsterRunStatus, ended: str
 ) -> dg.RunStatusSensorDefinition:
-    jobs, regroup, description = FOLLOWED[followed]
+    jobs, regroup, description = followed
     return dg.run_status_sensor(name=name, run_status=status, monitored_jobs=jobs, request_job=catalog_job,
                                 default_status=RUNNING, description=description + ended)(regroup)
 
@@ -245,19 +243,19 @@ def _regrouping_sensor(
 # keeps its own run keys, so a failed batch run that is retried and then succeeds regroups the
 # catalog once more.
 grouping_after_batches_sensor = _regrouping_sensor(
-    "batches", "grouping_after_batches_sensor", dg.DagsterRunStatus.SUCCESS, "succeeded"
+    BATCHES, "grouping_after_batches_sensor", dg.DagsterRunStatus.SUCCESS, "succeeded"
 )
 grouping_after_failed_batches_sensor = _regrouping_sensor(
-    "batches", "grouping_after_failed_batches_sensor", dg.DagsterRunStatus.FAILURE, "failed"
+    BATCHES, "grouping_after_failed_batches_sensor", dg.DagsterRunStatus.FAILURE, "failed"
 )
 grouping_after_canceled_batches_sensor = _regrouping_sensor(
-    "batches", "grouping_after_canceled_batches_sensor", dg.DagsterRunStatus.CANCELED, "was canceled (Terminate)"
+    BATCHES, "grouping_after_canceled_batches_sensor", dg.DagsterRunStatus.CANCELED, "was canceled (Terminate)"
 )
 grouping_after_file_actions_sensor = _regrouping_sensor(
-    "file actions", "grouping_after_file_actions_sensor", dg.DagsterRunStatus.SUCCESS, "succeeded"
+    FILE_ACTIONS, "grouping_after_file_actions_sensor", dg.DagsterRunStatus.SUCCESS, "succeeded"
 )
 grouping_after_failed_file_actions_sensor = _regrouping_sensor(
-    "file actions", "grouping_after_failed_file_actions_sensor", dg.DagsterRunStatus.FAILURE, "failed part-way"
+    FILE_ACTIONS, "grouping_after_failed_file_actions_sensor", dg.DagsterRunStatus.FAILURE, "failed part-way"
 )
 
 
