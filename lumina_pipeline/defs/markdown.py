@@ -1,10 +1,12 @@
 """Small markdown previews shown with each materialization in the Dagster UI."""
 
+import dagster as dg
 import polars as pl
 
 
-def markdown_table(frame: pl.DataFrame, limit: int = 10) -> str:
+def markdown_table(frame: pl.DataFrame) -> dg.MarkdownMetadataValue:
+    """The frame's first ten rows."""
     lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
-    for row in frame.head(limit).iter_rows():
+    for row in frame.head(10).iter_rows():
         lines.append("| " + " | ".join("" if v is None else str(v).replace("|", "/") for v in row) + " |")
-    return "\n".join(lines)
+    return dg.MetadataValue.md("\n".join(lines))

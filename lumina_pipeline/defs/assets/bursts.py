@@ -34,4 +34,4 @@ def bursts(context: dg.AssetExecutionContext, config: BurstsConfig, database: Ca
 def _describe(settled: Settled, rows: pl.DataFrame) -> tuple[dict, dict]:
     preview = settled.groups.select("camera_model", "start_time", "image_count", "duration_seconds")
     figures = {"bursts": len(settled.groups), "frames_in_bursts": len(settled.members)}
-    return figures, {"preview": dg.MetadataValue.md(markdown_table(preview))}
+    return figures, {"preview": markdown_table(preview)}

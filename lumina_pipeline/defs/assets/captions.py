@@ -79,12 +79,8 @@ def captions(
             "errors": len(failed),
             "seconds_asking": round(asking, 3),
             "seconds_per_photo": round(asking / len(answers), 3) if len(answers) else 0.0,
-            "preview": dg.MetadataValue.md(
-                markdown_table(changed.head(10).with_columns(pl.col("tags").list.join(", ")))
-            ),
-            "errors_preview": dg.MetadataValue.md(
-                markdown_table(failed.head(10).select("checksum", "error", "attempts"))
-            ),
+            "preview": markdown_table(changed.with_columns(pl.col("tags").list.join(", "))),
+            "errors_preview": markdown_table(failed.select("checksum", "error", "attempts")),
         }
     )
 

@@ -79,11 +79,9 @@ def _describe(settled: Settled, rows: pl.DataFrame) -> tuple[dict, dict]:
     return figures, {"kept_decisions": kept, "largest_groups": _largest_groups(groups, rows)}
 
 
-def _largest_groups(groups: pl.DataFrame, rows: pl.DataFrame) -> dg.MetadataValue:
+def _largest_groups(groups: pl.DataFrame, rows: pl.DataFrame) -> dg.MarkdownMetadataValue:
     """The ten largest groups, least alike first among equals, with their primary's path."""
     largest = groups.join(rows.select(primary_image_id="id", primary="path"), on="primary_image_id").sort(
         "size", "confidence", descending=[True, False]
     ).head(10).with_columns(primary=pl.col("primary").map_elements(readable_path, return_dtype=pl.String))
-    return dg.MetadataValue.md(
-        markdown_table(largest.select("similarity_type", "size", "confidence", "reviewed", "primary"))
-    )
+    return markdown_table(largest.select("similarity_type", "size", "confidence", "reviewed", "primary"))

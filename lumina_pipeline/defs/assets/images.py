@@ -120,8 +120,8 @@ def photo_analysis(
         metadata={
             **common,
             "bytes_read": int(pending["size_bytes"].sum()),
-            "preview": dg.MetadataValue.md(markdown_table(
-                preview.select("path", "status", "camera_model", "captured_at", "quality_score", "error"))),
+            "preview": markdown_table(
+                preview.select("path", "status", "camera_model", "captured_at", "quality_score", "error")),
         },
     )
     yield dg.MaterializeResult(
@@ -130,7 +130,7 @@ def photo_analysis(
             **common,
             "hashed": int(analysis["dhash"].is_not_null().sum()),
             "hash_version": HASH_VERSION,
-            "preview": dg.MetadataValue.md(markdown_table(preview.select("path", "dhash", "ahash", "whash"))),
+            "preview": markdown_table(preview.select("path", "dhash", "ahash", "whash")),
         },
     )
     yield dg.MaterializeResult(

@@ -51,11 +51,11 @@ def file_inventory(context: dg.AssetExecutionContext, database: CatalogDatabase)
             "bytes": int(walk.files["size_bytes"].sum()),
             "batches_to_process": dg.MetadataValue.json(changes.batches_to_process()),
             "elapsed_seconds": round(time.perf_counter() - started, 3),
-            "preview": dg.MetadataValue.md(_kinds_table(changes.new)),
+            "preview": _kinds_table(changes.new),
         }
     )
 
 
-def _kinds_table(new: pl.DataFrame) -> str:
+def _kinds_table(new: pl.DataFrame) -> dg.MarkdownMetadataValue:
     megabytes = (pl.col("size_bytes").sum() / 1e6).round(1)
     return markdown_table(new.group_by("kind").agg(new_files=pl.len(), MB=megabytes).sort("kind"))

@@ -44,5 +44,5 @@ def organize_plan(context: dg.AssetExecutionContext, database: CatalogDatabase) 
         **figures(planned),
         "organized_directory": folder,
         "operation": "move" if move else "copy",
-        "preview": dg.MetadataValue.md(markdown_table(preview)),
+        "preview": markdown_table(preview),
     })

@@ -45,4 +45,4 @@ def _describe(settled: Settled, rows: pl.DataFrame) -> tuple[dict, dict]:
         files=pl.col("path").sort().map_elements(readable_path, return_dtype=pl.String).str.join(", ")
     )
     preview = settled.groups.join(paths, on="group_id").sort("files").head(10).select("kind", "files")
-    return figures, {"preview": dg.MetadataValue.md(markdown_table(preview))}
+    return figures, {"preview": markdown_table(preview)}
