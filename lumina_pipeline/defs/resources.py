@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import dagster as dg
 import httpx
@@ -84,7 +84,6 @@ class Embedder(dg.ConfigurableResource):
         return self._model
 
     def embed(self, pixels: NDArray[np.uint8]) -> tuple[NDArray[np.float32], Labels | None]:
-        """The model's `embed`, `batch_size` images per inference."""
         return self._model.embed(pixels, self.batch_size)
 
 
@@ -93,11 +92,8 @@ class SentenceModel(dg.ConfigurableResource):
     use, so that a run with nothing to embed never loads it."""
 
     cache_dir: str  # where its ONNX export is kept, beside the image model's
+    model_id: ClassVar[str] = TextEncoder.model_id
     _encoder: TextEncoder | None = PrivateAttr(default=None)
-
-    @property
-    def model_id(self) -> str:
-        return TextEncoder.model_id
 
     def embed(self, texts: list[str]) -> NDArray[np.float32]:
         if not texts:

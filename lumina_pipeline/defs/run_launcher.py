@@ -33,7 +33,6 @@ def process_tags(pid: int | None = None) -> dict[str, str]:
 
 
 def process_exists(pid: int) -> bool:
-    """Whether process `pid` exists on this machine."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -47,7 +47,6 @@ def nightly_captions_schedule(context: dg.ScheduleEvaluationContext, database: C
 @dg.schedule(job=verification_job, cron_schedule="0 4 * * *", default_status=RUNNING,
              description="Re-reads a thirtieth of each catalog against its checksums (bit rot)")
 def nightly_verification_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    """Re-read a share of every catalog's files against their checksums (bit rot)."""
     return dg.RunRequest(run_key=f"verify:{context.scheduled_execution_time:%Y-%m-%d}")
 
 
