@@ -88,8 +88,7 @@ def _reason(member: ImageRow, primary: ImageRow, embedding_similarity: float | N
 
     return schemas.MemberReason(
         same_checksum=member.checksum == primary.checksum,
-        dhash_distance=distance("dhash"), ahash_distance=distance("ahash"), whash_distance=distance("whash"),
-        phash_distance=distance("phash"),
+        **{f"{name}_distance": distance(name) for name in ("dhash", "ahash", "whash", "phash")},
         embedding_similarity=embedding_similarity,
     )
 
