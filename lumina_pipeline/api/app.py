@@ -50,9 +50,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url)
     app.state.models = SearchModels(Path(settings.model_cache), settings.clip_model)
-    app.include_router(images.router)
-    app.include_router(groups.router)
-    app.include_router(review.router)
+    for module in (images, groups, review):
+        app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.mount("/swagger-ui", StaticFiles(directory=swagger_ui_path), name="swagger-ui")
     app.get("/docs", include_in_schema=False)(_docs)

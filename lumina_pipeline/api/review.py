@@ -48,8 +48,7 @@ def next_to_review(
 def review_item(
     session: Database, models: Models, catalog: CatalogName, kind: Kind, item_id: uuid.UUID, request: Request
 ):
-    catalog_id = get_catalog(session, catalog).id
-    queue = review_queue(session.connection(), catalog_id, kind)
+    queue = review_queue(session.connection(), get_catalog(session, catalog).id, kind)
     ids = [item for item, _ in queue]
     if str(item_id) not in ids:
         raise HTTPException(404, f"no {kind[:-1]} {item_id} in catalog {catalog!r}")
