@@ -63,15 +63,12 @@ def catalog_sensor(context: dg.SensorEvaluationContext, database: CatalogDatabas
 def folder_change_sensor(
     context: dg.SensorEvaluationContext, database: CatalogDatabase, folder_watch: FolderWatch
 ) -> dg.SensorResult:
-    """Request a `file_inventory` run for each catalog whose folders changed.
-
-    The cursor keeps one digest per catalog (names, sizes, mtimes folded together) and, for
-    a catalog not finished within the tick's budget, how far its walk got. Files are never
-    opened, and no per-file state goes into the cursor Dagster stores with every tick. A
-    catalog the cursor does not know yet is compared with its stored inventory, so a library
-    `lumina run` has just cataloged starts no run when the daemon starts; so is one whose
-    requested inventory failed, so that the change is asked for again.
-    """
+    """Request a `file_inventory` run for each catalog whose folders changed. The cursor keeps
+    one digest per catalog (names, sizes, mtimes; no file is opened, and no per-file state goes
+    into the cursor Dagster stores with every tick) and how far a walk the tick's budget cut got.
+    A catalog new to the cursor, or whose requested inventory failed, is compared with its stored
+    inventory: a library `lumina run` has just cataloged starts no run when the daemon starts,
+    and a failed change is asked for again."""
     state = json.loads(context.cursor or "{}")
     deadline = time.monotonic() + folder_watch.tick_budget_seconds
     with database.transaction() as session:
@@ -163,18 +160,17 @@ def _batches_to_read(database: CatalogDatabase, catalog: str) -> set[str]:
 
 
 def _regroup_once_the_change_ended(context: dg.RunStatusSensorContext) -> list[dg.RunRequest] | None:
-    """Once the last batch run of a change ends, whether it succeeded, failed or was canceled,
-    regroup its catalogs: one run per change and catalog, not one per batch (run keys make the
-    request once, however many see it). A change is the runs a sensor or schedule requested
-    together (CHANGE_TAG), a backfill's runs (of one catalog or several), or a run launched
-    alone (the Launchpad); `lumina run` regroups the runs it made itself. Batches whose runs
-    did not succeed are named in the regrouping run's tags; their files stay pending for the
-    next change, a retry or the nightly schedule.
+    """Once the last batch run of a change ends (succeeded, failed or canceled), regroup its
+    catalogs: one run per change and catalog, not per batch (run keys make the request once,
+    however many see it). A change is the runs a sensor or schedule requested together
+    (CHANGE_TAG), a backfill's runs (of one catalog or several), or a run launched alone (the
+    Launchpad); `lumina run` regroups its own runs. Batches whose runs did not succeed are named
+    in the regrouping run's tags; their files stay pending for the next change, a retry or the
+    nightly schedule.
 
     None, not a SkipReason, for a run with nothing to follow up: Dagster ends a run status
-    sensor's tick at the first run its function returns something for, and goes on past runs
-    it returns None for, so that `lumina run`'s runs and a change's earlier batches do not
-    hold back the regroupings behind them by a tick each."""
+    sensor's tick at the first run its function returns something for and goes on past None, so
+    `lumina run`'s runs and a change's earlier batches do not each hold back later regroupings by a tick."""
     run, instance = context.dagster_run, context.instance
     if FOLLOWED_UP_BY_TAG in run.tags:
         return None
