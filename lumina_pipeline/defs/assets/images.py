@@ -99,9 +99,10 @@ def photo_analysis(
             connection = session.connection()
             written = write_analysis(connection, rows, HASH_VERSION, ANALYSIS_VERSION)
             follow_moved_files(connection, written.to_list())
-            kept = embedded.only(written)
-            write_embeddings(connection, vectors, kept.vectors)
-            replace_tags(connection, catalog_id, embedder.model.tag_source, embedder.model.model_id, kept.tags)
+            written_only = pl.col("image_id").is_in(written.implode())  # the rows the batch could write
+            kept_vectors, kept_tags = embedded.vectors.filter(written_only), embedded.tags.filter(written_only)
+            write_embeddings(connection, vectors, kept_vectors)
+            replace_tags(connection, catalog_id, embedder.model.tag_source, embedder.model.model_id, kept_tags)
             in_batch = status_counts(connection, catalog_id, keys["batch"])
     elapsed = time.perf_counter() - started
     common = {
@@ -136,12 +137,12 @@ def photo_analysis(
     yield dg.MaterializeResult(
         asset_key="embeddings",
         metadata={
-            "images_embedded": len(kept.vectors),
-            "not_embedded": len(analysis) - len(kept.vectors),  # files that did not decode, stale rows
+            "images_embedded": len(kept_vectors),
+            "not_embedded": len(analysis) - len(kept_vectors),  # files that did not decode, stale rows
             "model_id": embedder.model.model_id,
             "dimensions": embedder.model.dimensions,
             "batch_size": embedder.batch_size,
-            "zero_shot_tags": int(kept.tags["name"].is_not_null().sum()),
+            "zero_shot_tags": int(kept_tags["name"].is_not_null().sum()),
             "tag_source": embedder.model.tag_source,
             "embedding_seconds": round(embedded.seconds, 3),
             "images_per_second": round(len(embedded.vectors) / embedded.seconds, 1) if embedded.seconds else 0.0,
@@ -154,11 +155,6 @@ class Embedded:
     vectors: pl.DataFrame  # rows for write_embeddings
     tags: pl.DataFrame  # image_id, name, confidence; a null name for an image without tags
     seconds: float
-
-    def only(self, ids: pl.Series) -> "Embedded":
-        """The vectors and tags of the images `ids` (the rows the batch could write)."""
-        keep = pl.col("image_id").is_in(ids.implode())
-        return Embedded(self.vectors.filter(keep), self.tags.filter(keep), self.seconds)
 
 
 def embed_photos(embedder: Embedder, catalog_id: uuid.UUID, ids: pl.Series, model_inputs: pl.Series) -> Embedded:
