@@ -55,6 +55,15 @@ batch_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(photo_analysis).without_checks(),
     config=_tagged(catalog_batches, lambda key: {BATCH_TAG: batch_catalog(key)}),
 )
+
+
+def batch_run(job_name: str, catalog: str, batch: str, run_key: str, change: str | None = None) -> dg.RunRequest:
+    """A run of (catalog, batch); the runs of one `change` are regrouped once they all ended."""
+    partition_key = dg.MultiPartitionKey({"catalog": catalog, "batch": batch})
+    return dg.RunRequest(job_name=job_name, partition_key=partition_key, run_key=run_key,
+                         tags={CHANGE_TAG: change} if change else None)
+
+
 # The catalog-wide groupings, in their order: stacks say which files are one shot, bursts
 # which shots are one moment, and duplicate groups compare what is left. Each with where it is
 # stored and its settings when no config is given (as `lumina run` and the sensors launch it).

@@ -10,7 +10,7 @@ from sqlalchemy import Connection
 
 from lumina_pipeline.analysis.captions import PROMPT_VERSION
 from lumina_pipeline.analysis.photos import ANALYSIS_VERSION
-from lumina_pipeline.defs.jobs import CHANGE_TAG, batch_job, captions_job, verification_job
+from lumina_pipeline.defs.jobs import batch_job, batch_run, captions_job, verification_job
 from lumina_pipeline.defs.resources import CatalogDatabase, OllamaVision
 from lumina_pipeline.storage.captions import batches_to_caption
 from lumina_pipeline.storage.catalogs import list_catalogs
@@ -26,7 +26,7 @@ def nightly_backfill_schedule(context: dg.ScheduleEvaluationContext, database: C
     analysis version; never the empty cells of the catalog x batch cross product."""
     night = context.scheduled_execution_time.strftime("%Y-%m-%d")
     to_read = partial(pending_batches, version=ANALYSIS_VERSION)
-    requests = _batch_runs(database, to_read, f"nightly:{night}", one_change=True)
+    requests = _batch_runs(database, to_read, f"nightly:{night}", batch_job.name, one_change=True)
     return requests or dg.SkipReason("every batch is read and current")
 
 
@@ -40,7 +40,7 @@ def nightly_captions_schedule(context: dg.ScheduleEvaluationContext, database: C
         return dg.SkipReason("no Ollama server configured (LUMINA_OLLAMA_URL)")
     night = context.scheduled_execution_time.strftime("%Y-%m-%d")
     to_caption = partial(batches_to_caption, model=vision.model, version=PROMPT_VERSION)
-    requests = _batch_runs(database, to_caption, f"captions:{night}")
+    requests = _batch_runs(database, to_caption, f"captions:{night}", captions_job.name)
     return requests or dg.SkipReason(f"every photo has its caption from {vision.model}")
 
 
@@ -51,17 +51,12 @@ def nightly_verification_schedule(context: dg.ScheduleEvaluationContext) -> dg.R
 
 
 def _batch_runs(
-    database: CatalogDatabase, batches: Callable[[Connection, uuid.UUID], list[str]], key: str, *, one_change=False
+    database: CatalogDatabase, batches: Callable[[Connection, uuid.UUID], list[str]], key: str, job_name: str, *,
+    one_change=False,
 ) -> list[dg.RunRequest]:
-    """A run of each batch that `batches` names in each catalog, keyed `key:<catalog>:<batch>`.
+    """A run of `job_name` for each batch that `batches` names in each catalog, keyed `key:<catalog>:<batch>`.
     With `one_change`, a catalog's runs are one change (`key:<catalog>`), regrouped once they end."""
     with database.transaction() as session:
         todo = [(c.name, batch) for c in list_catalogs(session) for batch in batches(session.connection(), c.id)]
-    return [
-        dg.RunRequest(
-            partition_key=dg.MultiPartitionKey({"catalog": name, "batch": batch}),
-            run_key=f"{key}:{name}:{batch}",
-            tags={CHANGE_TAG: f"{key}:{name}"} if one_change else None,
-        )
-        for name, batch in todo
-    ]
+    return [batch_run(job_name, name, batch, f"{key}:{name}:{batch}", f"{key}:{name}" if one_change else None)
+            for name, batch in todo]

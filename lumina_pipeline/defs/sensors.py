@@ -17,6 +17,7 @@ from lumina_pipeline.defs.jobs import (
     CHANGE_TAG,
     FOLLOWED_UP_BY_TAG,
     batch_job,
+    batch_run,
     captions_job,
     catalog_job,
     inventory_job,
@@ -118,15 +119,7 @@ def inventory_followup_sensor(context: dg.SensorEvaluationContext, database: Cat
         if not context.instance.has_dynamic_partition(CATALOGS, catalog):  # removed since: nothing to follow up
             continue
         change, todo = record.run_id, _batches_to_read(database, catalog)
-        requests += [
-            dg.RunRequest(
-                job_name=batch_job.name,
-                partition_key=dg.MultiPartitionKey({"catalog": catalog, "batch": batch}),
-                run_key=f"{change}:{batch}",
-                tags={CHANGE_TAG: change},
-            )
-            for batch in sorted(todo)
-        ]
+        requests += [batch_run(batch_job.name, catalog, batch, f"{change}:{batch}", change) for batch in sorted(todo)]
         if not todo and catalog in changed:
             requests.append(
                 dg.RunRequest(job_name=catalog_job.name, partition_key=catalog, run_key=f"{change}:catalog")
