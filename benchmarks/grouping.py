@@ -158,14 +158,14 @@ def run() -> None:
     print("\n== near-duplicate grouping (the whole rule: candidates, verification, groups, primaries) ==")
     print(f"   generated hashes with uneven bit frequencies, {PLANTED_SHARE:.0%} planted near copies")
     frame, planted = planted_catalog(100_000)
-    ours, brute, (members, groups, _) = interleaved(lambda: group_catalog(frame, RULE), lambda: brute_force(frame))
+    ours, brute, (members, groups) = interleaved(lambda: group_catalog(frame, RULE), lambda: brute_force(frame))
     print(f"  lumina,   100,000 photos: {spread(ours)}, {len(groups):,} groups, "
           f"recall of planted copies {recall(members, planted):.2%} (target 100%)")
     print(f"  brute force (NumPy XOR + popcount, tiles), 100,000: {spread(brute)}")
     print(f"  -> lumina is {min(brute) / min(ours):.0f}x faster (min to min; "
           f"{statistics.median(brute) / statistics.median(ours):.0f}x median to median; target >= 50x)")
     frame, planted = planted_catalog(1_000_000)
-    ours, sort, (members, groups, _) = interleaved(lambda: group_catalog(frame, RULE), lambda: sorted_keys(frame))
+    ours, sort, (members, groups) = interleaved(lambda: group_catalog(frame, RULE), lambda: sorted_keys(frame))
     print(f"  lumina, 1,000,000 photos: {spread(ours)}, {len(groups):,} groups, "
           f"recall {recall(members, planted):.2%} (target < 3 s); "
           f"{min(ours) / min(sort):.0f}x one parse and sort of the ahash column ({spread(sort)})")

@@ -152,7 +152,7 @@ def _analyze(paths: list[bytes]) -> pl.DataFrame:
 def lumina_pairs(rows: pl.DataFrame) -> tuple[float, pl.DataFrame]:
     """Every pair of files that Lumina's groups (exact and near) put together, and the time grouping took."""
     started = time.perf_counter()
-    members, _, _ = group_catalog(rows.select(list(GROUPING_SCHEMA)).cast(GROUPING_SCHEMA), NearDuplicateRule())
+    members, _ = group_catalog(rows.select(list(GROUPING_SCHEMA)).cast(GROUPING_SCHEMA), NearDuplicateRule())
     seconds = time.perf_counter() - started
     named = members.join(rows.select("id", name="path"), on="id").select("group_key", "name")
     pairs = named.join(named, on="group_key").filter(pl.col("name") < pl.col("name_right"))

@@ -215,12 +215,12 @@ def describe_groups(members: pl.DataFrame, ranked: pl.DataFrame) -> pl.DataFrame
 
 def group_catalog(
     images: pl.DataFrame, rule: NearDuplicateRule, keeper: KeeperRule = KeeperRule()
-) -> tuple[pl.DataFrame, pl.DataFrame, int]:
-    """All groups of a catalog: (members, groups, count of files too flat to compare). Only
-    the files in a group are ranked for their primary."""
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """All groups of a catalog: (members, groups). Only the files in a group are ranked for
+    their primary."""
     members = pl.concat([exact_groups(images), near_groups(images, rule, keeper)])
     grouped = images.join(members.select("id"), on="id", how="semi")
-    return members, describe_groups(members, rank_for_primary(grouped, keeper)), too_flat(images)
+    return members, describe_groups(members, rank_for_primary(grouped, keeper))
 
 
 def too_flat(images: pl.DataFrame) -> int:

@@ -23,7 +23,7 @@ def row(id_: int, image: Image.Image, *, with_phash: bool = True) -> dict:
 
 
 def grouped_ids(rows: list[dict]) -> set[tuple[int, ...]]:
-    members, _, _ = group_catalog(pl.DataFrame(rows, schema=GROUPING_SCHEMA), NearDuplicateRule())
+    members, _ = group_catalog(pl.DataFrame(rows, schema=GROUPING_SCHEMA), NearDuplicateRule())
     return {tuple(ids) for _, ids in members.group_by("group_key").agg(pl.col("id").sort()).iter_rows()}
 
 

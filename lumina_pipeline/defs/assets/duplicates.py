@@ -60,7 +60,7 @@ def duplicate_groups(
     keeper = KeeperRule(tuple(config.keeper_order), tuple(config.format_preference), tuple(config.avoided_folders))
 
     def find(rows: pl.DataFrame) -> Found:
-        members, groups, _ = group_catalog(rows, rule, keeper)
+        members, groups = group_catalog(rows, rule, keeper)
         return Found(groups.rename({"primary_id": "choice"}), members.join(rows.select("id", "checksum"), on="id"))
 
     return regroup(context, config, database, DUPLICATES, find, _describe)
