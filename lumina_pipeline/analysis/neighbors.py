@@ -5,8 +5,10 @@ Multi-Index Hashing", CVPR 2012): split the 64 bits into m chunks. If two hashes
 at most t bits, then by pigeonhole some chunk differs in at most floor(t / m) bits; with
 m = t // 2 + 1 chunks (at least 3) that is at most 1 bit. So each hash looks up, in every chunk, the
 bucket of its own chunk value and of the values one bit away, and only those candidates
-are verified with a vectorized popcount. Written here because no maintained Python
-library does Hamming-radius joins over millions of 64-bit keys.
+are verified with a vectorized popcount. Written here because the one maintained library
+that does this search, faiss (IndexBinaryMultiHash, range search), took 3.0-3.6 s with
+three chunks on a million 64-bit keys where this takes 1.4 s on one core; with two chunks it
+took 1.6-2.0 s and missed a sixth of the pairs.
 
 The hashes are sorted by chunk value, so that a bucket is a run of positions and the
 probes of one flipped bit rise with the positions: memory is read in order, which is
