@@ -115,7 +115,7 @@ def test_materializing_the_batch_again_reads_nothing_and_changes_no_row(cataloge
     pipeline = cataloged[0]
     before = pipeline.rows(CATALOG, "id, status, checksum, dhash, updated_at")
     again = pipeline.analyze(CATALOG, "00000")
-    assert again["files_read"] == 0
+    assert again["files_read"] == 0 and again["preview"] == "none"
     assert pipeline.rows(CATALOG, "id, status, checksum, dhash, updated_at") == before
     # what the UI shows as the latest materialization is still the batch's real state
     assert again["batch_files"] == len(corpus.manifest["files"])
