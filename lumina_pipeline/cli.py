@@ -426,10 +426,13 @@ def _catalog_for_run(args: argparse.Namespace, place: home.Home) -> str:
 
 
 def _source_folders(folders: list[str]) -> list[str]:
-    resolved = [Path(folder).expanduser().resolve() for folder in folders]
-    if missing := [folder for folder, path in zip(folders, resolved, strict=True) if not path.is_dir()]:
-        raise catalog_store.CatalogError(f"not a folder: {missing[0]}")
-    return [str(path) for path in resolved]
+    resolved = []
+    for folder in folders:
+        path = Path(folder).expanduser().resolve()
+        if not path.is_dir():
+            raise catalog_store.CatalogError(f"not a folder: {folder}")
+        resolved.append(str(path))
+    return resolved
 
 
 def _session(place: home.Home | None = None) -> Session:
