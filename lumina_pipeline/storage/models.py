@@ -36,8 +36,8 @@ def _created() -> Mapped[datetime]:
     return mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-def _catalog_fk() -> Mapped[uuid.UUID]:
-    return mapped_column(ForeignKey("catalogs.id", ondelete="CASCADE"), index=True)
+def _catalog_fk(sort_order: int = 0) -> Mapped[uuid.UUID]:
+    return mapped_column(ForeignKey("catalogs.id", ondelete="CASCADE"), index=True, sort_order=sort_order)
 
 
 class Stamped:
@@ -119,9 +119,10 @@ class AsGrouped:
     what people's decisions on it were made on, whatever the files' rows say since
     (analysis/continuity.py)."""
 
-    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4)
-    catalog_id: Mapped[uuid.UUID] = _catalog_fk()
-    reviewed: Mapped[bool] = mapped_column(Boolean, server_default=false())  # stacks: kept for the shared grouping path
+    # id and catalog_id first, as the migrations made the tables (a mixin's columns come last)
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4, sort_order=-2)
+    catalog_id: Mapped[uuid.UUID] = _catalog_fk(sort_order=-1)
+    reviewed: Mapped[bool] = mapped_column(Boolean, server_default=false())  # stacks: for the shared grouping path
     created_at: Mapped[datetime] = _created()
     member_ids: Mapped[list[int] | None] = mapped_column(ARRAY(BigInteger))
     member_checksums: Mapped[list[str | None] | None] = mapped_column(ARRAY(String(64)))
