@@ -165,7 +165,8 @@ def _hand_over_to_keepers(connection: Connection, grouping: Grouping, group_ids:
 
 def _pass_on(connection: Connection, pairs: str, params: dict) -> None:
     """Give each `keeper` of `pairs` (SQL of keeper and id rows) the manual tags (a union),
-    the highest rating and the `kept` mark of its ids."""
+    the highest rating and the `kept` mark of its ids (a moved file's; a group's left-over
+    files are never kept)."""
     connection.execute(text(f"""
         INSERT INTO image_tags (image_id, tag_id, source)
         SELECT DISTINCT p.keeper, t.tag_id, :manual FROM ({pairs}) p
