@@ -9,7 +9,6 @@ import dagster as dg
 
 from lumina_pipeline.defs.assets.duplicates import duplicate_groups
 from lumina_pipeline.defs.resources import CatalogDatabase
-from lumina_pipeline.storage.catalogs import list_catalogs
 from lumina_pipeline.storage.groups import groups_holding_one_shot_twice
 from lumina_pipeline.storage.images import orphaned_references, unfinished_images
 
@@ -17,8 +16,7 @@ from lumina_pipeline.storage.images import orphaned_references, unfinished_image
 @dg.asset_check(asset=dg.AssetKey("hashes"))
 def every_photo_is_analyzed(database: CatalogDatabase) -> dg.AssetCheckResult:
     """In every catalog, every `ok` photo has its metadata and hashes; nothing waits unread."""
-    with database.transaction() as session:
-        counts = {c.name: unfinished_images(session.connection(), c.id) for c in list_catalogs(session)}
+    counts = database.by_catalog(unfinished_images)
     incomplete = sum(count["incomplete"] for count in counts.values())
     return dg.AssetCheckResult(
         passed=incomplete == 0 and not any(count["pending"] for count in counts.values()),
@@ -30,8 +28,7 @@ def every_photo_is_analyzed(database: CatalogDatabase) -> dg.AssetCheckResult:
 @dg.asset_check(asset=duplicate_groups)
 def groups_point_at_listed_files(database: CatalogDatabase) -> dg.AssetCheckResult:
     """No duplicate group member or burst frame is a file the inventory no longer lists."""
-    with database.transaction() as session:
-        orphans = {c.name: orphaned_references(session.connection(), c.id) for c in list_catalogs(session)}
+    orphans = database.by_catalog(orphaned_references)
     return dg.AssetCheckResult(
         passed=not any(orphans.values()), metadata={"by_catalog": dg.MetadataValue.json(orphans)}
     )
@@ -40,6 +37,5 @@ def groups_point_at_listed_files(database: CatalogDatabase) -> dg.AssetCheckResu
 @dg.asset_check(asset=duplicate_groups)
 def no_group_holds_one_shot_twice(database: CatalogDatabase) -> dg.AssetCheckResult:
     """No duplicate group holds two files of one stack: a RAW is never a duplicate of its own JPEG."""
-    with database.transaction() as session:
-        twice = {c.name: groups_holding_one_shot_twice(session.connection(), c.id) for c in list_catalogs(session)}
+    twice = database.by_catalog(groups_holding_one_shot_twice)
     return dg.AssetCheckResult(passed=not any(twice.values()), metadata={"by_catalog": dg.MetadataValue.json(twice)})

@@ -2,28 +2,32 @@
 model that captions photos, bound from the environment."""
 
 import time
-from collections.abc import Iterable, Iterator
+import uuid
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 import dagster as dg
 import httpx
 import numpy as np
 from numpy.typing import NDArray
 from pydantic import PrivateAttr
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
 from lumina_pipeline.analysis.captions import CAPTION_SCHEMA, PROMPT, Caption, parse_caption
 from lumina_pipeline.models import ImageModel, Labels, load_image_model
 from lumina_pipeline.models.text import TextEncoder
+from lumina_pipeline.storage.catalogs import list_catalogs
 from lumina_pipeline.storage.database import make_engine
 from lumina_pipeline.storage.thumbnails import read_thumbnail, save_thumbnails
 
 if TYPE_CHECKING:  # imported by OllamaVision's methods: ollama makes an HTTP client as it is
     import ollama  # imported, 0.1 s of every process that loads the code location
+
+Found = TypeVar("Found")
 
 
 class CatalogDatabase(dg.ConfigurableResource):
@@ -47,6 +51,11 @@ class CatalogDatabase(dg.ConfigurableResource):
         """A session whose work commits together at the end of the block, or not at all."""
         with Session(self._engine) as session, session.begin():
             yield session
+
+    def by_catalog(self, query: Callable[[Connection, uuid.UUID], Found]) -> dict[str, Found]:
+        """`query` of each catalog, by catalog name, in one transaction."""
+        with self.transaction() as session:
+            return {c.name: query(session.connection(), c.id) for c in list_catalogs(session)}
 
 
 class ThumbnailStore(dg.ConfigurableResource):

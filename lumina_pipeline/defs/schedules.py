@@ -13,7 +13,6 @@ from lumina_pipeline.analysis.photos import ANALYSIS_VERSION
 from lumina_pipeline.defs.jobs import batch_job, batch_run, captions_job, verification_job
 from lumina_pipeline.defs.resources import CatalogDatabase, OllamaVision
 from lumina_pipeline.storage.captions import batches_to_caption
-from lumina_pipeline.storage.catalogs import list_catalogs
 from lumina_pipeline.storage.images import pending_batches
 
 RUNNING = dg.DefaultScheduleStatus.RUNNING
@@ -56,7 +55,6 @@ def _batch_runs(
 ) -> list[dg.RunRequest]:
     """A run of `job_name` for each batch that `batches` names in each catalog, keyed `key:<catalog>:<batch>`.
     With `one_change`, a catalog's runs are one change (`key:<catalog>`), regrouped once they end."""
-    with database.transaction() as session:
-        todo = [(c.name, batch) for c in list_catalogs(session) for batch in batches(session.connection(), c.id)]
+    todo = database.by_catalog(batches)
     return [batch_run(job_name, name, batch, f"{key}:{name}:{batch}", f"{key}:{name}" if one_change else None)
-            for name, batch in todo]
+            for name, found in todo.items() for batch in found]

@@ -1,12 +1,13 @@
 """`checksum_verification`: re-read a share of every catalog's files against their checksums."""
 
+from functools import partial
+
 import dagster as dg
 
 from lumina_pipeline.analysis.files import absolute_paths, display_path
 from lumina_pipeline.analysis.verification import reverify
 from lumina_pipeline.defs.assets.inventory import file_inventory
 from lumina_pipeline.defs.resources import CatalogDatabase
-from lumina_pipeline.storage.catalogs import list_catalogs
 from lumina_pipeline.storage.images import files_to_verify, mark_verified
 
 OUTCOMES = ("same", "edited", "corrupted", "unreadable")
@@ -27,14 +28,10 @@ def checksum_verification(config: VerificationConfig, database: CatalogDatabase)
     """Re-read the least recently verified share of every catalog and record when each file
     was verified. Its check fails, listing them, when a file's content changed while its size
     and mtime did not (bit rot, tampering); stored checksums are never overwritten."""
-    with database.transaction() as session:
-        batches = [
-            (catalog.name, files_to_verify(session.connection(), catalog.id, config.share_per_run))
-            for catalog in list_catalogs(session)
-        ]
+    batches = database.by_catalog(partial(files_to_verify, share=config.share_per_run))
     counts: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
     corrupted: list[str] = []
-    for name, files in batches:
+    for name, files in batches.items():
         paths = absolute_paths(files["source_root"], files["path"])
         outcome = reverify(paths, files["size_bytes"], files["mtime_ns"], files["checksum"])
         with database.transaction() as session:
