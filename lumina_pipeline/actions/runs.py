@@ -111,9 +111,7 @@ class Actions:
         """Carry out a plan (analysis/plans.py) as run `run_id`, journaled; its outcome is added
         to `report`. Finish what a killed run left (`resume`) first, as the commands here do."""
         journal.write_plan(self.connection, self.catalog_id, run_id, action, plan)
-        self.connection.commit()
-        entries = journal.entries(self.connection, self.catalog_id, ["planned"], run_id)
-        return self._settle(entries, report or Report(run_id))
+        return self._settle(self._commit_then_entries("planned", run_id), report or Report(run_id))
 
     def undo(self, run_id: str | None = None) -> Report:
         """Put back the files of a run (the newest one with something to undo, by default), after
@@ -123,8 +121,7 @@ class Actions:
         if run_id is None:
             raise CatalogError(f"nothing to undo in {self.catalog.name}")
         journal.start_undo(self.connection, self.catalog_id, run_id)
-        self.connection.commit()
-        entries = journal.entries(self.connection, self.catalog_id, ["undoing"], run_id)
+        entries = self._commit_then_entries("undoing", run_id)
         copies = bool(entries) and all(entry.operation == "copy" for entry in entries)
         report = self._settle(entries, Report(run_id, resumed, copies=copies))
         self._remove_emptied_folders(journal.entries(self.connection, self.catalog_id, ["undone", "skipped"], run_id))
@@ -139,11 +136,14 @@ class Actions:
         """Delete the files quarantined more than `older_than_days` ago: the only deletion."""
         resumed = self.resume().done
         journal.start_purge(self.connection, self.catalog_id, older_than_days)
-        self.connection.commit()
-        entries = journal.entries(self.connection, self.catalog_id, ["purging"])
+        entries = self._commit_then_entries("purging")
         report = self._settle(entries, Report(None, resumed))
         self._remove_emptied_folders(entries)
         return report
+
+    def _commit_then_entries(self, state: str, run_id: str | None = None) -> list[Row]:
+        self.connection.commit()
+        return journal.entries(self.connection, self.catalog_id, [state], run_id)
 
     def _remove_emptied_folders(self, entries: list[Row]) -> None:
         """Drop the folders of the quarantine and organized tree that an undo or purge of `entries`
