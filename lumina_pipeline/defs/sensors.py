@@ -4,7 +4,8 @@ gets its captions when an Ollama server is configured."""
 
 import json
 import time
-from typing import cast
+from collections.abc import Callable
+from typing import NamedTuple, cast
 
 import dagster as dg
 import polars as pl
@@ -212,20 +213,26 @@ def _regroup_after_file_actions(context: dg.RunStatusSensorContext) -> dg.RunReq
     return dg.RunRequest(partition_key=catalog, run_key=f"{run.run_id}:catalog")
 
 
-# What a kind of regrouping sensor follows: the jobs, the function asking for the regrouping,
-# and how its description starts.
-BATCHES = ([batch_job], _regroup_once_the_change_ended,
-           "Regroups a catalog (catalog_job) once the last batch run of a change ")
-FILE_ACTIONS = ([quarantine_job, organize_job], _regroup_after_file_actions,
-                "Regroups a catalog once a quarantine or organize run, not a dry run, ")
+class Followed(NamedTuple):
+    """What a kind of regrouping sensor follows: its jobs, the function asking for the
+    regrouping, and how its description starts."""
+
+    jobs: list
+    regroup: Callable[[dg.RunStatusSensorContext], dg.RunRequest | list[dg.RunRequest] | None]
+    description: str
+
+
+BATCHES = Followed([batch_job], _regroup_once_the_change_ended,
+                   "Regroups a catalog (catalog_job) once the last batch run of a change ")
+FILE_ACTIONS = Followed([quarantine_job, organize_job], _regroup_after_file_actions,
+                        "Regroups a catalog once a quarantine or organize run, not a dry run, ")
 
 
 def _regrouping_sensor(
-    followed: tuple, name: str, status: dg.DagsterRunStatus, ended: str
+    followed: Followed, name: str, status: dg.DagsterRunStatus, ended: str
 ) -> dg.RunStatusSensorDefinition:
-    jobs, regroup, description = followed
-    return dg.run_status_sensor(name=name, run_status=status, monitored_jobs=jobs, request_job=catalog_job,
-                                default_status=RUNNING, description=description + ended)(regroup)
+    return dg.run_status_sensor(name=name, run_status=status, monitored_jobs=followed.jobs, request_job=catalog_job,
+                                default_status=RUNNING, description=followed.description + ended)(followed.regroup)
 
 
 # The same follow-up after a success, a failure and a cancel (Terminate in the UI). Each sensor
