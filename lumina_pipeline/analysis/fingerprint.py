@@ -42,6 +42,7 @@ def fingerprint_units(roots: Sequence[str]) -> list[tuple[str, str | None]]:
 
 def fingerprint(roots: Sequence[str], *, start: Progress | None, budget_seconds: float) -> Progress:
     """Walk units from `start` on until done or the time budget is spent (at least one unit).
+
     The digest is the wrapping sum of one hash per file (its unit, path, size and mtime), so
     units can be added in any number of steps and the order of files never matters."""
     units = fingerprint_units(roots)

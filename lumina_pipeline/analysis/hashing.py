@@ -46,8 +46,9 @@ def compute_ahash(image: Image.Image, hash_size: int = HASH_SIZE) -> str:
 
 
 def compute_whash(image: Image.Image, hash_size: int = HASH_SIZE) -> str:
-    """Wavelet hash: Haar low band above its median, DC removed (imagehash.whash defaults). The
-    image is resized to the largest power of two not above its short side, so the result depends
+    """Wavelet hash: Haar low band above its median, DC removed (imagehash.whash defaults).
+
+    The image is resized to the largest power of two not above its short side, so the result depends
     on the decoded size: a reduced decode can differ by a bit or two from a full-size one."""
     scale = max(2 ** int(np.log2(min(image.size))), hash_size)
     max_level = int(np.log2(scale))

@@ -45,6 +45,7 @@ class InventoryChanges:
 
 def diff_inventory(stored: pl.DataFrame, walk: Walk, *, batch_size: int) -> InventoryChanges:
     """Compare by (source_root, path) then (size, mtime): new, changed, deleted, unchanged.
+
     `stored` has the columns id, source_root, path, size_bytes, mtime_ns, batch, kind, status.
     A file that reappears after being marked deleted counts as changed and keeps its batch.
     Files under a folder the walk could not list are neither compared nor marked deleted:

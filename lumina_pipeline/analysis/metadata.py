@@ -15,6 +15,7 @@ _OFFSET = re.compile(r"^[+-]\d{2}:\d{2}$")
 
 def read_exif_metadata(exif: Image.Exif) -> dict:
     """Flat fields from EXIF; a tag that is missing or malformed gives None, never an error.
+
     Capture time is DateTimeOriginal (camera local time, with SubSecTimeOriginal and
     OffsetTimeOriginal when present); IFD0 DateTime stands in when it is missing, and
     `captured_at_source` says which tag the value came from."""
@@ -47,6 +48,7 @@ def read_exif_metadata(exif: Image.Exif) -> dict:
 
 def encode_geohash(latitude: float, longitude: float, precision: int = 8) -> str:
     """Geohash of a position (Niemeyer's base-32 interleaving of longitude and latitude bits).
+
     Written here because the algorithm is a dozen lines and the PyPI geohash packages are
     unmaintained; the 4- and 6-character cells are prefixes of the 8-character one."""
     intervals = [[-180.0, 180.0], [-90.0, 90.0]]  # even bits refine longitude, odd bits latitude
