@@ -180,7 +180,8 @@ def test_the_cli_says_what_would_move_moves_it_and_puts_it_back(library, databas
     moved = lumina(library, database_url, tmp_path, "quarantine", CATALOG)
     assert moved.stdout.startswith(f"moved {len(removable)} files (") and f"undo {CATALOG}" in moved.stdout
     assert set(library.quarantined()) == removable and moved.stdout.endswith(f"regrouped {CATALOG}\n")
-    assert not [path for path in removable if os.fsdecode(path) in groups()]  # the files gone from the groups
+    regrouped = groups()
+    assert not [path for path in removable if os.fsdecode(path) in regrouped]  # the files gone from the groups
     unpurged = lumina(library, database_url, tmp_path, "quarantine", "purge", CATALOG, "--older-than", "0", "--dry-run",
                       check=False)  # deleting is never what a dry run does
     assert unpurged.returncode == 2 and "(no dry run)" in unpurged.stderr and set(library.quarantined()) == removable
