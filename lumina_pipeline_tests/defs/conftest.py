@@ -85,9 +85,10 @@ class Pipeline:
 
     assets = (file_inventory, photo_analysis, *CATALOG_ASSETS)
 
-    def catalog_everything(self, catalog: str) -> tuple[dict, dict]:
-        """Inventory, every batch to process, then stacks, bursts and duplicate groups."""
-        for batch in self.inventory(catalog)["batches_to_process"]:
+    def catalog_everything(self, catalog: str, inventory: dict | None = None) -> tuple[dict, dict]:
+        """Inventory (unless its metadata is given), every batch to process, then stacks, bursts
+        and duplicate groups."""
+        for batch in (inventory or self.inventory(catalog))["batches_to_process"]:
             self.analyze(catalog, batch)
         result = self.materialize(CATALOG_ASSETS, catalog)
         return _metadata(result, "duplicate_groups"), _metadata(result, "bursts")
