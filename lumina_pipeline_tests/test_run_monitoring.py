@@ -3,6 +3,7 @@ places: by the daemon's run monitoring for runs it launched, and by the next `lu
 the runs of a `lumina run` that died. Real processes on the embedded PostgreSQL."""
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -37,11 +38,11 @@ def wait_for(condition, what: str, seconds: float = 300):
     pytest.fail(f"gave up after {seconds} s waiting for {what}")
 
 
-def prepared_env(lumina_home: Path, **settings: str) -> dict[str, str]:
-    """The environment `lumina` gives its processes (database URL, DAGSTER_HOME, ...); its
-    embedded database is left running, as `lumina` does."""
+def prepared_env(lumina_home: Path, model_cache: str, **settings: str) -> dict[str, str]:
+    """The environment `lumina` gives its processes (database URL, DAGSTER_HOME, ...), with the
+    test session's exported image model; its embedded database is left running, as `lumina` does."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LUMINA_", "DAGSTER_"))}
-    env.update(LUMINA_HOME=str(lumina_home), **settings)
+    env.update(LUMINA_HOME=str(lumina_home), LUMINA_MODEL_CACHE=model_cache, **settings)
     prepared = subprocess.run(
         [sys.executable, "-c", "import json, os; from lumina_pipeline import home; home.prepare(create=True); "
          "print(json.dumps({k: v for k, v in os.environ.items() if k.startswith(('LUMINA_', 'DAGSTER_'))}))"],
@@ -79,12 +80,13 @@ def descendants(table: dict[int, tuple[int, str]], pid: int) -> list[int]:
 
 
 @pytest.fixture
-def daemon(tmp_path, instance_for):
+def daemon(tmp_path, instance_for, model_cache):
     """A start of dagster-daemon on a Lumina home with one watched (empty) catalog, one run at a
     time (so a dead run alone would stop every run after it) and run monitoring every few seconds."""
     library = tmp_path / "library"
     library.mkdir()
-    env = prepared_env(tmp_path / "home", LUMINA_MAX_RUNS="1", LUMINA_RUN_MONITORING_SECONDS=str(MONITORING_SECONDS))
+    env = prepared_env(tmp_path / "home", model_cache, LUMINA_MAX_RUNS="1",
+                       LUMINA_RUN_MONITORING_SECONDS=str(MONITORING_SECONDS))
     subprocess.run([sys.executable, "-m", "lumina_pipeline.cli", "catalog", "add", "watched", str(library)],
                    env=env, check=True, capture_output=True)
     log = open(tmp_path / "daemon.log", "w")
@@ -175,13 +177,19 @@ def test_daemon_runs_whose_worker_died_are_failed_and_the_next_runs_complete(dae
 CLI = [sys.executable, "-m", "lumina_pipeline.cli"]
 
 
-def six_photo_catalog(tmp_path: Path, corpus, batch_size: int) -> dict[str, str]:
-    """Catalog `trip` of six of the corpus's photos in a home of its own; its environment."""
+@pytest.fixture
+def trip(tmp_path: Path, corpus, model_cache: str):
+    """A maker of catalog `trip` of six of the corpus's photos in batches of its argument, in a
+    home of its own; it returns the home's environment."""
+    return functools.partial(six_photo_catalog, tmp_path, corpus, model_cache)
+
+
+def six_photo_catalog(tmp_path: Path, corpus, model_cache: str, batch_size: int) -> dict[str, str]:
     library = tmp_path / "library"
     library.mkdir()
     for record in [r for r in corpus.files(expected_status="ok") if r["format"] == "JPEG"][:6]:
         shutil.copy(corpus.photos / record["path"], library)
-    env = prepared_env(tmp_path / "home")
+    env = prepared_env(tmp_path / "home", model_cache)
     subprocess.run([*CLI, "catalog", "add", "trip", str(library), "--batch-size", str(batch_size)], env=env, check=True)
     return env
 
@@ -201,8 +209,8 @@ def stopped_in_its_first_batch(command: list[str], env: dict[str, str], instance
 
 
 @pytest.mark.parametrize("batch_size", [6, 3], ids=["its batch in lumina run", "its batches in two workers"])
-def test_a_lumina_run_killed_mid_run_has_its_runs_failed_by_the_next_one(tmp_path, corpus, instance_for, batch_size):
-    env = six_photo_catalog(tmp_path, corpus, batch_size)
+def test_a_lumina_run_killed_mid_run_has_its_runs_failed_by_the_next_one(tmp_path, trip, instance_for, batch_size):
+    env = trip(batch_size)
     instance = instance_for(env)
     try:
         stopped_in_its_first_batch([*CLI, "run", "trip"], env, instance, signal.SIGKILL)
@@ -235,10 +243,10 @@ def test_a_lumina_run_killed_mid_run_has_its_runs_failed_by_the_next_one(tmp_pat
 
 
 @pytest.mark.parametrize("batch_size", [6, 3], ids=["its batch in lumina run", "its batches in two workers"])
-def test_ctrl_c_stops_lumina_run_at_once_and_the_next_one_goes_on(tmp_path, corpus, instance_for, batch_size):
+def test_ctrl_c_stops_lumina_run_at_once_and_the_next_one_goes_on(tmp_path, trip, instance_for, batch_size):
     """Dagster retries an interrupted step that has a retry policy: a batch executed by `lumina
     run` itself went on to its end, and so did the run."""
-    env = six_photo_catalog(tmp_path, corpus, batch_size)
+    env = trip(batch_size)
     instance = instance_for(env)
     try:
         assert stopped_in_its_first_batch([*CLI, "run", "trip"], env, instance, signal.SIGINT) == 130
@@ -250,8 +258,8 @@ def test_ctrl_c_stops_lumina_run_at_once_and_the_next_one_goes_on(tmp_path, corp
         stop_embedded_server(tmp_path / "home" / "pgdata")
 
 
-def test_two_lumina_runs_of_one_catalog_take_turns_and_read_each_file_once(tmp_path, corpus, instance_for):
-    env = six_photo_catalog(tmp_path, corpus, batch_size=6)
+def test_two_lumina_runs_of_one_catalog_take_turns_and_read_each_file_once(tmp_path, trip, instance_for):
+    env = trip(6)
     instance = instance_for(env)
     try:
         both = [subprocess.Popen([*CLI, "run", "trip"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -265,10 +273,10 @@ def test_two_lumina_runs_of_one_catalog_take_turns_and_read_each_file_once(tmp_p
         stop_embedded_server(tmp_path / "home" / "pgdata")
 
 
-def test_kill_stops_a_lumina_run_started_in_the_background_of_a_script(tmp_path, corpus, instance_for):
+def test_kill_stops_a_lumina_run_started_in_the_background_of_a_script(tmp_path, trip, instance_for):
     """A shell starts `lumina run NAME &` with SIGINT ignored; once a Dagster run ended, Dagster
     had SIGTERM ignored too, and `kill` left `lumina run` running to its end."""
-    env = six_photo_catalog(tmp_path, corpus, batch_size=3)
+    env = trip(3)
     instance = instance_for(env)
     as_a_background_job = [
         sys.executable, "-c", "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
@@ -296,9 +304,9 @@ def launched(instance: dg.DagsterInstance, job_name: str, partition_key: str) ->
 
 
 def test_a_run_terminated_from_another_process_is_canceled_and_leaves_its_batch_to_read(
-    tmp_path, corpus, instance_for, monkeypatch
+    tmp_path, corpus, instance_for, monkeypatch, model_cache
 ):
-    env = prepared_env(tmp_path / "home")
+    env = prepared_env(tmp_path / "home", model_cache)
     for key in [key for key in env if key.startswith("LUMINA_")]:  # the run processes' resources read them
         monkeypatch.setenv(key, env[key])
     instance = instance_for(env)
