@@ -9,7 +9,7 @@ import polars as pl
 from sqlalchemy import Connection, text
 
 from lumina_pipeline.storage.embeddings import Match
-from lumina_pipeline.storage.frames import rows_as
+from lumina_pipeline.storage.frames import read_frame, rows_as
 from lumina_pipeline.storage.tags import replace_tags
 
 SOURCE = "ollama"  # image_tags.source of a caption's tags
@@ -22,16 +22,17 @@ PHOTOS = "i.catalog_id = :c AND i.status = 'ok' AND i.thumbnail_path IS NOT NULL
 def contents_to_caption(
     connection: Connection, catalog_id: uuid.UUID, batch: str, model: str, version: str
 ) -> pl.DataFrame:
-    """One row per distinct content among the batch's photos (`checksum`, `thumbnail_path`)
-    that has no caption by this model and prompt version yet: a copy, here or in any catalog,
-    or an earlier run already asked for the others. Contents whose last attempt failed are
-    asked again."""
-    rows = connection.execute(
-        text(f"""SELECT DISTINCT ON (i.checksum) i.checksum, i.thumbnail_path {BATCH_PHOTOS}
-                 WHERE {PHOTOS} AND i.batch = :b AND c.description IS NULL"""),
+    """One row per distinct content among the batch's photos (`checksum`, `thumbnail_path`,
+    the `path` of one of its photos) that has no caption by this model and prompt version
+    yet: a copy, here or in any catalog, or an earlier run already asked for the others.
+    Contents whose last attempt failed are asked again."""
+    return read_frame(
+        connection,
+        f"""SELECT DISTINCT ON (i.checksum) i.checksum, i.thumbnail_path, i.path {BATCH_PHOTOS}
+            WHERE {PHOTOS} AND i.batch = :b AND c.description IS NULL""",
         {"c": catalog_id, "b": batch, "m": model, "v": version},
+        {"checksum": pl.String, "thumbnail_path": pl.String, "path": pl.Binary},
     )
-    return pl.DataFrame(rows.all(), schema={"checksum": pl.String, "thumbnail_path": pl.String}, orient="row")
 
 
 def save_captions(connection: Connection, model: str, version: str, answers: pl.DataFrame) -> None:

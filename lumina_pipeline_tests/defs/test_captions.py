@@ -231,6 +231,8 @@ def test_failed_requests_are_retried_and_a_photo_that_keeps_failing_is_recorded_
     assert stored[checksum_of[garbled]]["description"] is None
     assert stored[checksum_of[garbled]]["error"].startswith("malformed JSON in the answer")
     assert stored[checksum_of[hangs]]["error"] == "no answer within 0.4 s"
+    failures = [row.split(" | ") for row in result["errors_preview"].splitlines()[2:]]  # named by a photo's path
+    assert sorted(keys[path.removeprefix("| ")] for path, *_ in failures) == sorted([garbled, hangs])
 
     healed = metadata(caption(analyzed, vision(ollama, "flaky")))  # the next run asks for those two only
 

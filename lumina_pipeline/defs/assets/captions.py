@@ -6,6 +6,7 @@ import dagster as dg
 import polars as pl
 
 from lumina_pipeline.analysis.captions import PROMPT_VERSION, caption_text
+from lumina_pipeline.analysis.files import display_path
 from lumina_pipeline.defs.markdown import markdown_table
 from lumina_pipeline.defs.partitions import catalog_batches
 from lumina_pipeline.defs.resources import CatalogDatabase, OllamaVision, SentenceModel, ThumbnailStore
@@ -80,9 +81,15 @@ def captions(
             "seconds_asking": round(asking, 3),
             "seconds_per_photo": round(asking / len(answers), 3) if len(answers) else 0.0,
             "preview": markdown_table(changed.with_columns(pl.col("tags").list.join(", "))),
-            "errors_preview": markdown_table(failed.select("checksum", "error", "attempts")),
+            "errors_preview": markdown_table(failed_by_path(failed, todo)),
         }
     )
+
+
+def failed_by_path(failed: pl.DataFrame, todo: pl.DataFrame) -> pl.DataFrame:
+    """The failed answers named by a photo of their content, as text: what a person looks for."""
+    named = failed.join(todo, on="checksum").select("path", "error", "attempts")
+    return named.with_columns(pl.col("path").map_elements(lambda path: display_path(path)[0], return_dtype=pl.String))
 
 
 def ask_for_captions(vision: OllamaVision, thumbnails: ThumbnailStore, todo: pl.DataFrame) -> pl.DataFrame:
