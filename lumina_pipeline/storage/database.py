@@ -73,8 +73,9 @@ def make_engine(url: str) -> Engine:
     return create_engine(normalize_url(url), pool_pre_ping=True)
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision (idempotent, safe to call on start)."""
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to the newest Alembic revision, or to `revision` (idempotent, safe to
+    call on start)."""
     import alembic.command  # here: importing alembic costs `lumina --help` a tenth of a second
     import alembic.config
 
@@ -82,4 +83,4 @@ def migrate(engine: Engine) -> None:
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        alembic.command.upgrade(config, "head")
+        alembic.command.upgrade(config, revision)

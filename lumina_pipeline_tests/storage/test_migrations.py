@@ -1,0 +1,45 @@
+"""Data migrations on a database of their own, brought to the revision before them."""
+
+import json
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from lumina_pipeline.storage.catalogs import add_catalog
+from lumina_pipeline.storage.database import make_engine, migrate
+
+# metadata of a file read before revision 0018 -> whether 0018 has it read again
+READ_BEFORE_0018 = {
+    "gps-at-zero.jpg": ({"format": "JPEG", "latitude": 0.0, "longitude": 0.0}, True),
+    "gps-in-rome.jpg": ({"format": "JPEG", "latitude": 41.9, "longitude": 12.5}, False),
+    "turned.tif": ({"format": "TIFF", "orientation": 6}, True),
+    "upright.tif": ({"format": "TIFF", "orientation": 1}, False),
+    "turned.jpg": ({"format": "JPEG", "orientation": 6}, False),
+}
+
+
+def test_files_read_before_the_gps_and_tiff_fixes_are_read_again(engine, database_url, tmp_path):
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("DROP DATABASE IF EXISTS before_0018"))
+        connection.execute(text("CREATE DATABASE before_0018"))
+    old = make_engine(make_url(database_url).set(database="before_0018").render_as_string(hide_password=False))
+    try:
+        migrate(old, "0017")
+        with Session(old) as session, session.begin():
+            catalog = add_catalog(session, "old", [str(tmp_path)]).id
+            session.execute(text("""
+                INSERT INTO images (catalog_id, source_root, path, kind, size_bytes, mtime_ns, batch, status,
+                                    metadata, analysis_version)
+                VALUES (:c, :root, :path, 'image', 1, 1, '00000', 'ok', CAST(:metadata AS jsonb), 'photos-v4')"""),
+                [{"c": catalog, "root": str(tmp_path), "path": name.encode(), "metadata": json.dumps(metadata)}
+                 for name, (metadata, _) in READ_BEFORE_0018.items()])
+        migrate(old)
+        with old.connect() as connection:
+            rows = connection.execute(text("SELECT path, analysis_version IS NULL FROM images")).all()
+        assert {bytes(path).decode(): again for path, again in rows} == {
+            name: again for name, (_, again) in READ_BEFORE_0018.items()}
+    finally:
+        old.dispose()
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text("DROP DATABASE before_0018"))
