@@ -111,6 +111,8 @@ def test_photos_copied_into_a_watched_folder_are_cataloged_by_the_daemon(deploym
     with engine.connect() as connection:  # vectors are written in the hashes' transaction
         assert connection.execute(text("SELECT count(*) FROM embeddings_efficientnet_lite0_imagenet")).scalar() == 5
 
-    runs = graphql(port, "{ runsOrError { ... on Runs { results { jobName status } } } }")["runsOrError"]["results"]
-    launched = {(run["jobName"], run["status"]) for run in runs}
-    assert {("inventory_job", "SUCCESS"), ("batch_job", "SUCCESS")} <= launched
+    def succeeded() -> set[str]:  # the batch run ends a moment after its rows are written
+        runs = graphql(port, "{ runsOrError { ... on Runs { results { jobName status } } } }")["runsOrError"]["results"]
+        return {run["jobName"] for run in runs if run["status"] == "SUCCESS"}
+
+    wait_for(lambda: {"inventory_job", "batch_job"} <= succeeded(), "the inventory and batch runs to succeed", 60)
