@@ -57,16 +57,18 @@ def apply_captions(
     this model and prompt version (replacing those of an earlier model); photos without such
     a caption keep what they had. Returns how many photos have one, and those whose
     description changed or has no vector from `text_model` (`image_id`, `description`,
-    `tags`): the ones to embed."""
+    `tags`, `path`): the ones to embed."""
     rows = connection.execute(
         text(f"""SELECT i.id, c.description, c.tags,
-                        i.description IS DISTINCT FROM c.description OR v.image_id IS NULL AS to_embed
+                        i.description IS DISTINCT FROM c.description OR v.image_id IS NULL AS to_embed, i.path
                  {BATCH_PHOTOS} LEFT JOIN description_vectors v ON v.image_id = i.id AND v.text_model = :t
                  WHERE {PHOTOS} AND i.batch = :b AND c.description IS NOT NULL ORDER BY i.id"""),
         {"c": catalog_id, "b": batch, "m": model, "v": version, "t": text_model},
     )
-    schema = {"image_id": pl.Int64, "description": pl.String, "tags": pl.List(pl.String), "to_embed": pl.Boolean}
-    captioned = pl.DataFrame(rows.all(), schema=schema, orient="row")
+    schema = {"image_id": pl.Int64, "description": pl.String, "tags": pl.List(pl.String), "to_embed": pl.Boolean,
+              "path": pl.Binary}
+    # the path as bytes: polars reads psycopg2's memoryviews of bytea as nulls
+    captioned = pl.DataFrame([(*row[:-1], bytes(row.path)) for row in rows], schema=schema, orient="row")
     if captioned.is_empty():
         return 0, captioned.drop("to_embed")
     connection.execute(

@@ -150,6 +150,8 @@ def test_every_photo_gets_a_caption_asked_once_per_content_with_its_thumbnail(ca
     described = descriptions(pipeline)
     assert described[LIGHTHOUSE] == "A red and white lighthouse at dusk above a calm sea."
     assert all(described[path] for path in ok)
+    previewed = [row.split(" | ") for row in result["preview"].splitlines()[2:]]  # photos by path, with their caption
+    assert previewed and all(described[path.removeprefix("| ")] == caption for path, caption, _ in previewed)
 
 
 def test_caption_tags_are_lowercase_combined_where_the_image_model_agrees_and_manual_tags_stay(captioned):

@@ -80,16 +80,18 @@ def captions(
             "errors": len(failed),
             "seconds_asking": round(asking, 3),
             "seconds_per_photo": round(asking / len(answers), 3) if len(answers) else 0.0,
-            "preview": markdown_table(changed.with_columns(pl.col("tags").list.join(", "))),
-            "errors_preview": markdown_table(failed_by_path(failed, todo)),
+            "preview": markdown_table(named(changed.select("path", "description", pl.col("tags").list.join(", ")))),
+            "errors_preview": markdown_table(
+                named(failed.join(todo, on="checksum").select("path", "error", "attempts"))
+            ),
         }
     )
 
 
-def failed_by_path(failed: pl.DataFrame, todo: pl.DataFrame) -> pl.DataFrame:
-    """The failed answers named by a photo of their content, as text: what a person looks for."""
-    named = failed.join(todo, on="checksum").select("path", "error", "attempts")
-    return named.with_columns(pl.col("path").map_elements(lambda path: display_path(path)[0], return_dtype=pl.String))
+def named(frame: pl.DataFrame) -> pl.DataFrame:
+    """The frame with its `path` as text: photos named as a person looks for them (a failed
+    content by one of its photos)."""
+    return frame.with_columns(pl.col("path").map_elements(lambda path: display_path(path)[0], return_dtype=pl.String))
 
 
 def ask_for_captions(vision: OllamaVision, thumbnails: ThumbnailStore, todo: pl.DataFrame) -> pl.DataFrame:
