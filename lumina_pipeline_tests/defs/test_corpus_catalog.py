@@ -38,6 +38,8 @@ def test_inventory_and_analysis_report_what_they_did(cataloged, corpus):
     read = [f for f in corpus.manifest["files"] if classify(f["path"].encode()) != "system"]
     assert analysis["error"] == sum(status_now(corpus, f) == "error" for f in read)
     assert analysis["skipped"] == sum(status_now(corpus, f) == "skipped" for f in read)
+    previewed = [row.split(" | ")[0].removeprefix("| ") for row in analysis["preview"].splitlines()[2:]]
+    assert len(previewed) == 10 and set(previewed) <= {f["path"] for f in read}  # paths as text
 
 
 def test_every_file_is_listed_with_its_checksum_and_an_acceptable_status(cataloged, corpus):

@@ -6,7 +6,6 @@ import dagster as dg
 import polars as pl
 
 from lumina_pipeline.analysis.captions import PROMPT_VERSION, caption_text
-from lumina_pipeline.analysis.files import display_path
 from lumina_pipeline.defs.markdown import markdown_table
 from lumina_pipeline.defs.partitions import catalog_batches
 from lumina_pipeline.defs.resources import CatalogDatabase, OllamaVision, SentenceModel, ThumbnailStore
@@ -80,18 +79,11 @@ def captions(
             "errors": len(failed),
             "seconds_asking": round(asking, 3),
             "seconds_per_photo": round(asking / len(answers), 3) if len(answers) else 0.0,
-            "preview": markdown_table(named(changed.select("path", "description", pl.col("tags").list.join(", ")))),
-            "errors_preview": markdown_table(
-                named(failed.join(todo, on="checksum").select("path", "error", "attempts"))
-            ),
+            "preview": markdown_table(changed.select("path", "description", pl.col("tags").list.join(", "))),
+            # a content the model could not caption, named by one of its photos
+            "errors_preview": markdown_table(failed.join(todo, on="checksum").select("path", "error", "attempts")),
         }
     )
-
-
-def named(frame: pl.DataFrame) -> pl.DataFrame:
-    """The frame with its `path` as text: photos named as a person looks for them (a failed
-    content by one of its photos)."""
-    return frame.with_columns(pl.col("path").map_elements(lambda path: display_path(path)[0], return_dtype=pl.String))
 
 
 def ask_for_captions(vision: OllamaVision, thumbnails: ThumbnailStore, todo: pl.DataFrame) -> pl.DataFrame:

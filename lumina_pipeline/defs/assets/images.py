@@ -9,7 +9,7 @@ import polars as pl
 from pydantic import Field
 
 from lumina_pipeline.analysis.embedding import stack_inputs
-from lumina_pipeline.analysis.files import absolute_paths, display_path
+from lumina_pipeline.analysis.files import absolute_paths
 from lumina_pipeline.analysis.imaging import MAX_PIXELS
 from lumina_pipeline.analysis.photos import ANALYSIS_VERSION, FILE_TIMEOUT_SECONDS, HASH_VERSION, analyze_files
 from lumina_pipeline.defs.assets.inventory import file_inventory
@@ -115,7 +115,7 @@ def photo_analysis(
         "elapsed_seconds": round(elapsed, 3),
         "files_per_second": round(len(analysis) / elapsed, 1) if elapsed else 0.0,
     }
-    preview = rows.head(10).with_columns(path=pl.Series([display_path(p)[0] for p in pending["path"].head(10)]))
+    preview = rows.head(10).with_columns(path=pending["path"].head(10))
     yield dg.MaterializeResult(
         asset_key="metadata",
         metadata={

@@ -8,7 +8,6 @@ import dagster as dg
 import polars as pl
 
 from lumina_pipeline.actions.organize import plan_catalog
-from lumina_pipeline.analysis.files import display_path
 from lumina_pipeline.analysis.organize import figures
 from lumina_pipeline.defs.markdown import markdown_table
 from lumina_pipeline.defs.partitions import catalogs
@@ -36,8 +35,8 @@ def organize_plan(context: dg.AssetExecutionContext, database: CatalogDatabase) 
     into = os.fsencode(folder)
     head = planned.plan.sort("renamed", descending=True, maintain_order=True).head(10)  # the renamed ones first
     preview = pl.DataFrame({
-        "file": [display_path(source)[0] for source in head["source"]],
-        "to": [display_path(os.path.relpath(target, into))[0] for target in head["target"]],
+        "file": head["source"],
+        "to": [os.path.relpath(target, into) for target in head["target"]],
         "renamed": head["renamed"],
     })
     return dg.MaterializeResult(metadata={
