@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -326,10 +327,17 @@ def test_a_run_terminated_from_another_process_is_canceled_and_leaves_its_batch_
         batch = launched(instance, "batch_job", str(dg.MultiPartitionKey({"catalog": "trip", "batch": "00000"})))
         wait_for(lambda: instance.all_logs(batch.run_id, of_type=dg.DagsterEventType.STEP_START), "its step to start")
 
-        # As the webserver does when someone presses Terminate: from another process than the launcher's.
+        # As the webserver does when someone presses Terminate, from another process than the
+        # launcher's: there the launcher's watch over the run process sees it die before the run
+        # is marked canceled.
+        watch = next(thread for thread in threading.enumerate() if thread.name == f"watching run {batch.run_id}")
+        report_run_canceled = instance.report_run_canceled
+        monkeypatch.setattr(instance, "report_run_canceled",
+                            lambda *args, **kwargs: watch.join(30) or report_run_canceled(*args, **kwargs))
         assert instance.run_launcher.terminate(batch.run_id)
         ended = wait_for(lambda: (run := instance.get_run_by_id(batch.run_id)) and run.is_finished and run, "its end")
         assert ended.status == dg.DagsterRunStatus.CANCELED
+        assert not instance.all_logs(batch.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
         wait_for(lambda: not process_exists(int(ended.tags[PID_TAG])), "its process to be gone", seconds=10)
         assert statuses() == inventoried  # the batch writes in one transaction: nothing half-written
     finally:

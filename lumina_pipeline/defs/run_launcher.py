@@ -110,12 +110,15 @@ class LocalRunLauncher(RunLauncher, ConfigurableClass):
                                            name=f"dagster run {run.run_id}")
         process.start()
         self._instance.add_run_tags(run.run_id, {**process_tags(process.pid), LAUNCHED_TAG: "true"})
-        threading.Thread(target=self._fail_if_it_dies, args=(run.run_id, process), daemon=True).start()
+        threading.Thread(target=self._fail_if_it_dies, args=(run.run_id, process), daemon=True,
+                         name=f"watching run {run.run_id}").start()
 
     def _fail_if_it_dies(self, run_id: str, process) -> None:
         process.join()
         run = self._instance.get_run_by_id(run_id)
-        if run is not None and not run.is_finished:
+        # A CANCELING run died of its termination, which marks it canceled (or run monitoring
+        # does, after its cancel timeout, if the terminating process died too).
+        if run is not None and not run.is_finished and run.status != dg.DagsterRunStatus.CANCELING:
             self._instance.report_run_failed(run, f"run worker process {process.pid} ended with code "
                                                   f"{process.exitcode} before its run")
 
