@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,10 +57,35 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     server.cleanup()
 
 
-@pytest.fixture(scope="session")
-def model_cache(tmp_path_factory) -> str:
-    """The exported image model, shared by every test (the export takes a few seconds)."""
-    return str(tmp_path_factory.mktemp("models"))
+@pytest.fixture(scope="session", autouse=True)
+def model_cache(tmp_path_factory) -> Iterator[str]:
+    """The exported models, shared by every test and every `lumina` process of `lumina_env`
+    (an export takes seconds; the first export has a test of its own)."""
+    cache = str(tmp_path_factory.mktemp("models"))
+    os.environ["LUMINA_MODEL_CACHE"] = cache
+    yield cache
+    del os.environ["LUMINA_MODEL_CACHE"]
+
+
+def lumina_env(home: Path, **settings: str) -> dict[str, str]:
+    """The environment of a person's `lumina` command on `home`: this process's, without the
+    Lumina and Dagster variables that tests set in it, but with its exported models (under
+    pytest, the session's)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("LUMINA_", "DAGSTER_")) or k == "LUMINA_MODEL_CACHE"}
+    return env | {"LUMINA_HOME": str(home), **settings}
+
+
+def prepared_env(home: Path, **settings: str) -> dict[str, str]:
+    """`lumina_env` plus what `lumina` gives the processes it starts (database URL,
+    DAGSTER_HOME, ...); the home's embedded database is left running, as `lumina` leaves it."""
+    env = lumina_env(home, **settings)
+    prepared = subprocess.run(
+        [sys.executable, "-c", "import json, os; from lumina_pipeline import home; home.prepare(create=True); "
+         "print(json.dumps({k: v for k, v in os.environ.items() if k.startswith(('LUMINA_', 'DAGSTER_'))}))"],
+        env=env, check=True, capture_output=True, text=True,
+    )
+    return env | json.loads(prepared.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from lumina_pipeline.runner import files_if_up_to_date
 from lumina_pipeline.storage.catalogs import get_catalog
 from lumina_pipeline.storage.database import make_engine
-from lumina_pipeline_tests.conftest import CORPUS, PROJECT, stop_embedded_server
+from lumina_pipeline_tests.conftest import CORPUS, PROJECT, prepared_env, stop_embedded_server
 
 BIN = Path(sys.executable).parent
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".heic", ".tif", ".tiff"}
@@ -47,7 +47,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="lumina-soak-"))
     subprocess.run([sys.executable, str(CORPUS / "prepare.py"), str(work / "corpus")], check=True, capture_output=True)
     library, spare = work / "corpus" / "photos", _photos(work / "corpus" / "photos")
-    env = _environment(work / "home")
+    env = prepared_env(work / "home")
     _lumina(env, "catalog", "add", "soak", str(library))
     engine = make_engine(env["LUMINA_DATABASE_URL"])
     daemon = _start_daemon(env, work / "daemon.log")
@@ -73,17 +73,6 @@ def main() -> int:
     else:
         shutil.rmtree(work)
     return int(failed)
-
-
-def _environment(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LUMINA_", "DAGSTER_"))}
-    env["LUMINA_HOME"] = str(home)
-    prepared = subprocess.run(
-        [sys.executable, "-c", "import json, os; from lumina_pipeline import home; home.prepare(create=True); "
-         "print(json.dumps({k: v for k, v in os.environ.items() if k.startswith(('LUMINA_', 'DAGSTER_'))}))"],
-        env=env, check=True, capture_output=True, text=True,
-    )
-    return {**env, **json.loads(prepared.stdout.strip().splitlines()[-1])}
 
 
 def _lumina(env: dict[str, str], *args: str) -> str:

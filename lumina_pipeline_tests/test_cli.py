@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from lumina_pipeline.storage.database import make_engine, start_embedded_server
-from lumina_pipeline_tests.conftest import stop_embedded_server
+from lumina_pipeline_tests.conftest import lumina_env, stop_embedded_server
 
 EXPORT_FIELDS = [
     ("camera_make", "make"), ("camera_model", "model"), ("orientation", "orientation"),
@@ -34,10 +34,8 @@ def lumina_home(tmp_path_factory):
 
 
 def lumina(home, *args: str, check: bool = True, **settings: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LUMINA_", "DAGSTER_"))}
-    env.update(LUMINA_HOME=str(home), **settings)
     command = [sys.executable, "-m", "lumina_pipeline.cli", *args]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(command, env=lumina_env(home, **settings), capture_output=True, text=True, timeout=600)
     if check:
         assert result.returncode == 0, result.stderr[-3000:]
     return result
@@ -288,12 +286,11 @@ def test_catalogs_are_listed_and_removed_asking_first_when_people_decided_in_the
 
 
 def test_output_into_a_closed_pipe_ends_quietly(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LUMINA_", "DAGSTER_"))}
     reading, writing = os.pipe()
     os.close(reading)  # as `| head -1` once it has its line
     try:
         ended = subprocess.run([sys.executable, "-m", "lumina_pipeline.cli", "stop"], stdout=writing,
-                               stderr=subprocess.PIPE, text=True, env=env | {"LUMINA_HOME": str(tmp_path)}, timeout=60)
+                               stderr=subprocess.PIPE, text=True, env=lumina_env(tmp_path), timeout=60)
     finally:
         os.close(writing)
     assert (ended.returncode, ended.stderr) == (1, "")

@@ -3,12 +3,11 @@ server, then with one (the stand-in), in real subprocesses under a fresh LUMINA_
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
 
-from lumina_pipeline_tests.conftest import stop_embedded_server
+from lumina_pipeline_tests.conftest import lumina_env, stop_embedded_server
 from lumina_pipeline_tests.ollama_server import StandInOllama
 
 PHOTOS = {
@@ -20,10 +19,8 @@ PHOTOS = {
 
 
 def lumina(home, *args: str, **variables: str) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LUMINA_", "DAGSTER_"))}
-    env.update(LUMINA_HOME=str(home), **variables)
-    result = subprocess.run([sys.executable, "-m", "lumina_pipeline.cli", *args], env=env, capture_output=True,
-                            text=True, timeout=600)
+    result = subprocess.run([sys.executable, "-m", "lumina_pipeline.cli", *args], env=lumina_env(home, **variables),
+                            capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import text
 
 from lumina_pipeline.storage.database import make_engine
-from lumina_pipeline_tests.conftest import stop_embedded_server
+from lumina_pipeline_tests.conftest import prepared_env, stop_embedded_server
 
 PROJECT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -57,18 +57,11 @@ def wait_for(condition, what: str, seconds: float = WAIT_SECONDS):
 @pytest.fixture
 def deployment(tmp_path):
     """A Lumina home with one catalog, plus the daemon and the webserver, stopped afterwards."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LUMINA_", "DAGSTER_"))}
-    env["LUMINA_HOME"] = str(tmp_path / "home")
     library = tmp_path / "library"
     library.mkdir()
-    lumina = [sys.executable, "-m", "lumina_pipeline.cli"]
-    subprocess.run([*lumina, "catalog", "add", "watched", str(library)], env=env, check=True, capture_output=True)
-    prepared = subprocess.run(
-        [sys.executable, "-c", "import json, os; from lumina_pipeline import home; home.prepare(create=True); "
-         "print(json.dumps({k: v for k, v in os.environ.items() if k.startswith(('LUMINA_', 'DAGSTER_'))}))"],
-        env=env, check=True, capture_output=True, text=True,
-    )
-    env.update(json.loads(prepared.stdout.strip().splitlines()[-1]))
+    env = prepared_env(tmp_path / "home")
+    subprocess.run([sys.executable, "-m", "lumina_pipeline.cli", "catalog", "add", "watched", str(library)], env=env,
+                   check=True, capture_output=True)
     port, workspace = free_port(), str(PROJECT / "workspace.yaml")
     logs = tmp_path / "logs"
     logs.mkdir()

@@ -4,7 +4,6 @@ the runs of a `lumina run` that died. Real processes on the embedded PostgreSQL.
 
 import contextlib
 import functools
-import json
 import os
 import shutil
 import signal
@@ -22,7 +21,7 @@ from sqlalchemy import text
 
 from lumina_pipeline.defs.run_launcher import PID_TAG, process_exists, process_tags
 from lumina_pipeline.storage.database import make_engine
-from lumina_pipeline_tests.conftest import stop_embedded_server
+from lumina_pipeline_tests.conftest import prepared_env, stop_embedded_server
 from lumina_pipeline_tests.test_deployment import BIN, PROJECT, hashed
 
 MONITORING_SECONDS = 5
@@ -37,20 +36,6 @@ def wait_for(condition, what: str, seconds: float = 300):
             return result
         time.sleep(0.2)
     pytest.fail(f"gave up after {seconds} s waiting for {what}")
-
-
-def prepared_env(lumina_home: Path, model_cache: str, **settings: str) -> dict[str, str]:
-    """The environment `lumina` gives its processes (database URL, DAGSTER_HOME, ...), with the
-    test session's exported image model; its embedded database is left running, as `lumina` does."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LUMINA_", "DAGSTER_"))}
-    env.update(LUMINA_HOME=str(lumina_home), LUMINA_MODEL_CACHE=model_cache, **settings)
-    prepared = subprocess.run(
-        [sys.executable, "-c", "import json, os; from lumina_pipeline import home; home.prepare(create=True); "
-         "print(json.dumps({k: v for k, v in os.environ.items() if k.startswith(('LUMINA_', 'DAGSTER_'))}))"],
-        env=env, check=True, capture_output=True, text=True,
-    )
-    env.update(json.loads(prepared.stdout.strip().splitlines()[-1]))
-    return env
 
 
 @pytest.fixture
@@ -81,12 +66,12 @@ def descendants(table: dict[int, tuple[int, str]], pid: int) -> list[int]:
 
 
 @pytest.fixture
-def daemon(tmp_path, instance_for, model_cache):
+def daemon(tmp_path, instance_for):
     """A start of dagster-daemon on a Lumina home with one watched (empty) catalog, one run at a
     time (so a dead run alone would stop every run after it) and run monitoring every few seconds."""
     library = tmp_path / "library"
     library.mkdir()
-    env = prepared_env(tmp_path / "home", model_cache, LUMINA_MAX_RUNS="1",
+    env = prepared_env(tmp_path / "home", LUMINA_MAX_RUNS="1",
                        LUMINA_RUN_MONITORING_SECONDS=str(MONITORING_SECONDS))
     subprocess.run([sys.executable, "-m", "lumina_pipeline.cli", "catalog", "add", "watched", str(library)],
                    env=env, check=True, capture_output=True)
@@ -179,18 +164,18 @@ CLI = [sys.executable, "-m", "lumina_pipeline.cli"]
 
 
 @pytest.fixture
-def trip(tmp_path: Path, corpus, model_cache: str):
+def trip(tmp_path: Path, corpus):
     """A maker of catalog `trip` of six of the corpus's photos in batches of its argument, in a
     home of its own; it returns the home's environment."""
-    return functools.partial(six_photo_catalog, tmp_path, corpus, model_cache)
+    return functools.partial(six_photo_catalog, tmp_path, corpus)
 
 
-def six_photo_catalog(tmp_path: Path, corpus, model_cache: str, batch_size: int) -> dict[str, str]:
+def six_photo_catalog(tmp_path: Path, corpus, batch_size: int) -> dict[str, str]:
     library = tmp_path / "library"
     library.mkdir()
     for record in [r for r in corpus.files(expected_status="ok") if r["format"] == "JPEG"][:6]:
         shutil.copy(corpus.photos / record["path"], library)
-    env = prepared_env(tmp_path / "home", model_cache)
+    env = prepared_env(tmp_path / "home")
     subprocess.run([*CLI, "catalog", "add", "trip", str(library), "--batch-size", str(batch_size)], env=env, check=True)
     return env
 
@@ -305,9 +290,9 @@ def launched(instance: dg.DagsterInstance, job_name: str, partition_key: str) ->
 
 
 def test_a_run_terminated_from_another_process_is_canceled_and_leaves_its_batch_to_read(
-    tmp_path, corpus, instance_for, monkeypatch, model_cache
+    tmp_path, corpus, instance_for, monkeypatch
 ):
-    env = prepared_env(tmp_path / "home", model_cache)
+    env = prepared_env(tmp_path / "home")
     for key in [key for key in env if key.startswith("LUMINA_")]:  # the run processes' resources read them
         monkeypatch.setenv(key, env[key])
     instance = instance_for(env)

@@ -23,6 +23,7 @@ from lumina_pipeline.storage.frames import read_frame
 from lumina_pipeline.storage.groups import load_catalog_rows
 from lumina_pipeline.storage.journal import REMOVABLE_SCHEMA
 from lumina_pipeline_tests.actions.conftest import SIDECAR, edit_behind_the_catalog, snapshot
+from lumina_pipeline_tests.conftest import lumina_env
 
 CATALOG = "quarantine"
 LIVE_PHOTO = [b"Phone/2022/IMG_0002.HEIC", b"Phone/2022/IMG_0002.MOV"]  # kept; its backup copy is removable
@@ -235,8 +236,7 @@ def journal_states(library, run_id) -> dict[str, int]:
 
 
 def lumina(library, database_url, home, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LUMINA_", "DAGSTER_"))}
-    env.update(LUMINA_HOME=str(home), LUMINA_DATABASE_URL=database_url, LUMINA_QUARANTINE_DIR=str(library.quarantine))
+    env = lumina_env(home, LUMINA_DATABASE_URL=database_url, LUMINA_QUARANTINE_DIR=str(library.quarantine))
     result = subprocess.run([sys.executable, "-m", "lumina_pipeline.cli", *args], env=env, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0 or not check, result.stderr[-3000:]

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from lumina_pipeline.storage.catalogs import add_catalog, remove_catalog
 from lumina_pipeline.storage.embeddings import embeddings_table
 from lumina_pipeline_tests.defs.celery_location import MODULE, PROJECT, run
-from lumina_pipeline_tests.defs.conftest import ProjectionModel
+from lumina_pipeline_tests.defs.conftest import ProjectionModel, pipeline_for_test
 from lumina_pipeline_tests.test_deployment import free_port
 from lumina_pipeline_tests.test_run_monitoring import wait_for
 
@@ -134,11 +134,19 @@ def catalog_rows(engine, catalog: str) -> list[dict]:
         return [dict(row._mapping) for row in connection.execute(text(query), {"catalog": catalog})]
 
 
+@pytest.fixture(scope="module")
+def single(corpus, database_url, engine, embedder, tmp_path_factory) -> Iterator[None]:
+    """The corpus copy cataloged in this process as `single`: what the workers must give."""
+    thumbnails = str(tmp_path_factory.mktemp("thumbnails"))
+    with pipeline_for_test(database_url, engine, embedder, thumbnails) as pipeline:
+        pipeline.add_catalog("single", str(corpus.photos), BATCH_SIZE)
+        pipeline.catalog_everything("single")
+        yield
+
+
 @pytest.fixture
-def catalogs(pipeline, engine, corpus) -> Iterator[None]:
+def catalogs(single, engine, corpus) -> Iterator[None]:
     """The corpus copy as two catalogs: `single` cataloged in this process, `distributed` empty."""
-    pipeline.add_catalog("single", str(corpus.photos), BATCH_SIZE)
-    pipeline.catalog_everything("single")
     with Session(engine) as session, session.begin():
         add_catalog(session, "distributed", [str(corpus.photos)], BATCH_SIZE)
     yield

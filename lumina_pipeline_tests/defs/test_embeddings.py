@@ -3,7 +3,6 @@ zero-shot tags beside manual ones, and CLIP loaded from weights on disk."""
 
 import itertools
 import json
-import os
 import string
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from lumina_pipeline.models.text import TextEncoder
 from lumina_pipeline.search import SearchModels, SearchResult, label_match, search_similar, search_text
 from lumina_pipeline.storage.catalogs import CatalogError
 from lumina_pipeline.storage.embeddings import EXACT_SCAN_VECTORS, index_vectors
+from lumina_pipeline_tests.conftest import lumina_env
 from lumina_pipeline_tests.defs.racing import wait_until_waiting
 
 CATALOG = "search"
@@ -134,8 +134,7 @@ def test_the_cli_says_when_nothing_matches_and_a_warm_search_loads_no_torch(sear
     cache = searchable[0].resources["embedder"].cache_dir
     # a first search exports the text model, keeps the label vectors
     search(searchable[0], search_text, "a lighthouse", 1)
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("LUMINA_", "DAGSTER_"))}
-    env.update(LUMINA_HOME=str(tmp_path), LUMINA_DATABASE_URL=database_url, LUMINA_MODEL_CACHE=cache)
+    env = lumina_env(tmp_path, LUMINA_DATABASE_URL=database_url, LUMINA_MODEL_CACHE=cache)
 
     nothing = subprocess.run([sys.executable, "-m", "lumina_pipeline.cli", "search", CATALOG, "a dog"],
                              env=env, capture_output=True, text=True, timeout=300)
