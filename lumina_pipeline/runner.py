@@ -31,6 +31,7 @@ from lumina_pipeline.defs.jobs import BATCH_TAG, FOLLOWED_UP_BY_TAG, GROUPINGS, 
 from lumina_pipeline.defs.partitions import CATALOGS
 from lumina_pipeline.defs.run_launcher import (
     HOST_TAG,
+    LAUNCHED_TAG,
     PID_TAG,
     keep_connections_open,
     process_tags,
@@ -59,7 +60,7 @@ def run_catalog(name: str, engine) -> None:
         catalog_id = get_catalog(session, name).id
     waiting = functools.partial(print, f"waiting for the other `lumina run {name}` to end", file=sys.stderr)
     with held_lock(engine, RUN_LOCK_SPACE, str(catalog_id), waiting):  # it would read the same files
-        _fail_dead_runs(_instance())  # the other's too, if it was killed while this one waited
+        fail_dead_runs(_instance())  # the other's too, if it was killed while this one waited
         with Session(engine) as session:
             files = files_if_up_to_date(session.connection(), get_catalog(session, name))
         if files is None:
@@ -185,20 +186,22 @@ def _exit_on_stop(waiting: socket.socket, wakeup: socket.socket) -> None:
     os._exit(130)
 
 
-def _fail_dead_runs(instance: dg.DagsterInstance) -> None:
-    """Fail the runs of `lumina run` processes of this machine that died (killed, machine
-    restarted). They stay STARTED otherwise, and the daemon's run queue counts them against its
-    limits. The daemon's run monitoring does the same, but only where a daemon runs."""
+def fail_dead_runs(instance: dg.DagsterInstance) -> None:
+    """Fail the runs whose process of this machine died (killed, machine restarted): those of
+    `lumina run` processes, and those of a daemon's run workers that died with it. They stay
+    STARTED otherwise, and the daemon's run queue counts them against its limits. The daemon's
+    run monitoring does the same, but only where a daemon runs."""
     mine = dg.RunsFilter(
         statuses=[dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED],
         tags={HOST_TAG: socket.gethostname()},
     )
     dead = [run for run in instance.get_runs(mine) if worker_alive(run) is False]
     for run in dead:
-        instance.report_run_failed(run, f"its `lumina run` process {run.tags[PID_TAG]} is gone")
+        process = "run worker" if LAUNCHED_TAG in run.tags else "`lumina run`"
+        instance.report_run_failed(run, f"its {process} process {run.tags[PID_TAG]} is gone")
     if dead:
         runs = ", ".join(f"{run.job_name} {run.run_id}" for run in dead)
-        print(f"marked failed, their `lumina run` process died: {runs}")
+        print(f"marked failed, their process died: {runs}")
 
 
 def _figures(result: dg.ExecuteInProcessResult, node: str, asset: str = "") -> dict:
@@ -269,7 +272,7 @@ def _analyze(instance: dg.DagsterInstance, name: str, todo: list[str]) -> None:
     finally:
         if workers is not None:
             workers.shutdown(cancel_futures=True)
-        _fail_dead_runs(instance)
+        fail_dead_runs(instance)
 
 
 def batches_at_once(instance: dg.DagsterInstance) -> int:

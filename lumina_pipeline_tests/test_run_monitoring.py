@@ -208,7 +208,7 @@ def test_a_lumina_run_killed_mid_run_has_its_runs_failed_by_the_next_one(tmp_pat
 
         second = subprocess.run([*CLI, "run", "trip"], env=env, capture_output=True, text=True, timeout=600)
         assert second.returncode == 0, second.stderr[-3000:]
-        assert "marked failed, their `lumina run` process died: batch_job" in second.stdout
+        assert "marked failed, their process died: batch_job" in second.stdout
         assert "catalog trip: 6 files (6 ok)" in second.stdout
         assert instance.get_runs_count(dg.RunsFilter(statuses=IN_PROGRESS)) == 0
         failed = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]))
