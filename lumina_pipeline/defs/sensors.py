@@ -102,10 +102,16 @@ def inventory_followup_sensor(context: dg.SensorEvaluationContext, database: Cat
     earlier runs already read are skipped (after downtime, a queue of old inventories asks
     for nothing twice), and batches a failed run left behind are picked up again. A change
     with nothing to read (files deleted, sidecars added or changed: no batch reads those)
-    regroups the catalog at once."""
+    regroups the catalog at once. A catalog whose newest inventory is `lumina run`'s is left to
+    it: it reads and regroups after its own inventories (if it is killed, the next `lumina run`
+    or the nightly schedule reads what it left)."""
     records = context.instance.fetch_materializations(
         file_inventory.key, limit=100, cursor=context.cursor, ascending=True
     )
+    if not records.records:
+        return dg.SensorResult(cursor=records.cursor)
+    by_lumina_run = {run.run_id for run in context.instance.get_runs(dg.RunsFilter(
+        run_ids=[record.run_id for record in records.records], tags={FOLLOWED_UP_BY_TAG: "lumina run"}))}
     newest: dict[str, dg.EventLogRecord] = {}
     changed: set[str] = set()
     for record in records.records:
@@ -117,8 +123,8 @@ def inventory_followup_sensor(context: dg.SensorEvaluationContext, database: Cat
             changed.add(materialization.partition)
     requests = []
     for catalog, record in newest.items():
-        if not context.instance.has_dynamic_partition(CATALOGS, catalog):  # removed since: nothing to follow up
-            continue
+        if record.run_id in by_lumina_run or not context.instance.has_dynamic_partition(CATALOGS, catalog):
+            continue  # followed up by `lumina run`, or removed since
         change, todo = record.run_id, _batches_to_read(database, catalog)
         requests += [batch_run(batch_job.name, catalog, batch, f"{change}:{batch}", change) for batch in sorted(todo)]
         if not todo and catalog in changed:

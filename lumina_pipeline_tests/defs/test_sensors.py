@@ -94,6 +94,17 @@ def test_catching_up_requests_only_the_batches_that_still_have_files_to_read(pip
     assert [r.partition_key.keys_by_dimension["batch"] for r in requests] == ["00002"]
 
 
+def test_an_inventory_of_lumina_run_is_left_to_it_and_a_later_one_of_the_daemon_is_followed(pipeline, library):
+    pipeline.add_catalog("handmade", str(library), batch_size=2)
+    dg.materialize([file_inventory], partition_key="handmade", instance=pipeline.instance,
+                   resources=pipeline.resources, tags={FOLLOWED_UP_BY_TAG: "lumina run"})
+    by_lumina_run = tick(inventory_followup_sensor, pipeline)
+    assert by_lumina_run.run_requests == []
+    pipeline.inventory("handmade")  # the daemon's, while those files are still to read
+    requests = tick(inventory_followup_sensor, pipeline, by_lumina_run.cursor).run_requests
+    assert [r.partition_key.keys_by_dimension["batch"] for r in requests] == ["00000", "00001", "00002"]
+
+
 def test_changed_folders_get_one_inventory_run_then_runs_for_the_touched_batch_only(pipeline, library, corpus):
     pipeline.add_catalog("watched", str(library), batch_size=5)
     first = tick(folder_change_sensor, pipeline)
