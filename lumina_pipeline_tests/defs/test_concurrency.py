@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import text
 
 from lumina_pipeline.analysis.files import walk_sources
-from lumina_pipeline.defs.assets import inventory
+from lumina_pipeline.defs.assets import images, inventory
 from lumina_pipeline.models.efficientnet import EfficientNetModel
 from lumina_pipeline.storage.embeddings import embeddings_table, write_embeddings
 from lumina_pipeline_tests.defs.conftest import Pipeline, ProjectionModel
@@ -185,3 +185,24 @@ def test_a_first_export_of_the_image_model_is_not_hindered_by_another_ones_parti
     (cache / "efficientnet-lite0-v2.part").mkdir(parents=True)  # where another first run's export is under way
     model = EfficientNetModel(cache)
     assert model.dimensions == 1280 and (cache / "efficientnet-lite0-v2.onnx").is_file()
+
+
+def test_a_batch_whose_run_is_canceled_while_it_reads_writes_nothing(pipeline, library, monkeypatch):
+    """As a step on a Celery worker, which Terminate does not stop."""
+    pipeline.add_catalog("canceled", str(library))
+    pipeline.inventory("canceled")
+    embed = images.embed_photos
+
+    def canceled_meanwhile(*args):
+        [run] = pipeline.instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+        pipeline.instance.report_run_canceling(run)
+        return embed(*args)
+
+    monkeypatch.setattr(images, "embed_photos", canceled_meanwhile)
+    key = dg.MultiPartitionKey({"catalog": "canceled", "batch": "00000"})
+    result = dg.materialize([images.photo_analysis], partition_key=key, instance=pipeline.instance,
+                            resources=pipeline.resources, raise_on_error=False)
+
+    [failure] = [event for event in result.all_events if event.is_step_failure]
+    assert "was canceled while this step read its files: nothing written" in str(failure.step_failure_data.error)
+    assert {row["status"] for row in pipeline.rows("canceled", "status")} == {"pending"}

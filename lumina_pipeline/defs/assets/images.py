@@ -95,6 +95,7 @@ def photo_analysis(
             thumbnail_path=pl.Series(saved, dtype=pl.String),
         )
         embedded = embed_photos(embedder, catalog_id, pending["id"], analysis["model_input"])
+        unless_canceled(context)
         with database.transaction() as session:
             connection = session.connection()
             written = write_analysis(connection, rows, HASH_VERSION, ANALYSIS_VERSION)
@@ -155,6 +156,16 @@ class Embedded:
     vectors: pl.DataFrame  # rows for write_embeddings
     tags: pl.DataFrame  # image_id, name, confidence; a null name for an image without tags
     seconds: float
+
+
+def unless_canceled(context: dg.AssetExecutionContext) -> None:
+    """Fail, with nothing written, a step whose run was canceled while it read: Terminate kills
+    the run's process, but a step on a Celery worker goes on, and the regrouping that follows
+    the cancel would not have what it wrote."""
+    run = context.instance.get_run_by_id(context.run.run_id)  # as it is now, not as the step began
+    if run is not None and run.status in (dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.CANCELED):
+        raise dg.Failure(f"run {run.run_id} was canceled while this step read its files: nothing written",
+                         allow_retries=False)
 
 
 def embed_photos(embedder: Embedder, catalog_id: uuid.UUID, ids: pl.Series, model_inputs: pl.Series) -> Embedded:
