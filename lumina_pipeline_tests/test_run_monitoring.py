@@ -222,7 +222,7 @@ def test_a_lumina_run_killed_mid_run_has_its_runs_failed_by_the_next_one(tmp_pat
                                               status=dg.DagsterRunStatus.STARTED, tags=process_tags(gone.pid)))
         third = subprocess.run([*CLI, "run", "trip"], env=env, capture_output=True, text=True, timeout=600)
         assert "0 new, 0 changed, 0 deleted" in third.stdout, third.stderr[-3000:]
-        assert f"marked failed, their `lumina run` process died: catalog_job {left.run_id}" in third.stdout
+        assert f"marked failed, their process died: catalog_job {left.run_id}" in third.stdout
         assert instance.get_runs_count(dg.RunsFilter(statuses=IN_PROGRESS)) == 0
     finally:
         stop_embedded_server(tmp_path / "home" / "pgdata")
