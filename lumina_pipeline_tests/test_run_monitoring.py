@@ -19,6 +19,7 @@ from dagster._core.definitions.reconstruct import ReconstructableRepository
 from dagster._core.utils import make_new_run_id
 from sqlalchemy import text
 
+from lumina_pipeline.defs import run_launcher
 from lumina_pipeline.defs.run_launcher import PID_TAG, process_exists, process_tags
 from lumina_pipeline.storage.database import make_engine
 from lumina_pipeline_tests.conftest import prepared_env, stop_embedded_server
@@ -289,7 +290,29 @@ def launched(instance: dg.DagsterInstance, job_name: str, partition_key: str) ->
     return instance.launch_run(run.run_id, workspace=None)  # type: ignore[arg-type]  (Lumina's launcher needs none)
 
 
-def test_a_run_terminated_from_another_process_is_canceled_and_leaves_its_batch_to_read(
+def launched_and_terminated(instance: dg.DagsterInstance, monkeypatch, machine: str) -> dg.DagsterRun:
+    """A run of the corpus's batch, terminated once its step started, as the webserver does when
+    someone presses Terminate, from another process than the launcher's, on `machine`; returned
+    once it ended and its process is gone. On this machine the launcher's watch over the run
+    process sees it die before the run is marked canceled; on another the launcher cannot kill
+    it, and the run process stops itself."""
+    batch = launched(instance, "batch_job", str(dg.MultiPartitionKey({"catalog": "trip", "batch": "00000"})))
+    wait_for(lambda: instance.all_logs(batch.run_id, of_type=dg.DagsterEventType.STEP_START), "its step to start")
+    with monkeypatch.context() as patch:
+        if machine == "this":
+            watch = next(thread for thread in threading.enumerate() if thread.name == f"watching run {batch.run_id}")
+            report_run_canceled = instance.report_run_canceled
+            patch.setattr(instance, "report_run_canceled",
+                          lambda *args, **kwargs: watch.join(30) or report_run_canceled(*args, **kwargs))
+        else:
+            patch.setattr(run_launcher.socket, "gethostname", lambda: "webserver-container")
+        assert instance.run_launcher.terminate(batch.run_id)
+    ended = wait_for(lambda: (run := instance.get_run_by_id(batch.run_id)) and run.is_finished and run, "its end")
+    wait_for(lambda: not process_exists(int(ended.tags[PID_TAG])), "its process to be gone", seconds=10)
+    return ended
+
+
+def test_a_run_terminated_from_this_machine_or_another_is_canceled_and_leaves_its_batch_to_read(
     tmp_path, corpus, instance_for, monkeypatch
 ):
     env = prepared_env(tmp_path / "home")
@@ -309,22 +332,13 @@ def test_a_run_terminated_from_another_process_is_canceled_and_leaves_its_batch_
         wait_for(lambda: instance.get_run_by_id(inventory.run_id).is_finished, "the inventory")  # type: ignore[union-attr]
         inventoried = statuses()
         assert inventoried["pending"] > 80
-        batch = launched(instance, "batch_job", str(dg.MultiPartitionKey({"catalog": "trip", "batch": "00000"})))
-        wait_for(lambda: instance.all_logs(batch.run_id, of_type=dg.DagsterEventType.STEP_START), "its step to start")
-
-        # As the webserver does when someone presses Terminate, from another process than the
-        # launcher's: there the launcher's watch over the run process sees it die before the run
-        # is marked canceled.
-        watch = next(thread for thread in threading.enumerate() if thread.name == f"watching run {batch.run_id}")
-        report_run_canceled = instance.report_run_canceled
-        monkeypatch.setattr(instance, "report_run_canceled",
-                            lambda *args, **kwargs: watch.join(30) or report_run_canceled(*args, **kwargs))
-        assert instance.run_launcher.terminate(batch.run_id)
-        ended = wait_for(lambda: (run := instance.get_run_by_id(batch.run_id)) and run.is_finished and run, "its end")
-        assert ended.status == dg.DagsterRunStatus.CANCELED
-        assert not instance.all_logs(batch.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
-        wait_for(lambda: not process_exists(int(ended.tags[PID_TAG])), "its process to be gone", seconds=10)
-        assert statuses() == inventoried  # the batch writes in one transaction: nothing half-written
+        for machine in ("this", "another"):
+            ended = launched_and_terminated(instance, monkeypatch, machine)
+            assert ended.status == dg.DagsterRunStatus.CANCELED, machine
+            # stopped as it read: its step never ended, and it wrote nothing
+            ends = {dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE}
+            assert not instance.all_logs(ended.run_id, of_type=ends), machine
+            assert statuses() == inventoried, machine
     finally:
         engine.dispose()
         stop_embedded_server(tmp_path / "home" / "pgdata")

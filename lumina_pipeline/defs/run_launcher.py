@@ -2,11 +2,13 @@
 process forked from one that has already imported the libraries runs use, a health check of run
 workers for run monitoring, and the tags that tell which process executes a run."""
 
+import contextlib
 import gc
 import os
 import signal
 import socket
 import threading
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -22,6 +24,7 @@ from lumina_pipeline.forkserver import preloaded_forkserver
 PID_TAG, HOST_TAG, PROCESS_TAG = "lumina/pid", "lumina/host", "lumina/process"
 LAUNCHED_TAG = "lumina/launched_by_daemon"  # on runs this launcher started, in the daemon's process
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+CANCEL_POLL_SECONDS = 2.0  # how often a run process asks whether its run was terminated elsewhere
 
 
 def process_tags(pid: int | None = None) -> dict[str, str]:
@@ -83,10 +86,12 @@ class LocalRunLauncher(RunLauncher, ConfigurableClass):
     ending it; run monitoring (dagster.yaml) fails, through `check_run_worker_health`, the runs
     whose process died with the launcher (the daemon killed, the machine restarted).
 
-    Terminating a run (from any process of this machine, as the webserver's Terminate button)
-    kills its process and marks it cancelled, as Dagster's Kubernetes launcher deletes its pod:
-    an interrupt would not do, since a step with a retry policy (the batch step) retries after
-    one. What a killed run wrote is one transaction or journaled, so nothing is half-done."""
+    Terminating a run (the webserver's Terminate button) kills its process and marks it
+    cancelled, as Dagster's Kubernetes launcher deletes its pod: an interrupt would not do, since
+    a step with a retry policy (the batch step) retries after one. What a killed run wrote is one
+    transaction or journaled, so nothing is half-done. From another machine than the run's (a
+    webserver in a container of its own) the run is marked canceling, and its process, which
+    asks every CANCEL_POLL_SECONDS, stops itself the same way."""
 
     def __init__(self, inst_data: ConfigurableClassData | None = None):
         self._inst_data = inst_data
@@ -124,15 +129,21 @@ class LocalRunLauncher(RunLauncher, ConfigurableClass):
 
     def terminate(self, run_id: str) -> bool:
         run = self._instance.get_run_by_id(run_id)
-        if run is None or run.is_finished or PID_TAG not in run.tags or not worker_alive(run):
+        if run is None or run.is_finished or PID_TAG not in run.tags:
+            return False
+        if run.tags[HOST_TAG] != socket.gethostname():
+            if not run.tags.get(LAUNCHED_TAG):
+                return False  # a `lumina run` of another machine is stopped there
+            self._instance.report_run_canceling(run)  # its process stops itself (stop_when_canceled)
+            return True
+        if not worker_alive(run):
             return False  # never a process that only has the pid of a dead run's
         pid = int(run.tags[PID_TAG])
         self._instance.report_run_canceling(run)
-        try:
+        with contextlib.suppress(ProcessLookupError):  # it may have seen the cancel and stopped itself
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            return False
-        self._instance.report_run_canceled(run, f"its run process {pid} was stopped")
+        if not self._instance.get_run_by_id(run_id).is_finished:  # type: ignore[union-attr]
+            self._instance.report_run_canceled(run, f"its run process {pid} was stopped")
         return True
 
     @property
@@ -164,4 +175,24 @@ def execute_run(run_id: str, instance_ref) -> None:
     gc.freeze()  # the forkserver's modules live as long as the process: no collection need scan them
     with capture_interrupts(), dg.DagsterInstance.from_ref(instance_ref) as instance:
         keep_connections_open(instance)
+        threading.Thread(target=stop_when_canceled, args=(instance, run_id), daemon=True,
+                         name=f"stopping run {run_id} when canceled").start()
         _execute_run_command_body(run_id, instance, lambda event: None, set_exit_code_on_failure=False)
+
+
+def stop_when_canceled(instance: dg.DagsterInstance, run_id: str) -> None:
+    """Kill this run process once its run is canceling (terminated from another machine, which
+    cannot kill it) or was marked canceled (Dagster's "force" option), as the launcher kills it
+    when terminated here."""
+    while True:
+        time.sleep(CANCEL_POLL_SECONDS)
+        try:
+            run = instance.get_run_by_id(run_id)
+        except Exception:  # the database restarting: ask again
+            continue
+        if run is not None and run.status in (dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.CANCELED):
+            if run.status == dg.DagsterRunStatus.CANCELING:
+                instance.report_run_canceled(run, f"its run process {os.getpid()} stopped itself")
+            os.kill(os.getpid(), signal.SIGKILL)
+        if run is None or run.is_finished:
+            return
