@@ -174,17 +174,18 @@ def lumina_rate(env: dict, name: str, photos: int, workers: int) -> float:
     return photos / lumina(env | {"LUMINA_BATCHES_PER_CATALOG": str(workers)}, "run", name)[0]
 
 
-def bare_rate(paths: list[bytes], workers: int, models: Path) -> tuple[float, float]:
+def bare_rate(paths: list[bytes], workers: int, models: Path, threads: int | None = None) -> tuple[float, float]:
     """Photos per second of the per-file work alone (read, SHA-256, reduced decode, EXIF,
     hashes, quality, thumbnail, embedding: analysis/ and the model called directly) in a pool of
-    `workers` processes, each with the model threads `lumina run` gives its workers, and the CPU
-    seconds of that work. The clock starts once every process is up and has its model."""
+    `workers` processes, each with `threads` model threads (default: those `lumina run` gives its
+    workers), and the CPU seconds of that work. The clock starts once every process is up and
+    has its model."""
     from lumina_pipeline.runner import threads_per_worker
 
     context = multiprocessing.get_context("spawn")
     ready = context.Barrier(workers + 1)
     chunks = [paths[start : start + EMBED_BATCH] for start in range(0, len(paths), EMBED_BATCH)]
-    pool = context.Pool(workers, _bare_worker, (models, threads_per_worker(workers), ready))
+    pool = context.Pool(workers, _bare_worker, (models, threads or threads_per_worker(workers), ready))
     try:
         ready.wait()
         started = time.perf_counter()
@@ -200,7 +201,7 @@ def bare_rate(paths: list[bytes], workers: int, models: Path) -> tuple[float, fl
 
 def _bare_worker(models: Path, threads: int, ready) -> None:
     os.environ["OMP_NUM_THREADS"] = str(threads)
-    load_image_model(models)
+    load_image_model(models).embed(np.zeros((1, 224, 224, 3), np.uint8), 1)  # its first inference sets up
     ready.wait()
 
 
