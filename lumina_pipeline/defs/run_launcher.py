@@ -82,9 +82,10 @@ class LocalRunLauncher(RunLauncher, ConfigurableClass):
     difference between a tenth of the run and a twentieth.
 
     The run process executes Dagster's own run worker body (`dagster api execute_run`). A
-    thread of the launching process waits for it and fails its run at once if it died without
-    ending it; run monitoring (dagster.yaml) fails, through `check_run_worker_health`, the runs
-    whose process died with the launcher (the daemon killed, the machine restarted).
+    thread of the launching process waits for it and ends its run at once if it died without
+    ending it (failed, or canceled when it was terminated); run monitoring (dagster.yaml) fails,
+    through `check_run_worker_health`, the runs whose process died with the launcher (the daemon
+    killed, the machine restarted).
 
     Terminating a run (the webserver's Terminate button) kills its process and marks it
     cancelled, as Dagster's Kubernetes launcher deletes its pod: an interrupt would not do, since
@@ -115,15 +116,17 @@ class LocalRunLauncher(RunLauncher, ConfigurableClass):
                                            name=f"dagster run {run.run_id}")
         process.start()
         self._instance.add_run_tags(run.run_id, {**process_tags(process.pid), LAUNCHED_TAG: "true"})
-        threading.Thread(target=self._fail_if_it_dies, args=(run.run_id, process), daemon=True,
+        threading.Thread(target=self._end_run_if_it_dies, args=(run.run_id, process), daemon=True,
                          name=f"watching run {run.run_id}").start()
 
-    def _fail_if_it_dies(self, run_id: str, process) -> None:
+    def _end_run_if_it_dies(self, run_id: str, process) -> None:
         process.join()
         run = self._instance.get_run_by_id(run_id)
-        # A CANCELING run died of its termination, which marks it canceled (or run monitoring
-        # does, after its cancel timeout, if the terminating process died too).
-        if run is not None and not run.is_finished and run.status != dg.DagsterRunStatus.CANCELING:
+        if run is None or run.is_finished:
+            return
+        if run.status == dg.DagsterRunStatus.CANCELING:  # killed by Terminate, here or by itself
+            self._instance.report_run_canceled(run, f"its run process {process.pid} was stopped")
+        else:
             self._instance.report_run_failed(run, f"run worker process {process.pid} ended with code "
                                                   f"{process.exitcode} before its run")
 
@@ -183,7 +186,8 @@ def execute_run(run_id: str, instance_ref) -> None:
 def stop_when_canceled(instance: dg.DagsterInstance, run_id: str) -> None:
     """Kill this run process once its run is canceling (terminated from another machine, which
     cannot kill it) or was marked canceled (Dagster's "force" option), as the launcher kills it
-    when terminated here."""
+    when terminated on this machine. The launcher's watch over the process then marks the run
+    canceled (or, where the daemon that launched it is gone, run monitoring's cancel timeout)."""
     while True:
         time.sleep(CANCEL_POLL_SECONDS)
         try:
@@ -191,8 +195,6 @@ def stop_when_canceled(instance: dg.DagsterInstance, run_id: str) -> None:
         except Exception:  # the database restarting: ask again
             continue
         if run is not None and run.status in (dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.CANCELED):
-            if run.status == dg.DagsterRunStatus.CANCELING:
-                instance.report_run_canceled(run, f"its run process {os.getpid()} stopped itself")
             os.kill(os.getpid(), signal.SIGKILL)
         if run is None or run.is_finished:
             return
