@@ -195,6 +195,21 @@ def stopped_in_its_first_batch(command: list[str], env: dict[str, str], instance
     return first.wait(timeout=30)
 
 
+def test_the_pool_slot_of_a_killed_run_is_freed_for_the_next_runs(daemon):
+    """A captions run killed as it asked Ollama never frees its slot of the `ollama` pool (one
+    slot by default): the daemon frees it once the run ended, or no captions step would run again."""
+    start, _, instance, _ = daemon
+    slots = instance.event_log_storage
+    run = instance.add_run(dg.DagsterRun(job_name="captions_job", run_id=make_new_run_id(),
+                                         status=dg.DagsterRunStatus.STARTED))
+    slots.initialize_concurrency_limit_to_default("ollama")  # as a captions step's first claim does
+    assert slots.claim_concurrency_slot("ollama", run.run_id, "captions").is_claimed
+    instance.report_run_failed(run, "its run worker was killed")  # as run monitoring does
+    start()
+    wait_for(lambda: not slots.get_concurrency_info("ollama").claimed_slots, "the slot to be freed", seconds=120)
+    assert slots.claim_concurrency_slot("ollama", make_new_run_id(), "captions").is_claimed
+
+
 @pytest.mark.parametrize("batch_size", [6, 3], ids=["its batch in lumina run", "its batches in two workers"])
 def test_a_lumina_run_killed_mid_run_has_its_runs_failed_by_the_next_one(tmp_path, trip, instance_for, batch_size):
     env = trip(batch_size)
