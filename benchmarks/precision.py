@@ -171,14 +171,15 @@ def imagededup_pairs(method: str, library: Path) -> tuple[float, pl.DataFrame]:
 
 def cpu_per_file(folder: Path, library: Path) -> dict[str, tuple[float, float]]:
     """CPU seconds per file of Lumina's whole per-file work (read, SHA-256, decode, EXIF, hashes,
-    quality, thumbnail, embedding; the model on one thread, as `lumina run` gives a worker on one
-    core of two) and of imagededup's PHash hashing alone, by kind of file: 12 MP camera JPEGs, this
-    library's and the small JPEGs of the scale library."""
+    quality, thumbnail, embedding; the model on one thread, as `lumina run` gives each of two
+    workers on two cores, more where a worker has more cores) and of imagededup's PHash hashing
+    alone, by kind of file: 12 MP camera JPEGs, this library's (originals and their variants) and
+    the small JPEGs of the scale library."""
     hasher = imagededup_hashing().PHash(verbose=False)
     exported_network(folder / "models")
     make_scale_library(folder / "small", 32)
     kinds = {"12 MP camera JPEGs": make_photos(folder / "camera", 16, distinct=16),
-             f"{SIZE[0]} x {SIZE[1]} JPEGs of this library": sorted(library.iterdir())[:32],
+             "JPEGs of this library": sorted(library.iterdir())[:32],
              "640 x 480 JPEGs": sorted((folder / "small" / "000").iterdir())}
     costs = {}
     for kind, paths in kinds.items():

@@ -201,7 +201,8 @@ def bare_rate(paths: list[bytes], workers: int, models: Path, threads: int | Non
 
 def _bare_worker(models: Path, threads: int, ready) -> None:
     os.environ["OMP_NUM_THREADS"] = str(threads)
-    load_image_model(models).embed(np.zeros((1, 224, 224, 3), np.uint8), 1)  # its first inference sets up
+    # as warm as a worker after its first files: onnxruntime sets up on its first inference of a size
+    load_image_model(models).embed(np.zeros((EMBED_BATCH, 224, 224, 3), np.uint8), EMBED_BATCH)
     ready.wait()
 
 
