@@ -83,7 +83,7 @@ def run_catalog(name: str, engine) -> None:
     print(f"bursts: {plural(frames['bursts'], 'burst')}, {plural(frames['frames_in_bursts'], 'frame')}")
     _caption(engine, name)
     summary = ", ".join(plural(count, status) if status == "error" else f"{count} {status}"
-                        for status, count in sorted(counts.items()))
+                        for status, count in sorted(counts.items())) or "none in its folders: are they the right ones?"
     seconds = time.perf_counter() - started
     print(f"catalog {name}: {plural(sum(counts.values()), 'file')} ({summary}) in {seconds:.1f} s")
     for path, reason in unread:
