@@ -46,6 +46,10 @@ KEEPER_ORDER = ("stack", "pixels", "metadata", "quality", "format", "earliest", 
 DEFAULT_FORMATS = ("raw", "heic", "jpeg")  # preferred first; a format not listed comes after these
 FORMAT_FAMILIES = {"jpg": "jpeg", "jpe": "jpeg", "heif": "heic", "tif": "tiff"}
 HASHES = ("dhash", "ahash", "whash", "phash")  # the columns of every hash array below
+# The highest score of a member taken at another instant than its group's primary (capture
+# times to the sub-second, both known): another shot of the scene, alike but not a copy, which
+# accepting a group by its confidence must not remove.
+OTHER_SHOT_SCORE = 50
 
 
 @dataclass(frozen=True)
@@ -184,7 +188,10 @@ def _near_groups(hashed: pl.DataFrame, rule: NearDuplicateRule, keeper: KeeperRu
     # over dhash, ahash and whash, which every hashed photo has
     mean_bits = hamming(hashes[nodes["node"].to_numpy()], hashes[nodes["primary"].to_numpy()])[:, :3].mean(axis=1)
     # 0-100: 100 minus the mean bit distance to the primary, 32 bits (unrelated images) giving 0
-    score = pl.Series(np.clip(np.round(100 * (1 - mean_bits / 32)), 0, 100).astype(np.int64))
+    score = np.clip(np.round(100 * (1 - mean_bits / 32)), 0, 100).astype(np.int64)
+    taken = contents[best_first]["captured_at"]
+    other_shot = (taken.gather(nodes["node"]) != taken.gather(nodes["primary"])).fill_null(False).to_numpy()
+    score = pl.Series(np.where(other_shot, np.minimum(score, OTHER_SHOT_SCORE), score))
     scored = nodes.select("checksum", "primary_checksum").with_columns(similarity_score=score)
     expanded = hashed.select("checksum", "id").join(scored, on="checksum")
     return expanded.select(

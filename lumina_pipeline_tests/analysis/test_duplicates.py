@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from lumina_pipeline.analysis.duplicates import (
     GROUPING_SCHEMA,
+    OTHER_SHOT_SCORE,
     KeeperRule,
     NearDuplicateRule,
     group_catalog,
@@ -20,12 +21,13 @@ RULE = NearDuplicateRule()
 
 
 def image(id_, ahash, dhash=None, whash=None, *, checksum=None, pixels=100, quality=50, path=None, size=10,
-          richness=3, kind="image", stack=None, stack_primary=None, burst=None):
+          richness=3, kind="image", stack=None, stack_primary=None, burst=None, captured_at=None):
     dhash = ahash if dhash is None else dhash
     whash = ahash if whash is None else whash
     return {
         "id": id_, "path": path or f"photos/{id_:03d}.jpg", "checksum": checksum or f"c{id_}",
-        "size_bytes": size, "pixels": pixels, "quality_score": quality, "richness": richness, "captured_at": None,
+        "size_bytes": size, "pixels": pixels, "quality_score": quality, "richness": richness,
+        "captured_at": captured_at,
         "dhash": f"{dhash:016x}", "ahash": f"{ahash:016x}", "whash": f"{whash:016x}", "kind": kind,
         "stack_id": stack, "stack_primary": None if stack is None else bool(stack_primary), "burst_id": burst,
     }
@@ -63,6 +65,17 @@ def test_between_copies_tied_on_every_key_the_file_cataloged_first_is_kept_where
     for moved in (rows, [{**rows[0], "path": "tidy/z.jpg"}, rows[1]]):
         _, groups = group_catalog(frame(moved), RULE)
         assert groups["primary_id"].to_list() == [1]
+
+
+def test_another_shot_of_the_scene_groups_with_a_confidence_no_bulk_accept_reaches():
+    shot, next_shot = "2019-07-14T10:15:03.480", "2019-07-14T10:15:04.013"
+    rows = [image(1, BASE, captured_at=shot, pixels=400), image(2, flip(BASE, 1), captured_at=next_shot),
+            image(3, flip(BASE, 2), captured_at=shot),  # an edit keeps the capture time
+            image(4, flip(BASE, 3))]  # a copy sent by a messenger loses it
+    members, groups = group_catalog(frame(rows), RULE)
+    assert groups["primary_id"].to_list() == [1] and groups["confidence"].to_list() == [OTHER_SHOT_SCORE]
+    alike = dict(zip(members["id"], members["similarity_score"], strict=True))
+    assert alike == {1: 100, 2: OTHER_SHOT_SCORE, 3: 97, 4: 97}
 
 
 def test_near_copy_joins_and_the_bigger_image_is_primary():
