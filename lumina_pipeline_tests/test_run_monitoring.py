@@ -350,6 +350,7 @@ def test_a_run_terminated_from_this_machine_or_another_is_canceled_and_leaves_it
         for machine in ("this", "another"):
             ended = launched_and_terminated(instance, monkeypatch, machine)
             assert ended.status == dg.DagsterRunStatus.CANCELED, machine
+            assert len(instance.all_logs(ended.run_id, of_type=dg.DagsterEventType.RUN_CANCELED)) == 1, machine
             # stopped as it read: its step never ended, and it wrote nothing
             ends = {dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE}
             assert not instance.all_logs(ended.run_id, of_type=ends), machine

@@ -25,6 +25,7 @@ PID_TAG, HOST_TAG, PROCESS_TAG = "lumina/pid", "lumina/host", "lumina/process"
 LAUNCHED_TAG = "lumina/launched_by_daemon"  # on runs this launcher started, in the daemon's process
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 CANCEL_POLL_SECONDS = 2.0  # how often a run process asks whether its run was terminated elsewhere
+STOPPED_ITSELF = 130  # the exit code of a run process that stopped itself (128 + SIGINT, as on Ctrl-C)
 
 
 def process_tags(pid: int | None = None) -> dict[str, str]:
@@ -124,11 +125,11 @@ class LocalRunLauncher(RunLauncher, ConfigurableClass):
         run = self._instance.get_run_by_id(run_id)
         if run is None or run.is_finished:
             return
-        if run.status == dg.DagsterRunStatus.CANCELING:  # killed by Terminate, here or by itself
-            self._instance.report_run_canceled(run, f"its run process {process.pid} was stopped")
-        else:
+        if run.status != dg.DagsterRunStatus.CANCELING:
             self._instance.report_run_failed(run, f"run worker process {process.pid} ended with code "
                                                   f"{process.exitcode} before its run")
+        elif process.exitcode == STOPPED_ITSELF:  # else Terminate killed it here, and marks it canceled
+            self._instance.report_run_canceled(run, f"its run process {process.pid} stopped itself")
 
     def terminate(self, run_id: str) -> bool:
         run = self._instance.get_run_by_id(run_id)
@@ -186,8 +187,9 @@ def execute_run(run_id: str, instance_ref) -> None:
 def stop_when_canceled(instance: dg.DagsterInstance, run_id: str) -> None:
     """Kill this run process once its run is canceling (terminated from another machine, which
     cannot kill it) or was marked canceled (Dagster's "force" option), as the launcher kills it
-    when terminated on this machine. The launcher's watch over the process then marks the run
-    canceled (or, where the daemon that launched it is gone, run monitoring's cancel timeout)."""
+    when terminated on this machine. The launcher's watch over the process, seeing it exit with
+    STOPPED_ITSELF, then marks the run canceled (or, where the daemon that launched it is gone,
+    run monitoring's cancel timeout)."""
     while True:
         time.sleep(CANCEL_POLL_SECONDS)
         try:
@@ -195,6 +197,6 @@ def stop_when_canceled(instance: dg.DagsterInstance, run_id: str) -> None:
         except Exception:  # the database restarting: ask again
             continue
         if run is not None and run.status in (dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.CANCELED):
-            os.kill(os.getpid(), signal.SIGKILL)
+            os._exit(STOPPED_ITSELF)  # at once, as a kill: nothing of the run's goes on
         if run is None or run.is_finished:
             return
