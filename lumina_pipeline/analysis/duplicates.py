@@ -179,18 +179,18 @@ def _near_groups(hashed: pl.DataFrame, rule: NearDuplicateRule, keeper: KeeperRu
     near = partial(_pairs, hashes=hashes, with_phash=with_phash[best_first], bursts=bursts[best_first], rule=rule)
     groups = _split_non_cliques(labels, i, j, near)
     # nodes are in rank order, so the smallest node of a group is its primary
-    nodes = contents[best_first].select("checksum").with_row_index("node").with_columns(
+    nodes = contents[best_first].select("checksum", "captured_at").with_row_index("node").with_columns(
         group=pl.Series(groups, dtype=pl.Int64)
     )
     nodes = nodes.filter(pl.col("group") >= 0).with_columns(
-        primary=pl.col("node").min().over("group"), primary_checksum=pl.col("checksum").first().over("group")
+        primary=pl.col("node").min().over("group"), primary_checksum=pl.col("checksum").first().over("group"),
+        primary_taken=pl.col("captured_at").first().over("group"),
     )
     # over dhash, ahash and whash, which every hashed photo has
     mean_bits = hamming(hashes[nodes["node"].to_numpy()], hashes[nodes["primary"].to_numpy()])[:, :3].mean(axis=1)
     # 0-100: 100 minus the mean bit distance to the primary, 32 bits (unrelated images) giving 0
     score = np.clip(np.round(100 * (1 - mean_bits / 32)), 0, 100).astype(np.int64)
-    taken = contents[best_first]["captured_at"]
-    other_shot = (taken.gather(nodes["node"]) != taken.gather(nodes["primary"])).fill_null(False).to_numpy()
+    other_shot = (nodes["captured_at"] != nodes["primary_taken"]).fill_null(False).to_numpy()
     score = pl.Series(np.where(other_shot, np.minimum(score, OTHER_SHOT_SCORE), score))
     scored = nodes.select("checksum", "primary_checksum").with_columns(similarity_score=score)
     expanded = hashed.select("checksum", "id").join(scored, on="checksum")
