@@ -206,8 +206,9 @@ def test_the_pool_slot_of_a_killed_run_is_freed_for_the_next_runs(daemon):
     assert slots.claim_concurrency_slot("ollama", run.run_id, "captions").is_claimed
     instance.report_run_failed(run, "its run worker was killed")  # as run monitoring does
     start()
-    wait_for(lambda: not slots.get_concurrency_info("ollama").claimed_slots, "the slot to be freed", seconds=120)
-    assert slots.claim_concurrency_slot("ollama", make_new_run_id(), "captions").is_claimed
+    next_run = make_new_run_id()  # its step waits in the pool's queue until the slot is free
+    wait_for(lambda: slots.claim_concurrency_slot("ollama", next_run, "captions").is_claimed,
+             "the next captions step to get the slot", seconds=120)
 
 
 @pytest.mark.parametrize("batch_size", [6, 3], ids=["its batch in lumina run", "its batches in two workers"])
