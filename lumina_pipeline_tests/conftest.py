@@ -51,6 +51,8 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     import pgserver
 
     server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    # commits need not outlive a crash of the machine running the tests: none waits for its disk write
+    server.psql("ALTER SYSTEM SET synchronous_commit = off; SELECT pg_reload_conf();")
     url = server.get_uri()
     migrate(make_engine(url))
     yield url

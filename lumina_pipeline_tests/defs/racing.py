@@ -63,7 +63,7 @@ def _run(step: str, database_url: str, thumbnails: str, models: str, catalog: st
         with engine.begin() as connection:
             decide(connection, DUPLICATES, uuid.UUID(args[0]), None, True, seen=[int(arg) for arg in args[1:]] or None)
         return
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions("catalogs", [catalog])
         instance.add_dynamic_partitions("batches", ["00000"])
         pipeline = Pipeline(instance, database_url, thumbnails, engine, ProjectionEmbedder(cache_dir=models))
