@@ -61,9 +61,13 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="session", autouse=True)
 def model_cache(tmp_path_factory) -> Iterator[str]:
-    """The exported models, shared by every test and every `lumina` process of `lumina_env`
-    (an export takes seconds; the first export has a test of its own)."""
-    cache = str(tmp_path_factory.mktemp("models"))
+    """The exported models, shared by every test, every `lumina` process of `lumina_env` and
+    every xdist worker (an export takes seconds; the first export has a test of its own). Two
+    workers exporting at once each write a file of their own, then rename it."""
+    session_root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        session_root = session_root.parent  # a worker's folder is inside the session's
+    cache = str(session_root / "models")
     os.environ["LUMINA_MODEL_CACHE"] = cache
     yield cache
     del os.environ["LUMINA_MODEL_CACHE"]
