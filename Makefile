@@ -9,8 +9,10 @@ CATALOG ?=
 TORCH ?= torch==2.13.0
 # The rest with uv, which installs the same packages as pip in a third of the time (torch,
 # already there, is kept), compiled as pip compiles them: where PYTHONDONTWRITEBYTECODE is set,
-# every process would compile each module it imports.
+# every process would compile each module it imports. pip where uv fails: uv does not read
+# pip's configuration (an index mirror set there, say).
 UV_INSTALL := $(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python
+PIP_INSTALL := $(BIN)/pip install --quiet
 
 .PHONY: run dev stop lint test bench soak clean
 
@@ -23,14 +25,14 @@ $(BIN)/lumina: pyproject.toml
 	@$(PYTHON) -c '$(SUPPORTED)' || { echo "Lumina needs Python 3.11 to 3.13; $(PYTHON) is $$($(PYTHON) -V 2>&1). Try: make $(or $(MAKECMDGOALS),run) PYTHON=python3.12" >&2; exit 2; }
 	@if [ -x $(BIN)/python ] && [ "$$($(BIN)/python -c '$(VERSION)')" != "$$($(PYTHON) -c '$(VERSION)')" ]; then rm -rf $(VENV); fi
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip uv
-	$(BIN)/pip install --quiet $(TORCH)
-	$(UV_INSTALL) --editable '.[embeddings]'
+	$(PIP_INSTALL) --upgrade pip uv
+	$(PIP_INSTALL) $(TORCH)
+	$(UV_INSTALL) --editable '.[embeddings]' || $(PIP_INSTALL) --editable '.[embeddings]'
 	touch $@
 
 # What the tests, linters and benchmarks add (pytest, pyright, the reference libraries, Celery).
 $(VENV)/dev-installed: $(BIN)/lumina
-	$(UV_INSTALL) --editable '.[dev,embeddings]'
+	$(UV_INSTALL) --editable '.[dev,embeddings]' || $(PIP_INSTALL) --editable '.[dev,embeddings]'
 	touch $@
 
 run: $(BIN)/lumina
