@@ -101,9 +101,9 @@ class Actions:
         run_id = new_run_id()
         folder = os.path.join(self.quarantine, self.catalog.name.encode(), run_id.encode())
         files = journal.files_to_quarantine(self.connection, self.catalog_id)
-        files = checksum_unread(files.filter(~pl.col("id").is_in(pending)))
-        plan, left_out = plan_quarantine(files, self.catalog.source_directories, folder)
-        skipped = [(os.fsdecode(source), reason) for source, reason in left_out.rows()]
+        files, keeper_changed = keepers_in_place(files.filter(~pl.col("id").is_in(pending)))
+        plan, left_out = plan_quarantine(checksum_unread(files), self.catalog.source_directories, folder)
+        skipped = keeper_changed + [(os.fsdecode(source), reason) for source, reason in left_out.rows()]
         report = Report(None if dry_run else run_id, resumed, skipped=skipped)
         return self.preview(plan, report) if dry_run else self.apply(QUARANTINE, run_id, plan, report)
 
@@ -209,6 +209,20 @@ def _holds_a_file(folder: bytes) -> bool:
 def new_run_id() -> str:
     """A run's id: it sorts by time, and names the run's quarantine folder."""
     return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def keepers_in_place(files: pl.DataFrame) -> tuple[pl.DataFrame, list[tuple[str, str]]]:
+    """Split off the files whose keeper is not in its folder as cataloged (deleted, moved or
+    edited since the last scan, on a disk not mounted): one of them may be the last copy of its
+    photo. The rest, and (path, why) for those split off."""
+    keepers = absolute_paths(files["keep_source_root"], files["keep_path"])
+    cataloged = files.select("keep_size_bytes", "keep_mtime_ns").rows()
+    problems = [mismatch(keeper, FileOperation(keeper, keeper, "keep", size, mtime, ""), read=False)
+                for keeper, (size, mtime) in zip(keepers, cataloged, strict=True)]
+    sources = absolute_paths(files["source_root"], files["path"])
+    changed = [(os.fsdecode(source), f"its keeper {os.fsdecode(keeper)} changed since the last scan ({problem})")
+               for source, keeper, problem in zip(sources, keepers, problems, strict=True) if problem]
+    return files.filter(pl.Series([problem is None for problem in problems], dtype=pl.Boolean)), changed
 
 
 def checksum_unread(files: pl.DataFrame) -> pl.DataFrame:

@@ -265,6 +265,7 @@ class RemovableFile:
     reason: Literal["duplicate", "burst"]
     decided_by: uuid.UUID  # the reviewed group or burst
     keep_path: bytes  # of the file kept in its place
+    keep_id: int
 
 
 def removable_files(connection: Connection, catalog_id: uuid.UUID) -> list[RemovableFile]:
@@ -277,13 +278,13 @@ def removable_files(connection: Connection, catalog_id: uuid.UUID) -> list[Remov
     rows = connection.execute(text(f"""
         WITH left_over AS (
             SELECT i.id, i.source_root, i.path, i.size_bytes, 'duplicate' AS reason, g.id AS decided_by,
-                   keep.path AS keep_path
+                   keep.path AS keep_path, keep.id AS keep_id
             FROM duplicate_groups g JOIN duplicate_members m ON m.group_id = g.id JOIN images i ON i.id = m.image_id
             JOIN images keep ON keep.id = g.primary_image_id
             WHERE g.catalog_id = :c AND g.reviewed AND i.id <> g.primary_image_id
               AND i.status NOT IN {GONE} AND keep.status NOT IN {GONE}
             UNION ALL
-            SELECT i.id, i.source_root, i.path, i.size_bytes, 'burst', b.id, keep.path
+            SELECT i.id, i.source_root, i.path, i.size_bytes, 'burst', b.id, keep.path, keep.id
             FROM bursts b JOIN images i ON i.burst_id = b.id JOIN images keep ON keep.id = b.best_image_id
             WHERE b.catalog_id = :c AND b.reviewed AND i.id <> b.best_image_id
               AND i.status NOT IN {GONE} AND keep.status NOT IN {GONE}
@@ -292,7 +293,7 @@ def removable_files(connection: Connection, catalog_id: uuid.UUID) -> list[Remov
         candidates AS (
             SELECT * FROM left_over WHERE id NOT IN (SELECT id FROM kept)
             UNION ALL
-            SELECT mate.id, mate.source_root, mate.path, mate.size_bytes, l.reason, l.decided_by, l.keep_path
+            SELECT mate.id, mate.source_root, mate.path, mate.size_bytes, l.reason, l.decided_by, l.keep_path, l.keep_id
             FROM left_over l JOIN stacks s ON s.primary_image_id = l.id JOIN images mate ON mate.stack_id = s.id
             WHERE mate.id <> l.id AND mate.id NOT IN (SELECT id FROM kept) AND mate.status NOT IN {GONE}
         ),

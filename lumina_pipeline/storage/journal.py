@@ -15,14 +15,21 @@ from lumina_pipeline.storage.images import VERIFY_SCHEMA
 UNFINISHED = ["planned", "undoing", "purging"]  # states a killed run leaves behind
 NOT_UNDONE = "not undone: "  # the reason of an operation an undo left as it was
 REMOVABLE_SCHEMA = {**VERIFY_SCHEMA, "status": pl.String}  # a file as cataloged, to check before it is touched
+# ... and the file kept in its place as cataloged, to check that it still is
+WITH_KEEPER_SCHEMA = {**REMOVABLE_SCHEMA, "keep_source_root": pl.String, "keep_path": pl.Binary,
+                      "keep_size_bytes": pl.Int64, "keep_mtime_ns": pl.Int64}
 
 
 def files_to_quarantine(connection: Connection, catalog_id: uuid.UUID) -> pl.DataFrame:
-    """The catalog's removable files (storage/browse.py) still in their folders."""
-    ids = [row.id for row in removable_files(connection, catalog_id)]
-    query = """SELECT id, source_root, path, size_bytes, mtime_ns, checksum, status FROM images
-               WHERE id = ANY(:ids) AND status NOT IN ('deleted', 'quarantined') ORDER BY source_root, path"""
-    return read_frame(connection, query, {"ids": ids}, REMOVABLE_SCHEMA)
+    """The catalog's removable files (storage/browse.py) still in their folders, with their keepers."""
+    removable = removable_files(connection, catalog_id)
+    query = """SELECT i.id, i.source_root, i.path, i.size_bytes, i.mtime_ns, i.checksum, i.status,
+                      k.source_root, k.path, k.size_bytes, k.mtime_ns
+               FROM unnest(CAST(:ids AS bigint[]), CAST(:keeps AS bigint[])) AS r(id, keep_id)
+               JOIN images i ON i.id = r.id JOIN images k ON k.id = r.keep_id
+               WHERE i.status NOT IN ('deleted', 'quarantined') ORDER BY i.source_root, i.path"""
+    params = {"ids": [row.id for row in removable], "keeps": [row.keep_id for row in removable]}
+    return read_frame(connection, query, params, WITH_KEEPER_SCHEMA)
 
 
 def kept_images(connection: Connection, catalog_id: uuid.UUID, image_ids: Sequence[int]) -> set[int]:

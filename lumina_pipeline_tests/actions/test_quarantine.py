@@ -18,6 +18,7 @@ from lumina_pipeline.definitions import defs
 from lumina_pipeline.defs.actions import QuarantineFolder, quarantine_job
 from lumina_pipeline.defs.resources import CatalogDatabase
 from lumina_pipeline.defs.sensors import grouping_after_failed_file_actions_sensor, grouping_after_file_actions_sensor
+from lumina_pipeline.storage.browse import removable_files
 from lumina_pipeline.storage.catalogs import CatalogError
 from lumina_pipeline.storage.frames import read_frame
 from lumina_pipeline.storage.groups import load_catalog_rows
@@ -74,6 +75,29 @@ def test_a_file_changed_since_it_was_cataloged_stays_where_it_is_with_the_reason
     library.undo()
     for changed in (grown, rewritten):
         shutil.copy2(os.fsencode(corpus.photos) + b"/" + changed, os.fsencode(library.photos) + b"/" + changed)
+
+
+def test_a_copy_whose_keeper_is_gone_since_the_last_scan_stays_where_it_is_with_the_reason(library, tmp_path):
+    with library.pipeline.engine.connect() as connection:
+        removable = removable_files(connection, library.pipeline.catalog_id(CATALOG))
+    keeper = next(row.keep_path for row in removable if row.reason == "duplicate")
+    copies = {row.path for row in removable if row.keep_path == keeper}
+    keeper_path = os.fsencode(library.photos) + b"/" + keeper
+    os.rename(keeper_path, tmp_path / "deleted by hand")  # no rescan since
+    before = snapshot(library.photos)
+
+    for dry_run in (True, False):
+        with library.actions() as actions:
+            report = actions.quarantine_removable(dry_run=dry_run)
+        skipped = dict(report.skipped)
+        assert report.done == len(removable) - len(copies) and len(skipped) == len(copies)
+        for copy in copies:
+            why = skipped[os.fsdecode(os.fsencode(library.photos) + b"/" + copy)]
+            assert why == f"its keeper {os.fsdecode(keeper_path)} changed since the last scan (missing)"
+    assert {copy: snapshot(library.photos)[copy] for copy in copies} == {copy: before[copy] for copy in copies}
+
+    library.undo()
+    os.rename(tmp_path / "deleted by hand", keeper_path)
 
 
 def test_undo_never_overwrites_a_file_that_appeared_in_the_meantime(library):

@@ -314,7 +314,7 @@ def decision(client, kind: str, item_id: str, **body):
 
 def test_a_removable_file_whose_name_is_not_utf8_is_given_by_its_bytes_too():
     """Its text shows each such byte as \\xNN, which another file may have for a name."""
-    row = RemovableFile(1, "/photos", b"Gr\xfc\xdfe.jpg", 3565, "duplicate", uuid.uuid4(), b"keep.jpg")
+    row = RemovableFile(1, "/photos", b"Gr\xfc\xdfe.jpg", 3565, "duplicate", uuid.uuid4(), b"keep.jpg", 2)
     listed = removable_file(row)
     assert (listed.path, listed.path_hex) == ("Gr\\xfc\\xdfe.jpg", b"Gr\xfc\xdfe.jpg".hex())
     assert _removable_record(row)["path_hex"] == listed.path_hex
