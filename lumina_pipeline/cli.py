@@ -248,7 +248,7 @@ def undo(args: argparse.Namespace) -> None:
     done = "removed the copies of" if report.copies else "put back"
     untouched = "; the originals were never touched" if report.copies else ""
     _print_report(report, done, f" of run {report.run_id}{untouched}")
-    if report.done and not report.copies:
+    if (report.done or report.resumed) and not report.copies:
         _regroup(args.catalog)
 
 

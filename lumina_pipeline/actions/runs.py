@@ -114,19 +114,22 @@ class Actions:
         return self._settle(self._commit_then_entries("planned", run_id), report or Report(run_id))
 
     def undo(self, run_id: str | None = None) -> Report:
-        """Put back the files of a run (the newest one with something to undo, by default), after
-        finishing what a killed run left."""
-        resumed = self.resume().done
-        run_id = run_id or journal.latest_run(self.connection, self.catalog_id)
+        """Put back the files of a run, after finishing what a killed run left. By default the run
+        is the one of an undo that was killed (finishing it is the undo asked for again), else
+        the newest one with something to undo."""
+        unfinished = self.unfinished()
+        resumed = self._settle(unfinished, Report()).done
+        interrupted = [entry.run_id for entry in unfinished if entry.state == "undoing"]
+        run_id = run_id or (interrupted[-1] if interrupted else journal.latest_run(self.connection, self.catalog_id))
         if run_id is None:
             raise CatalogError(f"nothing to undo in {self.catalog.name}")
         journal.start_undo(self.connection, self.catalog_id, run_id)
-        entries = self._commit_then_entries("undoing", run_id)
-        copies = bool(entries) and all(entry.operation == "copy" for entry in entries)
-        report = self._settle(entries, Report(run_id, resumed, copies=copies))
-        self._remove_emptied_folders(journal.entries(self.connection, self.catalog_id, ["undone", "skipped"], run_id))
+        report = self._settle(self._commit_then_entries("undoing", run_id), Report(run_id, resumed))
+        settled = journal.entries(self.connection, self.catalog_id, ["undone", "skipped"], run_id)
+        report.copies = bool(settled) and all(entry.operation == "copy" for entry in settled)
+        self._remove_emptied_folders(settled)
         tree = self.catalog.organized_directory
-        moved_in = any(entry.action == ORGANIZE and entry.operation == "move" for entry in entries)
+        moved_in = any(entry.action == ORGANIZE and entry.operation == "move" for entry in settled)
         if tree and moved_in and not _holds_a_file(os.fsencode(tree)):
             drop_emptied_source_directory(self.connection, self.catalog_id, tree)  # moved into it, now all back
             self.connection.commit()

@@ -58,7 +58,7 @@ def write_plan(connection: Connection, catalog_id: uuid.UUID, run_id: str, actio
 def entries(connection: Connection, catalog_id: uuid.UUID, states: list[str], run_id: str | None = None) -> list[Row]:
     """The catalog's journal entries in `states` (of one run, when given), in the order written."""
     return list(connection.execute(text("""
-        SELECT id, image_id, action, operation, source, target, size_bytes, mtime_ns, checksum, state
+        SELECT id, run_id, image_id, action, operation, source, target, size_bytes, mtime_ns, checksum, state
         FROM file_actions
         WHERE catalog_id = :c AND state = ANY(:states) AND (CAST(:run AS text) IS NULL OR run_id = :run)
         ORDER BY id""").columns(source=LargeBinary, target=LargeBinary),  # bytes, as os functions take them

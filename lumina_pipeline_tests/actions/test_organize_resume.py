@@ -62,3 +62,22 @@ def test_a_killed_run_is_finished_by_the_next_and_nothing_is_lost(library, befor
 
     library.undo(always_copy=True)
     assert snapshot(library.photos) == before and snapshot(tree) == {} and library.rows_point_at_their_files()
+
+
+def test_an_undo_killed_midway_is_finished_by_the_next_undo_which_gives_the_tree_up(library, before, database_url):
+    tree = library.photos.parent / "tidy"
+    with library.actions() as actions:
+        moved = organize(actions, dry_run=False, move=True).report
+    killed = subprocess.run(
+        [sys.executable, "-m", "lumina_pipeline_tests.actions.dying_organize",
+         database_url, CATALOG, str(library.quarantine), "-", "6", "undo"], capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    left = entries_in(library, "undoing")
+    assert 0 < left < moved.done
+
+    again = library.undo()  # the undo asked for again: finished, not "nothing to undo"
+    assert (again.run_id, again.resumed, again.done) == (moved.run_id, left, 0)
+    assert snapshot(library.photos) == before and library.rows_point_at_their_files()
+    assert not tree.exists() or not any(tree.iterdir())  # emptied of the folders it made
+    with library.actions() as actions:  # no longer one of the catalog's folders
+        assert str(tree) not in actions.catalog.source_directories
