@@ -16,7 +16,7 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-PARTIAL = b".lumina-partial"  # a copy being written; it never has the final name before it is verified
+from lumina_pipeline.analysis.files import PARTIAL  # a copy being written, never under its final name unverified
 
 
 @dataclass(frozen=True)

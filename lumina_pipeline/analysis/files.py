@@ -18,6 +18,7 @@ KINDS = {  # by extension (lower case)
     for extension in extensions.split()
 }
 SYSTEM_NAMES = frozenset({b".DS_Store", b"Thumbs.db", b"desktop.ini", b".picasa.ini"})
+PARTIAL = b".lumina-partial"  # ends the name of a copy being written (actions/files.py): never cataloged
 WALK_SCHEMA = {"source_root": pl.String, "path": pl.Binary, "size_bytes": pl.Int64, "mtime_ns": pl.Int64}
 
 
@@ -77,8 +78,8 @@ def walk_sources(roots: Sequence[str]) -> Walk:
                         if not entry.is_symlink() or resolves_inside(entry.path, real_roots):
                             stack.append((entry.path, path))
                         continue
-                    if entry.is_symlink() or not entry.is_file():
-                        continue  # links to files, sockets, fifos, devices
+                    if entry.is_symlink() or not entry.is_file() or entry.name.endswith(PARTIAL):
+                        continue  # links to files, sockets, fifos, devices; copies a killed run left half-written
                     stat = entry.stat()
                 except OSError:  # vanished or unreadable between listing and stat
                     continue

@@ -115,7 +115,7 @@ def record(connection: Connection, outcomes: list[tuple[int, str, str | None]]) 
 # undone), as a row's (root, path): the catalog's folder holding it and the rest. A place outside
 # every folder (the quarantine) has no row: the row keeps its place, and the journal knows where the file is.
 MOVED_PLACES = """
-    SELECT a.image_id, a.catalog_id, r.root,
+    SELECT a.image_id, a.catalog_id, a.status_before, r.root,
            substring(p.place FROM octet_length(convert_to(r.root, 'UTF8')) + 2) AS path
     FROM outcomes o JOIN file_actions a ON a.id = o.id JOIN catalogs c ON c.id = a.catalog_id
     CROSS JOIN LATERAL (SELECT CASE a.state WHEN 'done' THEN a.target ELSE a.source END AS place) p
@@ -128,12 +128,15 @@ MOVED_PLACES = """
 def follow_moves(connection: Connection) -> None:
     """Point the rows of the files `record` saw moved (organize into the catalog's tree, undo
     back out of it) at where they are now. Another row of that place told of a file gone from it,
-    since no file is ever moved over another: it goes, for the place is unique."""
+    since no file is ever moved over another: it goes, for the place is unique. A rescan between a
+    kill and the run that finished it marked the moved file deleted from its old place: it is back."""
     connection.execute(text(f"""
         DELETE FROM images i USING ({MOVED_PLACES}) m
         WHERE i.catalog_id = m.catalog_id AND i.source_root = m.root AND i.path = m.path AND i.id <> m.image_id"""))
     connection.execute(text(f"""
         UPDATE images SET source_root = m.root, path = m.path,
+                          status = CASE images.status WHEN 'deleted' THEN m.status_before ELSE images.status END,
                           change_stamp = images.change_stamp + 1, updated_at = now()
         FROM ({MOVED_PLACES}) m
-        WHERE images.id = m.image_id AND (images.source_root, images.path) IS DISTINCT FROM (m.root, m.path)"""))
+        WHERE images.id = m.image_id
+          AND ((images.source_root, images.path) IS DISTINCT FROM (m.root, m.path) OR images.status = 'deleted')"""))

@@ -81,3 +81,24 @@ def test_an_undo_killed_midway_is_finished_by_the_next_undo_which_gives_the_tree
     assert not tree.exists() or not any(tree.iterdir())  # emptied of the folders it made
     with library.actions() as actions:  # no longer one of the catalog's folders
         assert str(tree) not in actions.catalog.source_directories
+
+
+def test_a_rescan_between_a_killed_move_and_its_end_leaves_each_moved_file_one_live_row(library, before,
+                                                                                       database_url):
+    tree = library.photos.parent / "tidy"
+    killed = subprocess.run(
+        [sys.executable, "-m", "lumina_pipeline_tests.actions.dying_organize",
+         database_url, CATALOG, str(library.quarantine), "copying", "7", "move"], capture_output=True, text=True,
+        timeout=300)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    assert any(path.endswith(PARTIAL) for path in snapshot(tree))
+    library.pipeline.inventory(CATALOG)  # sees the files moved so far gone from the library, new in the tree
+    with library.actions() as actions:
+        assert organize(actions, dry_run=False, move=True).report.resumed > 0
+
+    rows = [(root, path, status) for root, path, _, status, *_ in library.placed().values()]
+    in_tree = [(os.fsencode(path), status) for root, path, status in rows if root == str(tree)]
+    assert sorted(path for path, _ in in_tree) == sorted(snapshot(tree))  # one row each
+    assert {status for _, status in in_tree} == {"ok"}
+    library.undo()
+    assert snapshot(library.photos) == before
