@@ -49,20 +49,21 @@ def mismatch(path: bytes, operation: FileOperation, *, read: bool) -> str | None
     return None
 
 
-def carry_out(operation: FileOperation, *, always_copy: bool = False) -> str | None:
+def carry_out(operation: FileOperation, *, always_copy: bool = False, resuming: bool = False) -> str | None:
     """Bring `operation` to its end; None when the target holds the file (and, for a move, the
     source no longer does), else why the file was left where it was. On the same filesystem a
-    move is a rename; otherwise (or with `always_copy`) a verified copy."""
-    return _explained(_carry_out, operation, always_copy)
+    move is a rename; otherwise (or with `always_copy`) a verified copy. `resuming`: a killed
+    run may have carried it out already."""
+    return _explained(_carry_out, operation, always_copy, resuming)
 
 
-def undo(operation: FileOperation, *, always_copy: bool = False) -> str | None:
+def undo(operation: FileOperation, *, always_copy: bool = False, resuming: bool = False) -> str | None:
     """Reverse a done `operation`; None when undone, else why it was not. A move goes back,
     never over a file that appeared in its place; a copy is removed only while the original
     still holds the same bytes."""
     if operation.operation == "move":
         back = replace(operation, source=operation.target, target=operation.source)
-        return carry_out(back, always_copy=always_copy)
+        return carry_out(back, always_copy=always_copy, resuming=resuming)
     return _explained(_remove_copy, operation)
 
 
@@ -79,13 +80,15 @@ def _explained(function: Callable[..., str | None], *args) -> str | None:
         return f"{error.strerror}: {os.fsdecode(error.filename)}" if error.filename else str(error)
 
 
-def _carry_out(operation: FileOperation, always_copy: bool) -> str | None:
+def _carry_out(operation: FileOperation, always_copy: bool, resuming: bool) -> str | None:
     source, target = operation.source, operation.target
     _remove(target + PARTIAL)  # a copy a kill interrupted
     if os.path.lexists(target):  # done, or done but for the source's removal, or someone else's file
         if problem := mismatch(target, operation, read=True):
             if operation.operation == "move" and not os.path.lexists(source):
-                return None  # moved before a kill, then changed where it lies: the journal must say it is there
+                if resuming:
+                    return None  # moved before a kill, then changed where it lies: the journal must say it is there
+                return f"missing, and {os.fsdecode(target)} holds another file ({problem})"
             return f"{os.fsdecode(target)} is in the way ({problem})"
         if operation.operation == "move" and mismatch(source, operation, read=True) is None:
             return _drop_source(operation, None)

@@ -87,7 +87,7 @@ class Actions:
 
     def resume(self) -> Report:
         """Finish every operation a killed run of this catalog left (applied, undone or purged)."""
-        return self._settle(self.unfinished(), Report())
+        return self._settle(self.unfinished(), Report(), resuming=True)
 
     def unfinished(self) -> list[Row]:
         return journal.entries(self.connection, self.catalog_id, journal.UNFINISHED)
@@ -118,7 +118,7 @@ class Actions:
         is the one of an undo that was killed (finishing it is the undo asked for again), else
         the newest one with something to undo."""
         unfinished = self.unfinished()
-        resumed = self._settle(unfinished, Report()).done
+        resumed = self._settle(unfinished, Report(), resuming=True).done
         interrupted = [entry.run_id for entry in unfinished if entry.state == "undoing"]
         run_id = run_id or (interrupted[-1] if interrupted else journal.latest_run(self.connection, self.catalog_id))
         if run_id is None:
@@ -174,14 +174,15 @@ class Actions:
             report.add(entry["source"], entry["size_bytes"], problem)
         return report
 
-    def _settle(self, entries: list[Row], report: Report) -> Report:
-        """Bring each entry to its end, a chunk at a time, journaling each chunk's outcomes."""
+    def _settle(self, entries: list[Row], report: Report, *, resuming: bool = False) -> Report:
+        """Bring each entry to its end, a chunk at a time, journaling each chunk's outcomes;
+        `resuming` the entries a killed run left."""
         for start in range(0, len(entries), CHUNK):
             chunk = entries[start : start + CHUNK]
             to_check = [e.image_id for e in chunk if e.state == "planned" and e.action == QUARANTINE]
             kept = journal.kept_images(self.connection, self.catalog_id, to_check)
             with ThreadPoolExecutor(FILES_AT_ONCE) as pool:
-                finished = pool.map(self._finish, chunk, itertools.repeat(kept))
+                finished = pool.map(self._finish, chunk, itertools.repeat(kept), itertools.repeat(resuming))
                 outcomes = [(entry.id, *outcome) for entry, outcome in zip(chunk, finished, strict=True)]
             journal.record(self.connection, outcomes)
             self.connection.commit()
@@ -189,19 +190,19 @@ class Actions:
                 report.add(entry.target if reason and state == "done" else entry.source, entry.size_bytes, reason)
         return report
 
-    def _finish(self, entry: Row, kept: set[int]) -> tuple[str, str | None]:
+    def _finish(self, entry: Row, kept: set[int], resuming: bool) -> tuple[str, str | None]:
         """The entry's new state and, unless it reached its end, why not."""
         operation = FileOperation(*(getattr(entry, name) for name in OPERATION_FIELDS))
         if entry.state == "undoing":
-            problem = undo(operation, always_copy=self.always_copy)
+            problem = undo(operation, always_copy=self.always_copy, resuming=resuming)
             return ("undone", None) if problem is None else ("done", f"{journal.NOT_UNDONE}{problem}")
         if entry.state == "purging":
             problem = _delete_inside(self.quarantine, entry.target)
             return ("purged", None) if problem is None else ("done", f"not purged: {problem}")
         if entry.image_id in kept:  # kept since it was planned: put back, should a killed run have moved it
-            problem = undo(operation, always_copy=self.always_copy)
+            problem = undo(operation, always_copy=self.always_copy, resuming=resuming)
             return ("skipped", KEPT) if problem is None else ("done", f"kept, but not put back: {problem}")
-        problem = carry_out(operation, always_copy=self.always_copy)
+        problem = carry_out(operation, always_copy=self.always_copy, resuming=resuming)
         return ("done", None) if problem is None else ("skipped", problem)
 
 

@@ -55,7 +55,9 @@ def test_a_move_a_kill_kept_from_the_journal_is_done_though_the_file_changed_sin
     assert carry_out(operation) is None  # then killed before the journal heard of it
     with open(operation.target, "ab") as moved:
         moved.write(b"edited in its new place")
-    assert carry_out(operation) is None  # finishing the run: done, not "in the way"
+    assert carry_out(operation) == (f"missing, and {os.fsdecode(operation.target)} holds another file "
+                                    "(size changed (55023 bytes, cataloged 55000))")  # not after a kill: not ours
+    assert carry_out(operation, resuming=True) is None  # finishing the killed run: done, not "in the way"
     assert state(operation.source) is None and os.path.getsize(operation.target) > operation.size_bytes
     assert undo(operation) == "size changed (55023 bytes, cataloged 55000)"  # a changed file is never moved back
 

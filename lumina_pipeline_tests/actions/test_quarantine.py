@@ -120,6 +120,25 @@ def test_undo_never_overwrites_a_file_that_appeared_in_the_meantime(library):
     assert snapshot(library.photos) == before
 
 
+def test_undo_of_a_file_deleted_from_quarantine_says_so_though_another_took_its_place(library, corpus):
+    report = library.quarantine_removable()
+    [run] = list((library.quarantine / CATALOG).iterdir())
+    gone = min(path for path in run.rglob("*") if path.is_file())
+    relative = gone.relative_to(run / gone.relative_to(run).parts[0])  # <run>/<root index>/<path>
+    original, size = library.photos / relative, gone.stat().st_size
+    gone.unlink()  # deleted from the quarantine by hand
+    original.write_bytes(b"another photo, saved under the old name")
+
+    undone = library.undo()
+    assert undone.done == report.done - 1
+    assert undone.skipped == [(str(gone), f"not undone: missing, and {original} holds another file "
+                                          f"(size changed (39 bytes, cataloged {size}))")]
+    assert status_by_path(library)[os.fsencode(relative)] == "quarantined"  # not the other file's row
+
+    shutil.copy2(corpus.photos / relative, original)  # as it was: the next undo settles the run
+    assert library.undo().done == 1
+
+
 def test_a_kept_file_is_never_moved_whatever_the_plan_says(library):
     before = snapshot(library.photos)
     with library.actions() as actions:
