@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from lumina_pipeline.actions.files import FileOperation, carry_out, mismatch, sha256, undo
 from lumina_pipeline.analysis.files import absolute_paths
-from lumina_pipeline.analysis.plans import plan_quarantine
+from lumina_pipeline.analysis.plans import QUARANTINED, plan_quarantine
 from lumina_pipeline.storage import journal
 from lumina_pipeline.storage.catalogs import (
     ACTIONS_LOCK_SPACE,
@@ -103,6 +103,7 @@ class Actions:
         files = journal.files_to_quarantine(self.connection, self.catalog_id)
         files, keeper_changed = keepers_in_place(files.filter(~pl.col("id").is_in(pending)))
         plan, left_out = plan_quarantine(checksum_unread(files), self.catalog.source_directories, folder)
+        plan = plan.with_columns(keep_image_id=pl.col("image_id").replace_strict(files["id"], files["keep_id"]))
         skipped = keeper_changed + [(os.fsdecode(source), reason) for source, reason in left_out.rows()]
         report = Report(None if dry_run else run_id, resumed, skipped=skipped)
         return self.preview(plan, report) if dry_run else self.apply(QUARANTINE, run_id, plan, report)
@@ -180,9 +181,12 @@ class Actions:
         for start in range(0, len(entries), CHUNK):
             chunk = entries[start : start + CHUNK]
             to_check = [e.image_id for e in chunk if e.state == "planned" and e.action == QUARANTINE]
-            kept = journal.kept_images(self.connection, self.catalog_id, to_check)
+            to_purge = [e for e in chunk if e.state == "purging" and e.keep_image_id is not None]
+            keepers = journal.keepers(self.connection, [e.keep_image_id for e in to_purge])
+            gone = {e.id: problem for e in to_purge if (problem := _keeper_gone(keepers.get(e.keep_image_id)))}
+            checks = Checks(journal.kept_images(self.connection, self.catalog_id, to_check), gone, resuming)
             with ThreadPoolExecutor(FILES_AT_ONCE) as pool:
-                finished = pool.map(self._finish, chunk, itertools.repeat(kept), itertools.repeat(resuming))
+                finished = pool.map(self._finish, chunk, itertools.repeat(checks))
                 outcomes = [(entry.id, *outcome) for entry, outcome in zip(chunk, finished, strict=True)]
             journal.record(self.connection, outcomes)
             self.connection.commit()
@@ -190,20 +194,47 @@ class Actions:
                 report.add(entry.target if reason and state == "done" else entry.source, entry.size_bytes, reason)
         return report
 
-    def _finish(self, entry: Row, kept: set[int], resuming: bool) -> tuple[str, str | None]:
+    def _finish(self, entry: Row, checks: "Checks") -> tuple[str, str | None]:
         """The entry's new state and, unless it reached its end, why not."""
         operation = FileOperation(*(getattr(entry, name) for name in OPERATION_FIELDS))
+        resuming = checks.resuming
         if entry.state == "undoing":
             problem = undo(operation, always_copy=self.always_copy, resuming=resuming)
             return ("undone", None) if problem is None else ("done", f"{journal.NOT_UNDONE}{problem}")
         if entry.state == "purging":
-            problem = _delete_inside(self.quarantine, entry.target)
+            problem = checks.keeper_gone.get(entry.id) or _delete_inside(self.quarantine, entry.target)
             return ("purged", None) if problem is None else ("done", f"not purged: {problem}")
-        if entry.image_id in kept:  # kept since it was planned: put back, should a killed run have moved it
+        if entry.image_id in checks.kept:  # kept since it was planned: put back, should a killed run have moved it
             problem = undo(operation, always_copy=self.always_copy, resuming=resuming)
             return ("skipped", KEPT) if problem is None else ("done", f"kept, but not put back: {problem}")
         problem = carry_out(operation, always_copy=self.always_copy, resuming=resuming)
         return ("done", None) if problem is None else ("skipped", problem)
+
+
+@dataclass(frozen=True)
+class Checks:
+    """What the entries of a chunk are checked against: the files kept now, the purges whose
+    copy's keeper is gone (and why), and whether a killed run left them."""
+
+    kept: set[int]
+    keeper_gone: dict[int, str]
+    resuming: bool
+
+
+def _keeper_gone(keeper: Row | None) -> str | None:
+    """Why a quarantined copy may be the last one left of its photo: its keeper gone from the
+    catalog or its folder since. None while the keeper is there as cataloged (or was never known)."""
+    if keeper is None:
+        return None
+    path = os.path.join(os.fsencode(keeper.source_root), keeper.path)
+    problem = keeper.status if keeper.status in ("deleted", QUARANTINED) else _changed(path, keeper.size_bytes,
+                                                                                         keeper.mtime_ns)
+    return problem and f"its keeper {os.fsdecode(path)} changed since ({problem}): this may be the last copy"
+
+
+def _changed(path: bytes, size_bytes: int, mtime_ns: int) -> str | None:
+    """Why the file at `path` no longer has its cataloged size and mtime, or None."""
+    return mismatch(path, FileOperation(path, path, "keep", size_bytes, mtime_ns, ""), read=False)
 
 
 def _holds_a_file(folder: bytes) -> bool:
@@ -221,8 +252,7 @@ def keepers_in_place(files: pl.DataFrame) -> tuple[pl.DataFrame, list[tuple[str,
     photo. The rest, and (path, why) for those split off."""
     keepers = absolute_paths(files["keep_source_root"], files["keep_path"])
     cataloged = files.select("keep_size_bytes", "keep_mtime_ns").rows()
-    problems = [mismatch(keeper, FileOperation(keeper, keeper, "keep", size, mtime, ""), read=False)
-                for keeper, (size, mtime) in zip(keepers, cataloged, strict=True)]
+    problems = [_changed(keeper, *row) for keeper, row in zip(keepers, cataloged, strict=True)]
     sources = absolute_paths(files["source_root"], files["path"])
     changed = [(os.fsdecode(source), f"its keeper {os.fsdecode(keeper)} changed since the last scan ({problem})")
                for source, keeper, problem in zip(sources, keepers, problems, strict=True) if problem]

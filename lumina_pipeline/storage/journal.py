@@ -16,7 +16,7 @@ UNFINISHED = ["planned", "undoing", "purging"]  # states a killed run leaves beh
 NOT_UNDONE = "not undone: "  # the reason of an operation an undo left as it was
 REMOVABLE_SCHEMA = {**VERIFY_SCHEMA, "status": pl.String}  # a file as cataloged, to check before it is touched
 # ... and the file kept in its place as cataloged, to check that it still is
-WITH_KEEPER_SCHEMA = {**REMOVABLE_SCHEMA, "keep_source_root": pl.String, "keep_path": pl.Binary,
+WITH_KEEPER_SCHEMA = {**REMOVABLE_SCHEMA, "keep_id": pl.Int64, "keep_source_root": pl.String, "keep_path": pl.Binary,
                       "keep_size_bytes": pl.Int64, "keep_mtime_ns": pl.Int64}
 
 
@@ -24,12 +24,19 @@ def files_to_quarantine(connection: Connection, catalog_id: uuid.UUID) -> pl.Dat
     """The catalog's removable files (storage/browse.py) still in their folders, with their keepers."""
     removable = removable_files(connection, catalog_id)
     query = """SELECT i.id, i.source_root, i.path, i.size_bytes, i.mtime_ns, i.checksum, i.status,
-                      k.source_root, k.path, k.size_bytes, k.mtime_ns
+                      k.id, k.source_root, k.path, k.size_bytes, k.mtime_ns
                FROM unnest(CAST(:ids AS bigint[]), CAST(:keeps AS bigint[])) AS r(id, keep_id)
                JOIN images i ON i.id = r.id JOIN images k ON k.id = r.keep_id
                WHERE i.status NOT IN ('deleted', 'quarantined') ORDER BY i.source_root, i.path"""
     params = {"ids": [row.id for row in removable], "keeps": [row.keep_id for row in removable]}
     return read_frame(connection, query, params, WITH_KEEPER_SCHEMA)
+
+
+def keepers(connection: Connection, image_ids: Sequence[int]) -> dict[int, Row]:
+    """The rows of the files kept in place of quarantined copies: id -> where and as what."""
+    rows = connection.execute(text("""SELECT id, source_root, path, size_bytes, mtime_ns, status FROM images
+                                      WHERE id = ANY(:ids)""").columns(path=LargeBinary), {"ids": list(image_ids)})
+    return {row.id: row for row in rows}
 
 
 def kept_images(connection: Connection, catalog_id: uuid.UUID, image_ids: Sequence[int]) -> set[int]:
@@ -58,7 +65,8 @@ def write_plan(connection: Connection, catalog_id: uuid.UUID, run_id: str, actio
 def entries(connection: Connection, catalog_id: uuid.UUID, states: list[str], run_id: str | None = None) -> list[Row]:
     """The catalog's journal entries in `states` (of one run, when given), in the order written."""
     return list(connection.execute(text("""
-        SELECT id, run_id, image_id, action, operation, source, target, size_bytes, mtime_ns, checksum, state
+        SELECT id, run_id, image_id, keep_image_id, action, operation, source, target, size_bytes, mtime_ns, checksum,
+               state
         FROM file_actions
         WHERE catalog_id = :c AND state = ANY(:states) AND (CAST(:run AS text) IS NULL OR run_id = :run)
         ORDER BY id""").columns(source=LargeBinary, target=LargeBinary),  # bytes, as os functions take them

@@ -274,3 +274,5 @@ class FileAction(Stamped, Base):
     reason: Mapped[str | None] = mapped_column(Text)  # why skipped, or why undo refused
     status_before: Mapped[str | None] = mapped_column(String(16))  # images.status that undo restores
     status_after: Mapped[str | None] = mapped_column(String(16))  # images.status once done (null: unchanged)
+    # a quarantined copy's keeper, which must still be in place when purge deletes the copy
+    keep_image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"), index=True)

@@ -239,21 +239,31 @@ def test_the_cli_says_what_would_move_moves_it_and_puts_it_back(library, databas
     assert usage.returncode == 2 and "--older-than DAYS" in usage.stderr
 
 
-def test_purge_deletes_only_files_quarantined_longer_ago_than_asked(library):
+def test_purge_deletes_only_files_quarantined_longer_ago_than_asked_whose_keeper_is_in_place(library, tmp_path):
     """Last of the module: purged files are gone for good from its library."""
     before = snapshot(library.photos)
     report = library.quarantine_removable()
     in_quarantine = library.quarantined()
-    old = set(sorted(in_quarantine)[::2])
+    aged_paths = set(sorted(in_quarantine)[::2])
     with library.pipeline.engine.begin() as connection:
-        entries = connection.execute(text("SELECT id, target FROM file_actions WHERE run_id = :r"),
-                                     {"r": report.run_id})
-        aged = [i for i, target in entries if any(bytes(target).endswith(b"/0/" + path) for path in old)]
+        entries = connection.execute(text("""SELECT a.id, a.target, k.path FROM file_actions a
+                                             JOIN images k ON k.id = a.keep_image_id WHERE a.run_id = :r"""),
+                                     {"r": report.run_id}).all()
+        aged = [(i, bytes(target), bytes(keeper)) for i, target, keeper in entries
+                if any(bytes(target).endswith(b"/0/" + path) for path in aged_paths)]
         connection.execute(text("UPDATE file_actions SET created_at = now() - interval '10 days' WHERE id = ANY(:a)"),
-                           {"a": aged})
+                           {"a": [i for i, _, _ in aged]})
+    keeper = aged[0][2]  # deleted by hand since: its copies may be the last ones
+    keeper_path = library.photos / os.fsdecode(keeper)
+    os.rename(keeper_path, tmp_path / "deleted by hand")
+    stays = {os.fsdecode(target) for _, target, k in aged if k == keeper}
     with library.actions() as actions:
         purged = actions.purge(older_than_days=5)
-    assert purged.done == len(old) and purged.skipped == []
+    os.rename(tmp_path / "deleted by hand", keeper_path)
+    assert dict(purged.skipped) == {target: f"not purged: its keeper {keeper_path} changed since (missing): this "
+                                            "may be the last copy" for target in stays}
+    old = {path for path in aged_paths if not any(target.endswith("/0/" + os.fsdecode(path)) for target in stays)}
+    assert purged.done == len(old) == len(aged_paths) - len(stays) > 0
     assert library.quarantined() == {path: state for path, state in in_quarantine.items() if path not in old}
     assert snapshot(library.photos) == {path: state for path, state in before.items() if path not in in_quarantine}
     assert {status_by_path(library)[path] for path in old} == {"deleted"}
