@@ -101,7 +101,7 @@ class Actions:
         run_id = new_run_id()
         folder = os.path.join(self.quarantine, self.catalog.name.encode(), run_id.encode())
         files = journal.files_to_quarantine(self.connection, self.catalog_id)
-        files, keeper_changed = keepers_in_place(files.filter(~pl.col("id").is_in(pending)))
+        files, keeper_changed = self._keepers_in_place(files.filter(~pl.col("id").is_in(pending)))
         plan, left_out = plan_quarantine(checksum_unread(files), self.catalog.source_directories, folder)
         plan = plan.with_columns(keep_image_id=pl.col("image_id").replace_strict(files["id"], files["keep_id"]))
         skipped = keeper_changed + [(os.fsdecode(source), reason) for source, reason in left_out.rows()]
@@ -175,6 +175,16 @@ class Actions:
             report.add(entry["source"], entry["size_bytes"], problem)
         return report
 
+    def _keepers_in_place(self, files: pl.DataFrame) -> tuple[pl.DataFrame, list[tuple[str, str]]]:
+        """Split off the files whose keeper is not in its folder as cataloged (deleted, moved or
+        edited since the last scan, on a disk not mounted). The rest, and (path, why) for those."""
+        keepers = journal.keepers(self.connection, files["keep_id"].to_list())
+        gone = [_keeper_gone(keepers.get(keep_id)) for keep_id in files["keep_id"]]
+        sources = absolute_paths(files["source_root"], files["path"])
+        changed = [(os.fsdecode(source), f"its keeper {where} changed since the last scan ({problem})")
+                   for source, (where, problem) in zip(sources, gone, strict=True) if problem]
+        return files.filter(pl.Series([problem is None for _, problem in gone], dtype=pl.Boolean)), changed
+
     def _settle(self, entries: list[Row], report: Report, *, resuming: bool = False) -> Report:
         """Bring each entry to its end, a chunk at a time, journaling each chunk's outcomes;
         `resuming` the entries a killed run left."""
@@ -183,7 +193,8 @@ class Actions:
             to_check = [e.image_id for e in chunk if e.state == "planned" and e.action == QUARANTINE]
             to_purge = [e for e in chunk if e.state == "purging" and e.keep_image_id is not None]
             keepers = journal.keepers(self.connection, [e.keep_image_id for e in to_purge])
-            gone = {e.id: problem for e in to_purge if (problem := _keeper_gone(keepers.get(e.keep_image_id)))}
+            gone = {e.id: f"its keeper {where} changed since ({problem}): this may be the last copy"
+                    for e in to_purge for where, problem in [_keeper_gone(keepers.get(e.keep_image_id))] if problem}
             checks = Checks(journal.kept_images(self.connection, self.catalog_id, to_check), gone, resuming)
             with ThreadPoolExecutor(FILES_AT_ONCE) as pool:
                 finished = pool.map(self._finish, chunk, itertools.repeat(checks))
@@ -221,20 +232,17 @@ class Checks:
     resuming: bool
 
 
-def _keeper_gone(keeper: Row | None) -> str | None:
-    """Why a quarantined copy may be the last one left of its photo: its keeper gone from the
-    catalog or its folder since. None while the keeper is there as cataloged (or was never known)."""
+def _keeper_gone(keeper: Row | None) -> tuple[str, str | None]:
+    """Where a copy's keeper (journal.keepers) is, and why it is not there as cataloged (deleted,
+    quarantined, missing, changed since the last scan): the copy may be the last one of its
+    photo. No reason while it is there, or was never recorded."""
     if keeper is None:
-        return None
+        return "", None
     path = os.path.join(os.fsencode(keeper.source_root), keeper.path)
-    problem = keeper.status if keeper.status in ("deleted", QUARANTINED) else _changed(path, keeper.size_bytes,
-                                                                                         keeper.mtime_ns)
-    return problem and f"its keeper {os.fsdecode(path)} changed since ({problem}): this may be the last copy"
-
-
-def _changed(path: bytes, size_bytes: int, mtime_ns: int) -> str | None:
-    """Why the file at `path` no longer has its cataloged size and mtime, or None."""
-    return mismatch(path, FileOperation(path, path, "keep", size_bytes, mtime_ns, ""), read=False)
+    if keeper.status in ("deleted", QUARANTINED):
+        return os.fsdecode(path), keeper.status
+    as_cataloged = FileOperation(path, path, "keep", keeper.size_bytes, keeper.mtime_ns, "")
+    return os.fsdecode(path), mismatch(path, as_cataloged, read=False)
 
 
 def _holds_a_file(folder: bytes) -> bool:
@@ -244,19 +252,6 @@ def _holds_a_file(folder: bytes) -> bool:
 def new_run_id() -> str:
     """A run's id: it sorts by time, and names the run's quarantine folder."""
     return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
-
-
-def keepers_in_place(files: pl.DataFrame) -> tuple[pl.DataFrame, list[tuple[str, str]]]:
-    """Split off the files whose keeper is not in its folder as cataloged (deleted, moved or
-    edited since the last scan, on a disk not mounted): one of them may be the last copy of its
-    photo. The rest, and (path, why) for those split off."""
-    keepers = absolute_paths(files["keep_source_root"], files["keep_path"])
-    cataloged = files.select("keep_size_bytes", "keep_mtime_ns").rows()
-    problems = [_changed(keeper, *row) for keeper, row in zip(keepers, cataloged, strict=True)]
-    sources = absolute_paths(files["source_root"], files["path"])
-    changed = [(os.fsdecode(source), f"its keeper {os.fsdecode(keeper)} changed since the last scan ({problem})")
-               for source, keeper, problem in zip(sources, keepers, problems, strict=True) if problem]
-    return files.filter(pl.Series([problem is None for problem in problems], dtype=pl.Boolean)), changed
 
 
 def checksum_unread(files: pl.DataFrame) -> pl.DataFrame:

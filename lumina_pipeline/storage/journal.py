@@ -15,25 +15,23 @@ from lumina_pipeline.storage.images import VERIFY_SCHEMA
 UNFINISHED = ["planned", "undoing", "purging"]  # states a killed run leaves behind
 NOT_UNDONE = "not undone: "  # the reason of an operation an undo left as it was
 REMOVABLE_SCHEMA = {**VERIFY_SCHEMA, "status": pl.String}  # a file as cataloged, to check before it is touched
-# ... and the file kept in its place as cataloged, to check that it still is
-WITH_KEEPER_SCHEMA = {**REMOVABLE_SCHEMA, "keep_id": pl.Int64, "keep_source_root": pl.String, "keep_path": pl.Binary,
-                      "keep_size_bytes": pl.Int64, "keep_mtime_ns": pl.Int64}
+WITH_KEEPER_SCHEMA = {**REMOVABLE_SCHEMA, "keep_id": pl.Int64}  # ... and the file kept in its place
 
 
 def files_to_quarantine(connection: Connection, catalog_id: uuid.UUID) -> pl.DataFrame:
     """The catalog's removable files (storage/browse.py) still in their folders, with their keepers."""
     removable = removable_files(connection, catalog_id)
     query = """SELECT i.id, i.source_root, i.path, i.size_bytes, i.mtime_ns, i.checksum, i.status,
-                      k.id, k.source_root, k.path, k.size_bytes, k.mtime_ns
+                      r.keep_id
                FROM unnest(CAST(:ids AS bigint[]), CAST(:keeps AS bigint[])) AS r(id, keep_id)
-               JOIN images i ON i.id = r.id JOIN images k ON k.id = r.keep_id
+               JOIN images i ON i.id = r.id
                WHERE i.status NOT IN ('deleted', 'quarantined') ORDER BY i.source_root, i.path"""
     params = {"ids": [row.id for row in removable], "keeps": [row.keep_id for row in removable]}
     return read_frame(connection, query, params, WITH_KEEPER_SCHEMA)
 
 
 def keepers(connection: Connection, image_ids: Sequence[int]) -> dict[int, Row]:
-    """The rows of the files kept in place of quarantined copies: id -> where and as what."""
+    """The rows of the files kept in place of removable copies: id -> where and as what."""
     rows = connection.execute(text("""SELECT id, source_root, path, size_bytes, mtime_ns, status FROM images
                                       WHERE id = ANY(:ids)""").columns(path=LargeBinary), {"ids": list(image_ids)})
     return {row.id: row for row in rows}
