@@ -38,6 +38,7 @@ FILES_AT_ONCE = 8
 QUARANTINE = "quarantine"
 ORGANIZE = "organize"
 OPERATION_FIELDS = ("source", "target", "operation", "size_bytes", "mtime_ns", "checksum")  # FileOperation's
+OTHER_CONTENT = "other content"  # a sidecar's copy, compared as it is quarantined
 KEPT = "kept: a group's primary, a burst's best frame, a file a person keeps, or a file of their stack"
 
 
@@ -100,9 +101,10 @@ class Actions:
         pending = [entry.image_id for entry in unfinished if entry.state == "planned"]  # on their way already
         run_id = new_run_id()
         folder = os.path.join(self.quarantine, self.catalog.name.encode(), run_id.encode())
-        files = journal.files_to_quarantine(self.connection, self.catalog_id)
-        files, keeper_changed = self._keepers_in_place(files.filter(~pl.col("id").is_in(pending)))
-        plan, left_out = plan_quarantine(checksum_unread(files), self.catalog.source_directories, folder)
+        files = journal.files_to_quarantine(self.connection, self.catalog_id).filter(~pl.col("id").is_in(pending))
+        unread = files["checksum"].is_null()  # sidecars: their content is compared with their copy's
+        files, keeper_changed = self._keepers_in_place(checksum_unread(files), unread)
+        plan, left_out = plan_quarantine(files, self.catalog.source_directories, folder)
         plan = plan.with_columns(keep_image_id=pl.col("image_id").replace_strict(files["id"], files["keep_id"]))
         skipped = keeper_changed + [(os.fsdecode(source), reason) for source, reason in left_out.rows()]
         report = Report(None if dry_run else run_id, resumed, skipped=skipped)
@@ -175,15 +177,22 @@ class Actions:
             report.add(entry["source"], entry["size_bytes"], problem)
         return report
 
-    def _keepers_in_place(self, files: pl.DataFrame) -> tuple[pl.DataFrame, list[tuple[str, str]]]:
+    def _keepers_in_place(self, files: pl.DataFrame, compare: pl.Series) -> tuple[pl.DataFrame, list[tuple[str, str]]]:
         """Split off the files whose keeper is not in its folder as cataloged (deleted, moved or
-        edited since the last scan, on a disk not mounted). The rest, and (path, why) for those."""
+        edited since the last scan, on a disk not mounted) or, where `compare`, holds other
+        bytes; and the other files of their stacks, which stay whole. The rest, and (path, why)
+        for those."""
         keepers = journal.keepers(self.connection, files["keep_id"].to_list())
-        gone = [_keeper_gone(keepers.get(keep_id)) for keep_id in files["keep_id"]]
-        sources = absolute_paths(files["source_root"], files["path"])
-        changed = [(os.fsdecode(source), f"its keeper {where} changed since the last scan ({problem})")
-                   for source, (where, problem) in zip(sources, gone, strict=True) if problem]
-        return files.filter(pl.Series([problem is None for _, problem in gone], dtype=pl.Boolean)), changed
+        alike = files.select(pl.when(compare).then(pl.col("checksum")).alias("alike"))["alike"]
+        sources = [os.fsdecode(source) for source in absolute_paths(files["source_root"], files["path"])]
+        problems = [_why_not_removable(*_keeper_gone(keepers.get(keep_id), checksum))
+                    for keep_id, checksum in zip(files["keep_id"], alike, strict=True)]
+        staying = {stack: source for stack, source, problem in zip(files["stack_id"], sources, problems, strict=True)
+                   if problem and stack is not None}
+        problems = [problem or (f"its stack stays whole: {staying[stack]} stays" if stack in staying else None)
+                    for stack, problem in zip(files["stack_id"], problems, strict=True)]
+        left = [(source, problem) for source, problem in zip(sources, problems, strict=True) if problem]
+        return files.filter(pl.Series([problem is None for problem in problems], dtype=pl.Boolean)), left
 
     def _settle(self, entries: list[Row], report: Report, *, resuming: bool = False) -> Report:
         """Bring each entry to its end, a chunk at a time, journaling each chunk's outcomes;
@@ -232,17 +241,27 @@ class Checks:
     resuming: bool
 
 
-def _keeper_gone(keeper: Row | None) -> tuple[str, str | None]:
+def _keeper_gone(keeper: Row | None, checksum: str | None = None) -> tuple[str, str | None]:
     """Where a copy's keeper (journal.keepers) is, and why it is not there as cataloged (deleted,
-    quarantined, missing, changed since the last scan): the copy may be the last one of its
-    photo. No reason while it is there, or was never recorded."""
+    quarantined, missing, changed since the last scan) or, given the copy's `checksum`, holds
+    other bytes: the copy may be the last one of its photo. No reason while it is there, or was
+    never recorded."""
     if keeper is None:
         return "", None
     path = os.path.join(os.fsencode(keeper.source_root), keeper.path)
     if keeper.status in ("deleted", QUARANTINED):
         return os.fsdecode(path), keeper.status
     as_cataloged = FileOperation(path, path, "keep", keeper.size_bytes, keeper.mtime_ns, "")
-    return os.fsdecode(path), mismatch(path, as_cataloged, read=False)
+    problem = mismatch(path, as_cataloged, read=False)
+    if problem is None and checksum is not None and sha256(path) != checksum:
+        problem = OTHER_CONTENT
+    return os.fsdecode(path), problem
+
+
+def _why_not_removable(keeper: str, problem: str | None) -> str | None:
+    if problem == OTHER_CONTENT:
+        return f"its copy {keeper} holds other content: this may be the only one"
+    return f"its keeper {keeper} changed since the last scan ({problem})" if problem else None
 
 
 def _holds_a_file(folder: bytes) -> bool:

@@ -264,7 +264,7 @@ class RemovableFile:
     size_bytes: int
     reason: Literal["duplicate", "burst"]
     decided_by: uuid.UUID  # the reviewed group or burst
-    keep_path: bytes  # of the file kept in its place
+    keep_path: bytes  # of the file kept in its place (for a stack's other file, its copy that stays)
     keep_id: int
 
 
@@ -273,8 +273,10 @@ def removable_files(connection: Connection, catalog_id: uuid.UUID) -> list[Remov
     primary, and frames of reviewed bursts other than the best, they and their keeper still in
     their folders (a regrouping not yet done after a quarantine or a deletion); never a file kept anywhere
     (a burst's extra frame can be a group's primary; a file a person keeps), each listed once. A stack goes or stays
-    whole: a removable primary brings its stack's other files (RAW, video, sidecars), and no
-    file is listed while a file of its stack is kept. Nothing is deleted."""
+    whole: a removable primary brings its stack's other files (RAW, video, sidecars), each only
+    where a copy of it stays (its keeper: the same checksum, or for a sidecar, which no analysis
+    reads, the same size, its content compared when it is quarantined), and no file is listed
+    while a file of its stack is kept or has no copy that stays. Nothing is deleted."""
     rows = connection.execute(text(f"""
         WITH left_over AS (
             SELECT i.id, i.source_root, i.path, i.size_bytes, 'duplicate' AS reason, g.id AS decided_by,
@@ -290,12 +292,26 @@ def removable_files(connection: Connection, catalog_id: uuid.UUID) -> list[Remov
               AND i.status NOT IN {GONE} AND keep.status NOT IN {GONE}
         ),
         kept AS ({KEPT}),
-        candidates AS (
-            SELECT * FROM left_over WHERE id NOT IN (SELECT id FROM kept)
-            UNION ALL
-            SELECT mate.id, mate.source_root, mate.path, mate.size_bytes, l.reason, l.decided_by, l.keep_path, l.keep_id
-            FROM left_over l JOIN stacks s ON s.primary_image_id = l.id JOIN images mate ON mate.stack_id = s.id
+        leaving AS (SELECT * FROM left_over WHERE id NOT IN (SELECT id FROM kept)),
+        mates AS (
+            SELECT mate.id, mate.source_root, mate.path, mate.size_bytes, mate.kind, mate.checksum, l.reason,
+                   l.decided_by, keep.stack_id AS keep_stack
+            FROM leaving l JOIN stacks s ON s.primary_image_id = l.id JOIN images mate ON mate.stack_id = s.id
+            JOIN images keep ON keep.id = l.keep_id
             WHERE mate.id <> l.id AND mate.id NOT IN (SELECT id FROM kept) AND mate.status NOT IN {GONE}
+        ),
+        candidates AS (
+            SELECT * FROM leaving
+            UNION ALL
+            SELECT mate.id, mate.source_root, mate.path, mate.size_bytes, mate.reason, mate.decided_by,
+                   copy.path, copy.id
+            FROM mates mate CROSS JOIN LATERAL (
+                SELECT other.id, other.path FROM images other
+                WHERE other.catalog_id = :c AND other.status NOT IN {GONE}
+                  AND other.id NOT IN (SELECT id FROM leaving) AND other.id NOT IN (SELECT id FROM mates)
+                  AND (other.checksum = mate.checksum OR mate.checksum IS NULL AND mate.kind = 'sidecar'
+                       AND other.kind = 'sidecar' AND other.size_bytes = mate.size_bytes)
+                ORDER BY COALESCE(other.stack_id = mate.keep_stack, false) DESC, other.id LIMIT 1) copy
         ),
         whole AS (
             SELECT c.* FROM candidates c JOIN images i ON i.id = c.id

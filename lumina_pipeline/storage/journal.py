@@ -15,14 +15,15 @@ from lumina_pipeline.storage.images import VERIFY_SCHEMA
 UNFINISHED = ["planned", "undoing", "purging"]  # states a killed run leaves behind
 NOT_UNDONE = "not undone: "  # the reason of an operation an undo left as it was
 REMOVABLE_SCHEMA = {**VERIFY_SCHEMA, "status": pl.String}  # a file as cataloged, to check before it is touched
-WITH_KEEPER_SCHEMA = {**REMOVABLE_SCHEMA, "keep_id": pl.Int64}  # ... and the file kept in its place
+# ... and the file kept in its place, and the stack it goes or stays with
+WITH_KEEPER_SCHEMA = {**REMOVABLE_SCHEMA, "keep_id": pl.Int64, "stack_id": pl.String}
 
 
 def files_to_quarantine(connection: Connection, catalog_id: uuid.UUID) -> pl.DataFrame:
     """The catalog's removable files (storage/browse.py) still in their folders, with their keepers."""
     removable = removable_files(connection, catalog_id)
     query = """SELECT i.id, i.source_root, i.path, i.size_bytes, i.mtime_ns, i.checksum, i.status,
-                      r.keep_id
+                      r.keep_id, CAST(i.stack_id AS text) AS stack_id
                FROM unnest(CAST(:ids AS bigint[]), CAST(:keeps AS bigint[])) AS r(id, keep_id)
                JOIN images i ON i.id = r.id
                WHERE i.status NOT IN ('deleted', 'quarantined') ORDER BY i.source_root, i.path"""

@@ -16,7 +16,8 @@ from lumina_pipeline.storage.decisions import decide
 from lumina_pipeline.storage.groups import BURSTS, DUPLICATES
 from lumina_pipeline_tests.defs.conftest import Pipeline, embedder, pipeline_for_test  # noqa: F401 (fixture)
 
-SIDECAR = b"Backup (alter Laptop)/iPhone/IMG_0002.xmp"
+SIDECAR = b"Backup (alter Laptop)/iPhone/IMG_0002.xmp"  # the backup Live Photo's, and its copy beside the kept one
+KEPT_SIDECAR = b"Phone/2022/IMG_0002.xmp"
 
 
 def snapshot(folder: Path) -> dict[bytes, tuple[str, int]]:
@@ -92,7 +93,8 @@ def library(request, corpus, database_url, engine, embedder, tmp_path_factory): 
     root = tmp_path_factory.mktemp("library")
     photos = root / "photos"
     shutil.copytree(corpus.photos, photos)  # copy2: the mtimes come along
-    (photos / os.fsdecode(SIDECAR)).write_text("<x:xmpmeta/>")  # the backup Live Photo's, no analysis reads it
+    for sidecar in (SIDECAR, KEPT_SIDECAR):  # no analysis reads them
+        (photos / os.fsdecode(sidecar)).write_text("<x:xmpmeta/>")
     with pipeline_for_test(database_url, engine, embedder, str(root / "thumbnails")) as pipeline:
         catalog = request.module.CATALOG
         pipeline.add_catalog(catalog, str(photos))

@@ -24,7 +24,7 @@ from lumina_pipeline.storage.catalogs import add_source_directory, get_catalog
 from lumina_pipeline.storage.decisions import add_manual_tag, decide, set_rating
 from lumina_pipeline.storage.groups import DUPLICATES
 from lumina_pipeline.storage.organize import set_organizing
-from lumina_pipeline_tests.actions.conftest import edit_behind_the_catalog, snapshot
+from lumina_pipeline_tests.actions.conftest import KEPT_SIDECAR, edit_behind_the_catalog, snapshot
 from lumina_pipeline_tests.actions.test_quarantine import lumina
 
 CATALOG = "organize"
@@ -32,7 +32,7 @@ COPIES = {b"Backup (alter Laptop)/Toscana/DSCN0038.jpg", b"Backup (alter Laptop)
 TWIN = b"Toscana 2008/Tag 2/DSCN0027.jpg"  # another DSCN0027.jpg of the same day, a byte longer
 SIDECAR = b"Kamera/DSC_4410.xmp"  # of the RAW+JPEG stack DSC_4410
 STACKS = [[b"RAW/NZ9_0001.dng", b"RAW/NZ9_0001.JPG"], [b"Kamera/DSC_4410.DNG", b"Kamera/DSC_4410.JPG", SIDECAR],
-          [b"Phone/2022/IMG_0002.HEIC", b"Phone/2022/IMG_0002.MOV"]]
+          [b"Phone/2022/IMG_0002.HEIC", b"Phone/2022/IMG_0002.MOV", KEPT_SIDECAR]]
 
 
 def test_each_kept_file_is_copied_to_its_dated_folder_once_and_the_sources_stay_untouched(library):

@@ -23,11 +23,11 @@ from lumina_pipeline.storage.catalogs import CatalogError
 from lumina_pipeline.storage.frames import read_frame
 from lumina_pipeline.storage.groups import load_catalog_rows
 from lumina_pipeline.storage.journal import REMOVABLE_SCHEMA
-from lumina_pipeline_tests.actions.conftest import SIDECAR, edit_behind_the_catalog, snapshot
+from lumina_pipeline_tests.actions.conftest import KEPT_SIDECAR, SIDECAR, edit_behind_the_catalog, snapshot
 from lumina_pipeline_tests.conftest import lumina_env
 
 CATALOG = "quarantine"
-LIVE_PHOTO = [b"Phone/2022/IMG_0002.HEIC", b"Phone/2022/IMG_0002.MOV"]  # kept; its backup copy is removable
+LIVE_PHOTO = [b"Phone/2022/IMG_0002.HEIC", b"Phone/2022/IMG_0002.MOV", KEPT_SIDECAR]  # kept; its backup is removable
 BACKUP = [b"Backup (alter Laptop)/iPhone/IMG_0002.HEIC", b"Backup (alter Laptop)/iPhone/IMG_0002.MOV", SIDECAR]
 
 
@@ -98,6 +98,43 @@ def test_a_copy_whose_keeper_is_gone_since_the_last_scan_stays_where_it_is_with_
 
     library.undo()
     os.rename(tmp_path / "deleted by hand", keeper_path)
+
+
+def test_a_stack_whose_video_has_no_copy_left_is_never_removable(library, tmp_path):
+    """The kept Live Photo's video deleted by hand: its backup's video is the last copy, so the
+    backup stays whole, though its still is a reviewed copy of the kept one."""
+    kept_video = library.photos / os.fsdecode(LIVE_PHOTO[1])
+    os.rename(kept_video, tmp_path / "deleted by hand")
+    library.pipeline.inventory(CATALOG)
+    assert not set(BACKUP) & library.removable()
+    report = library.quarantine_removable()
+    assert not set(BACKUP) & set(library.quarantined()) and report.skipped == []
+
+    library.undo()
+    os.rename(tmp_path / "deleted by hand", kept_video)
+    library.pipeline.catalog_everything(CATALOG)
+    assert set(BACKUP) <= library.removable()
+
+
+def test_a_sidecar_whose_copy_holds_other_bytes_stays_with_its_whole_stack(library):
+    """A sidecar is cataloged by name and size only: its copy beside the kept Live Photo, edited
+    to other bytes of the same size and mtime, keeps the backup's sidecar, still and video in place."""
+    copy = library.photos / os.fsdecode(KEPT_SIDECAR)
+    mtime = os.stat(copy).st_mtime_ns
+    copy.write_text("<x:xmpmetA/>")
+    os.utime(copy, ns=(mtime, mtime))
+    assert set(BACKUP) <= library.removable()
+
+    report = library.quarantine_removable()
+    skipped = dict(report.skipped)
+    sidecar, *stack = (os.fsdecode(os.fsencode(library.photos) + b"/" + path) for path in (SIDECAR, *BACKUP[:2]))
+    assert skipped[sidecar] == f"its copy {copy} holds other content: this may be the only one"
+    assert all(skipped[path] == f"its stack stays whole: {sidecar} stays" for path in stack)
+    assert len(skipped) == 3 and not set(BACKUP) & set(library.quarantined())
+
+    library.undo()
+    copy.write_text("<x:xmpmeta/>")
+    os.utime(copy, ns=(mtime, mtime))
 
 
 def test_undo_never_overwrites_a_file_that_appeared_in_the_meantime(library):
