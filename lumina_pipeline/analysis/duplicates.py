@@ -45,6 +45,7 @@ DEFAULT_AVOIDED_FOLDERS = ("backup", "export", "download", "shared", "whatsapp",
 KEEPER_ORDER = ("stack", "pixels", "metadata", "quality", "format", "earliest", "library_folder")
 DEFAULT_FORMATS = ("raw", "heic", "jpeg")  # preferred first; a format not listed comes after these
 FORMAT_FAMILIES = {"jpg": "jpeg", "jpe": "jpeg", "heif": "heic", "tif": "tiff"}
+RAW_PIXELS = 2**62  # a camera RAW's, for the keeper: more than any rendering of it
 HASHES = ("dhash", "ahash", "whash", "phash")  # the columns of every hash array below
 # The highest score of a member taken at another instant than its group's primary (capture
 # times to the sub-second, both known): another shot of the scene, alike but not a copy, which
@@ -119,7 +120,8 @@ def rank_for_primary(images: pl.DataFrame, keeper: KeeperRule = KeeperRule()) ->
     formats = {name: index for index, name in enumerate(keeper.formats)}
     keys = {  # (expression, descending)
         "stack": (pl.col("stack_id").is_null(), False),
-        "pixels": (pl.col("pixels"), True),
+        # a camera RAW holds the whole sensor's image, though what decodes of it is a small preview
+        "pixels": (pl.when(pl.col("kind") == "raw").then(pl.lit(RAW_PIXELS)).otherwise(pl.col("pixels")), True),
         "metadata": (pl.col("richness"), True),
         "quality": (pl.col("quality_score"), True),
         "format": (family.replace_strict(formats, default=len(formats), return_dtype=pl.Int64), False),

@@ -83,6 +83,11 @@ def test_near_copy_joins_and_the_bigger_image_is_primary():
     assert groups_as_sets(rows) == {((1, 2), 2)}
 
 
+def test_a_camera_raw_is_kept_over_a_bigger_export_though_only_its_small_preview_decodes():
+    raw, export = image(1, BASE, pixels=320 * 213, kind="raw", path="Kamera/1.DNG"), image(2, BASE, pixels=10**7)
+    assert groups_as_sets([raw, export]) == {((1, 2), 1)}
+
+
 def test_photos_are_never_chained_through_a_middle_one():
     a, b, c = BASE, flip(BASE, 1, 2, 3, 4), flip(BASE, 1, 2, 3, 4, 5, 6, 7, 8)  # a~b, b~c, a far from c
     groups = groups_as_sets([image(1, a, quality=90), image(2, b, quality=80), image(3, c, quality=70)])
