@@ -127,9 +127,12 @@ def _remember(remembered: pl.DataFrame, gone: pl.DataFrame) -> pl.DataFrame:
 
 def _carry_over(members: pl.DataFrame, previous: Previous) -> pl.DataFrame:
     """One row per group_key with `group_id`, `reviewed`, `chosen_id` (null: the rule's) and
-    whether it is `unchanged` (the same members as the previous group it carries on)."""
-    new_counts = members.group_by("group_key", "kind", "checksum").agg(new=pl.len())
-    old_counts = previous.members.group_by("group_id", "kind", "checksum").agg(old=pl.len())
+    whether it is `unchanged` (the same members as the previous group it carries on).
+    Members are counted by checksum: one without (a stack's sidecar, which is never read, or a
+    file that could not be read) is not recognized once moved, and so not counted at all."""
+    checksummed = pl.col("checksum").is_not_null()
+    new_counts = members.filter(checksummed).group_by("group_key", "kind", "checksum").agg(new=pl.len())
+    old_counts = previous.members.filter(checksummed).group_by("group_id", "kind", "checksum").agg(old=pl.len())
     same_files = members.join(previous.members, on="id").group_by("group_key", "group_id").agg(same_files=pl.len())
     overlap = (
         new_counts.with_columns(new_size=pl.col("new").sum().over("group_key"))

@@ -53,6 +53,13 @@ def test_a_group_that_only_lost_members_stays_reviewed_while_its_chosen_keeper_i
     assert settle(found((1, "a"), (2, "b"), (3, "c")), previous()).groups["reviewed"].to_list() == [False]
 
 
+def test_a_group_moved_with_a_file_that_has_no_checksum_keeps_its_id():
+    """A photo and its sidecar (never read, so no checksum), both moved: the photo alone tells."""
+    with_sidecar = previous(chosen=1, chosen_checksum="a", members=("a", None))
+    settled = settle(found((8, "a"), (9, None)), with_sidecar).groups
+    assert settled.select("group_id", "reviewed", "choice").row(0) == ("g1", True, 8)
+
+
 def test_a_keeper_renamed_among_its_exact_copies_stays_the_keeper():
     copies = previous(chosen=2, chosen_checksum="x", members=("x", "x", "x"))
     settled = settle(found((1, "x"), (3, "x"), (9, "x")), copies).groups  # 2 is now 9
