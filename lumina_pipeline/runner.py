@@ -74,7 +74,8 @@ def run_catalog(name: str, engine) -> None:
         counts = status_counts(session.connection(), catalog_id)  # captions change no file's status
         unread = errors(session.connection(), catalog_id, ERRORS_SHOWN)
     print(f"stacks: {plural(shots['stacks'], 'shot')} stored as several files "
-          f"({shots.get('raw_jpeg_stacks', 0)} RAW+JPEG, {shots.get('live_photo_stacks', 0)} Live Photo), "
+          f"({shots.get('raw_jpeg_stacks', 0)} RAW+JPEG, {shots.get('live_photo_stacks', 0)} Live Photo, "
+          f"{shots.get('with_sidecar_stacks', 0)} with sidecars), "
           f"{plural(shots['files_in_stacks'], 'file')}")
     print(f"duplicates: {plural(groups['exact_groups'], 'exact group')}, "
           f"{plural(groups['near_duplicate_groups'], 'near-duplicate group')}, "

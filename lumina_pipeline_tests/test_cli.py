@@ -86,7 +86,7 @@ def test_run_then_export_gives_the_corpus_answers(lumina_home, corpus, tmp_path)
     assert len(unread) == int(re.search(r"\((\d+) errors", run.stdout)[1])
     kinds = [stack["kind"] for stack in corpus.manifest["stacks"]]
     assert (f"stacks: {len(kinds)} shots stored as several files ({kinds.count('raw_jpeg')} RAW+JPEG, "
-            f"{kinds.count('live_photo')} Live Photo)") in run.stdout
+            f"{kinds.count('live_photo')} Live Photo, {kinds.count('with_sidecar')} with sidecars)") in run.stdout
     out = tmp_path / "export.json"
     lumina(lumina_home, "export", "corpus", "--out", str(out))
     document = json.loads(out.read_text(encoding="utf-8"))

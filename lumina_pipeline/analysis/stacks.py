@@ -1,9 +1,10 @@
 """Stacks: one shot stored as several files. A camera RAW and the JPEG (or HEIC, TIFF) it wrote
-beside it; a Live Photo's still and its few seconds of video; and their sidecars.
+beside it; a Live Photo's still and its few seconds of video; any photo or video with the
+sidecars (edits, Apple's adjustments, a camera's thumbnail) written beside it.
 
 Input: a catalog's rows (`load_catalog_rows`). Output: a `Found` for continuity.settle whose
-groups have `kind` (raw_jpeg / live_photo) and the primary as `choice`: the still a person
-looks at (a developed photo over the RAW, the still over the video)."""
+groups have `kind` (raw_jpeg / live_photo / with_sidecar) and the primary as `choice`: the still
+a person looks at (a developed photo over the RAW, the still over the video)."""
 
 from dataclasses import dataclass
 
@@ -28,9 +29,10 @@ FILES_SCHEMA = {  # what find_stacks reads of each file (more columns may come a
 # wrote comes first: HEIC over a JPEG (often its conversion), a JPEG over a TIFF (often an export).
 STILL_ORDER = {"heic": 0, "heif": 0, "jpg": 1, "jpeg": 1, "tif": 2, "tiff": 2}
 DEVELOPED = list(STILL_ORDER)
-RAW_EXTENSIONS = [extension.decode() for extension, kind in KINDS.items() if kind == "raw"]
 LIVE_STILLS = ["jpg", "jpeg", "heic", "heif"]
 PRIMARY_ORDER = {"image": 0, "raw": 1, "video": 2, "sidecar": 3}
+KIND_ORDER = {"live_photo": 0, "raw_jpeg": 1, "with_sidecar": 2}  # a shot that is several is the first
+SHOT_EXTENSIONS = [extension.decode() for extension, kind in KINDS.items() if kind in ("image", "raw", "video")]
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,9 @@ def find_stacks(rows: pl.DataFrame, rule: StackRule = StackRule()) -> Found:
     """The stacks among a catalog's files: members share source root, folder and name stem
     (any case) and pass the rule pairwise with the stack's still. A stack holds one still, at
     most one RAW and one clip (the first cataloged): other files of the name (a copy, a
-    conversion) stay files of their own, which duplicate grouping compares with the still."""
+    conversion) stay files of their own, which duplicate grouping compares with the still.
+    Sidecars join the stack of their name, or else make one with the first photo or video of
+    it, so that no action ever parts them from the file they describe."""
     files = _shots(rows)
     developed = files.filter((pl.col("kind") == "image") & pl.col("extension").is_in(DEVELOPED))
     raws = files.filter(pl.col("kind") == "raw")
@@ -64,45 +68,53 @@ def find_stacks(rows: pl.DataFrame, rule: StackRule = StackRule()) -> Found:
     live_pairs = stills.join(videos, on="shot", suffix="_other").filter(
         (comparable & (_seconds_apart() <= rule.live_seconds)).fill_null(False) | same_clip.fill_null(False)
     )
-    pairs = pl.concat([raw_pairs.with_columns(live=False), live_pairs.with_columns(live=True)]).sort(
-        pl.col("extension").replace_strict(STILL_ORDER, return_dtype=pl.Int8), "id", "id_other"
-    )
+    pairs = pl.concat([raw_pairs.with_columns(stack=pl.lit("raw_jpeg")),
+                       live_pairs.with_columns(stack=pl.lit("live_photo"))])
     still = pl.col("id") == pl.col("id").first().over("shot")
-    pairs = pairs.filter(still).unique(["shot", "live"], keep="first")
-    stacked = pl.concat([pairs.select("shot", "live", id="id"), pairs.select("shot", "live", id="id_other")])
-    shots = stacked.group_by("shot").agg(live=pl.col("live").any())
-    sidecars = files.filter(pl.col("kind") == "sidecar").join(shots, on="shot").select("shot", "live", "id")
+    pairs = pairs.sort(_order("extension", STILL_ORDER), "id", "id_other").filter(still)
+    pairs = pairs.unique(["shot", "stack"], keep="first")
+    stacked = pl.concat([pairs.select("shot", "stack", id="id"), pairs.select("shot", "stack", id="id_other")])
+    sidecars = files.filter(pl.col("kind") == "sidecar")
+    alone_with_sidecars = (
+        files.filter(pl.col("kind").is_in(["image", "raw", "video"]))
+        .join(sidecars, on="shot", how="semi").join(stacked, on="shot", how="anti")
+        .sort(_order("kind", PRIMARY_ORDER), _order("extension", STILL_ORDER), "id").unique("shot", keep="first")
+        .select("shot", stack=pl.lit("with_sidecar"), id="id")
+    )
+    shots = pl.concat([stacked, alone_with_sidecars]).select("shot", "id", stack=_order("stack", KIND_ORDER))
     members = (
-        pl.concat([stacked, sidecars]).unique("id").join(files.select("id", "kind", "path", "checksum"), on="id")
-        .with_columns(
-            group_key=pl.concat_str(pl.lit("stack:"), pl.col("shot").cast(pl.String)),
-            order=pl.col("kind").replace_strict(PRIMARY_ORDER, default=len(PRIMARY_ORDER), return_dtype=pl.Int8),
-        )
-        .sort("group_key", "order", "path")
+        pl.concat([shots, sidecars.join(shots, on="shot", how="semi").select("shot", "id", stack=None)])
+        .unique("id").join(files.select("id", "kind", "path", "checksum"), on="id")
+        .with_columns(group_key=pl.concat_str(pl.lit("stack:"), pl.col("shot").cast(pl.String)))
+        .sort("group_key", _order("kind", PRIMARY_ORDER), "path")
     )
     groups = members.group_by("group_key", maintain_order=True).agg(
-        kind=pl.when(pl.col("live").any()).then(pl.lit("live_photo")).otherwise(pl.lit("raw_jpeg")),
+        kind=pl.col("stack").min().replace_strict({order: kind for kind, order in KIND_ORDER.items()}),
         choice=pl.col("id").first(),
     )
     return Found(groups, members.select("group_key", "id", "checksum"))
+
+
+def _order(column: str, order: dict[str, int]) -> pl.Expr:
+    return pl.col(column).replace_strict(order, default=len(order), return_dtype=pl.Int8)
 
 
 def _shots(rows: pl.DataFrame) -> pl.DataFrame:
     """Rows with a number for their source root, folder and lower-case name stem (`shot`), their
     extension, and the shutter's time both as the camera's clock (`taken`) and, when the file
     records its offset, as UTC (`instant`).
-    A sidecar's stem drops a photo extension too: darktable writes `IMG_1.CR2.xmp`.
+    A sidecar's stem drops a photo or video extension too: darktable writes `IMG_1.CR2.xmp`.
     Two shots meeting in the 64-bit number (odds about 1 in 10^8 among a million files) would
     be compared as one, the rule still applying to their files."""
     name = pl.col("path").str.split("/").list.last()
     stem = name.str.replace(r"\.[^.]*$", "").str.to_lowercase()
-    photo_extension = rf"\.({'|'.join([*DEVELOPED, *RAW_EXTENSIONS])})$"
+    shot_extension = rf"\.({'|'.join(SHOT_EXTENSIONS)})$"
     shutter = pl.when(pl.col("captured_at_source").ne_missing("DateTime")).then("captured_at")
     return rows.with_columns(
         shot=pl.struct(
             "source_root",
             folder=pl.col("path").str.replace(r"[^/]*$", ""),
-            stem=pl.when(pl.col("kind") == "sidecar").then(stem.str.replace(photo_extension, "")).otherwise(stem),
+            stem=pl.when(pl.col("kind") == "sidecar").then(stem.str.replace(shot_extension, "")).otherwise(stem),
         ).hash(),
         extension=name.str.extract(r"\.([^.]*)$").str.to_lowercase(),
         taken=shutter.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False),

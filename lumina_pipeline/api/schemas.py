@@ -41,11 +41,12 @@ class StackFile(BaseModel):
 
 
 class StackSummary(BaseModel):
-    """The shot an image is one file of: a RAW and its JPEG, a Live Photo's still and video."""
+    """The shot an image is one file of: a RAW and its JPEG, a Live Photo's still and video, a
+    photo and its sidecars."""
 
     id: uuid.UUID
-    kind: Literal["raw_jpeg", "live_photo"]
-    badge: Literal["RAW+JPEG", "LIVE"]
+    kind: Literal["raw_jpeg", "live_photo", "with_sidecar"]
+    badge: Literal["RAW+JPEG", "LIVE", "SIDECAR"]
     files: list[StackFile] = Field(description="the primary first, then by path; all go or stay together")
 
 

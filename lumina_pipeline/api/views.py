@@ -47,7 +47,8 @@ def summary(row: ImageRow) -> schemas.ImageSummary:
     )
 
 
-BADGES: dict[str, Literal["RAW+JPEG", "LIVE"]] = {"raw_jpeg": "RAW+JPEG", "live_photo": "LIVE"}
+BADGES: dict[str, Literal["RAW+JPEG", "LIVE", "SIDECAR"]] = {
+    "raw_jpeg": "RAW+JPEG", "live_photo": "LIVE", "with_sidecar": "SIDECAR"}
 
 
 def _stack(stack: dict | None) -> schemas.StackSummary | None:

@@ -162,12 +162,12 @@ class Burst(AsGrouped, Base):
 
 
 class Stack(AsGrouped, Base):
-    """One shot stored as several files (RAW + JPEG, a Live Photo's still and video); its
-    members are the images whose stack_id points here."""
+    """One shot stored as several files (RAW + JPEG, a Live Photo's still and video, a photo and
+    its sidecars); its members are the images whose stack_id points here."""
 
     __tablename__ = "stacks"
 
-    kind: Mapped[str] = mapped_column(String(16))  # raw_jpeg / live_photo
+    kind: Mapped[str] = mapped_column(String(16))  # raw_jpeg / live_photo / with_sidecar
     primary_image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"), index=True)
     primary_chosen: Mapped[bool] = mapped_column(Boolean, server_default=false())
 

@@ -31,8 +31,10 @@ CATALOG = "organize"
 COPIES = {b"Backup (alter Laptop)/Toscana/DSCN0038.jpg", b"Backup (alter Laptop)/Toscana/DSCN0038 (1).jpg"}
 TWIN = b"Toscana 2008/Tag 2/DSCN0027.jpg"  # another DSCN0027.jpg of the same day, a byte longer
 SIDECAR = b"Kamera/DSC_4410.xmp"  # of the RAW+JPEG stack DSC_4410
+LONE_SIDECAR = b"Toscana 2008/DSCN0010.xmp"  # of a photo alone, written today: it goes where its photo goes
 STACKS = [[b"RAW/NZ9_0001.dng", b"RAW/NZ9_0001.JPG"], [b"Kamera/DSC_4410.DNG", b"Kamera/DSC_4410.JPG", SIDECAR],
-          [b"Phone/2022/IMG_0002.HEIC", b"Phone/2022/IMG_0002.MOV", KEPT_SIDECAR]]
+          [b"Phone/2022/IMG_0002.HEIC", b"Phone/2022/IMG_0002.MOV", KEPT_SIDECAR],
+          [b"Toscana 2008/DSCN0010.jpg", LONE_SIDECAR]]
 
 
 def test_each_kept_file_is_copied_to_its_dated_folder_once_and_the_sources_stay_untouched(library):
@@ -240,13 +242,14 @@ def source_folders(library) -> list[str]:
 
 
 def prepare(library) -> None:
-    """A twin that takes "(2)", a sidecar for a stack, and one exact group not reviewed (its
-    copies are not removable, yet never organized twice)."""
+    """A twin that takes "(2)", a sidecar for a stack and one for a photo alone, and one exact
+    group not reviewed (its copies are not removable, yet never organized twice)."""
     photos = os.fsencode(library.photos)
     original = photos + b"/Toscana 2008/DSCN0027.jpg"
     Path(os.fsdecode(photos + b"/" + TWIN)).write_bytes(Path(os.fsdecode(original)).read_bytes() + b"\0")
     shutil.copystat(original, photos + b"/" + TWIN)
-    Path(os.fsdecode(photos + b"/" + SIDECAR)).write_text("<x:xmpmeta/>")
+    for sidecar in (SIDECAR, LONE_SIDECAR):
+        Path(os.fsdecode(photos + b"/" + sidecar)).write_text("<x:xmpmeta/>")
     library.pipeline.catalog_everything(CATALOG)
     with library.pipeline.engine.begin() as connection:
         group = connection.execute(text("""SELECT m.group_id FROM duplicate_members m JOIN images i ON i.id = m.image_id

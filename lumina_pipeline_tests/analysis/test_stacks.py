@@ -77,13 +77,25 @@ def test_a_long_clip_or_a_clip_hours_apart_is_not_a_live_photo_unless_apple_says
     assert stacks_of(file(1, "p/IMG_2.HEIC", clip="X"), same_identifier) == {("live_photo", 1, (1, 2))}
 
 
-def test_sidecars_join_their_photos_stack_and_never_make_one():
+def test_sidecars_join_their_photos_stack():
     shot = [file(1, "a/DSC_1.CR2", "raw"), file(2, "a/DSC_1.JPG")]
     sidecars = [file(3, "a/DSC_1.xmp", "sidecar", at=None), file(4, "a/DSC_1.CR2.xmp", "sidecar", at=None)]
     assert stacks_of(*shot, *sidecars) == {("raw_jpeg", 2, (1, 2, 3, 4))}
-    assert stacks_of(file(2, "a/DSC_1.JPG"), *sidecars) == set()
     nikon = [file(1, "a/DSC_2.NRW", "raw"), file(2, "a/DSC_2.JPG"), file(3, "a/DSC_2.NRW.xmp", "sidecar", at=None)]
     assert stacks_of(*nikon) == {("raw_jpeg", 2, (1, 2, 3))}
+
+
+def test_a_photo_or_video_alone_makes_a_stack_with_its_sidecars_and_a_sidecar_alone_none():
+    sidecars = [file(3, "a/DSC_1.xmp", "sidecar", at=None), file(4, "a/DSC_1.JPG.xmp", "sidecar", at=None)]
+    assert stacks_of(file(2, "a/DSC_1.JPG"), *sidecars) == {("with_sidecar", 2, (2, 3, 4))}
+    assert stacks_of(file(1, "a/DSC_1.NEF", "raw"), sidecars[0]) == {("with_sidecar", 1, (1, 3))}
+    clip = file(5, "v/MVI_7.MOV", "video", duration=40.0)
+    assert stacks_of(clip, file(6, "v/MVI_7.THM", "sidecar", at=None)) == {("with_sidecar", 5, (5, 6))}
+    assert stacks_of(*sidecars, file(7, "b/DSC_1.JPG")) == set()
+    # of two photos of the name that are no stack, the sidecar goes with the first still
+    assert stacks_of(file(9, "a/DSC_1.png"), file(8, "a/DSC_1.NEF", "raw", at=None), *sidecars) == {
+        ("with_sidecar", 9, (3, 4, 9))
+    }
 
 
 def test_a_raw_jpeg_and_clip_of_one_shot_are_one_live_stack():

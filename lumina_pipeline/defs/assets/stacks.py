@@ -1,4 +1,4 @@
-"""`stacks`: shots stored as several files (RAW + JPEG, Live Photos), grouped and reviewed as one."""
+"""`stacks`: shots stored as several files (RAW + JPEG, Live Photos, sidecars), grouped and reviewed as one."""
 
 import dagster as dg
 import polars as pl
@@ -25,12 +25,13 @@ class StacksConfig(dg.Config):
     deps=[dg.AssetDep("metadata", partition_mapping=by_catalog)],
     kinds={"polars", "postgres"},
     group_name="catalog",
-    code_version="stacks-v3",  # bump when the rule or the stored result changes
+    code_version="stacks-v4",  # bump when the rule or the stored result changes
 )
 def stacks(context: dg.AssetExecutionContext, config: StacksConfig, database: CatalogDatabase) -> dg.MaterializeResult:
     """Files of one shot: a camera RAW and its JPEG/HEIC/TIFF twin, a Live Photo's still and
-    video (same folder and name stem, close capture times), with their sidecars. The still a
-    person looks at is the primary; duplicates and bursts then treat the stack as one shot."""
+    video (same folder and name stem, close capture times), with their sidecars; a photo or
+    video alone with its sidecars. The still a person looks at is the primary; duplicates and
+    bursts then treat the stack as one shot."""
     rule = StackRule(config.raw_seconds, config.live_seconds, config.live_max_seconds)
     return regroup(context, config, database, STACKS, lambda rows: find_stacks(rows, rule), _describe)
 
