@@ -192,13 +192,24 @@ def _near_groups(hashed: pl.DataFrame, rule: NearDuplicateRule, keeper: KeeperRu
     mean_bits = hamming(hashes[nodes["node"].to_numpy()], hashes[nodes["primary"].to_numpy()])[:, :3].mean(axis=1)
     # 0-100: 100 minus the mean bit distance to the primary, 32 bits (unrelated images) giving 0
     score = np.clip(np.round(100 * (1 - mean_bits / 32)), 0, 100).astype(np.int64)
-    other_shot = (nodes["captured_at"] != nodes["primary_taken"]).fill_null(False).to_numpy()
+    other_shot = nodes.select(_other_instant("captured_at", "primary_taken").fill_null(False)).to_series().to_numpy()
     score = pl.Series(np.where(other_shot, np.minimum(score, OTHER_SHOT_SCORE), score))
     scored = nodes.select("checksum", "primary_checksum").with_columns(similarity_score=score)
     expanded = hashed.select("checksum", "id").join(scored, on="checksum")
     return expanded.select(
         group_key=pl.concat_str(pl.lit("perceptual:"), "primary_checksum"), id="id", similarity_score="similarity_score"
     )
+
+
+def _other_instant(one: str, other: str) -> pl.Expr:
+    """Whether two capture times name other instants: to the sub-second when both have one,
+    else to the second (an export or a messenger often drops SubSecTimeOriginal alone)."""
+    def parsed(column: str) -> pl.Expr:
+        return pl.col(column).str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False)
+
+    both_fine = pl.col(one).str.contains(".", literal=True) & pl.col(other).str.contains(".", literal=True)
+    return pl.when(both_fine).then(parsed(one) != parsed(other)).otherwise(
+        parsed(one).dt.truncate("1s") != parsed(other).dt.truncate("1s"))
 
 
 def _one_per_content(hashed: pl.DataFrame, keeper: KeeperRule) -> pl.DataFrame:

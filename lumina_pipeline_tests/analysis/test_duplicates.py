@@ -71,11 +71,13 @@ def test_another_shot_of_the_scene_groups_with_a_confidence_no_bulk_accept_reach
     shot, next_shot = "2019-07-14T10:15:03.480", "2019-07-14T10:15:04.013"
     rows = [image(1, BASE, captured_at=shot, pixels=400), image(2, flip(BASE, 1), captured_at=next_shot),
             image(3, flip(BASE, 2), captured_at=shot),  # an edit keeps the capture time
-            image(4, flip(BASE, 3))]  # a copy sent by a messenger loses it
+            image(4, flip(BASE, 3)),  # a copy sent by a messenger loses it
+            image(5, flip(BASE, 4), captured_at=shot[:19]),  # an export its sub-seconds alone
+            image(6, flip(BASE, 5), captured_at=shot[:22])]  # another writer its last zero
     members, groups = group_catalog(frame(rows), RULE)
     assert groups["primary_id"].to_list() == [1] and groups["confidence"].to_list() == [OTHER_SHOT_SCORE]
     alike = dict(zip(members["id"], members["similarity_score"], strict=True))
-    assert alike == {1: 100, 2: OTHER_SHOT_SCORE, 3: 97, 4: 97}
+    assert alike == {1: 100, 2: OTHER_SHOT_SCORE, 3: 97, 4: 97, 5: 97, 6: 97}
 
 
 def test_near_copy_joins_and_the_bigger_image_is_primary():
