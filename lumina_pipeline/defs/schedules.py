@@ -1,4 +1,4 @@
-"""Schedules: each night, read what is missing or stale, caption what has no caption yet,
+"""Schedules: each night, read what is missing, stale or was unreadable, caption what has no caption yet,
 then verify a share of checksums."""
 
 import uuid
@@ -19,12 +19,13 @@ RUNNING = dg.DefaultScheduleStatus.RUNNING
 
 
 @dg.schedule(job=batch_job, cron_schedule="0 2 * * *", default_status=RUNNING,
-             description="Reads every batch holding a file unread or read by another analysis version")
+             description="Reads every batch holding a file unread, unreadable or read by another analysis version")
 def nightly_backfill_schedule(context: dg.ScheduleEvaluationContext, database: CatalogDatabase):
-    """Every real (catalog, batch) holding a file that is unread or was read by another
-    analysis version; never the empty cells of the catalog x batch cross product."""
+    """Every real (catalog, batch) holding a file that is unread, could not be read (it may be
+    readable now) or was read by another analysis version; never the empty cells of the
+    catalog x batch cross product."""
     night = context.scheduled_execution_time.strftime("%Y-%m-%d")
-    to_read = partial(pending_batches, version=ANALYSIS_VERSION)
+    to_read = partial(pending_batches, version=ANALYSIS_VERSION, unreadable=True)
     requests = _batch_runs(database, to_read, f"nightly:{night}", batch_job.name, one_change=True)
     return requests or dg.SkipReason("every batch is read and current")
 

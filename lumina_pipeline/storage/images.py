@@ -50,25 +50,32 @@ def apply_inventory(connection: Connection, catalog_id: uuid.UUID, changes: Inve
 # version read it (an algorithm or library upgrade): old and new hashes never mix.
 TO_READ = """(status = 'pending' OR (kind IN ('image', 'raw', 'video') AND status NOT IN ('deleted', 'quarantined')
               AND analysis_version IS DISTINCT FROM :version))"""
+# A file that could not be read (photos._cannot_read: permissions, a share's hiccup) or not in
+# time may read now, with neither its size nor its date changed: a batch reading its neighbours
+# tries it again, and so does the nightly schedule. Rescans do not: each would start a batch for
+# a file that stays locked.
+UNREADABLE = """(status = 'error' AND (error LIKE 'cannot read file:%' OR error LIKE 'not read and decoded within%'))"""
 
 
 def pending_files(
     connection: Connection, catalog_id: uuid.UUID, batch: str, version: str, also: Sequence[int] = ()
 ) -> pl.DataFrame:
-    """Files of one batch that are new or changed since they were last read, or were read
-    by another analysis version, and the files `also` asks for (photos without a vector);
-    with the row's version (size_bytes, mtime_ns, change_stamp) for write_analysis."""
+    """Files of one batch that are new or changed since they were last read, were read by
+    another analysis version or could not be read, and the files `also` asks for (photos
+    without a vector); with the row's version (size_bytes, mtime_ns, change_stamp) for write_analysis."""
     query = f"""SELECT id, source_root, path, size_bytes, mtime_ns, kind, change_stamp FROM images
-                WHERE catalog_id = :c AND batch = :batch AND ({TO_READ} OR id = ANY(:also))
+                WHERE catalog_id = :c AND batch = :batch AND ({TO_READ} OR {UNREADABLE} OR id = ANY(:also))
                 ORDER BY id"""
     params = {"c": catalog_id, "batch": batch, "version": version, "also": list(also)}
     return read_frame(connection, query, params, PENDING_SCHEMA)
 
 
-def pending_batches(connection: Connection, catalog_id: uuid.UUID, version: str) -> list[str]:
-    """The catalog's batches holding a file to read: missing or stale partitions."""
+def pending_batches(connection: Connection, catalog_id: uuid.UUID, version: str, *, unreadable=False) -> list[str]:
+    """The catalog's batches holding a file to read: missing or stale partitions; with
+    `unreadable`, also those holding a file that could not be read."""
+    to_read = f"({TO_READ} OR {UNREADABLE})" if unreadable else TO_READ
     return list(connection.execute(
-        text(f"SELECT DISTINCT batch FROM images WHERE catalog_id = :c AND {TO_READ} ORDER BY batch"),
+        text(f"SELECT DISTINCT batch FROM images WHERE catalog_id = :c AND {to_read} ORDER BY batch"),
         {"c": catalog_id, "version": version},
     ).scalars())
 

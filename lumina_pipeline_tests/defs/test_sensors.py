@@ -10,6 +10,7 @@ from dagster._core.utils import make_new_run_id
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from lumina_pipeline.analysis.photos import ANALYSIS_VERSION
 from lumina_pipeline.definitions import defs
 from lumina_pipeline.defs import sensors
 from lumina_pipeline.defs.assets.inventory import file_inventory
@@ -28,6 +29,7 @@ from lumina_pipeline.defs.sensors import (
     inventory_followup_sensor,
 )
 from lumina_pipeline.storage.catalogs import add_catalog, list_catalogs, remove_catalog
+from lumina_pipeline.storage.images import pending_batches
 
 
 def photos(corpus, count, skip=0):
@@ -371,6 +373,16 @@ def test_the_nightly_schedule_requests_only_real_batches_that_are_missing_or_sta
         connection.execute(text("UPDATE images SET analysis_version = 'photos-v0' WHERE batch = '00001'"))
     assert requested() == ["00001|big"]
     assert pipeline.analyze("big", "00001")["files_read"] == 2
+
+    with pipeline.engine.begin() as connection:  # one file locked when read, readable since; one undecodable
+        for batch, reason in (("00002", "cannot read file: Permission denied"), ("00001", "cannot decode image: x")):
+            connection.execute(text("UPDATE images SET status = 'error', error = :e WHERE id = (SELECT min(id) "
+                                    "FROM images WHERE batch = :b)"), {"e": reason, "b": batch})
+        catalog_id = pipeline.catalog_id("big")
+        assert pending_batches(connection, catalog_id, ANALYSIS_VERSION) == []  # a rescan starts no batch for it
+    assert requested() == ["00002|big"]
+    assert pipeline.analyze("big", "00002")["files_read"] == 1
+    assert {row["status"] for row in pipeline.rows("big", "batch, status") if row["batch"] == "00002"} == {"ok"}
 
 
 def test_every_sensor_schedule_and_job_says_in_the_ui_what_it_does():
