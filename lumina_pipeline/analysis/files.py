@@ -46,11 +46,12 @@ def classify(path: bytes) -> str:
 def walk_sources(roots: Sequence[str]) -> Walk:
     """List every file below `roots` with os.scandir, keeping names as raw bytes.
 
-    A symlink to a folder is followed only when its target lies inside one of the roots, so a
-    link to `/` or to another disk never pulls foreign files into a catalog; folders are
-    visited once by (device, inode), which also ends symlink loops. A symlink to a file is
-    never listed: one inside the roots would be cataloged as an exact copy of its own target,
-    which could then be chosen as the keeper and its target quarantined (and purged)."""
+    Symlinks are never followed nor listed. One to a folder outside the roots (`/`, another
+    disk) would pull foreign files into a catalog; one to a folder inside them would list its
+    files a second time, or under the link's path in place of their own. One to a file inside
+    the roots would be cataloged as an exact copy of its own target, which could then be chosen
+    as the keeper and its target quarantined (and purged). Folders are visited once by (device,
+    inode): two roots of a catalog may overlap."""
     real_roots = [os.fsencode(os.path.realpath(root)) for root in roots]
     columns: dict[str, list] = {name: [] for name in WALK_SCHEMA}
     unreadable: list[tuple[str, bytes]] = []
@@ -74,12 +75,13 @@ def walk_sources(roots: Sequence[str]) -> Walk:
             for entry in entries:
                 path = relative + b"/" + entry.name if relative else entry.name
                 try:
-                    if entry.is_dir():
-                        if not entry.is_symlink() or resolves_inside(entry.path, real_roots):
-                            stack.append((entry.path, path))
+                    if entry.is_symlink():
                         continue
-                    if entry.is_symlink() or not entry.is_file() or entry.name.endswith(PARTIAL):
-                        continue  # links to files, sockets, fifos, devices; copies a killed run left half-written
+                    if entry.is_dir():
+                        stack.append((entry.path, path))
+                        continue
+                    if not entry.is_file() or entry.name.endswith(PARTIAL):
+                        continue  # sockets, fifos, devices; copies a killed run left half-written
                     stat = entry.stat()
                 except OSError:  # vanished or unreadable between listing and stat
                     continue
