@@ -103,10 +103,10 @@ class Actions:
         folder = os.path.join(self.quarantine, self.catalog.name.encode(), run_id.encode())
         files = journal.files_to_quarantine(self.connection, self.catalog_id).filter(~pl.col("id").is_in(pending))
         unread = files["checksum"].is_null()  # sidecars: their content is compared with their copy's
-        files, keeper_changed = self._keepers_in_place(checksum_unread(files), unread)
+        files, changed = self._in_place(checksum_unread(files), unread)
         plan, left_out = plan_quarantine(files, self.catalog.source_directories, folder)
         plan = plan.with_columns(keep_image_id=pl.col("image_id").replace_strict(files["id"], files["keep_id"]))
-        skipped = keeper_changed + [(os.fsdecode(source), reason) for source, reason in left_out.rows()]
+        skipped = changed + [(os.fsdecode(source), reason) for source, reason in left_out.rows()]
         report = Report(None if dry_run else run_id, resumed, skipped=skipped)
         return self.preview(plan, report) if dry_run else self.apply(QUARANTINE, run_id, plan, report)
 
@@ -177,16 +177,18 @@ class Actions:
             report.add(entry["source"], entry["size_bytes"], problem)
         return report
 
-    def _keepers_in_place(self, files: pl.DataFrame, compare: pl.Series) -> tuple[pl.DataFrame, list[tuple[str, str]]]:
-        """Split off the files whose keeper is not in its folder as cataloged (deleted, moved or
-        edited since the last scan, on a disk not mounted) or, where `compare`, holds other
-        bytes; and the other files of their stacks, which stay whole. The rest, and (path, why)
-        for those."""
+    def _in_place(self, files: pl.DataFrame, compare: pl.Series) -> tuple[pl.DataFrame, list[tuple[str, str]]]:
+        """Split off the files not in their folder as cataloged (sizes and mtimes: moving them
+        compares their content too), those whose keeper is not (deleted, moved or edited since
+        the last scan, on a disk not mounted) or, where `compare`, holds other bytes; and the
+        other files of their stacks, which stay whole. The rest, and (path, why) for those."""
         keepers = journal.keepers(self.connection, files["keep_id"].to_list())
         alike = files.select(pl.when(compare).then(pl.col("checksum")).alias("alike"))["alike"]
-        sources = [os.fsdecode(source) for source in absolute_paths(files["source_root"], files["path"])]
-        problems = [_why_not_removable(*_keeper_gone(keepers.get(keep_id), checksum))
-                    for keep_id, checksum in zip(files["keep_id"], alike, strict=True)]
+        paths = absolute_paths(files["source_root"], files["path"])
+        sources = [os.fsdecode(source) for source in paths]
+        as_cataloged = zip(paths, files["size_bytes"], files["mtime_ns"], files["keep_id"], alike, strict=True)
+        problems = [_changed(path, size, mtime) or _why_not_removable(*_keeper_gone(keepers.get(keep_id), checksum))
+                    for path, size, mtime, keep_id, checksum in as_cataloged]
         staying = {stack: source for stack, source, problem in zip(files["stack_id"], sources, problems, strict=True)
                    if problem and stack is not None}
         problems = [problem or (f"its stack stays whole: {staying[stack]} stays" if stack in staying else None)
@@ -251,11 +253,15 @@ def _keeper_gone(keeper: Row | None, checksum: str | None = None) -> tuple[str, 
     path = os.path.join(os.fsencode(keeper.source_root), keeper.path)
     if keeper.status in ("deleted", QUARANTINED):
         return os.fsdecode(path), keeper.status
-    as_cataloged = FileOperation(path, path, "keep", keeper.size_bytes, keeper.mtime_ns, "")
-    problem = mismatch(path, as_cataloged, read=False)
+    problem = _changed(path, keeper.size_bytes, keeper.mtime_ns)
     if problem is None and checksum is not None and sha256(path) != checksum:
         problem = OTHER_CONTENT
     return os.fsdecode(path), problem
+
+
+def _changed(path: bytes, size_bytes: int, mtime_ns: int) -> str | None:
+    """Why the file at `path` is not as cataloged by size and mtime, if it is not."""
+    return mismatch(path, FileOperation(path, path, "keep", size_bytes, mtime_ns, ""), read=False)
 
 
 def _why_not_removable(keeper: str, problem: str | None) -> str | None:
