@@ -12,7 +12,15 @@ import polars as pl
 from sqlalchemy import Connection
 
 from lumina_pipeline.actions.files import sha256
-from lumina_pipeline.actions.runs import ORGANIZE, Actions, Report, checksum_unread, new_run_id
+from lumina_pipeline.actions.runs import (
+    ORGANIZE,
+    Actions,
+    Report,
+    changed,
+    checksum_unread,
+    new_run_id,
+    stacks_stay_whole,
+)
 from lumina_pipeline.analysis.organize import (
     DEFAULT_TEMPLATE,
     EXISTING_SCHEMA,
@@ -79,17 +87,27 @@ def organize(actions: Actions, *, dry_run: bool, move: bool | None = None) -> Or
     resumed = len(actions.unfinished()) if dry_run else actions.resume().done
     moving = catalog.organize_move if move is None else move
     planned = plan_catalog(actions.connection, catalog, move=moving, checksums=not dry_run)
-    plan = planned.plan
+    plan, skipped = _as_cataloged(planned.plan, checked=not dry_run)
     if dry_run:  # the files it holds are the ones kept
-        return Organized(planned, actions.preview(plan, Report(None, resumed), keepers_stay=False), moving)
+        return Organized(planned, actions.preview(plan, Report(None, resumed, skipped=skipped), keepers_stay=False),
+                         moving)
     if moving and len(plan):  # the catalog follows its files: rows into the tree, the inventory along
         tree = cast(str, catalog.organized_directory)  # plan_catalog made sure there is one
         add_source_directory(actions.connection, catalog.id, tree)  # committed with the plan
     run_id = new_run_id()
-    unchecked = plan.filter(pl.col("checksum").is_null())  # a sidecar changed since it was cataloged
-    report = Report(run_id, resumed, skipped=[(os.fsdecode(source), NO_CHECKSUM) for source in unchecked["source"]])
-    checked = plan.filter(pl.col("checksum").is_not_null()).select(*PLAN_SCHEMA)
-    return Organized(planned, actions.apply(ORGANIZE, run_id, checked, report), moving)
+    report = Report(run_id, resumed, skipped=skipped)
+    return Organized(planned, actions.apply(ORGANIZE, run_id, plan.select(*PLAN_SCHEMA), report), moving)
+
+
+def _as_cataloged(plan: pl.DataFrame, *, checked: bool) -> tuple[pl.DataFrame, list[tuple[str, str]]]:
+    """The plan's files still as cataloged by size and mtime and, when `checked`, with a checksum
+    to check their copies with (a sidecar's is taken as the run starts, where it did not change);
+    the others, with the files of their shots, are left where they are, with why."""
+    sources = [os.fsdecode(source) for source in plan["source"]]
+    rows = plan.select("source", "size_bytes", "mtime_ns", "checksum").rows()
+    problems = [changed(source, size, mtime) or (NO_CHECKSUM if checked and checksum is None else None)
+                for source, size, mtime, checksum in rows]
+    return stacks_stay_whole(plan, sources, plan["unit"], problems)
 
 
 def list_folders(into: bytes, folders: list[str]) -> pl.DataFrame:

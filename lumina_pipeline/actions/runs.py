@@ -187,14 +187,9 @@ class Actions:
         paths = absolute_paths(files["source_root"], files["path"])
         sources = [os.fsdecode(source) for source in paths]
         as_cataloged = zip(paths, files["size_bytes"], files["mtime_ns"], files["keep_id"], alike, strict=True)
-        problems = [_changed(path, size, mtime) or _why_not_removable(*_keeper_gone(keepers.get(keep_id), checksum))
+        problems = [changed(path, size, mtime) or _why_not_removable(*_keeper_gone(keepers.get(keep_id), checksum))
                     for path, size, mtime, keep_id, checksum in as_cataloged]
-        staying = {stack: source for stack, source, problem in zip(files["stack_id"], sources, problems, strict=True)
-                   if problem and stack is not None}
-        problems = [problem or (f"its stack stays whole: {staying[stack]} stays" if stack in staying else None)
-                    for stack, problem in zip(files["stack_id"], problems, strict=True)]
-        left = [(source, problem) for source, problem in zip(sources, problems, strict=True) if problem]
-        return files.filter(pl.Series([problem is None for problem in problems], dtype=pl.Boolean)), left
+        return stacks_stay_whole(files, sources, files["stack_id"], problems)
 
     def _settle(self, entries: list[Row], report: Report, *, resuming: bool = False) -> Report:
         """Bring each entry to its end, a chunk at a time, journaling each chunk's outcomes;
@@ -253,15 +248,29 @@ def _keeper_gone(keeper: Row | None, checksum: str | None = None) -> tuple[str, 
     path = os.path.join(os.fsencode(keeper.source_root), keeper.path)
     if keeper.status in ("deleted", QUARANTINED):
         return os.fsdecode(path), keeper.status
-    problem = _changed(path, keeper.size_bytes, keeper.mtime_ns)
+    problem = changed(path, keeper.size_bytes, keeper.mtime_ns)
     if problem is None and checksum is not None and sha256(path) != checksum:
         problem = OTHER_CONTENT
     return os.fsdecode(path), problem
 
 
-def _changed(path: bytes, size_bytes: int, mtime_ns: int) -> str | None:
+def changed(path: bytes, size_bytes: int, mtime_ns: int) -> str | None:
     """Why the file at `path` is not as cataloged by size and mtime, if it is not."""
     return mismatch(path, FileOperation(path, path, "keep", size_bytes, mtime_ns, ""), read=False)
+
+
+def stacks_stay_whole(
+    files: pl.DataFrame, sources: list[str], stacks: pl.Series, problems: list[str | None]
+) -> tuple[pl.DataFrame, list[tuple[str, str]]]:
+    """Split `files` (at `sources`, of `stacks`, a file of no stack in none) into those without a
+    problem, and (source, why) for the others: each with a problem, and the other files of their
+    stacks, which stay whole."""
+    staying = {stack: source for stack, source, problem in zip(stacks, sources, problems, strict=True)
+               if problem and stack is not None}
+    problems = [problem or (f"its stack stays whole: {staying[stack]} stays" if stack in staying else None)
+                for stack, problem in zip(stacks, problems, strict=True)]
+    left = [(source, problem) for source, problem in zip(sources, problems, strict=True) if problem]
+    return files.filter(pl.Series([problem is None for problem in problems], dtype=pl.Boolean)), left
 
 
 def _why_not_removable(keeper: str, problem: str | None) -> str | None:

@@ -46,7 +46,7 @@ IN_PLACE = (pl.col("size_bytes") == pl.col("existing_size")) & (pl.col("mtime_ns
 
 @dataclass(frozen=True)
 class OrganizePlan:
-    plan: pl.DataFrame  # PLAN_SCHEMA's columns, then year ("undated" without a capture time) and renamed
+    plan: pl.DataFrame  # PLAN_SCHEMA's columns, then year ("undated" without a capture time), renamed and unit (shot)
     in_place: pl.DataFrame  # source, target, checksum: files the tree holds where they belong (name, size, mtime)
     left_out: dict[str, int]  # files not organized, by why
 
@@ -78,7 +78,7 @@ def plan_organize(
     final = numbered.with_columns(key=_key(_name(pl.col("k")))).join(on_disk, on="key", how="left")
     todo = final.filter(~IN_PLACE.fill_null(False)).sort("folder", "path")
     plan = plan_rows(todo, _targets(todo, into), "move" if move else "copy", None)  # the catalog's rows stay
-    plan = plan.with_columns(year=todo["year"], renamed=todo["k"] > 1)
+    plan = plan.with_columns(year=todo["year"], renamed=todo["k"] > 1, unit=todo["unit"])
     placed = final.filter(IN_PLACE.fill_null(False))
     in_place = plan_rows(placed, _targets(placed, into), "copy", None).select("source", "target", "checksum")
     return OrganizePlan(plan, in_place, left_out)

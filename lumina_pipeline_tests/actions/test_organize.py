@@ -101,6 +101,25 @@ def test_a_file_changed_since_it_was_cataloged_is_left_where_it_is_with_the_reas
         shutil.copy2(os.fsencode(corpus.photos) + b"/" + changed, os.fsencode(library.photos) + b"/" + changed)
 
 
+def test_a_photo_whose_sidecar_changed_since_it_was_cataloged_stays_with_it(library):
+    """Moved, the photo would leave its edited sidecar behind: the whole shot waits for the next scan."""
+    photo, sidecar = (os.fsdecode(os.fsencode(library.photos) + b"/" + path) for path in STACKS[-1])
+    Path(sidecar).write_text("<x:xmpmeta><xmp:Rating>5</xmp:Rating></x:xmpmeta>")
+    set_tree(library, "tidy-sidecar", move=True)
+    for dry_run in (True, False):
+        with library.actions() as actions:
+            skipped = dict(organize(actions, dry_run=dry_run).report.skipped)
+        assert skipped[sidecar].startswith("size changed")
+        assert skipped[photo] == f"its stack stays whole: {sidecar} stays" and len(skipped) == 2
+    assert os.path.exists(photo) and os.path.exists(sidecar)
+    organized = snapshot(library.photos.parent / "tidy-sidecar")
+    assert not any(path.endswith((b"DSCN0010.jpg", b"DSCN0010.xmp")) for path in organized)
+
+    assert library.undo().done > 40
+    Path(sidecar).write_text("<x:xmpmeta/>")
+    library.pipeline.catalog_everything(CATALOG)
+
+
 def test_undo_leaves_the_copy_of_a_changed_original_says_where_and_passes_over_its_run_next_time(library):
     organized = organize_into(library, "tidy-kept")
     source, target = organized.planned.plan.select("source", "target").row(0)
