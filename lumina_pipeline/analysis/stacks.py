@@ -32,7 +32,8 @@ DEVELOPED = list(STILL_ORDER)
 LIVE_STILLS = ["jpg", "jpeg", "heic", "heif"]
 PRIMARY_ORDER = {"image": 0, "raw": 1, "video": 2, "sidecar": 3}
 KIND_ORDER = {"live_photo": 0, "raw_jpeg": 1, "with_sidecar": 2}  # a shot that is several is the first
-SHOT_EXTENSIONS = [extension.decode() for extension, kind in KINDS.items() if kind in ("image", "raw", "video")]
+SHOT_KINDS = ["image", "raw", "video"]  # the files a shot is made of, sidecars aside
+SHOT_EXTENSIONS = [extension.decode() for extension, kind in KINDS.items() if kind in SHOT_KINDS]
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,10 @@ def find_stacks(rows: pl.DataFrame, rule: StackRule = StackRule()) -> Found:
     (any case) and pass the rule pairwise with the stack's still. A stack holds one still, at
     most one RAW and one clip (the first cataloged): other files of the name (a copy, a
     conversion) stay files of their own, which duplicate grouping compares with the still.
-    Sidecars join the stack of their name, or else make one with the first photo or video of
-    it, so that no action ever parts them from the file they describe."""
+    A sidecar goes with the photo or video it describes: the file its name names
+    (`IMG_1.CR2.xmp`, and none if that file is not there), else its stem's stack, else its
+    stem's first photo, with which it makes a stack of its own; so that no action ever parts
+    them."""
     files = _shots(rows)
     developed = files.filter((pl.col("kind") == "image") & pl.col("extension").is_in(DEVELOPED))
     raws = files.filter(pl.col("kind") == "raw")
@@ -74,18 +77,17 @@ def find_stacks(rows: pl.DataFrame, rule: StackRule = StackRule()) -> Found:
     pairs = pairs.sort(_order("extension", STILL_ORDER), "id", "id_other").filter(still)
     pairs = pairs.unique(["shot", "stack"], keep="first")
     stacked = pl.concat([pairs.select("shot", "stack", id="id"), pairs.select("shot", "stack", id="id_other")])
-    sidecars = files.filter(pl.col("kind") == "sidecar")
-    alone_with_sidecars = (
-        files.filter(pl.col("kind").is_in(["image", "raw", "video"]))
-        .join(sidecars, on="shot", how="semi").join(stacked, on="shot", how="anti")
-        .sort(_order("kind", PRIMARY_ORDER), _order("extension", STILL_ORDER), "id").unique("shot", keep="first")
-        .select("shot", stack=pl.lit("with_sidecar"), id="id")
-    )
-    shots = pl.concat([stacked, alone_with_sidecars]).select("shot", "id", stack=_order("stack", KIND_ORDER))
+    described = _described(files, stacked)
+    alone = described.join(stacked, left_on="photo", right_on="id", how="anti").select(id="photo").unique()
+    with_sidecar = pl.lit(KIND_ORDER["with_sidecar"], pl.Int8)
+    photos = pl.concat([
+        stacked.select("id", group_key=pl.format("stack:{}", "shot"), stack=_order("stack", KIND_ORDER)),
+        alone.select("id", group_key=pl.format("stack:file {}", "id"), stack=with_sidecar),
+    ]).unique("id")  # a still of a RAW+JPEG pair and of a Live Photo: one shot, one key
+    sidecars = described.join(photos.select(photo="id", group_key="group_key"), on="photo").select(
+        "id", "group_key", stack=None)
     members = (
-        pl.concat([shots, sidecars.join(shots, on="shot", how="semi").select("shot", "id", stack=None)])
-        .unique("id").join(files.select("id", "kind", "path", "checksum"), on="id")
-        .with_columns(group_key=pl.concat_str(pl.lit("stack:"), pl.col("shot").cast(pl.String)))
+        pl.concat([photos, sidecars]).join(files.select("id", "kind", "path", "checksum"), on="id")
         .sort("group_key", _order("kind", PRIMARY_ORDER), "path")
     )
     groups = members.group_by("group_key", maintain_order=True).agg(
@@ -95,6 +97,18 @@ def find_stacks(rows: pl.DataFrame, rule: StackRule = StackRule()) -> Found:
     return Found(groups, members.select("group_key", "id", "checksum"))
 
 
+def _described(files: pl.DataFrame, stacked: pl.DataFrame) -> pl.DataFrame:
+    """The photo or video (`photo`) each sidecar (`id`) describes, where there is one."""
+    photos = files.filter(pl.col("kind").is_in(SHOT_KINDS)).join(stacked.select("id", paired=True).unique("id"),
+                                                                   on="id", how="left")
+    by_name = photos.select("named", by_name="id").unique("named", keep="first")
+    by_stem = photos.sort(pl.col("paired").is_null(), _order("kind", PRIMARY_ORDER), _order("extension", STILL_ORDER),
+                          "id").unique("shot", keep="first").select("shot", by_stem="id")
+    sidecars = files.filter(pl.col("kind") == "sidecar").join(by_name, on="named", how="left")
+    return sidecars.join(by_stem, on="shot", how="left").select(
+        "id", photo=pl.when("names_file").then("by_name").otherwise("by_stem")).drop_nulls("photo")
+
+
 def _order(column: str, order: dict[str, int]) -> pl.Expr:
     return pl.col(column).replace_strict(order, default=len(order), return_dtype=pl.Int8)
 
@@ -102,7 +116,9 @@ def _order(column: str, order: dict[str, int]) -> pl.Expr:
 def _shots(rows: pl.DataFrame) -> pl.DataFrame:
     """Rows with a number for their source root, folder and lower-case name stem (`shot`), their
     extension, and the shutter's time both as the camera's clock (`taken`) and, when the file
-    records its offset, as UTC (`instant`).
+    records its offset, as UTC (`instant`); a number for the file a sidecar names (`named`:
+    `IMG_1.CR2.xmp` names `IMG_1.CR2`, and `names_file` tells it names a photo or video) and
+    for a photo's own name.
     A sidecar's stem drops a photo or video extension too: darktable writes `IMG_1.CR2.xmp`.
     Two shots meeting in the 64-bit number (odds about 1 in 10^8 among a million files) would
     be compared as one, the rule still applying to their files."""
@@ -110,12 +126,15 @@ def _shots(rows: pl.DataFrame) -> pl.DataFrame:
     stem = name.str.replace(r"\.[^.]*$", "").str.to_lowercase()
     shot_extension = rf"\.({'|'.join(SHOT_EXTENSIONS)})$"
     shutter = pl.when(pl.col("captured_at_source").ne_missing("DateTime")).then("captured_at")
+    sidecar, folder = pl.col("kind") == "sidecar", pl.col("path").str.replace(r"[^/]*$", "")
     return rows.with_columns(
         shot=pl.struct(
-            "source_root",
-            folder=pl.col("path").str.replace(r"[^/]*$", ""),
-            stem=pl.when(pl.col("kind") == "sidecar").then(stem.str.replace(shot_extension, "")).otherwise(stem),
+            "source_root", folder=folder,
+            stem=pl.when(sidecar).then(stem.str.replace(shot_extension, "")).otherwise(stem),
         ).hash(),
+        named=pl.struct("source_root", folder=folder,
+                        name=pl.when(sidecar).then(stem).otherwise(name.str.to_lowercase())).hash(),
+        names_file=sidecar & stem.str.contains(shot_extension),
         extension=name.str.extract(r"\.([^.]*)$").str.to_lowercase(),
         taken=shutter.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False),
         instant=pl.concat_str(shutter, "capture_offset").str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", strict=False),

@@ -92,9 +92,15 @@ def test_a_photo_or_video_alone_makes_a_stack_with_its_sidecars_and_a_sidecar_al
     clip = file(5, "v/MVI_7.MOV", "video", duration=40.0)
     assert stacks_of(clip, file(6, "v/MVI_7.THM", "sidecar", at=None)) == {("with_sidecar", 5, (5, 6))}
     assert stacks_of(*sidecars, file(7, "b/DSC_1.JPG")) == set()
-    # of two photos of the name that are no stack, the sidecar goes with the first still
+    # of two photos of the stem that are no stack, a sidecar goes with the one it names, else the first still
+    named = file(5, "e/IMG_5.png.xmp", "sidecar", at=None)
+    assert stacks_of(file(1, "e/IMG_5.jpg"), file(2, "e/IMG_5.png"), named) == {("with_sidecar", 2, (2, 5))}
     assert stacks_of(file(9, "a/DSC_1.png"), file(8, "a/DSC_1.NEF", "raw", at=None), *sidecars) == {
-        ("with_sidecar", 9, (3, 4, 9))
+        ("with_sidecar", 9, (3, 9))  # DSC_1.JPG.xmp names a file that is not there: it describes neither
+    }
+    darktable = file(6, "a/DSC_1.nef.xmp", "sidecar", at=None)
+    assert stacks_of(file(9, "a/DSC_1.png"), file(8, "a/DSC_1.NEF", "raw", at=None), darktable) == {
+        ("with_sidecar", 8, (6, 8))
     }
 
 
