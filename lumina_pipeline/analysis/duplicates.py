@@ -96,9 +96,10 @@ class KeeperRule:
     files apart decides; the file cataloged first (lowest id) breaks the last ties, not its
     path, so that a suggested keeper stays on its file when files are moved. The keys:
 
-    stack: a file of a stack (a whole shot) before a loose one; pixels: more first;
-    metadata: more metadata fields (capture time, camera, ...) first, so that a camera
-    original beats an edited or stripped copy; quality: higher quality score first;
+    stack: a file of a shot of several photos (a RAW+JPEG pair, a Live Photo) before one of
+    one; pixels: more first; metadata: more metadata fields (capture time, camera, ...) first,
+    so that a camera original beats an edited or stripped copy, then more sidecars (a
+    person's ratings and edits); quality: higher quality score first;
     format: in the order of `formats` (file extension families: raw, heic, jpeg, tiff, png,
     ...); earliest: earlier capture time first; library_folder: outside `avoided_folders`
     (backup, export, ... copies lose to the library's own) first."""
@@ -118,17 +119,17 @@ def rank_for_primary(images: pl.DataFrame, keeper: KeeperRule = KeeperRule()) ->
     extension = pl.col("path").str.extract(r"\.([^./]*)$").str.to_lowercase()
     family = pl.when(pl.col("kind") == "raw").then(pl.lit("raw")).otherwise(extension.replace(FORMAT_FAMILIES))
     formats = {name: index for index, name in enumerate(keeper.formats)}
-    keys = {  # (expression, descending)
-        "stack": (pl.col("stack_id").is_null(), False),
+    keys = {  # [(expression, descending)]
+        "stack": [(pl.col("shot_photos") < 2, False)],
         # a camera RAW holds the whole sensor's image, though what decodes of it is a small preview
-        "pixels": (pl.when(pl.col("kind") == "raw").then(pl.lit(RAW_PIXELS)).otherwise(pl.col("pixels")), True),
-        "metadata": (pl.col("richness"), True),
-        "quality": (pl.col("quality_score"), True),
-        "format": (family.replace_strict(formats, default=len(formats), return_dtype=pl.Int64), False),
-        "earliest": (pl.col("captured_at"), False),
-        "library_folder": (pl.col("path").str.to_lowercase().str.contains_any(list(keeper.avoided_folders)), False),
+        "pixels": [(pl.when(pl.col("kind") == "raw").then(pl.lit(RAW_PIXELS)).otherwise(pl.col("pixels")), True)],
+        "metadata": [(pl.col("richness"), True), (pl.col("shot_sidecars"), True)],
+        "quality": [(pl.col("quality_score"), True)],
+        "format": [(family.replace_strict(formats, default=len(formats), return_dtype=pl.Int64), False)],
+        "earliest": [(pl.col("captured_at"), False)],
+        "library_folder": [(pl.col("path").str.to_lowercase().str.contains_any(list(keeper.avoided_folders)), False)],
     }
-    chosen = [keys[name] for name in keeper.order] + [(pl.col("id"), False)]
+    chosen = [key for name in keeper.order for key in keys[name]] + [(pl.col("id"), False)]
     ordered = images.sort([key for key, _ in chosen], descending=[down for _, down in chosen], nulls_last=True)
     return ordered.with_columns(rank=pl.int_range(pl.len(), dtype=pl.Int64))
 
@@ -238,9 +239,20 @@ def group_catalog(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """All groups of a catalog: (members, groups). Only the files in a group are ranked for
     their primary."""
+    images = _with_shot_files(images)
     members = pl.concat([exact_groups(images), near_groups(images, rule, keeper)])
     grouped = images.join(members.select("id"), on="id", how="semi")
     return members, describe_groups(members, rank_for_primary(grouped, keeper))
+
+
+def _with_shot_files(images: pl.DataFrame) -> pl.DataFrame:
+    """Each file with the photos (`shot_photos`) and sidecars (`shot_sidecars`) of its shot: its
+    stack's, or 1 and 0 for a file alone (a stack's sidecars are among the catalog's rows)."""
+    sidecar = pl.col("kind") == "sidecar"
+    shots = images.filter(pl.col("stack_id").is_not_null()).group_by("stack_id").agg(
+        shot_photos=(~sidecar).sum(), shot_sidecars=sidecar.sum())
+    return images.join(shots, on="stack_id", how="left", maintain_order="left").with_columns(
+        pl.col("shot_photos").fill_null(1), pl.col("shot_sidecars").fill_null(0))
 
 
 def too_flat(images: pl.DataFrame) -> int:

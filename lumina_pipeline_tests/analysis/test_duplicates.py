@@ -110,6 +110,24 @@ def test_keeping_only_primaries_frees_the_other_copies():
     assert reclaimable_bytes(members, groups.rename({"primary_id": "primary_image_id"}), sizes) == 5 + 7
 
 
+def test_a_sidecar_keeps_the_copy_it_describes_but_never_outweighs_pixels_or_metadata():
+    """A photo alone with its sidecar is a stack of one photo: a shot of several outranks it,
+    its sidecar decides between exact copies only, after pixels and metadata."""
+    def sidecar(id_, stack):
+        return {**image(id_, 0), "kind": "sidecar", "checksum": None, "dhash": None, "ahash": None, "whash": None,
+                "pixels": None, "stack_id": stack, "stack_primary": False}
+
+    exact = [image(1, BASE, checksum="same"), image(2, BASE, checksum="same", stack="s", stack_primary=True),
+             sidecar(3, "s")]
+    other = 0x1234_5678_9ABC_DEF0  # another picture
+    crop = [image(4, flip(other, 1), pixels=90, stack="t", stack_primary=True), sidecar(5, "t"),
+            image(6, other, pixels=100)]
+    stripped = [image(7, flip(BASE, 9), richness=1, stack="u", stack_primary=True), sidecar(8, "u"),
+                image(9, flip(BASE, 9), richness=9)]
+    assert groups_as_sets(exact + crop) == {((1, 2), 2), ((4, 6), 6)}
+    assert groups_as_sets(stripped) == {((7, 9), 9)}
+
+
 def test_the_files_of_a_stack_are_never_duplicates_and_a_copy_of_the_stack_groups_with_it():
     shot = [image(1, BASE, path="A/1.JPG", stack="s", stack_primary=True),
             image(2, BASE, path="A/1.DNG", kind="raw", pixels=50, stack="s"),
