@@ -5,7 +5,7 @@ engine (actions/runs.py) under its journal, so that a killed run is finished by 
 
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import cast
 
 import polars as pl
@@ -88,6 +88,7 @@ def organize(actions: Actions, *, dry_run: bool, move: bool | None = None) -> Or
     moving = catalog.organize_move if move is None else move
     planned = plan_catalog(actions.connection, catalog, move=moving, checksums=not dry_run)
     plan, skipped = _as_cataloged(planned.plan, checked=not dry_run)
+    planned = replace(planned, plan=plan)  # its figures are those of the files it takes
     if dry_run:  # the files it holds are the ones kept
         return Organized(planned, actions.preview(plan, Report(None, resumed, skipped=skipped), keepers_stay=False),
                          moving)

@@ -41,6 +41,7 @@ FILES_SCHEMA = {
 EXISTING_SCHEMA = {"folder": pl.String, "name": pl.Binary, "size_bytes": pl.Int64, "mtime_ns": pl.Int64}
 # A file already where the plan puts it: same name (joined on), size and mtime. Whether it holds
 # the same bytes is for the caller to make sure of (OrganizePlan.in_place), as only reading tells.
+SHOT = pl.coalesce("stack_id", pl.format("file {}", "id"))  # its stack, or the file alone
 IN_PLACE = (pl.col("size_bytes") == pl.col("existing_size")) & (pl.col("mtime_ns") == pl.col("existing_mtime"))
 
 
@@ -115,17 +116,23 @@ def _unescaped(text: str) -> bytes:
 
 
 def _chosen(files: pl.DataFrame, into: bytes) -> tuple[pl.DataFrame, dict[str, int]]:
-    """The files to organize: read, not reviewed away, and one of each content: one the tree
-    holds already (moved there, the tree is one of the catalog's folders), else a keeper. A
-    sidecar belongs to its shot and is never a copy."""
-    read = files.filter(pl.col("status").is_in(READ))
+    """The files to organize, a shot (a stack, or a file alone) whole or not at all: shots read
+    whole (a stack with a file unreadable or not read yet waits), not reviewed away, and one of
+    each content: one the tree holds already (moved there, the tree is one of the catalog's
+    folders), else a keeper, else a file of a stack; a shot holding a copy of a file chosen
+    stays out whole, its sidecars too. A sidecar goes only with a photo of its stack: alone (its
+    photo unreadable, or gone), it stays where it is."""
+    files = files.with_columns(read=pl.col("status").is_in(READ).all().over(SHOT),
+                               alone=(pl.col("kind") == "sidecar") & pl.col("stack_id").is_null())
+    read = files.filter(pl.col("read") & ~pl.col("alone")).drop("read", "alone")
     in_tree = pl.col("source_root") == os.fsdecode(into)
-    kept = read.filter(~pl.col("removable")).sort(in_tree, "kept", "source_root", "path",
-                                                  descending=[True, True, False, False])
+    kept = read.filter(~pl.col("removable")).sort(in_tree, "kept", pl.col("stack_id").is_not_null(), "source_root",
+                                                  "path", descending=[True, True, True, False, False])
     copy = (pl.col("kind") != "sidecar") & pl.col("checksum").is_not_null() & (pl.int_range(pl.len()) > 0)
-    chosen = kept.filter(~copy.over("checksum"))
+    chosen = kept.with_columns(copy=copy.over("checksum")).filter(~pl.col("copy").any().over(SHOT)).drop("copy")
     left_out = {"reviewed away": len(read) - len(kept), "exact copies": len(kept) - len(chosen),
-                "unreadable or unread": len(files) - len(read)}
+                "unreadable or unread": int((~files["read"]).sum()),
+                "sidecars without their photo": int((files["read"] & files["alone"]).sum())}
     return chosen, left_out
 
 
@@ -135,7 +142,7 @@ def _placed(files: pl.DataFrame, template: str) -> pl.DataFrame:
     names = pl.Series([_escaped(path.rpartition(b"/")[2]) for path in files["path"]], dtype=pl.String)
     primary_first = files.with_columns(
         name=names,
-        unit=pl.coalesce("stack_id", pl.format("file {}", "id")),
+        unit=SHOT,
         taken=pl.col("captured_at").str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False),
     ).sort("unit", pl.col("stack_primary").fill_null(False), descending=[False, True])
     taken = pl.col("taken").drop_nulls().first().over("unit")

@@ -91,7 +91,8 @@ def test_a_file_changed_since_it_was_cataloged_is_left_where_it_is_with_the_reas
     skipped = {os.path.relpath(os.fsencode(source), os.fsencode(library.photos)): why
                for source, why in organized.report.skipped}
     assert skipped[grown].startswith("size changed") and skipped[rewritten].startswith("copy not verified: content")
-    assert len(skipped) == 2 and organized.report.done == len(organized.planned.plan) - 2
+    # the plan holds what it takes: not the grown file, left by its size; the rewritten one, found as it is copied
+    assert len(skipped) == 2 and organized.report.done == len(organized.planned.plan) - 1
     tree = snapshot(library.photos.parent / "tidy-edited")
     assert len(tree) == organized.report.done and not any(p.endswith((b"Nikon_D70.jpg", b"P8230001.JPG")) for p in tree)
 

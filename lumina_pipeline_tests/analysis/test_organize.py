@@ -63,6 +63,27 @@ def test_a_shot_meeting_a_taken_name_is_numbered_whole_and_the_next_plan_only_ad
         b"/p/d/IMG_1.JPG": b"/t/2021/2021-05-03/IMG_1 (3).JPG"}
 
 
+def test_a_shot_with_a_file_not_read_waits_whole():
+    library = files((1, b"a/IMG_1.NEF", DAY, "s"), (2, b"a/IMG_1.JPG", DAY, "s"), (3, b"a/IMG_1.xmp", None, "s"),
+                    (4, b"a/IMG_2.JPG", DAY, None))
+    unreadable_raw = library.with_columns(status=pl.when(pl.col("id") == 1).then(pl.lit("error")).otherwise("status"))
+    planned = plan_organize(unreadable_raw, pl.DataFrame(schema=EXISTING_SCHEMA), DEFAULT_TEMPLATE, b"/t", move=True)
+    assert planned.plan["source"].to_list() == [b"/p/a/IMG_2.JPG"]
+    assert planned.left_out["unreadable or unread"] == 3
+
+
+def test_a_shot_goes_whole_or_not_at_all_and_a_sidecar_only_with_its_photo():
+    library = files((1, b"a/IMG_1.JPG", DAY, None), (2, b"b/IMG_1.JPG", DAY, "s"), (3, b"b/IMG_1.xmp", None, "s"),
+                    (4, b"c/IMG_4.xmp", None, None)).with_columns(
+        checksum=pl.when(pl.col("id") < 3).then(pl.lit("same")).otherwise("checksum"))
+    # of two copies, the one of a stack carries its sidecar: it goes, the loose one stays out
+    assert sorted(plan(library)) == [b"/p/b/IMG_1.JPG", b"/p/b/IMG_1.xmp"]
+    kept_loose = library.with_columns(kept=pl.col("id") == 1)
+    planned = plan_organize(kept_loose, pl.DataFrame(schema=EXISTING_SCHEMA), DEFAULT_TEMPLATE, b"/t", move=True)
+    assert planned.plan["source"].to_list() == [b"/p/a/IMG_1.JPG"]  # the stack's copy stays out, its sidecar too
+    assert (planned.left_out["exact copies"], planned.left_out["sidecars without their photo"]) == (2, 1)
+
+
 def test_another_file_in_the_tree_is_never_taken_for_ours():
     library = files((1, b"a/IMG_1.JPG", DAY, None), (2, b"b/IMG_1.JPG", DAY, None))
     theirs = pl.DataFrame([("Fotos/2021", b"IMG_1.JPG", 999, 1)], schema=EXISTING_SCHEMA, orient="row")
