@@ -275,7 +275,8 @@ def removable_files(connection: Connection, catalog_id: uuid.UUID) -> list[Remov
     (a burst's extra frame can be a group's primary; a file a person keeps), each listed once. A stack goes or stays
     whole: a removable primary brings its stack's other files (RAW, video, sidecars), each only
     where a copy of it stays (its keeper: the same checksum, or for a sidecar, which no analysis
-    reads, the same size, its content compared when it is quarantined), and no file is listed
+    reads, one of the same size in the keeper's stack, its content compared when it is
+    quarantined: another photo's sidecar holds no edits of this one), and no file is listed
     while a file of its stack is kept or has no copy that stays. Nothing is deleted."""
     rows = connection.execute(text(f"""
         WITH left_over AS (
@@ -310,7 +311,8 @@ def removable_files(connection: Connection, catalog_id: uuid.UUID) -> list[Remov
                 WHERE other.catalog_id = :c AND other.status NOT IN {GONE}
                   AND other.id NOT IN (SELECT id FROM leaving) AND other.id NOT IN (SELECT id FROM mates)
                   AND (other.checksum = mate.checksum OR mate.checksum IS NULL AND mate.kind = 'sidecar'
-                       AND other.kind = 'sidecar' AND other.size_bytes = mate.size_bytes)
+                       AND other.kind = 'sidecar' AND other.size_bytes = mate.size_bytes
+                       AND other.stack_id = mate.keep_stack)
                 ORDER BY COALESCE(other.stack_id = mate.keep_stack, false) DESC, other.id LIMIT 1) copy
         ),
         whole AS (

@@ -138,6 +138,20 @@ def test_a_sidecar_whose_copy_holds_other_bytes_stays_with_its_whole_stack(libra
     os.utime(copy, ns=(mtime, mtime))
 
 
+def test_a_sidecar_counts_as_copied_only_by_one_of_the_kept_shot(library, tmp_path):
+    """The kept Live Photo's sidecar gone; another photo's sidecar of the same size is no copy of its edits."""
+    kept_sidecar, stranger = library.photos / os.fsdecode(KEPT_SIDECAR), library.photos / "Toscana 2008/DSCN0010.xmp"
+    shutil.copy2(kept_sidecar, stranger)
+    os.rename(kept_sidecar, tmp_path / "moved away")
+    library.pipeline.catalog_everything(CATALOG)
+    assert not set(BACKUP) & library.removable()
+
+    os.rename(tmp_path / "moved away", kept_sidecar)
+    stranger.unlink()
+    library.pipeline.catalog_everything(CATALOG)
+    assert set(BACKUP) <= library.removable()
+
+
 def test_a_stack_whose_sidecar_was_edited_since_it_was_cataloged_stays_whole(library):
     """The backup Live Photo's sidecar edited (an app saved a rating into it): the sidecar stays, and so do
     its still and video, rather than leave the edits beside nothing."""
