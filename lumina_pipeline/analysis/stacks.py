@@ -98,15 +98,18 @@ def find_stacks(rows: pl.DataFrame, rule: StackRule = StackRule()) -> Found:
 
 
 def _described(files: pl.DataFrame, stacked: pl.DataFrame) -> pl.DataFrame:
-    """The photo or video (`photo`) each sidecar (`id`) describes, where there is one."""
-    photos = files.filter(pl.col("kind").is_in(SHOT_KINDS)).join(stacked.select("id", paired=True).unique("id"),
-                                                                   on="id", how="left")
-    by_name = photos.select("named", by_name="id").unique("named", keep="first")
+    """The photo or video (`photo`) each sidecar (`id`) describes, where there is one: the file of
+    its shot with the extension its name names (`named`), else its shot's first (a pair's first)."""
+    named = pl.col("path").str.extract(rf"(?i)\.({'|'.join(SHOT_EXTENSIONS)})\.[^./]*$").str.to_lowercase()
+    sidecars = files.filter(pl.col("kind") == "sidecar").with_columns(named=named)
+    photos = (files.filter(pl.col("kind").is_in(SHOT_KINDS)).join(sidecars, on="shot", how="semi")  # the few it takes
+              .join(stacked.select("id", paired=True).unique("id"), on="id", how="left"))
+    by_name = photos.select("shot", named="extension", by_name="id").unique(["shot", "named"], keep="first")
     by_stem = photos.sort(pl.col("paired").is_null(), _order("kind", PRIMARY_ORDER), _order("extension", STILL_ORDER),
                           "id").unique("shot", keep="first").select("shot", by_stem="id")
-    sidecars = files.filter(pl.col("kind") == "sidecar").join(by_name, on="named", how="left")
-    return sidecars.join(by_stem, on="shot", how="left").select(
-        "id", photo=pl.when("names_file").then("by_name").otherwise("by_stem")).drop_nulls("photo")
+    sidecars = sidecars.join(by_name, on=["shot", "named"], how="left").join(by_stem, on="shot", how="left")
+    return sidecars.select("id", photo=pl.when(pl.col("named").is_null()).then("by_stem").otherwise("by_name")
+                           ).drop_nulls("photo")
 
 
 def _order(column: str, order: dict[str, int]) -> pl.Expr:
@@ -116,9 +119,7 @@ def _order(column: str, order: dict[str, int]) -> pl.Expr:
 def _shots(rows: pl.DataFrame) -> pl.DataFrame:
     """Rows with a number for their source root, folder and lower-case name stem (`shot`), their
     extension, and the shutter's time both as the camera's clock (`taken`) and, when the file
-    records its offset, as UTC (`instant`); a number for the file a sidecar names (`named`:
-    `IMG_1.CR2.xmp` names `IMG_1.CR2`, and `names_file` tells it names a photo or video) and
-    for a photo's own name.
+    records its offset, as UTC (`instant`).
     A sidecar's stem drops a photo or video extension too: darktable writes `IMG_1.CR2.xmp`.
     Two shots meeting in the 64-bit number (odds about 1 in 10^8 among a million files) would
     be compared as one, the rule still applying to their files."""
@@ -126,15 +127,12 @@ def _shots(rows: pl.DataFrame) -> pl.DataFrame:
     stem = name.str.replace(r"\.[^.]*$", "").str.to_lowercase()
     shot_extension = rf"\.({'|'.join(SHOT_EXTENSIONS)})$"
     shutter = pl.when(pl.col("captured_at_source").ne_missing("DateTime")).then("captured_at")
-    sidecar, folder = pl.col("kind") == "sidecar", pl.col("path").str.replace(r"[^/]*$", "")
     return rows.with_columns(
         shot=pl.struct(
-            "source_root", folder=folder,
-            stem=pl.when(sidecar).then(stem.str.replace(shot_extension, "")).otherwise(stem),
+            "source_root",
+            folder=pl.col("path").str.replace(r"[^/]*$", ""),
+            stem=pl.when(pl.col("kind") == "sidecar").then(stem.str.replace(shot_extension, "")).otherwise(stem),
         ).hash(),
-        named=pl.struct("source_root", folder=folder,
-                        name=pl.when(sidecar).then(stem).otherwise(name.str.to_lowercase())).hash(),
-        names_file=sidecar & stem.str.contains(shot_extension),
         extension=name.str.extract(r"\.([^.]*)$").str.to_lowercase(),
         taken=shutter.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False),
         instant=pl.concat_str(shutter, "capture_offset").str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", strict=False),
