@@ -101,6 +101,7 @@ def _described(files: pl.DataFrame, stacked: pl.DataFrame) -> pl.DataFrame:
     """The photo or video (`photo`) each sidecar (`id`) describes, where there is one: the file of
     its shot with the extension its name names (`named`), else its shot's first (a pair's first)."""
     named = pl.col("path").str.extract(rf"(?i)\.({'|'.join(SHOT_EXTENSIONS)})\.[^./]*$").str.to_lowercase()
+    files = files.select("id", "path", "kind", "shot", "extension")
     sidecars = files.filter(pl.col("kind") == "sidecar").with_columns(named=named)
     photos = (files.filter(pl.col("kind").is_in(SHOT_KINDS)).join(sidecars, on="shot", how="semi")  # the few it takes
               .join(stacked.select("id", paired=True).unique("id"), on="id", how="left"))
