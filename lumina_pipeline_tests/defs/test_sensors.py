@@ -1,5 +1,6 @@
 """Sensors and schedules with Dagster's test contexts, a real instance and the embedded database."""
 
+import os
 import shutil
 from datetime import datetime
 
@@ -374,12 +375,22 @@ def test_the_nightly_schedule_requests_only_real_batches_that_are_missing_or_sta
     assert requested() == ["00001|big"]
     assert pipeline.analyze("big", "00001")["files_read"] == 2
 
-    with pipeline.engine.begin() as connection:  # one file locked when read, readable since; one undecodable
-        for batch, reason in (("00002", "cannot read file: Permission denied"), ("00001", "cannot decode image: x")):
-            connection.execute(text("UPDATE images SET status = 'error', error = :e WHERE id = (SELECT min(id) "
-                                    "FROM images WHERE batch = :b)"), {"e": reason, "b": batch})
-        catalog_id = pipeline.catalog_id("big")
-        assert pending_batches(connection, catalog_id, ANALYSIS_VERSION) == []  # a rescan starts no batch for it
+    # a file away (a share's hiccup) while its batch is read, back as it was since; another undecodable
+    rows = pipeline.rows("big", "batch, source_root, path")
+    root, path = next((row["source_root"], bytes(row["path"])) for row in rows if row["batch"] == "00002")
+    away, file = tmp_path / "away", os.path.join(os.fsencode(root), path)
+    with pipeline.engine.begin() as connection:
+        connection.execute(text("UPDATE images SET analysis_version = 'photos-v0' WHERE batch = '00002'"))
+    os.rename(file, away)
+    pipeline.analyze("big", "00002")
+    os.rename(away, file)
+    errors = [row["error"] for row in pipeline.rows("big", "batch, error") if row["batch"] == "00002" and row["error"]]
+    assert [error.split(":")[0] for error in errors] == ["cannot read file"]
+    assert pipeline.inventory("big")["changed"] == 0  # its size and date tell nothing
+    with pipeline.engine.begin() as connection:
+        connection.execute(text("UPDATE images SET status = 'error', error = 'cannot decode image: x' "
+                                "WHERE id = (SELECT min(id) FROM images WHERE batch = '00001')"))
+        assert pending_batches(connection, pipeline.catalog_id("big"), ANALYSIS_VERSION) == []  # rescans start none
     assert requested() == ["00002|big"]
     assert pipeline.analyze("big", "00002")["files_read"] == 1
     assert {row["status"] for row in pipeline.rows("big", "batch, status") if row["batch"] == "00002"} == {"ok"}
