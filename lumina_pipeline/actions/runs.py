@@ -22,6 +22,7 @@ from lumina_pipeline.actions.files import FileOperation, carry_out, mismatch, sh
 from lumina_pipeline.analysis.files import absolute_paths
 from lumina_pipeline.analysis.plans import QUARANTINED, plan_quarantine
 from lumina_pipeline.storage import journal
+from lumina_pipeline.storage.browse import held_back
 from lumina_pipeline.storage.catalogs import (
     ACTIONS_LOCK_SPACE,
     CatalogError,
@@ -106,7 +107,8 @@ class Actions:
         files, changed = self._in_place(checksum_unread(files), unread)
         plan, left_out = plan_quarantine(files, self.catalog.source_directories, folder)
         plan = plan.with_columns(keep_image_id=pl.col("image_id").replace_strict(files["id"], files["keep_id"]))
-        skipped = changed + [(os.fsdecode(source), reason) for source, reason in left_out.rows()]
+        held = [(where, why) for id_, where, why in held_back(self.connection, self.catalog_id) if id_ not in pending]
+        skipped = held + changed + [(os.fsdecode(source), reason) for source, reason in left_out.rows()]
         report = Report(None if dry_run else run_id, resumed, skipped=skipped)
         return self.preview(plan, report) if dry_run else self.apply(QUARANTINE, run_id, plan, report)
 

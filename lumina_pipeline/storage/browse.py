@@ -1,12 +1,13 @@
 """What the images API reads: images by filters in keyset pages, one image with its group,
 burst and tags, duplicate groups and bursts with their members, and review progress."""
 
+import os
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, LargeBinary, Row, text
 
 from lumina_pipeline.storage.fields import as_text, field, selected
 from lumina_pipeline.storage.frames import rows_as
@@ -268,17 +269,10 @@ class RemovableFile:
     keep_id: int
 
 
-def removable_files(connection: Connection, catalog_id: uuid.UUID) -> list[RemovableFile]:
-    """Files a person has reviewed away: members of reviewed duplicate groups other than the
-    primary, and frames of reviewed bursts other than the best, they and their keeper still in
-    their folders (a regrouping not yet done after a quarantine or a deletion); never a file kept anywhere
-    (a burst's extra frame can be a group's primary; a file a person keeps), each listed once. A stack goes or stays
-    whole: a removable primary brings its stack's other files (RAW, video, sidecars), each only
-    where a copy of it stays (its keeper: the same checksum, or for a sidecar, which no analysis
-    reads, one of the same size in the keeper's stack, its content compared when it is
-    quarantined: another photo's sidecar holds no edits of this one), and no file is listed
-    while a file of its stack is kept or has no copy that stays. Nothing is deleted."""
-    rows = connection.execute(text(f"""
+# The files people reviewed away (`leaving`) and the other files of their stacks (`mates`); of
+# those, the ones with a copy that stays (`candidates`), and the ones whose whole stack can go
+# (`whole`): see removable_files.
+REVIEWED_AWAY = f"""
         WITH left_over AS (
             SELECT i.id, i.source_root, i.path, i.size_bytes, 'duplicate' AS reason, g.id AS decided_by,
                    keep.path AS keep_path, keep.id AS keep_id
@@ -321,10 +315,53 @@ def removable_files(connection: Connection, catalog_id: uuid.UUID) -> list[Remov
                 SELECT 1 FROM images mate
                 WHERE mate.stack_id = i.stack_id AND mate.status <> 'quarantined'  -- one moved by hand may be kept
                   AND mate.id NOT IN (SELECT id FROM candidates))
-        )
+        )"""
+
+
+def removable_files(connection: Connection, catalog_id: uuid.UUID) -> list[RemovableFile]:
+    """Files a person has reviewed away: members of reviewed duplicate groups other than the
+    primary, and frames of reviewed bursts other than the best, they and their keeper still in
+    their folders (a regrouping not yet done after a quarantine or a deletion); never a file kept anywhere
+    (a burst's extra frame can be a group's primary; a file a person keeps), each listed once. A stack goes or stays
+    whole: a removable primary brings its stack's other files (RAW, video, sidecars), each only
+    where a copy of it stays (its keeper: the same checksum, or for a sidecar, which no analysis
+    reads, one of the same size in the keeper's stack, its content compared when it is
+    quarantined: another photo's sidecar holds no edits of this one), and no file is listed
+    while a file of its stack is kept or has no copy that stays. Nothing is deleted."""
+    rows = connection.execute(text(f"""{REVIEWED_AWAY}
         SELECT * FROM (SELECT DISTINCT ON (id) * FROM whole ORDER BY id, reason DESC) once
         ORDER BY path"""), {"c": catalog_id})
     return rows_as(RemovableFile, rows)
+
+
+def held_back(connection: Connection, catalog_id: uuid.UUID) -> list[tuple[int, str, str]]:
+    """The files of reviewed-away shots that stay whole (removable_files), (id, where, why): a file
+    of their stack is kept, not reviewed away, or has no copy that stays (a sidecar the kept
+    shot lacks)."""
+    rows = connection.execute(text(f"""{REVIEWED_AWAY},
+        shot AS (SELECT id FROM leaving UNION SELECT id FROM mates)
+        SELECT i.id, i.source_root, i.path, blocker.source_root AS blocker_root, blocker.path AS blocker,
+               blocker.id = i.id AS itself, blocker.kept,
+               blocker.id IN (SELECT id FROM shot) AS reviewed_away
+        FROM images i CROSS JOIN LATERAL (
+            SELECT mate.id, mate.source_root, mate.path, mate.id IN (SELECT id FROM kept) AS kept FROM images mate
+            WHERE mate.stack_id = i.stack_id AND mate.status <> 'quarantined'
+              AND mate.id NOT IN (SELECT id FROM candidates)
+            ORDER BY mate.id <> i.id, mate.path LIMIT 1) blocker
+        WHERE i.id IN (SELECT id FROM shot) AND i.id NOT IN (SELECT id FROM whole)
+        ORDER BY i.path""").columns(path=LargeBinary, blocker=LargeBinary), {"c": catalog_id})
+    return [(row.id, _where(row.source_root, row.path), _why_held(row)) for row in rows]
+
+
+def _why_held(row: Row) -> str:
+    if row.itself:
+        return "the kept shot has no copy of it"
+    why = "is kept" if row.kept else "has no copy that stays" if row.reviewed_away else "is not reviewed away"
+    return f"its stack stays whole: {_where(row.blocker_root, row.blocker)} {why}"
+
+
+def _where(source_root: str, path: bytes) -> str:
+    return os.fsdecode(os.path.join(os.fsencode(source_root), path))
 
 
 @dataclass(frozen=True, slots=True)

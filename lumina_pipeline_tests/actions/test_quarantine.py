@@ -109,7 +109,10 @@ def test_a_stack_whose_video_has_no_copy_left_is_never_removable(library, tmp_pa
     library.pipeline.inventory(CATALOG)
     assert not set(BACKUP) & library.removable()
     report = library.quarantine_removable()
-    assert not set(BACKUP) & set(library.quarantined()) and report.skipped == []
+    assert not set(BACKUP) & set(library.quarantined())
+    still, video, sidecar = (os.fsdecode(os.fsencode(library.photos) + b"/" + path) for path in BACKUP)
+    whole = f"its stack stays whole: {video} has no copy that stays"
+    assert report.skipped == [(still, whole), (video, "the kept shot has no copy of it"), (sidecar, whole)]
 
     library.undo()
     os.rename(tmp_path / "deleted by hand", kept_video)
@@ -145,6 +148,11 @@ def test_a_sidecar_counts_as_copied_only_by_one_of_the_kept_shot(library, tmp_pa
     os.rename(kept_sidecar, tmp_path / "moved away")
     library.pipeline.catalog_everything(CATALOG)
     assert not set(BACKUP) & library.removable()
+    with library.actions() as actions:  # the dry run names the backup shot as staying, and why
+        skipped = dict(actions.quarantine_removable(dry_run=True).skipped)
+    still, video, sidecar = (os.fsdecode(os.fsencode(library.photos) + b"/" + path) for path in BACKUP)
+    assert skipped[sidecar] == "the kept shot has no copy of it"
+    assert skipped[still] == skipped[video] == f"its stack stays whole: {sidecar} has no copy that stays"
 
     os.rename(tmp_path / "moved away", kept_sidecar)
     stranger.unlink()
