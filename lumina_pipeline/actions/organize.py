@@ -20,6 +20,7 @@ from lumina_pipeline.actions.runs import (
     checksum_unread,
     new_run_id,
     stacks_stay_whole,
+    unscanned_sidecars,
 )
 from lumina_pipeline.analysis.organize import (
     DEFAULT_TEMPLATE,
@@ -87,7 +88,7 @@ def organize(actions: Actions, *, dry_run: bool, move: bool | None = None) -> Or
     resumed = len(actions.unfinished()) if dry_run else actions.resume().done
     moving = catalog.organize_move if move is None else move
     planned = plan_catalog(actions.connection, catalog, move=moving, checksums=not dry_run)
-    plan, skipped = _as_cataloged(planned.plan, checked=not dry_run)
+    plan, skipped = _as_cataloged(actions, planned.plan, checked=not dry_run)
     planned = replace(planned, plan=plan)  # its figures are those of the files it takes
     if dry_run:  # the files it holds are the ones kept
         return Organized(planned, actions.preview(plan, Report(None, resumed, skipped=skipped), keepers_stay=False),
@@ -100,14 +101,19 @@ def organize(actions: Actions, *, dry_run: bool, move: bool | None = None) -> Or
     return Organized(planned, actions.apply(ORGANIZE, run_id, plan.select(*PLAN_SCHEMA), report), moving)
 
 
-def _as_cataloged(plan: pl.DataFrame, *, checked: bool) -> tuple[pl.DataFrame, list[tuple[str, str]]]:
-    """The plan's files still as cataloged by size and mtime and, when `checked`, with a checksum
-    to check their copies with (a sidecar's is taken as the run starts, where it did not change);
-    the others, with the files of their shots, are left where they are, with why."""
+def _as_cataloged(actions: Actions, plan: pl.DataFrame, *, checked: bool) -> tuple[pl.DataFrame, list[tuple[str, str]]]:
+    """The plan's files still as cataloged by size and mtime (and, when `checked`, a shot's of
+    several files by content), with no sidecar new since the last scan and, when `checked`, with
+    a checksum to check their copies with (a sidecar's is taken as the run starts, where it did
+    not change); the others, with the files of their shots, are left where they are, with why."""
     sources = [os.fsdecode(source) for source in plan["source"]]
-    rows = plan.select("source", "size_bytes", "mtime_ns", "checksum").rows()
-    problems = [changed(source, size, mtime) or (NO_CHECKSUM if checked and checksum is None else None)
-                for source, size, mtime, checksum in rows]
+    several = plan.select(pl.len().over("unit") > 1).to_series()
+    new_sidecars = unscanned_sidecars(actions.connection, actions.catalog_id, plan["source"].to_list())
+    rows = zip(*plan.select("source", "size_bytes", "mtime_ns", "checksum").get_columns(), several, new_sidecars,
+               strict=True)
+    problems = [changed(source, size, mtime, checksum if checked and shot else None) or new_sidecar
+                or (NO_CHECKSUM if checked and checksum is None else None)
+                for source, size, mtime, checksum, shot, new_sidecar in rows]
     return stacks_stay_whole(plan, sources, plan["unit"], problems)
 
 

@@ -19,8 +19,9 @@ from sqlalchemy import Connection, Engine, Row
 from sqlalchemy.orm import Session
 
 from lumina_pipeline.actions.files import FileOperation, carry_out, mismatch, sha256, undo
-from lumina_pipeline.analysis.files import absolute_paths
+from lumina_pipeline.analysis.files import absolute_paths, classify
 from lumina_pipeline.analysis.plans import QUARANTINED, plan_quarantine
+from lumina_pipeline.analysis.stacks import shot_stem
 from lumina_pipeline.storage import journal
 from lumina_pipeline.storage.browse import held_back
 from lumina_pipeline.storage.catalogs import (
@@ -180,17 +181,22 @@ class Actions:
         return report
 
     def _in_place(self, files: pl.DataFrame, compare: pl.Series) -> tuple[pl.DataFrame, list[tuple[str, str]]]:
-        """Split off the files not in their folder as cataloged (sizes and mtimes: moving them
-        compares their content too), those whose keeper is not (deleted, moved or edited since
-        the last scan, on a disk not mounted) or, where `compare`, holds other bytes; and the
-        other files of their stacks, which stay whole. The rest, and (path, why) for those."""
+        """Split off the files not in their folder as cataloged (sizes and mtimes, and a stack's
+        files by content: moving them compares the others' content too), those with a sidecar
+        new since the last scan, those whose keeper is not (deleted, moved or edited since the
+        last scan, on a disk not mounted) or, where `compare`, holds other bytes; and the other
+        files of their stacks, which stay whole. The rest, and (path, why) for those."""
         keepers = journal.keepers(self.connection, files["keep_id"].to_list())
         alike = files.select(pl.when(compare).then(pl.col("checksum")).alias("alike"))["alike"]
+        read = files.select(pl.when(pl.col("stack_id").is_not_null()).then(pl.col("checksum")).alias("read"))["read"]
         paths = absolute_paths(files["source_root"], files["path"])
         sources = [os.fsdecode(source) for source in paths]
-        as_cataloged = zip(paths, files["size_bytes"], files["mtime_ns"], files["keep_id"], alike, strict=True)
-        problems = [changed(path, size, mtime) or _why_not_removable(*_keeper_gone(keepers.get(keep_id), checksum))
-                    for path, size, mtime, keep_id, checksum in as_cataloged]
+        new_sidecars = unscanned_sidecars(self.connection, self.catalog_id, paths)
+        as_cataloged = zip(paths, files["size_bytes"], files["mtime_ns"], read, files["keep_id"], alike, new_sidecars,
+                           strict=True)
+        problems = [changed(path, size, mtime, stacked) or new_sidecar
+                    or _why_not_removable(*_keeper_gone(keepers.get(keep_id), checksum))
+                    for path, size, mtime, stacked, keep_id, checksum, new_sidecar in as_cataloged]
         return stacks_stay_whole(files, sources, files["stack_id"], problems)
 
     def _settle(self, entries: list[Row], report: Report, *, resuming: bool = False) -> Report:
@@ -256,9 +262,41 @@ def _keeper_gone(keeper: Row | None, checksum: str | None = None) -> tuple[str, 
     return os.fsdecode(path), problem
 
 
-def changed(path: bytes, size_bytes: int, mtime_ns: int) -> str | None:
-    """Why the file at `path` is not as cataloged by size and mtime, if it is not."""
-    return mismatch(path, FileOperation(path, path, "keep", size_bytes, mtime_ns, ""), read=False)
+def changed(path: bytes, size_bytes: int, mtime_ns: int, checksum: str | None = None) -> str | None:
+    """Why the file at `path` is not as cataloged by size and mtime, and by content when its
+    `checksum` is given, if it is not."""
+    return mismatch(path, FileOperation(path, path, "keep", size_bytes, mtime_ns, checksum or ""),
+                    read=checksum is not None)
+
+
+def unscanned_sidecars(connection: Connection, catalog_id, sources: list[bytes]) -> list[str | None]:
+    """For each file at `sources`, why it waits when a sidecar of its shot (a name of its stem,
+    analysis/stacks.py) lies beside it that the catalog does not hold: written since the last
+    scan, it would be parted from the photo it describes. One listing of each folder."""
+    beside = [os.path.join(folder, entry.name) for folder in {os.path.dirname(source) for source in sources}
+              for entry in _listed(folder) if classify(entry.name) == "sidecar"]
+    new = sorted(set(beside) - journal.cataloged(connection, catalog_id, beside)) if beside else []
+    if not new:
+        return [None] * len(sources)
+    sidecars = _shots(new).with_columns(sidecar=pl.Series(new, dtype=pl.Binary)).unique(["folder", "stem"])
+    found = _shots(sources).join(sidecars, on=["folder", "stem"], how="left", maintain_order="left")["sidecar"]
+    return [f"{os.fsdecode(sidecar)} is new since the last scan (`lumina run` catalogs it)" if sidecar else None
+            for sidecar in found]
+
+
+def _listed(folder: bytes) -> list[os.DirEntry[bytes]]:
+    try:
+        return list(os.scandir(folder))
+    except OSError:  # gone, or not readable: each of its files is looked at as it is moved
+        return []
+
+
+def _shots(paths: list[bytes]) -> pl.DataFrame:
+    """Each file's folder and shot stem; a name not UTF-8 compares by its decoded form."""
+    names = pl.Series([os.path.basename(path).decode(errors="replace") for path in paths], dtype=pl.String)
+    kinds = pl.Series([classify(path) for path in paths], dtype=pl.String)
+    folders = pl.Series([os.path.dirname(path) for path in paths], dtype=pl.Binary)
+    return pl.DataFrame({"folder": folders}).with_columns(stem=shot_stem(pl.lit(names), pl.lit(kinds)))
 
 
 def stacks_stay_whole(

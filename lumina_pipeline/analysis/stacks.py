@@ -121,23 +121,27 @@ def _shots(rows: pl.DataFrame) -> pl.DataFrame:
     """Rows with a number for their source root, folder and lower-case name stem (`shot`), their
     extension, and the shutter's time both as the camera's clock (`taken`) and, when the file
     records its offset, as UTC (`instant`).
-    A sidecar's stem drops a photo or video extension too: darktable writes `IMG_1.CR2.xmp`.
     Two shots meeting in the 64-bit number (odds about 1 in 10^8 among a million files) would
     be compared as one, the rule still applying to their files."""
     name = pl.col("path").str.split("/").list.last()
-    stem = name.str.replace(r"\.[^.]*$", "").str.to_lowercase()
-    shot_extension = rf"\.({'|'.join(SHOT_EXTENSIONS)})$"
     shutter = pl.when(pl.col("captured_at_source").ne_missing("DateTime")).then("captured_at")
     return rows.with_columns(
         shot=pl.struct(
             "source_root",
             folder=pl.col("path").str.replace(r"[^/]*$", ""),
-            stem=pl.when(pl.col("kind") == "sidecar").then(stem.str.replace(shot_extension, "")).otherwise(stem),
+            stem=shot_stem(name, pl.col("kind")),
         ).hash(),
         extension=name.str.extract(r"\.([^.]*)$").str.to_lowercase(),
         taken=shutter.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False),
         instant=pl.concat_str(shutter, "capture_offset").str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", strict=False),
     )
+
+
+def shot_stem(name: pl.Expr, kind: pl.Expr) -> pl.Expr:
+    """A file's lower-case name stem, which names its shot in its folder. A sidecar's drops a
+    photo or video extension too: darktable writes `IMG_1.CR2.xmp`."""
+    stem = name.str.replace(r"\.[^.]*$", "").str.to_lowercase()
+    return pl.when(kind == "sidecar").then(stem.str.replace(rf"\.({'|'.join(SHOT_EXTENSIONS)})$", "")).otherwise(stem)
 
 
 def _seconds_apart() -> pl.Expr:

@@ -27,6 +27,9 @@ INVENTORY_LOCK_SPACE = CATALOG_LOCK_SPACE + 2
 VECTOR_INDEX_LOCK_SPACE = CATALOG_LOCK_SPACE + 3  # one process at a time indexes a vector table
 RUN_LOCK_SPACE = CATALOG_LOCK_SPACE + 4  # one `lumina run` of a catalog at a time
 BATCH_LOCK_SPACE = CATALOG_LOCK_SPACE + 5  # one run at a time reads a batch
+# One organize run at a time into a tree, whatever its catalog: two would write a place's
+# temporary copy (actions/files.py) in turn.
+TREE_LOCK_SPACE = CATALOG_LOCK_SPACE + 6
 
 
 class CatalogError(ValueError):

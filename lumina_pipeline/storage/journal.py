@@ -46,6 +46,15 @@ def kept_images(connection: Connection, catalog_id: uuid.UUID, image_ids: Sequen
     return set(rows.scalars())
 
 
+def cataloged(connection: Connection, catalog_id: uuid.UUID, paths: Sequence[bytes]) -> set[bytes]:
+    """Of the files at `paths`, those the catalog holds in their folders."""
+    rows = connection.execute(text("""
+        SELECT whole FROM (SELECT convert_to(source_root || '/', 'UTF8') || path AS whole FROM images
+                           WHERE catalog_id = :c AND status NOT IN ('deleted', 'quarantined')) listed
+        WHERE whole = ANY(:paths)"""), {"c": catalog_id, "paths": list(paths)})
+    return {bytes(path) for path in rows.scalars()}
+
+
 def placed(connection: Connection, catalog_id: uuid.UUID, targets: Sequence[bytes]) -> dict[bytes, str]:
     """Of `targets`, those a run of the catalog put there and did not take back: their checksums."""
     rows = connection.execute(text("""SELECT target, checksum FROM file_actions

@@ -38,7 +38,11 @@ def edit_behind_the_catalog(photos: Path, grown: bytes, rewritten: bytes) -> Non
     bytes of the same size and its mtime back, so that only its checksum tells."""
     with open(photos / os.fsdecode(grown), "ab") as file:
         file.write(b"edited")
-    path = photos / os.fsdecode(rewritten)
+    rewrite_behind_the_catalog(photos / os.fsdecode(rewritten))
+
+
+def rewrite_behind_the_catalog(path: Path) -> None:
+    """Give the file at `path` other bytes of its size, and its mtime back."""
     mtime = os.stat(path).st_mtime_ns
     path.write_bytes(bytes(len(path.read_bytes())))
     os.utime(path, ns=(mtime, mtime))

@@ -24,7 +24,12 @@ from lumina_pipeline.storage.catalogs import add_source_directory, get_catalog
 from lumina_pipeline.storage.decisions import add_manual_tag, decide, set_rating
 from lumina_pipeline.storage.groups import DUPLICATES
 from lumina_pipeline.storage.organize import set_organizing
-from lumina_pipeline_tests.actions.conftest import KEPT_SIDECAR, edit_behind_the_catalog, snapshot
+from lumina_pipeline_tests.actions.conftest import (
+    KEPT_SIDECAR,
+    edit_behind_the_catalog,
+    rewrite_behind_the_catalog,
+    snapshot,
+)
 from lumina_pipeline_tests.actions.test_quarantine import lumina
 
 CATALOG = "organize"
@@ -119,6 +124,31 @@ def test_a_photo_whose_sidecar_changed_since_it_was_cataloged_stays_with_it(libr
     assert library.undo().done > 40
     Path(sidecar).write_text("<x:xmpmeta/>")
     library.pipeline.catalog_everything(CATALOG)
+
+
+def test_a_shot_with_a_file_edited_at_its_size_and_mtime_stays_whole_and_so_does_a_photo_with_a_new_sidecar(
+        library, corpus):
+    """Only reading tells the JPEG of the pair DSC_4410 edited at its size and mtime, and only
+    its folder a sidecar written beside a photo since the last scan: both shots wait whole,
+    rather than move without them."""
+    raw, jpeg, sidecar = (os.fsdecode(os.fsencode(library.photos) + b"/" + path) for path in STACKS[1])
+    rewrite_behind_the_catalog(Path(jpeg))
+    photo = library.photos / "Garten/P8230001.JPG"
+    new_sidecar = photo.with_suffix(".xmp")
+    new_sidecar.write_text("<x:xmpmeta><xmp:Rating>4</xmp:Rating></x:xmpmeta>")
+    set_tree(library, "tidy-whole", move=True)
+    with library.actions() as actions:
+        organized = organize(actions, dry_run=False)
+    skipped = dict(organized.report.skipped)
+    assert skipped[jpeg] == "content differs from the catalog (checksum)"
+    assert skipped[raw] == skipped[sidecar] == f"its stack stays whole: {jpeg} stays"
+    assert skipped[str(photo)] == f"{new_sidecar} is new since the last scan (`lumina run` catalogs it)"
+    assert len(skipped) == 4 and organized.report.done > 40
+    assert all(os.path.exists(path) for path in (raw, jpeg, sidecar, photo, new_sidecar))
+
+    assert library.undo().done == organized.report.done
+    new_sidecar.unlink()
+    shutil.copy2(os.fsencode(corpus.photos) + b"/" + STACKS[1][1], jpeg)
 
 
 def test_undo_leaves_the_copy_of_a_changed_original_says_where_and_passes_over_its_run_next_time(library):

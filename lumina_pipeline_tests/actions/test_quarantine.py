@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -23,7 +24,13 @@ from lumina_pipeline.storage.catalogs import CatalogError
 from lumina_pipeline.storage.frames import read_frame
 from lumina_pipeline.storage.groups import load_catalog_rows
 from lumina_pipeline.storage.journal import REMOVABLE_SCHEMA
-from lumina_pipeline_tests.actions.conftest import KEPT_SIDECAR, SIDECAR, edit_behind_the_catalog, snapshot
+from lumina_pipeline_tests.actions.conftest import (
+    KEPT_SIDECAR,
+    SIDECAR,
+    edit_behind_the_catalog,
+    rewrite_behind_the_catalog,
+    snapshot,
+)
 from lumina_pipeline_tests.conftest import lumina_env
 
 CATALOG = "quarantine"
@@ -158,6 +165,32 @@ def test_a_sidecar_counts_as_copied_only_by_one_of_the_kept_shot(library, tmp_pa
     stranger.unlink()
     library.pipeline.catalog_everything(CATALOG)
     assert set(BACKUP) <= library.removable()
+
+
+def test_a_stack_with_a_file_edited_at_its_size_and_mtime_stays_whole_and_so_does_a_photo_with_a_new_sidecar(
+        library, corpus):
+    """Only reading tells the backup Live Photo's video edited at its size and mtime: its still
+    and sidecar stay with it rather than move without it. A sidecar written beside a copy since
+    the last scan keeps the copy in place, rather than leave the edits beside nothing."""
+    before = snapshot(library.photos)
+    still, video, sidecar = (os.fsdecode(os.fsencode(library.photos) + b"/" + path) for path in BACKUP)
+    rewrite_behind_the_catalog(Path(video))
+    copy = library.photos / "Backup (alter Laptop)/Toscana/DSCN0038.jpg"
+    new_sidecar = copy.with_suffix(".xmp")
+    new_sidecar.write_text("<x:xmpmeta><xmp:Label>Red</xmp:Label></x:xmpmeta>")
+
+    report = library.quarantine_removable()
+    skipped = dict(report.skipped)
+    assert skipped[video] == "content differs from the catalog (checksum)"
+    assert skipped[still] == skipped[sidecar] == f"its stack stays whole: {video} stays"
+    assert skipped[str(copy)] == f"{new_sidecar} is new since the last scan (`lumina run` catalogs it)"
+    assert len(skipped) == 4 and report.done > 0
+    assert not {*BACKUP, os.fsencode(copy.relative_to(library.photos))} & set(library.quarantined())
+
+    library.undo()
+    new_sidecar.unlink()
+    shutil.copy2(os.fsencode(corpus.photos) + b"/" + BACKUP[1], video)
+    assert snapshot(library.photos) == before
 
 
 def test_a_stack_whose_sidecar_was_edited_since_it_was_cataloged_stays_whole(library):
