@@ -31,7 +31,7 @@ from lumina_pipeline.analysis.organize import (
 )
 from lumina_pipeline.analysis.plans import NO_CHECKSUM, PLAN_SCHEMA
 from lumina_pipeline.storage import journal
-from lumina_pipeline.storage.catalogs import CatalogError, add_source_directory
+from lumina_pipeline.storage.catalogs import TREE_LOCK_SPACE, CatalogError, add_source_directory, held_lock
 from lumina_pipeline.storage.models import Catalog
 from lumina_pipeline.storage.organize import organize_files
 
@@ -83,7 +83,20 @@ def _sha256_or_none(path: bytes) -> str | None:
 
 def organize(actions: Actions, *, dry_run: bool, move: bool | None = None) -> Organized:
     """Copy or move (`move`; None: as the catalog does by default) each kept file of the catalog
-    to its place in the tree, after finishing what a killed run left; a dry run only plans."""
+    to its place in the tree, after finishing what a killed run left; a dry run only plans.
+    Refused while another catalog's run writes into the same tree."""
+    tree = actions.catalog.organized_directory
+    if dry_run or not tree:
+        return _organize(actions, dry_run=dry_run, move=move)
+
+    def refuse() -> None:
+        raise CatalogError(f"another organize run is writing into {tree}")
+
+    with held_lock(actions.connection.engine, TREE_LOCK_SPACE, os.path.realpath(tree), waiting=refuse):
+        return _organize(actions, dry_run=dry_run, move=move)
+
+
+def _organize(actions: Actions, *, dry_run: bool, move: bool | None) -> Organized:
     catalog = actions.catalog
     resumed = len(actions.unfinished()) if dry_run else actions.resume().done
     moving = catalog.organize_move if move is None else move

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 import numpy as np
+import pytest
 from PIL import Image
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -20,7 +21,7 @@ from lumina_pipeline.defs.assets.organize import organize_plan
 from lumina_pipeline.defs.organize import organize_job
 from lumina_pipeline.defs.resources import CatalogDatabase
 from lumina_pipeline.storage import journal
-from lumina_pipeline.storage.catalogs import add_source_directory, get_catalog
+from lumina_pipeline.storage.catalogs import TREE_LOCK_SPACE, CatalogError, add_source_directory, get_catalog, held_lock
 from lumina_pipeline.storage.decisions import add_manual_tag, decide, set_rating
 from lumina_pipeline.storage.groups import DUPLICATES
 from lumina_pipeline.storage.organize import set_organizing
@@ -149,6 +150,18 @@ def test_a_shot_with_a_file_edited_at_its_size_and_mtime_stays_whole_and_so_does
     assert library.undo().done == organized.report.done
     new_sidecar.unlink()
     shutil.copy2(os.fsencode(corpus.photos) + b"/" + STACKS[1][1], jpeg)
+
+
+def test_an_organize_run_is_refused_while_another_writes_into_the_same_tree(library):
+    """Two catalogs' runs into one tree would write a place's temporary copy in turn."""
+    set_tree(library, "tidy-shared")
+    tree = library.photos.parent / "tidy-shared"
+    with held_lock(library.pipeline.engine, TREE_LOCK_SPACE, os.path.realpath(tree)):  # another catalog's run
+        with library.actions() as actions, pytest.raises(CatalogError, match=f"writing into {tree}"):
+            organize(actions, dry_run=False)
+        with library.actions() as actions:  # a dry run writes nothing
+            assert organize(actions, dry_run=True).report.done > 40
+    assert not tree.exists()
 
 
 def test_undo_leaves_the_copy_of_a_changed_original_says_where_and_passes_over_its_run_next_time(library):
