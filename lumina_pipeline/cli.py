@@ -19,7 +19,7 @@ from lumina_pipeline.forkserver import start_forkserver
 from lumina_pipeline.humanize import plural, size
 from lumina_pipeline.storage import catalogs as catalog_store
 from lumina_pipeline.storage.database import make_engine, stop_embedded_server
-from lumina_pipeline.storage.images import status_counts
+from lumina_pipeline.storage.images import status_counts, waiting_batches
 
 # Dagster, the image libraries and the models load only in the commands that use them, so
 # that `lumina --help`, `catalog list` and the listings answer at once.
@@ -92,8 +92,8 @@ def run(args: argparse.Namespace) -> None:
     """Inventory a catalog, then analyze every batch with pending files, in this process."""
     place = home.prepare(create=True)
     name = _catalog_for_run(args, place)
-    if place.batches_per_catalog > 1:  # the batch workers' imports, on another core than this process's
-        start_forkserver()
+    if place.batches_per_catalog > 1 and _batches_ahead(place, name) > 1:
+        start_forkserver()  # the batch workers' imports, on another core than this process's
     # Dagster and the whole code location: some 250,000 objects that live as long as the process.
     # The garbage collector would scan them over and over as they come and again at shutdown
     # (full collections of 0.1-0.2 s each, a second of a no-change run); frozen, it leaves them be.
@@ -105,6 +105,21 @@ def run(args: argparse.Namespace) -> None:
     run_catalog(name, make_engine(place.database_url))
     print(f"next: `{_lumina()} duplicates {name}`, `{_lumina()} serve` (the review page), "
           "`make dev` (the Dagster UI)")
+
+
+def _batches_ahead(place: home.Home, name: str) -> int:
+    """About how many batches `lumina run` will read in worker processes: those with files
+    waiting or, for a catalog not walked yet, its files over its batch size. Fewer than two
+    run in this process, and a forkserver started for them would import for nothing; more
+    found by the walk start it then."""
+    with _session(place) as session:
+        catalog = catalog_store.get_catalog(session, name)
+        waiting = waiting_batches(session.connection(), catalog.id)
+    if waiting is not None:
+        return waiting
+    from lumina_pipeline.analysis.files import count_files
+
+    return -(-count_files(catalog.source_directories) // catalog.batch_size)
 
 
 def export(args: argparse.Namespace) -> None:

@@ -80,6 +80,16 @@ def pending_batches(connection: Connection, catalog_id: uuid.UUID, version: str,
     ).scalars())
 
 
+def waiting_batches(connection: Connection, catalog_id: uuid.UUID) -> int | None:
+    """How many of the catalog's batches hold a file waiting to be read (`pending`); None
+    before its first inventory."""
+    walked, waiting = connection.execute(text("""
+        SELECT EXISTS (SELECT 1 FROM images WHERE catalog_id = :c),
+               (SELECT count(DISTINCT batch) FROM images WHERE catalog_id = :c AND status = 'pending')"""),
+        {"c": catalog_id}).one()
+    return waiting if walked else None
+
+
 def write_analysis(
     connection: Connection, analysis: pl.DataFrame, hash_version: str, analysis_version: str
 ) -> pl.Series:

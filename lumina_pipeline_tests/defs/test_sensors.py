@@ -30,7 +30,7 @@ from lumina_pipeline.defs.sensors import (
     inventory_followup_sensor,
 )
 from lumina_pipeline.storage.catalogs import add_catalog, list_catalogs, remove_catalog
-from lumina_pipeline.storage.images import pending_batches
+from lumina_pipeline.storage.images import pending_batches, waiting_batches
 
 
 def photos(corpus, count, skip=0):
@@ -355,8 +355,10 @@ def test_the_nightly_schedule_requests_only_real_batches_that_are_missing_or_sta
     shutil.copy(photos(corpus, 1)[0], small / "one.jpg")
     pipeline.add_catalog("big", str(library), batch_size=2)  # batches 00000-00002
     pipeline.add_catalog("small", str(small), batch_size=2)  # batch 00000 only
+    assert waiting(pipeline, "big") is None  # not walked yet: `lumina run` counts its files
     pipeline.inventory("big")
     pipeline.inventory("small")
+    assert waiting(pipeline, "big") == 3
 
     def requested():
         with dg.build_schedule_context(
@@ -369,7 +371,7 @@ def test_the_nightly_schedule_requests_only_real_batches_that_are_missing_or_sta
     for name, batches in (("big", ["00000", "00001", "00002"]), ("small", ["00000"])):
         for batch in batches:
             pipeline.analyze(name, batch)
-    assert requested() == []
+    assert requested() == [] and waiting(pipeline, "big") == 0
     with pipeline.engine.begin() as connection:  # as after an upgrade of the hashing code
         connection.execute(text("UPDATE images SET analysis_version = 'photos-v0' WHERE batch = '00001'"))
     assert requested() == ["00001|big"]
@@ -394,6 +396,11 @@ def test_the_nightly_schedule_requests_only_real_batches_that_are_missing_or_sta
     assert requested() == ["00002|big"]
     assert pipeline.analyze("big", "00002")["files_read"] == 1
     assert {row["status"] for row in pipeline.rows("big", "batch, status") if row["batch"] == "00002"} == {"ok"}
+
+
+def waiting(pipeline, catalog: str) -> int | None:
+    with pipeline.engine.connect() as connection:
+        return waiting_batches(connection, pipeline.catalog_id(catalog))
 
 
 def test_every_sensor_schedule_and_job_says_in_the_ui_what_it_does():
