@@ -124,13 +124,19 @@ class Actions:
         is the one of an undo that was killed (finishing it is the undo asked for again), else
         the newest one with something to undo."""
         unfinished = self.unfinished()
-        resumed = self._settle(unfinished, Report(), resuming=True).done
         interrupted = [entry.run_id for entry in unfinished if entry.state == "undoing"]
-        run_id = run_id or (interrupted[-1] if interrupted else journal.latest_run(self.connection, self.catalog_id))
+        run_id = run_id or (interrupted[-1] if interrupted else None)
+        mine = [entry for entry in unfinished if entry.state == "undoing" and entry.run_id == run_id]
+        others = [entry for entry in unfinished if entry.state != "undoing" or entry.run_id != run_id]
+        resumed = self._settle(others, Report(), resuming=True).done
+        # This very undo, interrupted: what it puts back counts as this one's; what it leaves is tried once more below.
+        finished = self._settle(mine, Report(), resuming=True)
+        run_id = run_id or journal.latest_run(self.connection, self.catalog_id)
         if run_id is None:
             raise CatalogError(f"nothing to undo in {self.catalog.name}")
         journal.start_undo(self.connection, self.catalog_id, run_id)
-        report = self._settle(self._commit_then_entries("undoing", run_id), Report(run_id, resumed))
+        report = Report(run_id, resumed, finished.size_bytes, files=finished.files)
+        report = self._settle(self._commit_then_entries("undoing", run_id), report)
         settled = journal.entries(self.connection, self.catalog_id, ["undone", "skipped"], run_id)
         report.copies = bool(settled) and all(entry.operation == "copy" for entry in settled)
         self._remove_emptied_folders(settled)

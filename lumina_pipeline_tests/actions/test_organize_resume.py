@@ -75,8 +75,8 @@ def test_an_undo_killed_midway_is_finished_by_the_next_undo_which_gives_the_tree
     left = entries_in(library, "undoing")
     assert 0 < left < moved.done
 
-    again = library.undo()  # the undo asked for again: finished, not "nothing to undo"
-    assert (again.run_id, again.resumed, again.done) == (moved.run_id, left, 0)
+    again = library.undo()  # the undo asked for again: finished, not "nothing to undo", its files its own
+    assert (again.run_id, again.resumed, again.done, again.skipped) == (moved.run_id, 0, left, [])
     assert snapshot(library.photos) == before and library.rows_point_at_their_files()
     assert not tree.exists() or not any(tree.iterdir())  # emptied of the folders it made
     with library.actions() as actions:  # no longer one of the catalog's folders
