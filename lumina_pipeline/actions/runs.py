@@ -41,6 +41,7 @@ QUARANTINE = "quarantine"
 ORGANIZE = "organize"
 OPERATION_FIELDS = ("source", "target", "operation", "size_bytes", "mtime_ns", "checksum")  # FileOperation's
 OTHER_CONTENT = "other content"  # a sidecar's copy, compared as it is quarantined
+PUT_BACK = "put back by hand"
 KEPT = "kept: a group's primary, a burst's best frame, a file a person keeps, or a file of their stack"
 
 
@@ -273,6 +274,18 @@ def changed(path: bytes, size_bytes: int, mtime_ns: int, checksum: str | None = 
     `checksum` is given, if it is not."""
     return mismatch(path, FileOperation(path, path, "keep", size_bytes, mtime_ns, checksum or ""),
                     read=checksum is not None)
+
+
+def settle_put_back(connection: Connection, catalog_id, image_ids: list[int]) -> int:
+    """Take as undone the quarantine of files a person put back by hand: at their place as
+    cataloged (`image_ids`, from the inventory), gone from the quarantine. Each is the catalog's
+    again; no undo or purge touches it (caller's transaction). How many."""
+    entries = journal.quarantined_by(connection, catalog_id, image_ids) if image_ids else []
+    back: list[tuple[int, str, str | None]] = [
+        (entry.id, "undone", PUT_BACK) for entry in entries if not os.path.lexists(entry.target)]
+    if back:
+        journal.record(connection, back)
+    return len(back)
 
 
 def unscanned_sidecars(connection: Connection, catalog_id, sources: list[bytes]) -> list[str | None]:

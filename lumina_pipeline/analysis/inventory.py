@@ -31,11 +31,12 @@ class InventoryChanges:
     new: pl.DataFrame  # walk columns + batch, status, error
     changed: pl.DataFrame  # id, batch, size_bytes, mtime_ns, status, error
     deleted: pl.DataFrame  # id
+    returned: pl.DataFrame  # id: files in quarantine by the catalog, at their place again as cataloged (by hand?)
     unchanged: int
     unlisted: list[tuple[str, bytes]]  # (source root, folder) not listed, whose files are kept as they were
 
     def is_empty(self) -> bool:
-        return not (len(self.new) or len(self.changed) or len(self.deleted))
+        return not (len(self.new) or len(self.changed) or len(self.deleted) or len(self.returned))
 
     def batches_to_process(self) -> list[str]:
         """Batches holding a new or changed file that still has to be read."""
@@ -71,6 +72,7 @@ def diff_inventory(stored: pl.DataFrame, walk: Walk, *, batch_size: int) -> Inve
         new=_with_initial_status(new.with_columns(batch=_new_batches(stored, len(new), batch_size))),
         changed=_with_initial_status(changed).select("id", "batch", "size_bytes", "mtime_ns", "status", "error"),
         deleted=gone.select("id"),
+        returned=present.filter(known & ~differs & (pl.col("status") == "quarantined")).select("id"),
         unchanged=len(present) - len(new) - len(changed),
         unlisted=unlisted,
     )

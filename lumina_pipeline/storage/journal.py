@@ -81,6 +81,14 @@ def entries(connection: Connection, catalog_id: uuid.UUID, states: list[str], ru
         {"c": catalog_id, "states": states, "run": run_id}))
 
 
+def quarantined_by(connection: Connection, catalog_id: uuid.UUID, image_ids: Sequence[int]) -> list[Row]:
+    """The done quarantine entries of `image_ids`: id and target."""
+    return list(connection.execute(text("""
+        SELECT id, target FROM file_actions
+        WHERE catalog_id = :c AND image_id = ANY(:ids) AND action = 'quarantine' AND state = 'done'
+        """).columns(target=LargeBinary), {"c": catalog_id, "ids": list(image_ids)}))
+
+
 def latest_run(connection: Connection, catalog_id: uuid.UUID) -> str | None:
     """The newest run of the catalog that still has something to undo, before those whose
     undo was tried and left some (a copy whose original changed stays, on purpose), which come

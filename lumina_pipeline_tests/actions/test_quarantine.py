@@ -249,6 +249,21 @@ def test_undo_of_a_file_deleted_from_quarantine_says_so_though_another_took_its_
     assert library.undo().done == 1
 
 
+def test_a_file_put_back_by_hand_is_the_catalogs_again_and_undo_leaves_it_be(library):
+    before, statuses = snapshot(library.photos), status_by_path(library)
+    report = library.quarantine_removable()
+    [run] = list((library.quarantine / CATALOG).iterdir())
+    copy = "Backup (alter Laptop)/Toscana/DSCN0038 (1).jpg"  # a file of no stack
+    os.rename(run / "0" / copy, library.photos / copy)  # dragged back, its date kept
+    assert library.pipeline.inventory(CATALOG)["put_back_from_quarantine"] == 1
+    assert status_by_path(library)[os.fsencode(copy)] == statuses[os.fsencode(copy)]
+    assert journal_states(library, report.run_id) == {"done": report.done - 1, "undone": 1}
+
+    undone = library.undo()
+    assert (undone.done, undone.skipped) == (report.done - 1, [])
+    assert snapshot(library.photos) == before and status_by_path(library) == statuses
+
+
 def test_a_kept_file_is_never_moved_whatever_the_plan_says(library):
     before = snapshot(library.photos)
     with library.actions() as actions:

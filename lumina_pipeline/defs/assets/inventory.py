@@ -5,6 +5,7 @@ import time
 import dagster as dg
 import polars as pl
 
+from lumina_pipeline.actions.runs import settle_put_back
 from lumina_pipeline.analysis.files import walk_sources
 from lumina_pipeline.analysis.inventory import diff_inventory
 from lumina_pipeline.defs.markdown import markdown_table
@@ -32,6 +33,7 @@ def file_inventory(context: dg.AssetExecutionContext, database: CatalogDatabase)
             lock_catalog(connection, catalog_id)
             changes = diff_inventory(load_inventory(connection, catalog_id), walk, batch_size=batch_size)
             apply_inventory(connection, catalog_id, changes)
+            put_back = settle_put_back(connection, catalog_id, changes.returned["id"].to_list())
     with database.transaction() as session:
         # from the database, not from this run's changes: a run killed before this line
         # left batches that only the next inventory can register
@@ -46,6 +48,7 @@ def file_inventory(context: dg.AssetExecutionContext, database: CatalogDatabase)
             "new": len(changes.new),
             "changed": len(changes.changed),
             "deleted": len(changes.deleted),
+            "put_back_from_quarantine": put_back,
             "unchanged": changes.unchanged,
             "unlisted_folders": dg.MetadataValue.json(unlisted),
             "bytes": int(walk.files["size_bytes"].sum()),
