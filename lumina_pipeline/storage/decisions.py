@@ -45,17 +45,34 @@ def remove_tag(connection: Connection, image_id: int, name: str) -> bool:
     return removed.rowcount > 0
 
 
+NAME = "substring(encode(path, 'escape') FROM '[^/]*$')"  # a file's name: its path's last part
+# Old and new rows paired one to one within each `by`, in the order of their paths.
+_IN_TURN = """
+    SELECT n.id AS new_id, o.id AS old_id
+    FROM (SELECT *, row_number() OVER (PARTITION BY {by} ORDER BY path) AS k FROM {old}) o
+    JOIN (SELECT *, row_number() OVER (PARTITION BY {by} ORDER BY path) AS k FROM {new}) n USING ({by}, k)"""
+
+
 def follow_moved_files(connection: Connection, image_ids: Sequence[int]) -> None:
     """What a person said of a file moved or renamed outside Lumina (kept, rating, manual tags)
     goes from its old row, which the inventory marked deleted, to the new row of the same
     checksum among `image_ids` (just read), and leaves the old row: the inventory knows files
-    by name, and only their checksum tells that the new one is the old one moved."""
-    pairs = connection.execute(text("""
-        SELECT DISTINCT ON (d.id) n.id AS new_id, d.id AS old_id
-        FROM images n JOIN images d ON d.catalog_id = n.catalog_id AND d.checksum = n.checksum
-        WHERE n.id = ANY(:ids) AND d.status = 'deleted' AND (d.kept OR d.rating IS NOT NULL OR EXISTS (
-            SELECT 1 FROM image_tags t WHERE t.image_id = d.id AND t.source = :manual))
-        ORDER BY d.id, n.id"""), {"ids": list(image_ids), "manual": MANUAL}).all()
+    by name, and only their checksum tells that the new one is the old one moved. Each old row
+    goes to one new row, of its file name first: copies moved together (a folder renamed) keep
+    each what was said of it."""
+    pairs = connection.execute(text(f"""
+        WITH new AS (
+            SELECT id, catalog_id, checksum, path, {NAME} AS name FROM images WHERE id = ANY(:ids)),
+        old AS (
+            SELECT d.id, d.checksum, d.path, {NAME} AS name
+            FROM images d JOIN (SELECT DISTINCT catalog_id, checksum FROM new) n USING (catalog_id, checksum)
+            WHERE d.status = 'deleted' AND (d.kept OR d.rating IS NOT NULL OR EXISTS (
+                SELECT 1 FROM image_tags t WHERE t.image_id = d.id AND t.source = :manual))),
+        named AS ({_IN_TURN.format(by="checksum, name", old="old", new="new")}),
+        old_left AS (SELECT * FROM old WHERE id NOT IN (SELECT old_id FROM named)),
+        new_left AS (SELECT * FROM new WHERE id NOT IN (SELECT new_id FROM named)),
+        renamed AS ({_IN_TURN.format(by="checksum", old="old_left", new="new_left")})
+        SELECT * FROM named UNION ALL SELECT * FROM renamed"""), {"ids": list(image_ids), "manual": MANUAL}).all()
     if not pairs:
         return
     moved = "SELECT * FROM unnest(CAST(:new AS bigint[]), CAST(:old AS bigint[])) AS p(keeper, id)"

@@ -165,3 +165,19 @@ def test_a_file_moved_by_hand_keeps_what_was_said_of_it(pipeline, library):
             WHERE i.path = :p GROUP BY i.id"""), {"p": b"Reisen/crop.jpg"}).one()
     assert (moved.kept, moved.rating, moved.tags) == (True, 4, ["Oma"])
     assert "Reisen/crop.jpg" not in removable(pipeline)
+
+
+def test_copies_moved_together_each_keep_what_was_said_of_them(pipeline, library):
+    """Two identical copies in a folder renamed: each new row takes its own old row's marks, by its name."""
+    group = groups(pipeline)["Toscana 2008/DSCN0038.jpg"]
+    copies = sorted(path for path in group["members"] if path.startswith("Backup (alter Laptop)/Toscana/"))
+    with pipeline.engine.begin() as connection:
+        assert decide(connection, DUPLICATES, group["id"], None, reviewed=True, keep_all=True)
+        for copy, stars in zip(copies, (2, 5), strict=True):
+            set_rating(connection, group["members"][copy][0], stars)
+    (library / "Backup (alter Laptop)/Toscana").rename(library / "Backup (alter Laptop)/Toskana")
+    pipeline.catalog_everything(CATALOG)
+    moved = {row["path"]: (row["kept"], row["rating"]) for row in pipeline.rows(
+        CATALOG, "convert_from(path, 'UTF8') AS path, kept, rating, status") if row["status"] == "ok"}
+    assert [moved[copy.replace("Toscana/", "Toskana/")] for copy in copies] == [(True, 2), (True, 5)]
+    assert not removable(pipeline)
