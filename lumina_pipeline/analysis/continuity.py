@@ -35,6 +35,7 @@ PREVIOUS_SCHEMA = {
     "reviewed": pl.Boolean,
     "chosen_id": pl.Int64,  # primary / best frame a person chose; null if the rule chose
     "chosen_checksum": pl.String,  # of the primary / best frame, whoever chose it
+    "chosen_name": pl.String,  # its file name
 }
 PREVIOUS_MEMBERS_SCHEMA = {"group_id": pl.String, "kind": pl.String, "checksum": pl.String, "id": pl.Int64}
 REMEMBERED_SCHEMA = {
@@ -50,7 +51,8 @@ KIND = pl.col("group_key").str.split(":").list.first().alias("kind")  # of a fou
 class Found(NamedTuple):
     """What a rule found: `groups`, one row per group, have group_key ("<kind>:...": exact,
     perceptual, burst), `choice` (the image id the rule picks) and the kind's own columns;
-    `members`, one row per member, have group_key, id, checksum and the kind's own columns."""
+    `members`, one row per member, have group_key, id, checksum and the kind's own columns
+    (and `name`, the file's, once `with_names` gave it)."""
 
     groups: pl.DataFrame
     members: pl.DataFrame
@@ -75,6 +77,13 @@ class Settled(NamedTuple):
     remembered: pl.DataFrame
 
 
+def with_names(found: Found, rows: pl.DataFrame) -> Found:
+    """`found` with each member's file name, the last part of its `path` in `rows`: of copies
+    moved together, the chosen file is the one of its name."""
+    names = rows.select("id", name=pl.col("path").str.extract(r"([^/]*)$"))
+    return found._replace(members=found.members.join(names, on="id", how="left"))
+
+
 def settle(found: Found, previous: Previous) -> Settled:
     """Give every found group its id and the decisions people made that still hold.
     Groups only inherit from previous groups of their own kind."""
@@ -88,7 +97,8 @@ def settle(found: Found, previous: Previous) -> Settled:
     recalled = formed.filter("alone").join(remembered, on=["kind", "members"])
     # a decision comes back with the very file it kept, not a copy of it (which one would be a
     # guess), and a review only with it, not with another file chosen since
-    recalled_keeper = _still_member(recalled, members).filter(~pl.col("moved")).select(
+    unnamed = recalled.with_columns(chosen_name=pl.lit(None, pl.String))  # a moved file is not taken anyway
+    recalled_keeper = _still_member(unnamed, members).filter(~pl.col("moved")).select(
         "group_key", recalled_choice="kept_choice"
     )
     recalled_review = (pl.col("recalled_review") & pl.col("recalled_choice").is_not_null()
@@ -162,17 +172,19 @@ def _carry_over(members: pl.DataFrame, previous: Previous) -> pl.DataFrame:
 
 def _still_member(matched: pl.DataFrame, members: pl.DataFrame, before: pl.DataFrame | None = None) -> pl.DataFrame:
     """The chosen file if it is still a member, else (`moved`) a member with its checksum: first
-    one that was no member of the group `before` (the file it moved to), then another copy."""
+    one that was no member of the group `before` (the file it moved to), then another copy;
+    of several, one of its name (copies moved together)."""
     candidates = matched.filter(pl.col("chosen_id").is_not_null()).join(
-        members.select("group_key", "id", "checksum"), on="group_key"
+        members.select("group_key", "id", "checksum", "name"), on="group_key"
     )
     was_member = pl.lit(False)
     if before is not None:
         candidates = candidates.join(before.select("group_id", "id", was=pl.lit(True)), on=["group_id", "id"],
                                      how="left")
         was_member = pl.col("was").fill_null(False)
+    moved_to = 1 + 2 * was_member.cast(pl.Int32) + pl.col("name").ne_missing(pl.col("chosen_name")).cast(pl.Int32)
     order = (pl.when(pl.col("id") == pl.col("chosen_id")).then(0)
-             .when(pl.col("checksum") == pl.col("chosen_checksum")).then(1 + was_member.cast(pl.Int32)))
+             .when(pl.col("checksum") == pl.col("chosen_checksum")).then(moved_to))
     return (
         candidates.with_columns(order=order)
         .filter(pl.col("order").is_not_null())

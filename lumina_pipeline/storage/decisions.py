@@ -12,7 +12,7 @@ from sqlalchemy import Connection, text
 
 from lumina_pipeline.storage.browse import removable_files
 from lumina_pipeline.storage.catalogs import lock_catalog
-from lumina_pipeline.storage.groups import DUPLICATES, Grouping
+from lumina_pipeline.storage.groups import DUPLICATES, FILE_NAME, Grouping
 from lumina_pipeline.storage.tags import MANUAL
 
 
@@ -45,7 +45,6 @@ def remove_tag(connection: Connection, image_id: int, name: str) -> bool:
     return removed.rowcount > 0
 
 
-NAME = "substring(encode(path, 'escape') FROM '[^/]*$')"  # a file's name: its path's last part
 # Old and new rows paired one to one within each `by`, in the order of their paths.
 _IN_TURN = """
     SELECT n.id AS new_id, o.id AS old_id
@@ -62,9 +61,9 @@ def follow_moved_files(connection: Connection, image_ids: Sequence[int]) -> None
     each what was said of it."""
     pairs = connection.execute(text(f"""
         WITH new AS (
-            SELECT id, catalog_id, checksum, path, {NAME} AS name FROM images WHERE id = ANY(:ids)),
+            SELECT id, catalog_id, checksum, path, {FILE_NAME} AS name FROM images WHERE id = ANY(:ids)),
         old AS (
-            SELECT d.id, d.checksum, d.path, {NAME} AS name
+            SELECT d.id, d.checksum, d.path, {FILE_NAME} AS name
             FROM images d JOIN (SELECT DISTINCT catalog_id, checksum FROM new) n USING (catalog_id, checksum)
             WHERE d.status = 'deleted' AND (d.kept OR d.rating IS NOT NULL OR EXISTS (
                 SELECT 1 FROM image_tags t WHERE t.image_id = d.id AND t.source = :manual))),

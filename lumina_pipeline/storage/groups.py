@@ -23,6 +23,8 @@ from lumina_pipeline.analysis.files import display_path
 from lumina_pipeline.storage.fields import as_text
 from lumina_pipeline.storage.frames import copy_into, read_frame, stage
 
+FILE_NAME = "substring(encode(path, 'escape') FROM '[^/]*$')"  # an images row's file name: its path's last part
+
 # the fields (storage/fields.py) the rules read, as text (duration_seconds then parsed as a number)
 READ_FIELDS = ("captured_at", "captured_at_source", "capture_offset", "duration_seconds", "content_identifier",
                "camera_make", "camera_model", "camera_serial")
@@ -135,7 +137,8 @@ def load_previous(connection: Connection, catalog_id: uuid.UUID, grouping: Group
     params = {"c": catalog_id}
     groups = read_frame(connection, f"""
         SELECT id::text, reviewed, CASE WHEN {grouping.chosen} THEN {grouping.choice} END,
-               member_checksums[array_position(member_ids, {grouping.choice})]
+               member_checksums[array_position(member_ids, {grouping.choice})],
+               (SELECT {FILE_NAME} FROM images WHERE id = {grouping.choice})
         FROM {grouping.table} g WHERE catalog_id = :c""", params, PREVIOUS_SCHEMA)
     members = read_frame(connection, f"""
         SELECT g.id::text, {grouping.kind}, unnest(g.member_checksums), unnest(g.member_ids) FROM {grouping.table} g

@@ -9,21 +9,23 @@ from lumina_pipeline.analysis.continuity import (
     settle,
 )
 
-MEMBERS = {"group_key": pl.String, "id": pl.Int64, "checksum": pl.String}
+MEMBERS = {"group_key": pl.String, "id": pl.Int64, "checksum": pl.String, "name": pl.String}
 NOTHING_REMEMBERED = pl.DataFrame(schema=REMEMBERED_SCHEMA)
 
 
-def previous(reviewed=True, chosen=None, chosen_checksum=None, members=("a", "b", "c")):
+def previous(reviewed=True, chosen=None, chosen_checksum=None, members=("a", "b", "c"), chosen_name=None):
     """One group of these checksums (ids 1, 2, ...) keeping `chosen`, else the first."""
     keeper = chosen_checksum or members[0]
-    groups = pl.DataFrame([("g1", reviewed, chosen, keeper)], schema=PREVIOUS_SCHEMA, orient="row")
+    groups = pl.DataFrame([("g1", reviewed, chosen, keeper, chosen_name)], schema=PREVIOUS_SCHEMA, orient="row")
     rows = [("g1", "perceptual", checksum, id_) for id_, checksum in enumerate(members, 1)]
     return Previous(groups, pl.DataFrame(rows, schema=PREVIOUS_MEMBERS_SCHEMA, orient="row"), NOTHING_REMEMBERED)
 
 
-def found(*pairs, key="perceptual:a"):
-    """One group of these (id, checksum) members; the rule chooses the first."""
-    members = pl.DataFrame([(key, id_, checksum) for id_, checksum in pairs], schema=MEMBERS, orient="row")
+def found(*pairs, key="perceptual:a", names=None):
+    """One group of these (id, checksum) members, of these file `names`; the rule chooses the first."""
+    names = names or [None] * len(pairs)
+    members = pl.DataFrame([(key, id_, checksum, name) for (id_, checksum), name in zip(pairs, names, strict=True)],
+                           schema=MEMBERS, orient="row")
     return Found(pl.DataFrame({"group_key": [key], "choice": [pairs[0][0]]}), members)
 
 
@@ -66,6 +68,13 @@ def test_a_keeper_renamed_among_its_exact_copies_stays_the_keeper():
     assert settled.select("reviewed", "choice").row(0) == (True, 9)
 
 
+def test_a_keeper_moved_with_its_exact_copies_stays_the_file_of_its_name():
+    """A folder holding the chosen copy and another moved: both are new rows; the chosen one is of its name."""
+    copies = previous(chosen=2, chosen_checksum="x", members=("x", "x"), chosen_name="IMG_1 Kopie.jpg")
+    settled = settle(found((8, "x"), (9, "x"), names=["IMG_1.jpg", "IMG_1 Kopie.jpg"]), copies).groups
+    assert settled.select("reviewed", "choice").row(0) == (True, 9)
+
+
 def test_a_group_that_kept_a_minority_of_members_gets_a_new_id():
     settled = settle(found((1, "a"), (7, "x"), (8, "y")), previous()).groups
     assert settled["group_id"][0] != "g1" and settled["reviewed"][0] is False
@@ -88,12 +97,14 @@ def test_a_kept_choice_is_marked_as_a_persons():
 
 
 def test_a_group_and_its_copy_with_the_same_checksums_each_keep_their_id():
-    groups = pl.DataFrame([("s1", False, None, None), ("s2", False, None, None)], schema=PREVIOUS_SCHEMA, orient="row")
+    groups = pl.DataFrame([("s1", False, None, None, None), ("s2", False, None, None, None)], schema=PREVIOUS_SCHEMA,
+                          orient="row")
     rows = [("s1", "stack", "heic", 1), ("s1", "stack", "mov", 2),
             ("s2", "stack", "heic", 3), ("s2", "stack", "mov", 4)]
     before = Previous(groups, pl.DataFrame(rows, schema=PREVIOUS_MEMBERS_SCHEMA, orient="row"), NOTHING_REMEMBERED)
     keys = ["stack:phone", "stack:phone", "stack:backup", "stack:backup"]
-    members = pl.DataFrame({"group_key": keys, "id": [1, 2, 3, 4], "checksum": ["heic", "mov"] * 2})
+    members = pl.DataFrame({"group_key": keys, "id": [1, 2, 3, 4], "checksum": ["heic", "mov"] * 2, "name": None},
+                           schema=MEMBERS)
     now = Found(pl.DataFrame({"group_key": ["stack:phone", "stack:backup"], "choice": [1, 3]}), members)
     for order in (now, Found(now.groups.reverse(), now.members.reverse())):
         settled = settle(order, before).groups
@@ -129,7 +140,8 @@ def test_a_decision_taken_back_is_forgotten():
 def test_a_decision_is_not_recalled_on_two_groups_with_the_same_checksums():
     remembered = settle(found((1, "a")), previous(members=("heic", "mov"))).remembered
     keys = ["burst:phone", "burst:phone", "burst:backup", "burst:backup"]
-    members = pl.DataFrame({"group_key": keys, "id": [1, 2, 3, 4], "checksum": ["heic", "mov"] * 2})
+    members = pl.DataFrame({"group_key": keys, "id": [1, 2, 3, 4], "checksum": ["heic", "mov"] * 2, "name": None},
+                           schema=MEMBERS)
     both = Found(pl.DataFrame({"group_key": ["burst:phone", "burst:backup"], "choice": [1, 3]}), members)
     assert settle(both, nothing_before(remembered)).groups["reviewed"].to_list() == [False, False]
 
@@ -139,7 +151,7 @@ def test_a_review_comes_back_only_with_the_file_it_kept():
     grown = settle(found((1, "a"), (2, "b"), (3, "c")), reviewed_pair)  # c joins: asked again, the pair remembered
     assert grown.groups["reviewed"].to_list() == [False] and not grown.remembered.is_empty()
     chose_b = Previous(grown.groups.select("group_id", "reviewed", chosen_id=pl.lit(2, pl.Int64),
-                                           chosen_checksum=pl.lit("b")),
+                                           chosen_checksum=pl.lit("b"), chosen_name=pl.lit(None, pl.String)),
                        grown.members.select("group_id", kind=pl.lit("perceptual"), checksum="checksum", id="id"),
                        grown.remembered)
     shrunk = settle(found((1, "a"), (2, "b")), chose_b).groups  # c gone again; b chosen meanwhile, not reviewed

@@ -181,3 +181,16 @@ def test_copies_moved_together_each_keep_what_was_said_of_them(pipeline, library
         CATALOG, "convert_from(path, 'UTF8') AS path, kept, rating, status") if row["status"] == "ok"}
     assert [moved[copy.replace("Toscana/", "Toskana/")] for copy in copies] == [(True, 2), (True, 5)]
     assert not removable(pipeline)
+
+
+def test_a_chosen_keeper_moved_with_its_copy_stays_the_keeper(pipeline, library):
+    """Both moved, both new rows: the keeper is the one of the chosen file's name, whichever the walk lists first."""
+    group = groups(pipeline)["Toscana 2008/DSCN0038.jpg"]
+    chosen = "Backup (alter Laptop)/Toscana/DSCN0038.jpg"
+    with pipeline.engine.begin() as connection:
+        assert decide(connection, DUPLICATES, group["id"], group["members"][chosen][0], reviewed=True)
+    (library / "Backup (alter Laptop)/Toscana").rename(library / "Backup (alter Laptop)/Toskana")
+    pipeline.catalog_everything(CATALOG)
+    moved = groups(pipeline)["Backup (alter Laptop)/Toskana/DSCN0038.jpg"]
+    assert (moved["id"], moved["reviewed"]) == (group["id"], True)
+    assert removable(pipeline) == {"Toscana 2008/DSCN0038.jpg", "Backup (alter Laptop)/Toskana/DSCN0038 (1).jpg"}

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import dagster as dg
 import polars as pl
 
-from lumina_pipeline.analysis.continuity import Found, Settled, settle
+from lumina_pipeline.analysis.continuity import Found, Settled, settle, with_names
 from lumina_pipeline.defs.resources import CatalogDatabase
 from lumina_pipeline.storage.catalogs import get_catalog, lock_catalog
 from lumina_pipeline.storage.groups import Grouping, input_digest, last_regrouping, load_catalog_rows, load_previous
@@ -43,7 +43,7 @@ def regroup(
         if (last := last_regrouping(connection, catalog_id, grouping)).get("read") == read:
             figures, shown = {**last["figures"], "skipped": "nothing changed"}, {}
         else:
-            settled = settle(find(rows), load_previous(connection, catalog_id, grouping))
+            settled = settle(with_names(find(rows), rows), load_previous(connection, catalog_id, grouping))
             figures, shown = describe(settled, rows)
             replace_groups(connection, catalog_id, grouping, settled, read, figures)
     return dg.MaterializeResult(
