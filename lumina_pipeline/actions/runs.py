@@ -297,7 +297,8 @@ def unscanned_sidecars(connection: Connection, catalog_id, sources: list[bytes])
     new = sorted(set(beside) - journal.cataloged(connection, catalog_id, beside)) if beside else []
     if not new:
         return [None] * len(sources)
-    sidecars = _shots(new).with_columns(sidecar=pl.Series(new, dtype=pl.Binary)).unique(["folder", "stem"])
+    sidecars = _shots(new).with_columns(sidecar=pl.Series(new, dtype=pl.Binary))
+    sidecars = sidecars.unique(["folder", "stem"], keep="first", maintain_order=True)
     found = _shots(sources).join(sidecars, on=["folder", "stem"], how="left", maintain_order="left")["sidecar"]
     return [f"{os.fsdecode(sidecar)} is new since the last scan (`lumina run` catalogs it)" if sidecar else None
             for sidecar in found]
