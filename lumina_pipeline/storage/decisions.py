@@ -81,23 +81,6 @@ def follow_moved_files(connection: Connection, image_ids: Sequence[int]) -> None
     connection.execute(text("DELETE FROM image_tags WHERE image_id = ANY(:old) AND source = :manual"), params)
 
 
-def follow_deleted_files(connection: Connection, catalog_id: uuid.UUID) -> None:
-    """What a person said of a file deleted (or moved away) goes to a copy of it that stays,
-    as follow_moved_files gives it to a file read since: a folder copied to another disk, read,
-    then deleted from the first. Only once no file of the catalog waits to be read: a file moved
-    meanwhile, its new row not read yet, is the one its marks go to."""
-    copies = connection.execute(text("""
-        SELECT n.id FROM images n
-        WHERE n.catalog_id = :c AND n.status NOT IN ('deleted', 'quarantined', 'pending') AND n.checksum IN (
-            SELECT d.checksum FROM images d WHERE d.catalog_id = :c AND d.status = 'deleted'
-              AND (d.kept OR d.rating IS NOT NULL OR EXISTS (
-                  SELECT 1 FROM image_tags t WHERE t.image_id = d.id AND t.source = :manual)))
-          AND NOT EXISTS (SELECT 1 FROM images w WHERE w.catalog_id = :c AND w.status = 'pending')"""),
-        {"c": catalog_id, "manual": MANUAL}).scalars().all()
-    if copies:
-        follow_moved_files(connection, copies)
-
-
 class GroupChanged(Exception):
     """A decision made on members a group no longer has: a regrouping came first."""
 

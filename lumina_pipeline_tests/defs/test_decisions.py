@@ -194,25 +194,3 @@ def test_a_chosen_keeper_moved_with_its_copy_stays_the_keeper(pipeline, library)
     moved = groups(pipeline)["Backup (alter Laptop)/Toskana/DSCN0038.jpg"]
     assert (moved["id"], moved["reviewed"]) == (group["id"], True)
     assert removable(pipeline) == {"Toscana 2008/DSCN0038.jpg", "Backup (alter Laptop)/Toskana/DSCN0038 (1).jpg"}
-
-
-def test_a_file_copied_read_then_deleted_hands_what_was_said_of_it_to_its_copy(pipeline, library):
-    """A folder copied to another disk and read there, then deleted from the first (a move across
-    disks while the daemon runs): the person's marks go to the copy that stays."""
-    original = library / "Toscana 2008/DSCN0010.jpg"
-    [image_id] = [row["id"] for row in pipeline.rows(CATALOG, "id, convert_from(path, 'UTF8') AS path")
-                  if row["path"] == "Toscana 2008/DSCN0010.jpg"]
-    with pipeline.engine.begin() as connection:
-        set_rating(connection, image_id, 4)
-        add_manual_tag(connection, image_id, "Oma")
-    (library / "Neue Platte").mkdir()
-    shutil.copy2(original, library / "Neue Platte/DSCN0010.jpg")
-    pipeline.catalog_everything(CATALOG)
-    original.unlink()
-    pipeline.catalog_everything(CATALOG)
-    with pipeline.engine.connect() as connection:
-        marks = connection.execute(text("""
-            SELECT convert_from(i.path, 'UTF8') AS path, i.rating, array_agg(t.name) AS tags FROM images i
-            JOIN image_tags it ON it.image_id = i.id AND it.source = 'manual' JOIN tags t ON t.id = it.tag_id
-            WHERE i.catalog_id = :c GROUP BY i.id"""), {"c": pipeline.catalog_id(CATALOG)}).all()
-    assert [tuple(row) for row in marks] == [("Neue Platte/DSCN0010.jpg", 4, ["Oma"])]

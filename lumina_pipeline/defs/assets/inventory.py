@@ -12,7 +12,6 @@ from lumina_pipeline.defs.markdown import markdown_table
 from lumina_pipeline.defs.partitions import BATCHES, catalogs, unregistered_batches
 from lumina_pipeline.defs.resources import CatalogDatabase
 from lumina_pipeline.storage.catalogs import INVENTORY_LOCK_SPACE, get_catalog, held_lock, lock_catalog
-from lumina_pipeline.storage.decisions import follow_deleted_files
 from lumina_pipeline.storage.images import apply_inventory, load_inventory
 
 
@@ -35,7 +34,6 @@ def file_inventory(context: dg.AssetExecutionContext, database: CatalogDatabase)
             changes = diff_inventory(load_inventory(connection, catalog_id), walk, batch_size=batch_size)
             apply_inventory(connection, catalog_id, changes)
             put_back = settle_put_back(connection, catalog_id, changes.returned["id"].to_list())
-            follow_deleted_files(connection, catalog_id)
     with database.transaction() as session:
         # from the database, not from this run's changes: a run killed before this line
         # left batches that only the next inventory can register
