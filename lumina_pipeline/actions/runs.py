@@ -291,9 +291,11 @@ def settle_put_back(connection: Connection, catalog_id, image_ids: list[int]) ->
 def unscanned_sidecars(connection: Connection, catalog_id, sources: list[bytes]) -> list[str | None]:
     """For each file at `sources`, why it waits when a sidecar of its shot (a name of its stem,
     analysis/stacks.py) lies beside it that the catalog does not hold: written since the last
-    scan, it would be parted from the photo it describes. One listing of each folder."""
+    scan, it would be parted from the photo it describes. One listing of each folder; like the
+    walk, it takes regular files only (a link named IMG_1.xmp is never cataloged)."""
     beside = [os.path.join(folder, entry.name) for folder in {os.path.dirname(source) for source in sources}
-              for entry in _listed(folder) if classify(entry.name) == "sidecar"]
+              for entry in _listed(folder)
+              if classify(entry.name) == "sidecar" and entry.is_file(follow_symlinks=False)]
     new = sorted(set(beside) - journal.cataloged(connection, catalog_id, beside)) if beside else []
     if not new:
         return [None] * len(sources)

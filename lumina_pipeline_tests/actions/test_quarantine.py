@@ -178,6 +178,8 @@ def test_a_stack_with_a_file_edited_at_its_size_and_mtime_stays_whole_and_so_doe
     copy = library.photos / "Backup (alter Laptop)/Toscana/DSCN0038.jpg"
     new_sidecar = copy.with_suffix(".xmp")
     new_sidecar.write_text("<x:xmpmeta><xmp:Label>Red</xmp:Label></x:xmpmeta>")
+    link = copy.with_name("DSCN0038 (1).xmp")  # a link, which no scan catalogs, holds nothing
+    link.symlink_to("nowhere")
 
     report = library.quarantine_removable()
     skipped = dict(report.skipped)
@@ -189,6 +191,7 @@ def test_a_stack_with_a_file_edited_at_its_size_and_mtime_stays_whole_and_so_doe
 
     library.undo()
     new_sidecar.unlink()
+    link.unlink()
     shutil.copy2(os.fsencode(corpus.photos) + b"/" + BACKUP[1], video)
     assert snapshot(library.photos) == before
 
