@@ -216,6 +216,9 @@ class Actions:
             keepers = journal.keepers(self.connection, [e.keep_image_id for e in to_purge])
             gone = {e.id: f"its keeper {where} changed since ({problem}): this may be the last copy"
                     for e in to_purge for where, problem in [_keeper_gone(keepers.get(e.keep_image_id))] if problem}
+            back = journal.partners_back(self.connection, [e.image_id for e in chunk if e.state == "purging"])
+            gone |= {e.id: f"its stack's {os.fsdecode(back[e.image_id])} is back in its folder"
+                     for e in chunk if e.image_id in back and e.id not in gone}
             checks = Checks(journal.kept_images(self.connection, self.catalog_id, to_check), gone, resuming)
             with ThreadPoolExecutor(FILES_AT_ONCE) as pool:
                 finished = pool.map(self._finish, chunk, itertools.repeat(checks))

@@ -81,6 +81,17 @@ def entries(connection: Connection, catalog_id: uuid.UUID, states: list[str], ru
         {"c": catalog_id, "states": states, "run": run_id}))
 
 
+def partners_back(connection: Connection, image_ids: Sequence[int]) -> dict[int, bytes]:
+    """Of `image_ids` (files in quarantine), those whose stack has a file in its folder again
+    (put back by hand): the path of one."""
+    rows = connection.execute(text("""
+        SELECT DISTINCT ON (i.id) i.id, convert_to(p.source_root || '/', 'UTF8') || p.path AS path
+        FROM images i JOIN images p ON p.stack_id = i.stack_id AND p.id <> i.id
+        WHERE i.id = ANY(:ids) AND p.status NOT IN ('quarantined', 'deleted') ORDER BY i.id, p.path
+        """).columns(path=LargeBinary), {"ids": list(image_ids)})
+    return {row.id: row.path for row in rows}
+
+
 def quarantined_by(connection: Connection, catalog_id: uuid.UUID, image_ids: Sequence[int]) -> list[Row]:
     """The done quarantine entries of `image_ids`: id and target."""
     return list(connection.execute(text("""

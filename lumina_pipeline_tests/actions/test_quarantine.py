@@ -267,6 +267,26 @@ def test_a_file_put_back_by_hand_is_the_catalogs_again_and_undo_leaves_it_be(lib
     assert snapshot(library.photos) == before and status_by_path(library) == statuses
 
 
+def test_a_stack_put_back_in_part_by_hand_is_never_purged(library):
+    before = snapshot(library.photos)
+    report = library.quarantine_removable()
+    [run] = list((library.quarantine / CATALOG).iterdir())
+    still = os.fsdecode(BACKUP[0])
+    os.rename(run / "0" / still, library.photos / still)  # the still dragged back, its video and sidecar left
+    assert library.pipeline.inventory(CATALOG)["put_back_from_quarantine"] == 1
+    with library.pipeline.engine.begin() as connection:  # those two quarantined long ago
+        connection.execute(text("""UPDATE file_actions SET created_at = now() - interval '10 days' WHERE run_id = :r
+                                   AND image_id IN (SELECT id FROM images WHERE path = ANY(:p))"""),
+                           {"r": report.run_id, "p": BACKUP[1:]})
+    with library.actions() as actions:
+        purged = actions.purge(older_than_days=5)
+    why = f"not purged: its stack's {library.photos / still} is back in its folder"
+    assert purged.done == 0 and [reason for _, reason in purged.skipped] == [why, why]
+
+    library.undo()
+    assert snapshot(library.photos) == before
+
+
 def test_a_kept_file_is_never_moved_whatever_the_plan_says(library):
     before = snapshot(library.photos)
     with library.actions() as actions:
