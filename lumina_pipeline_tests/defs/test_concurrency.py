@@ -76,7 +76,9 @@ def test_an_inventory_that_walked_before_a_change_never_writes_over_one_that_wal
         return walk
 
     monkeypatch.setattr(inventory, "walk_sources", slow_walk)
-    with ThreadPoolExecutor(2) as pool, dg.instance_for_test() as instance:
+    # An ephemeral instance captures no logs: two captures at once in one process (instance_for_test
+    # redirects the process's stdout and stderr for each run) once left a run hanging as it ended.
+    with ThreadPoolExecutor(2) as pool, dg.DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions("catalogs", ["walked"])
         daemon = Pipeline(instance, database_url, str(tmp_path / "thumbnails"), engine, embedder)
         first = pool.submit(daemon.inventory, "walked")
