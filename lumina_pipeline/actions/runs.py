@@ -31,6 +31,7 @@ from lumina_pipeline.storage.catalogs import (
     get_catalog,
     held_lock,
 )
+from lumina_pipeline.storage.decisions import keep_files
 from lumina_pipeline.storage.models import Catalog
 
 CHUNK = 200  # operations per journal commit: how many a kill can leave for the next run to look up
@@ -282,12 +283,13 @@ def changed(path: bytes, size_bytes: int, mtime_ns: int, checksum: str | None = 
 def settle_put_back(connection: Connection, catalog_id, image_ids: list[int]) -> int:
     """Take as undone the quarantine of files a person put back by hand: at their place as
     cataloged (`image_ids`, from the inventory), gone from the quarantine. Each is the catalog's
-    again; no undo or purge touches it (caller's transaction). How many."""
+    again, and kept: taking it back says so, and the next quarantine must not move it again; no
+    undo or purge touches it (caller's transaction). How many."""
     entries = journal.quarantined_by(connection, catalog_id, image_ids) if image_ids else []
-    back: list[tuple[int, str, str | None]] = [
-        (entry.id, "undone", PUT_BACK) for entry in entries if not os.path.lexists(entry.target)]
+    back = [entry for entry in entries if not os.path.lexists(entry.target)]
     if back:
-        journal.record(connection, back)
+        journal.record(connection, [(entry.id, "undone", PUT_BACK) for entry in back])
+        keep_files(connection, [entry.image_id for entry in back])
     return len(back)
 
 

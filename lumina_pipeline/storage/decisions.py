@@ -21,6 +21,11 @@ def set_rating(connection: Connection, image_id: int, rating: int | None) -> boo
     return changed.rowcount == 1
 
 
+def keep_files(connection: Connection, image_ids: Sequence[int]) -> None:
+    """Mark files as kept by a person, whatever their groups say."""
+    connection.execute(text("UPDATE images SET kept = true WHERE id = ANY(:ids)"), {"ids": list(image_ids)})
+
+
 def add_manual_tag(connection: Connection, image_id: int, name: str) -> None:
     """Tag an image by hand; a model's tag of the same name becomes the person's."""
     connection.execute(text("""

@@ -93,9 +93,9 @@ def partners_back(connection: Connection, image_ids: Sequence[int]) -> dict[int,
 
 
 def quarantined_by(connection: Connection, catalog_id: uuid.UUID, image_ids: Sequence[int]) -> list[Row]:
-    """The done quarantine entries of `image_ids`: id and target."""
+    """The done quarantine entries of `image_ids`: id, image_id and target."""
     return list(connection.execute(text("""
-        SELECT id, target FROM file_actions
+        SELECT id, image_id, target FROM file_actions
         WHERE catalog_id = :c AND image_id = ANY(:ids) AND action = 'quarantine' AND state = 'done'
         """).columns(target=LargeBinary), {"c": catalog_id, "ids": list(image_ids)}))
 

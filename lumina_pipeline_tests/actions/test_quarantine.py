@@ -260,11 +260,13 @@ def test_a_file_put_back_by_hand_is_the_catalogs_again_and_undo_leaves_it_be(lib
     os.rename(run / "0" / copy, library.photos / copy)  # dragged back, its date kept
     assert library.pipeline.inventory(CATALOG)["put_back_from_quarantine"] == 1
     assert status_by_path(library)[os.fsencode(copy)] == statuses[os.fsencode(copy)]
+    assert os.fsencode(copy) not in library.removable()  # taken back: kept, never quarantined again
     assert journal_states(library, report.run_id) == {"done": report.done - 1, "undone": 1}
 
     undone = library.undo()
     assert (undone.done, undone.skipped) == (report.done - 1, [])
     assert snapshot(library.photos) == before and status_by_path(library) == statuses
+    keep_paths(library, [copy], False)  # as the next tests expect it
 
 
 def test_a_stack_put_back_in_part_by_hand_is_never_purged(library):
@@ -285,6 +287,7 @@ def test_a_stack_put_back_in_part_by_hand_is_never_purged(library):
 
     library.undo()
     assert snapshot(library.photos) == before
+    keep_paths(library, [still], False)
 
 
 def test_a_kept_file_is_never_moved_whatever_the_plan_says(library):
@@ -423,6 +426,12 @@ def test_purge_deletes_only_files_quarantined_longer_ago_than_asked_whose_keeper
 def keep(library, image_ids: list[int], kept: bool) -> None:
     with library.pipeline.engine.begin() as connection:
         connection.execute(text("UPDATE images SET kept = :k WHERE id = ANY(:ids)"), {"k": kept, "ids": image_ids})
+
+
+def keep_paths(library, paths: list[str], kept: bool) -> None:
+    wanted = {os.fsencode(path) for path in paths}
+    rows = library.pipeline.rows(CATALOG, "id, path")
+    keep(library, [row["id"] for row in rows if bytes(row["path"]) in wanted], kept)
 
 
 def status_by_path(library) -> dict[bytes, str]:
