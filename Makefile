@@ -7,13 +7,11 @@ CATALOG ?=
 # The torch build to install before the rest; elsewhere a CPU build keeps the install small:
 # make run TORCH="torch --index-url https://download.pytorch.org/whl/cpu"
 TORCH ?= torch==2.13.0
-# Packages are installed by uv, which installs the same packages as pip in a third of the time
-# (torch, installed first, is kept), the rest compiled as pip compiles them: where
-# PYTHONDONTWRITEBYTECODE is set, every process would compile each module it imports. Torch is
-# not compiled (23 s instead of 38 s): only a model's export imports it, once. pip where uv
-# fails: uv does not read pip's configuration (an index mirror set there, say).
-UV := $(BIN)/uv pip install --quiet --python $(BIN)/python
-UV_INSTALL := $(UV) --compile-bytecode
+# The rest with uv, which installs the same packages as pip in a third of the time (torch,
+# already there, is kept), compiled as pip compiles them: where PYTHONDONTWRITEBYTECODE is set,
+# every process would compile each module it imports (torch uncompiled took 3.7 s more to
+# import). pip where uv fails: uv does not read pip's configuration (an index mirror set there, say).
+UV_INSTALL := $(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python
 PIP_INSTALL := $(BIN)/pip install --quiet
 RUFF := $(BIN)/ruff check lumina_pipeline lumina_pipeline_tests benchmarks
 # pyright is named its config (a pyrightconfig.json in a parent folder would win otherwise)
@@ -32,7 +30,7 @@ $(BIN)/lumina: pyproject.toml
 	@if [ -x $(BIN)/python ] && [ "$$($(BIN)/python -c '$(VERSION)')" != "$$($(PYTHON) -c '$(VERSION)')" ]; then rm -rf $(VENV); fi
 	$(PYTHON) -m venv $(VENV)
 	$(PIP_INSTALL) --upgrade pip uv
-	$(UV) $(TORCH) || $(PIP_INSTALL) $(TORCH)
+	$(PIP_INSTALL) $(TORCH)
 	$(UV_INSTALL) --editable '.[embeddings]' || $(PIP_INSTALL) --editable '.[embeddings]'
 	touch $@
 
