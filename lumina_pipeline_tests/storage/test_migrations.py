@@ -2,12 +2,13 @@
 
 import json
 
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from lumina_pipeline.storage.catalogs import add_catalog
-from lumina_pipeline.storage.database import make_engine, migrate
+from lumina_pipeline.storage.database import MIGRATIONS, make_engine, migrate, newest_revision, schema_revision
 
 # metadata of a file read before revision 0018 -> whether 0018 has it read again
 READ_BEFORE_0018 = {
@@ -26,6 +27,7 @@ def test_files_read_before_the_gps_and_tiff_fixes_are_read_again(engine, databas
     old = make_engine(make_url(database_url).set(database="before_0018").render_as_string(hide_password=False))
     try:
         migrate(old, "0017")
+        assert schema_revision(old) == "0017"
         with Session(old) as session, session.begin():
             catalog = add_catalog(session, "old", [str(tmp_path)]).id
             session.execute(text("""
@@ -35,6 +37,7 @@ def test_files_read_before_the_gps_and_tiff_fixes_are_read_again(engine, databas
                 [{"c": catalog, "root": str(tmp_path), "path": name.encode(), "metadata": json.dumps(metadata)}
                  for name, (metadata, _) in READ_BEFORE_0018.items()])
         migrate(old)
+        assert schema_revision(old) == newest_revision()
         with old.connect() as connection:
             rows = connection.execute(text("SELECT path, analysis_version IS NULL FROM images")).all()
         assert {bytes(path).decode(): again for path, again in rows} == {
@@ -43,3 +46,9 @@ def test_files_read_before_the_gps_and_tiff_fixes_are_read_again(engine, databas
         old.dispose()
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.execute(text("DROP DATABASE before_0018"))
+
+
+def test_the_newest_revision_is_alembics_head(engine):
+    """What `migrate` compares the database's revision with, to skip Alembic when it is at head."""
+    assert newest_revision() == ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    assert schema_revision(engine) == newest_revision()

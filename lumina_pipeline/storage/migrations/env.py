@@ -3,10 +3,8 @@
 from alembic import context
 from sqlalchemy import text
 
+from lumina_pipeline.storage.database import VERSION_TABLE
 from lumina_pipeline.storage.models import Base
-
-# Dagster's own schema, in the same database, already has a table named alembic_version.
-VERSION_TABLE = "lumina_alembic_version"
 
 connection = context.config.attributes["connection"]
 # Two processes starting at once must not both create the tables.
