@@ -7,6 +7,7 @@ import os
 import queue
 import stat
 import threading
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from functools import partial
@@ -83,12 +84,14 @@ def analyze_files(
     """One row per file, in order, with the columns of ANALYSIS_SCHEMA (`recorded`: see
     analyze_file). A file that cannot be read or decoded becomes a row with a status and a
     reason: nothing raised by one file reaches the others, and a file that takes longer than
-    `timeout_seconds` (a hung network share) is abandoned as an error."""
+    `timeout_seconds` (a hung network share) is abandoned as an error. Exact copies (the same
+    checksum) are each read, but decoded once: a library's backups hold many."""
     analyze = partial(analyze_file, model_inputs=model_inputs, max_pixels=max_pixels)
+    decoded: defaultdict[str, dict] = defaultdict(dict)  # kind -> checksum -> what its decode gave
     reader = _Reader()
     try:
         rows = [
-            reader.within(timeout_seconds, partial(analyze, path, kind, seen))
+            reader.within(timeout_seconds, partial(analyze, path, kind, seen, decoded=decoded[kind]))
             for path, kind, seen in zip(paths, kinds, recorded or [None] * len(paths), strict=True)
         ]
     finally:
@@ -103,26 +106,32 @@ def analyze_file(
     *,
     model_inputs: bool = False,
     max_pixels: int = MAX_PIXELS,
+    decoded: dict | None = None,
 ) -> tuple:
     """Read `path` once and decode it once: an image (`kind` image or raw), or a video's
     container and one poster frame; with `model_inputs`, the image model's input too. A file
     that no longer has the (size_bytes, mtime_ns) the inventory `recorded`, or that changes
     while it is read, stays `pending`: what was read would not match its row. Images and video
-    frames needing more than `max_pixels` in memory are errors (decode_photo, decode_video)."""
-    result = dict.fromkeys(ANALYSIS_SCHEMA)
+    frames needing more than `max_pixels` in memory are errors (decode_photo, decode_video).
+
+    `decoded` maps checksums to what files of this kind decoded to: a file found there is not
+    decoded again, and what this one decodes to is added."""
+    result, decoded = dict.fromkeys(ANALYSIS_SCHEMA), {} if decoded is None else decoded
     if kind == "video":
-        read = partial(_read_video, max_pixels=max_pixels)
+        read = partial(_read_video, max_pixels=max_pixels, decoded=decoded)
     else:
-        read = partial(_read_image, raw=kind == "raw", model_inputs=model_inputs, max_pixels=max_pixels)
+        read = partial(_read_image, raw=kind == "raw", model_inputs=model_inputs, max_pixels=max_pixels,
+                       decoded=decoded)
     try:
         result["checksum"], described = _read(path, recorded, read)
-    except _Unread as unread:
-        described = unread
+    except _Unread as unread:  # not read, or changed while read: nothing known of its contents
+        return _finish(result, unread.status, unread.reason)
+    if isinstance(described, DecodedVideo):
+        location = described.metadata["latitude"], described.metadata["longitude"]
+        described = {**described.metadata, **_describe_pixels(described.poster, *location, model_inputs)}
+    decoded[result["checksum"]] = described
     if isinstance(described, _Unread):
         return _finish(result, described.status, described.reason)
-    if isinstance(described, DecodedVideo):
-        result.update(described.metadata)
-        described = _describe_pixels(described.poster, result["latitude"], result["longitude"], model_inputs)
     result.update(described)
     return _finish(result, "ok", None)
 
@@ -207,11 +216,14 @@ def _serve(calls: queue.SimpleQueue) -> None:
             outcome.set_exception(error)
 
 
-def _read_video(file: BufferedReader, max_pixels: int) -> tuple[str, DecodedVideo | _Unread]:
+def _read_video(file: BufferedReader, max_pixels: int, decoded: dict) -> tuple[str, DecodedVideo | dict | _Unread]:
     """The checksum of the open file (streamed: videos can be larger than memory), then its
-    container and poster frame from the same file object, within _read's checks. Why decoding
-    failed is returned, not raised: the row keeps its checksum."""
+    container and poster frame from the same file object (or what a copy's gave, in `decoded`),
+    within _read's checks. Why decoding failed is returned, not raised: the row keeps its
+    checksum."""
     checksum = hashlib.file_digest(file, "sha256").hexdigest()
+    if checksum in decoded:
+        return checksum, decoded[checksum]
     if file.tell() == 0:
         return checksum, _Unread("error", EMPTY)
     file.seek(0)
@@ -225,17 +237,21 @@ def _read_video(file: BufferedReader, max_pixels: int) -> tuple[str, DecodedVide
         return checksum, _Unread("error", f"cannot decode video: {describe_video_error(error)}")
 
 
-def _read_image(file: BufferedReader, raw: bool, model_inputs: bool, max_pixels: int) -> tuple[str, dict | _Unread]:
-    """The checksum of the open file, then what its one decode gives, within _read's checks. A
-    photo up to IN_MEMORY_BYTES is read at once and decoded from memory; a larger file is hashed
-    in pieces and decoded from the file, never held whole. Why decoding failed is returned, not
-    raised: the row keeps its checksum."""
+def _read_image(
+    file: BufferedReader, raw: bool, model_inputs: bool, max_pixels: int, decoded: dict
+) -> tuple[str, dict | _Unread]:
+    """The checksum of the open file, then what its one decode gives (or what a copy's gave, in
+    `decoded`), within _read's checks. A photo up to IN_MEMORY_BYTES is read at once and decoded
+    from memory; a larger file is hashed in pieces and decoded from the file, never held whole.
+    Why decoding failed is returned, not raised: the row keeps its checksum."""
     head = file.read(IN_MEMORY_BYTES)
     digest, scans = hashlib.sha256(head), head.count(SCAN_MARKER)
     while chunk := file.read(1 << 20):  # hashlib.file_digest, counting a JPEG's scans on the way
         digest.update(chunk)
         scans += chunk.count(SCAN_MARKER)
     checksum = digest.hexdigest()
+    if checksum in decoded:
+        return checksum, decoded[checksum]
     if not head:
         return checksum, _Unread("error", EMPTY)
     if head.startswith(b"\xff\xd8") and scans > MAX_JPEG_SCANS:

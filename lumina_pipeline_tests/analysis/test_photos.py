@@ -316,3 +316,28 @@ def test_only_baseline_jpegs_count_at_their_reduced_size_against_the_limit(tmp_p
     got = analyze(os.fsencode(path), max_pixels=1_000_000)  # a baseline JPEG decodes at 1/4 scale: 0.24 megapixels
 
     assert (got["status"], got["error"]) == ("ok" if error is None else "error", error)
+
+
+def test_exact_copies_are_each_read_but_decoded_once_to_the_same_row(corpus, monkeypatch):
+    records = corpus.files()
+    copies = {r["sha256"] for r in records if sum(o["sha256"] == r["sha256"] for o in records) > 1}
+    batch = sorted((r for r in records if r["sha256"] in copies), key=lambda r: r["path"])
+    assert {r["format"] for r in batch} >= {"HEIF", "MOV", "JPEG"}  # photos and a Live Photo's video
+    decodes = []
+
+    def counted(decode):
+        def counting(*args, **kwargs):
+            decodes.append(decode)
+            return decode(*args, **kwargs)
+        return counting
+
+    for name in ("decode_photo", "decode_video"):
+        monkeypatch.setattr(photos, name, counted(getattr(photos, name)))
+
+    frame = analyze_files([corpus.real_path(r) for r in batch], [corpus_kind(r) for r in batch], model_inputs=True)
+
+    assert len(decodes) == len(copies) < len(batch)
+    rows = {}
+    for record, row in zip(batch, frame.iter_rows(named=True), strict=True):
+        assert row["checksum"] == record["sha256"]
+        assert rows.setdefault(record["sha256"], row) == row  # a copy's row is its first copy's, column for column
