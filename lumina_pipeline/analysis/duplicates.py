@@ -17,8 +17,6 @@ from functools import partial
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
-from scipy.sparse import coo_array
-from scipy.sparse.csgraph import connected_components
 
 from lumina_pipeline.analysis.neighbors import hamming, pairs_within
 
@@ -286,6 +284,10 @@ def _candidates(
 
 def _components(count: int, i: NDArray[np.int64], j: NDArray[np.int64]) -> NDArray[np.int64]:
     """Connected-component label (smallest index) of every node."""
+    # here: scipy.sparse took a quarter of a second of every process that loads the code location
+    from scipy.sparse import coo_array
+    from scipy.sparse.csgraph import connected_components
+
     graph = coo_array((np.ones(len(i), dtype=bool), (i, j)), shape=(count, count))
     _, component = connected_components(graph, directed=False)
     return np.unique(component, return_index=True)[1][component]

@@ -24,7 +24,6 @@ from lumina_pipeline.analysis.imaging import MAX_PIXELS, ImageTooLarge, decode_p
 from lumina_pipeline.analysis.makernote import apple_content_identifier
 from lumina_pipeline.analysis.metadata import encode_geohash, read_exif_metadata
 from lumina_pipeline.analysis.quality import quality_score
-from lumina_pipeline.analysis.videos import DecodedVideo, NoVideoStream, decode_video, describe_video_error
 
 Read = TypeVar("Read")  # what `_read`'s reader makes of a file
 # Long enough to checksum a 10 GB video from a slow disk; a hung share costs this per file.
@@ -117,18 +116,12 @@ def analyze_file(
     `decoded` maps checksums to what files of this kind decoded to: a file found there is not
     decoded again, and what this one decodes to is added."""
     result, decoded = dict.fromkeys(ANALYSIS_SCHEMA), {} if decoded is None else decoded
-    if kind == "video":
-        read = partial(_read_video, max_pixels=max_pixels, decoded=decoded)
-    else:
-        read = partial(_read_image, raw=kind == "raw", model_inputs=model_inputs, max_pixels=max_pixels,
-                       decoded=decoded)
+    reader = _read_video if kind == "video" else partial(_read_image, raw=kind == "raw")
+    read = partial(reader, model_inputs=model_inputs, max_pixels=max_pixels, decoded=decoded)
     try:
         result["checksum"], described = _read(path, recorded, read)
     except _Unread as unread:  # not read, or changed while read: nothing known of its contents
         return _finish(result, unread.status, unread.reason)
-    if isinstance(described, DecodedVideo):
-        location = described.metadata["latitude"], described.metadata["longitude"]
-        described = {**described.metadata, **_describe_pixels(described.poster, *location, model_inputs)}
     decoded[result["checksum"]] = described
     if isinstance(described, _Unread):
         return _finish(result, described.status, described.reason)
@@ -216,11 +209,14 @@ def _serve(calls: queue.SimpleQueue) -> None:
             outcome.set_exception(error)
 
 
-def _read_video(file: BufferedReader, max_pixels: int, decoded: dict) -> tuple[str, DecodedVideo | dict | _Unread]:
-    """The checksum of the open file (streamed: videos can be larger than memory), then its
-    container and poster frame from the same file object (or what a copy's gave, in `decoded`),
-    within _read's checks. Why decoding failed is returned, not raised: the row keeps its
-    checksum."""
+def _read_video(file: BufferedReader, model_inputs: bool, max_pixels: int, decoded: dict) -> tuple[str, dict | _Unread]:
+    """The checksum of the open file (streamed: videos can be larger than memory), then what its
+    container and poster frame give, from the same file object (or what a copy's gave, in
+    `decoded`), within _read's checks. Why decoding failed is returned, not raised: the row
+    keeps its checksum."""
+    # here: PyAV loads FFmpeg's libraries, half a second of every process that imports this module
+    from lumina_pipeline.analysis import videos
+
     checksum = hashlib.file_digest(file, "sha256").hexdigest()
     if checksum in decoded:
         return checksum, decoded[checksum]
@@ -228,13 +224,15 @@ def _read_video(file: BufferedReader, max_pixels: int, decoded: dict) -> tuple[s
         return checksum, _Unread("error", EMPTY)
     file.seek(0)
     try:
-        return checksum, decode_video(file, max_pixels=max_pixels)
-    except NoVideoStream as error:  # sound only: a file to keep, with nothing to look at
+        video = videos.decode_video(file, max_pixels=max_pixels)
+    except videos.NoVideoStream as error:  # sound only: a file to keep, with nothing to look at
         return checksum, _Unread("skipped", str(error))
     except ImageTooLarge as error:
         return checksum, _Unread("error", str(error))
     except Exception as error:  # any demuxer or decoder failure is this file's problem, never the batch's
-        return checksum, _Unread("error", f"cannot decode video: {describe_video_error(error)}")
+        return checksum, _Unread("error", f"cannot decode video: {videos.describe_video_error(error)}")
+    location = video.metadata["latitude"], video.metadata["longitude"]
+    return checksum, {**video.metadata, **_describe_pixels(video.poster, *location, model_inputs)}
 
 
 def _read_image(

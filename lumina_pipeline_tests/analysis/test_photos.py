@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from lumina_pipeline.analysis import photos
+from lumina_pipeline.analysis import photos, videos
 from lumina_pipeline.analysis.files import classify
 from lumina_pipeline.analysis.photos import ANALYSIS_SCHEMA, analyze_file, analyze_files
 
@@ -331,8 +331,8 @@ def test_exact_copies_are_each_read_but_decoded_once_to_the_same_row(corpus, mon
             return decode(*args, **kwargs)
         return counting
 
-    for name in ("decode_photo", "decode_video"):
-        monkeypatch.setattr(photos, name, counted(getattr(photos, name)))
+    monkeypatch.setattr(photos, "decode_photo", counted(photos.decode_photo))
+    monkeypatch.setattr(videos, "decode_video", counted(videos.decode_video))
 
     frame = analyze_files([corpus.real_path(r) for r in batch], [corpus_kind(r) for r in batch], model_inputs=True)
 
