@@ -214,7 +214,7 @@ def _read_video(file: BufferedReader, model_inputs: bool, max_pixels: int, decod
     container and poster frame give, from the same file object (or what a copy's gave, in
     `decoded`), within _read's checks. Why decoding failed is returned, not raised: the row
     keeps its checksum."""
-    # here: PyAV loads FFmpeg's libraries, half a second of every process that imports this module
+    # here: PyAV loads FFmpeg's libraries, 0.4 s of every process that imports this module
     from lumina_pipeline.analysis import videos
 
     checksum = hashlib.file_digest(file, "sha256").hexdigest()
