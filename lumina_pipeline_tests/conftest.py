@@ -27,6 +27,23 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return len(os.sched_getaffinity(0)) + 1
 
 
+# The test files of a minute or more (on two cores; mostly waiting for daemons and processes),
+# longest first: xdist hands files out in this order (`--no-loadscope-reorder`), the others after
+# them. Started late, the longest ran alone for its last minute while the other workers had
+# nothing left to do.
+LONGEST_FIRST = ("test_run_monitoring.py", "test_cli.py", "defs/test_celery.py", "defs/test_concurrency.py",
+                 "defs/test_embeddings.py", "defs/test_captions.py", "actions/test_organize.py",
+                 "defs/test_groups.py", "test_deployment.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.path.relative_to(Path(__file__).parent).as_posix()
+        return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: files keep their tests' order, and the rest their order
+
+
 @dataclass(frozen=True)
 class Corpus:
     photos: Path
