@@ -115,7 +115,9 @@ def analyze_file(
 
     `decoded` maps checksums to what files of this kind decoded to: a file found there is not
     decoded again, and what this one decodes to is added."""
-    result, decoded = dict.fromkeys(ANALYSIS_SCHEMA), {} if decoded is None else decoded
+    result = dict.fromkeys(ANALYSIS_SCHEMA)
+    if decoded is None:
+        decoded = {}
     reader = _read_video if kind == "video" else partial(_read_image, raw=kind == "raw")
     read = partial(reader, model_inputs=model_inputs, max_pixels=max_pixels, decoded=decoded)
     try:
