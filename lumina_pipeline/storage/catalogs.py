@@ -30,6 +30,9 @@ BATCH_LOCK_SPACE = CATALOG_LOCK_SPACE + 5  # one run at a time reads a batch
 # One organize run at a time into a tree, whatever its catalog: two would write a place's
 # temporary copy (actions/files.py) in turn.
 TREE_LOCK_SPACE = CATALOG_LOCK_SPACE + 6
+# One batch of a catalog at a time writes its rows and hands people's marks from file to file
+# (decisions.follow_moved_files), which may take them from another batch's rows.
+MARKS_LOCK_SPACE = CATALOG_LOCK_SPACE + 7
 
 
 class CatalogError(ValueError):
@@ -130,30 +133,33 @@ def ensure_nothing_held(session: Session, name: str) -> uuid.UUID:
 
 def said_by_people(session: Session, name: str) -> dict[str, int]:
     """What people said in a catalog, which removing it forgets: decisions on groups, bursts
-    and stacks (and those remembered), files kept, ratings, and the tags they gave. Refused as
-    remove_catalog refuses."""
+    and stacks (and those remembered), files kept, ratings, and the tags they gave (those
+    parked too: storage/decisions.py). Refused as remove_catalog refuses."""
     row = session.execute(text("""
         SELECT (SELECT count(*) FROM duplicate_groups WHERE catalog_id = :c AND (reviewed OR primary_chosen))
              + (SELECT count(*) FROM bursts WHERE catalog_id = :c AND (reviewed OR best_chosen))
              + (SELECT count(*) FROM stacks WHERE catalog_id = :c AND primary_chosen)
              + (SELECT count(*) FROM remembered_decisions WHERE catalog_id = :c) AS decision,
-               (SELECT count(*) FROM images WHERE catalog_id = :c AND kept) AS "file kept",
-               (SELECT count(*) FROM images WHERE catalog_id = :c AND rating IS NOT NULL) AS rating,
+               (SELECT count(*) FROM images WHERE catalog_id = :c AND kept)
+             + (SELECT count(*) FROM parked_marks WHERE catalog_id = :c AND kept) AS "file kept",
+               (SELECT count(*) FROM images WHERE catalog_id = :c AND rating IS NOT NULL)
+             + (SELECT count(*) FROM parked_marks WHERE catalog_id = :c AND rating IS NOT NULL) AS rating,
                (SELECT count(*) FROM image_tags t JOIN images i ON i.id = t.image_id
-                WHERE i.catalog_id = :c AND t.source = 'manual') AS tag"""),
+                WHERE i.catalog_id = :c AND t.source = 'manual')
+             + (SELECT coalesce(sum(cardinality(tag_ids)), 0) FROM parked_marks WHERE catalog_id = :c) AS tag"""),
         {"c": ensure_nothing_held(session, name)}).one()
     return {kind: count for kind, count in row._asdict().items() if count}
 
 
-def lock_catalog(connection: Connection, catalog_id: uuid.UUID) -> None:
-    """Wait for, then hold until the transaction ends, the catalog's lock.
+def lock_catalog(connection: Connection, catalog_id: uuid.UUID, space: int = CATALOG_LOCK_SPACE) -> None:
+    """Wait for, then hold until the transaction ends, the catalog's lock (of `space`).
 
     Inventories, regroupings and people's decisions on groups and bursts of one catalog take
     it, whoever started them (CLI, daemon, API), so each reads what the one before wrote.
     Batch analysis does not: its writes are optimistic (storage/images.py)."""
     connection.execute(
         text("SELECT pg_advisory_xact_lock(:space, hashtext(CAST(:catalog AS text)))"),
-        {"space": CATALOG_LOCK_SPACE, "catalog": str(catalog_id)},
+        {"space": space, "catalog": str(catalog_id)},
     )
 
 

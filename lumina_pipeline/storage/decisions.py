@@ -5,7 +5,7 @@ writes)."""
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
@@ -55,35 +55,73 @@ _IN_TURN = """
     SELECT n.id AS new_id, o.id AS old_id
     FROM (SELECT *, row_number() OVER (PARTITION BY {by} ORDER BY path) AS k FROM {old}) o
     JOIN (SELECT *, row_number() OVER (PARTITION BY {by} ORDER BY path) AS k FROM {new}) n USING ({by}, k)"""
+# The rows a batch has just written, with the checksum each had before (null: not read before).
+_WRITTEN = "SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:before AS text[])) AS w(id, before)"
+# The rows of `written` that now hold other bytes than before: new files, and files rewritten.
+_ARRIVED = f"""
+    SELECT i.id, i.catalog_id, i.checksum, i.path, {FILE_NAME} AS name FROM images i JOIN written w USING (id)
+    WHERE i.checksum IS NOT NULL AND i.checksum IS DISTINCT FROM w.before"""
+_HAS_MARKS = """(i.kept OR i.rating IS NOT NULL
+                 OR EXISTS (SELECT 1 FROM image_tags t WHERE t.image_id = i.id AND t.source = :manual))"""
+# What is said of images rows, and of parked contents, as _pass_on reads it.
+_IMAGE_MARKS = ("SELECT id, kept, rating FROM images",
+                "SELECT image_id AS id, tag_id FROM image_tags WHERE source = :manual")
+_PARKED_MARKS = ("SELECT id, kept, rating FROM parked_marks",
+                 "SELECT m.id, t.id AS tag_id FROM parked_marks m JOIN tags t ON t.id = ANY(m.tag_ids)")
 
 
-def follow_moved_files(connection: Connection, image_ids: Sequence[int]) -> None:
-    """What a person said of a file moved or renamed outside Lumina (kept, rating, manual tags)
-    goes from its old row, which the inventory marked deleted, to the new row of the same
-    checksum among `image_ids` (just read), and leaves the old row: the inventory knows files
-    by name, and only their checksum tells that the new one is the old one moved. Each old row
-    goes to one new row, of its file name first: copies moved together (a folder renamed) keep
-    each what was said of it."""
+def follow_moved_files(connection: Connection, previous: Mapping[int, str | None]) -> None:
+    """What a person said of a file (kept, rating, manual tags) is said of its content, and
+    follows that content to the file holding it now: a file moved or renamed outside Lumina,
+    files whose names were swapped, a numbered series renamed one place along. The inventory
+    knows files by name; only the checksums a batch reads tell where each content went.
+
+    `previous` gives the checksum that each row the batch has just written had before. First
+    the marks of every content that left its file are parked by its checksum (parked_marks):
+    those of a row rewritten with other bytes, and those of the rows that last held a content
+    which has just arrived in another file: deleted rows, and pending rows that another batch
+    will read (names swapped across two batches). Then each row whose content arrived takes
+    the parked marks of that content, one parked file's each, of its own file name first:
+    copies moved together each keep what was said of them.
+
+    The caller holds the catalog's MARKS_LOCK_SPACE lock from before it wrote the rows: two
+    batches handing marks between each other's rows at once would lose some."""
+    params = {"ids": list(previous), "before": list(previous.values()), "manual": MANUAL}
+    connection.execute(text(f"""
+        WITH written AS ({_WRITTEN}),
+        departed AS (
+            SELECT i.id, w.before AS checksum FROM images i JOIN written w USING (id)
+            WHERE w.before IS NOT NULL AND i.checksum IS DISTINCT FROM w.before AND {_HAS_MARKS}
+            UNION ALL
+            SELECT i.id, i.checksum FROM images i JOIN (SELECT DISTINCT catalog_id, checksum FROM ({_ARRIVED}) a) a
+                USING (catalog_id, checksum)
+            WHERE (i.status = 'deleted' OR (i.status = 'pending' AND i.id NOT IN (SELECT id FROM written)))
+              AND {_HAS_MARKS}),
+        parked AS (
+            INSERT INTO parked_marks (catalog_id, checksum, path, kept, rating, tag_ids)
+            SELECT i.catalog_id, d.checksum, i.path, i.kept, i.rating,
+                   ARRAY(SELECT t.tag_id FROM image_tags t WHERE t.image_id = i.id AND t.source = :manual)
+            FROM departed d JOIN images i USING (id)),
+        unmarked AS (
+            UPDATE images SET kept = false, rating = NULL WHERE id IN (SELECT id FROM departed))
+        DELETE FROM image_tags WHERE image_id IN (SELECT id FROM departed) AND source = :manual"""), params)
     pairs = connection.execute(text(f"""
-        WITH new AS (
-            SELECT id, catalog_id, checksum, path, {FILE_NAME} AS name FROM images WHERE id = ANY(:ids)),
-        old AS (
-            SELECT d.id, d.checksum, d.path, {FILE_NAME} AS name
-            FROM images d JOIN (SELECT DISTINCT catalog_id, checksum FROM new) n USING (catalog_id, checksum)
-            WHERE d.status = 'deleted' AND (d.kept OR d.rating IS NOT NULL OR EXISTS (
-                SELECT 1 FROM image_tags t WHERE t.image_id = d.id AND t.source = :manual))),
-        named AS ({_IN_TURN.format(by="checksum, name", old="old", new="new")}),
-        old_left AS (SELECT * FROM old WHERE id NOT IN (SELECT old_id FROM named)),
-        new_left AS (SELECT * FROM new WHERE id NOT IN (SELECT new_id FROM named)),
-        renamed AS ({_IN_TURN.format(by="checksum", old="old_left", new="new_left")})
-        SELECT * FROM named UNION ALL SELECT * FROM renamed"""), {"ids": list(image_ids), "manual": MANUAL}).all()
+        WITH written AS ({_WRITTEN}),
+        arrived AS ({_ARRIVED}),
+        parked AS (
+            SELECT m.id, m.checksum, m.path, {FILE_NAME} AS name FROM parked_marks m
+            JOIN (SELECT DISTINCT catalog_id, checksum FROM arrived) a USING (catalog_id, checksum)),
+        named AS ({_IN_TURN.format(by="checksum, name", old="parked", new="arrived")}),
+        parked_left AS (SELECT * FROM parked WHERE id NOT IN (SELECT old_id FROM named)),
+        arrived_left AS (SELECT * FROM arrived WHERE id NOT IN (SELECT new_id FROM named)),
+        renamed AS ({_IN_TURN.format(by="checksum", old="parked_left", new="arrived_left")})
+        SELECT * FROM named UNION ALL SELECT * FROM renamed"""), params).all()
     if not pairs:
         return
-    moved = "SELECT * FROM unnest(CAST(:new AS bigint[]), CAST(:old AS bigint[])) AS p(keeper, id)"
+    taken = "SELECT * FROM unnest(CAST(:new AS bigint[]), CAST(:old AS bigint[])) AS p(keeper, id)"
     params = {"new": [p.new_id for p in pairs], "old": [p.old_id for p in pairs], "manual": MANUAL}
-    _pass_on(connection, moved, params)
-    connection.execute(text("UPDATE images SET kept = false, rating = NULL WHERE id = ANY(:old)"), params)
-    connection.execute(text("DELETE FROM image_tags WHERE image_id = ANY(:old) AND source = :manual"), params)
+    _pass_on(connection, taken, params, _PARKED_MARKS)
+    connection.execute(text("DELETE FROM parked_marks WHERE id = ANY(:old)"), params)
 
 
 class GroupChanged(Exception):
@@ -181,22 +219,23 @@ def _hand_over_to_keepers(connection: Connection, grouping: Grouping, group_ids:
     left_over = f"""
         SELECT g.{grouping.choice} AS keeper, i.id FROM {grouping.table} g {grouping.members}
         WHERE g.id = ANY(CAST(:groups AS uuid[])) AND i.id <> g.{grouping.choice} AND NOT i.kept"""
-    _pass_on(connection, left_over, {"groups": [str(group) for group in group_ids], "manual": MANUAL})
+    _pass_on(connection, left_over, {"groups": [str(group) for group in group_ids], "manual": MANUAL}, _IMAGE_MARKS)
 
 
-def _pass_on(connection: Connection, pairs: str, params: dict) -> None:
+def _pass_on(connection: Connection, pairs: str, params: dict, marks: tuple[str, str]) -> None:
     """Give each `keeper` of `pairs` (SQL of keeper and id rows) the manual tags (a union),
     the highest rating and the `kept` mark of its ids (a moved file's; a group's left-over
-    files are never kept)."""
+    files are never kept), read from `marks`: SQL of (id, kept, rating) rows and of (id,
+    tag_id) rows of manual tags."""
+    said, tagged = marks
     connection.execute(text(f"""
         INSERT INTO image_tags (image_id, tag_id, source)
-        SELECT DISTINCT p.keeper, t.tag_id, :manual FROM ({pairs}) p
-        JOIN image_tags t ON t.image_id = p.id AND t.source = :manual
+        SELECT DISTINCT p.keeper, t.tag_id, :manual FROM ({pairs}) p JOIN ({tagged}) t ON t.id = p.id
         ON CONFLICT (image_id, tag_id) DO UPDATE SET source = :manual, confidence = NULL"""), params)
     connection.execute(text(f"""
         UPDATE images SET kept = images.kept OR m.kept, rating = greatest(images.rating, m.rating)
-        FROM (SELECT p.keeper, bool_or(i.kept) AS kept, max(i.rating) AS rating
-              FROM ({pairs}) p JOIN images i ON i.id = p.id GROUP BY p.keeper) m
+        FROM (SELECT p.keeper, bool_or(s.kept) AS kept, max(s.rating) AS rating
+              FROM ({pairs}) p JOIN ({said}) s ON s.id = p.id GROUP BY p.keeper) m
         WHERE images.id = m.keeper AND (m.kept OR m.rating IS NOT NULL)"""), params)
 
 

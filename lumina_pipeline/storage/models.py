@@ -189,6 +189,23 @@ class RememberedDecision(Base):
     chosen_checksum: Mapped[str | None] = mapped_column(String(64))
 
 
+class ParkedMarks(Base):
+    """What a person said of a file (kept, rating, manual tags) whose content has left it (it
+    was rewritten with other bytes, or its file is gone) and that no file holds yet, by that
+    content's checksum: the next file to hold it takes them (storage/decisions.py)."""
+
+    __tablename__ = "parked_marks"
+    __table_args__ = (Index("ix_parked_marks_catalog_id_checksum", "catalog_id", "checksum"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    catalog_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("catalogs.id", ondelete="CASCADE"))
+    checksum: Mapped[str] = mapped_column(String(64))
+    path: Mapped[bytes] = mapped_column(LargeBinary)  # of the file that held it: its name is matched first
+    kept: Mapped[bool] = mapped_column(Boolean)
+    rating: Mapped[int | None] = mapped_column(SmallInteger)
+    tag_ids: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))  # no foreign keys: tags.id of manual tags
+
+
 class Tag(Base):
     __tablename__ = "tags"
     __table_args__ = (UniqueConstraint("catalog_id", "name"),)

@@ -1,6 +1,6 @@
 """Real processes racing on one catalog, and a way to make them meet at the worst moment.
 
-`python -m lumina_pipeline_tests.defs.racing STEP DATABASE_URL THUMBNAILS MODELS CATALOG [ARG]`
+`python -m lumina_pipeline_tests.defs.racing STEP DATABASE_URL THUMBNAILS MODELS CATALOG [ARG...]`
 runs one step the way a run worker does: its own process, its own Dagster instance, the shared
 database. Tests start two at once while holding a table lock that stalls whichever gets to
 that table first, wait until both are blocked in PostgreSQL, then let go: every interleaving
@@ -63,14 +63,15 @@ def _run(step: str, database_url: str, thumbnails: str, models: str, catalog: st
         with engine.begin() as connection:
             decide(connection, DUPLICATES, uuid.UUID(args[0]), None, True, seen=[int(arg) for arg in args[1:]] or None)
         return
+    batch = args[0] if step == "analyze" and args else "00000"
     with dg.DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions("catalogs", [catalog])
-        instance.add_dynamic_partitions("batches", ["00000"])
+        instance.add_dynamic_partitions("batches", [batch])
         pipeline = Pipeline(instance, database_url, thumbnails, engine, ProjectionEmbedder(cache_dir=models))
         if step == "inventory":
             pipeline.inventory(catalog)
         elif step == "analyze":
-            print(f"files read: {pipeline.analyze(catalog, '00000')['files_read']}")
+            print(f"files read: {pipeline.analyze(catalog, batch)['files_read']}")
         elif step == "regroup":
             result = dg.materialize(
                 [duplicate_groups], partition_key=catalog, instance=instance, resources=pipeline.resources

@@ -20,6 +20,7 @@ from sqlalchemy import text
 from lumina_pipeline.analysis.files import walk_sources
 from lumina_pipeline.defs.assets import images, inventory
 from lumina_pipeline.models.efficientnet import EfficientNetModel
+from lumina_pipeline.storage.decisions import set_rating
 from lumina_pipeline.storage.embeddings import embeddings_table, write_embeddings
 from lumina_pipeline_tests.defs.conftest import Pipeline, ProjectionModel
 from lumina_pipeline_tests.defs.racing import finish, stalled, start, wait_until_waiting
@@ -104,6 +105,33 @@ def test_two_runs_of_one_batch_at_once_read_each_file_once(pipeline, library):
     assert [code for code, _ in outcomes] == [0, 0], outcomes
     read = sorted(int(re.search(r"files read: (\d+)", output)[1]) for _, output in outcomes)
     assert read == [0, len(list(library.iterdir()))]
+
+
+def test_two_batches_at_once_whose_files_traded_names_trade_what_was_said_of_them(pipeline, library, tmp_path):
+    """One file per batch, names swapped: each batch takes the other's file's marks as it
+    writes, and they take turns (the catalog's marks lock) rather than lose some or deadlock."""
+    folder = tmp_path / "two"
+    folder.mkdir()
+    shutil.copy(library / "00.jpg", folder / "a.jpg")
+    shutil.copy(library / "01.jpg", folder / "b.jpg")
+    pipeline.add_catalog("traded", str(folder), batch_size=1)
+    pipeline.catalog_everything("traded")
+    ids = {row["path"]: row["id"] for row in pipeline.rows("traded", "id, convert_from(path, 'UTF8') AS path")}
+    with pipeline.engine.begin() as connection:
+        set_rating(connection, ids["a.jpg"], 5)
+        set_rating(connection, ids["b.jpg"], 1)
+    (folder / "a.jpg").rename(folder / "swapping.jpg")
+    (folder / "b.jpg").rename(folder / "a.jpg")
+    (folder / "swapping.jpg").rename(folder / "b.jpg")
+    assert pipeline.inventory("traded")["batches_to_process"] == ["00000", "00001"]
+
+    outcomes = race(pipeline, "images", ("analyze", "traded", "00000"), ("analyze", "traded", "00001"))
+
+    assert [code for code, _ in outcomes] == [0, 0], outcomes
+    assert not [output for _, output in outcomes if "deadlock detected" in output]  # the step's retry would hide it
+    rows = pipeline.rows("traded", "convert_from(path, 'UTF8') AS path, rating")
+    assert {row["path"]: row["rating"] for row in rows} == {"a.jpg": 1, "b.jpg": 5}
+    assert count(pipeline, "SELECT count(*) FROM parked_marks WHERE catalog_id = :c", "traded") == 0
 
 
 def test_two_regroupings_at_once_leave_one_set_of_groups(pipeline, library):

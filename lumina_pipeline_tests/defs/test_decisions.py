@@ -8,7 +8,14 @@ from sqlalchemy import text
 
 from lumina_pipeline.defs.jobs import CATALOG_ASSETS
 from lumina_pipeline.storage.browse import removable_files
-from lumina_pipeline.storage.decisions import GroupChanged, accept_suggestions, add_manual_tag, decide, set_rating
+from lumina_pipeline.storage.decisions import (
+    GroupChanged,
+    accept_suggestions,
+    add_manual_tag,
+    decide,
+    keep_files,
+    set_rating,
+)
 from lumina_pipeline.storage.groups import DUPLICATES
 
 CATALOG = "decisions"
@@ -194,3 +201,68 @@ def test_a_chosen_keeper_moved_with_its_copy_stays_the_keeper(pipeline, library)
     moved = groups(pipeline)["Backup (alter Laptop)/Toskana/DSCN0038.jpg"]
     assert (moved["id"], moved["reviewed"]) == (group["id"], True)
     assert removable(pipeline) == {"Toscana 2008/DSCN0038.jpg", "Backup (alter Laptop)/Toskana/DSCN0038 (1).jpg"}
+
+
+def marks_by_path(pipeline, catalog: str) -> dict[str, tuple]:
+    """(kept, rating, manual tags) of each file that is there."""
+    with pipeline.engine.connect() as connection:
+        rows = connection.execute(text("""
+            SELECT convert_from(i.path, 'UTF8') AS path, i.kept, i.rating,
+                   array_remove(array_agg(t.name ORDER BY t.name) FILTER (WHERE it.source = 'manual'), NULL) AS tags
+            FROM images i LEFT JOIN image_tags it ON it.image_id = i.id LEFT JOIN tags t ON t.id = it.tag_id
+            WHERE i.catalog_id = :c AND i.status = 'ok' GROUP BY i.id"""), {"c": pipeline.catalog_id(catalog)}).all()
+    return {row.path: (row.kept, row.rating, row.tags or []) for row in rows}
+
+
+def test_names_swapped_by_hand_swap_what_was_said_of_the_photos(pipeline, library):
+    """The two files keep their rows (the inventory knows names) but trade contents: the
+    person's marks go with the photos, not the names."""
+    first, second = "exif.org samples/olympus-d320l.jpg", "exif.org samples/fujifilm-dx10.jpg"
+    ids = {path: row["id"] for row in pipeline.rows(CATALOG, "id, convert_from(path, 'UTF8') AS path")
+           for path in [row["path"]] if path in (first, second)}
+    with pipeline.engine.begin() as connection:
+        keep_files(connection, [ids[first]])
+        set_rating(connection, ids[first], 5)
+        add_manual_tag(connection, ids[first], "Oma")
+        set_rating(connection, ids[second], 1)
+    (library / first).rename(library / "swapping.jpg")
+    (library / second).rename(library / first)
+    (library / "swapping.jpg").rename(library / second)
+
+    pipeline.catalog_everything(CATALOG)
+
+    marks = marks_by_path(pipeline, CATALOG)
+    assert (marks[second], marks[first]) == ((True, 5, ["Oma"]), (False, 1, []))
+
+
+@pytest.mark.parametrize("last_batch_first", [False, True], ids=["batches in order", "last batch first"])
+def test_a_series_renamed_one_place_along_across_batches_keeps_each_photos_marks(
+    pipeline, corpus, tmp_path, last_batch_first
+):
+    """1.jpg 2.jpg 3.jpg renamed to 2.jpg 3.jpg 4.jpg, one file per batch: a content leaves a
+    batch's file before or after it arrives in another's, in either order of the batches."""
+    photos = [corpus.photos / "exif.org samples" / name for name in ("olympus-d320l.jpg", "fujifilm-dx10.jpg",
+                                                                       "ricoh-rdc5300.jpg")]
+    series = tmp_path / "series"
+    series.mkdir()
+    for number, photo in enumerate(photos, 1):
+        shutil.copy(photo, series / f"{number}.jpg")
+    pipeline.add_catalog("series", str(series), batch_size=1)
+    pipeline.catalog_everything("series")
+    ids = {row["path"]: row["id"] for row in pipeline.rows("series", "id, convert_from(path, 'UTF8') AS path")}
+    with pipeline.engine.begin() as connection:
+        for number in (1, 2, 3):
+            set_rating(connection, ids[f"{number}.jpg"], number)
+        add_manual_tag(connection, ids["3.jpg"], "Oma")
+    for number in (3, 2, 1):
+        (series / f"{number}.jpg").rename(series / f"{number + 1}.jpg")
+
+    batches = pipeline.inventory("series")["batches_to_process"]
+    assert len(batches) == 3  # 2.jpg and 3.jpg changed, 4.jpg new
+    for batch in reversed(batches) if last_batch_first else batches:
+        pipeline.analyze("series", batch)
+
+    assert marks_by_path(pipeline, "series") == {
+        "2.jpg": (False, 1, []), "3.jpg": (False, 2, []), "4.jpg": (False, 3, ["Oma"])}
+    with pipeline.engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM parked_marks")).scalar() == 0

@@ -16,7 +16,7 @@ from lumina_pipeline.defs.assets.inventory import file_inventory
 from lumina_pipeline.defs.markdown import markdown_table
 from lumina_pipeline.defs.partitions import by_catalog, catalog_batches
 from lumina_pipeline.defs.resources import CatalogDatabase, Embedder, ThumbnailStore
-from lumina_pipeline.storage.catalogs import BATCH_LOCK_SPACE, get_catalog, held_lock
+from lumina_pipeline.storage.catalogs import BATCH_LOCK_SPACE, MARKS_LOCK_SPACE, get_catalog, held_lock, lock_catalog
 from lumina_pipeline.storage.decisions import follow_moved_files
 from lumina_pipeline.storage.embeddings import embeddings_table, missing_vectors, vector_rows, write_embeddings
 from lumina_pipeline.storage.images import pending_files, status_counts, write_analysis
@@ -98,8 +98,10 @@ def photo_analysis(
         unless_canceled(context)
         with database.transaction() as session:
             connection = session.connection()
+            lock_catalog(connection, catalog_id, MARKS_LOCK_SPACE)  # before the rows: follow_moved_files
             written = write_analysis(connection, rows, HASH_VERSION, ANALYSIS_VERSION)
-            follow_moved_files(connection, written.to_list())
+            follow_moved_files(connection, dict(pending.filter(pl.col("id").is_in(written.implode()))
+                                                .select("id", "checksum").iter_rows()))
             written_only = pl.col("image_id").is_in(written.implode())  # the rows the batch could write
             kept_vectors, kept_tags = embedded.vectors.filter(written_only), embedded.tags.filter(written_only)
             write_embeddings(connection, vectors, kept_vectors)

@@ -1,0 +1,34 @@
+"""What people said of a file's content (kept, rating, manual tags) while no file holds that content
+
+Revision ID: 0020
+Revises: 0019
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0020"
+down_revision = "0019"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "parked_marks",
+        sa.Column("id", sa.BigInteger(), sa.Identity(), nullable=False),
+        sa.Column("catalog_id", sa.UUID(), nullable=False),
+        sa.Column("checksum", sa.String(length=64), nullable=False),
+        sa.Column("path", sa.LargeBinary(), nullable=False),
+        sa.Column("kept", sa.Boolean(), nullable=False),
+        sa.Column("rating", sa.SmallInteger(), nullable=True),
+        sa.Column("tag_ids", sa.ARRAY(sa.BigInteger()), nullable=False),
+        sa.ForeignKeyConstraint(["catalog_id"], ["catalogs.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_parked_marks_catalog_id_checksum", "parked_marks", ["catalog_id", "checksum"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_parked_marks_catalog_id_checksum", table_name="parked_marks")
+    op.drop_table("parked_marks")
