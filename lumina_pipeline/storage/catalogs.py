@@ -30,8 +30,9 @@ BATCH_LOCK_SPACE = CATALOG_LOCK_SPACE + 5  # one run at a time reads a batch
 # One organize run at a time into a tree, whatever its catalog: two would write a place's
 # temporary copy (actions/files.py) in turn.
 TREE_LOCK_SPACE = CATALOG_LOCK_SPACE + 6
-# One batch of a catalog at a time writes its rows and hands people's marks from file to file
-# (decisions.follow_moved_files), which may take them from another batch's rows.
+# One batch or inventory of a catalog at a time writes its rows and hands people's marks from
+# file to file (decisions.follow_moved_files, hand_over_deleted_files), which may take them
+# from another batch's rows.
 MARKS_LOCK_SPACE = CATALOG_LOCK_SPACE + 7
 
 

@@ -124,6 +124,33 @@ def follow_moved_files(connection: Connection, previous: Mapping[int, str | None
     connection.execute(text("DELETE FROM parked_marks WHERE id = ANY(:old)"), params)
 
 
+def hand_over_deleted_files(connection: Connection, catalog_id: uuid.UUID) -> None:
+    """What was said of a deleted file goes to a file that holds its content, once the catalog
+    has no file left to read: a file copied elsewhere and then deleted (a move across drives
+    that a scan saw half done), or deleted where a copy stays. While files wait to be read,
+    one of them may be the file itself, moved: it takes them when it is read
+    (follow_moved_files). Each goes to one file, of its own name first, then in path order.
+    The caller holds the catalog's MARKS_LOCK_SPACE lock from before it changed any row."""
+    params = {"c": catalog_id, "manual": MANUAL}
+    pairs = connection.execute(text(f"""
+        WITH gone AS (
+            SELECT i.id, i.checksum, {FILE_NAME} AS name FROM images i
+            WHERE i.catalog_id = :c AND i.status = 'deleted' AND {_HAS_MARKS}
+              AND NOT EXISTS (SELECT 1 FROM images p WHERE p.catalog_id = :c AND p.status = 'pending')),
+        holders AS (
+            SELECT id, checksum, path, {FILE_NAME} AS name FROM images
+            WHERE catalog_id = :c AND status = 'ok' AND checksum IN (SELECT checksum FROM gone))
+        SELECT DISTINCT ON (g.id) h.id AS keeper, g.id FROM gone g JOIN holders h USING (checksum)
+        ORDER BY g.id, h.name = g.name DESC, h.path"""), params).all()
+    if not pairs:
+        return
+    handed = "SELECT * FROM unnest(CAST(:new AS bigint[]), CAST(:old AS bigint[])) AS p(keeper, id)"
+    params = {"new": [p.keeper for p in pairs], "old": [p.id for p in pairs], "manual": MANUAL}
+    _pass_on(connection, handed, params, _IMAGE_MARKS)
+    connection.execute(text("UPDATE images SET kept = false, rating = NULL WHERE id = ANY(:old)"), params)
+    connection.execute(text("DELETE FROM image_tags WHERE image_id = ANY(:old) AND source = :manual"), params)
+
+
 class GroupChanged(Exception):
     """A decision made on members a group no longer has: a regrouping came first."""
 

@@ -69,6 +69,10 @@ class Image(Stamped, Base):
         UniqueConstraint("catalog_id", "source_root", "path"),
         Index("ix_images_catalog_batch", "catalog_id", "batch"),
         Index("ix_images_catalog_checksum", "catalog_id", "checksum"),
+        # a catalog's files left to read and its deleted files, few among many: every batch asks
+        # for both (decisions.hand_over_deleted_files)
+        Index("ix_images_pending", "catalog_id", postgresql_where=text("status = 'pending'")),
+        Index("ix_images_deleted", "catalog_id", "checksum", postgresql_where=text("status = 'deleted'")),
         CheckConstraint("rating BETWEEN 0 AND 5", name="ck_images_rating"),
     )
 

@@ -266,3 +266,26 @@ def test_a_series_renamed_one_place_along_across_batches_keeps_each_photos_marks
         "2.jpg": (False, 1, []), "3.jpg": (False, 2, []), "4.jpg": (False, 3, ["Oma"])}
     with pipeline.engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM parked_marks")).scalar() == 0
+
+
+def test_a_file_copied_elsewhere_then_deleted_hands_what_was_said_of_it_to_its_copy(pipeline, library):
+    """A move across drives that a scan saw half done: the copy was read before the original
+    went. A deletion while files wait to be read waits for them: one may be the file, moved."""
+    moved = "exif.org samples/olympus-d320l.jpg"
+    [image] = [row["id"] for row in pipeline.rows(CATALOG, "id, convert_from(path, 'UTF8') AS path")
+               if row["path"] == moved]
+    with pipeline.engine.begin() as connection:
+        set_rating(connection, image, 4)
+        add_manual_tag(connection, image, "Oma")
+    (library / "Neu").mkdir()
+    shutil.copy2(library / moved, library / "Neu" / "olympus-d320l.jpg")
+    pipeline.catalog_everything(CATALOG)
+    assert marks_by_path(pipeline, CATALOG)["Neu/olympus-d320l.jpg"] == (False, None, [])
+    (library / moved).unlink()
+    shutil.copy(library / "Edits" / next(p.name for p in (library / "Edits").iterdir()), library / "waiting.jpg")
+
+    inventory = pipeline.inventory(CATALOG)  # waiting.jpg waits to be read
+    assert marks_by_path(pipeline, CATALOG)["Neu/olympus-d320l.jpg"] == (False, None, [])
+    pipeline.catalog_everything(CATALOG, inventory)
+
+    assert marks_by_path(pipeline, CATALOG)["Neu/olympus-d320l.jpg"] == (False, 4, ["Oma"])

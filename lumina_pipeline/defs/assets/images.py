@@ -17,7 +17,7 @@ from lumina_pipeline.defs.markdown import markdown_table
 from lumina_pipeline.defs.partitions import by_catalog, catalog_batches
 from lumina_pipeline.defs.resources import CatalogDatabase, Embedder, ThumbnailStore
 from lumina_pipeline.storage.catalogs import BATCH_LOCK_SPACE, MARKS_LOCK_SPACE, get_catalog, held_lock, lock_catalog
-from lumina_pipeline.storage.decisions import follow_moved_files
+from lumina_pipeline.storage.decisions import follow_moved_files, hand_over_deleted_files
 from lumina_pipeline.storage.embeddings import embeddings_table, missing_vectors, vector_rows, write_embeddings
 from lumina_pipeline.storage.images import pending_files, status_counts, write_analysis
 from lumina_pipeline.storage.tags import replace_tags
@@ -102,6 +102,7 @@ def photo_analysis(
             written = write_analysis(connection, rows, HASH_VERSION, ANALYSIS_VERSION)
             follow_moved_files(connection, dict(pending.filter(pl.col("id").is_in(written.implode()))
                                                 .select("id", "checksum").iter_rows()))
+            hand_over_deleted_files(connection, catalog_id)  # the catalog's last batch to write does
             written_only = pl.col("image_id").is_in(written.implode())  # the rows the batch could write
             kept_vectors, kept_tags = embedded.vectors.filter(written_only), embedded.tags.filter(written_only)
             write_embeddings(connection, vectors, kept_vectors)

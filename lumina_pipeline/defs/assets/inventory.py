@@ -11,7 +11,14 @@ from lumina_pipeline.analysis.inventory import diff_inventory
 from lumina_pipeline.defs.markdown import markdown_table
 from lumina_pipeline.defs.partitions import BATCHES, catalogs, unregistered_batches
 from lumina_pipeline.defs.resources import CatalogDatabase
-from lumina_pipeline.storage.catalogs import INVENTORY_LOCK_SPACE, get_catalog, held_lock, lock_catalog
+from lumina_pipeline.storage.catalogs import (
+    INVENTORY_LOCK_SPACE,
+    MARKS_LOCK_SPACE,
+    get_catalog,
+    held_lock,
+    lock_catalog,
+)
+from lumina_pipeline.storage.decisions import hand_over_deleted_files
 from lumina_pipeline.storage.images import apply_inventory, load_inventory
 
 
@@ -31,9 +38,11 @@ def file_inventory(context: dg.AssetExecutionContext, database: CatalogDatabase)
         with database.transaction() as session:  # diff against what the last inventory wrote, under its lock
             connection = session.connection()
             lock_catalog(connection, catalog_id)
+            lock_catalog(connection, catalog_id, MARKS_LOCK_SPACE)  # before the rows: hand_over_deleted_files
             changes = diff_inventory(load_inventory(connection, catalog_id), walk, batch_size=batch_size)
             apply_inventory(connection, catalog_id, changes)
             put_back = settle_put_back(connection, catalog_id, changes.returned["id"].to_list())
+            hand_over_deleted_files(connection, catalog_id)
     with database.transaction() as session:
         # from the database, not from this run's changes: a run killed before this line
         # left batches that only the next inventory can register

@@ -1,4 +1,5 @@
-"""What people said of a file's content (kept, rating, manual tags) while no file holds that content
+"""What people said of a file's content (kept, rating, manual tags) while no file holds that content;
+the catalog's pending and deleted files found by index
 
 Revision ID: 0020
 Revises: 0019
@@ -27,8 +28,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_parked_marks_catalog_id_checksum", "parked_marks", ["catalog_id", "checksum"])
+    op.create_index("ix_images_pending", "images", ["catalog_id"], postgresql_where=sa.text("status = 'pending'"))
+    op.create_index("ix_images_deleted", "images", ["catalog_id", "checksum"],
+                    postgresql_where=sa.text("status = 'deleted'"))
 
 
 def downgrade() -> None:
+    op.drop_index("ix_images_deleted", table_name="images")
+    op.drop_index("ix_images_pending", table_name="images")
     op.drop_index("ix_parked_marks_catalog_id_checksum", table_name="parked_marks")
     op.drop_table("parked_marks")
