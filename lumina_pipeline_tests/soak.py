@@ -2,10 +2,12 @@
 
 A copy of the photo corpus is cataloged by the real daemon (sensors, run queue, run
 monitoring) while this script, for `--seconds` (default 600), adds, modifies, deletes and
-swaps files, kills random run workers with -9 and restarts the database once. Then the churn
-stops, the daemon is given time to settle, and the catalog must equal `lumina run` of the
-final folder into a fresh catalog: every file with its status and checksum, every duplicate
-group and burst. No run may be left in progress. Prints what it did and the differences;
+swaps files, rates photos as a person would, kills random run workers with -9 and restarts
+the database once. Then the churn stops, the daemon is given time to settle, and the catalog
+must equal `lumina run` of the final folder into a fresh catalog: every file with its status
+and checksum, every duplicate group and burst. No run may be left in progress, and every
+rating must be on the photo it was given to (each photo's stars are a function of its
+checksum, so stars on another photo show). Prints what it did and the differences;
 exits 1 if there are any. Not part of `make test`: it takes the better part of half an hour.
 """
 
@@ -33,6 +35,7 @@ from lumina_pipeline_tests.conftest import CORPUS, PROJECT, prepared_env, stop_e
 BIN = Path(sys.executable).parent
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".heic", ".tif", ".tiff"}
 IN_PROGRESS = "('QUEUED', 'NOT_STARTED', 'STARTING', 'STARTED', 'CANCELING')"
+STARS = "get_byte(decode(checksum, 'hex'), 0) % 5 + 1"  # a photo's stars here, from its content
 
 
 def main() -> int:
@@ -52,7 +55,7 @@ def main() -> int:
     engine = make_engine(env["LUMINA_DATABASE_URL"])
     daemon = _start_daemon(env, work / "daemon.log")
     try:
-        figures = _churn(library, spare, env, args.seconds)
+        figures = _churn(library, spare, env, engine, args.seconds)
         settled = _settle(engine, args.settle_seconds)
     finally:
         _stop(daemon, env["LUMINA_HOME"])
@@ -61,13 +64,16 @@ def main() -> int:
     _lumina(env, "run", "--photos", str(final), "clean")
     differences = _differences(_export(env, "soak"), _export(env, "clean"))
     stuck = _count(engine, f"SELECT count(*) FROM runs WHERE status IN {IN_PROGRESS}")
+    misplaced = _count(engine, f"SELECT count(*) FROM images WHERE status = 'ok' AND rating <> {STARS}")
+    rated = _count(engine, "SELECT count(*) FROM images WHERE status = 'ok' AND rating IS NOT NULL")
     runs = dict(_rows(engine, "SELECT status, count(*) FROM runs GROUP BY status"))
     stop_embedded_server(work / "home" / "pgdata")
     print(json.dumps({**figures, "settled_in_seconds": settled, "runs_by_status": runs,
-                      "runs_left_in_progress": stuck, "differences": len(differences)}, indent=1))
+                      "runs_left_in_progress": stuck, "photos_rated": rated, "ratings_on_another_photo": misplaced,
+                      "differences": len(differences)}, indent=1))
     for line in differences[:50]:
         print("  ", line)
-    failed = bool(differences or stuck or settled is None)
+    failed = bool(differences or stuck or misplaced or settled is None)
     if failed:
         print(f"kept for a look (daemon log, library, home): {work}")
     else:
@@ -105,13 +111,15 @@ def _photos(folder: Path) -> list[bytes]:
     ]
 
 
-def _churn(library: Path, spare: list[bytes], env: dict[str, str], seconds: float) -> dict[str, int]:
-    done = {"added": 0, "modified": 0, "deleted": 0, "swapped": 0, "runs_killed": 0, "database_restarts": 0}
+def _churn(library: Path, spare: list[bytes], env: dict[str, str], engine, seconds: float) -> dict[str, int]:
+    done = {"added": 0, "modified": 0, "deleted": 0, "swapped": 0, "rated": 0, "runs_killed": 0,
+            "database_restarts": 0}
     started = time.monotonic()
     while (elapsed := time.monotonic() - started) < seconds:
         time.sleep(random.uniform(1.0, 5.0))
         files = [p for p in library.rglob("*") if p.is_file() and not p.is_symlink()]
-        action = random.choices(["added", "modified", "deleted", "swapped", "runs_killed"], [4, 3, 2, 2, 2])[0]
+        action = random.choices(["added", "modified", "deleted", "swapped", "rated", "runs_killed"],
+                                [4, 3, 2, 2, 2, 2])[0]
         if not done["database_restarts"] and elapsed > seconds / 2:
             action = "database_restarts"
         if action == "added":
@@ -127,6 +135,10 @@ def _churn(library: Path, spare: list[bytes], env: dict[str, str], seconds: floa
             first.rename(library / "swap.tmp")
             second.rename(first)
             (library / "swap.tmp").rename(second)
+        elif action == "rated":  # as the review page does, on photos as the catalog last read them
+            with contextlib.suppress(Exception), engine.begin() as connection:  # the database may be restarting
+                connection.execute(text(f"""UPDATE images SET rating = {STARS} WHERE id IN (
+                    SELECT id FROM images WHERE status = 'ok' AND rating IS NULL ORDER BY random() LIMIT 5)"""))
         elif action == "runs_killed":
             workers = _wait_for_run_workers(env["LUMINA_HOME"], seconds=15)
             if not workers:
