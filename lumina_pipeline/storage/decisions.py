@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Row, text
 
 from lumina_pipeline.storage.browse import removable_files
 from lumina_pipeline.storage.catalogs import lock_catalog
@@ -116,12 +116,9 @@ def follow_moved_files(connection: Connection, previous: Mapping[int, str | None
         arrived_left AS (SELECT * FROM arrived WHERE id NOT IN (SELECT new_id FROM named)),
         renamed AS ({_IN_TURN.format(by="checksum", old="parked_left", new="arrived_left")})
         SELECT * FROM named UNION ALL SELECT * FROM renamed"""), params).all()
-    if not pairs:
-        return
-    taken = "SELECT * FROM unnest(CAST(:new AS bigint[]), CAST(:old AS bigint[])) AS p(keeper, id)"
-    params = {"new": [p.new_id for p in pairs], "old": [p.old_id for p in pairs], "manual": MANUAL}
-    _pass_on(connection, taken, params, _PARKED_MARKS)
-    connection.execute(text("DELETE FROM parked_marks WHERE id = ANY(:old)"), params)
+    if pairs:
+        taken = _give(connection, pairs, _PARKED_MARKS)
+        connection.execute(text("DELETE FROM parked_marks WHERE id = ANY(:taken)"), {"taken": taken})
 
 
 def hand_over_deleted_files(connection: Connection, catalog_id: uuid.UUID) -> None:
@@ -142,13 +139,10 @@ def hand_over_deleted_files(connection: Connection, catalog_id: uuid.UUID) -> No
             WHERE catalog_id = :c AND status = 'ok' AND checksum IN (SELECT checksum FROM gone))
         SELECT DISTINCT ON (g.id) h.id AS keeper, g.id FROM gone g JOIN holders h USING (checksum)
         ORDER BY g.id, h.name = g.name DESC, h.path"""), params).all()
-    if not pairs:
-        return
-    handed = "SELECT * FROM unnest(CAST(:new AS bigint[]), CAST(:old AS bigint[])) AS p(keeper, id)"
-    params = {"new": [p.keeper for p in pairs], "old": [p.id for p in pairs], "manual": MANUAL}
-    _pass_on(connection, handed, params, _IMAGE_MARKS)
-    connection.execute(text("UPDATE images SET kept = false, rating = NULL WHERE id = ANY(:old)"), params)
-    connection.execute(text("DELETE FROM image_tags WHERE image_id = ANY(:old) AND source = :manual"), params)
+    if pairs:
+        params = {"handed": _give(connection, pairs, _IMAGE_MARKS), "manual": MANUAL}
+        connection.execute(text("UPDATE images SET kept = false, rating = NULL WHERE id = ANY(:handed)"), params)
+        connection.execute(text("DELETE FROM image_tags WHERE image_id = ANY(:handed) AND source = :manual"), params)
 
 
 class GroupChanged(Exception):
@@ -247,6 +241,15 @@ def _hand_over_to_keepers(connection: Connection, grouping: Grouping, group_ids:
         SELECT g.{grouping.choice} AS keeper, i.id FROM {grouping.table} g {grouping.members}
         WHERE g.id = ANY(CAST(:groups AS uuid[])) AND i.id <> g.{grouping.choice} AND NOT i.kept"""
     _pass_on(connection, left_over, {"groups": [str(group) for group in group_ids], "manual": MANUAL}, _IMAGE_MARKS)
+
+
+def _give(connection: Connection, pairs: Sequence[Row], marks: tuple[str, str]) -> list[int]:
+    """_pass_on for (keeper, id) rows: the ids whose marks were given."""
+    given = [source for _, source in pairs]
+    params = {"keepers": [keeper for keeper, _ in pairs], "given": given, "manual": MANUAL}
+    _pass_on(connection, "SELECT * FROM unnest(CAST(:keepers AS bigint[]), CAST(:given AS bigint[])) AS p(keeper, id)",
+             params, marks)
+    return given
 
 
 def _pass_on(connection: Connection, pairs: str, params: dict, marks: tuple[str, str]) -> None:
