@@ -85,6 +85,8 @@ def _file_record(row: CatalogFile) -> dict:
         "batch": row.batch,
         "stack": row.stack,
         "kept": row.kept,
+        "rating": row.rating,
+        "tags": row.tags,
         "metadata": {
             **{name: row.fields[name] for name in METADATA_FIELDS},
             "geohash": row.geohash_8,

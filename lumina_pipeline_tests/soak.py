@@ -228,7 +228,7 @@ def _differences(soaked: dict, clean: dict) -> list[str]:
     """What the soaked catalog says differently from the clean one (ids and roots aside: a stack,
     group or burst keeps its id while it lasts, so the soaked one's ids tell its history)."""
     def files(document):
-        return {f["path"]: {k: v for k, v in f.items() if k not in ("source_root", "batch", "stack")}
+        return {f["path"]: {k: v for k, v in f.items() if k not in ("source_root", "batch", "stack", "rating")}
                 for f in document["files"] if f["status"] != "deleted"}
 
     def grouped(document, key):

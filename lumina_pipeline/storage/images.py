@@ -12,6 +12,7 @@ from lumina_pipeline.analysis.files import WALK_SCHEMA
 from lumina_pipeline.analysis.inventory import InventoryChanges
 from lumina_pipeline.storage import fields
 from lumina_pipeline.storage.frames import copy_into, read_frame, rows_as, stage
+from lumina_pipeline.storage.tags import MANUAL
 
 FILE_SCHEMA = {"id": pl.Int64, **WALK_SCHEMA}  # a row's file as the walk found it
 INVENTORY_SCHEMA = {**FILE_SCHEMA, "batch": pl.String, "kind": pl.String, "status": pl.String}
@@ -139,6 +140,8 @@ class CatalogFile:
     batch: str
     stack: str | None  # its stack's id
     kept: bool
+    rating: int | None
+    tags: list[str]  # a person's (manual), by name
     fields: dict[str, Any]  # every field of storage/fields.py, None where absent
     quality_score: int | None
     dhash: str | None
@@ -154,10 +157,13 @@ def catalog_files(connection: Connection, catalog_id: uuid.UUID) -> list[Catalog
     every_field = ", ".join(f"'{name}', {fields.field(name)}" for name in fields.FIELDS)
     rows = connection.execute(
         text(f"""SELECT i.source_root, i.path, i.size_bytes, i.kind, i.status, i.error, i.checksum, i.batch,
-                        i.stack_id::text AS stack, i.kept, jsonb_build_object({every_field}) AS fields,
+                        i.stack_id::text AS stack, i.kept, i.rating,
+                        ARRAY(SELECT t.name FROM image_tags it JOIN tags t ON t.id = it.tag_id
+                              WHERE it.image_id = i.id AND it.source = :manual ORDER BY t.name) AS tags,
+                        jsonb_build_object({every_field}) AS fields,
                         i.quality_score, i.dhash, i.ahash, i.whash, i.phash, i.geohash_6, i.geohash_8
                  FROM images i WHERE i.catalog_id = :c ORDER BY i.source_root, i.path"""),
-        {"c": catalog_id},
+        {"c": catalog_id, "manual": MANUAL},
     )
     return rows_as(CatalogFile, rows)
 

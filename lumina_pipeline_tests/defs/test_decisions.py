@@ -5,8 +5,10 @@ import shutil
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from lumina_pipeline.defs.jobs import CATALOG_ASSETS
+from lumina_pipeline.export import export_catalog
 from lumina_pipeline.storage.browse import removable_files
 from lumina_pipeline.storage.decisions import (
     GroupChanged,
@@ -289,3 +291,18 @@ def test_a_file_copied_elsewhere_then_deleted_hands_what_was_said_of_it_to_its_c
     pipeline.catalog_everything(CATALOG, inventory)
 
     assert marks_by_path(pipeline, CATALOG)["Neu/olympus-d320l.jpg"] == (False, 4, ["Oma"])
+
+
+def test_the_export_gives_each_files_stars_and_tags(pipeline, library):
+    rated = "exif.org samples/olympus-d320l.jpg"
+    [image] = [row["id"] for row in pipeline.rows(CATALOG, "id, convert_from(path, 'UTF8') AS path")
+               if row["path"] == rated]
+    with pipeline.engine.begin() as connection:
+        set_rating(connection, image, 4)
+        add_manual_tag(connection, image, "Oma")
+        add_manual_tag(connection, image, "Hochzeit")
+    with Session(pipeline.engine) as session:
+        files = {record["path"]: record for record in export_catalog(session, CATALOG)["files"]}
+    assert (files[rated]["rating"], files[rated]["tags"]) == (4, ["Hochzeit", "Oma"])
+    others = {(record["rating"], tuple(record["tags"])) for path, record in files.items() if path != rated}
+    assert others == {(None, ())}
