@@ -205,6 +205,10 @@ def test_a_chosen_keeper_moved_with_its_copy_stays_the_keeper(pipeline, library)
     assert removable(pipeline) == {"Toscana 2008/DSCN0038.jpg", "Backup (alter Laptop)/Toskana/DSCN0038 (1).jpg"}
 
 
+def ids_by_path(pipeline, catalog: str) -> dict[str, int]:
+    return {row["path"]: row["id"] for row in pipeline.rows(catalog, "id, convert_from(path, 'UTF8') AS path")}
+
+
 def marks_by_path(pipeline, catalog: str) -> dict[str, tuple]:
     """(kept, rating, manual tags) of each file that is there."""
     with pipeline.engine.connect() as connection:
@@ -220,8 +224,7 @@ def test_names_swapped_by_hand_swap_what_was_said_of_the_photos(pipeline, librar
     """The two files keep their rows (the inventory knows names) but trade contents: the
     person's marks go with the photos, not the names."""
     first, second = "exif.org samples/olympus-d320l.jpg", "exif.org samples/fujifilm-dx10.jpg"
-    ids = {path: row["id"] for row in pipeline.rows(CATALOG, "id, convert_from(path, 'UTF8') AS path")
-           for path in [row["path"]] if path in (first, second)}
+    ids = ids_by_path(pipeline, CATALOG)
     with pipeline.engine.begin() as connection:
         keep_files(connection, [ids[first]])
         set_rating(connection, ids[first], 5)
@@ -251,7 +254,7 @@ def test_a_series_renamed_one_place_along_across_batches_keeps_each_photos_marks
         shutil.copy(photo, series / f"{number}.jpg")
     pipeline.add_catalog("series", str(series), batch_size=1)
     pipeline.catalog_everything("series")
-    ids = {row["path"]: row["id"] for row in pipeline.rows("series", "id, convert_from(path, 'UTF8') AS path")}
+    ids = ids_by_path(pipeline, "series")
     with pipeline.engine.begin() as connection:
         for number in (1, 2, 3):
             set_rating(connection, ids[f"{number}.jpg"], number)
@@ -274,8 +277,7 @@ def test_a_file_copied_elsewhere_then_deleted_hands_what_was_said_of_it_to_its_c
     """A move across drives that a scan saw half done: the copy was read before the original
     went. A deletion while files wait to be read waits for them: one may be the file, moved."""
     moved = "exif.org samples/olympus-d320l.jpg"
-    [image] = [row["id"] for row in pipeline.rows(CATALOG, "id, convert_from(path, 'UTF8') AS path")
-               if row["path"] == moved]
+    image = ids_by_path(pipeline, CATALOG)[moved]
     with pipeline.engine.begin() as connection:
         set_rating(connection, image, 4)
         add_manual_tag(connection, image, "Oma")
@@ -295,8 +297,7 @@ def test_a_file_copied_elsewhere_then_deleted_hands_what_was_said_of_it_to_its_c
 
 def test_the_export_gives_each_files_stars_and_tags(pipeline, library):
     rated = "exif.org samples/olympus-d320l.jpg"
-    [image] = [row["id"] for row in pipeline.rows(CATALOG, "id, convert_from(path, 'UTF8') AS path")
-               if row["path"] == rated]
+    image = ids_by_path(pipeline, CATALOG)[rated]
     with pipeline.engine.begin() as connection:
         set_rating(connection, image, 4)
         add_manual_tag(connection, image, "Oma")
