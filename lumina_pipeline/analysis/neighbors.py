@@ -52,8 +52,10 @@ def pairs_within(keys: NDArray[np.uint64], max_distance: int) -> tuple[NDArray[n
             # within a bucket from the buckets of two keys or more; two buckets one bit apart
             # from the smaller value's side, so that they are paired once
             probing = crowded if flip == 0 else np.flatnonzero(other > own).astype(np.int32)
+            probed = other[probing]
             for start in range(0, len(probing), STEP):
-                p, q = _close_members(probing[start : start + STEP], other, first, sizes, sorted_keys, max_distance)
+                step = slice(start, start + STEP)
+                p, q = _close_members(probing[step], probed[step], first, sizes, sorted_keys, max_distance)
                 i, j = order[p], order[q]
                 found.append(np.minimum(i, j).astype(np.int64) * count + np.maximum(i, j))
     unique = np.unique(np.concatenate(found))
@@ -62,18 +64,23 @@ def pairs_within(keys: NDArray[np.uint64], max_distance: int) -> tuple[NDArray[n
 
 def _close_members(
     positions: NDArray[np.int32],
-    other: NDArray[np.int32],
+    buckets: NDArray[np.int32],
     first: NDArray[np.int32],
     sizes: NDArray[np.int32],
     sorted_keys: NDArray[np.uint64],
     max_distance: int,
 ) -> tuple[NDArray[np.int32], NDArray[np.int32]]:
-    """Each of `positions` paired with every later position of its bucket in `other`: the
+    """Each of `positions` paired with every later position of its bucket in `buckets`: the
     pairs whose keys differ in at most `max_distance` bits."""
-    buckets = other[positions]
     counts = sizes[buckets]
     ends = np.cumsum(counts)
-    members = np.arange(ends[-1], dtype=np.int32) + np.repeat(first[buckets] - (ends - counts), counts)
+    starts = first[buckets]
+    # every bucket's positions one after another, as steps of one from each bucket's first, summed:
+    # four times as fast as repeating each bucket's offset (np.repeat) over its positions
+    steps = np.ones(ends[-1], dtype=np.int32)
+    steps[0] = starts[0]
+    steps[ends[:-1]] = starts[1:] - (starts[:-1] + counts[:-1] - 1)
+    members = np.cumsum(steps, dtype=np.int32)
     # a position's key repeated rather than gathered per pair, its position found for the few close ones
     close = np.flatnonzero(hamming(np.repeat(sorted_keys[positions], counts), sorted_keys[members]) <= max_distance)
     p, q = positions[np.searchsorted(ends, close, side="right")], members[close]
