@@ -26,7 +26,7 @@ from lumina_pipeline.storage.browse import (
     membership,
 )
 from lumina_pipeline.storage.catalogs import get_catalog
-from lumina_pipeline.storage.decisions import add_manual_tag, remove_tag, set_rating
+from lumina_pipeline.storage.decisions import ContentChanged, add_manual_tag, hold_content, remove_tag, set_rating
 from lumina_pipeline.storage.models import Catalog, Image
 from lumina_pipeline.storage.thumbnails import thumbnail_file
 
@@ -140,31 +140,47 @@ def _send(request: Request, descriptor: int, convert) -> Response:
     return Response(data, media_type=media_type, headers=headers)
 
 
-@router.put("/images/{image_id}/rating", response_model=schemas.ImageDetail)
+CHANGED: dict[int | str, dict[str, Any]] = {409: {"model": schemas.Problem}}
+
+
+@router.put("/images/{image_id}/rating", response_model=schemas.ImageDetail, responses=CHANGED)
 def rate(session: Database, image_id: ImageId, rating: schemas.Rating):
-    or_404(session.get(Image, image_id), f"image {image_id}")
+    markable(session, image_id, rating.checksum)
     set_rating(session.connection(), image_id, rating.rating)
     session.commit()
     return detail(session, image_or_404(session, image_id))
 
 
-@router.post("/images/{image_id}/tags", response_model=list[schemas.ImageTag])
+@router.post("/images/{image_id}/tags", response_model=list[schemas.ImageTag], responses=CHANGED)
 def tag(session: Database, image_id: ImageId, new: schemas.NewTag):
-    or_404(session.get(Image, image_id), f"image {image_id}")
+    markable(session, image_id, new.checksum)
     add_manual_tag(session.connection(), image_id, new.name)
     session.commit()
     return image_tags(session.connection(), image_id)
 
 
-@router.delete("/images/{image_id}/tags/{name:path}", response_model=list[schemas.ImageTag])  # a tag may hold "/"
+@router.delete("/images/{image_id}/tags/{name:path}", response_model=list[schemas.ImageTag],  # a tag may hold "/"
+               responses=CHANGED)
 def untag(
-    session: Database, image_id: ImageId, name: Annotated[str, PathParameter(max_length=100, pattern=schemas.TEXT)]
+    session: Database,
+    image_id: ImageId,
+    name: Annotated[str, PathParameter(max_length=100, pattern=schemas.TEXT)],
+    checksum: Annotated[str | None, Query(pattern=schemas.CHECKSUM, description=schemas.SEEN_DESCRIPTION)] = None,
 ):
-    or_404(session.get(Image, image_id), f"image {image_id}")
+    markable(session, image_id, checksum)
     if not remove_tag(session.connection(), image_id, name):
         raise HTTPException(404, f"image {image_id} has no tag {name!r}")
     session.commit()
     return image_tags(session.connection(), image_id)
+
+
+def markable(session: Session, image_id: int, seen: str | None) -> None:
+    """404 for an unknown image, 409 when its file no longer holds the bytes `seen` (hold_content)."""
+    or_404(session.get(Image, image_id), f"image {image_id}")
+    try:
+        hold_content(session.connection(), image_id, seen)
+    except ContentChanged as error:
+        raise HTTPException(409, str(error)) from None
 
 
 @router.get("/images/{image_id}/similar", response_model=list[SearchResult])

@@ -198,16 +198,23 @@ class BurstDecision(Decision):
     )
 
 
+CHECKSUM = r"^[0-9a-f]{64}$"
+SEEN_DESCRIPTION = ("the image's checksum as shown: if its file holds other bytes now (read again meanwhile), "
+                    "nothing is saved and the answer is 409")
+
+
 class Rating(BaseModel):
     model_config = STRICT
 
     rating: IntegerOrNull = Field(ge=0, le=5, description="stars; null clears")
+    checksum: str | None = Field(None, pattern=CHECKSUM, description=SEEN_DESCRIPTION)
 
 
 class NewTag(BaseModel):
     model_config = STRICT
 
     name: str = Field(min_length=1, max_length=100, pattern=TEXT)
+    checksum: str | None = Field(None, pattern=CHECKSUM, description=SEEN_DESCRIPTION)
 
 
 class RemovableFile(BaseModel):

@@ -16,6 +16,23 @@ from lumina_pipeline.storage.groups import DUPLICATES, FILE_NAME, Grouping
 from lumina_pipeline.storage.tags import MANUAL
 
 
+class ContentChanged(Exception):
+    """A mark meant for bytes that a file no longer holds: a batch read it anew since it was shown."""
+
+
+def hold_content(connection: Connection, image_id: int, seen: str | None) -> None:
+    """Refuse a mark (ContentChanged) for an image whose file holds other bytes than the
+    checksum `seen` (when given), and lock its row until the caller commits. What was said of
+    the old bytes left with them (follow_moved_files): a mark given now would land on a photo
+    the person never saw. A batch rewriting the row waits for the lock, then carries the mark
+    along; one that took the row first is waited for, and its new checksum refused."""
+    if seen is None:
+        return
+    checksum = connection.execute(text("SELECT checksum FROM images WHERE id = :i FOR UPDATE"), {"i": image_id})
+    if checksum.scalar() != seen:
+        raise ContentChanged("the file holds other bytes since it was shown (it was read again): look again")
+
+
 def set_rating(connection: Connection, image_id: int, rating: int | None) -> bool:
     changed = connection.execute(text("UPDATE images SET rating = :r WHERE id = :i"), {"r": rating, "i": image_id})
     return changed.rowcount == 1

@@ -3,11 +3,14 @@ decisions that survive re-runs, and requests it must refuse."""
 
 import io
 import os
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
 import pytest
 from PIL import Image
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from lumina_pipeline.api.app import ApiSettings, create_app
@@ -130,6 +133,46 @@ def test_manual_tags_are_added_found_and_removed(served):
     remaining = client.delete(f"/api/images/{image_id}/tags/Urlaub").json()
     assert "Urlaub" not in {tag["name"] for tag in remaining}
     assert client.delete(f"/api/images/{image_id}/tags/Urlaub").status_code == 404
+
+
+def test_a_mark_for_bytes_the_file_no_longer_holds_is_refused(served):
+    client, image_id = served.client, served.image_id("Reisen/Leuchtturm 🌅 Abend.jpg")
+    shown, other = client.get(f"/api/images/{image_id}").json()["checksum"], "0" * 64
+    rating, tags = f"/api/images/{image_id}/rating", f"/api/images/{image_id}/tags"
+
+    def tag_names(response) -> set[str]:
+        return {tag["name"] for tag in response.json()}
+
+    refused = client.put(rating, json={"rating": 2, "checksum": other})
+    assert refused.status_code == 409 and "other bytes" in refused.json()["detail"]
+    assert client.post(tags, json={"name": "Leuchtturm", "checksum": other}).status_code == 409
+    assert client.get(f"/api/images/{image_id}").json()["rating"] is None
+    assert "Leuchtturm" not in {tag["name"] for tag in client.get(f"/api/images/{image_id}").json()["tags"]}
+    assert client.put(rating, json={"rating": 2, "checksum": shown}).json()["rating"] == 2
+    assert "Leuchtturm" in tag_names(client.post(tags, json={"name": "Leuchtturm", "checksum": shown}))
+    assert client.delete(f"{tags}/Leuchtturm", params={"checksum": other}).status_code == 409
+    assert "Leuchtturm" not in tag_names(client.delete(f"{tags}/Leuchtturm", params={"checksum": shown}))
+    client.put(rating, json={"rating": None})
+
+
+def test_a_mark_given_while_a_batch_rewrites_the_file_waits_for_it_and_is_refused(served):
+    """The batch's transaction has written the row's new checksum and holds it: the rating
+    waits until the batch commits, then finds other bytes and saves nothing."""
+    client, image_id = served.client, served.image_id("Reisen/Leuchtturm 🌅 Abend.jpg")
+    shown = client.get(f"/api/images/{image_id}").json()["checksum"]
+    rewrite = text("UPDATE images SET checksum = :checksum WHERE id = :i")
+    try:
+        with served.pipeline.engine.connect() as batch, ThreadPoolExecutor(1) as pool:
+            batch.execute(rewrite, {"checksum": "0" * 64, "i": image_id})
+            answer = pool.submit(client.put, f"/api/images/{image_id}/rating", json={"rating": 5, "checksum": shown})
+            time.sleep(1)
+            assert not answer.done()
+            batch.commit()
+            assert answer.result(timeout=30).status_code == 409
+        assert client.get(f"/api/images/{image_id}").json()["rating"] is None
+    finally:
+        with served.pipeline.engine.begin() as connection:
+            connection.execute(rewrite, {"checksum": shown, "i": image_id})
 
 
 def test_similar_and_text_search_use_the_embeddings(served):
