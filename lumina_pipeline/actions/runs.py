@@ -135,19 +135,27 @@ class Actions:
         finished = self._settle(mine, Report(), resuming=True)
         run_id = run_id or journal.latest_run(self.connection, self.catalog_id)
         if run_id is None:
+            if undone := journal.latest_undone_run(self.connection, self.catalog_id):
+                self._clean_up_after_undo(undone)  # an undo killed after its last file, before its clean-up
             raise CatalogError(f"nothing to undo in {self.catalog.name}")
         journal.start_undo(self.connection, self.catalog_id, run_id)
         report = Report(run_id, resumed, finished.size_bytes, files=finished.files)
         report = self._settle(self._commit_then_entries("undoing", run_id), report)
-        settled = journal.entries(self.connection, self.catalog_id, ["undone", "skipped"], run_id)
+        settled = self._clean_up_after_undo(run_id)
         report.copies = bool(settled) and all(entry.operation == "copy" for entry in settled)
+        return report
+
+    def _clean_up_after_undo(self, run_id: str) -> list[Row]:
+        """Drop the folders the undo of `run_id` emptied and, once no file moved into the organized
+        tree is left there, the tree from the catalog's folders. The run's settled entries."""
+        settled = journal.entries(self.connection, self.catalog_id, ["undone", "skipped"], run_id)
         self._remove_emptied_folders(settled)
         tree = self.catalog.organized_directory
         moved_in = any(entry.action == ORGANIZE and entry.operation == "move" for entry in settled)
         if tree and moved_in and not _holds_a_file(os.fsencode(tree)):
-            drop_emptied_source_directory(self.connection, self.catalog_id, tree)  # moved into it, now all back
+            drop_emptied_source_directory(self.connection, self.catalog_id, tree)
             self.connection.commit()
-        return report
+        return settled
 
     def purge(self, older_than_days: float) -> Report:
         """Delete the files quarantined more than `older_than_days` ago: the only deletion."""

@@ -110,6 +110,13 @@ def latest_run(connection: Connection, catalog_id: uuid.UUID) -> str | None:
         {"c": catalog_id}).scalar()
 
 
+def latest_undone_run(connection: Connection, catalog_id: uuid.UUID) -> str | None:
+    """The run of the catalog whose files were put back last."""
+    return connection.execute(text("""
+        SELECT run_id FROM file_actions WHERE catalog_id = :c AND state = 'undone'
+        ORDER BY updated_at DESC, id DESC LIMIT 1"""), {"c": catalog_id}).scalar()
+
+
 def start_undo(connection: Connection, catalog_id: uuid.UUID, run_id: str) -> None:
     connection.execute(text("""UPDATE file_actions SET state = 'undoing', reason = NULL, updated_at = now()
                                WHERE catalog_id = :c AND run_id = :r AND state = 'done'"""),

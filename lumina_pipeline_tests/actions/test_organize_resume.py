@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from lumina_pipeline.actions.files import PARTIAL
 from lumina_pipeline.actions.organize import organize, plan_catalog
 from lumina_pipeline.analysis.organize import DEFAULT_TEMPLATE
+from lumina_pipeline.storage.catalogs import CatalogError
 from lumina_pipeline.storage.organize import set_organizing
 from lumina_pipeline_tests.actions.conftest import snapshot
 from lumina_pipeline_tests.actions.test_resume import entries_in
@@ -78,6 +79,26 @@ def test_an_undo_killed_midway_is_finished_by_the_next_undo_which_gives_the_tree
     again = library.undo()  # the undo asked for again: finished, not "nothing to undo", its files its own
     assert (again.run_id, again.resumed, again.done, again.skipped) == (moved.run_id, 0, left, [])
     assert snapshot(library.photos) == before and library.rows_point_at_their_files()
+    assert not tree.exists() or not any(tree.iterdir())  # emptied of the folders it made
+    with library.actions() as actions:  # no longer one of the catalog's folders
+        assert str(tree) not in actions.catalog.source_directories
+
+
+def test_an_undo_killed_before_its_clean_up_has_it_done_by_the_next_undo(library, before, database_url):
+    tree = library.photos.parent / "tidy"
+    with library.actions() as actions:
+        organize(actions, dry_run=False, move=True)
+    killed = subprocess.run(
+        [sys.executable, "-m", "lumina_pipeline_tests.actions.dying_organize",
+         database_url, CATALOG, str(library.quarantine), "cleanup", "-", "undo"], capture_output=True, text=True,
+        timeout=300)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    assert entries_in(library, "undoing") == 0 and snapshot(library.photos) == before  # every file back
+    with library.actions() as actions:
+        assert str(tree) in actions.catalog.source_directories
+
+    with pytest.raises(CatalogError, match="nothing to undo"):
+        library.undo()
     assert not tree.exists() or not any(tree.iterdir())  # emptied of the folders it made
     with library.actions() as actions:  # no longer one of the catalog's folders
         assert str(tree) not in actions.catalog.source_directories
