@@ -134,9 +134,10 @@ def start_purge(connection: Connection, catalog_id: uuid.UUID, older_than_days: 
 
 def record(connection: Connection, outcomes: list[tuple[int, str, str | None]]) -> None:
     """Store each entry's new (state, reason), and its image's status: a done operation gives
-    it `status_after`, an undone one its `status_before` again, a purged file is deleted (caller's
-    transaction). A moved file's row follows it where it now lies in one of the catalog's folders
-    (`follow_moves`). The change stamp keeps a batch that read the row from writing over it."""
+    it `status_after`, an undone one its `status_before` again, a purged file is deleted while its
+    row still says it is quarantined (caller's transaction). A moved file's row follows it where
+    it now lies in one of the catalog's folders (`follow_moves`). The change stamp keeps a batch
+    that read the row from writing over it."""
     stage(connection, "outcomes", pl.DataFrame(
         outcomes, schema={"id": pl.Int64, "state": pl.String, "reason": pl.String}, orient="row"
     ))
@@ -149,7 +150,9 @@ def record(connection: Connection, outcomes: list[tuple[int, str, str | None]]) 
                                                 WHEN 'undone' THEN u.status_before ELSE 'deleted' END,
                           change_stamp = images.change_stamp + 1, updated_at = now()
         FROM updated u
-        WHERE images.id = u.image_id AND u.status_after IS NOT NULL AND u.state IN ('done', 'undone', 'purged')"""))
+        WHERE images.id = u.image_id AND u.status_after IS NOT NULL AND u.state IN ('done', 'undone', 'purged')
+          -- a purged file's row, unless a rescan gave it to another file put in its place by hand
+          AND (u.state <> 'purged' OR images.status = u.status_after)"""))
     follow_moves(connection)
 
 
