@@ -78,7 +78,7 @@ def fill(place: home.Home, instance: dg.DagsterInstance) -> None:
     instance.add_dynamic_partitions(BATCHES, keys)
     for name in names:  # an inventory of each, for the follow-up sensor to start its batches
         instance.report_runless_asset_event(dg.AssetMaterialization("file_inventory", partition=name,
-                                                                    metadata={"deleted": 0}))
+                                                                    metadata={"new": 0, "changed": 0, "deleted": 0}))
     partitions = [dg.MultiPartitionKey({"catalog": name, "batch": key}) for name in names for key in keys]
     with ThreadPoolExecutor(8) as pool:  # one event per round trip: several at once
         list(pool.map(lambda key: instance.report_runless_asset_event(
