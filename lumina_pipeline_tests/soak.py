@@ -2,13 +2,14 @@
 
 A copy of the photo corpus is cataloged by the real daemon (sensors, run queue, run
 monitoring) while this script, for `--seconds` (default 600), adds, modifies, deletes and
-swaps files, rates photos as a person would, kills random run workers with -9 and restarts
-the database once. Then the churn stops, the daemon is given time to settle, and the catalog
-must equal `lumina run` of the final folder into a fresh catalog: every file with its status
-and checksum, every duplicate group and burst. No run may be left in progress, and every
-rating must be on the photo it was given to (each photo's stars are a function of its
-checksum, so stars on another photo show). Prints what it did and the differences;
-exits 1 if there are any. Not part of `make test`: it takes the better part of half an hour.
+swaps files, rates photos through the API as a person would (the stars of the photo shown,
+sent a moment later), kills random run workers with -9 and restarts the database once. Then
+the churn stops, the daemon is given time to settle, and the catalog must equal `lumina run`
+of the final folder into a fresh catalog: every file with its status and checksum, every
+duplicate group and burst. No run may be left in progress, and every rating must be on the
+photo it was given to (each photo's stars are a function of its checksum, so stars on
+another photo show). Prints what it did and the differences; exits 1 if there are any. Not
+part of `make test`: it takes the better part of half an hour.
 """
 
 import argparse
@@ -24,9 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from lumina_pipeline.api.app import ApiSettings, create_app
 from lumina_pipeline.runner import files_if_up_to_date
 from lumina_pipeline.storage.catalogs import get_catalog
 from lumina_pipeline.storage.database import make_engine
@@ -54,8 +57,11 @@ def main() -> int:
     _lumina(env, "catalog", "add", "soak", str(library))
     engine = make_engine(env["LUMINA_DATABASE_URL"])
     daemon = _start_daemon(env, work / "daemon.log")
+    settings = ApiSettings(database_url=env["LUMINA_DATABASE_URL"], thumbnail_dir=str(work / "home" / "thumbnails"),
+                           model_cache=str(work / "models"))
     try:
-        figures = _churn(library, spare, env, engine, args.seconds)
+        with TestClient(create_app(settings), base_url="http://127.0.0.1") as api:
+            figures = _churn(library, spare, env, engine, api, args.seconds)
         settled = _settle(engine, args.settle_seconds)
     finally:
         _stop(daemon, env["LUMINA_HOME"])
@@ -111,9 +117,10 @@ def _photos(folder: Path) -> list[bytes]:
     ]
 
 
-def _churn(library: Path, spare: list[bytes], env: dict[str, str], engine, seconds: float) -> dict[str, int]:
+def _churn(library: Path, spare: list[bytes], env: dict[str, str], engine, api: TestClient,
+           seconds: float) -> dict[str, int]:
     done = {"added": 0, "modified": 0, "deleted": 0, "swapped": 0, "rated": 0, "runs_killed": 0,
-            "database_restarts": 0}
+            "database_restarts": 0, "ratings_refused_as_read_again": 0}
     started = time.monotonic()
     while (elapsed := time.monotonic() - started) < seconds:
         time.sleep(random.uniform(1.0, 5.0))
@@ -135,10 +142,14 @@ def _churn(library: Path, spare: list[bytes], env: dict[str, str], engine, secon
             first.rename(library / "swap.tmp")
             second.rename(first)
             (library / "swap.tmp").rename(second)
-        elif action == "rated":  # as the review page does, on photos as the catalog last read them
-            with contextlib.suppress(Exception), engine.begin() as connection:  # the database may be restarting
-                connection.execute(text(f"""UPDATE images SET rating = {STARS} WHERE id IN (
-                    SELECT id FROM images WHERE status = 'ok' AND rating IS NULL ORDER BY random() LIMIT 5)"""))
+        elif action == "rated":
+            with contextlib.suppress(Exception):  # the database may be restarting
+                shown = _rows(engine, f"""SELECT id, checksum, {STARS} FROM images
+                                         WHERE status = 'ok' AND rating IS NULL ORDER BY random() LIMIT 5""")
+                time.sleep(random.uniform(0.0, 2.0))  # a look at them, while batches may read them again
+                for image_id, checksum, stars in shown:
+                    answer = api.put(f"/api/images/{image_id}/rating", json={"rating": stars, "checksum": checksum})
+                    done["ratings_refused_as_read_again"] += answer.status_code == 409
         elif action == "runs_killed":
             workers = _wait_for_run_workers(env["LUMINA_HOME"], seconds=15)
             if not workers:
