@@ -20,6 +20,7 @@ from lumina_pipeline.defs.assets.images import photo_analysis
 from lumina_pipeline.defs.assets.inventory import file_inventory
 from lumina_pipeline.defs.jobs import QUIET_RUN_CONFIG
 from lumina_pipeline.defs.resources import CatalogDatabase, Embedder, ThumbnailStore
+from lumina_pipeline.models.efficientnet import exported_network
 from lumina_pipeline.sample import camera_exif, draw_scene
 from lumina_pipeline.storage.catalogs import add_catalog
 from lumina_pipeline.storage.database import make_engine
@@ -99,6 +100,7 @@ def orchestration_overhead(root: Path, database_url: str) -> None:
         "thumbnails": ThumbnailStore(root=str(root / "thumbs")),
         "embedder": Embedder(cache_dir=str(root / "models")),
     }
+    export = timed(exported_network, root / "models")  # once per installation, kept in the model cache
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("catalogs", ["bench"])
         dg.materialize(
@@ -113,7 +115,8 @@ def orchestration_overhead(root: Path, database_url: str) -> None:
     body = result.asset_materializations_for_node("photo_analysis")[0].metadata["elapsed_seconds"].value
     print(f"\n== orchestration overhead, one batch of {BATCH_PHOTOS} 12 MP photos ==")
     print(f"  run wall time {wall:.2f} s, inside the asset body {body:.2f} s")
-    print(f"  overhead = {(wall - body) / body:.1%} of the work (target < 15%)")
+    print(f"  overhead = {(wall - body) / body:.1%} of the work (target < 15%; the image model's export to ONNX, "
+          f"done once per installation, took {export:.1f} s before)")
 
 
 def bare_walk(root: str) -> int:
