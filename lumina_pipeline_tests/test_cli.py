@@ -244,6 +244,19 @@ def test_a_command_killed_while_pgserver_rewrote_its_process_list_leaves_no_comm
     assert isinstance(json.loads(handles.read_text()), list)
 
 
+def test_a_home_in_a_folder_whose_name_holds_a_space_catalogs(corpus, tmp_path):
+    """As in a checkout under "My Projects": the embedded database starts, runs run."""
+    home, photos = tmp_path / "My Projects" / ".lumina", tmp_path / "My Photos"
+    photos.mkdir()
+    for name in ("landscape_2.jpg", "landscape_8.jpg"):
+        shutil.copy2(corpus.photos / "Orientierung" / name, photos / name)
+    try:
+        ran = lumina(home, "run", "--photos", str(photos)).stdout
+    finally:
+        stop_embedded_server(home / "pgdata")
+    assert "catalog my-photos: 2 files (2 ok)" in ran
+
+
 def test_a_catalog_is_sized_from_a_count_of_its_files(lumina_home, corpus):
     added = lumina(lumina_home, "catalog", "add", "sized", str(corpus.photos)).stdout
     assert f"(about {len(corpus.manifest['files'])} files, batches of 500)" in added

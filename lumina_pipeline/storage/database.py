@@ -1,8 +1,11 @@
 """Where the catalog database lives (external or embedded PostgreSQL) and its schema."""
 
+import hashlib
 import json
 import os
 import warnings
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 
@@ -38,7 +41,24 @@ def _pgserver() -> ModuleType:
     back to one under /tmp, fine, but warns every time."""
     with warnings.catch_warnings(action="ignore"):
         import pgserver
+        from pgserver import postgres_server
+    # the name under which pgserver's server module calls pgserver.utils' function, unexported
+    pgservers_choice = postgres_server.find_suitable_socket_dir  # pyright: ignore[reportPrivateImportUsage]
+    if not isinstance(pgservers_choice, partial):  # once per process
+        postgres_server.find_suitable_socket_dir = partial(_socket_folder, pgservers_choice)  # pyright: ignore[reportPrivateImportUsage]
     return pgserver
+
+
+def _socket_folder(pgservers_choice: Callable[[Path, Path], Path], data_directory: Path, runtime_folder: Path) -> Path:
+    """pgserver's choice of the server's socket folder, but never one whose path holds a space:
+    pgserver (0.1.4) hands it to postgres unquoted (`-k <folder>`), and postgres then refuses
+    to start, as in a checkout under "My Projects". There the socket goes where pgserver puts
+    one whose path is too long for a socket: a folder of its runtime folder, named for the data."""
+    if not any(character.isspace() for character in str(data_directory)):
+        return pgservers_choice(data_directory, runtime_folder)
+    folder = runtime_folder / f"lumina-{hashlib.sha256(bytes(data_directory)).hexdigest()[:10]}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def _mend_handle_list(data_directory: Path) -> None:
