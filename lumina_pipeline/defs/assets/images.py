@@ -2,11 +2,14 @@
 
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import dagster as dg
 import polars as pl
 from pydantic import Field
+from sqlalchemy import Connection
 
 from lumina_pipeline.analysis.embedding import stack_inputs
 from lumina_pipeline.analysis.files import absolute_paths
@@ -16,6 +19,7 @@ from lumina_pipeline.defs.assets.inventory import file_inventory
 from lumina_pipeline.defs.markdown import markdown_table
 from lumina_pipeline.defs.partitions import by_catalog, catalog_batches
 from lumina_pipeline.defs.resources import CatalogDatabase, Embedder, ThumbnailStore
+from lumina_pipeline.models import ImageModel
 from lumina_pipeline.storage.catalogs import BATCH_LOCK_SPACE, MARKS_LOCK_SPACE, get_catalog, held_lock, lock_catalog
 from lumina_pipeline.storage.decisions import follow_moved_files, hand_over_deleted_files
 from lumina_pipeline.storage.embeddings import embeddings_table, missing_vectors, vector_rows, write_embeddings
@@ -89,33 +93,44 @@ def photo_analysis(
             max_pixels=round(config.max_megapixels * 1e6),
             timeout_seconds=config.file_timeout_seconds,
         )
-        saved = thumbnails.save_all(keys["catalog"], analysis["checksum"], analysis["thumbnail"])
+        thumbnail_paths = thumbnails.save_all(keys["catalog"], analysis["checksum"], analysis["thumbnail"])
         rows = analysis.drop("thumbnail", "model_input").with_columns(
             *pending.select("id", "size_bytes", "mtime_ns", "change_stamp"),
-            thumbnail_path=pl.Series(saved, dtype=pl.String),
+            thumbnail_path=pl.Series(thumbnail_paths, dtype=pl.String),
         )
         embedded = embed_photos(embedder, catalog_id, pending["id"], analysis["model_input"])
         unless_canceled(context)
         with database.transaction() as session:
-            connection = session.connection()
-            lock_catalog(connection, catalog_id, MARKS_LOCK_SPACE)  # before the rows: follow_moved_files
-            written = write_analysis(connection, rows, HASH_VERSION, ANALYSIS_VERSION)
-            follow_moved_files(connection, dict(pending.filter(pl.col("id").is_in(written.implode()))
-                                                .select("id", "checksum").iter_rows()))
-            hand_over_deleted_files(connection, catalog_id)  # the catalog's last batch to write does
-            written_only = pl.col("image_id").is_in(written.implode())  # the rows the batch could write
-            kept_vectors, kept_tags = embedded.vectors.filter(written_only), embedded.tags.filter(written_only)
-            write_embeddings(connection, vectors, kept_vectors)
-            replace_tags(connection, catalog_id, embedder.model.tag_source, embedder.model.model_id, kept_tags)
-            in_batch = status_counts(connection, catalog_id, keys["batch"])
-    elapsed = time.perf_counter() - started
+            saved = save_batch(session.connection(), catalog_id, keys["batch"], pending, rows, embedded, embedder.model)
+    yield from describe_batch(analysis, rows, pending, saved, embedder, time.perf_counter() - started)
+
+
+def save_batch(connection: Connection, catalog_id: uuid.UUID, batch: str, pending: pl.DataFrame, rows: pl.DataFrame,
+               embedded: "Embedded", model: ImageModel) -> "Saved":
+    """Write what was read of the files still as they were read (caller's transaction), and
+    hand what people said of each file on to the file that holds its content now."""
+    lock_catalog(connection, catalog_id, MARKS_LOCK_SPACE)  # before the rows: follow_moved_files
+    written = write_analysis(connection, rows, HASH_VERSION, ANALYSIS_VERSION)
+    follow_moved_files(connection, dict(pending.filter(pl.col("id").is_in(written.implode()))
+                                        .select("id", "checksum").iter_rows()))
+    hand_over_deleted_files(connection, catalog_id)  # the catalog's last batch to write does
+    written_only = pl.col("image_id").is_in(written.implode())  # the rows the batch could write
+    kept = Embedded(embedded.vectors.filter(written_only), embedded.tags.filter(written_only), embedded.seconds)
+    write_embeddings(connection, embeddings_table(model.model_id, model.dimensions), kept.vectors)
+    replace_tags(connection, catalog_id, model.tag_source, model.model_id, kept.tags)
+    return Saved(len(written), kept, status_counts(connection, catalog_id, batch))
+
+
+def describe_batch(analysis: pl.DataFrame, rows: pl.DataFrame, pending: pl.DataFrame, saved: "Saved",
+                   embedder: Embedder, elapsed: float) -> Iterator[dg.MaterializeResult]:
+    """The three assets' materializations: what was read, hashed and embedded."""
     common = {
         # the batch as it now stands, so that a run that had nothing to read still shows it
-        **{f"batch_{status}": in_batch.get(status, 0) for status in STATUSES},
-        "batch_files": sum(in_batch.values()),
+        **{f"batch_{status}": saved.in_batch.get(status, 0) for status in STATUSES},
+        "batch_files": sum(saved.in_batch.values()),
         "files_read": len(analysis),
         **{status: int((analysis["status"] == status).sum()) for status in STATUSES},
-        "stale_skipped": len(rows) - len(written),
+        "stale_skipped": len(rows) - saved.written,
         "elapsed_seconds": round(elapsed, 3),
         "files_per_second": round(len(analysis) / elapsed, 1) if elapsed else 0.0,
     }
@@ -138,15 +153,16 @@ def photo_analysis(
             "preview": markdown_table(preview.select("path", "dhash", "ahash", "whash")),
         },
     )
+    embedded = saved.embedded
     yield dg.MaterializeResult(
         asset_key="embeddings",
         metadata={
-            "images_embedded": len(kept_vectors),
-            "not_embedded": len(analysis) - len(kept_vectors),  # files that did not decode, stale rows
+            "images_embedded": len(embedded.vectors),
+            "not_embedded": len(analysis) - len(embedded.vectors),  # files that did not decode, stale rows
             "model_id": embedder.model.model_id,
             "dimensions": embedder.model.dimensions,
             "batch_size": embedder.batch_size,
-            "zero_shot_tags": int(kept_tags["name"].is_not_null().sum()),
+            "zero_shot_tags": int(embedded.tags["name"].is_not_null().sum()),
             "tag_source": embedder.model.tag_source,
             "embedding_seconds": round(embedded.seconds, 3),
             "images_per_second": round(len(embedded.vectors) / embedded.seconds, 1) if embedded.seconds else 0.0,
@@ -159,6 +175,12 @@ class Embedded:
     vectors: pl.DataFrame  # rows for write_embeddings
     tags: pl.DataFrame  # image_id, name, confidence; a null name for an image without tags
     seconds: float
+
+
+class Saved(NamedTuple):
+    written: int  # rows written: the others changed while they were read
+    embedded: Embedded  # of the rows written
+    in_batch: dict[str, int]  # the batch's files by status, as it now stands
 
 
 def unless_canceled(context: dg.AssetExecutionContext) -> None:
