@@ -79,6 +79,6 @@ soak: $(VENV)/dev-installed
 
 # Never with photos in quarantine: they would be deleted with .lumina.
 clean:
-	@if [ -n "$$(find .lumina/quarantine -type f -print -quit 2>/dev/null)" ]; then echo "make clean: .lumina/quarantine holds quarantined photos; put them back (lumina undo CATALOG) or delete them for good (lumina quarantine purge CATALOG --older-than 0) first" >&2; exit 2; fi
+	@if [ -n "$$(find .lumina/quarantine -type f ! -name .lumina-own-folder -print -quit 2>/dev/null)" ]; then echo "make clean: .lumina/quarantine holds quarantined photos; put them back (lumina undo CATALOG) or delete them for good (lumina quarantine purge CATALOG --older-than 0) first" >&2; exit 2; fi
 	if [ -x $(BIN)/lumina ]; then $(BIN)/lumina stop; fi
 	rm -rf $(VENV) .lumina

@@ -5,10 +5,12 @@ Entry points call `prepare()` once; everything below them reads the environment 
 through Dagster resources (`dg.EnvVar`), never by looking up variables of its own.
 """
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from lumina_pipeline.analysis.files import OWN_FOLDER
 from lumina_pipeline.storage.catalogs import CatalogError
 from lumina_pipeline.storage.database import make_engine, migrate, normalize_url, start_embedded_server
 
@@ -22,6 +24,17 @@ class Home:
     thumbnail_dir: Path
     quarantine_dir: Path
     batches_per_catalog: int  # batch runs of one catalog at once
+
+
+def _mark_as_own(folder: Path) -> None:
+    """Mark a folder of Lumina's own, which no walk of a catalog enters (analysis/files.py). One
+    that cannot be made (a file in its place) is left to the runs that write there to report."""
+    mark = folder / os.fsdecode(OWN_FOLDER)
+    with contextlib.suppress(OSError):
+        if not mark.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            mark.write_text("Lumina keeps its own files here (its database, thumbnails, quarantined photos): "
+                            "it never catalogs this folder.\n")
 
 
 def home_folder() -> Path:
@@ -55,6 +68,8 @@ def prepare(*, create: bool = False) -> Home:
     (dagster_home / "dagster.yaml").write_text(DAGSTER_YAML.read_text().format(**settings))
     thumbnail_dir = Path(os.environ.get("LUMINA_THUMBNAIL_DIR", root / "thumbnails"))
     quarantine_dir = Path(os.environ.get("LUMINA_QUARANTINE_DIR", root / "quarantine"))
+    for folder in (root, thumbnail_dir, quarantine_dir):
+        _mark_as_own(folder)
     os.environ.update(
         LUMINA_DATABASE_URL=url,
         DAGSTER_HOME=str(dagster_home),

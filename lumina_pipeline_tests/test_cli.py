@@ -257,6 +257,22 @@ def test_a_home_in_a_folder_whose_name_holds_a_space_catalogs(corpus, tmp_path):
     assert "catalog my-photos: 2 files (2 ok)" in ran
 
 
+def test_a_home_kept_inside_the_photos_is_never_cataloged(corpus, tmp_path):
+    """Neither its thumbnails (JPEGs) nor its database, whose files change with every command."""
+    photos = tmp_path / "Pictures"
+    photos.mkdir()
+    for name in ("landscape_2.jpg", "landscape_8.jpg"):
+        shutil.copy2(corpus.photos / "Orientierung" / name, photos / name)
+    home = photos / ".lumina"
+    try:
+        first = lumina(home, "run", "--photos", str(photos)).stdout
+        again = lumina(home, "run", "--photos", str(photos)).stdout
+    finally:
+        stop_embedded_server(home / "pgdata")
+    assert "catalog pictures: 2 files (2 ok)" in first and any((home / "thumbnails").rglob("*.jpg"))
+    assert "inventory: 2 files, 0 new, 0 changed, 0 deleted" in again
+
+
 def test_a_catalog_is_sized_from_a_count_of_its_files(lumina_home, corpus):
     added = lumina(lumina_home, "catalog", "add", "sized", str(corpus.photos)).stdout
     assert f"(about {len(corpus.manifest['files'])} files, batches of 500)" in added

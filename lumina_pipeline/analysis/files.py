@@ -19,6 +19,10 @@ KINDS = {  # by extension (lower case)
 }
 SYSTEM_NAMES = frozenset({b".DS_Store", b"Thumbs.db", b"desktop.ini", b".picasa.ini"})
 PARTIAL = b".lumina-partial"  # ends the name of a copy being written (actions/files.py): never cataloged
+# Lies in each folder of Lumina's own (its home, thumbnails, quarantine: home.py): no walk enters
+# one, should a catalog's folder hold it, or Lumina would catalog its thumbnails and quarantined
+# copies as photos, and its database's churn as changes
+OWN_FOLDER = b".lumina-own-folder"
 WALK_SCHEMA = {"source_root": pl.String, "path": pl.Binary, "size_bytes": pl.Int64, "mtime_ns": pl.Int64}
 
 
@@ -70,6 +74,8 @@ def walk_sources(roots: Sequence[str]) -> Walk:
             except OSError:
                 unreadable.append((root, relative))
                 continue
+            if _is_own(entries):
+                continue
             if not entries and not relative:
                 empty_roots.append(root)
             for entry in entries:
@@ -101,9 +107,14 @@ def count_files(roots: Sequence[str]) -> int:
             entries = list(os.scandir(folders.pop()))
         except OSError:
             continue
-        folders.extend(entry.path for entry in entries if entry.is_dir(follow_symlinks=False))
-        count += sum(entry.is_file(follow_symlinks=False) for entry in entries)
+        if not _is_own(entries):
+            folders.extend(entry.path for entry in entries if entry.is_dir(follow_symlinks=False))
+            count += sum(entry.is_file(follow_symlinks=False) for entry in entries)
     return count
+
+
+def _is_own(entries: list[os.DirEntry[bytes]]) -> bool:
+    return any(entry.name == OWN_FOLDER for entry in entries)
 
 
 def absolute_paths(roots: Iterable[str], paths: Iterable[bytes]) -> list[bytes]:

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from lumina_pipeline.analysis.files import classify, display_path, walk_sources
+from lumina_pipeline.analysis.files import OWN_FOLDER, classify, count_files, display_path, walk_sources
 
 
 @pytest.mark.parametrize(
@@ -42,6 +42,16 @@ def test_walk_names_the_roots_that_hold_nothing_at_all(tmp_path):
     (tmp_path / "emptied" / "2024").mkdir(parents=True)
     walk = walk_sources([str(tmp_path / "mount point"), str(tmp_path / "emptied")])
     assert walk.files.is_empty() and walk.empty_roots == [str(tmp_path / "mount point")]
+
+
+def test_walk_and_count_never_enter_a_folder_of_luminas_own(tmp_path):
+    """A home kept inside the photos: its thumbnails are JPEGs, its quarantine holds photos."""
+    (tmp_path / ".lumina" / "thumbnails" / "ab").mkdir(parents=True)
+    (tmp_path / ".lumina" / os.fsdecode(OWN_FOLDER)).write_text("")
+    (tmp_path / ".lumina" / "thumbnails" / "ab" / "abcd.jpg").write_bytes(b"x")
+    (tmp_path / "IMG_0001.JPG").write_bytes(b"x")
+    assert walk_sources([str(tmp_path)]).files["path"].to_list() == [b"IMG_0001.JPG"]
+    assert count_files([str(tmp_path)]) == 1
 
 
 def test_walk_never_follows_nor_lists_a_symlink(tmp_path):
