@@ -18,6 +18,17 @@ KINDS = {  # by extension (lower case)
     for extension in extensions.split()
 }
 SYSTEM_NAMES = frozenset({b".DS_Store", b"Thumbs.db", b"desktop.ini", b".picasa.ini"})
+# Folders never walked. Those that systems and NAS keep beside the photos, holding none of the
+# person's own: Synology's and QNAP's thumbnails, recycle bins and snapshots, the trash of macOS,
+# Linux (.Trash-<uid>) and Windows drives, search indexes. Cataloged, their thumbnails would be
+# near-duplicates of the photos, their snapshots exact ones, and deleted files would come back.
+NEVER_WALKED = frozenset({
+    b"@eaDir", b"#recycle", b"#snapshot", b".@__thumb", b"@Recycle", b"@Recently-Snapshot", b".Trashes", b".Trash",
+    b"$RECYCLE.BIN", b"System Volume Information", b".Spotlight-V100", b".fseventsd", b".DocumentRevisions-V100",
+})
+# And the libraries that Apple's photo apps manage (Photos, iPhoto, Aperture): besides the
+# originals they hold renderings and thumbnails of each, and a file moved out of one breaks it.
+APP_LIBRARIES = (b".photoslibrary", b".photolibrary", b".aplibrary")
 PARTIAL = b".lumina-partial"  # ends the name of a copy being written (actions/files.py): never cataloged
 # Lies in each folder of Lumina's own (its home, thumbnails, quarantine: home.py): no walk enters
 # one, should a catalog's folder hold it, or Lumina would catalog its thumbnails and quarantined
@@ -84,7 +95,8 @@ def walk_sources(roots: Sequence[str]) -> Walk:
                     if entry.is_symlink():
                         continue
                     if entry.is_dir():
-                        stack.append((entry.path, path))
+                        if not never_walked(entry.name):
+                            stack.append((entry.path, path))
                         continue
                     if not entry.is_file() or entry.name.endswith(PARTIAL):
                         continue  # sockets, fifos, devices; copies a killed run left half-written
@@ -108,9 +120,14 @@ def count_files(roots: Sequence[str]) -> int:
         except OSError:
             continue
         if not _is_own(entries):
-            folders.extend(entry.path for entry in entries if entry.is_dir(follow_symlinks=False))
+            folders.extend(entry.path for entry in entries
+                           if entry.is_dir(follow_symlinks=False) and not never_walked(entry.name))
             count += sum(entry.is_file(follow_symlinks=False) for entry in entries)
     return count
+
+
+def never_walked(name: bytes) -> bool:
+    return name in NEVER_WALKED or name.startswith(b".Trash-") or name.lower().endswith(APP_LIBRARIES)
 
 
 def _is_own(entries: list[os.DirEntry[bytes]]) -> bool:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from lumina_pipeline.analysis.files import WALK_SCHEMA, walk_sources
+from lumina_pipeline.analysis.files import WALK_SCHEMA, never_walked, walk_sources
 
 DIGEST_MASK = (1 << 64) - 1
 
@@ -35,7 +35,8 @@ def fingerprint_units(roots: Sequence[str]) -> list[tuple[str, str | None]]:
     for root in roots:
         units.append((root, None))
         with contextlib.suppress(OSError):
-            folders = sorted(entry.name for entry in os.scandir(root) if entry.is_dir(follow_symlinks=False))
+            folders = sorted(entry.name for entry in os.scandir(root)
+                             if entry.is_dir(follow_symlinks=False) and not never_walked(os.fsencode(entry.name)))
             units.extend((root, folder) for folder in folders)
     return units
 

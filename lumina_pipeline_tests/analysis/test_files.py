@@ -3,6 +3,7 @@ import os
 import pytest
 
 from lumina_pipeline.analysis.files import OWN_FOLDER, classify, count_files, display_path, walk_sources
+from lumina_pipeline.analysis.fingerprint import fingerprint_units
 
 
 @pytest.mark.parametrize(
@@ -52,6 +53,20 @@ def test_walk_and_count_never_enter_a_folder_of_luminas_own(tmp_path):
     (tmp_path / "IMG_0001.JPG").write_bytes(b"x")
     assert walk_sources([str(tmp_path)]).files["path"].to_list() == [b"IMG_0001.JPG"]
     assert count_files([str(tmp_path)]) == 1
+
+
+def test_walk_count_and_fingerprint_skip_the_folders_systems_nas_and_photo_apps_keep(tmp_path):
+    """A Synology share: thumbnails in @eaDir, deleted files in #recycle, whole copies in #snapshot;
+    a library of Apple's Photos, which a file moved out of would break."""
+    made = ["2024/IMG_0001.JPG", "2024/@eaDir/IMG_0001.JPG/SYNOPHOTO_THUMB_XL.jpg", "#recycle/IMG_0000.JPG",
+            "#snapshot/GMT+01_2024-06-01/2024/IMG_0001.JPG", ".Trash-1000/files/old.jpg", "$RECYCLE.BIN/S-1-5/x.jpg",
+            "Photos Library.photoslibrary/originals/0/0A1B.jpeg"]
+    for path in made:
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_bytes(b"x")
+    assert walk_sources([str(tmp_path)]).files["path"].to_list() == [b"2024/IMG_0001.JPG"]
+    assert count_files([str(tmp_path)]) == 1
+    assert fingerprint_units([str(tmp_path)]) == [(str(tmp_path), None), (str(tmp_path), "2024")]
 
 
 def test_walk_never_follows_nor_lists_a_symlink(tmp_path):
