@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from lumina_pipeline import home
+from lumina_pipeline.analysis.files import APP_LIBRARY_LEFT_OUT, is_app_library
 from lumina_pipeline.forkserver import start_forkserver
 from lumina_pipeline.humanize import plural, size
 from lumina_pipeline.storage import catalogs as catalog_store
@@ -446,6 +447,8 @@ def _source_folders(folders: list[str]) -> list[str]:
         path = Path(folder).expanduser().resolve()
         if not path.is_dir():
             raise catalog_store.CatalogError(f"not a folder: {folder}")
+        if is_app_library(os.fsencode(path.name)):
+            raise catalog_store.CatalogError(f"{folder} is {APP_LIBRARY_LEFT_OUT}")
         resolved.append(str(path))
     return resolved
 

@@ -22,7 +22,7 @@ import dagster as dg
 from sqlalchemy.orm import Session
 
 from lumina_pipeline.analysis.captions import PROMPT_VERSION
-from lumina_pipeline.analysis.files import display_path, walk_sources
+from lumina_pipeline.analysis.files import APP_LIBRARY_LEFT_OUT, display_path, walk_sources
 from lumina_pipeline.analysis.inventory import diff_inventory
 from lumina_pipeline.analysis.photos import ANALYSIS_VERSION
 from lumina_pipeline.definitions import defs
@@ -116,6 +116,8 @@ def _bring_up_to_date(name: str, catalog_id, engine) -> None:
     for folder in inventory["unlisted_folders"]:
         print(f"lumina: cannot list {folder}, or it is empty (a drive not mounted?): its files are kept as they were",
               file=sys.stderr)
+    for library in inventory["app_libraries_left_out"]:
+        print(f"lumina: left out {library}: {APP_LIBRARY_LEFT_OUT}", file=sys.stderr)
     with Session(engine) as session:
         todo = pending_batches(session.connection(), catalog_id, ANALYSIS_VERSION)
     if todo:

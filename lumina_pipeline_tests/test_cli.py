@@ -54,6 +54,9 @@ def test_bad_catalog_requests_get_a_clear_error(lumina_home, tmp_path):
     assert bad_name.returncode == 2 and "bad catalog name" in bad_name.stderr
     missing = lumina(lumina_home, "catalog", "add", "trip", str(tmp_path / "nowhere"), check=False)
     assert missing.returncode == 2 and "not a folder" in missing.stderr
+    (tmp_path / "Photos Library.photoslibrary").mkdir()  # moving a file out of it would break it
+    library = lumina(lumina_home, "catalog", "add", "mac", str(tmp_path / "Photos Library.photoslibrary"), check=False)
+    assert library.returncode == 2 and "a library that an Apple photo app manages" in library.stderr
     empty = lumina(lumina_home, "search", "trip", " ", check=False)
     assert empty.returncode == 2 and "nothing to look for: give a text" in empty.stderr
     none = lumina(lumina_home, "search", "trip", "a dog", "-k", "0", check=False)
@@ -257,19 +260,22 @@ def test_a_home_in_a_folder_whose_name_holds_a_space_catalogs(corpus, tmp_path):
     assert "catalog my-photos: 2 files (2 ok)" in ran
 
 
-def test_a_home_kept_inside_the_photos_is_never_cataloged(corpus, tmp_path):
-    """Neither its thumbnails (JPEGs) nor its database, whose files change with every command."""
-    photos = tmp_path / "Pictures"
-    photos.mkdir()
+def test_a_home_kept_inside_the_photos_is_never_cataloged_nor_a_library_of_apples_photos(corpus, tmp_path):
+    """Neither the home's thumbnails (JPEGs) nor its database, whose files change with every
+    command; nor a library that Apple's Photos manages, which is said to be left out."""
+    photos, library = tmp_path / "Pictures", tmp_path / "Pictures" / "Photos Library.photoslibrary" / "originals"
+    library.mkdir(parents=True)
     for name in ("landscape_2.jpg", "landscape_8.jpg"):
         shutil.copy2(corpus.photos / "Orientierung" / name, photos / name)
+    shutil.copy2(corpus.photos / "Orientierung" / "landscape_2.jpg", library / "0A1B.jpeg")
     home = photos / ".lumina"
     try:
-        first = lumina(home, "run", "--photos", str(photos)).stdout
+        first = lumina(home, "run", "--photos", str(photos))
         again = lumina(home, "run", "--photos", str(photos)).stdout
     finally:
         stop_embedded_server(home / "pgdata")
-    assert "catalog pictures: 2 files (2 ok)" in first and any((home / "thumbnails").rglob("*.jpg"))
+    assert "catalog pictures: 2 files (2 ok)" in first.stdout and any((home / "thumbnails").rglob("*.jpg"))
+    assert f"left out {photos}/Photos Library.photoslibrary: a library that an Apple photo app manages" in first.stderr
     assert "inventory: 2 files, 0 new, 0 changed, 0 deleted" in again
 
 

@@ -3,7 +3,7 @@
 import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 
@@ -29,6 +29,7 @@ NEVER_WALKED = frozenset({
 # And the libraries that Apple's photo apps manage (Photos, iPhoto, Aperture): besides the
 # originals they hold renderings and thumbnails of each, and a file moved out of one breaks it.
 APP_LIBRARIES = (b".photoslibrary", b".photolibrary", b".aplibrary")
+APP_LIBRARY_LEFT_OUT = "a library that an Apple photo app manages, never cataloged (export its photos to catalog them)"
 PARTIAL = b".lumina-partial"  # ends the name of a copy being written (actions/files.py): never cataloged
 # Lies in each folder of Lumina's own (its home, thumbnails, quarantine: home.py): no walk enters
 # one, should a catalog's folder hold it, or Lumina would catalog its thumbnails and quarantined
@@ -45,6 +46,7 @@ class Walk:
     files: pl.DataFrame
     unreadable: list[tuple[str, bytes]]  # (source_root, relative folder) pairs
     empty_roots: list[str]
+    app_libraries: list[tuple[str, bytes]] = field(default_factory=list)  # left out (APP_LIBRARIES), as unreadable
 
 
 def classify(path: bytes) -> str:
@@ -71,6 +73,7 @@ def walk_sources(roots: Sequence[str]) -> Walk:
     columns: dict[str, list] = {name: [] for name in WALK_SCHEMA}
     unreadable: list[tuple[str, bytes]] = []
     empty_roots: list[str] = []
+    app_libraries: list[tuple[str, bytes]] = []
     seen: set[tuple[int, int]] = set()
     for root, real_root in zip(roots, real_roots, strict=True):
         stack = [(real_root, b"")]
@@ -95,7 +98,9 @@ def walk_sources(roots: Sequence[str]) -> Walk:
                     if entry.is_symlink():
                         continue
                     if entry.is_dir():
-                        if not never_walked(entry.name):
+                        if is_app_library(entry.name):
+                            app_libraries.append((root, path))
+                        elif not never_walked(entry.name):
                             stack.append((entry.path, path))
                         continue
                     if not entry.is_file() or entry.name.endswith(PARTIAL):
@@ -107,7 +112,7 @@ def walk_sources(roots: Sequence[str]) -> Walk:
                 columns["path"].append(path)
                 columns["size_bytes"].append(stat.st_size)
                 columns["mtime_ns"].append(stat.st_mtime_ns)
-    return Walk(pl.DataFrame(columns, schema=WALK_SCHEMA), unreadable, empty_roots)
+    return Walk(pl.DataFrame(columns, schema=WALK_SCHEMA), unreadable, empty_roots, app_libraries)
 
 
 def count_files(roots: Sequence[str]) -> int:
@@ -127,7 +132,11 @@ def count_files(roots: Sequence[str]) -> int:
 
 
 def never_walked(name: bytes) -> bool:
-    return name in NEVER_WALKED or name.startswith(b".Trash-") or name.lower().endswith(APP_LIBRARIES)
+    return name in NEVER_WALKED or name.startswith(b".Trash-") or is_app_library(name)
+
+
+def is_app_library(name: bytes) -> bool:
+    return name.lower().endswith(APP_LIBRARIES)
 
 
 def _is_own(entries: list[os.DirEntry[bytes]]) -> bool:

@@ -64,7 +64,9 @@ def test_walk_count_and_fingerprint_skip_the_folders_systems_nas_and_photo_apps_
     for path in made:
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_bytes(b"x")
-    assert walk_sources([str(tmp_path)]).files["path"].to_list() == [b"2024/IMG_0001.JPG"]
+    walk = walk_sources([str(tmp_path)])
+    assert walk.files["path"].to_list() == [b"2024/IMG_0001.JPG"]
+    assert walk.app_libraries == [(str(tmp_path), b"Photos Library.photoslibrary")]  # said, as it holds photos
     assert count_files([str(tmp_path)]) == 1
     assert fingerprint_units([str(tmp_path)]) == [(str(tmp_path), None), (str(tmp_path), "2024")]
 

@@ -6,7 +6,7 @@ import dagster as dg
 import polars as pl
 
 from lumina_pipeline.actions.runs import settle_put_back
-from lumina_pipeline.analysis.files import walk_sources
+from lumina_pipeline.analysis.files import APP_LIBRARY_LEFT_OUT, walk_sources
 from lumina_pipeline.analysis.inventory import diff_inventory
 from lumina_pipeline.defs.markdown import markdown_table
 from lumina_pipeline.defs.partitions import BATCHES, catalogs, unregistered_batches
@@ -51,6 +51,9 @@ def file_inventory(context: dg.AssetExecutionContext, database: CatalogDatabase)
     unlisted = [f"{root}/{folder.decode(errors='replace')}".rstrip("/") for root, folder in changes.unlisted]
     for folder in unlisted:
         context.log.warning(f"could not list {folder} (or it is empty: a drive not mounted?): its files are kept")
+    libraries = [f"{root}/{folder.decode(errors='replace')}" for root, folder in walk.app_libraries]
+    for library in libraries:
+        context.log.warning(f"left out {library}: {APP_LIBRARY_LEFT_OUT}")
     return dg.MaterializeResult(
         metadata={
             "files": len(walk.files),
@@ -60,6 +63,7 @@ def file_inventory(context: dg.AssetExecutionContext, database: CatalogDatabase)
             "put_back_from_quarantine": put_back,
             "unchanged": changes.unchanged,
             "unlisted_folders": dg.MetadataValue.json(unlisted),
+            "app_libraries_left_out": dg.MetadataValue.json(libraries),
             "bytes": int(walk.files["size_bytes"].sum()),
             "batches_to_process": dg.MetadataValue.json(changes.batches_to_process()),
             "elapsed_seconds": round(time.perf_counter() - started, 3),
