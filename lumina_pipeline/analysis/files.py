@@ -46,7 +46,7 @@ class Walk:
     files: pl.DataFrame
     unreadable: list[tuple[str, bytes]]  # (source_root, relative folder) pairs
     empty_roots: list[str]
-    app_libraries: list[tuple[str, bytes]] = field(default_factory=list)  # left out (APP_LIBRARIES), as unreadable
+    app_libraries: list[tuple[str, bytes]] = field(default_factory=list)  # (source_root, folder) of APP_LIBRARIES met
 
 
 def classify(path: bytes) -> str:
