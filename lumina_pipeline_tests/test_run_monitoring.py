@@ -211,6 +211,18 @@ def test_the_pool_slot_of_a_killed_run_is_freed_for_the_next_runs(daemon):
              "the next captions step to get the slot", seconds=120)
 
 
+def test_a_run_terminated_once_its_process_was_gone_is_canceled_within_two_monitoring_intervals(daemon):
+    """Terminate from another machine marks the run canceling and leaves its process to stop
+    itself (every 2 s it asks): where that process was gone, the run must not wait minutes."""
+    start, _, instance, _ = daemon
+    run = instance.add_run(dg.DagsterRun(job_name="batch_job", run_id=make_new_run_id(),
+                                         status=dg.DagsterRunStatus.STARTED))
+    instance.report_run_canceling(run)  # as the launcher does for a run of another machine
+    start()
+    wait_for(lambda: instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.CANCELED,
+             "run monitoring to end the cancel", seconds=60 + 2 * MONITORING_SECONDS)
+
+
 @pytest.mark.parametrize("batch_size", [6, 3], ids=["its batch in lumina run", "its batches in two workers"])
 def test_a_lumina_run_killed_mid_run_has_its_runs_failed_by_the_next_one(tmp_path, trip, instance_for, batch_size):
     env = trip(batch_size)
