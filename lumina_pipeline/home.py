@@ -12,7 +12,13 @@ from pathlib import Path
 
 from lumina_pipeline.analysis.files import OWN_FOLDER
 from lumina_pipeline.storage.catalogs import CatalogError
-from lumina_pipeline.storage.database import make_engine, migrate, normalize_url, start_embedded_server
+from lumina_pipeline.storage.database import (
+    NOT_IN_A_DATA_FOLDER,
+    make_engine,
+    migrate,
+    normalize_url,
+    start_embedded_server,
+)
 
 DAGSTER_YAML = Path(__file__).parent / "dagster.yaml"
 
@@ -50,6 +56,9 @@ def prepare(*, create: bool = False) -> Home:
     if not (create or external or root.is_dir()):
         raise CatalogError(f"no Lumina home in {root}: run lumina from the folder of your `make run` (its home is "
                            "./.lumina), or set LUMINA_HOME; `lumina catalog add` or `lumina run` makes a new one")
+    if not external and (found := set(NOT_IN_A_DATA_FOLDER) & set(str(root))):
+        raise CatalogError(f"the embedded database cannot start in {root}, whose path holds {' '.join(sorted(found))}: "
+                           "set LUMINA_HOME to a folder without")
     root.mkdir(parents=True, exist_ok=True)
     url = normalize_url(external) if external else start_embedded_server(root / "pgdata")
     migrate(make_engine(url))

@@ -247,9 +247,10 @@ def test_a_command_killed_while_pgserver_rewrote_its_process_list_leaves_no_comm
     assert isinstance(json.loads(handles.read_text()), list)
 
 
-def test_a_home_in_a_folder_whose_name_holds_a_space_catalogs(corpus, tmp_path):
+@pytest.mark.parametrize("folder", ["My Projects", "Mom's,100%+1"])
+def test_a_home_in_a_folder_whose_name_holds_spaces_or_signs_catalogs(corpus, tmp_path, folder):
     """As in a checkout under "My Projects": the embedded database starts, runs run."""
-    home, photos = tmp_path / "My Projects" / ".lumina", tmp_path / "My Photos"
+    home, photos = tmp_path / folder / ".lumina", tmp_path / "My Photos"
     photos.mkdir()
     for name in ("landscape_2.jpg", "landscape_8.jpg"):
         shutil.copy2(corpus.photos / "Orientierung" / name, photos / name)
@@ -277,6 +278,11 @@ def test_a_home_kept_inside_the_photos_is_never_cataloged_nor_a_library_of_apple
     assert "catalog pictures: 2 files (2 ok)" in first.stdout and any((home / "thumbnails").rglob("*.jpg"))
     assert f"left out {photos}/Photos Library.photoslibrary: a library that an Apple photo app manages" in first.stderr
     assert "inventory: 2 files, 0 new, 0 changed, 0 deleted" in again
+
+
+def test_a_home_whose_path_the_embedded_database_cannot_start_in_is_refused_with_why(tmp_path):
+    refused = lumina(tmp_path / "$HOME" / ".lumina", "catalog", "add", "trip", str(tmp_path), check=False)
+    assert refused.returncode == 2 and "whose path holds $: set LUMINA_HOME to a folder without" in refused.stderr
 
 
 def test_a_catalog_is_sized_from_a_count_of_its_files(lumina_home, corpus):

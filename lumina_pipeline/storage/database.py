@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import re
 import warnings
 from collections.abc import Callable
 from functools import partial
@@ -15,6 +16,9 @@ from sqlalchemy.engine import make_url
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Dagster's own schema, in the same database, already has a table named alembic_version.
 VERSION_TABLE = "lumina_alembic_version"
+PLAIN_PATH = re.compile(r"[\w/.-]+")  # letters of any script, digits, _ / . -: nothing a shell, URL or list reads
+# pg_ctl runs postgres by a shell line with the data folder in double quotes, inside which these act
+NOT_IN_A_DATA_FOLDER = '$`"\\'
 
 
 def normalize_url(url: str) -> str:
@@ -50,11 +54,13 @@ def _pgserver() -> ModuleType:
 
 
 def _socket_folder(pgservers_choice: Callable[[Path, Path], Path], data_directory: Path, runtime_folder: Path) -> Path:
-    """pgserver's choice of the server's socket folder, but never one whose path holds a space:
-    pgserver (0.1.4) hands it to postgres unquoted (`-k <folder>`), and postgres then refuses
-    to start, as in a checkout under "My Projects". There the socket goes where pgserver puts
-    one whose path is too long for a socket: a folder of its runtime folder, named for the data."""
-    if not any(character.isspace() for character in str(data_directory)):
+    """pgserver's choice of the server's socket folder, but never one whose path holds more than
+    PLAIN_PATH: pgserver (0.1.4) hands it to postgres unquoted (`-k <folder>`) in the shell line
+    pg_ctl runs, where postgres takes a comma as between two folders, so postgres refused to
+    start in a checkout under "My Projects" or "Mom's photos"; and the database URL reads a
+    `%` or `+` in it as an escape. There the socket goes where pgserver puts one whose path is
+    too long for a socket: a folder of its runtime folder, named for the data."""
+    if PLAIN_PATH.fullmatch(str(data_directory)):
         return pgservers_choice(data_directory, runtime_folder)
     folder = runtime_folder / f"lumina-{hashlib.sha256(bytes(data_directory)).hexdigest()[:10]}"
     folder.mkdir(parents=True, exist_ok=True)
