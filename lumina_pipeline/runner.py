@@ -109,10 +109,11 @@ def _bring_up_to_date(name: str, catalog_id, engine) -> None:
     instance = _instance()
     instance.add_dynamic_partitions(CATALOGS, [name])
     inventory = _figures(execute_run("inventory_job", name), "file_inventory")
-    put_back = inventory["put_back_from_quarantine"]
+    put_back, hard_links = inventory["put_back_from_quarantine"], inventory["hard_links_listed_once"]
     print(f"inventory: {plural(inventory['files'], 'file')}, {inventory['new']} new, "
           f"{inventory['changed']} changed, {inventory['deleted']} deleted"
-          + (f", {put_back} put back from quarantine by hand" if put_back else ""))
+          + (f", {put_back} put back from quarantine by hand" if put_back else "")
+          + (f" ({plural(hard_links, 'hard link')} to files listed under another name)" if hard_links else ""))
     for folder in inventory["unlisted_folders"]:
         print(f"lumina: cannot list {folder}, or it is empty (a drive not mounted?): its files are kept as they were",
               file=sys.stderr)

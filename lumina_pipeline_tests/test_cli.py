@@ -280,6 +280,19 @@ def test_a_home_kept_inside_the_photos_is_never_cataloged_nor_a_library_of_apple
     assert "inventory: 2 files, 0 new, 0 changed, 0 deleted" in again
 
 
+def test_a_photo_with_two_names_is_cataloged_once_and_no_duplicate_of_itself(lumina_home, corpus, tmp_path):
+    """A hard link, as a script filing photos by date makes: quarantining one name would free nothing."""
+    photos = tmp_path / "Linked"
+    (photos / "2024-06-01").mkdir(parents=True)
+    shutil.copy2(corpus.photos / "Orientierung" / "landscape_2.jpg", photos / "landscape_2.jpg")
+    os.link(photos / "landscape_2.jpg", photos / "2024-06-01" / "landscape_2.jpg")
+    shutil.copy2(photos / "landscape_2.jpg", photos / "landscape_2 copy.jpg")  # a copy is a duplicate
+    ran = lumina(lumina_home, "run", "--photos", str(photos)).stdout
+    lumina(lumina_home, "catalog", "remove", "linked")
+    assert "inventory: 2 files, 2 new, 0 changed, 0 deleted (1 hard link to files listed under another name)" in ran
+    assert "duplicates: 1 exact group, 0 near-duplicate groups, 2 files in groups" in ran
+
+
 def test_a_home_whose_path_the_embedded_database_cannot_start_in_is_refused_with_why(tmp_path):
     refused = lumina(tmp_path / "$HOME" / ".lumina", "catalog", "add", "trip", str(tmp_path), check=False)
     assert refused.returncode == 2 and "whose path holds $: set LUMINA_HOME to a folder without" in refused.stderr

@@ -47,6 +47,7 @@ class Walk:
     unreadable: list[tuple[str, bytes]]  # (source_root, relative folder) pairs
     empty_roots: list[str]
     app_libraries: list[tuple[str, bytes]] = field(default_factory=list)  # (source_root, folder) of APP_LIBRARIES met
+    hard_links: int = 0  # names left out: each named a file already listed under another name
 
 
 def classify(path: bytes) -> str:
@@ -68,13 +69,18 @@ def walk_sources(roots: Sequence[str]) -> Walk:
     files a second time, or under the link's path in place of their own. One to a file inside
     the roots would be cataloged as an exact copy of its own target, which could then be chosen
     as the keeper and its target quarantined (and purged). Folders are visited once by (device,
-    inode): two roots of a catalog may overlap."""
+    inode): two roots of a catalog may overlap.
+
+    A file with several names (hard links) is listed once, under its first name in (root,
+    path) order: its other names hold no copy, so neither is a duplicate to remove, and
+    moving one away frees nothing."""
     real_roots = [os.fsencode(os.path.realpath(root)) for root in roots]
     columns: dict[str, list] = {name: [] for name in WALK_SCHEMA}
     unreadable: list[tuple[str, bytes]] = []
     empty_roots: list[str] = []
     app_libraries: list[tuple[str, bytes]] = []
     seen: set[tuple[int, int]] = set()
+    names: dict[tuple[int, int], list[int]] = {}  # rows of each file that has several names
     for root, real_root in zip(roots, real_roots, strict=True):
         stack = [(real_root, b"")]
         while stack:
@@ -108,11 +114,19 @@ def walk_sources(roots: Sequence[str]) -> Walk:
                     stat = entry.stat()
                 except OSError:  # vanished or unreadable between listing and stat
                     continue
+                if stat.st_nlink > 1:
+                    names.setdefault((stat.st_dev, stat.st_ino), []).append(len(columns["path"]))
                 columns["source_root"].append(root)
                 columns["path"].append(path)
                 columns["size_bytes"].append(stat.st_size)
                 columns["mtime_ns"].append(stat.st_mtime_ns)
-    return Walk(pl.DataFrame(columns, schema=WALK_SCHEMA), unreadable, empty_roots, app_libraries)
+    # the same name is kept from one walk to the next, whatever order the folders are listed in
+    other_names = [row for rows in names.values()
+                   for row in sorted(rows, key=lambda row: (columns["source_root"][row], columns["path"][row]))[1:]]
+    files = pl.DataFrame(columns, schema=WALK_SCHEMA)
+    if other_names:
+        files = files.filter(~pl.int_range(pl.len()).is_in(other_names))
+    return Walk(files, unreadable, empty_roots, app_libraries, len(other_names))
 
 
 def count_files(roots: Sequence[str]) -> int:

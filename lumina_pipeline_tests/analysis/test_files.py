@@ -86,6 +86,24 @@ def test_walk_never_follows_nor_lists_a_symlink(tmp_path):
     assert walk_sources([str(library)]).files["path"].to_list() == [b"album/kept.jpg"]  # by its own path
 
 
+def test_walk_lists_a_file_with_several_names_once_under_the_first(tmp_path):
+    """Hard links, as date-folder scripts and snapshot backups make them: one file, no copy to remove."""
+    first, more = tmp_path / "first", tmp_path / "more"
+    for folder in ("2024", "by date/2024-06-01", "z"):
+        (first / folder).mkdir(parents=True)
+    more.mkdir()
+    (first / "z" / "IMG_0001.JPG").write_bytes(b"photo")
+    for name in (first / "2024" / "IMG_0001.JPG", first / "by date" / "2024-06-01" / "IMG_0001.JPG",
+                 more / "IMG_0001.JPG", tmp_path / "outside.jpg"):
+        os.link(first / "z" / "IMG_0001.JPG", name)
+    (first / "2024" / "copy.jpg").write_bytes(b"photo")  # a copy, not a name: listed
+    for roots in ([first, more], [more, first]):
+        walk = walk_sources([str(root) for root in roots])
+        assert sorted(walk.files.select("source_root", "path").rows()) == [
+            (str(first), b"2024/IMG_0001.JPG"), (str(first), b"2024/copy.jpg")]
+        assert walk.hard_links == 3
+
+
 def test_display_path_keeps_undecodable_bytes_in_hex():
     assert display_path("Café.jpg".encode()) == ("Café.jpg", None)
     assert display_path(b"Gr\xfc\xdfe.jpg") == ("Gr\\xfc\\xdfe.jpg", "4772fcdf652e6a7067")

@@ -64,6 +64,7 @@ def file_inventory(context: dg.AssetExecutionContext, database: CatalogDatabase)
             "unchanged": changes.unchanged,
             "unlisted_folders": dg.MetadataValue.json(unlisted),
             "app_libraries_left_out": dg.MetadataValue.json(libraries),
+            "hard_links_listed_once": walk.hard_links,
             "bytes": int(walk.files["size_bytes"].sum()),
             "batches_to_process": dg.MetadataValue.json(changes.batches_to_process()),
             "elapsed_seconds": round(time.perf_counter() - started, 3),
