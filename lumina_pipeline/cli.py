@@ -447,8 +447,9 @@ def _source_folders(folders: list[str]) -> list[str]:
         path = Path(folder).expanduser().resolve()
         if not path.is_dir():
             raise catalog_store.CatalogError(f"not a folder: {folder}")
-        if is_app_library(os.fsencode(path.name)):
-            raise catalog_store.CatalogError(f"{folder} is {APP_LIBRARY_LEFT_OUT}")
+        for library in (path, *path.parents):
+            if is_app_library(os.fsencode(library.name)):
+                raise catalog_store.CatalogError(f"{library} is {APP_LIBRARY_LEFT_OUT}")
         resolved.append(str(path))
     return resolved
 

@@ -54,9 +54,11 @@ def test_bad_catalog_requests_get_a_clear_error(lumina_home, tmp_path):
     assert bad_name.returncode == 2 and "bad catalog name" in bad_name.stderr
     missing = lumina(lumina_home, "catalog", "add", "trip", str(tmp_path / "nowhere"), check=False)
     assert missing.returncode == 2 and "not a folder" in missing.stderr
-    (tmp_path / "Photos Library.photoslibrary").mkdir()  # moving a file out of it would break it
-    library = lumina(lumina_home, "catalog", "add", "mac", str(tmp_path / "Photos Library.photoslibrary"), check=False)
-    assert library.returncode == 2 and "a library that an Apple photo app manages" in library.stderr
+    (tmp_path / "Photos Library.photoslibrary" / "originals").mkdir(parents=True)  # moving a file out breaks it
+    for folder in ("Photos Library.photoslibrary", "Photos Library.photoslibrary/originals"):
+        library = lumina(lumina_home, "catalog", "add", "mac", str(tmp_path / folder), check=False)
+        assert library.returncode == 2 and (f"{tmp_path}/Photos Library.photoslibrary is a library that an Apple "
+                                            "photo app manages") in library.stderr
     empty = lumina(lumina_home, "search", "trip", " ", check=False)
     assert empty.returncode == 2 and "nothing to look for: give a text" in empty.stderr
     none = lumina(lumina_home, "search", "trip", "a dog", "-k", "0", check=False)
