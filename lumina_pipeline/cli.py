@@ -136,7 +136,7 @@ def export(args: argparse.Namespace) -> None:
         print(text)
 
 
-def review_accept(args: argparse.Namespace) -> None:
+def review_accept(args: argparse.Namespace) -> int:
     """Accept the suggested keepers of many groups at once: the count first, then a yes."""
     from lumina_pipeline.storage.decisions import GroupChanged, accept_suggestions
 
@@ -153,15 +153,16 @@ def review_accept(args: argparse.Namespace) -> None:
     print(f"{plural(preview.groups, 'unreviewed group')} {which}: keeping each suggested keeper leaves "
           f"{plural(preview.files, 'file')} ({size(preview.size_bytes)}) removable")
     if not preview.groups:
-        return
+        return 0
     if not args.yes and not _confirmed("accept them?", "accepts"):
-        return
+        return 1  # as `catalog remove` not confirmed: a script learns that nothing was accepted
     try:
         done = accept(apply=True, seen=preview.seen)
     except GroupChanged as error:
         raise catalog_store.CatalogError(f"nothing changed: {error}") from None
     print(f"accepted {plural(done.groups, 'group')}; `{_lumina()} export {args.catalog}` lists the removable files, "
           f"`{_lumina()} quarantine {args.catalog}` moves them aside")
+    return 0
 
 
 def listing(args: argparse.Namespace) -> None:

@@ -153,7 +153,7 @@ def search_similar(session: Session, catalog: str, path: str, k: int, models: Se
         for candidate in (os.fsencode(relative), path_from_display(relative))  # as given, or as `export` shows it
     )), [])
     if not found:
-        raise CatalogError(f"no embedded photo at {path!r} in {catalog!r} (paths as `lumina export` shows them)")
+        raise CatalogError(f"no photo read at {path!r} in {catalog!r} (paths as `lumina export` shows them)")
     if len(found) > 1:
         raise CatalogError(f"{path!r} is in {len(found)} of the source folders of {catalog!r}: give its absolute path")
     return _neighbours(session, models, catalog_id, *found[0], k)

@@ -187,16 +187,20 @@ def test_runs_are_recorded_in_the_instance_the_ui_reads(lumina_home, corpus):
 
 def test_bulk_accept_shows_the_count_and_asks_before_it_acts(lumina_home, corpus):
     exact = len(corpus.manifest["exact_duplicate_groups"])
-    asked = lumina(lumina_home, "review", "accept", "corpus", "--exact").stdout
+    asking = lumina(lumina_home, "review", "accept", "corpus", "--exact", check=False)
+    asked = asking.stdout
+    assert asking.returncode == 1
     assert asked.startswith(f"{exact} unreviewed groups exact: keeping each suggested keeper leaves ")
     assert "nothing changed (--yes accepts without asking)" in asked
     accepted = lumina(lumina_home, "review", "accept", "corpus", "--exact", "--yes").stdout
     assert f"accepted {exact} groups" in accepted
+    ran = lumina(lumina_home, "run", "corpus").stdout
     assert lumina(lumina_home, "review", "accept", "corpus", "--exact").stdout.startswith("0 unreviewed groups")
     removable = json.loads(lumina(lumina_home, "export", "corpus").stdout)["removable"]
     copies = sum(len(group["members"]) - 1 for group in corpus.manifest["exact_duplicate_groups"])
     assert len(removable) == copies
     assert f"leaves {len(removable)} files (" in asked  # the Live Photo's copy, kept with its partner, not counted
+    assert f"reviewed away: {len(removable)} files (" in ran and "which `lumina quarantine corpus` moves aside" in ran
 
 
 def test_a_second_run_finds_nothing_new_and_starts_no_run(lumina_home, corpus):

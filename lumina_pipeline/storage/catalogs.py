@@ -142,7 +142,7 @@ def said_by_people(session: Session, name: str) -> dict[str, int]:
              + (SELECT count(*) FROM stacks WHERE catalog_id = :c AND primary_chosen)
              + (SELECT count(*) FROM remembered_decisions WHERE catalog_id = :c) AS decision,
                (SELECT count(*) FROM images WHERE catalog_id = :c AND kept)
-             + (SELECT count(*) FROM parked_marks WHERE catalog_id = :c AND kept) AS "file kept",
+             + (SELECT count(*) FROM parked_marks WHERE catalog_id = :c AND kept) AS "kept file",
                (SELECT count(*) FROM images WHERE catalog_id = :c AND rating IS NOT NULL)
              + (SELECT count(*) FROM parked_marks WHERE catalog_id = :c AND rating IS NOT NULL) AS rating,
                (SELECT count(*) FROM image_tags t JOIN images i ON i.id = t.image_id
