@@ -149,11 +149,12 @@ def _read(path: bytes, recorded: tuple[int, int] | None, read: Callable[[Buffere
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as error:
         raise _Unread("error", _cannot_read(error)) from None
+    before = os.fstat(descriptor)
+    if not stat.S_ISREG(before.st_mode):  # checked before open(), which refuses a folder's descriptor
+        os.close(descriptor)
+        special = SPECIAL_FILES.get(stat.S_IFMT(before.st_mode), "a special file")
+        raise _Unread("error", f"not a regular file but {special}: not read")
     with open(descriptor, "rb") as file:
-        before = os.fstat(descriptor)
-        if not stat.S_ISREG(before.st_mode):
-            special = SPECIAL_FILES.get(stat.S_IFMT(before.st_mode), "a special file")
-            raise _Unread("error", f"not a regular file but {special}: not read")
         if recorded is not None and (before.st_size, before.st_mtime_ns) != tuple(recorded):
             raise _Unread("pending", CHANGED_SINCE_INVENTORY)
         os.set_blocking(descriptor, True)  # a regular file is read as by a plain open

@@ -218,11 +218,12 @@ print(json.dumps(frame.select("status", "error").rows()))
 """
 
 
-def test_a_fifo_or_device_in_place_of_a_photo_is_an_error_and_the_others_are_read(tmp_path):
-    photo, fifo = tmp_path / "photo.jpg", tmp_path / "swapped.jpg"
+def test_a_fifo_device_or_folder_in_place_of_a_photo_is_an_error_and_the_others_are_read(tmp_path):
+    photo, fifo, folder = tmp_path / "photo.jpg", tmp_path / "swapped.jpg", tmp_path / "folder.jpg"
     Image.new("RGB", (64, 48), "red").save(photo)
     os.mkfifo(fifo)  # nobody ever writes to it: a plain open would wait for ever
-    paths = [str(photo), str(fifo), os.devnull, str(photo)]
+    folder.mkdir()
+    paths = [str(photo), str(fifo), os.devnull, str(folder), str(photo)]
 
     # in a process of its own, so that a batch that hangs fails the test instead of hanging the suite
     done = subprocess.run([sys.executable, "-c", FIFO_SCRIPT, *paths], capture_output=True, text=True, timeout=60)
@@ -232,6 +233,7 @@ def test_a_fifo_or_device_in_place_of_a_photo_is_an_error_and_the_others_are_rea
         ["ok", None],
         ["error", "not a regular file but a FIFO: not read"],
         ["error", "not a regular file but a character device: not read"],
+        ["error", "not a regular file but a folder: not read"],
         ["ok", None],
     ]
 
