@@ -112,7 +112,10 @@ def walk_sources(roots: Sequence[str]) -> Walk:
                     if not entry.is_file() or entry.name.endswith(PARTIAL):
                         continue  # sockets, fifos, devices; copies a killed run left half-written
                     stat = entry.stat()
-                except OSError:  # vanished or unreadable between listing and stat
+                except PermissionError:  # a folder that may be listed but not entered: as one not listed
+                    unreadable.append((root, relative))
+                    break
+                except OSError:  # vanished between listing and stat
                     continue
                 if stat.st_nlink > 1:
                     names.setdefault((stat.st_dev, stat.st_ino), []).append(len(columns["path"]))

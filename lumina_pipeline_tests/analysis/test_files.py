@@ -1,4 +1,7 @@
+import ast
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -84,6 +87,26 @@ def test_walk_never_follows_nor_lists_a_symlink(tmp_path):
     (library / "linked album").symlink_to(library / "album", target_is_directory=True)
     (library / "a").symlink_to(library / "album", target_is_directory=True)  # walked before album/
     assert walk_sources([str(library)]).files["path"].to_list() == [b"album/kept.jpg"]  # by its own path
+
+
+def test_a_folder_that_may_be_listed_but_not_entered_is_reported_as_unlisted_so_its_files_are_kept():
+    with tempfile.TemporaryDirectory() as library:  # not below pytest's own folders, which only root may enter
+        os.chmod(library, 0o755)
+        for folder in ("open", "listed only", "listed only/inside"):
+            os.mkdir(os.path.join(library, folder))
+            Path(library, folder, "IMG_0001.JPG").write_bytes(b"x")
+        os.chmod(os.path.join(library, "listed only"), 0o744)  # r--: its names may be read, its files not
+        reader, writer = os.pipe()
+        if (child := os.fork()) == 0:  # root enters any folder: walk as an unprivileged user
+            if os.geteuid() == 0:
+                os.setuid(65534)
+            walk = walk_sources([library])
+            os.write(writer, repr((walk.files["path"].to_list(), walk.unreadable)).encode())
+            os._exit(0)
+        os.waitpid(child, 0)
+        files, unreadable = ast.literal_eval(os.read(reader, 1000).decode())
+        assert files == [b"open/IMG_0001.JPG"] and unreadable[0] == (library, b"listed only")
+        assert all(folder.startswith(b"listed only") for _, folder in unreadable)  # inside/ too, if listed first
 
 
 def test_walk_lists_a_file_with_several_names_once_under_the_first(tmp_path):
