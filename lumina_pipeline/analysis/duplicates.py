@@ -133,8 +133,11 @@ def rank_for_primary(images: pl.DataFrame, keeper: KeeperRule = KeeperRule()) ->
 
 
 def exact_groups(images: pl.DataFrame) -> pl.DataFrame:
-    """Files with the same SHA-256, two or more per group (a stack's RAW or video too)."""
-    with_copies = images.filter(pl.col("checksum").is_not_null() & (pl.len().over("checksum") > 1))
+    """Files with the same SHA-256, two or more per group (a stack's RAW or video too). Empty
+    files are left out, as jdupes and czkawka leave them: alike, but no copies of anything."""
+    with_copies = images.filter(
+        pl.col("checksum").is_not_null() & (pl.col("size_bytes") > 0) & (pl.len().over("checksum") > 1)
+    )
     return with_copies.select(
         group_key=pl.concat_str(pl.lit("exact:"), "checksum"), id="id", similarity_score=pl.lit(100, pl.Int64)
     )

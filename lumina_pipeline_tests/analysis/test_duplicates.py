@@ -1,3 +1,4 @@
+import hashlib
 import itertools
 
 import numpy as np
@@ -58,6 +59,12 @@ def test_exact_copies_form_an_exact_group_with_the_avoided_folder_losing():
     members, groups = group_catalog(frame(rows), RULE)
     exact = groups.filter(pl.col("similarity_type") == "exact")
     assert exact["primary_id"].to_list() == [2] and exact["confidence"].to_list() == [100]
+
+
+def test_empty_files_are_no_copies_of_each_other():
+    empty = hashlib.sha256(b"").hexdigest()
+    rows = [image(1, BASE, checksum=empty, size=0), image(2, BASE, checksum=empty, size=0)]
+    assert group_catalog(frame(rows), RULE)[1].is_empty()
 
 
 def test_between_copies_tied_on_every_key_the_file_cataloged_first_is_kept_wherever_it_lies():
