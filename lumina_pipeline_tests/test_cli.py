@@ -299,6 +299,28 @@ def test_a_photo_with_two_names_is_cataloged_once_and_no_duplicate_of_itself(lum
     assert "duplicates: 1 exact group, 0 near-duplicate groups, 2 files in groups" in ran
 
 
+def test_names_that_are_not_utf8_or_hold_control_characters_are_shown_escaped_on_a_strict_terminal(
+        lumina_home, corpus, tmp_path):
+    """A desktop's UTF-8 locale encodes output strictly: a Latin-1 name printed as Python decodes
+    it would end the command with a traceback, an escape sequence in a name would clear the screen."""
+    photos = tmp_path / "Names"
+    (photos / "Backup").mkdir(parents=True)
+    shutil.copy2(corpus.photos / "Orientierung" / "landscape_2.jpg", photos / "landscape_2.jpg")
+    for name in (b"Gr\xfc\xdfe.jpg", b"\x1b[2Jcleared.jpg"):
+        shutil.copy2(photos / "landscape_2.jpg", os.path.join(os.fsencode(photos / "Backup"), name))
+    strict = {"PYTHONIOENCODING": "utf-8:strict"}
+    lumina(lumina_home, "run", "--photos", str(photos), **strict)
+    lumina(lumina_home, "review", "accept", "names", "--exact", "--yes", **strict)
+    listed = [lumina(lumina_home, *command, "names", **strict).stdout
+              for command in (["duplicates"], ["quarantine", "--dry-run"])]
+    acted = [lumina(lumina_home, command, "names", **strict).stdout for command in ("quarantine", "undo")]
+    lumina(lumina_home, "catalog", "remove", "names", "--yes")
+    for output in listed:
+        assert "Backup/Gr\\xfc\\xdfe.jpg" in output and "Backup/\\x1b[2Jcleared.jpg" in output, output
+    assert acted[0].startswith("moved 2 files") and acted[1].startswith("put back 2 files")
+    assert not any("\x1b" in output for output in listed + acted)
+
+
 def test_a_home_whose_path_the_embedded_database_cannot_start_in_is_refused_with_why(tmp_path):
     refused = lumina(tmp_path / "$HOME" / ".lumina", "catalog", "add", "trip", str(tmp_path), check=False)
     assert refused.returncode == 2 and "whose path holds $: set LUMINA_HOME to a folder without" in refused.stderr

@@ -16,7 +16,7 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from lumina_pipeline.analysis.files import PARTIAL  # a copy being written, never under its final name unverified
+from lumina_pipeline.analysis.files import PARTIAL, shown  # a copy being written, never under its final name unverified
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def _explained(function: Callable[..., str | None], *args) -> str | None:
     try:
         return function(*args)
     except OSError as error:
-        return f"{error.strerror}: {os.fsdecode(error.filename)}" if error.filename else str(error)
+        return f"{error.strerror}: {shown(os.fsencode(error.filename))}" if error.filename else str(error)
 
 
 def _carry_out(operation: FileOperation, always_copy: bool, resuming: bool) -> str | None:
@@ -88,8 +88,8 @@ def _carry_out(operation: FileOperation, always_copy: bool, resuming: bool) -> s
             if operation.operation == "move" and not os.path.lexists(source):
                 if resuming:
                     return None  # moved before a kill, then changed where it lies: the journal must say it is there
-                return f"missing, and {os.fsdecode(target)} holds another file ({problem})"
-            return f"{os.fsdecode(target)} is in the way ({problem})"
+                return f"missing, and {shown(target)} holds another file ({problem})"
+            return f"{shown(target)} is in the way ({problem})"
         if operation.operation == "move" and mismatch(source, operation, read=True) is None:
             return _drop_source(operation, None)
         return None

@@ -22,6 +22,7 @@ from lumina_pipeline.actions.runs import (
     stacks_stay_whole,
     unscanned_sidecars,
 )
+from lumina_pipeline.analysis.files import shown
 from lumina_pipeline.analysis.organize import (
     DEFAULT_TEMPLATE,
     EXISTING_SCHEMA,
@@ -119,7 +120,7 @@ def _as_cataloged(actions: Actions, plan: pl.DataFrame, *, checked: bool) -> tup
     several files by content), with no sidecar new since the last scan and, when `checked`, with
     a checksum to check their copies with (a sidecar's is taken as the run starts, where it did
     not change); the others, with the files of their shots, are left where they are, with why."""
-    sources = [os.fsdecode(source) for source in plan["source"]]
+    sources = [shown(source) for source in plan["source"]]
     several = plan.select(pl.len().over("unit") > 1).to_series()
     new_sidecars = unscanned_sidecars(actions.connection, actions.catalog_id, plan["source"].to_list())
     rows = zip(*plan.select("source", "size_bytes", "mtime_ns", "checksum").get_columns(), several, new_sidecars,

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, Row
 from sqlalchemy.orm import Session
 
 from lumina_pipeline.actions.files import FileOperation, carry_out, mismatch, sha256, undo
-from lumina_pipeline.analysis.files import absolute_paths, classify
+from lumina_pipeline.analysis.files import absolute_paths, classify, shown
 from lumina_pipeline.analysis.plans import QUARANTINED, plan_quarantine
 from lumina_pipeline.analysis.stacks import shot_stem
 from lumina_pipeline.storage import journal
@@ -63,10 +63,10 @@ class Report:
 
     def add(self, source: bytes, size: int, problem: str | None) -> None:
         if problem is None:
-            self.files.append(os.fsdecode(source))
+            self.files.append(shown(source))
             self.size_bytes += size
         else:
-            self.skipped.append((os.fsdecode(source), problem))
+            self.skipped.append((shown(source), problem))
 
 
 @contextmanager
@@ -111,7 +111,7 @@ class Actions:
         plan, left_out = plan_quarantine(files, self.catalog.source_directories, folder)
         plan = plan.with_columns(keep_image_id=pl.col("image_id").replace_strict(files["id"], files["keep_id"]))
         held = [(where, why) for id_, where, why in held_back(self.connection, self.catalog_id) if id_ not in pending]
-        skipped = held + changed + [(os.fsdecode(source), reason) for source, reason in left_out.rows()]
+        skipped = held + changed + [(shown(source), reason) for source, reason in left_out.rows()]
         report = Report(None if dry_run else run_id, resumed, skipped=skipped)
         return self.preview(plan, report) if dry_run else self.apply(QUARANTINE, run_id, plan, report)
 
@@ -206,7 +206,7 @@ class Actions:
         alike = files.select(pl.when(compare).then(pl.col("checksum")).alias("alike"))["alike"]
         read = files.select(pl.when(pl.col("stack_id").is_not_null()).then(pl.col("checksum")).alias("read"))["read"]
         paths = absolute_paths(files["source_root"], files["path"])
-        sources = [os.fsdecode(source) for source in paths]
+        sources = [shown(source) for source in paths]
         new_sidecars = unscanned_sidecars(self.connection, self.catalog_id, paths)
         as_cataloged = zip(paths, files["size_bytes"], files["mtime_ns"], read, files["keep_id"], alike, new_sidecars,
                            strict=True)
@@ -226,7 +226,7 @@ class Actions:
             gone = {e.id: f"its keeper {where} changed since ({problem}): this may be the last copy"
                     for e in to_purge for where, problem in [_keeper_gone(keepers.get(e.keep_image_id))] if problem}
             back = journal.partners_back(self.connection, [e.image_id for e in chunk if e.state == "purging"])
-            gone |= {e.id: f"its stack's {os.fsdecode(back[e.image_id])} is back in its folder"
+            gone |= {e.id: f"its stack's {shown(back[e.image_id])} is back in its folder"
                      for e in chunk if e.image_id in back and e.id not in gone}
             checks = Checks(journal.kept_images(self.connection, self.catalog_id, to_check), gone, resuming)
             with ThreadPoolExecutor(FILES_AT_ONCE) as pool:
@@ -274,11 +274,11 @@ def _keeper_gone(keeper: Row | None, checksum: str | None = None) -> tuple[str, 
         return "", None
     path = os.path.join(os.fsencode(keeper.source_root), keeper.path)
     if keeper.status in ("deleted", QUARANTINED):
-        return os.fsdecode(path), keeper.status
+        return shown(path), keeper.status
     problem = changed(path, keeper.size_bytes, keeper.mtime_ns)
     if problem is None and checksum is not None and sha256(path) != checksum:
         problem = OTHER_CONTENT
-    return os.fsdecode(path), problem
+    return shown(path), problem
 
 
 def changed(path: bytes, size_bytes: int, mtime_ns: int, checksum: str | None = None) -> str | None:
@@ -315,7 +315,7 @@ def unscanned_sidecars(connection: Connection, catalog_id, sources: list[bytes])
     sidecars = _shots(new).with_columns(sidecar=pl.Series(new, dtype=pl.Binary))
     sidecars = sidecars.unique(["folder", "stem"], keep="first", maintain_order=True)
     found = _shots(sources).join(sidecars, on=["folder", "stem"], how="left", maintain_order="left")["sidecar"]
-    return [f"{os.fsdecode(sidecar)} is new since the last scan (`lumina run` catalogs it)" if sidecar else None
+    return [f"{shown(sidecar)} is new since the last scan (`lumina run` catalogs it)" if sidecar else None
             for sidecar in found]
 
 
@@ -383,7 +383,7 @@ def _sha256_if_unchanged(path: bytes, size: int, mtime_ns: int) -> str | None:
 def _delete_inside(folder: bytes, path: bytes) -> str | None:
     """Delete `path` (already gone is fine) if it lies inside `folder`, else say why not."""
     if not os.path.realpath(path).startswith(os.path.realpath(folder) + b"/"):
-        return f"{os.fsdecode(path)} is outside the quarantine folder"
+        return f"{shown(path)} is outside the quarantine folder"
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
     return None

@@ -35,6 +35,7 @@ PARTIAL = b".lumina-partial"  # ends the name of a copy being written (actions/f
 # one, should a catalog's folder hold it, or Lumina would catalog its thumbnails and quarantined
 # copies as photos, and its database's churn as changes
 OWN_FOLDER = b".lumina-own-folder"
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # characters a name may hold that a terminal acts on
 WALK_SCHEMA = {"source_root": pl.String, "path": pl.Binary, "size_bytes": pl.Int64, "mtime_ns": pl.Int64}
 
 
@@ -166,12 +167,16 @@ def absolute_paths(roots: Iterable[str], paths: Iterable[bytes]) -> list[bytes]:
 
 
 def display_path(path: bytes) -> tuple[str, str | None]:
-    """A path as text, and its bytes in hex when they are not valid UTF-8 (then the text
-    shows each undecodable byte as \\xNN)."""
-    try:
-        return path.decode("utf-8"), None
-    except UnicodeDecodeError:
-        return path.decode("utf-8", "backslashreplace"), path.hex()
+    """A path as text, and its bytes in hex when the text cannot show them as they are: it
+    shows each byte that is not valid UTF-8, and each control character (a newline, an escape
+    sequence that would clear a terminal), as \\xNN."""
+    shown = CONTROL.sub(lambda control: f"\\x{ord(control[0]):02x}", path.decode("utf-8", "backslashreplace"))
+    return shown, None if shown.encode() == path else path.hex()
+
+
+def shown(path: bytes) -> str:
+    """A path as a person reads it: display_path's text."""
+    return display_path(path)[0]
 
 
 def path_from_display(shown: str) -> bytes:

@@ -9,6 +9,7 @@ from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Connection, LargeBinary, Row, text
 
+from lumina_pipeline.analysis.files import shown
 from lumina_pipeline.storage.fields import as_text, field, selected
 from lumina_pipeline.storage.frames import rows_as
 
@@ -361,7 +362,7 @@ def _why_held(row: Row) -> str:
 
 
 def _where(source_root: str, path: bytes) -> str:
-    return os.fsdecode(os.path.join(os.fsencode(source_root), path))
+    return shown(os.path.join(os.fsencode(source_root), path))
 
 
 @dataclass(frozen=True, slots=True)

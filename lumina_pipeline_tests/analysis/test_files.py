@@ -5,7 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from lumina_pipeline.analysis.files import OWN_FOLDER, classify, count_files, display_path, walk_sources
+from lumina_pipeline.analysis.files import (
+    OWN_FOLDER,
+    classify,
+    count_files,
+    display_path,
+    path_from_display,
+    walk_sources,
+)
 from lumina_pipeline.analysis.fingerprint import fingerprint_units
 
 
@@ -127,6 +134,9 @@ def test_walk_lists_a_file_with_several_names_once_under_the_first(tmp_path):
         assert walk.hard_links == 3
 
 
-def test_display_path_keeps_undecodable_bytes_in_hex():
+def test_display_path_keeps_undecodable_bytes_and_control_characters_in_hex():
     assert display_path("Café.jpg".encode()) == ("Café.jpg", None)
     assert display_path(b"Gr\xfc\xdfe.jpg") == ("Gr\\xfc\\xdfe.jpg", "4772fcdf652e6a7067")
+    for name in (b"\x1b[2J\x1b[31mFAKE\x1b[0m.jpg", b"new\nline.jpg", b"cr\rOVER\xff.jpg"):
+        shown, hexed = display_path(name)
+        assert shown.isprintable() and path_from_display(shown) == name and bytes.fromhex(hexed) == name
