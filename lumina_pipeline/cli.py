@@ -67,7 +67,8 @@ def catalog_list(args: argparse.Namespace) -> None:
         for catalog in catalog_store.list_catalogs(session):
             counts = status_counts(session.connection(), catalog.id)
             files = sum(count for status, count in counts.items() if status != "deleted")
-            print(f"{catalog.name}\t{plural(files, 'file')}\t{', '.join(catalog.source_directories)}")
+            aside = f" ({counts['quarantined']} in quarantine)" if counts.get("quarantined") else ""
+            print(f"{catalog.name}\t{plural(files, 'file')}{aside}\t{', '.join(catalog.source_directories)}")
 
 
 def catalog_remove(args: argparse.Namespace) -> int:

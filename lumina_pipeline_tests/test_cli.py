@@ -313,7 +313,9 @@ def test_names_that_are_not_utf8_or_hold_control_characters_are_shown_escaped_on
     lumina(lumina_home, "review", "accept", "names", "--exact", "--yes", **strict)
     listed = [lumina(lumina_home, *command, "names", **strict).stdout
               for command in (["duplicates"], ["quarantine", "--dry-run"])]
-    acted = [lumina(lumina_home, command, "names", **strict).stdout for command in ("quarantine", "undo")]
+    acted = [lumina(lumina_home, "quarantine", "names", **strict).stdout]
+    assert "names\t3 files (2 in quarantine)\t" in lumina(lumina_home, "catalog", "list").stdout
+    acted.append(lumina(lumina_home, "undo", "names", **strict).stdout)
     lumina(lumina_home, "catalog", "remove", "names", "--yes")
     for output in listed:
         assert "Backup/Gr\\xfc\\xdfe.jpg" in output and "Backup/\\x1b[2Jcleared.jpg" in output, output
