@@ -1,4 +1,4 @@
-"""Numbers as people read them in the CLI's output."""
+"""Numbers as people read them in the CLI's output and on the review page."""
 
 
 def plural(count: int, noun: str) -> str:

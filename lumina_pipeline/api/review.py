@@ -12,11 +12,13 @@ from fastapi.templating import Jinja2Templates
 
 from lumina_pipeline.api.dependencies import CatalogName, Database, Models
 from lumina_pipeline.api.views import burst_view, group_view
+from lumina_pipeline.humanize import size
 from lumina_pipeline.storage.browse import catalog_summaries, review_queue
 from lumina_pipeline.storage.catalogs import get_catalog
 
 router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+templates.env.filters["size"] = size  # as `lumina` says sizes: 950 bytes, 20.5 KB, 2.5 MB
 # in the static files' addresses, so that a browser never runs an older review.js with a newer API
 templates.env.globals["static_version"] = hashlib.sha256(
     b"".join(path.read_bytes() for path in sorted((Path(__file__).parent / "static").iterdir()))
