@@ -312,7 +312,10 @@ def dev(args: argparse.Namespace) -> None:
     _port_free(args.host, args.port, "make dev PORT=")  # else the daemon would run on, without the UI
     home.prepare(create=True)
     workspace = Path(__file__).resolve().parent.parent / "workspace.yaml"
-    os.execv(sys.executable, [sys.executable, "-m", "dagster", "dev", "-w", str(workspace),
+    # `dagster dev` warns that `dg dev` supersedes it: the same webserver and daemon, but from the
+    # dg CLI and a project layout of its own; a warning a person running `make dev` cannot act on
+    quiet = ["-W", "ignore:Function `dev_command` is superseded"]
+    os.execv(sys.executable, [sys.executable, *quiet, "-m", "dagster", "dev", "-w", str(workspace),
                               "--host", args.host, "--port", str(args.port)])
 
 
