@@ -13,7 +13,9 @@ from lumina_pipeline.storage.groups import groups_holding_one_shot_twice
 from lumina_pipeline.storage.images import orphaned_references, unfinished_images
 
 
-@dg.asset_check(asset=dg.AssetKey("hashes"))
+# On the groups, not on `hashes`: asked as a regrouping ends, when every batch should be read,
+# not by each batch run (from the asset graph, a check runs with its asset) while others wait
+@dg.asset_check(asset=duplicate_groups)
 def every_photo_is_analyzed(database: CatalogDatabase) -> dg.AssetCheckResult:
     """In every catalog, every `ok` photo has its metadata and hashes; nothing waits unread."""
     counts = database.by_catalog(unfinished_images)

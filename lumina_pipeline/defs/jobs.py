@@ -2,9 +2,10 @@
 catalog-wide grouping that follows them, the captions of one (catalog, batch) once it is
 analyzed, and the nightly checksum verification.
 
-Runs are tagged with their catalog, whoever launches them (UI, sensor, schedule, backfill),
-so that the run queue's tag limits in dagster.yaml can allow one inventory and one regrouping
-per catalog at a time and a bounded number of its batches. The queue is a courtesy; what keeps
+The jobs' runs are tagged with their catalog, whoever launches them (UI, sensor, schedule,
+backfill), so that the run queue's tag limits in dagster.yaml can allow one inventory and one
+regrouping per catalog at a time and a bounded number of its batches (runs of the asset graph
+carry no such tags). The queue is a courtesy; what keeps
 the rows right is the catalog lock in the database (storage/catalogs.py), which holds for
 runs launched by any means.
 """
@@ -22,7 +23,6 @@ from lumina_pipeline.defs.assets.organize import organize_plan
 from lumina_pipeline.defs.assets.stacks import StacksConfig, stacks
 from lumina_pipeline.defs.assets.vectors import vector_index
 from lumina_pipeline.defs.assets.verification import checksum_verification
-from lumina_pipeline.defs.checks import every_photo_is_analyzed
 from lumina_pipeline.defs.partitions import catalog_batches, catalogs
 from lumina_pipeline.storage.groups import BURSTS, DUPLICATES, STACKS
 
@@ -57,6 +57,12 @@ batch_job = dg.define_asset_job(
 )
 
 
+def reads_a_batch(run: dg.DagsterRun) -> bool:
+    """Whether a run analyzed a (catalog, batch): a batch_job run, or one materializing the
+    batch's assets from the asset graph (the UI's Materialize, an asset backfill)."""
+    return run.job_name == batch_job.name or bool(photo_analysis.keys & (run.asset_selection or set()))
+
+
 def batch_run(job_name: str, catalog: str, batch: str, run_key: str, change: str | None = None) -> dg.RunRequest:
     """A run of (catalog, batch); the runs of one `change` are regrouped once they all ended."""
     partition_key = dg.MultiPartitionKey({"catalog": catalog, "batch": batch})
@@ -77,9 +83,8 @@ catalog_job = dg.define_asset_job(
     "catalog_job",
     description="Regroups a catalog: stacks, bursts, duplicate groups, the organize plan and the vector index",
     # The plan follows each regrouping (it never applies); the vectors batches wrote join their
-    # index; whether every photo is analyzed is asked once the batches are done, not by each.
-    selection=dg.AssetSelection.assets(*CATALOG_ASSETS, organize_plan, vector_index)
-    | dg.AssetSelection.checks(every_photo_is_analyzed),
+    # index. The groups' checks come along (checks.py), whether every photo is analyzed among them.
+    selection=dg.AssetSelection.assets(*CATALOG_ASSETS, organize_plan, vector_index),
     config=_tagged(catalogs, lambda key: {REGROUP_TAG: key}),
 )
 # Its own job, not part of batch_job: a vision model takes seconds per photo where the analysis

@@ -22,9 +22,10 @@ from lumina_pipeline.defs.jobs import (
     captions_job,
     catalog_job,
     inventory_job,
+    reads_a_batch,
 )
 from lumina_pipeline.defs.organize import organize_job
-from lumina_pipeline.defs.partitions import CATALOGS, batches, catalogs, unregistered_batches
+from lumina_pipeline.defs.partitions import CATALOGS, batches, catalog_batches, catalogs, unregistered_batches
 from lumina_pipeline.defs.resources import CatalogDatabase, FolderWatch, OllamaVision
 from lumina_pipeline.storage.catalogs import get_catalog, list_catalogs
 from lumina_pipeline.storage.images import load_inventory, pending_batches
@@ -172,7 +173,7 @@ def _regroup_once_the_change_ended(context: dg.RunStatusSensorContext) -> list[d
     sensor's tick at the first run its function returns something for and goes on past None, so
     `lumina run`'s runs and a change's earlier batches do not each hold back later regroupings by a tick."""
     run, instance = context.dagster_run, context.instance
-    if FOLLOWED_UP_BY_TAG in run.tags:
+    if FOLLOWED_UP_BY_TAG in run.tags or not reads_a_batch(run):
         return None
     tag = next((tag for tag in (CHANGE_TAG, BACKFILL_TAG) if tag in run.tags), None)
     if tag is None:  # launched alone: a change of its own
@@ -182,10 +183,9 @@ def _regroup_once_the_change_ended(context: dg.RunStatusSensorContext) -> list[d
     else:
         change = run.tags[tag]
         ended = list(instance.get_runs(dg.RunsFilter(tags={tag: change})))  # newest first
-        if tag == BACKFILL_TAG and not _launched_whole(instance, change, ended):
+        if tag == BACKFILL_TAG and not _launched_whole(context, change, ended):
             return None
-    latest = {(run.tags["dagster/partition/catalog"], run.tags["dagster/partition/batch"]): run.status
-              for run in reversed(ended)}
+    latest = {_catalog_and_batch(run): run.status for run in reversed(ended) if reads_a_batch(run)}
     requests = []
     for catalog in sorted({catalog for catalog, _ in latest}):
         if not instance.has_dynamic_partition(CATALOGS, catalog):  # removed since
@@ -196,13 +196,24 @@ def _regroup_once_the_change_ended(context: dg.RunStatusSensorContext) -> list[d
     return requests or None  # a list, not a SensorResult: the tick yields the run's reaction after it
 
 
-def _launched_whole(instance: dg.DagsterInstance, backfill_id: str, runs: list[dg.DagsterRun]) -> bool:
+def _catalog_and_batch(run: dg.DagsterRun) -> tuple[str, str]:
+    """From the run's partition key: a run launched by the API may lack the dimensions' own tags."""
+    keys = catalog_batches.get_partition_key_from_str(run.tags["dagster/partition"]).keys_by_dimension
+    return keys["catalog"], keys["batch"]
+
+
+def _launched_whole(context: dg.RunStatusSensorContext, backfill_id: str, runs: list[dg.DagsterRun]) -> bool:
     """Whether a backfill has launched a run of each of its partitions (it launches a large one
     a chunk at a time), or stopped launching (canceled). One from failure launches only those
-    that failed: whole once none is in progress."""
-    backfill = instance.get_backfill(backfill_id)
+    that failed: whole once none is in progress. An asset backfill (of the asset graph) has
+    launched every partition once it requested all it targets."""
+    backfill = context.instance.get_backfill(backfill_id)
     if backfill is None or backfill.status.value != "REQUESTED" or backfill.from_failure:
         return True
+    if backfill.is_asset_backfill:
+        graph = cast(dg.RepositoryDefinition, context.repository_def).asset_graph
+        launching = backfill.get_asset_backfill_data(graph)
+        return (launching.target_subset - launching.requested_subset).is_empty
     return set(backfill.partition_names or ()) <= {run.tags.get("dagster/partition") for run in runs}
 
 
@@ -223,12 +234,13 @@ class Followed(NamedTuple):
     """What a kind of regrouping sensor follows: its jobs, the function asking for the
     regrouping, and how its description starts."""
 
-    jobs: list
+    jobs: list | None  # None: every job of the code location
     regroup: Callable[[dg.RunStatusSensorContext], dg.RunRequest | list[dg.RunRequest] | None]
     description: str
 
 
-BATCHES = Followed([batch_job], _regroup_once_the_change_ended,
+# every job's runs: a batch's assets may be materialized from the asset graph (reads_a_batch)
+BATCHES = Followed(None, _regroup_once_the_change_ended,
                    "Regroups a catalog (catalog_job) once the last batch run of a change ")
 FILE_ACTIONS = Followed([quarantine_job, organize_job], _regroup_after_file_actions,
                         "Regroups a catalog once a quarantine or organize run, not a dry run, ")
@@ -271,7 +283,7 @@ def captions_after_batch_sensor(context: dg.RunStatusSensorContext, vision: Olla
     None without an Ollama server (LUMINA_OLLAMA_URL), or for a removed catalog: the tick
     goes on to the next run (see _regroup_once_the_change_ended)."""
     run = context.dagster_run
-    removed = not context.instance.has_dynamic_partition(CATALOGS, run.tags["dagster/partition/catalog"])
+    removed = not context.instance.has_dynamic_partition(CATALOGS, _catalog_and_batch(run)[0])
     if not vision.configured or removed:
         return None
     return dg.RunRequest(partition_key=run.tags["dagster/partition"], run_key=f"{run.run_id}:captions")

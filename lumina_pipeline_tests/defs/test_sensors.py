@@ -14,10 +14,13 @@ from sqlalchemy.orm import Session
 from lumina_pipeline.analysis.photos import ANALYSIS_VERSION
 from lumina_pipeline.definitions import defs
 from lumina_pipeline.defs import sensors
+from lumina_pipeline.defs.assets.captions import captions
+from lumina_pipeline.defs.assets.images import photo_analysis
 from lumina_pipeline.defs.assets.inventory import file_inventory
+from lumina_pipeline.defs.checks import every_photo_is_analyzed
 from lumina_pipeline.defs.jobs import CHANGE_TAG, FOLLOWED_UP_BY_TAG, batch_job
 from lumina_pipeline.defs.partitions import CATALOGS
-from lumina_pipeline.defs.resources import CatalogDatabase, FolderWatch
+from lumina_pipeline.defs.resources import CatalogDatabase, FolderWatch, OllamaVision, SentenceModel
 from lumina_pipeline.defs.schedules import nightly_backfill_schedule
 from lumina_pipeline.defs.sensors import (
     BACKFILL_TAG,
@@ -298,6 +301,49 @@ def test_a_batch_launched_alone_and_a_backfill_once_it_launched_every_batch_are_
     [last] = run_batches(pipeline, "launched-too", {"00000": {BACKFILL_TAG: "both"}})
     requests = grouping_after_batches_sensor(success_context(pipeline, last))
     assert [r.partition_key for r in requests] == ["launched", "launched-too"]
+
+
+def test_batches_materialized_from_the_asset_graph_are_regrouped_alone_or_once_their_backfill_launched_all(
+        pipeline, library):
+    """The UI's Materialize and an asset backfill run the batch's assets in Dagster's asset job,
+    not batch_job; a captions run of the same partition is no batch read."""
+    pipeline.add_catalog("graph", str(library), batch_size=2)
+    pipeline.inventory("graph")
+    repository = defs().get_repository_def()
+    sentences = SentenceModel(cache_dir=pipeline.resources["embedder"].cache_dir)
+    resources = {**pipeline.resources, "vision": OllamaVision(), "sentences": sentences}  # no server: none asked
+    graph = dg.Definitions(assets=[*pipeline.assets, captions], asset_checks=[every_photo_is_analyzed],
+                           resources=resources)
+    asset_job = graph.resolve_implicit_global_asset_job_def()
+
+    def materialized(batch: str, selected: list, tags: dict) -> dg.RunStatusSensorContext:
+        keys = [key for assets in selected for key in assets.keys]
+        result = asset_job.execute_in_process(asset_selection=keys, partition_key=f"{batch}|graph", tags=tags,
+                                              instance=pipeline.instance)
+        assert not result.get_asset_check_evaluations()  # asked as the regrouping ends, not by each batch
+        return dg.build_run_status_sensor_context(
+            sensor_name=grouping_after_batches_sensor.name, dagster_instance=pipeline.instance,
+            dagster_run=result.dagster_run, dagster_event=result.get_run_success_event(), repository_def=repository)
+
+    started = evaluated(grouping_after_batches_sensor, pipeline, None)  # as the daemon: it starts from now
+    alone = materialized("00000", [photo_analysis], {})
+    materialized("00001", [captions], {})
+    requests = evaluated(grouping_after_batches_sensor, pipeline, started.cursor).run_requests
+    assert [(r.partition_key, r.run_key) for r in requests] == [("graph", f"{alone.dagster_run.run_id}:graph:catalog")]
+
+    backfill = PartitionBackfill.from_asset_partitions(
+        backfill_id="graph-fill", asset_graph=repository.asset_graph, partition_names=["00001|graph", "00002|graph"],
+        asset_selection=sorted(photo_analysis.keys), backfill_timestamp=datetime.now().timestamp(), tags={},
+        dynamic_partitions_store=pipeline.instance, all_partitions=False, title=None, description=None,
+        run_config=None)
+    pipeline.instance.add_backfill(backfill)
+    filling = {BACKFILL_TAG: "graph-fill"}
+    assert grouping_after_batches_sensor(materialized("00001", [photo_analysis], filling)) is None  # 00002 waits
+    launching = backfill.get_asset_backfill_data(repository.asset_graph)
+    pipeline.instance.update_backfill(backfill.with_asset_backfill_data(  # as the daemon, launching 00002
+        launching.replace_requested_subset(launching.target_subset), pipeline.instance, repository.asset_graph))
+    [request] = grouping_after_batches_sensor(materialized("00002", [photo_analysis], filling))
+    assert request.run_key == "graph-fill:graph:catalog"
 
 
 def success_context(pipeline, result: dg.ExecuteInProcessResult) -> dg.RunStatusSensorContext:
