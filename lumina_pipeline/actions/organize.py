@@ -48,7 +48,8 @@ def plan_catalog(connection: Connection, catalog: Catalog, *, move: bool, checks
     """The catalog's organize plan as things are now. With `checksums`, the sidecars' are taken
     (reading them), so that their copies are verified like any other's."""
     if not catalog.organized_directory:
-        raise CatalogError(f"no organized folder for {catalog.name}: lumina catalog organize {catalog.name} --into DIR")
+        raise CatalogError(f"no organized folder for {catalog.name}: lumina catalog organize {catalog.name} "
+                           "--into DIR (from the Dagster UI: organize_job's `into`)")
     files = organize_files(connection, catalog.id)
     files = checksum_unread(files) if checksums else files
     template = catalog.organize_template or DEFAULT_TEMPLATE

@@ -218,13 +218,15 @@ def test_the_asset_shows_the_plan_and_the_job_is_a_dry_run_by_default(library, d
     assert (shown["files"], shown["renamed"], shown["operation"]) == (files, 1, "copy")
     assert shown["undated"] == shown["by_year"]["undated"] > 0 and "DSCN0027 (2).jpg" in shown["preview"]
 
-    def dry_run(config: dict) -> dict:
-        job = organize_job.execute_in_process(
+    def run(config: dict) -> dg.ExecuteInProcessResult:
+        return organize_job.execute_in_process(
             instance=library.pipeline.instance, partition_key=CATALOG,
             run_config={"ops": {"organize_catalog": {"config": config}}},
             resources={"database": CatalogDatabase(url=database_url),
-                       "quarantine": QuarantineFolder(root=str(library.quarantine))})
-        output = next(e for e in job.all_events if e.event_type == dg.DagsterEventType.STEP_OUTPUT)
+                       "quarantine": QuarantineFolder(root=str(library.quarantine))}, raise_on_error=False)
+
+    def dry_run(config: dict) -> dict:
+        output = next(e for e in run(config).all_events if e.event_type == dg.DagsterEventType.STEP_OUTPUT)
         return {key: value.value for key, value in output.step_output_data.metadata.items()}
 
     metadata = dry_run({})
@@ -234,7 +236,15 @@ def test_the_asset_shows_the_plan_and_the_job_is_a_dry_run_by_default(library, d
     assert str(library.photos / "Toscana 2008" / "DSCN0038.jpg") in metadata["file_paths"]
     set_tree(library, "tidy-preview", move=True)  # the catalog moves by default; one run may copy
     assert [dry_run(config)["operation"] for config in ({}, {"move": False})] == ["move", "copy"]
-    assert snapshot(library.photos) == before and not (library.photos.parent / "tidy-preview").exists()
+    from_the_ui = library.photos.parent / "tidy-from-the-ui"  # the tree set in the job's config, as the CLI sets it
+    assert dry_run({"into": str(from_the_ui), "template": "{year}"})["into"] == str(from_the_ui)
+    with library.actions() as actions:
+        assert (actions.catalog.organized_directory, actions.catalog.organize_template) == (str(from_the_ui), "{year}")
+    failed = run({"into": "tidy"})
+    [failure] = [event.step_failure_data.error for event in failed.get_step_failure_events()]
+    assert not failed.success and failure and "`into` must be an absolute folder, not 'tidy'" in failure.message
+    assert snapshot(library.photos) == before and not from_the_ui.exists()
+    assert not (library.photos.parent / "tidy-preview").exists()
 
 
 def test_the_cli_moves_into_the_tree_and_undo_puts_every_file_back(library, database_url, tmp_path):
