@@ -2,6 +2,7 @@
 
 import dagster as dg
 import polars as pl
+from pydantic import Field
 
 from lumina_pipeline.analysis.bursts import BurstRule, group_bursts
 from lumina_pipeline.analysis.continuity import Settled
@@ -13,8 +14,8 @@ from lumina_pipeline.storage.groups import BURSTS
 
 
 class BurstsConfig(dg.Config):
-    max_gap_seconds: float = 2.0
-    min_shots: int = 3
+    max_gap_seconds: float = Field(default=2.0, description="shots of one camera at most this far apart are one burst")
+    min_shots: int = Field(default=3, description="the fewest shots a burst holds")
 
 
 @dg.asset(

@@ -2,6 +2,7 @@
 
 import dagster as dg
 import polars as pl
+from pydantic import Field
 
 from lumina_pipeline.analysis.continuity import Found, Settled
 from lumina_pipeline.analysis.duplicates import (
@@ -26,14 +27,19 @@ class DuplicatesConfig(dg.Config):
     (see KeeperRule: the keys of `keeper_order`, the format preference, the folders whose
     files should not be kept when a copy elsewhere is as good)."""
 
-    ahash_bits: int = 5
-    dhash_bits: int = 10
-    whash_bits: int = 8
-    phash_bits: int = 12
-    confirm_dhash_bits: int = 16
-    keeper_order: list[str] = list(KEEPER_ORDER)
-    format_preference: list[str] = list(DEFAULT_FORMATS)
-    avoided_folders: list[str] = list(DEFAULT_AVOIDED_FOLDERS)
+    ahash_bits: int = Field(default=5, description=(
+        "candidates: photos with any of their four hashes within this many bits (and, for photos "
+        "hashed before pHash was stored, their ahash)"))
+    dhash_bits: int = Field(default=10, description=(
+        "only for photos hashed before pHash was stored: dhash within this many bits, or whash within whash_bits"))
+    whash_bits: int = Field(default=8, description="only for photos hashed before pHash was stored: see dhash_bits")
+    phash_bits: int = Field(default=12, description="a candidate is a near-duplicate when its pHash is this close")
+    confirm_dhash_bits: int = Field(default=16, description="... and its dhash within this many")
+    keeper_order: list[str] = Field(default=list(KEEPER_ORDER), description=(
+        "which file of a group is kept: the first of these keys that tells two files apart decides"))
+    format_preference: list[str] = Field(default=list(DEFAULT_FORMATS), description="the `format` key's order")
+    avoided_folders: list[str] = Field(default=list(DEFAULT_AVOIDED_FOLDERS), description=(
+        "the `library_folder` key: a file in a folder whose path holds one of these loses to a copy elsewhere"))
 
 
 @dg.asset(

@@ -2,6 +2,7 @@
 
 import dagster as dg
 import polars as pl
+from pydantic import Field
 
 from lumina_pipeline.analysis.continuity import Settled
 from lumina_pipeline.analysis.stacks import StackRule, find_stacks
@@ -15,9 +16,12 @@ from lumina_pipeline.storage.groups import STACKS, readable_path
 class StacksConfig(dg.Config):
     """See StackRule."""
 
-    raw_seconds: float = 1.0
-    live_seconds: float = 2.0
-    live_max_seconds: float = 5.0
+    raw_seconds: float = Field(default=1.0, description=(
+        "a RAW and the photo of its name are one shot when their capture times are this close (or either has none)"))
+    live_seconds: float = Field(default=2.0, description=(
+        "a clip is a Live Photo's when it starts this close to the still of its name, or both carry one Apple "
+        "content identifier"))
+    live_max_seconds: float = Field(default=5.0, description="... and is at most this long")
 
 
 @dg.asset(

@@ -3,6 +3,7 @@
 from functools import partial
 
 import dagster as dg
+from pydantic import Field
 
 from lumina_pipeline.analysis.files import absolute_paths, display_path
 from lumina_pipeline.analysis.verification import reverify
@@ -14,12 +15,15 @@ OUTCOMES = ("same", "edited", "corrupted", "unreadable")
 
 
 class VerificationConfig(dg.Config):
-    share_per_run: float = 1 / 30  # run nightly: every file is re-read about once a month
+    share_per_run: float = Field(default=1 / 30, description=(
+        "the share of each catalog's files re-read per run, least recently verified first (nightly: each about "
+        "once a month)"))
 
 
 @dg.asset(
     deps=[file_inventory],
-    check_specs=[dg.AssetCheckSpec("checksums_unchanged", asset="checksum_verification")],
+    check_specs=[dg.AssetCheckSpec("checksums_unchanged", asset="checksum_verification",
+                                   description="No file's content changed while its size and mtime did not")],
     kinds={"python", "postgres"},
     group_name="catalog",
     code_version="verification-v1",
