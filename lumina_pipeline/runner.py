@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from lumina_pipeline.analysis.captions import PROMPT_VERSION
 from lumina_pipeline.analysis.files import APP_LIBRARY_LEFT_OUT, display_path, walk_sources
-from lumina_pipeline.analysis.inventory import diff_inventory
+from lumina_pipeline.analysis.inventory import InventoryChanges, diff_inventory
 from lumina_pipeline.analysis.photos import ANALYSIS_VERSION
 from lumina_pipeline.definitions import defs
 from lumina_pipeline.defs.assets.regrouping import rule_settings
@@ -54,7 +54,7 @@ NOTHING_TO_REGROUP = "groupings: nothing they read changed since they were made"
 
 def run_catalog(name: str, engine) -> None:
     """Run what the catalog needs and print a line per step. A catalog with nothing to do
-    starts no Dagster run at all (`files_if_up_to_date`)."""
+    starts no Dagster run at all (`unchanged_inventory`)."""
     started = time.perf_counter()
     _stop_at_once_on_interrupt()
     with Session(engine) as session:
@@ -63,11 +63,11 @@ def run_catalog(name: str, engine) -> None:
     with held_lock(engine, RUN_LOCK_SPACE, str(catalog_id), waiting):  # it would read the same files
         fail_dead_runs(_instance())  # the other's too, if it was killed while this one waited
         with Session(engine) as session:
-            files = files_if_up_to_date(session.connection(), get_catalog(session, name))
-        if files is None:
+            unchanged = unchanged_inventory(session.connection(), get_catalog(session, name))
+        if unchanged is None:
             _bring_up_to_date(name, catalog_id, engine)
         else:  # what the inventory and the regrouping check would have said
-            print(f"inventory: {plural(files, 'file')}, 0 new, 0 changed, 0 deleted")
+            _print_inventory(len(unchanged.files), hard_links=unchanged.hard_links)
             print(NOTHING_TO_REGROUP)
     with Session(engine) as session:
         shots, groups, frames = (last_regrouping(session.connection(), catalog_id, grouping)["figures"]
@@ -98,15 +98,23 @@ def run_catalog(name: str, engine) -> None:
         print(f"  and {counts['error'] - len(unread)} more: `lumina export {name}` gives each file's status and reason")
 
 
-def files_if_up_to_date(connection, catalog: Catalog) -> int | None:
-    """The number of files in the catalog's folders if `lumina run` has nothing to do, else None:
-    every folder listed holds what the last inventory stored (compared as file_inventory does), no
-    batch holds a file to read, no grouping would read anything new. A killed run leaves one undone."""
+def unchanged_inventory(connection, catalog: Catalog) -> InventoryChanges | None:
+    """The inventory of the catalog's folders, which changes nothing, if `lumina run` has nothing
+    to do, else None: every folder listed holds what the last inventory stored (compared as
+    file_inventory does), no batch holds a file to read, no grouping would read anything new. A
+    killed run leaves one undone."""
     walk = walk_sources(catalog.source_directories)
     changes = diff_inventory(load_inventory(connection, catalog.id), walk, batch_size=catalog.batch_size)
     if changes.unlisted or not changes.is_empty() or pending_batches(connection, catalog.id, ANALYSIS_VERSION):
         return None
-    return None if _regrouping_needed(connection, catalog.id) else len(walk.files)
+    return None if _regrouping_needed(connection, catalog.id) else changes
+
+
+def _print_inventory(files: int, new: int = 0, changed: int = 0, deleted: int = 0, put_back: int = 0,
+                     hard_links: int = 0) -> None:
+    print(f"inventory: {plural(files, 'file')}, {new} new, {changed} changed, {deleted} deleted"
+          + (f", {put_back} put back from quarantine by hand" if put_back else "")
+          + (f" ({plural(hard_links, 'hard link')} to files listed under another name)" if hard_links else ""))
 
 
 def _bring_up_to_date(name: str, catalog_id, engine) -> None:
@@ -114,11 +122,8 @@ def _bring_up_to_date(name: str, catalog_id, engine) -> None:
     instance = _instance()
     instance.add_dynamic_partitions(CATALOGS, [name])
     inventory = _figures(execute_run("inventory_job", name), "file_inventory")
-    put_back, hard_links = inventory["put_back_from_quarantine"], inventory["hard_links_listed_once"]
-    print(f"inventory: {plural(inventory['files'], 'file')}, {inventory['new']} new, "
-          f"{inventory['changed']} changed, {inventory['deleted']} deleted"
-          + (f", {put_back} put back from quarantine by hand" if put_back else "")
-          + (f" ({plural(hard_links, 'hard link')} to files listed under another name)" if hard_links else ""))
+    _print_inventory(*(inventory[figure] for figure in ("files", "new", "changed", "deleted",
+                                                          "put_back_from_quarantine", "hard_links_listed_once")))
     for folder in inventory["unlisted_folders"]:
         print(f"lumina: cannot list {folder}, or it is empty (a drive not mounted?): its files are kept as they were",
               file=sys.stderr)

@@ -30,7 +30,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from lumina_pipeline.api.app import ApiSettings, create_app
-from lumina_pipeline.runner import files_if_up_to_date
+from lumina_pipeline.runner import unchanged_inventory
 from lumina_pipeline.storage.catalogs import get_catalog
 from lumina_pipeline.storage.database import make_engine
 from lumina_pipeline_tests.conftest import CORPUS, PROJECT, prepared_env, stop_embedded_server
@@ -223,7 +223,7 @@ def _settle(engine, limit: float) -> float | None:
     while time.monotonic() - started < limit:
         time.sleep(10)
         with contextlib.suppress(Exception), Session(engine) as session:  # the database may still be coming back
-            settled = files_if_up_to_date(session.connection(), get_catalog(session, "soak")) is not None
+            settled = unchanged_inventory(session.connection(), get_catalog(session, "soak")) is not None
             busy = _count(engine, f"SELECT count(*) FROM runs WHERE status IN {IN_PROGRESS}")
             calm = calm + 1 if settled and not busy else 0
             if calm == 3:

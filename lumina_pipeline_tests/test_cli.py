@@ -294,9 +294,12 @@ def test_a_photo_with_two_names_is_cataloged_once_and_no_duplicate_of_itself(lum
     os.link(photos / "landscape_2.jpg", photos / "2024-06-01" / "landscape_2.jpg")
     shutil.copy2(photos / "landscape_2.jpg", photos / "landscape_2 copy.jpg")  # a copy is a duplicate
     ran = lumina(lumina_home, "run", "--photos", str(photos)).stdout
+    os.link(photos / "landscape_2.jpg", photos / "0 first by name.jpg")  # the file keeps the name it is listed by
+    again = lumina(lumina_home, "run", "linked").stdout
     lumina(lumina_home, "catalog", "remove", "linked")
     assert "inventory: 2 files, 2 new, 0 changed, 0 deleted (1 hard link to files listed under another name)" in ran
     assert "duplicates: 1 exact group, 0 near-duplicate groups, 2 files in groups" in ran
+    assert "inventory: 2 files, 0 new, 0 changed, 0 deleted (2 hard links to files listed under another name)" in again
 
 
 def test_names_that_are_not_utf8_or_hold_control_characters_are_shown_escaped_on_a_strict_terminal(

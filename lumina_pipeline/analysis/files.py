@@ -37,6 +37,7 @@ PARTIAL = b".lumina-partial"  # ends the name of a copy being written (actions/f
 OWN_FOLDER = b".lumina-own-folder"
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # characters a name may hold that a terminal acts on
 WALK_SCHEMA = {"source_root": pl.String, "path": pl.Binary, "size_bytes": pl.Int64, "mtime_ns": pl.Int64}
+LINKED_SCHEMA = {"source_root": pl.String, "path": pl.Binary, "file": pl.Int64}
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,9 @@ class Walk:
     unreadable: list[tuple[str, bytes]]  # (source_root, relative folder) pairs
     empty_roots: list[str]
     app_libraries: list[tuple[str, bytes]] = field(default_factory=list)  # (source_root, folder) of APP_LIBRARIES met
-    hard_links: int = 0  # names left out: each named a file already listed under another name
+    # The names of the files that have several here (hard links): source_root, path, and `file`,
+    # one number per file. diff_inventory lists each such file once.
+    linked: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=LINKED_SCHEMA))
 
 
 def classify(path: bytes) -> str:
@@ -70,11 +73,8 @@ def walk_sources(roots: Sequence[str]) -> Walk:
     files a second time, or under the link's path in place of their own. One to a file inside
     the roots would be cataloged as an exact copy of its own target, which could then be chosen
     as the keeper and its target quarantined (and purged). Folders are visited once by (device,
-    inode): two roots of a catalog may overlap.
-
-    A file with several names (hard links) is listed once, under its first name in (root,
-    path) order: its other names hold no copy, so neither is a duplicate to remove, and
-    moving one away frees nothing."""
+    inode): two roots of a catalog may overlap. A file with several names here (hard links) is
+    listed under each, and said to be one in `linked`."""
     real_roots = [os.fsencode(os.path.realpath(root)) for root in roots]
     columns: dict[str, list] = {name: [] for name in WALK_SCHEMA}
     unreadable: list[tuple[str, bytes]] = []
@@ -124,13 +124,11 @@ def walk_sources(roots: Sequence[str]) -> Walk:
                 columns["path"].append(path)
                 columns["size_bytes"].append(stat.st_size)
                 columns["mtime_ns"].append(stat.st_mtime_ns)
-    # the same name is kept from one walk to the next, whatever order the folders are listed in
-    other_names = [row for rows in names.values()
-                   for row in sorted(rows, key=lambda row: (columns["source_root"][row], columns["path"][row]))[1:]]
+    several = (rows for rows in names.values() if len(rows) > 1)
+    linked = [(columns["source_root"][row], columns["path"][row], file) for file, rows in enumerate(several)
+              for row in rows]
     files = pl.DataFrame(columns, schema=WALK_SCHEMA)
-    if other_names:
-        files = files.filter(~pl.int_range(pl.len()).is_in(other_names))
-    return Walk(files, unreadable, empty_roots, app_libraries, len(other_names))
+    return Walk(files, unreadable, empty_roots, app_libraries, pl.DataFrame(linked, LINKED_SCHEMA, orient="row"))
 
 
 def count_files(roots: Sequence[str]) -> int:

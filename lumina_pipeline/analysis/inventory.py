@@ -34,6 +34,8 @@ class InventoryChanges:
     returned: pl.DataFrame  # id: files in quarantine by the catalog, at their place again as cataloged (by hand?)
     unchanged: int
     unlisted: list[tuple[str, bytes]]  # (source root, folder) not listed, whose files are kept as they were
+    files: pl.DataFrame  # the walk's, each listed once: walk columns
+    hard_links: int  # names left out, each of a file listed under another (one_name_per_file)
 
     def is_empty(self) -> bool:
         return not (len(self.new) or len(self.changed) or len(self.deleted) or len(self.returned))
@@ -52,22 +54,23 @@ def diff_inventory(stored: pl.DataFrame, walk: Walk, *, batch_size: int) -> Inve
     Files under a folder the walk could not list are neither compared nor marked deleted:
     an unmounted share must not look like an emptied one. Nor are those of a source folder
     that holds nothing at all (an empty mount point) while the catalog holds files there."""
+    files = one_name_per_file(walk, stored)
     stored_files = stored.select(*KEY, "id", "batch", "kind", "status", "size_bytes", "mtime_ns")
-    present = walk.files.join(stored_files, on=KEY, how="left", suffix="_stored")
+    present = files.join(stored_files, on=KEY, how="left", suffix="_stored")
     known = pl.col("id").is_not_null()
     differs = (
         (pl.col("size_bytes") != pl.col("size_bytes_stored"))
         | (pl.col("mtime_ns") != pl.col("mtime_ns_stored"))
         | (pl.col("status") == "deleted")
     )
-    new = present.filter(~known).sort(KEY).select(walk.files.columns)
+    new = present.filter(~known).sort(KEY).select(files.columns)
     # only new files need a kind: classifying every file of every rescan costs a third of the walk
     new = new.with_columns(kind=pl.Series([classify(path) for path in new["path"]], dtype=pl.String))
     changed = present.filter(known & differs)
     live = stored.filter(~pl.col("status").is_in(["deleted", "quarantined"]))  # the journal knows where those are
     emptied = set(walk.empty_roots) & set(live["source_root"].unique())
     unlisted = walk.unreadable + [(root, b"") for root in sorted(emptied)]
-    gone = live.join(walk.files.select(KEY), on=KEY, how="anti").filter(~_under_any(unlisted))
+    gone = live.join(files.select(KEY), on=KEY, how="anti").filter(~_under_any(unlisted))
     return InventoryChanges(
         new=_with_initial_status(new.with_columns(batch=_new_batches(stored, len(new), batch_size))),
         changed=_with_initial_status(changed).select("id", "batch", "size_bytes", "mtime_ns", "status", "error"),
@@ -75,7 +78,22 @@ def diff_inventory(stored: pl.DataFrame, walk: Walk, *, batch_size: int) -> Inve
         returned=present.filter(known & ~differs & (pl.col("status") == "quarantined")).select("id"),
         unchanged=len(present) - len(new) - len(changed),
         unlisted=unlisted,
+        files=files,
+        hard_links=len(walk.files) - len(files),
     )
+
+
+def one_name_per_file(walk: Walk, stored: pl.DataFrame) -> pl.DataFrame:
+    """The walk's files, each file of several names (hard links) under one: the name the catalog
+    lists it by, else its first in (source_root, path) order, so that a name added later never
+    takes its row. Its other names hold no copy: neither is a duplicate to remove, and moving
+    one away frees nothing."""
+    if walk.linked.is_empty():
+        return walk.files
+    listed = stored.filter(~pl.col("status").is_in(["deleted", "quarantined"])).select(*KEY, listed=pl.lit(True))
+    ranked = walk.linked.join(listed, on=KEY, how="left").sort("file", pl.col("listed").is_null(), *KEY)
+    others = ranked.filter(pl.int_range(pl.len()).over("file") > 0)
+    return walk.files.join(others.select(KEY), on=KEY, how="anti", maintain_order="left")
 
 
 def _new_batches(stored: pl.DataFrame, count: int, batch_size: int) -> pl.Series:

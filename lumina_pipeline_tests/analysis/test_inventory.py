@@ -1,8 +1,10 @@
+from dataclasses import replace
+
 import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lumina_pipeline.analysis.files import WALK_SCHEMA, Walk, count_files
+from lumina_pipeline.analysis.files import LINKED_SCHEMA, WALK_SCHEMA, Walk, count_files
 from lumina_pipeline.analysis.inventory import batch_size_for, diff_inventory, grid_warning
 from lumina_pipeline.storage.images import INVENTORY_SCHEMA
 
@@ -53,6 +55,17 @@ def test_files_under_an_unreadable_folder_are_not_marked_deleted():
     stored = stored_after(diff_inventory(EMPTY, walk((b"nas/a.jpg", 1), (b"b.jpg", 1)), batch_size=5), EMPTY)
     changes = diff_inventory(stored, walk((b"b.jpg", 1), unreadable=[("/photos", b"nas")]), batch_size=5)
     assert changes.deleted.is_empty() and changes.unlisted == [("/photos", b"nas")]
+
+
+def test_a_file_of_several_names_is_listed_once_under_the_name_the_catalog_knows_else_the_first():
+    names = [b"2024/IMG_0001.JPG", b"by date/IMG_0001.JPG", b"z/IMG_0001.JPG"]
+    linked = pl.DataFrame({"source_root": ["/photos"] * 3, "path": names, "file": [7] * 3}, schema=LINKED_SCHEMA)
+    found = replace(walk(*((name, 5) for name in [*names, b"copy.jpg"])), linked=linked)
+    first = diff_inventory(EMPTY, found, batch_size=10)
+    assert first.new["path"].to_list() == [b"2024/IMG_0001.JPG", b"copy.jpg"] and first.hard_links == 2
+    known = stored_after(diff_inventory(EMPTY, walk((b"z/IMG_0001.JPG", 5), (b"copy.jpg", 5)), batch_size=10), EMPTY)
+    again = diff_inventory(known, found, batch_size=10)  # linked under names sorted before its own since
+    assert again.is_empty() and again.files["path"].to_list() == [b"z/IMG_0001.JPG", b"copy.jpg"]
 
 
 def test_a_source_folder_that_holds_nothing_at_all_is_taken_for_an_unmounted_drive():

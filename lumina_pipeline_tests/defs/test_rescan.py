@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from lumina_pipeline.defs.jobs import CATALOG_ASSETS
-from lumina_pipeline.runner import files_if_up_to_date
+from lumina_pipeline.runner import unchanged_inventory
 from lumina_pipeline.storage.catalogs import get_catalog
 from lumina_pipeline_tests.defs.conftest import _metadata
 
@@ -148,7 +148,8 @@ def test_lumina_run_has_nothing_to_do_only_while_folders_batches_and_groupings_a
 
     def up_to_date() -> int | None:
         with Session(pipeline.engine) as session:
-            return files_if_up_to_date(session.connection(), get_catalog(session, "quiet"))
+            unchanged = unchanged_inventory(session.connection(), get_catalog(session, "quiet"))
+        return None if unchanged is None else len(unchanged.files)
 
     assert up_to_date() is None  # read but not grouped: a run killed before its regrouping
     regroup(pipeline, "quiet")

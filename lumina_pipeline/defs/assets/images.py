@@ -150,7 +150,7 @@ def describe_batch(analysis: pl.DataFrame, rows: pl.DataFrame, pending: pl.DataF
             **common,
             "hashed": int(analysis["dhash"].is_not_null().sum()),
             "hash_version": HASH_VERSION,
-            "preview": markdown_table(preview.select("path", "dhash", "ahash", "whash")),
+            "preview": markdown_table(preview.select("path", "dhash", "ahash", "whash", "phash")),
         },
     )
     embedded = saved.embedded

@@ -56,7 +56,7 @@ def file_inventory(context: dg.AssetExecutionContext, database: CatalogDatabase)
         context.log.warning(f"left out {library}: {APP_LIBRARY_LEFT_OUT}")
     return dg.MaterializeResult(
         metadata={
-            "files": len(walk.files),
+            "files": len(changes.files),
             "new": len(changes.new),
             "changed": len(changes.changed),
             "deleted": len(changes.deleted),
@@ -64,8 +64,8 @@ def file_inventory(context: dg.AssetExecutionContext, database: CatalogDatabase)
             "unchanged": changes.unchanged,
             "unlisted_folders": dg.MetadataValue.json(unlisted),
             "app_libraries_left_out": dg.MetadataValue.json(libraries),
-            "hard_links_listed_once": walk.hard_links,
-            "bytes": int(walk.files["size_bytes"].sum()),
+            "hard_links_listed_once": changes.hard_links,
+            "bytes": int(changes.files["size_bytes"].sum()),
             "batches_to_process": dg.MetadataValue.json(changes.batches_to_process()),
             "elapsed_seconds": round(time.perf_counter() - started, 3),
             "preview": _kinds_table(changes.new),
