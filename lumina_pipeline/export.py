@@ -2,7 +2,7 @@
 
 from sqlalchemy.orm import Session
 
-from lumina_pipeline.analysis.files import display_path
+from lumina_pipeline.analysis.files import display_path, shown
 from lumina_pipeline.humanize import camera_name
 from lumina_pipeline.storage.browse import RemovableFile, removable_files
 from lumina_pipeline.storage.catalogs import get_catalog
@@ -34,7 +34,7 @@ def grouping_records(session: Session, name: str, key: str) -> list[dict]:
 
 
 def _text(path: bytes | None) -> str | None:
-    return None if path is None else display_path(bytes(path))[0]
+    return None if path is None else shown(bytes(path))
 
 
 def _members(group: ListedGroup) -> list[str | None]:

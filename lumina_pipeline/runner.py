@@ -22,7 +22,7 @@ import dagster as dg
 from sqlalchemy.orm import Session
 
 from lumina_pipeline.analysis.captions import PROMPT_VERSION
-from lumina_pipeline.analysis.files import APP_LIBRARY_LEFT_OUT, display_path, walk_sources
+from lumina_pipeline.analysis.files import APP_LIBRARY_LEFT_OUT, shown, walk_sources
 from lumina_pipeline.analysis.inventory import InventoryChanges, diff_inventory
 from lumina_pipeline.analysis.photos import ANALYSIS_VERSION
 from lumina_pipeline.definitions import defs
@@ -93,7 +93,7 @@ def run_catalog(name: str, engine) -> None:
     seconds = time.perf_counter() - started
     print(f"catalog {name}: {plural(sum(counts.values()), 'file')} ({summary}) in {seconds:.1f} s")
     for path, reason in unread:
-        print(f"  {display_path(path)[0]}: {reason}")
+        print(f"  {shown(path)}: {reason}")
     if counts.get("error", 0) > len(unread):
         print(f"  and {counts['error'] - len(unread)} more: `lumina export {name}` gives each file's status and reason")
 

@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 from sqlalchemy import Table, text
 from sqlalchemy.orm import Session
 
-from lumina_pipeline.analysis.files import display_path, path_from_display
+from lumina_pipeline.analysis.files import path_from_display, shown
 from lumina_pipeline.models import ImageModel, TextAndImageModel, load_image_model
 from lumina_pipeline.models.text import TextEncoder
 from lumina_pipeline.storage.captions import description_matches, vector_text
@@ -186,4 +186,4 @@ def _labels(labels: dict[str, float], shown: list[str] | None = None) -> str:
 
 
 def _result(row: Match, score: float, reason: str) -> SearchResult:
-    return SearchResult(row.id, display_path(bytes(row.path))[0], round(float(score), 4), reason)
+    return SearchResult(row.id, shown(bytes(row.path)), round(float(score), 4), reason)

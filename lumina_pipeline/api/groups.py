@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query
 from sqlalchemy.orm import Session
 
-from lumina_pipeline.analysis.files import display_path
+from lumina_pipeline.analysis.files import display_path, shown
 from lumina_pipeline.api import schemas
 from lumina_pipeline.api.dependencies import CatalogName, Database, Limit, Models
 from lumina_pipeline.api.views import burst_fields, burst_view, group_view, or_404
@@ -134,4 +134,4 @@ def removable_file(row: RemovableFile) -> schemas.RemovableFile:
     path, path_hex = display_path(row.path)
     return schemas.RemovableFile(image_id=row.id, path=path, path_hex=path_hex, source_root=row.source_root,
                                  size_bytes=row.size_bytes, reason=row.reason, decided_by=row.decided_by,
-                                 keep=display_path(row.keep_path)[0])
+                                 keep=shown(row.keep_path))

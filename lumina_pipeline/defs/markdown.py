@@ -3,7 +3,7 @@
 import dagster as dg
 import polars as pl
 
-from lumina_pipeline.analysis.files import display_path
+from lumina_pipeline.analysis.files import shown
 
 
 def markdown_table(frame: pl.DataFrame) -> dg.MarkdownMetadataValue:
@@ -19,5 +19,5 @@ def markdown_table(frame: pl.DataFrame) -> dg.MarkdownMetadataValue:
 
 def _cell(value: object) -> str:
     if isinstance(value, bytes):  # a path
-        value = display_path(value)[0]
+        value = shown(value)
     return "" if value is None else str(value).replace("|", "/")

@@ -19,7 +19,7 @@ from lumina_pipeline.analysis.continuity import (
     Settled,
 )
 from lumina_pipeline.analysis.duplicates import HASHES
-from lumina_pipeline.analysis.files import display_path
+from lumina_pipeline.analysis.files import shown
 from lumina_pipeline.storage.fields import as_text
 from lumina_pipeline.storage.frames import copy_into, read_frame, stage
 
@@ -111,7 +111,7 @@ BURSTS = Grouping(
 def readable_path(escaped: str) -> str:
     """A `load_catalog_rows` path as a person reads it (UTF-8 names as text). PostgreSQL's
     escape format writes only `\\\\` and `\\ooo`, which Python's escape decoding reads alike."""
-    return display_path(codecs.escape_decode(escaped.encode())[0])[0]
+    return shown(codecs.escape_decode(escaped.encode())[0])
 
 
 def load_catalog_rows(connection: Connection, catalog_id: uuid.UUID) -> pl.DataFrame:

@@ -5,7 +5,7 @@ from functools import partial
 import dagster as dg
 from pydantic import Field
 
-from lumina_pipeline.analysis.files import absolute_paths, display_path
+from lumina_pipeline.analysis.files import absolute_paths, shown
 from lumina_pipeline.analysis.verification import reverify
 from lumina_pipeline.defs.assets.inventory import file_inventory
 from lumina_pipeline.defs.resources import CatalogDatabase
@@ -42,7 +42,7 @@ def checksum_verification(config: VerificationConfig, database: CatalogDatabase)
             mark_verified(session.connection(), files["id"])
         for key in counts:
             counts[key] += int((outcome == key).sum())
-        corrupted += [f"{name}: {display_path(path)[0]}" for path in files.filter(outcome == "corrupted")["path"]]
+        corrupted += [f"{name}: {shown(path)}" for path in files.filter(outcome == "corrupted")["path"]]
     check = dg.AssetCheckResult(
         check_name="checksums_unchanged",
         passed=not corrupted,
