@@ -39,7 +39,7 @@ from lumina_pipeline.defs.run_launcher import (
 )
 from lumina_pipeline.forkserver import preloaded_forkserver
 from lumina_pipeline.humanize import plural, size
-from lumina_pipeline.storage.browse import removable_files
+from lumina_pipeline.storage.browse import removable_total
 from lumina_pipeline.storage.captions import batches_to_caption
 from lumina_pipeline.storage.catalogs import RUN_LOCK_SPACE, get_catalog, held_lock
 from lumina_pipeline.storage.groups import BURSTS, DUPLICATES, STACKS, input_digest, last_regrouping, load_catalog_rows
@@ -74,7 +74,7 @@ def run_catalog(name: str, engine) -> None:
                                  for grouping in (STACKS, DUPLICATES, BURSTS))
         counts = status_counts(session.connection(), catalog_id)  # captions change no file's status
         unread = errors(session.connection(), catalog_id, ERRORS_SHOWN)
-        removable = removable_files(session.connection(), catalog_id)
+        removable, removable_bytes = removable_total(session.connection(), catalog_id)
     print(f"stacks: {plural(shots['stacks'], 'shot')} stored as several files "
           f"({shots.get('raw_jpeg_stacks', 0)} RAW+JPEG, {shots.get('live_photo_stacks', 0)} Live Photo, "
           f"{shots.get('with_sidecar_stacks', 0)} with sidecars), "
@@ -84,7 +84,7 @@ def run_catalog(name: str, engine) -> None:
           f"{plural(groups['files_in_groups'], 'file')} in groups, "
           f"{size(groups['reclaimable_bytes'])} reclaimable once reviewed")
     if removable:
-        print(f"reviewed away: {plural(len(removable), 'file')} ({size(sum(file.size_bytes for file in removable))}), "
+        print(f"reviewed away: {plural(removable, 'file')} ({size(removable_bytes)}), "
               f"which `lumina quarantine {name}` moves aside")
     print(f"bursts: {plural(frames['bursts'], 'burst')}, {plural(frames['frames_in_bursts'], 'frame')}")
     _caption(engine, name)

@@ -335,6 +335,14 @@ def removable_files(connection: Connection, catalog_id: uuid.UUID) -> list[Remov
     return rows_as(RemovableFile, rows)
 
 
+def removable_total(connection: Connection, catalog_id: uuid.UUID) -> tuple[int, int]:
+    """How many files removable_files lists, and their bytes, counted in the database."""
+    count, size_bytes = connection.execute(text(f"""{REVIEWED_AWAY}
+        SELECT count(*), coalesce(sum(size_bytes), 0) FROM (SELECT DISTINCT ON (id) id, size_bytes FROM whole) once"""),
+        {"c": catalog_id}).one()
+    return count, int(size_bytes)
+
+
 def held_back(connection: Connection, catalog_id: uuid.UUID) -> list[tuple[int, str, str]]:
     """The files of reviewed-away shots that stay whole (removable_files), (id, where, why): a file
     of their stack is kept, not reviewed away, or has no copy that stays (a sidecar the kept
