@@ -17,6 +17,10 @@ THUMBNAIL_SHORT_SIDE = 256
 # Above the largest camera sensors (102 megapixels, medium format); a 144-megapixel PNG took
 # 648 MB to decode. Baseline JPEGs decode reduced and may be larger (see decode_photo).
 MAX_PIXELS = 120_000_000
+# Pillow's own bound (a warning above it, a refusal above twice it), a process-wide setting like
+# the plugin table: at its default, 89 megapixels, every medium-format photo was called "a
+# decompression bomb DOS attack" in the run's log, with no file named.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 REDUCIBLE_MODES = frozenset({"L", "RGB", "RGBA", "F"})
 SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
 # Formats whose decoder turns the image upright itself: pillow-heif (the container's rotation,
@@ -69,7 +73,7 @@ def decode_photo(data: bytes | BinaryIO, *, max_pixels: int = MAX_PIXELS) -> Dec
     full size (a 96-megapixel one took 300 MB at 1/8 scale), so their full size counts.
 
     Raises what Pillow raises for files it cannot decode: unknown formats, truncated data, and
-    images over its own decompression-bomb limit (about 179 megapixels), checked first."""
+    images over its decompression-bomb limit (twice MAX_PIXELS), checked first."""
     image = Image.open(io.BytesIO(data) if isinstance(data, bytes) else data)
     width, height, photo_format = *image.size, image.format
     try:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 
 import imagehash
@@ -289,9 +290,20 @@ def test_a_file_that_changed_since_the_inventory_stays_pending(tmp_path):
         assert got["error"] == "changed since the inventory listed it; it will be read again"
 
 
-@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow warns from 89 megapixels
+def test_a_medium_format_photo_is_read_without_a_decompression_bomb_warning(tmp_path):
+    photo = tmp_path / "DSCF0001.JPG"  # the size of a 102-megapixel camera's JPEG
+    Image.new("L", (11648, 8736), 100).save(photo, quality=50)
+
+    with warnings.catch_warnings(record=True) as caught:
+        got = analyze(os.fsencode(photo))
+
+    assert (got["status"], got["width"], got["height"]) == ("ok", 11648, 8736)
+    assert [str(warning.message) for warning in caught] == []
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow warns above the limit too
 def test_an_image_over_the_pixel_limit_is_an_error_with_the_limit_named(tmp_path):
-    panorama = tmp_path / "panorama.png"  # 126 megapixels, between Pillow's warning and its refusal
+    panorama = tmp_path / "panorama.png"  # 126 megapixels: over the limit, under Pillow's refusal
     image = Image.new("L", (12000, 10500), 90)  # mostly flat: a small file
     ImageDraw.Draw(image).ellipse((2000, 2000, 9000, 8000), fill=200)
     image.save(panorama)
