@@ -6,6 +6,7 @@ from collections.abc import Callable
 from functools import partial
 
 import dagster as dg
+import tzlocal
 from sqlalchemy import Connection
 
 from lumina_pipeline.analysis.captions import PROMPT_VERSION
@@ -16,9 +17,13 @@ from lumina_pipeline.storage.captions import batches_to_caption
 from lumina_pipeline.storage.images import pending_batches
 
 RUNNING = dg.DefaultScheduleStatus.RUNNING
+# The night of the machine the daemon runs on: at Dagster's default, UTC, "02:00" is the
+# evening of a family in America, while they use the computer.
+LOCAL_TIME = tzlocal.get_localzone_name()
 
 
 @dg.schedule(job=batch_job, cron_schedule="0 2 * * *", default_status=RUNNING,
+             execution_timezone=LOCAL_TIME,
              description="Reads every batch holding a file unread, unreadable or read by another analysis version")
 def nightly_backfill_schedule(context: dg.ScheduleEvaluationContext, database: CatalogDatabase):
     """Every real (catalog, batch) holding a file that is unread, could not be read (it may be
@@ -31,6 +36,7 @@ def nightly_backfill_schedule(context: dg.ScheduleEvaluationContext, database: C
 
 
 @dg.schedule(job=captions_job, cron_schedule="0 3 * * *", default_status=RUNNING,
+             execution_timezone=LOCAL_TIME,
              description="Captions every batch holding a photo without a caption, with an Ollama server configured")
 def nightly_captions_schedule(context: dg.ScheduleEvaluationContext, database: CatalogDatabase, vision: OllamaVision):
     """Every (catalog, batch) holding a photo without a caption from the configured model:
@@ -45,6 +51,7 @@ def nightly_captions_schedule(context: dg.ScheduleEvaluationContext, database: C
 
 
 @dg.schedule(job=verification_job, cron_schedule="0 4 * * *", default_status=RUNNING,
+             execution_timezone=LOCAL_TIME,
              description="Re-reads a thirtieth of each catalog against its checksums (bit rot)")
 def nightly_verification_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     return dg.RunRequest(run_key=f"verify:{context.scheduled_execution_time:%Y-%m-%d}")

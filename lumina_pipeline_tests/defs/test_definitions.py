@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import dagster as dg
 
 from lumina_pipeline.definitions import defs
@@ -15,3 +19,12 @@ def test_every_setting_a_run_takes_says_what_it_does():
     undescribed = {f"{cls.__name__}.{name}" for cls in settings for name, field in cls.model_fields.items()
                    if not field.description}
     assert len(settings) >= 7 and undescribed == set()
+
+
+def test_the_nightly_schedules_run_at_night_where_the_daemon_runs():
+    listed = subprocess.run(
+        [sys.executable, "-c", "from lumina_pipeline.definitions import defs\n"
+         "print(sorted({s.execution_timezone for s in defs().schedules}))"],
+        env=os.environ | {"TZ": "America/Los_Angeles"}, capture_output=True, text=True, check=True)
+
+    assert listed.stdout.splitlines()[-1] == "['America/Los_Angeles']"
