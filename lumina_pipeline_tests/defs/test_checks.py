@@ -16,8 +16,8 @@ def evaluations(result: dg.ExecuteInProcessResult) -> dict:
     return {e.check_name: e for e in result.get_asset_check_evaluations()}
 
 
-def verify(pipeline):
-    config = {"ops": {"checksum_verification": {"config": {"share_per_run": 1.0}}}}
+def verify(pipeline, share: float = 1.0):
+    config = {"ops": {"checksum_verification": {"config": {"share_per_run": share}}}}
     result = dg.materialize(
         [checksum_verification], instance=pipeline.instance, resources=pipeline.resources, run_config=config
     )
@@ -31,7 +31,7 @@ def test_a_silently_changed_file_fails_the_check_and_keeps_its_checksum(pipeline
     pipeline.catalog_everything("rot")
     assert verify(pipeline).passed
 
-    victim = library / "DSCN0010.jpg"
+    victim = library / "DSCN0038.jpg"  # not the first file: verified at once, they are verified again by id
     stat = victim.stat()
     data = bytearray(victim.read_bytes())
     data[len(data) // 2] ^= 0xFF  # one flipped byte, same size
@@ -40,9 +40,11 @@ def test_a_silently_changed_file_fails_the_check_and_keeps_its_checksum(pipeline
     before = {bytes(r["path"]): r["checksum"] for r in pipeline.rows("rot", "path, checksum")}
 
     check = verify(pipeline)
+    next_night = verify(pipeline, share=0.01)  # one file: the one least recently found as cataloged
 
-    assert not check.passed
-    assert check.metadata["corrupted_files"].value == ["rot: DSCN0010.jpg"]
+    for found in (check, next_night):
+        assert not found.passed
+        assert found.metadata["corrupted_files"].value == ["rot: DSCN0038.jpg"]
     assert {bytes(r["path"]): r["checksum"] for r in pipeline.rows("rot", "path, checksum")} == before
 
 
