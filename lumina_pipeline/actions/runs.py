@@ -133,11 +133,15 @@ class Actions:
         resumed = self._settle(others, Report(), resuming=True).done
         # This very undo, interrupted: what it puts back counts as this one's; what it leaves is tried once more below.
         finished = self._settle(mine, Report(), resuming=True)
-        run_id = run_id or journal.latest_run(self.connection, self.catalog_id)
+        runs = journal.runs_to_undo(self.connection, self.catalog_id)
+        run_id = run_id or next(iter(runs), None)
         if run_id is None:
             if undone := journal.latest_undone_run(self.connection, self.catalog_id):
                 self._clean_up_after_undo(undone)  # an undo killed after its last file, before its clean-up
             raise CatalogError(f"nothing to undo in {self.catalog.name}")
+        if run_id not in runs and not mine:
+            raise CatalogError(f"run {run_id} of {self.catalog.name} has no file left to undo; "
+                               f"runs that have: {', '.join(runs) or 'none'}")
         journal.start_undo(self.connection, self.catalog_id, run_id)
         report = Report(run_id, resumed, finished.size_bytes, files=finished.files)
         report = self._settle(self._commit_then_entries("undoing", run_id), report)

@@ -100,14 +100,14 @@ def quarantined_by(connection: Connection, catalog_id: uuid.UUID, image_ids: Seq
         """).columns(target=LargeBinary), {"c": catalog_id, "ids": list(image_ids)}))
 
 
-def latest_run(connection: Connection, catalog_id: uuid.UUID) -> str | None:
-    """The newest run of the catalog that still has something to undo, before those whose
-    undo was tried and left some (a copy whose original changed stays, on purpose), which come
-    next, newest first."""
-    return connection.execute(text(f"""
+def runs_to_undo(connection: Connection, catalog_id: uuid.UUID) -> list[str]:
+    """The runs of the catalog that still have something to undo, newest first, before those
+    whose undo was tried and left some (a copy whose original changed stays, on purpose), which
+    come next, newest first."""
+    return list(connection.execute(text(f"""
         SELECT run_id FROM file_actions WHERE catalog_id = :c AND state = 'done' GROUP BY run_id
-        ORDER BY bool_or(coalesce(reason, '') LIKE '{NOT_UNDONE}%'), max(created_at) DESC, run_id DESC LIMIT 1"""),
-        {"c": catalog_id}).scalar()
+        ORDER BY bool_or(coalesce(reason, '') LIKE '{NOT_UNDONE}%'), max(created_at) DESC, run_id DESC"""),
+        {"c": catalog_id}).scalars())
 
 
 def latest_undone_run(connection: Connection, catalog_id: uuid.UUID) -> str | None:

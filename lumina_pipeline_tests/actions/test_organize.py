@@ -180,10 +180,10 @@ def test_undo_leaves_the_copy_of_a_changed_original_says_where_and_passes_over_i
         journal.write_plan(connection, catalog_id, "untried", "organize", one)
         connection.execute(text("UPDATE file_actions SET state = 'done', created_at = now() - interval '1 day' "
                                 "WHERE run_id = 'untried'"))
-        assert journal.latest_run(connection, catalog_id) != organized.report.run_id
+        assert journal.runs_to_undo(connection, catalog_id)[0] != organized.report.run_id
         connection.execute(text("UPDATE file_actions SET reason = 'not purged: busy', created_at = now() "
                                 "WHERE run_id = 'untried'"))  # a purge's trouble is no undo tried
-        assert journal.latest_run(connection, catalog_id) == "untried"
+        assert journal.runs_to_undo(connection, catalog_id)[0] == "untried"
         connection.rollback()
     Path(os.fsdecode(source)).write_bytes(original)
     os.utime(source, ns=(os.stat(target).st_mtime_ns,) * 2)
@@ -262,6 +262,11 @@ def test_the_cli_moves_into_the_tree_and_undo_puts_every_file_back(library, data
 
     back = lumina(library, database_url, tmp_path, "undo", CATALOG)
     assert back.stdout.startswith(f"put back {files} files (")
+    run_id = back.stdout.split(" of run ")[1].split()[0]
+    again = lumina(library, database_url, tmp_path, "undo", CATALOG, run_id, check=False)
+    assert again.returncode == 2  # as every refusal of `lumina`
+    refused, listed = again.stderr.split("; runs that have: ")
+    assert refused == f"lumina: run {run_id} of {CATALOG} has no file left to undo" and run_id not in listed
     assert snapshot(library.photos) == before and list(tree.iterdir()) == []  # nor the folders it made
     assert str(tree) not in source_folders(library)  # no file of the catalog is there now
 
