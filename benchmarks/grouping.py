@@ -209,4 +209,5 @@ def inventory_rows(count: int, seed: int = 11) -> pl.DataFrame:
         capture_offset=pl.lit(None, pl.String),
         duration_seconds=pl.when(pl.col("kind") == "video").then(pl.lit(2.5)),
         content_identifier=pl.lit(None, pl.String),
+        camera_model=pl.lit("NIKON D750"),
     ).cast(FILES_SCHEMA)

@@ -24,6 +24,7 @@ FILES_SCHEMA = {  # what find_stacks reads of each file (more columns may come a
     "capture_offset": pl.String,  # "+02:00" when the file records it
     "duration_seconds": pl.Float64,
     "content_identifier": pl.String,  # Apple's, shared by a Live Photo's still and video
+    "camera_model": pl.String,
 }
 # What a camera writes beside its RAW; of several stills of one name, the one a camera or phone
 # wrote comes first: HEIC over a JPEG (often its conversion), a JPEG over a TIFF (often an export).
@@ -39,7 +40,8 @@ SHOT_EXTENSIONS = [extension.decode() for extension, kind in KINDS.items() if ki
 @dataclass(frozen=True)
 class StackRule:
     """How close the files of one shot are in time: a RAW and its twin agree within
-    `raw_seconds` when both have a capture time; a Live Photo's video is at most
+    `raw_seconds` when both have a capture time (and come from one camera model when both
+    name theirs); a Live Photo's video is at most
     `live_max_seconds` long and starts within `live_seconds` of its still, unless both carry
     one Apple content identifier."""
 
@@ -61,8 +63,9 @@ def find_stacks(rows: pl.DataFrame, rule: StackRule = StackRule()) -> Found:
     developed = files.filter((pl.col("kind") == "image") & pl.col("extension").is_in(DEVELOPED))
     raws = files.filter(pl.col("kind") == "raw")
     videos = files.filter((pl.col("kind") == "video") & (pl.col("duration_seconds") <= rule.live_max_seconds))
+    one_camera = pl.col("camera_model").str.to_lowercase() == pl.col("camera_model_other").str.to_lowercase()
     raw_pairs = developed.join(raws, on="shot", suffix="_other").filter(  # one camera's clock on both
-        (_seconds_apart() <= rule.raw_seconds) | pl.col("taken_other").is_null()
+        ((_seconds_apart() <= rule.raw_seconds) | pl.col("taken_other").is_null()) & one_camera.fill_null(True)
     )
     # A phone's video records UTC and its still may record only the clock: no comparing those.
     comparable = pl.col("capture_offset").is_null() == pl.col("capture_offset_other").is_null()

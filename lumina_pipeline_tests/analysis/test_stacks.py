@@ -4,10 +4,10 @@ from lumina_pipeline.analysis.stacks import FILES_SCHEMA, find_stacks
 
 
 def file(id_, path, kind="image", *, at="2022-08-14T14:14:59", offset=None, duration=None, clip=None, root="r",
-         source="DateTimeOriginal"):
+         source="DateTimeOriginal", camera=None):
     return {"id": id_, "source_root": root, "path": path, "kind": kind, "checksum": f"c{id_}", "captured_at": at,
             "captured_at_source": source, "capture_offset": offset, "duration_seconds": duration,
-            "content_identifier": clip}
+            "content_identifier": clip, "camera_model": camera}
 
 
 def stacks_of(*files) -> set[tuple[str, int, tuple[int, ...]]]:
@@ -35,6 +35,12 @@ def test_an_unreadable_raw_pairs_by_folder_and_stem():
 def test_a_raw_whose_only_date_is_when_it_was_written_pairs_by_folder_and_stem():
     written = file(1, "a/DSC_1.DNG", "raw", at="2023-09-04T18:30:00", source="DateTime")
     assert stacks_of(written, file(2, "a/DSC_1.JPG")) == {("raw_jpeg", 2, (1, 2))}
+
+
+def test_a_raw_and_a_jpeg_of_two_camera_models_are_not_a_stack_though_the_raw_has_no_shutter_time():
+    written = file(1, "merged/IMG_2.DNG", "raw", at="2019-09-21T10:00:00", source="DateTime", camera="PENTAX K-3")
+    assert stacks_of(written, file(2, "merged/IMG_2.JPG", camera="COOLPIX P6000")) == set()
+    assert stacks_of(written, file(2, "merged/IMG_2.JPG", camera="Pentax K-3")) == {("raw_jpeg", 2, (1, 2))}
 
 
 def test_a_jpeg_without_a_capture_time_is_not_the_twin_of_a_dated_raw():
