@@ -13,7 +13,7 @@ KINDS = {  # by extension (lower case)
         ("image", b"jpg jpeg jpe png gif bmp tif tiff webp heic heif avif jxl"),
         ("raw", b"dng cr2 cr3 nef nrw arw orf rw2 raf pef srw"),
         ("video", b"mov mp4 m4v avi mts m2ts 3gp mkv wmv mpg mpeg"),
-        ("sidecar", b"xmp aae thm"),
+        ("sidecar", b"xmp aae thm json"),
     ]
     for extension in extensions.split()
 }

@@ -35,6 +35,10 @@ PRIMARY_ORDER = {"image": 0, "raw": 1, "video": 2, "sidecar": 3}
 KIND_ORDER = {"live_photo": 0, "raw_jpeg": 1, "with_sidecar": 2}  # a shot that is several is the first
 SHOT_KINDS = ["image", "raw", "video"]  # the files a shot is made of, sidecars aside
 SHOT_EXTENSIONS = [extension.decode() for extension, kind in KINDS.items() if kind in SHOT_KINDS]
+# The file of its shot a sidecar named by the stem alone describes first, by its extension:
+# Lightroom and Capture One write an .xmp beside a RAW only (into the file for the others), a
+# camera its .thm beside a video; any other (Apple's .aae, Google's .json) a still.
+SIDECAR_DESCRIBES = {"xmp": "raw", "thm": "video"}
 
 
 @dataclass(frozen=True)
@@ -102,16 +106,26 @@ def find_stacks(rows: pl.DataFrame, rule: StackRule = StackRule()) -> Found:
 
 def _described(files: pl.DataFrame, stacked: pl.DataFrame) -> pl.DataFrame:
     """The photo or video (`photo`) each sidecar (`id`) describes, where there is one: the file of
-    its shot with the extension its name names (`named`), else its shot's first (a pair's first)."""
+    its shot with the extension its name names (`named`), else the one of its shot its kind
+    describes (SIDECAR_DESCRIBES) or its shot's first (a pair's first). darktable names the
+    sidecar of a photo's second version `IMG_1_01.CR2.xmp`: its shot is IMG_1_01's if there is
+    one, else IMG_1's."""
     named = pl.col("path").str.extract(rf"(?i)\.({'|'.join(SHOT_EXTENSIONS)})\.[^./]*$").str.to_lowercase()
-    files = files.select("id", "path", "kind", "shot", "extension")
-    sidecars = files.filter(pl.col("kind") == "sidecar").with_columns(named=named)
-    photos = (files.filter(pl.col("kind").is_in(SHOT_KINDS)).join(sidecars, on="shot", how="semi")  # the few it takes
+    photos = files.filter(pl.col("kind").is_in(SHOT_KINDS))
+    version_of = _shot_key(_name().str.replace(r"(?i)_\d\d(\.[^.]*\.[^.]*)$", "$1"), pl.col("kind"))
+    sidecars = files.filter(pl.col("kind") == "sidecar").select(
+        "id", "extension", named=named,
+        shot=pl.when(pl.col("shot").is_in(photos["shot"].implode())).then("shot").otherwise(version_of))
+    photos = (photos.select("id", "shot", "kind", "extension").join(sidecars, on="shot", how="semi")  # the few it takes
               .join(stacked.select("id", paired=True).unique("id"), on="id", how="left"))
     by_name = photos.select("shot", named="extension", by_name="id").unique(["shot", "named"], keep="first")
-    by_stem = photos.sort(pl.col("paired").is_null(), _order("kind", PRIMARY_ORDER), _order("extension", STILL_ORDER),
-                          "id").unique("shot", keep="first").select("shot", by_stem="id")
-    sidecars = sidecars.join(by_name, on=["shot", "named"], how="left").join(by_stem, on="shot", how="left")
+    by_stem = sidecars.select("id", "shot", describes=pl.col("extension").replace_strict(
+        SIDECAR_DESCRIBES, default="image")).join(photos.select("shot", photo="id", kind="kind", still="extension",
+                                                                 paired="paired"), on="shot")
+    by_stem = by_stem.sort("id", pl.col("kind") != pl.col("describes"), pl.col("paired").is_null(),
+                           _order("kind", PRIMARY_ORDER), _order("still", STILL_ORDER), "photo"
+                           ).unique("id", keep="first").select("id", by_stem="photo")
+    sidecars = sidecars.join(by_name, on=["shot", "named"], how="left").join(by_stem, on="id", how="left")
     return sidecars.select("id", photo=pl.when(pl.col("named").is_null()).then("by_stem").otherwise("by_name")
                            ).drop_nulls("photo")
 
@@ -123,28 +137,38 @@ def _order(column: str, order: dict[str, int]) -> pl.Expr:
 def _shots(rows: pl.DataFrame) -> pl.DataFrame:
     """Rows with a number for their source root, folder and lower-case name stem (`shot`), their
     extension, and the shutter's time both as the camera's clock (`taken`) and, when the file
-    records its offset, as UTC (`instant`).
-    Two shots meeting in the 64-bit number (odds about 1 in 10^8 among a million files) would
-    be compared as one, the rule still applying to their files."""
-    name = pl.col("path").str.split("/").list.last()
+    records its offset, as UTC (`instant`)."""
     shutter = pl.when(pl.col("captured_at_source").ne_missing("DateTime")).then("captured_at")
     return rows.with_columns(
-        shot=pl.struct(
-            "source_root",
-            folder=pl.col("path").str.replace(r"[^/]*$", ""),
-            stem=shot_stem(name, pl.col("kind")),
-        ).hash(),
-        extension=name.str.extract(r"\.([^.]*)$").str.to_lowercase(),
+        shot=_shot_key(_name(), pl.col("kind")),
+        extension=_name().str.extract(r"\.([^.]*)$").str.to_lowercase(),
         taken=shutter.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False),
         instant=pl.concat_str(shutter, "capture_offset").str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", strict=False),
     )
 
 
+def _name() -> pl.Expr:
+    return pl.col("path").str.split("/").list.last()
+
+
+def _shot_key(name: pl.Expr, kind: pl.Expr) -> pl.Expr:
+    """A number for the source root, folder and shot stem of the file called `name`. Two shots
+    meeting in the 64-bit number (odds about 1 in 10^8 among a million files) would be compared
+    as one, the rule still applying to their files."""
+    folder = pl.col("path").str.replace(r"[^/]*$", "")
+    return pl.struct("source_root", folder=folder, stem=shot_stem(name, kind)).hash()
+
+
 def shot_stem(name: pl.Expr, kind: pl.Expr) -> pl.Expr:
-    """A file's lower-case name stem, which names its shot in its folder. A sidecar's drops a
-    photo or video extension too: darktable writes `IMG_1.CR2.xmp`."""
+    """A file's lower-case name stem, which names its shot in its folder. A sidecar's drops the
+    name of the photo or video it describes: darktable writes `IMG_1.CR2.xmp`, and Google
+    Takeout `IMG_1.jpg.json`, `IMG_1.jpg.supplemental-metadata.json` (cut short where the name
+    would be long) and, for `IMG_1(1).jpg`, `IMG_1.jpg(1).json`."""
     stem = name.str.replace(r"\.[^.]*$", "").str.to_lowercase()
-    return pl.when(kind == "sidecar").then(stem.str.replace(rf"\.({'|'.join(SHOT_EXTENSIONS)})$", "")).otherwise(stem)
+    extensions = "|".join(SHOT_EXTENSIONS)
+    described = stem.str.replace(rf"\.({extensions})\.[a-z-]+$", ".$1")  # IMG_1.jpg.supplemental-metadata
+    described = described.str.replace(rf"\.({extensions})(\(\d+\))?$", "$2")
+    return pl.when(kind == "sidecar").then(described).otherwise(stem)
 
 
 def _seconds_apart() -> pl.Expr:

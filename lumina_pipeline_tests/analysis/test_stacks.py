@@ -102,7 +102,7 @@ def test_a_photo_or_video_alone_makes_a_stack_with_its_sidecars_and_a_sidecar_al
     named = file(5, "e/IMG_5.png.xmp", "sidecar", at=None)
     assert stacks_of(file(1, "e/IMG_5.jpg"), file(2, "e/IMG_5.png"), named) == {("with_sidecar", 2, (2, 5))}
     assert stacks_of(file(9, "a/DSC_1.png"), file(8, "a/DSC_1.NEF", "raw", at=None), *sidecars) == {
-        ("with_sidecar", 9, (3, 9))  # DSC_1.JPG.xmp names a file that is not there: it describes neither
+        ("with_sidecar", 8, (3, 8))  # DSC_1.JPG.xmp names a file that is not there: it describes neither
     }
     darktable = file(6, "a/DSC_1.nef.xmp", "sidecar", at=None)
     assert stacks_of(file(9, "a/DSC_1.png"), file(8, "a/DSC_1.NEF", "raw", at=None), darktable) == {
@@ -113,3 +113,29 @@ def test_a_photo_or_video_alone_makes_a_stack_with_its_sidecars_and_a_sidecar_al
 def test_a_raw_jpeg_and_clip_of_one_shot_are_one_live_stack():
     shot = [file(1, "p/IMG_3.DNG", "raw"), file(2, "p/IMG_3.HEIC"), file(3, "p/IMG_3.MOV", "video", duration=2.0)]
     assert stacks_of(*shot) == {("live_photo", 2, (1, 2, 3))}
+
+
+def test_a_sidecar_named_by_the_stem_alone_goes_with_the_file_its_kind_describes():
+    raw, still = file(1, "m/IMG_3.dng", "raw", camera="NIKON Z 9"), file(2, "m/IMG_3.JPG", camera="iPhone 8")
+    lightroom, apple = file(3, "m/IMG_3.xmp", "sidecar", at=None), file(4, "m/IMG_3.AAE", "sidecar", at=None)
+    assert stacks_of(raw, still, lightroom, apple) == {("with_sidecar", 1, (1, 3)), ("with_sidecar", 2, (2, 4))}
+
+
+def test_darktables_sidecar_of_a_second_version_goes_with_its_photo():
+    pair = [file(1, "a/IMG_1.CR2", "raw"), file(2, "a/IMG_1.JPG")]
+    versions = [file(3, "a/IMG_1.CR2.xmp", "sidecar", at=None), file(4, "a/IMG_1_01.CR2.xmp", "sidecar", at=None)]
+    assert stacks_of(*pair, *versions) == {("raw_jpeg", 2, (1, 2, 3, 4))}
+    own = [file(5, "a/DSC_01.JPG"), file(6, "a/DSC_01.JPG.xmp", "sidecar", at=None)]  # a photo of that name
+    assert stacks_of(*own, file(7, "a/DSC.JPG")) == {("with_sidecar", 5, (5, 6))}
+
+
+def test_google_takeouts_json_files_go_with_the_photo_they_describe():
+    takeout = [
+        file(1, "t/IMG_1.jpg"), file(2, "t/IMG_1.jpg.json", "sidecar", at=None),
+        file(3, "t/IMG_1(1).jpg"), file(4, "t/IMG_1.jpg(1).json", "sidecar", at=None),
+        file(5, "t/IMG_2.HEIC"), file(6, "t/IMG_2.HEIC.supplemental-metadata.json", "sidecar", at=None),
+        file(7, "t/PXL_20230101_101010123.jpg"), file(8, "t/PXL_20230101_101010123.jpg.supplemental-met.json",
+                                                       "sidecar", at=None),
+        file(9, "t/metadata.json", "sidecar", at=None),  # an album's: no photo of that name
+    ]
+    assert stacks_of(*takeout) == {("with_sidecar", photo, (photo, photo + 1)) for photo in (1, 3, 5, 7)}
