@@ -67,6 +67,25 @@ def test_files_read_before_the_gps_and_tiff_fixes_are_read_again(engine, databas
             name: again for name, (_, again) in READ_BEFORE_0018.items()}
 
 
+def test_google_takeouts_json_files_cataloged_as_other_files_become_sidecars(engine, database_url, tmp_path):
+    with database_of_its_own(engine, database_url, "before_0021") as old:
+        migrate(old, "0020")
+        with Session(old) as session, session.begin():
+            catalog = add_catalog(session, "old", [str(tmp_path)]).id
+            session.execute(text("""
+                INSERT INTO images (catalog_id, source_root, path, kind, size_bytes, mtime_ns, batch, status, error)
+                VALUES (:c, :root, :path, 'other', 1, 1, '00000', 'skipped', 'not a photo or video')"""),
+                [{"c": catalog, "root": str(tmp_path), "path": path}
+                 for path in (b"IMG_1.jpg.json", b"IMG_2.HEIC.JSON", b"notes.txt", b"caf\xe9.json")])
+        migrate(old)
+        with old.connect() as connection:
+            rows = connection.execute(text("SELECT path, kind, error FROM images ORDER BY path")).all()
+        sidecar, other = ("sidecar", "sidecar file, not a photo"), ("other", "not a photo or video")
+        assert [(bytes(path), kind, error) for path, kind, error in rows] == [
+            (b"IMG_1.jpg.json", *sidecar), (b"IMG_2.HEIC.JSON", *sidecar), (b"caf\xe9.json", *sidecar),
+            (b"notes.txt", *other)]
+
+
 def test_the_newest_revision_is_alembics_head(engine):
     """What `migrate` compares the database's revision with, to skip Alembic when it is at head."""
     assert newest_revision() == ScriptDirectory(str(MIGRATIONS)).get_current_head()

@@ -29,7 +29,7 @@ class StacksConfig(dg.Config):
     deps=[dg.AssetDep("metadata", partition_mapping=by_catalog)],
     kinds={"polars", "postgres"},
     group_name="catalog",
-    code_version="stacks-v4",  # bump when the rule or the stored result changes
+    code_version="stacks-v5",  # bump when the rule or the stored result changes
 )
 def stacks(context: dg.AssetExecutionContext, config: StacksConfig, database: CatalogDatabase) -> dg.MaterializeResult:
     """Files of one shot: a camera RAW and its JPEG/HEIC/TIFF twin, a Live Photo's still and
