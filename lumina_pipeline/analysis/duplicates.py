@@ -40,7 +40,7 @@ GROUPING_SCHEMA = {
 }
 DEFAULT_AVOIDED_FOLDERS = ("backup", "export", "download", "shared", "whatsapp", "chat", "copy", "kopie")
 # What decides a group's keeper, first key first (KeeperRule); the row id breaks the last ties.
-KEEPER_ORDER = ("stack", "pixels", "metadata", "quality", "format", "earliest", "library_folder")
+KEEPER_ORDER = ("stack", "pixels", "metadata", "quality", "format", "bytes", "earliest", "library_folder")
 DEFAULT_FORMATS = ("raw", "heic", "jpeg")  # preferred first; a format not listed comes after these
 FORMAT_FAMILIES = {"jpg": "jpeg", "jpe": "jpeg", "heif": "heic", "tif": "tiff"}
 RAW_PIXELS = 2**62  # a camera RAW's, for the keeper: more than any rendering of it
@@ -99,8 +99,10 @@ class KeeperRule:
     so that a camera original beats an edited or stripped copy, then more sidecars (a
     person's ratings and edits); quality: higher quality score first;
     format: in the order of `formats` (file extension families: raw, heic, jpeg, tiff, png,
-    ...); earliest: earlier capture time first; library_folder: outside `avoided_folders`
-    (backup, export, ... copies lose to the library's own) first."""
+    ...); bytes: more bytes per pixel first (less compressed: a copy saved again at a lower
+    JPEG quality keeps the size, metadata and score of its original); earliest: earlier
+    capture time first; library_folder: outside `avoided_folders` (backup, export, ... copies
+    lose to the library's own) first."""
 
     order: tuple[str, ...] = KEEPER_ORDER
     formats: tuple[str, ...] = DEFAULT_FORMATS
@@ -124,6 +126,7 @@ def rank_for_primary(images: pl.DataFrame, keeper: KeeperRule = KeeperRule()) ->
         "metadata": [(pl.col("richness"), True), (pl.col("shot_sidecars"), True)],
         "quality": [(pl.col("quality_score"), True)],
         "format": [(family.replace_strict(formats, default=len(formats), return_dtype=pl.Int64), False)],
+        "bytes": [(pl.col("size_bytes") / pl.col("pixels"), True)],
         "earliest": [(pl.col("captured_at"), False)],
         "library_folder": [(pl.col("path").str.to_lowercase().str.contains_any(list(keeper.avoided_folders)), False)],
     }

@@ -92,6 +92,11 @@ def test_near_copy_joins_and_the_bigger_image_is_primary():
     assert groups_as_sets(rows) == {((1, 2), 2)}
 
 
+def test_of_two_copies_alike_but_for_compression_the_less_compressed_is_kept():
+    saved_again = image(1, BASE, path="IMG_1-q40.jpg", size=203_000)  # cataloged first, all else equal
+    assert groups_as_sets([saved_again, image(2, flip(BASE, 1), path="IMG_1.jpg", size=511_000)]) == {((1, 2), 2)}
+
+
 def test_a_camera_raw_is_kept_over_a_bigger_export_though_only_its_small_preview_decodes():
     raw, export = image(1, BASE, pixels=320 * 213, kind="raw", path="Kamera/1.DNG"), image(2, BASE, pixels=10**7)
     assert groups_as_sets([raw, export]) == {((1, 2), 1)}

@@ -52,7 +52,7 @@ class DuplicatesConfig(dg.Config):
     ],
     kinds={"polars", "postgres"},
     group_name="catalog",
-    code_version="duplicates-v3",  # bump when the rule or the stored result changes
+    code_version="duplicates-v4",  # bump when the rule or the stored result changes
 )
 def duplicate_groups(
     context: dg.AssetExecutionContext, config: DuplicatesConfig, database: CatalogDatabase
