@@ -6,6 +6,7 @@ import os
 import uuid
 
 import polars as pl
+import tzlocal
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
@@ -37,12 +38,18 @@ def set_organizing(session: Session, name: str, into: str, template: str, move: 
 def organize_files(connection: Connection, catalog_id: uuid.UUID) -> pl.DataFrame:
     """The catalog's photos, videos and sidecars still in its folders, as analysis/organize.py
     reads them: `kept` for a file a review keeps (or one of its stack), `removable` for one it
-    put aside."""
+    put aside. A video's capture time in UTC (its container's creation_time) is taken to this
+    machine's time zone, where a family's videos are mostly taken: the clock of its photos."""
     removable = [row.id for row in removable_files(connection, catalog_id)]
     return read_frame(connection, f"""
         SELECT i.id, i.source_root, i.path, i.kind, i.size_bytes, i.mtime_ns, i.checksum, i.status,
-               {as_text("captured_at")}, i.stack_id::text, s.primary_image_id = i.id,
+               CASE WHEN {as_text("captured_at_source")} = 'creation_time'
+                    THEN to_char(CAST({as_text("captured_at")} AS timestamp) AT TIME ZONE 'UTC' AT TIME ZONE :zone,
+                                 'YYYY-MM-DD"T"HH24:MI:SS')
+                    ELSE {as_text("captured_at")} END,
+               i.stack_id::text, s.primary_image_id = i.id,
                i.id IN ({KEPT_SHOTS}), i.id = ANY(:removable)
         FROM images i LEFT JOIN stacks s ON s.id = i.stack_id
         WHERE i.catalog_id = :c AND i.kind = ANY(:kinds) AND i.status NOT IN ('deleted', 'quarantined', 'ignored')
-        ORDER BY i.id""", {"c": catalog_id, "removable": removable, "kinds": ORGANIZED_KINDS}, FILES_SCHEMA)
+        ORDER BY i.id""", {"c": catalog_id, "removable": removable, "kinds": ORGANIZED_KINDS,
+                           "zone": tzlocal.get_localzone_name()}, FILES_SCHEMA)
