@@ -16,7 +16,7 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from lumina_pipeline.analysis.files import PARTIAL, shown  # a copy being written, never under its final name unverified
+from lumina_pipeline.analysis.files import PARTIAL, mtime_ns, shown  # PARTIAL: a copy being written
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def mismatch(path: bytes, operation: FileOperation, *, read: bool) -> str | None
         return "not a regular file"
     if info.st_size != operation.size_bytes:
         return f"size changed ({info.st_size} bytes, cataloged {operation.size_bytes})"
-    if info.st_mtime_ns != operation.mtime_ns:
+    if mtime_ns(info) != operation.mtime_ns:
         return "modified since it was cataloged (mtime)"
     if read and sha256(path) != operation.checksum:
         return "content differs from the catalog (checksum)"

@@ -54,6 +54,12 @@ class Walk:
     linked: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=LINKED_SCHEMA))
 
 
+def mtime_ns(info: os.stat_result) -> int:
+    """A file's mtime in nanoseconds within the 64 bits the catalog holds it in: a date after
+    2262 (or before 1677), a garbage timestamp from a card or a share, is the last one before."""
+    return min(max(info.st_mtime_ns, -(2**63)), 2**63 - 1)
+
+
 def classify(path: bytes) -> str:
     """Kind of a file from its name alone (the last part of `path`): image, raw, video, sidecar, system or other.
 
@@ -123,7 +129,7 @@ def walk_sources(roots: Sequence[str]) -> Walk:
                 columns["source_root"].append(root)
                 columns["path"].append(path)
                 columns["size_bytes"].append(stat.st_size)
-                columns["mtime_ns"].append(stat.st_mtime_ns)
+                columns["mtime_ns"].append(mtime_ns(stat))
     several = (rows for rows in names.values() if len(rows) > 1)
     linked = [(columns["source_root"][row], columns["path"][row], file) for file, rows in enumerate(several)
               for row in rows]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from lumina_pipeline.analysis.files import WALK_SCHEMA, never_walked, walk_sources
+from lumina_pipeline.analysis.files import WALK_SCHEMA, mtime_ns, never_walked, walk_sources
 
 DIGEST_MASK = (1 << 64) - 1
 
@@ -89,5 +89,5 @@ def _own_files(root: str) -> pl.DataFrame:
         for entry in os.scandir(root):
             if entry.is_file(follow_symlinks=False):
                 stat = entry.stat(follow_symlinks=False)
-                rows.append((root, os.fsencode(entry.name), stat.st_size, stat.st_mtime_ns))
+                rows.append((root, os.fsencode(entry.name), stat.st_size, mtime_ns(stat)))
     return pl.DataFrame(rows, schema=WALK_SCHEMA, orient="row")

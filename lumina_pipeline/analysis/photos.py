@@ -19,6 +19,7 @@ import polars as pl
 from PIL import Image
 
 from lumina_pipeline.analysis.embedding import model_input
+from lumina_pipeline.analysis.files import mtime_ns
 from lumina_pipeline.analysis.hashing import compute_ahash, compute_dhash, compute_phash, compute_whash, hash_version
 from lumina_pipeline.analysis.imaging import MAX_PIXELS, ImageTooLarge, decode_photo, describe_error, encode_thumbnail
 from lumina_pipeline.analysis.makernote import apple_content_identifier
@@ -155,7 +156,7 @@ def _read(path: bytes, recorded: tuple[int, int] | None, read: Callable[[Buffere
         special = SPECIAL_FILES.get(stat.S_IFMT(before.st_mode), "a special file")
         raise _Unread("error", f"not a regular file but {special}: not read")
     with open(descriptor, "rb") as file:
-        if recorded is not None and (before.st_size, before.st_mtime_ns) != tuple(recorded):
+        if recorded is not None and (before.st_size, mtime_ns(before)) != tuple(recorded):
             raise _Unread("pending", CHANGED_SINCE_INVENTORY)
         os.set_blocking(descriptor, True)  # a regular file is read as by a plain open
         try:

@@ -6,6 +6,8 @@ from collections.abc import Iterable
 
 import polars as pl
 
+from lumina_pipeline.analysis.files import mtime_ns
+
 
 def reverify(
     paths: Iterable[bytes], sizes: Iterable[int], mtimes: Iterable[int], checksums: Iterable[str]
@@ -17,11 +19,11 @@ def reverify(
     return pl.Series("outcome", outcomes, dtype=pl.String)
 
 
-def _outcome(path: bytes, size: int, mtime_ns: int, checksum: str) -> str:
+def _outcome(path: bytes, size: int, mtime: int, checksum: str) -> str:
     try:
         with open(path, "rb", opener=_non_blocking) as file:
             stat = os.fstat(file.fileno())
-            if (stat.st_size, stat.st_mtime_ns) != (size, mtime_ns):
+            if (stat.st_size, mtime_ns(stat)) != (size, mtime):
                 return "edited"
             actual = hashlib.file_digest(file, "sha256").hexdigest()
     except OSError:

@@ -15,7 +15,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from lumina_pipeline.analysis import photos, videos
-from lumina_pipeline.analysis.files import classify
+from lumina_pipeline.analysis.files import classify, walk_sources
+from lumina_pipeline.analysis.fingerprint import fingerprint, inventory_digest
 from lumina_pipeline.analysis.photos import ANALYSIS_SCHEMA, analyze_file, analyze_files
 
 FIELDS = list(ANALYSIS_SCHEMA)
@@ -355,3 +356,18 @@ def test_exact_copies_are_each_read_but_decoded_once_to_the_same_row(corpus, mon
     for record, row in zip(batch, frame.iter_rows(named=True), strict=True):
         assert row["checksum"] == record["sha256"]
         assert rows.setdefault(record["sha256"], row) == row  # a copy's row is its first copy's, column for column
+
+
+def test_a_photo_dated_after_2262_is_listed_and_read_with_the_last_date_the_catalog_holds(tmp_path):
+    photo = tmp_path / "2024" / "scan.jpg"  # below a folder, and alone at the top: both fingerprints stat it
+    photo.parent.mkdir()
+    Image.new("RGB", (64, 48), (200, 80, 30)).save(photo)
+    shutil.copy(photo, tmp_path / "top.jpg")
+    for path in (photo, tmp_path / "top.jpg"):
+        os.utime(path, ns=(0, 10_413_792_000 * 10**9))  # 2300-01-01, from a card's garbage timestamp
+    walk = walk_sources([str(tmp_path)])
+
+    listed = dict(zip(walk.files["path"], walk.files["mtime_ns"], strict=True))
+    assert listed == {b"2024/scan.jpg": 2**63 - 1, b"top.jpg": 2**63 - 1}
+    assert fingerprint([str(tmp_path)], start=None, budget_seconds=60).digest == inventory_digest(walk.files)
+    assert analyze(os.fsencode(photo), recorded=(photo.stat().st_size, 2**63 - 1))["status"] == "ok"
