@@ -43,7 +43,8 @@ LINKED_SCHEMA = {"source_root": pl.String, "path": pl.Binary, "file": pl.Int64}
 @dataclass(frozen=True)
 class Walk:
     """What a walk found: one row per file, the folders it could not list, and the source
-    folders that hold nothing at all, not even a folder (as an unmounted drive's mount point)."""
+    folders that hold nothing of a person's, not even a folder: an unmounted drive's mount
+    point (_left_by_systems_only)."""
 
     files: pl.DataFrame
     unreadable: list[tuple[str, bytes]]  # (source_root, relative folder) pairs
@@ -103,7 +104,7 @@ def walk_sources(roots: Sequence[str]) -> Walk:
                 continue
             if _is_own(entries):
                 continue
-            if not entries and not relative:
+            if not relative and _left_by_systems_only(entries):
                 empty_roots.append(root)
             for entry in entries:
                 path = relative + b"/" + entry.name if relative else entry.name
@@ -159,6 +160,13 @@ def never_walked(name: bytes) -> bool:
 
 def is_app_library(name: bytes) -> bool:
     return name.lower().endswith(APP_LIBRARIES)
+
+
+def _left_by_systems_only(entries: list[os.DirEntry[bytes]]) -> bool:
+    """Whether a folder holds nothing but what systems and NAS leave (`.DS_Store`, `@eaDir`, a
+    trash), as a Mac or a Synology may leave them at a drive's mount point while it is away."""
+    return all(never_walked(entry.name) if entry.is_dir(follow_symlinks=False) else classify(entry.name) == "system"
+               for entry in entries)
 
 
 def _is_own(entries: list[os.DirEntry[bytes]]) -> bool:

@@ -53,7 +53,8 @@ def diff_inventory(stored: pl.DataFrame, walk: Walk, *, batch_size: int) -> Inve
     A file that reappears after being marked deleted counts as changed and keeps its batch.
     Files under a folder the walk could not list are neither compared nor marked deleted:
     an unmounted share must not look like an emptied one. Nor are those of a source folder
-    that holds nothing at all (an empty mount point) while the catalog holds files there."""
+    that holds nothing of a person's (an empty mount point, Walk.empty_roots) while the catalog
+    holds files there."""
     files = one_name_per_file(walk, stored)
     stored_files = stored.select(*KEY, "id", "batch", "kind", "status", "size_bytes", "mtime_ns")
     present = files.join(stored_files, on=KEY, how="left", suffix="_stored")

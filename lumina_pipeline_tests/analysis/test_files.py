@@ -48,11 +48,16 @@ def test_walk_lists_every_file_with_size_and_raw_name(tmp_path):
     assert walk.unreadable == [] and walk.empty_roots == []
 
 
-def test_walk_names_the_roots_that_hold_nothing_at_all(tmp_path):
+def test_walk_names_the_roots_that_hold_nothing_of_a_persons(tmp_path):
     (tmp_path / "mount point").mkdir()
     (tmp_path / "emptied" / "2024").mkdir(parents=True)
-    walk = walk_sources([str(tmp_path / "mount point"), str(tmp_path / "emptied")])
-    assert walk.files.is_empty() and walk.empty_roots == [str(tmp_path / "mount point")]
+    (tmp_path / "left by a Mac").mkdir()
+    (tmp_path / "left by a Mac" / ".DS_Store").write_bytes(b"\0")
+    (tmp_path / "left by a Synology" / "@eaDir").mkdir(parents=True)
+    roots = [str(tmp_path / name) for name in ("mount point", "emptied", "left by a Mac", "left by a Synology")]
+    walk = walk_sources(roots)
+    assert walk.files["path"].to_list() == [b".DS_Store"]
+    assert walk.empty_roots == [roots[0], roots[2], roots[3]]
 
 
 def test_walk_and_count_never_enter_a_folder_of_luminas_own(tmp_path):
