@@ -330,7 +330,11 @@ def removable_files(connection: Connection, catalog_id: uuid.UUID) -> list[Remov
     quarantined: another photo's sidecar holds no edits of this one), and no file is listed
     while a file of its stack is kept or has no copy that stays. Nothing is deleted."""
     rows = connection.execute(text(f"""{REVIEWED_AWAY}
-        SELECT * FROM (SELECT DISTINCT ON (id) * FROM whole ORDER BY id, reason DESC) once
+        SELECT * FROM (
+            SELECT DISTINCT ON (w.id) w.* FROM whole w JOIN images i ON i.id = w.id JOIN images k ON k.id = w.keep_id
+            -- of a file's keepers (a copy in an exact group and a near one), the one with its bytes:
+            -- the one quarantine checks is still there as cataloged before it moves the copy
+            ORDER BY w.id, w.reason DESC, k.checksum = i.checksum DESC NULLS LAST, w.keep_id) once
         ORDER BY path"""), {"c": catalog_id})
     return rows_as(RemovableFile, rows)
 

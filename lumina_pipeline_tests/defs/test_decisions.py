@@ -307,3 +307,24 @@ def test_the_export_gives_each_files_stars_and_tags(pipeline, library):
     assert (files[rated]["rating"], files[rated]["tags"]) == (4, ["Hochzeit", "Oma"])
     others = {(record["rating"], tuple(record["tags"])) for path, record in files.items() if path != rated}
     assert others == {(None, ())}
+
+
+def test_a_removable_copy_names_the_keeper_holding_its_bytes_where_one_does(pipeline, corpus, tmp_path):
+    """Quarantine checks the keeper it names before moving a copy: the one with the same bytes,
+    though the copy is also in a near-duplicate group of another shot, kept there."""
+    for folder in ("Papa", "Backup/Papa"):  # two shots of a scene, and a backup of both
+        shutil.copytree(corpus.photos / "Zoo 2019" / "Papa", tmp_path / "twice" / folder)
+    pipeline.add_catalog("twice", str(tmp_path / "twice"))
+    pipeline.catalog_everything("twice")
+    catalog_id = pipeline.catalog_id("twice")
+    with pipeline.engine.begin() as connection:
+        accept_suggestions(connection, catalog_id, exact=False, min_confidence=0, apply=True)
+    with pipeline.engine.connect() as connection:
+        rows = removable_files(connection, catalog_id)
+        checksums = dict(connection.execute(text("SELECT id, checksum FROM images WHERE catalog_id = :c"),
+                                            {"c": catalog_id}).all())
+        in_groups = connection.execute(text("""
+            SELECT m.image_id, count(*) FROM duplicate_members m JOIN duplicate_groups g ON g.id = m.group_id
+            WHERE g.catalog_id = :c GROUP BY m.image_id"""), {"c": catalog_id}).all()
+    assert len(rows) == 2 and max(count for _, count in in_groups) == 2  # the backup copies, one in two groups
+    assert [checksums[row.keep_id] == checksums[row.id] for row in rows] == [True, True]
