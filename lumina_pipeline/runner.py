@@ -105,7 +105,8 @@ def unchanged_inventory(connection, catalog: Catalog) -> InventoryChanges | None
     killed run leaves one undone."""
     walk = walk_sources(catalog.source_directories)
     changes = diff_inventory(load_inventory(connection, catalog.id), walk, batch_size=catalog.batch_size)
-    if changes.unlisted or not changes.is_empty() or pending_batches(connection, catalog.id, ANALYSIS_VERSION):
+    if changes.unlisted or not changes.is_empty() or pending_batches(connection, catalog.id, ANALYSIS_VERSION,
+                                                                     unreadable=True):
         return None
     return None if _regrouping_needed(connection, catalog.id) else changes
 
@@ -130,7 +131,7 @@ def _bring_up_to_date(name: str, catalog_id, engine) -> None:
     for library in inventory["app_libraries_left_out"]:
         print(f"lumina: left out {library}: {APP_LIBRARY_LEFT_OUT}", file=sys.stderr)
     with Session(engine) as session:
-        todo = pending_batches(session.connection(), catalog_id, ANALYSIS_VERSION)
+        todo = pending_batches(session.connection(), catalog_id, ANALYSIS_VERSION, unreadable=True)
     if todo:
         _analyze(instance, name, todo)
     with Session(engine) as session:

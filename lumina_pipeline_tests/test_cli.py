@@ -382,3 +382,18 @@ def test_output_into_a_closed_pipe_ends_quietly(tmp_path):
     finally:
         os.close(writing)
     assert (ended.returncode, ended.stderr) == (1, "")
+
+
+def test_a_run_tries_again_the_files_that_could_not_be_read(lumina_home, corpus, tmp_path):
+    """As a file gone while its batch read it (a share that dropped), back since with its size and date."""
+    photos = tmp_path / "Share"
+    shutil.copytree(corpus.photos / "Toscana 2008", photos)
+    lumina(lumina_home, "run", "--photos", str(photos))
+    with dagster_tables(lumina_home) as connection, connection.begin():
+        connection.execute(text("""
+            UPDATE images SET status = 'error', error = 'cannot read file: No such file or directory'
+            WHERE path = 'DSCN0010.jpg' AND catalog_id = (SELECT id FROM catalogs WHERE name = 'share')"""))
+    again = lumina(lumina_home, "run", "share").stdout
+    lumina(lumina_home, "catalog", "remove", "share")
+    assert "inventory: 6 files, 0 new, 0 changed, 0 deleted" in again
+    assert "1 file read (1 ok, 0 errors" in again

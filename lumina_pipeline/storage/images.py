@@ -53,8 +53,8 @@ TO_READ = """(status = 'pending' OR (kind IN ('image', 'raw', 'video') AND statu
               AND analysis_version IS DISTINCT FROM :version))"""
 # A file that could not be read (photos._cannot_read: permissions, a share's hiccup) or not in
 # time may read now, with neither its size nor its date changed: a batch reading its neighbours
-# tries it again, and so does the nightly schedule. Rescans do not: each would start a batch for
-# a file that stays locked.
+# tries it again, and so do the nightly schedule and `lumina run`, which a person starts. The
+# daemon's rescans do not: each would start a batch for a file that stays locked.
 UNREADABLE = """(status = 'error' AND (error LIKE 'cannot read file:%' OR error LIKE 'not read and decoded within%'))"""
 
 
