@@ -41,7 +41,7 @@ FILES_AT_ONCE = 8
 QUARANTINE = "quarantine"
 ORGANIZE = "organize"
 OPERATION_FIELDS = ("source", "target", "operation", "size_bytes", "mtime_ns", "checksum")  # FileOperation's
-OTHER_CONTENT = "other content"  # a sidecar's copy, compared as it is quarantined
+OTHER_CONTENT = "other content"  # a keeper of the same bytes as cataloged, or a sidecar's copy, compared
 PUT_BACK = "put back by hand"
 KEPT = "kept: a group's primary, a burst's best frame, a file a person keeps, or a file of their stack"
 
@@ -204,19 +204,19 @@ class Actions:
         """Split off the files not in their folder as cataloged (sizes and mtimes, and a stack's
         files by content: moving them compares the others' content too), those with a sidecar
         new since the last scan, those whose keeper is not (deleted, moved or edited since the
-        last scan, on a disk not mounted) or, where `compare`, holds other bytes; and the other
-        files of their stacks, which stay whole. The rest, and (path, why) for those."""
+        last scan, on a disk not mounted) or holds other bytes (a keeper cataloged with the
+        same, or where `compare`); and the other files of their stacks, which stay whole. The
+        rest, and (path, why) for those."""
         keepers = journal.keepers(self.connection, files["keep_id"].to_list())
-        alike = files.select(pl.when(compare).then(pl.col("checksum")).alias("alike"))["alike"]
         read = files.select(pl.when(pl.col("stack_id").is_not_null()).then(pl.col("checksum")).alias("read"))["read"]
         paths = absolute_paths(files["source_root"], files["path"])
         sources = [shown(source) for source in paths]
         new_sidecars = unscanned_sidecars(self.connection, self.catalog_id, paths)
-        as_cataloged = zip(paths, files["size_bytes"], files["mtime_ns"], read, files["keep_id"], alike, new_sidecars,
-                           strict=True)
+        as_cataloged = zip(paths, files["size_bytes"], files["mtime_ns"], read, files["keep_id"], files["checksum"],
+                           compare, new_sidecars, strict=True)
         problems = [changed(path, size, mtime, stacked) or new_sidecar
-                    or _why_not_removable(*_keeper_gone(keepers.get(keep_id), checksum))
-                    for path, size, mtime, stacked, keep_id, checksum, new_sidecar in as_cataloged]
+                    or _why_not_removable(*_keeper_gone(keepers.get(keep_id), checksum, read=read_keeper))
+                    for path, size, mtime, stacked, keep_id, checksum, read_keeper, new_sidecar in as_cataloged]
         return stacks_stay_whole(files, sources, files["stack_id"], problems)
 
     def _settle(self, entries: list[Row], report: Report, *, resuming: bool = False) -> Report:
@@ -228,7 +228,8 @@ class Actions:
             to_purge = [e for e in chunk if e.state == "purging" and e.keep_image_id is not None]
             keepers = journal.keepers(self.connection, [e.keep_image_id for e in to_purge])
             gone = {e.id: f"its keeper {where} changed since ({problem}): this may be the last copy"
-                    for e in to_purge for where, problem in [_keeper_gone(keepers.get(e.keep_image_id))] if problem}
+                    for e in to_purge for where, problem in [_keeper_gone(keepers.get(e.keep_image_id), e.checksum)]
+                    if problem}
             back = journal.partners_back(self.connection, [e.image_id for e in chunk if e.state == "purging"])
             gone |= {e.id: f"its stack's {shown(back[e.image_id])} is back in its folder"
                      for e in chunk if e.image_id in back and e.id not in gone}
@@ -269,18 +270,20 @@ class Checks:
     resuming: bool
 
 
-def _keeper_gone(keeper: Row | None, checksum: str | None = None) -> tuple[str, str | None]:
+def _keeper_gone(keeper: Row | None, checksum: str | None, *, read: bool = False) -> tuple[str, str | None]:
     """Where a copy's keeper (journal.keepers) is, and why it is not there as cataloged (deleted,
-    quarantined, missing, changed since the last scan) or, given the copy's `checksum`, holds
-    other bytes: the copy may be the last one of its photo. No reason while it is there, or was
-    never recorded."""
+    quarantined, missing, changed since the last scan) or holds other bytes than the copy's
+    `checksum`, compared when the keeper was cataloged with the same (bit rot leaves its size
+    and date) or when `read`: the copy may be the last one of its photo. No reason while it is
+    there, or was never recorded."""
     if keeper is None:
         return "", None
     path = os.path.join(os.fsencode(keeper.source_root), keeper.path)
     if keeper.status in ("deleted", QUARANTINED):
         return shown(path), keeper.status
     problem = changed(path, keeper.size_bytes, keeper.mtime_ns)
-    if problem is None and checksum is not None and sha256(path) != checksum:
+    compared = checksum is not None and (read or keeper.checksum == checksum)
+    if problem is None and compared and sha256(path) != checksum:
         problem = OTHER_CONTENT
     return shown(path), problem
 

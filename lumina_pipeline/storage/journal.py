@@ -33,7 +33,7 @@ def files_to_quarantine(connection: Connection, catalog_id: uuid.UUID) -> pl.Dat
 
 def keepers(connection: Connection, image_ids: Sequence[int]) -> dict[int, Row]:
     """The rows of the files kept in place of removable copies: id -> where and as what."""
-    rows = connection.execute(text("""SELECT id, source_root, path, size_bytes, mtime_ns, status FROM images
+    rows = connection.execute(text("""SELECT id, source_root, path, size_bytes, mtime_ns, checksum, status FROM images
                                       WHERE id = ANY(:ids)""").columns(path=LargeBinary), {"ids": list(image_ids)})
     return {row.id: row for row in rows}
 

@@ -108,6 +108,28 @@ def test_a_copy_whose_keeper_is_gone_since_the_last_scan_stays_where_it_is_with_
     os.rename(tmp_path / "deleted by hand", keeper_path)
 
 
+def test_a_copy_whose_keeper_rotted_at_its_size_and_date_stays_where_it_is_and_is_never_purged(library):
+    checksums = {row["id"]: row["checksum"] for row in library.pipeline.rows(CATALOG, "id, checksum")}
+    with library.pipeline.engine.connect() as connection:
+        removable = removable_files(connection, library.pipeline.catalog_id(CATALOG))
+    copy = next(row for row in removable if checksums[row.keep_id] == checksums[row.id] and row.reason == "duplicate")
+    keeper_path = library.photos / os.fsdecode(copy.keep_path)
+    copy_path = os.fsdecode(os.fsencode(library.photos) + b"/" + copy.path)
+    original, info = keeper_path.read_bytes(), keeper_path.stat()
+    rotted = bytearray(original)
+    rotted[len(rotted) // 2] ^= 0xFF
+    keeper_path.write_bytes(bytes(rotted))
+    os.utime(keeper_path, ns=(info.st_atime_ns, info.st_mtime_ns))  # bit rot leaves both size and date
+
+    with library.actions() as actions:
+        report = actions.quarantine_removable(dry_run=False)
+    assert dict(report.skipped)[copy_path] == f"its copy {keeper_path} holds other content: this may be the only one"
+    library.undo()
+
+    keeper_path.write_bytes(original)
+    os.utime(keeper_path, ns=(info.st_atime_ns, info.st_mtime_ns))
+
+
 def test_a_stack_whose_video_has_no_copy_left_is_never_removable(library, tmp_path):
     """The kept Live Photo's video deleted by hand: its backup's video is the last copy, so the
     backup stays whole, though its still is a reviewed copy of the kept one."""
@@ -397,23 +419,32 @@ def test_purge_deletes_only_files_quarantined_longer_ago_than_asked_whose_keeper
     in_quarantine = library.quarantined()
     aged_paths = set(sorted(in_quarantine)[::2])
     with library.pipeline.engine.begin() as connection:
-        entries = connection.execute(text("""SELECT a.id, a.target, k.path FROM file_actions a
+        entries = connection.execute(text("""SELECT a.id, a.target, k.path, k.checksum = a.checksum FROM file_actions a
                                              JOIN images k ON k.id = a.keep_image_id WHERE a.run_id = :r"""),
                                      {"r": report.run_id}).all()
-        aged = [(i, bytes(target), bytes(keeper)) for i, target, keeper in entries
+        aged = [(i, bytes(target), bytes(keeper), same) for i, target, keeper, same in entries
                 if any(bytes(target).endswith(b"/0/" + path) for path in aged_paths)]
         connection.execute(text("UPDATE file_actions SET created_at = now() - interval '10 days' WHERE id = ANY(:a)"),
-                           {"a": [i for i, _, _ in aged]})
+                           {"a": [i for i, *_ in aged]})
     keeper = aged[0][2]  # deleted by hand since: its copies may be the last ones
     keeper_path = library.photos / os.fsdecode(keeper)
+    rotted = library.photos / os.fsdecode(next(k for _, _, k, same in aged if same and k != keeper))
+    original, info = rotted.read_bytes(), rotted.stat()
+    rotted.write_bytes(original[:100] + bytes([original[100] ^ 0xFF]) + original[101:])
+    os.utime(rotted, ns=(info.st_atime_ns, info.st_mtime_ns))  # bit rot: the same size and date
     os.rename(keeper_path, tmp_path / "deleted by hand")
-    stays = {os.fsdecode(target) for _, target, k in aged if k == keeper}
+    stays = {os.fsdecode(target): (keeper_path, "missing") for _, target, k, _ in aged if k == keeper}
+    stays |= {os.fsdecode(target): (rotted, "other content") for _, target, k, _ in aged
+              if library.photos / os.fsdecode(k) == rotted}
     with library.actions() as actions:
         purged = actions.purge(older_than_days=5)
     os.rename(tmp_path / "deleted by hand", keeper_path)
-    assert dict(purged.skipped) == {target: f"not purged: its keeper {keeper_path} changed since (missing): this "
-                                            "may be the last copy" for target in stays}
+    rotted.write_bytes(original)
+    os.utime(rotted, ns=(info.st_atime_ns, info.st_mtime_ns))
+    assert dict(purged.skipped) == {target: f"not purged: its keeper {path} changed since ({why}): this "
+                                            "may be the last copy" for target, (path, why) in stays.items()}
     old = {path for path in aged_paths if not any(target.endswith("/0/" + os.fsdecode(path)) for target in stays)}
+    assert len(set(stays.values())) == 2
     assert purged.done == len(old) == len(aged_paths) - len(stays) > 0
     assert library.quarantined() == {path: state for path, state in in_quarantine.items() if path not in old}
     assert snapshot(library.photos) == {path: state for path, state in before.items() if path not in in_quarantine}
