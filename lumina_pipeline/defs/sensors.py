@@ -151,7 +151,7 @@ def _once_its_inventory_ended(instance: dg.DagsterInstance, entry: dict) -> dict
 def _inventoried_digest(database: CatalogDatabase, catalog: str) -> int:
     with database.transaction() as session:
         stored = load_inventory(session.connection(), get_catalog(session, catalog).id)
-    return inventory_digest(stored.filter(pl.col("status") != "deleted"))
+    return inventory_digest(stored.filter(~pl.col("status").is_in(["deleted", "quarantined"])))  # as on disk
 
 
 def _batches_to_read(database: CatalogDatabase, catalog: str) -> set[str]:

@@ -146,6 +146,16 @@ def test_a_library_already_cataloged_starts_no_run_when_the_sensor_first_sees_it
     assert [r.partition_key for r in tick(folder_change_sensor, pipeline, first.cursor).run_requests] == ["known"]
 
 
+def test_a_library_with_files_in_quarantine_starts_no_run_when_the_sensor_first_sees_it(pipeline, library, tmp_path):
+    pipeline.add_catalog("tidied", str(library))
+    pipeline.catalog_everything("tidied")
+    (library / "1.jpg").rename(tmp_path / "1.jpg")  # as a quarantine moves it aside
+    with pipeline.engine.begin() as connection:
+        connection.execute(text("""UPDATE images SET status = 'quarantined' WHERE path = '1.jpg'
+                                   AND catalog_id = (SELECT id FROM catalogs WHERE name = 'tidied')"""))
+    assert tick(folder_change_sensor, pipeline).run_requests == []
+
+
 def test_a_change_whose_inventory_failed_is_asked_for_again_until_one_succeeds(pipeline, library):
     pipeline.add_catalog("retried", str(library))
     pipeline.catalog_everything("retried")
