@@ -72,8 +72,14 @@ _IN_TURN = """
     SELECT n.id AS new_id, o.id AS old_id
     FROM (SELECT *, row_number() OVER (PARTITION BY {by} ORDER BY path) AS k FROM {old}) o
     JOIN (SELECT *, row_number() OVER (PARTITION BY {by} ORDER BY path) AS k FROM {new}) n USING ({by}, k)"""
-# The rows a batch has just written, with the checksum each had before (null: not read before).
-_WRITTEN = "SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:before AS text[])) AS w(id, before)"
+# The rows a batch has just written, with the checksum and pHash each had before (null: not read before).
+_WRITTEN = """SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:before AS text[]), CAST(:phash AS text[]))
+              AS w(id, before, phash)"""
+# A file rewritten in place as the same picture (pHashes this close: its metadata written into
+# it by a photo manager, turned losslessly, saved again) keeps what was said of it.
+SAME_PICTURE_BITS = 4
+_SAME_PICTURE = f"""(w.phash IS NOT NULL AND i.phash IS NOT NULL AND {SAME_PICTURE_BITS}
+                    >= bit_count(CAST('x' || w.phash AS bit(64)) # CAST('x' || i.phash AS bit(64))))"""
 # The rows of `written` that now hold other bytes than before: new files, and files rewritten.
 _ARRIVED = f"""
     SELECT i.id, i.catalog_id, i.checksum, i.path, {FILE_NAME} AS name FROM images i JOIN written w USING (id)
@@ -87,15 +93,16 @@ _PARKED_MARKS = ("SELECT id, kept, rating FROM parked_marks",
                  "SELECT m.id, t.id AS tag_id FROM parked_marks m JOIN tags t ON t.id = ANY(m.tag_ids)")
 
 
-def follow_moved_files(connection: Connection, previous: Mapping[int, str | None]) -> None:
+def follow_moved_files(connection: Connection, previous: Mapping[int, tuple[str | None, str | None]]) -> None:
     """What a person said of a file (kept, rating, manual tags) is said of its content, and
     follows that content to the file holding it now: a file moved or renamed outside Lumina,
     files whose names were swapped, a numbered series renamed one place along. The inventory
     knows files by name; only the checksums a batch reads tell where each content went.
 
-    `previous` gives the checksum that each row the batch has just written had before. First
-    the marks of every content that left its file are parked by its checksum (parked_marks):
-    those of a row rewritten with other bytes, and those of the rows that last held a content
+    `previous` gives the checksum and pHash that each row the batch has just written had
+    before. First the marks of every content that left its file are parked by its checksum
+    (parked_marks): those of a row rewritten with other bytes, unless as the same picture
+    (SAME_PICTURE_BITS), and those of the rows that last held a content
     which has just arrived in another file: deleted rows, and pending rows that another batch
     will read (names swapped across two batches). Then each row whose content arrived takes
     the parked marks of that content, one parked file's each, of its own file name first:
@@ -103,12 +110,14 @@ def follow_moved_files(connection: Connection, previous: Mapping[int, str | None
 
     The caller holds the catalog's MARKS_LOCK_SPACE lock from before it wrote the rows: two
     batches handing marks between each other's rows at once would lose some."""
-    params = {"ids": list(previous), "before": list(previous.values()), "manual": MANUAL}
+    params = {"ids": list(previous), "before": [checksum for checksum, _ in previous.values()],
+              "phash": [phash for _, phash in previous.values()], "manual": MANUAL}
     connection.execute(text(f"""
         WITH written AS ({_WRITTEN}),
         departed AS (
             SELECT i.id, w.before AS checksum FROM images i JOIN written w USING (id)
             WHERE w.before IS NOT NULL AND i.checksum IS DISTINCT FROM w.before AND {_HAS_MARKS}
+              AND NOT {_SAME_PICTURE}
             UNION ALL
             SELECT i.id, i.checksum FROM images i JOIN (SELECT DISTINCT catalog_id, checksum FROM ({_ARRIVED}) a) a
                 USING (catalog_id, checksum)

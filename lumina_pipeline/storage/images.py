@@ -16,7 +16,7 @@ from lumina_pipeline.storage.tags import MANUAL
 
 FILE_SCHEMA = {"id": pl.Int64, **WALK_SCHEMA}  # a row's file as the walk found it
 INVENTORY_SCHEMA = {**FILE_SCHEMA, "batch": pl.String, "kind": pl.String, "status": pl.String}
-PENDING_SCHEMA = {**FILE_SCHEMA, "kind": pl.String, "change_stamp": pl.Int64, "checksum": pl.String}
+PENDING_SCHEMA = {**FILE_SCHEMA, "kind": pl.String, "change_stamp": pl.Int64, "checksum": pl.String, "phash": pl.String}
 VERIFY_SCHEMA = {**FILE_SCHEMA, "checksum": pl.String}
 
 
@@ -64,8 +64,8 @@ def pending_files(
     """Files of one batch that are new or changed since they were last read, were read by
     another analysis version or could not be read, and the files `also` asks for (photos
     without a vector); with the row's version (size_bytes, mtime_ns, change_stamp) for write_analysis,
-    and the checksum it was last read with (null: never)."""
-    query = f"""SELECT id, source_root, path, size_bytes, mtime_ns, kind, change_stamp, checksum FROM images
+    and the checksum and pHash it was last read with (null: never)."""
+    query = f"""SELECT id, source_root, path, size_bytes, mtime_ns, kind, change_stamp, checksum, phash FROM images
                 WHERE catalog_id = :c AND batch = :batch AND ({TO_READ} OR {UNREADABLE} OR id = ANY(:also))
                 ORDER BY id"""
     params = {"c": catalog_id, "batch": batch, "version": version, "also": list(also)}

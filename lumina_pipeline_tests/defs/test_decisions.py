@@ -4,6 +4,7 @@ keep all (not duplicates), keep several, bulk accept, and what a left-over copy 
 import shutil
 
 import pytest
+from PIL import Image
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -238,6 +239,27 @@ def test_names_swapped_by_hand_swap_what_was_said_of_the_photos(pipeline, librar
 
     marks = marks_by_path(pipeline, CATALOG)
     assert (marks[second], marks[first]) == ((True, 5, ["Oma"]), (False, 1, []))
+
+
+def test_a_photo_rewritten_in_place_keeps_what_was_said_of_it_and_another_photo_in_its_place_takes_nothing(
+    pipeline, library
+):
+    """As a photo manager writing keywords into the file, or a save at another quality; a photo
+    copied over another one of the same name is not that photo."""
+    edited, replaced = "exif.org samples/fujifilm-dx10.jpg", "exif.org samples/olympus-d320l.jpg"
+    ids = ids_by_path(pipeline, CATALOG)
+    with pipeline.engine.begin() as connection:
+        for path in (edited, replaced):
+            set_rating(connection, ids[path], 4)
+            add_manual_tag(connection, ids[path], "Oma")
+    with Image.open(library / edited) as photo:
+        photo.save(library / edited, quality=60, exif=photo.info["exif"])
+    shutil.copy(library / "Toscana 2008" / "DSCN0010.jpg", library / replaced)
+
+    pipeline.catalog_everything(CATALOG)
+
+    marks = marks_by_path(pipeline, CATALOG)
+    assert (marks[edited], marks[replaced]) == ((False, 4, ["Oma"]), (False, None, []))
 
 
 @pytest.mark.parametrize("last_batch_first", [False, True], ids=["batches in order", "last batch first"])

@@ -111,8 +111,9 @@ def save_batch(connection: Connection, catalog_id: uuid.UUID, batch: str, pendin
     hand what people said of each file on to the file that holds its content now."""
     lock_catalog(connection, catalog_id, MARKS_LOCK_SPACE)  # before the rows: follow_moved_files
     written = write_analysis(connection, rows, HASH_VERSION, ANALYSIS_VERSION)
-    follow_moved_files(connection, dict(pending.filter(pl.col("id").is_in(written.implode()))
-                                        .select("id", "checksum").iter_rows()))
+    before = pending.filter(pl.col("id").is_in(written.implode()))
+    follow_moved_files(connection, {id_: (checksum, phash) for id_, checksum, phash
+                                    in before.select("id", "checksum", "phash").iter_rows()})
     hand_over_deleted_files(connection, catalog_id)  # the catalog's last batch to write does
     written_only = pl.col("image_id").is_in(written.implode())  # the rows the batch could write
     kept = Embedded(embedded.vectors.filter(written_only), embedded.tags.filter(written_only), embedded.seconds)
