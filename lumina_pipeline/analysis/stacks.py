@@ -45,9 +45,8 @@ SIDECAR_DESCRIBES = {"xmp": "raw", "thm": "video"}
 class StackRule:
     """How close the files of one shot are in time: a RAW and its twin agree within
     `raw_seconds` when both have a capture time (and come from one camera model when both
-    name theirs); a Live Photo's video is at most
-    `live_max_seconds` long and starts within `live_seconds` of its still, unless both carry
-    one Apple content identifier."""
+    name theirs); a Live Photo's video is at most `live_max_seconds` long and starts within
+    `live_seconds` of its still, unless both carry one Apple content identifier."""
 
     raw_seconds: float = 1.0
     live_seconds: float = 2.0
