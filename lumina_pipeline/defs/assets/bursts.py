@@ -26,8 +26,9 @@ class BurstsConfig(dg.Config):
     code_version="bursts-v4",  # bump when the rule or the stored result changes
 )
 def bursts(context: dg.AssetExecutionContext, config: BurstsConfig, database: CatalogDatabase) -> dg.MaterializeResult:
-    """Runs of at least three shots from one camera, each within two seconds of the last,
-    numbered on their images, with the sharpest, best-exposed frame as the best."""
+    """Runs of at least `min_shots` shots (default 3) from one camera, each within
+    `max_gap_seconds` (default 2) of the last, numbered on their images, with the sharpest,
+    best-exposed frame as the best."""
     rule = BurstRule(config.max_gap_seconds, config.min_shots)
     return regroup(context, config, database, BURSTS, lambda rows: group_bursts(rows, rule), _describe)
 
