@@ -70,7 +70,8 @@ def _path(path: bytes) -> dict:
 
 
 def _removable_record(row: RemovableFile) -> dict:
-    return {**_path(row.path), "size_bytes": row.size_bytes, "reason": row.reason, "keep": _text(row.keep_path)}
+    return {"source_root": row.source_root, **_path(row.path), "size_bytes": row.size_bytes, "reason": row.reason,
+            "keep_source_root": row.keep_root, "keep": _text(row.keep_path)}
 
 
 def _file_record(row: CatalogFile) -> dict:

@@ -134,4 +134,4 @@ def removable_file(row: RemovableFile) -> schemas.RemovableFile:
     path, path_hex = display_path(row.path)
     return schemas.RemovableFile(image_id=row.id, path=path, path_hex=path_hex, source_root=row.source_root,
                                  size_bytes=row.size_bytes, reason=row.reason, decided_by=row.decided_by,
-                                 keep=shown(row.keep_path))
+                                 keep=shown(row.keep_path), keep_source_root=row.keep_root)

@@ -225,7 +225,8 @@ class RemovableFile(BaseModel):
     size_bytes: int
     reason: Literal["duplicate", "burst"]
     decided_by: uuid.UUID = Field(description="the reviewed group or burst")
-    keep: str = Field(description="the file kept in its place")
+    keep: str = Field(description="the file kept in its place, relative to `keep_source_root`")
+    keep_source_root: str
 
 
 class Removable(BaseModel):

@@ -267,6 +267,7 @@ class RemovableFile:
     reason: Literal["duplicate", "burst"]
     decided_by: uuid.UUID  # the reviewed group or burst
     keep_path: bytes  # of the file kept in its place (for a stack's other file, its copy that stays)
+    keep_root: str  # its source folder
     keep_id: int
 
 
@@ -276,13 +277,13 @@ class RemovableFile:
 REVIEWED_AWAY = f"""
         WITH left_over AS (
             SELECT i.id, i.source_root, i.path, i.size_bytes, 'duplicate' AS reason, g.id AS decided_by,
-                   keep.path AS keep_path, keep.id AS keep_id
+                   keep.path AS keep_path, keep.source_root AS keep_root, keep.id AS keep_id
             FROM duplicate_groups g JOIN duplicate_members m ON m.group_id = g.id JOIN images i ON i.id = m.image_id
             JOIN images keep ON keep.id = g.primary_image_id
             WHERE g.catalog_id = :c AND g.reviewed AND i.id <> g.primary_image_id
               AND i.status NOT IN {GONE} AND keep.status NOT IN {GONE}
             UNION ALL
-            SELECT i.id, i.source_root, i.path, i.size_bytes, 'burst', b.id, keep.path, keep.id
+            SELECT i.id, i.source_root, i.path, i.size_bytes, 'burst', b.id, keep.path, keep.source_root, keep.id
             FROM bursts b JOIN images i ON i.burst_id = b.id JOIN images keep ON keep.id = b.best_image_id
             WHERE b.catalog_id = :c AND b.reviewed AND i.id <> b.best_image_id
               AND i.status NOT IN {GONE} AND keep.status NOT IN {GONE}
@@ -300,9 +301,9 @@ REVIEWED_AWAY = f"""
             SELECT * FROM leaving
             UNION ALL
             SELECT mate.id, mate.source_root, mate.path, mate.size_bytes, mate.reason, mate.decided_by,
-                   copy.path, copy.id
+                   copy.path, copy.source_root, copy.id
             FROM mates mate CROSS JOIN LATERAL (
-                SELECT other.id, other.path FROM images other
+                SELECT other.id, other.path, other.source_root FROM images other
                 WHERE other.catalog_id = :c AND other.status NOT IN {GONE}
                   AND other.id NOT IN (SELECT id FROM leaving) AND other.id NOT IN (SELECT id FROM mates)
                   AND (other.checksum = mate.checksum OR mate.checksum IS NULL AND mate.kind = 'sidecar'

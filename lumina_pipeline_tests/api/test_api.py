@@ -357,7 +357,10 @@ def decision(client, kind: str, item_id: str, **body):
 
 def test_a_removable_file_whose_name_is_not_utf8_is_given_by_its_bytes_too():
     """Its text shows each such byte as \\xNN, which another file may have for a name."""
-    row = RemovableFile(1, "/photos", b"Gr\xfc\xdfe.jpg", 3565, "duplicate", uuid.uuid4(), b"keep.jpg", 2)
+    row = RemovableFile(1, "/photos", b"Gr\xfc\xdfe.jpg", 3565, "duplicate", uuid.uuid4(), b"keep.jpg", "/nas", 2)
     listed = removable_file(row)
     assert (listed.path, listed.path_hex) == ("Gr\\xfc\\xdfe.jpg", b"Gr\xfc\xdfe.jpg".hex())
     assert _removable_record(row)["path_hex"] == listed.path_hex
+    exported = _removable_record(row)  # each with its folder: a catalog of several may hold one path in two
+    assert (exported["source_root"], exported["keep_source_root"], exported["keep"]) == ("/photos", "/nas", "keep.jpg")
+    assert (listed.source_root, listed.keep_source_root) == ("/photos", "/nas")
