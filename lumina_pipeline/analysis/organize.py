@@ -119,17 +119,21 @@ def _chosen(files: pl.DataFrame, into: bytes) -> tuple[pl.DataFrame, dict[str, i
     """The files to organize, a shot (a stack, or a file alone) whole or not at all: shots read
     whole (a stack with a file unreadable or not read yet waits), not reviewed away, and one of
     each content: one the tree holds already (moved there, the tree is one of the catalog's
-    folders), else a keeper, else a file of a stack; a shot holding a copy of a file chosen
-    stays out whole, its sidecars too. A sidecar goes only with a photo of its stack: alone (its
-    photo unreadable, or gone), it stays where it is."""
+    folders), else a keeper, else a file of the shot of most files (its sidecars, its clip),
+    else the first in path order. A shot whose every photo and video is a copy of one chosen
+    stays out whole, its sidecars too, while one with a file of its own (a Live Photo's original
+    clip beside an exported copy of its still) goes whole, copies and all: no file without a
+    copy is left out. A sidecar goes only with a photo of its stack: alone (its photo
+    unreadable, or gone), it stays where it is."""
     files = files.with_columns(read=pl.col("status").is_in(READ).all().over(SHOT),
                                alone=(pl.col("kind") == "sidecar") & pl.col("stack_id").is_null())
     read = files.filter(pl.col("read") & ~pl.col("alone")).drop("read", "alone")
     in_tree = pl.col("source_root") == os.fsdecode(into)
-    kept = read.filter(~pl.col("removable")).sort(in_tree, "kept", pl.col("stack_id").is_not_null(), "source_root",
-                                                  "path", descending=[True, True, True, False, False])
-    copy = (pl.col("kind") != "sidecar") & pl.col("checksum").is_not_null() & (pl.int_range(pl.len()) > 0)
-    chosen = kept.with_columns(copy=copy.over("checksum")).filter(~pl.col("copy").any().over(SHOT)).drop("copy")
+    kept = read.filter(~pl.col("removable")).sort(in_tree, "kept", pl.col("stack_id").is_not_null(),
+                                                  pl.len().over(SHOT), "source_root", "path",
+                                                  descending=[True, True, True, True, False, False])
+    first = (pl.col("kind") != "sidecar") & (pl.col("checksum").is_null() | (pl.int_range(pl.len()) == 0))
+    chosen = kept.with_columns(own=first.over("checksum")).filter(pl.col("own").any().over(SHOT)).drop("own")
     left_out = {"reviewed away": len(read) - len(kept), "exact copies": len(kept) - len(chosen),
                 "unreadable or unread": int((~files["read"]).sum()),
                 "sidecars without their photo": int((files["read"] & files["alone"]).sum())}

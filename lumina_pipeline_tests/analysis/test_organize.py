@@ -84,6 +84,21 @@ def test_a_shot_goes_whole_or_not_at_all_and_a_sidecar_only_with_its_photo():
     assert (planned.left_out["exact copies"], planned.left_out["sidecars without their photo"]) == (2, 1)
 
 
+def test_a_shot_with_a_file_of_its_own_goes_whole_though_another_holds_a_copy_of_its_still():
+    """An iPhone export's Live Photo beside a Takeout copy of its still with a clip of its own."""
+    library = files((1, b"Takeout/IMG_1.HEIC", DAY, "t"), (2, b"Takeout/IMG_1.MP4", DAY, "t"),
+                    (3, b"iPhone/IMG_1.HEIC", DAY, "i"), (4, b"iPhone/IMG_1.MOV", DAY, "i"),
+                    (5, b"iPhone/IMG_1.AAE", None, "i"), (6, b"Backup/iPhone/IMG_1.HEIC", DAY, "b"),
+                    (7, b"Backup/iPhone/IMG_1.MOV", DAY, "b")).with_columns(
+        checksum=pl.col("id").replace_strict({1: "still", 3: "still", 6: "still", 4: "clip", 7: "clip"},
+                                             default=pl.col("checksum"), return_dtype=pl.String))
+    planned = plan_organize(library, pl.DataFrame(schema=EXISTING_SCHEMA), DEFAULT_TEMPLATE, b"/t", move=False)
+    assert sorted(planned.plan["source"].to_list()) == [  # the backup, copies alone and fewer, stays out
+        b"/p/Takeout/IMG_1.HEIC", b"/p/Takeout/IMG_1.MP4", b"/p/iPhone/IMG_1.AAE", b"/p/iPhone/IMG_1.HEIC",
+        b"/p/iPhone/IMG_1.MOV"]
+    assert planned.left_out["exact copies"] == 2
+
+
 def test_another_file_in_the_tree_is_never_taken_for_ours():
     library = files((1, b"a/IMG_1.JPG", DAY, None), (2, b"b/IMG_1.JPG", DAY, None))
     theirs = pl.DataFrame([("Fotos/2021", b"IMG_1.JPG", 999, 1)], schema=EXISTING_SCHEMA, orient="row")
