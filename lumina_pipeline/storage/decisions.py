@@ -75,11 +75,10 @@ _IN_TURN = """
 # The rows a batch has just written, with the checksum and pHash each had before (null: not read before).
 _WRITTEN = """SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:before AS text[]), CAST(:phash AS text[]))
               AS w(id, before, phash)"""
-# A file rewritten in place as the same picture (pHashes this close: its metadata written into
-# it by a photo manager, turned losslessly, saved again) keeps what was said of it.
+# A file rewritten in place as the same picture (its metadata written into it by a photo
+# manager, turned losslessly, saved again) takes back what was said of it: its pHash this close
+# to the one its old bytes had, its new bytes no other file's.
 SAME_PICTURE_BITS = 4
-_SAME_PICTURE = f"""(w.phash IS NOT NULL AND i.phash IS NOT NULL AND {SAME_PICTURE_BITS}
-                    >= bit_count(CAST('x' || w.phash AS bit(64)) # CAST('x' || i.phash AS bit(64))))"""
 # The rows of `written` that now hold other bytes than before: new files, and files rewritten.
 _ARRIVED = f"""
     SELECT i.id, i.catalog_id, i.checksum, i.path, {FILE_NAME} AS name FROM images i JOIN written w USING (id)
@@ -101,8 +100,8 @@ def follow_moved_files(connection: Connection, previous: Mapping[int, tuple[str 
 
     `previous` gives the checksum and pHash that each row the batch has just written had
     before. First the marks of every content that left its file are parked by its checksum
-    (parked_marks): those of a row rewritten with other bytes, unless as the same picture
-    (SAME_PICTURE_BITS), and those of the rows that last held a content
+    (parked_marks), with its pHash: those of a row rewritten with other bytes, and those of the
+    rows that last held a content
     which has just arrived in another file: deleted rows, and pending rows that another batch
     will read (names swapped across two batches). Then each row whose content arrived takes
     the parked marks of that content, one parked file's each, of its own file name first:
@@ -115,17 +114,16 @@ def follow_moved_files(connection: Connection, previous: Mapping[int, tuple[str 
     connection.execute(text(f"""
         WITH written AS ({_WRITTEN}),
         departed AS (
-            SELECT i.id, w.before AS checksum FROM images i JOIN written w USING (id)
+            SELECT i.id, w.before AS checksum, w.phash FROM images i JOIN written w USING (id)
             WHERE w.before IS NOT NULL AND i.checksum IS DISTINCT FROM w.before AND {_HAS_MARKS}
-              AND NOT {_SAME_PICTURE}
             UNION ALL
-            SELECT i.id, i.checksum FROM images i JOIN (SELECT DISTINCT catalog_id, checksum FROM ({_ARRIVED}) a) a
-                USING (catalog_id, checksum)
+            SELECT i.id, i.checksum, i.phash FROM images i
+            JOIN (SELECT DISTINCT catalog_id, checksum FROM ({_ARRIVED}) a) a USING (catalog_id, checksum)
             WHERE (i.status = 'deleted' OR (i.status = 'pending' AND i.id NOT IN (SELECT id FROM written)))
               AND {_HAS_MARKS}),
         parked AS (
-            INSERT INTO parked_marks (catalog_id, checksum, path, kept, rating, tag_ids)
-            SELECT i.catalog_id, d.checksum, i.path, i.kept, i.rating,
+            INSERT INTO parked_marks (catalog_id, checksum, path, phash, kept, rating, tag_ids)
+            SELECT i.catalog_id, d.checksum, i.path, d.phash, i.kept, i.rating,
                    ARRAY(SELECT t.tag_id FROM image_tags t WHERE t.image_id = i.id AND t.source = :manual)
             FROM departed d JOIN images i USING (id)),
         unmarked AS (
@@ -153,7 +151,9 @@ def hand_over_deleted_files(connection: Connection, catalog_id: uuid.UUID) -> No
     that a scan saw half done), or deleted where a copy stays. While files wait to be read,
     one of them may be the file itself, moved: it takes them when it is read
     (follow_moved_files). Each goes to one file, of its own name first, then in path order.
+    And what was said of a file rewritten in place goes back to it (_take_back_rewritten).
     The caller holds the catalog's MARKS_LOCK_SPACE lock from before it changed any row."""
+    _take_back_rewritten(connection, catalog_id)
     params = {"c": catalog_id, "manual": MANUAL}
     pairs = connection.execute(text(f"""
         WITH gone AS (
@@ -169,6 +169,24 @@ def hand_over_deleted_files(connection: Connection, catalog_id: uuid.UUID) -> No
         params = {"handed": _give(connection, pairs, _IMAGE_MARKS), "manual": MANUAL}
         connection.execute(text("UPDATE images SET kept = false, rating = NULL WHERE id = ANY(:handed)"), params)
         connection.execute(text("DELETE FROM image_tags WHERE image_id = ANY(:handed) AND source = :manual"), params)
+
+
+def _take_back_rewritten(connection: Connection, catalog_id: uuid.UUID) -> None:
+    """Parked marks go back to the file they were parked from, once the catalog has no file
+    left to read (a content moved elsewhere has taken its own by then), where that file holds
+    the same picture in other bytes that no other file holds, and nothing said of it since."""
+    pairs = connection.execute(text(f"""
+        SELECT DISTINCT ON (m.id) i.id AS keeper, m.id FROM parked_marks m
+        JOIN images i ON i.catalog_id = m.catalog_id AND i.path = m.path AND i.status = 'ok'
+        WHERE m.catalog_id = :c AND m.phash IS NOT NULL AND i.phash IS NOT NULL
+          AND bit_count(CAST('x' || m.phash AS bit(64)) # CAST('x' || i.phash AS bit(64))) <= {SAME_PICTURE_BITS}
+          AND NOT {_HAS_MARKS}
+          AND NOT EXISTS (SELECT 1 FROM images o WHERE o.catalog_id = :c AND o.checksum = i.checksum AND o.id <> i.id)
+          AND NOT EXISTS (SELECT 1 FROM images p WHERE p.catalog_id = :c AND p.status = 'pending')
+        ORDER BY m.id, i.id"""), {"c": catalog_id, "manual": MANUAL}).all()
+    if pairs:
+        taken = _give(connection, pairs, _PARKED_MARKS)
+        connection.execute(text("DELETE FROM parked_marks WHERE id = ANY(:taken)"), {"taken": taken})
 
 
 class GroupChanged(Exception):

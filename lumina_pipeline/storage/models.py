@@ -205,6 +205,7 @@ class ParkedMarks(Base):
     catalog_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("catalogs.id", ondelete="CASCADE"))
     checksum: Mapped[str] = mapped_column(String(64))
     path: Mapped[bytes] = mapped_column(LargeBinary)  # of the file that held it: its name is matched first
+    phash: Mapped[str | None] = mapped_column(String(16))  # of that content: the same picture rewritten takes it back
     kept: Mapped[bool] = mapped_column(Boolean)
     rating: Mapped[int | None] = mapped_column(SmallInteger)
     tag_ids: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))  # no foreign keys: tags.id of manual tags

@@ -241,25 +241,66 @@ def test_names_swapped_by_hand_swap_what_was_said_of_the_photos(pipeline, librar
     assert (marks[second], marks[first]) == ((True, 5, ["Oma"]), (False, 1, []))
 
 
-def test_a_photo_rewritten_in_place_keeps_what_was_said_of_it_and_another_photo_in_its_place_takes_nothing(
-    pipeline, library
+@pytest.mark.parametrize("batch_size", [100, 1], ids=["one batch", "a batch each"])
+def test_photos_rewritten_in_place_keep_what_was_said_of_them_and_another_photo_in_its_place_takes_nothing(
+    pipeline, corpus, tmp_path, batch_size
 ):
-    """As a photo manager writing keywords into the file, or a save at another quality; a photo
+    """As a photo manager writing keywords into its files, or saves at another quality; a photo
     copied over another one of the same name is not that photo."""
-    edited, replaced = "exif.org samples/fujifilm-dx10.jpg", "exif.org samples/olympus-d320l.jpg"
-    ids = ids_by_path(pipeline, CATALOG)
+    names = ["fujifilm-dx10.jpg", "olympus-d320l.jpg", "kodak-dc210.jpg"]
+    folder = tmp_path / "edited"
+    folder.mkdir()
+    for name in names:
+        shutil.copy(corpus.photos / "exif.org samples" / name, folder / name)
+    pipeline.add_catalog("edited", str(folder), batch_size=batch_size)
+    pipeline.catalog_everything("edited")
+    ids = ids_by_path(pipeline, "edited")
     with pipeline.engine.begin() as connection:
-        for path in (edited, replaced):
-            set_rating(connection, ids[path], 4)
-            add_manual_tag(connection, ids[path], "Oma")
-    with Image.open(library / edited) as photo:
-        photo.save(library / edited, quality=60, exif=photo.info["exif"])
-    shutil.copy(library / "Toscana 2008" / "DSCN0010.jpg", library / replaced)
+        for name in names:
+            set_rating(connection, ids[name], 4)
+            add_manual_tag(connection, ids[name], "Oma")
+    for name in names[:2]:
+        with Image.open(folder / name) as photo:
+            photo.save(folder / name, quality=60, exif=photo.getexif())
+    shutil.copy(corpus.photos / "Toscana 2008" / "DSCN0010.jpg", folder / names[2])
 
-    pipeline.catalog_everything(CATALOG)
+    pipeline.catalog_everything("edited")
 
-    marks = marks_by_path(pipeline, CATALOG)
-    assert (marks[edited], marks[replaced]) == ((False, 4, ["Oma"]), (False, None, []))
+    assert marks_by_path(pipeline, "edited") == {names[0]: (False, 4, ["Oma"]), names[1]: (False, 4, ["Oma"]),
+                                                 names[2]: (False, None, [])}
+
+
+@pytest.mark.parametrize("batch_size", [100, 1], ids=["one batch", "a batch each"])
+def test_frames_of_a_burst_renamed_one_place_along_or_swapped_keep_each_frames_marks(
+    pipeline, corpus, tmp_path, batch_size
+):
+    """Frames of one burst are as alike as a photo rewritten in place: their marks follow the bytes."""
+    frames = [corpus.photos / "Zoo 2019" / f"DSCN120{n}.JPG" for n in (1, 2, 3)]
+    for folder, names in (("series", ["1.jpg", "2.jpg", "3.jpg"]), ("swap", ["a.jpg", "b.jpg"])):
+        (tmp_path / folder).mkdir()
+        for frame, name in zip(frames, names, strict=False):
+            shutil.copy(frame, tmp_path / folder / name)
+        pipeline.add_catalog(folder, str(tmp_path / folder), batch_size=batch_size)
+        pipeline.catalog_everything(folder)
+    series, swap = ids_by_path(pipeline, "series"), ids_by_path(pipeline, "swap")
+    with pipeline.engine.begin() as connection:
+        for stars, name in enumerate(["1.jpg", "2.jpg", "3.jpg"], 1):
+            set_rating(connection, series[name], stars)
+        add_manual_tag(connection, series["3.jpg"], "Oma")
+        set_rating(connection, swap["a.jpg"], 5)
+        set_rating(connection, swap["b.jpg"], 1)
+    for number in (3, 2, 1):
+        (tmp_path / "series" / f"{number}.jpg").rename(tmp_path / "series" / f"{number + 1}.jpg")
+    (tmp_path / "swap" / "a.jpg").rename(tmp_path / "swap" / "c.jpg")
+    (tmp_path / "swap" / "b.jpg").rename(tmp_path / "swap" / "a.jpg")
+    (tmp_path / "swap" / "c.jpg").rename(tmp_path / "swap" / "b.jpg")
+
+    pipeline.catalog_everything("series")
+    pipeline.catalog_everything("swap")
+
+    assert marks_by_path(pipeline, "series") == {"2.jpg": (False, 1, []), "3.jpg": (False, 2, []),
+                                                 "4.jpg": (False, 3, ["Oma"])}
+    assert marks_by_path(pipeline, "swap") == {"a.jpg": (False, 1, []), "b.jpg": (False, 5, [])}
 
 
 @pytest.mark.parametrize("last_batch_first", [False, True], ids=["batches in order", "last batch first"])
