@@ -6,7 +6,6 @@ from collections.abc import Callable
 from functools import partial
 
 import dagster as dg
-import tzlocal
 from sqlalchemy import Connection
 
 from lumina_pipeline.analysis.captions import PROMPT_VERSION
@@ -15,11 +14,12 @@ from lumina_pipeline.defs.jobs import batch_job, batch_run, captions_job, verifi
 from lumina_pipeline.defs.resources import CatalogDatabase, OllamaVision
 from lumina_pipeline.storage.captions import batches_to_caption
 from lumina_pipeline.storage.images import pending_batches
+from lumina_pipeline.storage.organize import local_time_zone
 
 RUNNING = dg.DefaultScheduleStatus.RUNNING
 # The night of the machine the daemon runs on: at Dagster's default, UTC, "02:00" is the
 # evening of a family in America, while they use the computer.
-LOCAL_TIME = tzlocal.get_localzone_name()
+LOCAL_TIME = local_time_zone()
 
 
 @dg.schedule(job=batch_job, cron_schedule="0 2 * * *", default_status=RUNNING,

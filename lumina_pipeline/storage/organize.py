@@ -35,6 +35,12 @@ def set_organizing(session: Session, name: str, into: str, template: str, move: 
     return catalog
 
 
+def local_time_zone() -> str:
+    """This machine's time zone by name, where its nights and its days are (the nightly
+    schedules', organize's); UTC where it has none (a container given /etc/localtime as a file)."""
+    return tzlocal.get_localzone_name() or "UTC"
+
+
 def organize_files(connection: Connection, catalog_id: uuid.UUID) -> pl.DataFrame:
     """The catalog's photos, videos and sidecars still in its folders, as analysis/organize.py
     reads them: `kept` for a file a review keeps (or one of its stack), `removable` for one it
@@ -52,4 +58,4 @@ def organize_files(connection: Connection, catalog_id: uuid.UUID) -> pl.DataFram
         FROM images i LEFT JOIN stacks s ON s.id = i.stack_id
         WHERE i.catalog_id = :c AND i.kind = ANY(:kinds) AND i.status NOT IN ('deleted', 'quarantined', 'ignored')
         ORDER BY i.id""", {"c": catalog_id, "removable": removable, "kinds": ORGANIZED_KINDS,
-                           "zone": tzlocal.get_localzone_name()}, FILES_SCHEMA)
+                           "zone": local_time_zone()}, FILES_SCHEMA)
