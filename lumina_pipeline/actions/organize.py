@@ -22,7 +22,7 @@ from lumina_pipeline.actions.runs import (
     stacks_stay_whole,
     unscanned_sidecars,
 )
-from lumina_pipeline.analysis.files import shown
+from lumina_pipeline.analysis.files import mtime_ns, shown
 from lumina_pipeline.analysis.organize import (
     DEFAULT_TEMPLATE,
     EXISTING_SCHEMA,
@@ -143,5 +143,5 @@ def list_folders(into: bytes, folders: list[str]) -> pl.DataFrame:
             continue
         for entry in entries:
             info = entry.stat(follow_symlinks=False)
-            rows.append((folder, entry.name, info.st_size if stat.S_ISREG(info.st_mode) else -1, info.st_mtime_ns))
+            rows.append((folder, entry.name, info.st_size if stat.S_ISREG(info.st_mode) else -1, mtime_ns(info)))
     return pl.DataFrame(rows, schema=EXISTING_SCHEMA, orient="row")

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, Row
 from sqlalchemy.orm import Session
 
 from lumina_pipeline.actions.files import FileOperation, carry_out, mismatch, sha256, undo
-from lumina_pipeline.analysis.files import absolute_paths, classify, shown
+from lumina_pipeline.analysis.files import absolute_paths, classify, mtime_ns, shown
 from lumina_pipeline.analysis.plans import QUARANTINED, plan_quarantine
 from lumina_pipeline.analysis.stacks import shot_stem
 from lumina_pipeline.storage import journal
@@ -379,12 +379,12 @@ def checksum_unread(files: pl.DataFrame) -> pl.DataFrame:
     return files.with_columns(checksum=pl.Series(checksums, dtype=pl.String))
 
 
-def _sha256_if_unchanged(path: bytes, size: int, mtime_ns: int) -> str | None:
+def _sha256_if_unchanged(path: bytes, size: int, mtime: int) -> str | None:
     try:
         info = os.lstat(path)
     except OSError:
         return None
-    return sha256(path) if (info.st_size, info.st_mtime_ns) == (size, mtime_ns) else None
+    return sha256(path) if (info.st_size, mtime_ns(info)) == (size, mtime) else None
 
 
 def _delete_inside(folder: bytes, path: bytes) -> str | None:

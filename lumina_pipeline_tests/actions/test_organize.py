@@ -13,7 +13,7 @@ from PIL import Image
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from lumina_pipeline.actions.organize import organize, plan_catalog
+from lumina_pipeline.actions.organize import list_folders, organize, plan_catalog
 from lumina_pipeline.analysis.organize import DEFAULT_TEMPLATE
 from lumina_pipeline.analysis.plans import PLAN_SCHEMA
 from lumina_pipeline.defs.actions import QuarantineFolder
@@ -381,3 +381,10 @@ def test_a_move_onto_the_place_of_a_file_gone_from_the_tree_takes_over_its_row(l
     assert library.pipeline.inventory(CATALOG)["deleted"] == 0 and library.rows_point_at_their_files()
     assert not [row for row in library.placed().values() if row[3] == "deleted"]
     library.undo()
+
+
+def test_a_file_of_the_tree_dated_after_2262_is_listed_with_the_last_date_the_catalog_holds(tmp_path):
+    (tmp_path / "2021").mkdir()
+    (tmp_path / "2021" / "scan.jpg").write_bytes(b"photo")
+    os.utime(tmp_path / "2021" / "scan.jpg", ns=(0, 10_413_792_000 * 10**9))  # 2300, as copystat keeps it
+    assert list_folders(os.fsencode(tmp_path), ["2021"]).rows() == [("2021", b"scan.jpg", 5, 2**63 - 1)]
