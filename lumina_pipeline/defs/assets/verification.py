@@ -30,10 +30,11 @@ class VerificationConfig(dg.Config):
 )
 def checksum_verification(config: VerificationConfig, database: CatalogDatabase) -> dg.MaterializeResult:
     """Re-read the least recently verified share of every catalog and record when each file
-    was found as cataloged. Its check fails, listing them, when a file's content changed while
-    its size and mtime did not (bit rot, tampering); stored checksums are never overwritten. A
-    file not found as cataloged stays first in line: the check fails each night until it is
-    restored from a backup (or, a change someone meant, `touch`ed, so the next run reads it)."""
+    was looked at. Its check fails, listing them, when a file's content changed while its size
+    and mtime did not (bit rot, tampering); stored checksums are never overwritten. Such a file
+    stays first in line: the check fails each night until it is restored from a backup (or, a
+    change someone meant, `touch`ed, so the next run reads it). Files away (a drive unplugged)
+    or edited wait their turn again, so that they never hold the others back."""
     batches = database.by_catalog(partial(files_to_verify, share=config.share_per_run))
     counts: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
     corrupted: list[str] = []
@@ -41,7 +42,7 @@ def checksum_verification(config: VerificationConfig, database: CatalogDatabase)
         paths = absolute_paths(files["source_root"], files["path"])
         outcome = reverify(paths, files["size_bytes"], files["mtime_ns"], files["checksum"])
         with database.transaction() as session:
-            mark_verified(session.connection(), files.filter(outcome == "same")["id"])
+            mark_verified(session.connection(), files.filter(outcome != "corrupted")["id"])
         for key in counts:
             counts[key] += int((outcome == key).sum())
         corrupted += [f"{name}: {shown(path)}" for path in files.filter(outcome == "corrupted")["path"]]
