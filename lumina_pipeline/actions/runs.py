@@ -207,7 +207,7 @@ class Actions:
         last scan, on a disk not mounted) or holds other bytes (a keeper cataloged with the
         same, or where `compare`); and the other files of their stacks, which stay whole. The
         rest, and (path, why) for those."""
-        keepers = journal.keepers(self.connection, files["keep_id"].to_list())
+        keepers, seen = journal.keepers(self.connection, files["keep_id"].to_list()), {}
         read = files.select(pl.when(pl.col("stack_id").is_not_null()).then(pl.col("checksum")).alias("read"))["read"]
         paths = absolute_paths(files["source_root"], files["path"])
         sources = [shown(source) for source in paths]
@@ -215,7 +215,7 @@ class Actions:
         as_cataloged = zip(paths, files["size_bytes"], files["mtime_ns"], read, files["keep_id"], files["checksum"],
                            compare, new_sidecars, strict=True)
         problems = [changed(path, size, mtime, stacked) or new_sidecar
-                    or _why_not_removable(*_keeper_gone(keepers.get(keep_id), checksum, read=read_keeper))
+                    or _why_not_removable(*_keeper_gone(keepers.get(keep_id), checksum, read=read_keeper, seen=seen))
                     for path, size, mtime, stacked, keep_id, checksum, read_keeper, new_sidecar in as_cataloged]
         return stacks_stay_whole(files, sources, files["stack_id"], problems)
 
@@ -226,9 +226,10 @@ class Actions:
             chunk = entries[start : start + CHUNK]
             to_check = [e.image_id for e in chunk if e.state == "planned" and e.action == QUARANTINE]
             to_purge = [e for e in chunk if e.state == "purging" and e.keep_image_id is not None]
-            keepers = journal.keepers(self.connection, [e.keep_image_id for e in to_purge])
+            keepers, seen = journal.keepers(self.connection, [e.keep_image_id for e in to_purge]), {}
             gone = {e.id: f"its keeper {where} changed since ({problem}): this may be the last copy"
-                    for e in to_purge for where, problem in [_keeper_gone(keepers.get(e.keep_image_id), e.checksum)]
+                    for e in to_purge for where, problem in [_keeper_gone(keepers.get(e.keep_image_id), e.checksum,
+                                                                          seen=seen)]
                     if problem}
             back = journal.partners_back(self.connection, [e.image_id for e in chunk if e.state == "purging"])
             gone |= {e.id: f"its stack's {shown(back[e.image_id])} is back in its folder"
@@ -270,12 +271,14 @@ class Checks:
     resuming: bool
 
 
-def _keeper_gone(keeper: Row | None, checksum: str | None, *, read: bool = False) -> tuple[str, str | None]:
+def _keeper_gone(keeper: Row | None, checksum: str | None, *, read: bool = False,
+                 seen: dict[bytes, str]) -> tuple[str, str | None]:
     """Where a copy's keeper (journal.keepers) is, and why it is not there as cataloged (deleted,
     quarantined, missing, changed since the last scan) or holds other bytes than the copy's
     `checksum`, compared when the keeper was cataloged with the same (bit rot leaves its size
     and date) or when `read`: the copy may be the last one of its photo. No reason while it is
-    there, or was never recorded."""
+    there, or was never recorded. `seen`: the checksums of the keepers read so far, each read
+    once however many copies it keeps."""
     if keeper is None:
         return "", None
     path = os.path.join(os.fsencode(keeper.source_root), keeper.path)
@@ -283,8 +286,10 @@ def _keeper_gone(keeper: Row | None, checksum: str | None, *, read: bool = False
         return shown(path), keeper.status
     problem = changed(path, keeper.size_bytes, keeper.mtime_ns)
     compared = checksum is not None and (read or keeper.checksum == checksum)
-    if problem is None and compared and sha256(path) != checksum:
-        problem = OTHER_CONTENT
+    if problem is None and compared:
+        if path not in seen:
+            seen[path] = sha256(path)
+        problem = OTHER_CONTENT if seen[path] != checksum else None
     return shown(path), problem
 
 
