@@ -39,6 +39,10 @@ SHOT_EXTENSIONS = [extension.decode() for extension, kind in KINDS.items() if ki
 # Lightroom and Capture One write an .xmp beside a RAW only (into the file for the others), a
 # camera its .thm beside a video; any other (Apple's .aae, Google's .json) a still.
 SIDECAR_DESCRIBES = {"xmp": "raw", "thm": "video"}
+# The photo's extension a sidecar's stem ends with (lower case), with Google Takeout's suffixes:
+# `.jpg`, `.jpg.supplemental-metadata` (cut short where the name would be long), `.jpg(1)`, whose
+# `(1)` the photo's own name holds before its extension (`IMG_1(1).jpg`). Groups: the extension, the (1).
+NAMED_PHOTO = rf"\.({'|'.join(SHOT_EXTENSIONS)})(?:\.[a-z-]+)?(\(\d+\))?"
 
 
 @dataclass(frozen=True)
@@ -109,7 +113,7 @@ def _described(files: pl.DataFrame, stacked: pl.DataFrame) -> pl.DataFrame:
     describes (SIDECAR_DESCRIBES) or its shot's first (a pair's first). darktable names the
     sidecar of a photo's second version `IMG_1_01.CR2.xmp`: its shot is IMG_1_01's if there is
     one, else IMG_1's."""
-    named = pl.col("path").str.extract(rf"(?i)\.({'|'.join(SHOT_EXTENSIONS)})\.[^./]*$").str.to_lowercase()
+    named = pl.col("path").str.to_lowercase().str.extract(rf"{NAMED_PHOTO}\.[^./]*$")
     photos = files.filter(pl.col("kind").is_in(SHOT_KINDS))
     version_of = _shot_key(_name().str.replace(r"(?i)_\d\d(\.[^.]*\.[^.]*)$", "$1"), pl.col("kind"))
     sidecars = files.filter(pl.col("kind") == "sidecar").select(
@@ -164,10 +168,7 @@ def shot_stem(name: pl.Expr, kind: pl.Expr) -> pl.Expr:
     Takeout `IMG_1.jpg.json`, `IMG_1.jpg.supplemental-metadata.json` (cut short where the name
     would be long) and, for `IMG_1(1).jpg`, `IMG_1.jpg(1).json`."""
     stem = name.str.replace(r"\.[^.]*$", "").str.to_lowercase()
-    extensions = "|".join(SHOT_EXTENSIONS)
-    described = stem.str.replace(rf"\.({extensions})\.[a-z-]+$", ".$1")  # IMG_1.jpg.supplemental-metadata
-    described = described.str.replace(rf"\.({extensions})(\(\d+\))?$", "$2")
-    return pl.when(kind == "sidecar").then(described).otherwise(stem)
+    return pl.when(kind == "sidecar").then(stem.str.replace(rf"{NAMED_PHOTO}$", "$2")).otherwise(stem)
 
 
 def _seconds_apart() -> pl.Expr:

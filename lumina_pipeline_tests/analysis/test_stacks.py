@@ -137,5 +137,9 @@ def test_google_takeouts_json_files_go_with_the_photo_they_describe():
         file(7, "t/PXL_20230101_101010123.jpg"), file(8, "t/PXL_20230101_101010123.jpg.supplemental-met.json",
                                                        "sidecar", at=None),
         file(9, "t/metadata.json", "sidecar", at=None),  # an album's: no photo of that name
+        file(10, "t/IMG_2(1).HEIC"), file(11, "t/IMG_2.HEIC.supplemental-metadata(1).json", "sidecar", at=None),
     ]
-    assert stacks_of(*takeout) == {("with_sidecar", photo, (photo, photo + 1)) for photo in (1, 3, 5, 7)}
+    assert stacks_of(*takeout) == {("with_sidecar", photo, (photo, photo + 1)) for photo in (1, 3, 5, 7, 10)}
+    still, clip = file(1, "u/IMG_3.HEIC"), file(2, "u/IMG_3.MP4", "video", at="2022-08-14T18:00:00", duration=2.5)
+    clips = file(3, "u/IMG_3.MP4.supplemental-metadata.json", "sidecar", at=None)  # the clip's, no Live Photo
+    assert stacks_of(still, clip, clips) == {("with_sidecar", 2, (2, 3))}
