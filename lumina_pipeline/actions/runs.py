@@ -140,6 +140,7 @@ class Actions:
                 self._clean_up_after_undo(undone)  # an undo killed after its last file, before its clean-up
             raise CatalogError(f"nothing to undo in {self.catalog.name}")
         if run_id not in runs and not mine:
+            self._clean_up_after_undo(run_id)  # an undo of it killed after its last file, before its clean-up
             raise CatalogError(f"run {run_id} of {self.catalog.name} has no file left to undo; "
                                f"runs that have: {', '.join(runs) or 'none'}")
         journal.start_undo(self.connection, self.catalog_id, run_id)

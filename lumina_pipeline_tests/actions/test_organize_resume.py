@@ -84,10 +84,11 @@ def test_an_undo_killed_midway_is_finished_by_the_next_undo_which_gives_the_tree
         assert str(tree) not in actions.catalog.source_directories
 
 
-def test_an_undo_killed_before_its_clean_up_has_it_done_by_the_next_undo(library, before, database_url):
+@pytest.mark.parametrize("named", [False, True], ids=["the next undo", "an undo of that run"])
+def test_an_undo_killed_before_its_clean_up_has_it_done_by_the_next_undo(library, before, database_url, named):
     tree = library.photos.parent / "tidy"
     with library.actions() as actions:
-        organize(actions, dry_run=False, move=True)
+        run_id = organize(actions, dry_run=False, move=True).report.run_id
     killed = subprocess.run(
         [sys.executable, "-m", "lumina_pipeline_tests.actions.dying_organize",
          database_url, CATALOG, str(library.quarantine), "cleanup", "-", "undo"], capture_output=True, text=True,
@@ -97,8 +98,8 @@ def test_an_undo_killed_before_its_clean_up_has_it_done_by_the_next_undo(library
     with library.actions() as actions:
         assert str(tree) in actions.catalog.source_directories
 
-    with pytest.raises(CatalogError, match="nothing to undo"):
-        library.undo()
+    with pytest.raises(CatalogError, match="has no file left to undo" if named else "nothing to undo"):
+        library.undo(run_id if named else None)
     assert not tree.exists() or not any(tree.iterdir())  # emptied of the folders it made
     with library.actions() as actions:  # no longer one of the catalog's folders
         assert str(tree) not in actions.catalog.source_directories
