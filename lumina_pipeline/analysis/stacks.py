@@ -39,6 +39,7 @@ SHOT_EXTENSIONS = [extension.decode() for extension, kind in KINDS.items() if ki
 # Lightroom and Capture One write an .xmp beside a RAW only (into the file for the others), a
 # camera its .thm beside a video; any other (Apple's .aae, Google's .json) a still.
 SIDECAR_DESCRIBES = {"xmp": "raw", "thm": "video"}
+APPLE_CREATION_DATE = "com.apple.quicktime.creationdate"  # a video's local time (analysis/videos.py)
 # The photo's extension a sidecar's stem ends with (lower case), with Google Takeout's suffixes:
 # `.jpg`, `.jpg.supplemental-metadata` (cut short where the name would be long), `.jpg(1)`, whose
 # `(1)` the photo's own name holds before its extension (`IMG_1(1).jpg`). Groups: the extension, the (1).
@@ -74,8 +75,10 @@ def find_stacks(rows: pl.DataFrame, rule: StackRule = StackRule()) -> Found:
     raw_pairs = developed.join(raws, on="shot", suffix="_other").filter(  # one camera's clock on both
         ((_seconds_apart() <= rule.raw_seconds) | pl.col("taken_other").is_null()) & one_camera.fill_null(True)
     )
-    # A phone's video records UTC and its still may record only the clock: no comparing those.
-    comparable = pl.col("capture_offset").is_null() == pl.col("capture_offset_other").is_null()
+    # A phone's video records UTC and its still may record only the clock: no comparing those,
+    # but Apple's creation date is the clock too (with its offset).
+    comparable = ((pl.col("capture_offset").is_null() == pl.col("capture_offset_other").is_null())
+                  | (pl.col("captured_at_source_other") == APPLE_CREATION_DATE))
     same_clip = pl.col("content_identifier") == pl.col("content_identifier_other")
     stills = developed.filter(pl.col("extension").is_in(LIVE_STILLS))
     live_pairs = stills.join(videos, on="shot", suffix="_other").filter(
@@ -166,9 +169,11 @@ def shot_stem(name: pl.Expr, kind: pl.Expr) -> pl.Expr:
     """A file's lower-case name stem, which names its shot in its folder. A sidecar's drops the
     name of the photo or video it describes: darktable writes `IMG_1.CR2.xmp`, and Google
     Takeout `IMG_1.jpg.json`, `IMG_1.jpg.supplemental-metadata.json` (cut short where the name
-    would be long) and, for `IMG_1(1).jpg`, `IMG_1.jpg(1).json`."""
+    would be long) and, for `IMG_1(1).jpg`, `IMG_1.jpg(1).json`; iOS `IMG_O1234.AAE` (the
+    original's adjustments) for `IMG_1234.HEIC`."""
     stem = name.str.replace(r"\.[^.]*$", "").str.to_lowercase()
-    return pl.when(kind == "sidecar").then(stem.str.replace(rf"{NAMED_PHOTO}$", "$2")).otherwise(stem)
+    sidecar = stem.str.replace(rf"{NAMED_PHOTO}$", "$2").str.replace(r"^img_o(\d+)$", "img_$1")
+    return pl.when(kind == "sidecar").then(sidecar).otherwise(stem)
 
 
 def _seconds_apart() -> pl.Expr:

@@ -66,6 +66,13 @@ def test_times_compare_in_utc_when_both_files_record_their_offset():
     assert stacks_of(still, clip) == {("live_photo", 1, (1, 2))}
 
 
+def test_a_still_of_the_clock_alone_and_a_clip_of_apples_local_creation_date_compare_by_their_clocks():
+    still = file(1, "p/IMG_6.JPG", at="2023-07-04T18:00:00.250")  # an iPhone 8's, its identifier stripped
+    clip = file(2, "p/IMG_6.MOV", "video", at="2023-07-04T17:59:59", offset="-07:00", duration=2.8,
+                source="com.apple.quicktime.creationdate")
+    assert stacks_of(still, clip) == {("live_photo", 1, (1, 2))}
+
+
 def test_a_still_of_the_clock_alone_and_a_clip_in_utc_pair_only_by_apples_identifier():
     still = file(1, "p/IMG_3.JPG", at="2022-08-14T08:15:01")  # 10:15 at +02:00, the clip's instant
     clip = file(2, "p/IMG_3.MOV", "video", at="2022-08-14T08:15:00", offset="+00:00", duration=3.0)
@@ -119,6 +126,8 @@ def test_a_sidecar_named_by_the_stem_alone_goes_with_the_file_its_kind_describes
     raw, still = file(1, "m/IMG_3.dng", "raw", camera="NIKON Z 9"), file(2, "m/IMG_3.JPG", camera="iPhone 8")
     lightroom, apple = file(3, "m/IMG_3.xmp", "sidecar", at=None), file(4, "m/IMG_3.AAE", "sidecar", at=None)
     assert stacks_of(raw, still, lightroom, apple) == {("with_sidecar", 1, (1, 3)), ("with_sidecar", 2, (2, 4))}
+    original = file(5, "m/IMG_O3.AAE", "sidecar", at=None)  # iOS: the adjustments of the original
+    assert stacks_of(still, apple, original) == {("with_sidecar", 2, (2, 4, 5))}
 
 
 def test_darktables_sidecar_of_a_second_version_goes_with_its_photo():
