@@ -1,4 +1,4 @@
-"""A video's metadata + poster frame (decode_video: container tags, the keyframe nearest 1 s,
+"""A video's metadata + poster frame (decode_video: container tags, its first picture,
 reduced and turned upright) against a bare PyAV open + one keyframe decode of the same file
 (target <= 2x), per video of the photo corpus and of a generated 1080p clip. The whole
 analysis of the file (streamed checksum, then hashes, quality, thumbnail and the model's

@@ -2,12 +2,12 @@
 and one poster frame, read with PyAV (FFmpeg inside its wheels: no system ffprobe)."""
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import BinaryIO
 
 import av
-import numpy as np
 from av.container import InputContainer
 from av.error import FFmpegError
 from av.video.frame import VideoFrame
@@ -16,10 +16,8 @@ from PIL import Image
 
 from lumina_pipeline.analysis.imaging import MAX_PIXELS, THUMBNAIL_SHORT_SIDE, describe_error, too_large
 
-POSTER_SECONDS = 1.0  # the poster is the keyframe nearest this; clips shorter than twice it: their middle
-POSTER_TRIES = 3  # a (nearly) black poster gives way to the next keyframe, at most this many decoded
-BLACK_MEAN = 16  # mean luma (0-255) below which a poster counts as black (a fade-in, a lens cap)
-PACKETS_PER_TRY = 600  # packets read after a seek before giving up on a keyframe (20 s at 30 fps)
+BLACK_MEAN = 16  # mean luma (0-255) below which a frame counts as black (a fade-in, a lens cap)
+BLACK_FRAMES = 300  # frames decoded at most past a black start for a picture (10 s at 30 fps)
 APPLE = "com.apple.quicktime."
 LOCATION_KEYS = (f"{APPLE}location.ISO6709", "location", "location-eng")
 MAKE_KEYS = (f"{APPLE}make", "make", "com.android.manufacturer")
@@ -45,12 +43,11 @@ class DecodedVideo:
 
 def decode_video(file: BinaryIO | str, *, max_pixels: int = MAX_PIXELS) -> DecodedVideo:
     """The container's metadata and one decoded poster frame of `file` (an open binary file or
-    a path). The poster is the keyframe nearest POSTER_SECONDS (the middle of clips shorter than
-    twice that), not the first frame, which is often black; only keyframes are decoded, so the
-    cost is one frame's. A frame size over `max_pixels` is refused (ImageTooLarge) before any
-    frame is decoded. Raises NoVideoStream for a file without a video stream, UnreadableVideo for
-    one cut short or without a decodable keyframe, and what PyAV raises for anything else it
-    cannot read (describe_video_error words them all)."""
+    a path). The poster is its first picture (_poster): one frame's decode, mostly. A frame size
+    over `max_pixels` is refused (ImageTooLarge) before any frame is decoded. Raises
+    NoVideoStream for a file without a video stream, UnreadableVideo for one cut short or
+    without a decodable frame, and what PyAV raises for anything else it cannot read
+    (describe_video_error words them all)."""
     with av.open(file, "r", metadata_errors="replace") as container:
         if not container.streams.video:
             raise NoVideoStream("no video stream (sound only?): nothing to show")
@@ -64,7 +61,7 @@ def decode_video(file: BinaryIO | str, *, max_pixels: int = MAX_PIXELS) -> Decod
             raise too_large("video", width, height, max_pixels)
         _check_complete(container, stream)
         duration = _duration(container, stream)
-        frame, poster = _poster(container, stream, duration)
+        frame, poster = _poster(container, stream)
         tags = {**stream.metadata, **container.metadata}  # the container's own tags win
         captured_at, offset, source = _capture_time(tags)
         position = next((p for key in LOCATION_KEYS if (p := parse_iso6709(tags.get(key)))), None)
@@ -146,69 +143,29 @@ def _duration(container: InputContainer, stream: VideoStream) -> float | None:
     return None
 
 
-def _poster(container: InputContainer, stream: VideoStream, duration: float | None) -> tuple[VideoFrame, Image.Image]:
-    """The poster frame and its reduced, upright image: the keyframe nearest the target
-    time, or the next keyframes while it is black (at most POSTER_TRIES decodes)."""
-    target = POSTER_SECONDS if duration is None or duration >= 2 * POSTER_SECONDS else duration / 2
-    timestamp = None
-    if stream.time_base is not None:
-        timestamp = _nearest_keyframe(stream, int(target / stream.time_base) + (stream.start_time or 0))
-    frame = _keyframe_from(container, stream, timestamp)
-    if frame is None and timestamp is not None:  # no index, and the seek landed past the only keyframes
-        timestamp, frame = None, _keyframe_from(container, stream, None)
+def _poster(container: InputContainer, stream: VideoStream) -> tuple[VideoFrame, Image.Image]:
+    """The poster frame and its reduced, upright image: the first frame that is not black (a
+    fade-in, a lens cap, a screen recording's start), decoded from the first keyframe on, at
+    most BLACK_FRAMES past it. Every encoding of a clip starts with the same picture, whichever
+    frames it made keyframes: a copy re-encoded by a messenger has its original's poster."""
+    frame = None
+    for count, frame in enumerate(_frames_from_first_keyframe(container, stream)):
+        luma = frame.reformat(width=32, height=32, format="gray").to_ndarray()
+        if luma.mean() >= BLACK_MEAN or count >= BLACK_FRAMES:
+            break
     if frame is None:
-        raise UnreadableVideo("no keyframe could be decoded (truncated?)")
-    image = _upright(frame)
-    for _ in range(POSTER_TRIES - 1):
-        if np.asarray(image.convert("L")).mean() >= BLACK_MEAN or timestamp is None or not stream.index_entries:
-            break
-        following = stream.index_entries.search_timestamp(timestamp + 1, backward=False)
-        if following < 0:
-            break
-        timestamp = stream.index_entries[following].timestamp
-        later = _keyframe_from(container, stream, timestamp)
-        if later is None:
-            break
-        frame, image = later, _upright(later)
-    return frame, image
+        raise UnreadableVideo("no frame could be decoded (truncated?)")
+    return frame, _upright(frame)
 
 
-def _keyframe_from(container: InputContainer, stream: VideoStream, timestamp: int | None) -> VideoFrame | None:
-    """The first keyframe where a seek to `timestamp` (stream time base; None: the start)
-    lands, or after it."""
-    try:
-        if timestamp is None:
-            container.seek(0)
-        else:
-            container.seek(timestamp, stream=stream, backward=True)
-    except FFmpegError:  # a stream that cannot seek: on from where it stands
-        stream.codec_context.flush_buffers()
-    return _next_keyframe(container, stream)
-
-
-def _nearest_keyframe(stream: VideoStream, timestamp: int) -> int | None:
-    """The index's keyframe nearest `timestamp` (stream time base), or `timestamp` itself when
-    the container has no index (PyAV's seek then lands on the keyframe before it)."""
-    entries = stream.index_entries
-    if not entries:
-        return timestamp
-    candidates = [entries[i].timestamp for backward in (True, False)
-                  if (i := entries.search_timestamp(timestamp, backward=backward)) >= 0]
-    return min(candidates, key=lambda t: abs(t - timestamp)) if candidates else None
-
-
-def _next_keyframe(container: InputContainer, stream: VideoStream) -> VideoFrame | None:
-    """The picture of the first keyframe packet from where the container stands (within
-    PACKETS_PER_TRY packets): that one packet decoded, then the decoder drained, since a
-    decoder that reorders frames (B-frames) gives the picture up only then. One frame is
-    decoded and nothing past the keyframe is read."""
-    for count, packet in enumerate(container.demux(stream)):
-        if count >= PACKETS_PER_TRY:
-            return None
-        if packet.size and packet.is_keyframe:
-            frames = packet.decode() or stream.decode(None)
-            return next((frame for frame in frames if isinstance(frame, VideoFrame)), None)
-    return None
+def _frames_from_first_keyframe(container: InputContainer, stream: VideoStream) -> Iterator[VideoFrame]:
+    """The frames in display order from the stream's first keyframe (a stream cut out of a
+    longer one may start mid-way between two), the decoder drained at the end."""
+    started = False
+    for packet in container.demux(stream):
+        started = started or (bool(packet.size) and packet.is_keyframe)
+        if started:  # the last packet, empty, drains the decoder of the frames it holds back
+            yield from (frame for frame in packet.decode() if isinstance(frame, VideoFrame))
 
 
 def _upright(frame: VideoFrame) -> Image.Image:
