@@ -101,11 +101,10 @@ def follow_moved_files(connection: Connection, previous: Mapping[int, tuple[str 
     `previous` gives the checksum and pHash that each row the batch has just written had
     before. First the marks of every content that left its file are parked by its checksum
     (parked_marks), with its pHash: those of a row rewritten with other bytes, and those of the
-    rows that last held a content
-    which has just arrived in another file: deleted rows, and pending rows that another batch
-    will read (names swapped across two batches). Then each row whose content arrived takes
-    the parked marks of that content, one parked file's each, of its own file name first:
-    copies moved together each keep what was said of them.
+    rows that last held a content which has just arrived in another file: deleted rows, and
+    pending rows that another batch will read (names swapped across two batches). Then each row
+    whose content arrived takes the parked marks of that content, one parked file's each, of its
+    own file name first: copies moved together each keep what was said of them.
 
     The caller holds the catalog's MARKS_LOCK_SPACE lock from before it wrote the rows: two
     batches handing marks between each other's rows at once would lose some."""
