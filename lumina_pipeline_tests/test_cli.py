@@ -397,3 +397,21 @@ def test_a_run_tries_again_the_files_that_could_not_be_read(lumina_home, corpus,
     lumina(lumina_home, "catalog", "remove", "share")
     assert "inventory: 6 files, 0 new, 0 changed, 0 deleted" in again
     assert "1 file read (1 ok, 0 errors" in again
+
+
+def test_a_drive_unplugged_keeps_its_files_though_a_mac_left_a_file_at_its_mount_point(lumina_home, corpus, tmp_path):
+    drive = tmp_path / "Drive"
+    shutil.copytree(corpus.photos / "Toscana 2008", drive)
+    lumina(lumina_home, "run", "--photos", str(drive))
+    drive.rename(tmp_path / "unplugged")
+    drive.mkdir()
+    (drive / ".DS_Store").write_bytes(b"\0")  # what Finder writes into the empty mount point
+    away = lumina(lumina_home, "run", "drive")
+    drive.rename(tmp_path / "mount point")
+    (tmp_path / "unplugged").rename(drive)
+    back = lumina(lumina_home, "run", "drive")
+    lumina(lumina_home, "catalog", "remove", "drive")
+    assert "inventory: 1 file, 0 new, 1 changed, 0 deleted" in away.stdout  # the folder's .DS_Store, another one
+    assert f"cannot list {drive}, or it is empty (a drive not mounted?): its files are kept" in away.stderr
+    assert "inventory: 6 files, 0 new, 1 changed, 0 deleted" in back.stdout
+    assert all("catalog drive: 6 files (2 ignored, 4 ok)" in run.stdout for run in (away, back))
