@@ -38,7 +38,7 @@ GROUPING_SCHEMA = {
     "stack_primary": pl.Boolean,  # null outside a stack
     "burst_id": pl.String,
 }
-DEFAULT_AVOIDED_FOLDERS = ("backup", "export", "download", "shared", "whatsapp", "chat", "copy", "kopie")
+DEFAULT_AVOIDED_FOLDERS = ("backup", "export", "download", "shared", "whatsapp", "chat", "copy", "kopie", "takeout")
 # What decides a group's keeper, first key first (KeeperRule); the row id breaks the last ties.
 KEEPER_ORDER = ("stack", "pixels", "metadata", "quality", "format", "bytes", "earliest", "library_folder")
 DEFAULT_FORMATS = ("raw", "heic", "jpeg")  # preferred first; a format not listed comes after these
@@ -250,11 +250,13 @@ def group_catalog(
 
 
 def _with_shot_files(images: pl.DataFrame) -> pl.DataFrame:
-    """Each file with the photos (`shot_photos`) and sidecars (`shot_sidecars`) of its shot: its
-    stack's, or 1 and 0 for a file alone (a stack's sidecars are among the catalog's rows)."""
+    """Each file with the photos (`shot_photos`) and sidecars of a person's edits (`shot_sidecars`:
+    a Google Takeout `.json` is the export's, no edit) of its shot: its stack's, or 1 and 0 for
+    a file alone (a stack's sidecars are among the catalog's rows)."""
     sidecar = pl.col("kind") == "sidecar"
+    edits = sidecar & ~pl.col("path").str.to_lowercase().str.ends_with(".json")
     shots = images.filter(pl.col("stack_id").is_not_null()).group_by("stack_id").agg(
-        shot_photos=(~sidecar).sum(), shot_sidecars=sidecar.sum())
+        shot_photos=(~sidecar).sum(), shot_sidecars=edits.sum())
     return images.join(shots, on="stack_id", how="left", maintain_order="left").with_columns(
         pl.col("shot_photos").fill_null(1), pl.col("shot_sidecars").fill_null(0))
 

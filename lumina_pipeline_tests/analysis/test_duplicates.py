@@ -138,6 +138,11 @@ def test_a_sidecar_keeps_the_copy_it_describes_but_never_outweighs_pixels_or_met
                 image(9, flip(BASE, 9), richness=9)]
     assert groups_as_sets(exact + crop) == {((1, 2), 2), ((4, 6), 6)}
     assert groups_as_sets(stripped) == {((7, 9), 9)}
+    # a Google Takeout export's .json is no edit of a person's: the library's own copy is kept
+    takeout = [image(10, BASE, checksum="same", path="Pictures/IMG_1.jpg"),
+               image(11, BASE, checksum="same", path="Takeout/Google Photos/IMG_1.jpg", stack="v", stack_primary=True),
+               {**sidecar(12, "v"), "path": "Takeout/Google Photos/IMG_1.jpg.supplemental-metadata.json"}]
+    assert groups_as_sets(takeout) == {((10, 11), 10)}
 
 
 def test_the_files_of_a_stack_are_never_duplicates_and_a_copy_of_the_stack_groups_with_it():
