@@ -139,9 +139,7 @@ def follow_moved_files(connection: Connection, previous: Mapping[int, tuple[str 
         arrived_left AS (SELECT * FROM arrived WHERE id NOT IN (SELECT new_id FROM named)),
         renamed AS ({_IN_TURN.format(by="checksum", old="parked_left", new="arrived_left")})
         SELECT * FROM named UNION ALL SELECT * FROM renamed"""), params).all()
-    if pairs:
-        taken = _give(connection, pairs, _PARKED_MARKS)
-        connection.execute(text("DELETE FROM parked_marks WHERE id = ANY(:taken)"), {"taken": taken})
+    _give_parked(connection, pairs)
 
 
 def hand_over_deleted_files(connection: Connection, catalog_id: uuid.UUID) -> None:
@@ -183,9 +181,7 @@ def _take_back_rewritten(connection: Connection, catalog_id: uuid.UUID) -> None:
           AND NOT EXISTS (SELECT 1 FROM images o WHERE o.catalog_id = :c AND o.checksum = i.checksum AND o.id <> i.id)
           AND NOT EXISTS (SELECT 1 FROM images p WHERE p.catalog_id = :c AND p.status = 'pending')
         ORDER BY m.id, i.id"""), {"c": catalog_id, "manual": MANUAL}).all()
-    if pairs:
-        taken = _give(connection, pairs, _PARKED_MARKS)
-        connection.execute(text("DELETE FROM parked_marks WHERE id = ANY(:taken)"), {"taken": taken})
+    _give_parked(connection, pairs)
 
 
 class GroupChanged(Exception):
@@ -293,6 +289,13 @@ def _give(connection: Connection, pairs: Sequence[Row], marks: tuple[str, str]) 
     _pass_on(connection, "SELECT * FROM unnest(CAST(:keepers AS bigint[]), CAST(:given AS bigint[])) AS p(keeper, id)",
              params, marks)
     return given
+
+
+def _give_parked(connection: Connection, pairs: Sequence[Row]) -> None:
+    """The parked marks of (keeper, parked id) `pairs` go to their keepers, and are parked no more."""
+    if pairs:
+        taken = _give(connection, pairs, _PARKED_MARKS)
+        connection.execute(text("DELETE FROM parked_marks WHERE id = ANY(:taken)"), {"taken": taken})
 
 
 def _pass_on(connection: Connection, pairs: str, params: dict, marks: tuple[str, str]) -> None:
